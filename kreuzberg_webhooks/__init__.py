@@ -1,0 +1,91 @@
+"""Receive Kreuzberg Cloud webhooks safely in any Python web app.
+
+The core — signatures, the replay window, typed events, the delivery
+lifecycle — uses the standard library only; framework adapters live in
+:mod:`kreuzberg_webhooks.adapters` and import their framework when used.
+"""
+
+from __future__ import annotations
+
+from .events import CrawlJobDocument, Event, EventType, JobDocument, JobEvent, JobResult, JobStatus, parse_event
+from .exceptions import (
+    ConfigurationError,
+    DeliveryInFlight,
+    FutureTimestamp,
+    HandlerFailed,
+    InvalidField,
+    InvalidJSON,
+    InvalidPayload,
+    MalformedSignature,
+    MethodNotAllowed,
+    MissingField,
+    MissingSignature,
+    NotAnObject,
+    PayloadTooLarge,
+    SecretsUnavailable,
+    SignatureError,
+    SignatureMismatch,
+    StaleTimestamp,
+    StoreUnavailable,
+    TimestampOutOfWindow,
+    TransientError,
+    UnknownProject,
+    WebhookError,
+)
+from .receiver import Delivery, Outcome, Receiver
+from .signing import WeakSecretWarning, sign, verify_signature
+from .stores import AsyncReplayStore, Claim, ClaimState, MemoryStore, ReplayStore, SQLiteStore
+from .verify import DEFAULT_MAX_BODY_SIZE, DEFAULT_SIGNATURE_HEADER, BodyReader, ReplayWindow, Verifier
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "DEFAULT_MAX_BODY_SIZE",
+    "DEFAULT_SIGNATURE_HEADER",
+    "AsyncReplayStore",
+    "BodyReader",
+    "Claim",
+    "ClaimState",
+    "ConfigurationError",
+    "CrawlJobDocument",
+    "Delivery",
+    "DeliveryInFlight",
+    "Event",
+    "EventType",
+    "FutureTimestamp",
+    "HandlerFailed",
+    "InvalidField",
+    "InvalidJSON",
+    "InvalidPayload",
+    "JobDocument",
+    "JobEvent",
+    "JobResult",
+    "JobStatus",
+    "MalformedSignature",
+    "MemoryStore",
+    "MethodNotAllowed",
+    "MissingField",
+    "MissingSignature",
+    "NotAnObject",
+    "Outcome",
+    "PayloadTooLarge",
+    "Receiver",
+    "ReplayStore",
+    "ReplayWindow",
+    "SQLiteStore",
+    "SecretsUnavailable",
+    "SignatureError",
+    "SignatureMismatch",
+    "StaleTimestamp",
+    "StoreUnavailable",
+    "TimestampOutOfWindow",
+    "TransientError",
+    "UnknownProject",
+    "Verifier",
+    "WeakSecretWarning",
+    "WebhookError",
+    "__version__",
+    "parse_event",
+    "sign",
+    "verify_signature",
+]

@@ -1,0 +1,356 @@
+"""Typed, frozen events for both delivery shapes of ``CONTRACT.md`` §2.
+
+* :class:`JobEvent` — the small project-webhook event (``event_id``, ``job_id``,
+  ``status``, ``timestamp`` …).
+* :class:`JobDocument` — the full job document of a per-request webhook, with
+  the caller's ``metadata`` echoed back.
+* :class:`CrawlJobDocument` — a crawl job listing the extraction jobs it spawned.
+
+Parsing is strict about what identifies a delivery (ids, status, timestamp)
+and lenient about everything else: unknown statuses stay plain strings and
+every event keeps the whole decoded payload in ``raw``, so a new kind of event
+is never dropped.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any, TypeAlias
+from uuid import UUID
+
+from .exceptions import InvalidField, MissingField
+
+__all__ = [
+    "CrawlJobDocument",
+    "Event",
+    "EventType",
+    "JobDocument",
+    "JobEvent",
+    "JobResult",
+    "JobStatus",
+    "parse_event",
+]
+
+_MAX_ID_LENGTH = 256
+
+
+class JobStatus(StrEnum):
+    """A job's status; deliveries normally carry one of the terminal four."""
+
+    AWAITING_UPLOAD = "awaiting_upload"
+    PENDING = "pending"
+    PROCESSING = "processing"
+    CHUNKING = "chunking"
+    AGGREGATING = "aggregating"
+    COMPLETED = "completed"
+    PARTIAL_SUCCESS = "partial_success"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @property
+    def is_terminal(self) -> bool:
+        """Whether the job will not change status again."""
+        return self in _TERMINAL
+
+
+_TERMINAL = frozenset({JobStatus.COMPLETED, JobStatus.PARTIAL_SUCCESS, JobStatus.FAILED, JobStatus.CANCELLED})
+_STATUSES: dict[str, JobStatus] = {s.value: s for s in JobStatus}
+
+
+class EventType(StrEnum):
+    """The event types a project subscribes to."""
+
+    JOB_COMPLETED = "job.completed"
+    JOB_FAILED = "job.failed"
+    JOB_CANCELLED = "job.cancelled"
+
+
+# `partial_success` is a completed job with a partial result (CONTRACT.md §2).
+_TYPES: dict[str, str] = {
+    JobStatus.COMPLETED: EventType.JOB_COMPLETED,
+    JobStatus.PARTIAL_SUCCESS: EventType.JOB_COMPLETED,
+    JobStatus.FAILED: EventType.JOB_FAILED,
+    JobStatus.CANCELLED: EventType.JOB_CANCELLED,
+}
+
+
+def event_type_for(status: str) -> str:
+    """The event type of a status: ``job.completed`` for ``partial_success`` too,
+    ``job.<status>`` for a status this version does not know."""
+    return _TYPES.get(status) or f"job.{status}"
+
+
+@dataclass(frozen=True, slots=True)
+class JobEvent:
+    """The small event a project webhook delivers."""
+
+    event_id: str
+    job_id: UUID
+    project_id: UUID
+    #: A :class:`JobStatus`, or the plain string of a status this version does not know.
+    status: JobStatus | str
+    error_message: str | None
+    #: When the event happened (the signed ``timestamp``), timezone-aware UTC.
+    timestamp: datetime
+    #: 1 on the first try; a handler can tell a late retry from a first delivery.
+    attempt_count: int
+    raw: dict[str, Any] = field(compare=False, repr=False)
+
+    @property
+    def type(self) -> str:
+        """``job.completed``, ``job.failed``, ``job.cancelled`` (or ``job.<status>``)."""
+        return event_type_for(self.status)
+
+    @property
+    def is_retry(self) -> bool:
+        """Whether the sender has tried this event before."""
+        return self.attempt_count > 1
+
+    @property
+    def dedup_key(self) -> str:
+        """The signed identity replay protection is keyed on: the ``event_id``."""
+        return "event:" + self.event_id
+
+
+@dataclass(frozen=True, slots=True)
+class JobResult:
+    """The extraction result inside a job document."""
+
+    content: str | None
+    mime_type: str | None
+    tables: list[Any] = field(compare=False, repr=False)
+    images: list[Any] = field(compare=False, repr=False)
+    metadata: dict[str, Any] = field(compare=False, repr=False)
+
+    @property
+    def warnings(self) -> list[Any]:
+        """``metadata.warnings`` — the partial cause of a ``partial_success``."""
+        value = self.metadata.get("warnings")
+        return value if isinstance(value, list) else []
+
+
+@dataclass(frozen=True, slots=True)
+class JobDocument:
+    """A full job document delivered by a per-request webhook."""
+
+    id: UUID
+    status: JobStatus | str
+    filename: str | None
+    created_at: datetime | None
+    processing_time_ms: int | None
+    error_message: str | None
+    result: JobResult | None = field(compare=False)
+    #: The ``metadata`` given in the ``webhook`` block of ``POST /v1/extract``, echoed back.
+    metadata: dict[str, Any] = field(compare=False, repr=False)
+    raw: dict[str, Any] = field(compare=False, repr=False)
+
+    event_id = None
+
+    @property
+    def job_id(self) -> UUID:
+        """The job's id (``id`` in the document)."""
+        return self.id
+
+    @property
+    def type(self) -> str:
+        """The event type derived from the status."""
+        return event_type_for(self.status)
+
+    @property
+    def dedup_key(self) -> str:
+        """This shape has no event id: replay protection rests on the signed job id and status."""
+        return f"job:{self.id}:{self.status}"
+
+
+@dataclass(frozen=True, slots=True)
+class CrawlJobDocument:
+    """A crawl job document: the per-document extraction jobs it spawned."""
+
+    id: UUID
+    status: JobStatus | str
+    job_ids: tuple[UUID, ...]
+    created_at: datetime | None
+    metadata: dict[str, Any] = field(compare=False, repr=False)
+    raw: dict[str, Any] = field(compare=False, repr=False)
+
+    event_id = None
+
+    @property
+    def job_id(self) -> UUID:
+        """The crawl job's id (``id`` in the document)."""
+        return self.id
+
+    @property
+    def type(self) -> str:
+        """The event type derived from the status."""
+        return event_type_for(self.status)
+
+    @property
+    def dedup_key(self) -> str:
+        """Keyed on the signed crawl job id and status."""
+        return f"crawl:{self.id}:{self.status}"
+
+
+Event: TypeAlias = JobEvent | JobDocument | CrawlJobDocument
+
+
+# -- parsing ---------------------------------------------------------------
+
+
+def _required(data: dict[str, Any], name: str) -> Any:
+    try:
+        return data[name]
+    except KeyError:
+        raise MissingField(f"the field {name!r} is missing") from None
+
+
+def _uuid(value: Any, name: str) -> UUID:
+    if type(value) is str and len(value) <= 45:
+        try:
+            return UUID(value)
+        except ValueError:
+            pass
+    raise InvalidField(f"the field {name!r} is not a UUID string")
+
+
+def _identifier(value: Any, name: str) -> str:
+    # Printable excludes lone surrogates and control characters, which would
+    # not survive a store, a log line or a header.
+    if type(value) is str and 0 < len(value) <= _MAX_ID_LENGTH and value.isprintable():
+        return value
+    raise InvalidField(
+        f"the field {name!r} must be a non-empty printable string of at most {_MAX_ID_LENGTH} characters"
+    )
+
+
+def _status(value: Any) -> JobStatus | str:
+    if type(value) is not str or not value or len(value) > 64 or not value.isprintable():
+        raise InvalidField("the field 'status' must be a non-empty string")
+    return _STATUSES.get(value, value)
+
+
+def _optional_str(data: dict[str, Any], name: str) -> str | None:
+    value = data.get(name)
+    if value is None or type(value) is str:
+        return value
+    raise InvalidField(f"the field {name!r} must be a string or null")
+
+
+def _unix_seconds(value: Any) -> float:
+    kind = type(value)
+    if kind is int or (kind is float and math.isfinite(value)):
+        return float(value)
+    raise InvalidField("the field 'timestamp' must be a number of unix seconds")
+
+
+def _utc(seconds: float) -> datetime:
+    try:
+        return datetime.fromtimestamp(seconds, tz=UTC)
+    except (OverflowError, OSError, ValueError):
+        raise InvalidField("the field 'timestamp' is out of range") from None
+
+
+def _lenient_datetime(value: Any) -> datetime | None:
+    if type(value) is not str:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def _lenient_int(value: Any) -> int | None:
+    return value if type(value) is int else None
+
+
+def _lenient_str(value: Any) -> str | None:
+    return value if type(value) is str else None
+
+
+def _mapping(value: Any) -> dict[str, Any]:
+    return value if type(value) is dict else {}
+
+
+def _list(value: Any) -> list[Any]:
+    return value if type(value) is list else []
+
+
+def parse_job_event(data: dict[str, Any]) -> JobEvent:
+    """Build a :class:`JobEvent` from a decoded small-event payload."""
+    attempt_count = data.get("attempt_count", 1)
+    if type(attempt_count) is not int or attempt_count < 1:
+        raise InvalidField("the field 'attempt_count' must be a positive integer")
+    return JobEvent(
+        event_id=_identifier(_required(data, "event_id"), "event_id"),
+        job_id=_uuid(_required(data, "job_id"), "job_id"),
+        project_id=_uuid(_required(data, "project_id"), "project_id"),
+        status=_status(_required(data, "status")),
+        error_message=_optional_str(data, "error_message"),
+        timestamp=_utc(_unix_seconds(_required(data, "timestamp"))),
+        attempt_count=attempt_count,
+        raw=data,
+    )
+
+
+def _crawl_job_ids(data: dict[str, Any]) -> tuple[UUID, ...] | None:
+    ids = data.get("job_ids")
+    if ids is None:
+        jobs = data.get("jobs")
+        if type(jobs) is not list:
+            return None
+        ids = [job.get("job_id", job.get("id")) if type(job) is dict else job for job in jobs]
+    if type(ids) is not list:
+        raise InvalidField("the field 'job_ids' must be a list of UUID strings")
+    return tuple(_uuid(value, "job_ids") for value in ids)
+
+
+def parse_job_document(data: dict[str, Any]) -> JobDocument | CrawlJobDocument:
+    """Build a :class:`JobDocument` (or :class:`CrawlJobDocument`) from a decoded job document."""
+    job_id = _uuid(_required(data, "id"), "id")
+    status = _status(_required(data, "status"))
+    metadata = _mapping(data.get("metadata"))
+    created_at = _lenient_datetime(data.get("created_at"))
+    job_ids = _crawl_job_ids(data)
+    if job_ids is not None:
+        return CrawlJobDocument(
+            id=job_id, status=status, job_ids=job_ids, created_at=created_at, metadata=metadata, raw=data
+        )
+    result_data = data.get("result")
+    result = None
+    if type(result_data) is dict:
+        result = JobResult(
+            content=_lenient_str(result_data.get("content")),
+            mime_type=_lenient_str(result_data.get("mime_type")),
+            tables=_list(result_data.get("tables")),
+            images=_list(result_data.get("images")),
+            metadata=_mapping(result_data.get("metadata")),
+        )
+    return JobDocument(
+        id=job_id,
+        status=status,
+        filename=_lenient_str(data.get("filename")),
+        created_at=created_at,
+        processing_time_ms=_lenient_int(data.get("processing_time_ms")),
+        error_message=_lenient_str(data.get("error_message")),
+        result=result,
+        metadata=metadata,
+        raw=data,
+    )
+
+
+def parse_event(data: dict[str, Any]) -> Event:
+    """Build the typed event for a decoded payload of either shape.
+
+    A payload with an ``event_id`` is the small event; one with an ``id`` is a
+    job (or crawl job) document. Raises :class:`~kreuzberg_webhooks.InvalidPayload`
+    subclasses for a missing or mistyped field.
+    """
+    if "event_id" in data:
+        return parse_job_event(data)
+    if "id" in data:
+        return parse_job_document(data)
+    raise MissingField("the payload has neither 'event_id' nor 'id'")

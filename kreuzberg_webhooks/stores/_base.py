@@ -1,0 +1,64 @@
+"""The replay-store interface every store implements.
+
+A store remembers, per delivery key, one of three states: unknown, *in
+flight* (claimed, with a lease that expires) or *done* (kept for the
+retention period). Three operations, each atomic in the store:
+
+* ``claim(key, lease)`` — unknown or expired → take a lease and return
+  ``NEW`` with a token; done → ``DONE``; leased → ``IN_FLIGHT`` with the
+  seconds left on the lease.
+* ``complete(key, token, retention)`` — mark done for *retention* seconds.
+* ``release(key, token)`` — forget the claim, but only if *token* still holds
+  it (a lease that expired and was re-claimed belongs to someone else).
+
+A store that cannot be reached raises any exception; the receiver answers
+503 so the sender retries.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+from typing import Protocol, runtime_checkable
+
+__all__ = ["AsyncReplayStore", "Claim", "ClaimState", "ReplayStore"]
+
+
+class ClaimState(Enum):
+    """What a claim found."""
+
+    NEW = "new"
+    DONE = "done"
+    IN_FLIGHT = "in_flight"
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """The answer to ``claim``: the state, the lease token (``NEW`` only) and,
+    for ``IN_FLIGHT``, the seconds left on the other request's lease."""
+
+    state: ClaimState
+    token: str | None = None
+    retry_after: float = 0.0
+
+
+@runtime_checkable
+class ReplayStore(Protocol):
+    """A synchronous replay store."""
+
+    def claim(self, key: str, lease: float) -> Claim: ...
+
+    def complete(self, key: str, token: str, retention: float) -> None: ...
+
+    def release(self, key: str, token: str) -> None: ...
+
+
+@runtime_checkable
+class AsyncReplayStore(Protocol):
+    """An asynchronous replay store: the same operations as coroutines."""
+
+    async def claim(self, key: str, lease: float) -> Claim: ...
+
+    async def complete(self, key: str, token: str, retention: float) -> None: ...
+
+    async def release(self, key: str, token: str) -> None: ...

@@ -1,0 +1,90 @@
+"""An in-process replay store: thread-safe, bounded, with TTLs."""
+
+from __future__ import annotations
+
+import itertools
+import threading
+import time
+from collections.abc import Callable
+
+from ..exceptions import ConfigurationError, StoreUnavailable
+from ._base import Claim, ClaimState
+
+__all__ = ["MemoryStore"]
+
+_DONE = Claim(ClaimState.DONE)
+
+
+class MemoryStore:
+    """Remembers deliveries in this process's memory.
+
+    Correct for one process (any number of threads). Several worker processes
+    each get their own memory and deduplicate nothing between them: use
+    :class:`~kreuzberg_webhooks.stores.SQLiteStore` or the Redis store there.
+
+    :param max_entries: the most keys kept at once. Keys are never evicted
+        before they expire (that would let a replay through); when the store
+        is full of live keys a claim raises :class:`StoreUnavailable` and the
+        delivery is answered 503, so the sender retries later.
+    :param clock: a monotonic clock in seconds; inject one in tests.
+    """
+
+    #: Operations never block, so an async receiver may call them on the event loop.
+    nonblocking = True
+
+    def __init__(self, max_entries: int = 100_000, *, clock: Callable[[], float] = time.monotonic) -> None:
+        if type(max_entries) is not int or max_entries <= 0:
+            raise ConfigurationError("max_entries must be a positive integer")
+        self.max_entries = max_entries
+        self._clock = clock
+        self._lock = threading.Lock()
+        # key -> (token or None when done, expires_at)
+        self._entries: dict[str, tuple[str | None, float]] = {}
+        self._tokens = map(str, itertools.count(1))
+        self._next_purge = float("-inf")
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def claim(self, key: str, lease: float) -> Claim:
+        """Take a lease on *key* unless it is done or leased."""
+        with self._lock:
+            now = self._clock()
+            entry = self._entries.get(key)
+            if entry is not None and entry[1] > now:
+                if entry[0] is None:
+                    return _DONE
+                return Claim(ClaimState.IN_FLIGHT, retry_after=entry[1] - now)
+            if entry is None and len(self._entries) >= self.max_entries:
+                self._purge(now)
+            token = next(self._tokens)
+            self._entries[key] = (token, now + lease)
+            return Claim(ClaimState.NEW, token)
+
+    def complete(self, key: str, token: str, retention: float) -> None:
+        """Mark *key* done for *retention* seconds."""
+        with self._lock:
+            self._entries[key] = (None, self._clock() + retention)
+
+    def release(self, key: str, token: str) -> None:
+        """Forget *key*'s claim if *token* still holds it."""
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is not None and entry[0] == token:
+                del self._entries[key]
+
+    def clear(self) -> None:
+        """Forget everything."""
+        with self._lock:
+            self._entries.clear()
+
+    def _purge(self, now: float) -> None:
+        # Scan at most once per earliest expiry, so a store full of live keys
+        # does not rescan on every claim.
+        if now >= self._next_purge:
+            expired = [k for k, (_, expires_at) in self._entries.items() if expires_at <= now]
+            for k in expired:
+                del self._entries[k]
+            self._next_purge = min((e for _, e in self._entries.values()), default=float("inf"))
+        if len(self._entries) >= self.max_entries:
+            raise StoreUnavailable("the in-memory replay store is full of unexpired keys")
