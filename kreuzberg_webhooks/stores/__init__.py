@@ -8,8 +8,38 @@ store on Django's cache in :mod:`kreuzberg_webhooks.adapters.django`.
 
 from __future__ import annotations
 
+import importlib
+from urllib.parse import unquote, urlsplit
+
+from ..exceptions import ConfigurationError
 from ._base import AsyncReplayStore, Claim, ClaimState, ReplayStore
 from .memory import MemoryStore
 from .sqlite import SQLiteStore
 
-__all__ = ["AsyncReplayStore", "Claim", "ClaimState", "MemoryStore", "ReplayStore", "SQLiteStore"]
+__all__ = ["AsyncReplayStore", "Claim", "ClaimState", "MemoryStore", "ReplayStore", "SQLiteStore", "open_store"]
+
+
+def open_store(url: str, *, asynchronous: bool = False) -> ReplayStore | AsyncReplayStore:
+    """Open a replay store from a URL, for configuration that lives in the environment.
+
+    ``memory://`` → :class:`MemoryStore`; ``sqlite:///relative.db`` or
+    ``sqlite:////absolute/path.db`` → :class:`SQLiteStore`; ``redis://``,
+    ``rediss://`` or ``unix://`` → the Redis store (its async twin when
+    *asynchronous*), which needs the ``[redis]`` extra.
+    """
+    scheme = urlsplit(url).scheme.lower()
+    if scheme == "memory":
+        return MemoryStore()
+    if scheme == "sqlite":
+        path = unquote(url.split("://", 1)[1])
+        if path.startswith("/"):
+            path = path[1:]  # sqlite:///x.db is relative, sqlite:////x.db absolute (SQLAlchemy's rule)
+        return SQLiteStore(path)
+    if scheme in ("redis", "rediss", "unix"):
+        # Imported here: redis-py is an optional extra.
+        redis = importlib.import_module("kreuzberg_webhooks.stores.redis")
+        store: ReplayStore | AsyncReplayStore = (
+            redis.AsyncRedisStore.from_url(url) if asynchronous else redis.RedisStore.from_url(url)
+        )
+        return store
+    raise ConfigurationError(f"unknown replay store URL scheme {scheme!r}: use memory://, sqlite:/// or redis://")

@@ -187,7 +187,9 @@ class AdapterContract:
             pytest.param(b'{"status": "completed"}', "missing_field", id="no-ids"),
         ],
     )
-    def test_signed_but_invalid_payload_is_400(self, post: Poster, recorder: Recorder, body: bytes, reason: str) -> None:
+    def test_signed_but_invalid_payload_is_400(
+        self, post: Poster, recorder: Recorder, body: bytes, reason: str
+    ) -> None:
         headers = {"Content-Type": "application/json", "X-Webhook-Signature": sign(body, SECRET)}
         self.assert_error(post("POST", PATH, body, pairs(headers)), 400, reason)
         assert recorder.events == []
