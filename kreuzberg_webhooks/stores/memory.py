@@ -58,13 +58,13 @@ class MemoryStore:
             if entry is None and len(self._entries) >= self.max_entries:
                 self._purge(now)
             token = next(self._tokens)
-            self._entries[key] = (token, now + lease)
+            self._remember(key, token, now + lease)
             return Claim(ClaimState.NEW, token)
 
     def complete(self, key: str, token: str, retention: float) -> None:
         """Mark *key* done for *retention* seconds."""
         with self._lock:
-            self._entries[key] = (None, self._clock() + retention)
+            self._remember(key, None, self._clock() + retention)
 
     def release(self, key: str, token: str) -> None:
         """Forget *key*'s claim if *token* still holds it."""
@@ -77,6 +77,12 @@ class MemoryStore:
         """Forget everything."""
         with self._lock:
             self._entries.clear()
+
+    def _remember(self, key: str, token: str | None, expires_at: float) -> None:
+        self._entries[key] = (token, expires_at)
+        # Keep the next purge no later than the earliest expiry: an entry added
+        # after the last purge may expire before the ones that were there.
+        self._next_purge = min(self._next_purge, expires_at)
 
     def _purge(self, now: float) -> None:
         # Scan at most once per earliest expiry, so a store full of live keys

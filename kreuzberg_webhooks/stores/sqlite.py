@@ -48,9 +48,10 @@ class SQLiteStore:
         purge_interval: float = 60.0,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        path = Path(path)
-        if str(path) in ("", ":memory:"):
+        # Checked before Path(), which turns "" into "." (the current directory).
+        if os.fspath(path) in ("", ":memory:"):
             raise ConfigurationError("SQLiteStore needs a file path; use MemoryStore for one process")
+        path = Path(path)
         if timeout <= 0:
             raise ConfigurationError("timeout must be positive")
         self.path = path

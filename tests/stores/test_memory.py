@@ -2,11 +2,98 @@
 
 from __future__ import annotations
 
-from kreuzberg_webhooks import MemoryStore, ReplayStore
+import pytest
 
-from .contract import FrozenClock, StoreContract
+from kreuzberg_webhooks import ClaimState, ConfigurationError, MemoryStore, Receiver, ReplayStore, StoreUnavailable
+from kreuzberg_webhooks.testing import signed_delivery
+
+from .contract import NOW, SECRET, FrozenClock, StoreContract
 
 
 class TestMemoryStore(StoreContract):
     def make_store(self, clock: FrozenClock) -> ReplayStore:
         return MemoryStore(clock=clock)
+
+
+@pytest.fixture
+def clock() -> FrozenClock:
+    return FrozenClock()
+
+
+def test_a_store_full_of_live_keys_refuses_new_keys(clock: FrozenClock) -> None:
+    store = MemoryStore(3, clock=clock)
+    for key in ("a", "b", "c"):
+        store.claim(key, 30)
+    with pytest.raises(StoreUnavailable):
+        store.claim("d", 30)
+    assert len(store) == 3
+
+
+def test_a_full_store_still_answers_for_the_keys_it_holds(clock: FrozenClock) -> None:
+    store = MemoryStore(2, clock=clock)
+    token = store.claim("a", 30).token
+    assert token is not None
+    store.complete("a", token, 600)
+    store.claim("b", 30)
+    assert store.claim("a", 30).state is ClaimState.DONE
+    assert store.claim("b", 30).state is ClaimState.IN_FLIGHT
+
+
+def test_expired_keys_make_room(clock: FrozenClock) -> None:
+    store = MemoryStore(2, clock=clock)
+    store.claim("a", 30)
+    store.claim("b", 60)
+    clock.advance(31)
+    assert store.claim("c", 30).state is ClaimState.NEW
+    assert len(store) == 2
+
+
+def test_a_key_added_after_a_purge_that_expires_first_still_makes_room(clock: FrozenClock) -> None:
+    # The purge schedule must follow the earliest expiry, including entries added after the last purge.
+    store = MemoryStore(2, clock=clock)
+    store.claim("short", 30)
+    token = store.claim("long", 30).token
+    assert token is not None
+    store.complete("long", token, 1000)
+    clock.advance(31)
+    assert store.claim("c", 30).state is ClaimState.NEW  # purges "short"; "long" lives on
+    clock.advance(31)
+    assert store.claim("d", 30).state is ClaimState.NEW  # "c" has expired in the meantime
+
+
+def test_released_keys_make_room(clock: FrozenClock) -> None:
+    store = MemoryStore(1, clock=clock)
+    token = store.claim("a", 30).token
+    assert token is not None
+    store.release("a", token)
+    assert store.claim("b", 30).state is ClaimState.NEW
+
+
+def test_a_full_store_makes_the_receiver_answer_503() -> None:
+    store = MemoryStore(1)
+    store.claim("event:someone-else", 120)
+    receiver = Receiver(SECRET, store=store, clock=lambda: NOW)
+    seen: list[object] = []
+    receiver.on()(seen.append)
+    body, headers = signed_delivery(SECRET, now=NOW)
+    outcome = receiver.handle(body, headers)
+    assert (outcome.status_code, outcome.reason) == (503, "store_unavailable")
+    assert seen == []
+
+
+def test_clear_forgets_everything(clock: FrozenClock) -> None:
+    store = MemoryStore(clock=clock)
+    store.claim("a", 30)
+    store.clear()
+    assert len(store) == 0
+    assert store.claim("a", 30).state is ClaimState.NEW
+
+
+@pytest.mark.parametrize("max_entries", [0, -1, 1.5, "10"], ids=["zero", "negative", "float", "str"])
+def test_invalid_bounds_are_refused(max_entries: object) -> None:
+    with pytest.raises(ConfigurationError):
+        MemoryStore(max_entries)  # type: ignore[arg-type]
+
+
+def test_is_called_inline_by_the_async_receiver() -> None:
+    assert MemoryStore.nonblocking is True
