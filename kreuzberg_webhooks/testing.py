@@ -19,12 +19,40 @@ from typing import Any
 from .signing import sign
 from .verify import DEFAULT_SIGNATURE_HEADER
 
-__all__ = ["job_document_payload", "job_event_payload", "new_event_id", "signed_delivery"]
+__all__ = ["OMIT", "FrozenClock", "job_document_payload", "job_event_payload", "new_event_id", "signed_delivery"]
 
 _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 
 #: Leave a field out of the payload entirely: ``job_event_payload(status=OMIT)``.
 OMIT: Any = object()
+
+
+class FrozenClock:
+    """A clock that moves only when told to; callable like ``time.time``.
+
+    Pass it as ``clock=`` to :class:`~kreuzberg_webhooks.Verifier`,
+    :class:`~kreuzberg_webhooks.Receiver` options or
+    :class:`~kreuzberg_webhooks.MemoryStore`, then ``advance()`` it past a
+    lease or a replay window instead of sleeping.
+    """
+
+    __slots__ = ("now",)
+
+    def __init__(self, now: float | None = None) -> None:
+        #: The current unix time; starts at the real (whole-second) time by default,
+        #: so deliveries stamped with it also verify against an app on the real clock.
+        self.now = float(int(time.time())) if now is None else float(now)
+
+    def __call__(self) -> float:
+        return self.now
+
+    def __repr__(self) -> str:
+        return f"FrozenClock(now={self.now!r})"
+
+    def advance(self, seconds: float) -> float:
+        """Move the clock forward by *seconds* (backward when negative); return the new time."""
+        self.now += seconds
+        return self.now
 
 
 def new_event_id(now: float | None = None) -> str:
