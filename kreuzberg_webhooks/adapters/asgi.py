@@ -1,0 +1,195 @@
+"""Pure ASGI middleware for Starlette, FastAPI and any other ASGI application.
+
+It needs no framework at all — only the ASGI interface — so importing this
+module never imports Starlette. Two modes:
+
+- ``mode="endpoint"`` answers deliveries at *path* itself and dispatches them to
+  the receiver's handlers (``@receiver.on(...)``);
+- ``mode="guard"`` verifies and claims a delivery, then passes the request on to
+  the application's own route with the body replayed intact and the typed event
+  in ``scope["state"]["kreuzberg_event"]`` (``request.state.kreuzberg_event`` in
+  Starlette); the route's response status settles the claim.
+
+Usage::
+
+    app = Starlette(routes=[...])
+    app.add_middleware(KreuzbergWebhookMiddleware, receiver=receiver, path="/webhooks/kreuzberg")
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any, Literal, TypeAlias
+
+from ..exceptions import HandlerFailed, MethodNotAllowed, PayloadTooLarge
+from ..receiver import Delivery, Outcome, Receiver
+from ..verify import Verifier
+
+__all__ = ["EVENT_STATE_KEY", "KreuzbergWebhookMiddleware", "read_body", "scope_headers", "send_outcome"]
+
+Scope: TypeAlias = MutableMapping[str, Any]
+Message: TypeAlias = MutableMapping[str, Any]
+Receive: TypeAlias = Callable[[], Awaitable[Message]]
+Send: TypeAlias = Callable[[Message], Awaitable[None]]
+ASGIApp: TypeAlias = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+#: Where guard mode puts the typed event: ``scope["state"][EVENT_STATE_KEY]``.
+EVENT_STATE_KEY = "kreuzberg_event"
+
+
+def scope_headers(scope: Scope) -> dict[str, str]:
+    """The request headers as a dict with lower-case names.
+
+    A name that appears on several lines gets its values joined with ``", "``
+    (RFC 9110 §5.3), so two ``X-Webhook-Signature`` lines reach the core as one
+    malformed value — a 401, the same answer every adapter gives.
+    """
+    headers: dict[str, str] = {}
+    for raw_name, raw_value in scope["headers"]:
+        # ASGI header names arrive lower-cased; values are bytes, decoded the way HTTP/1.1 allows.
+        name = raw_name.decode("latin-1").lower()
+        value = raw_value.decode("latin-1")
+        headers[name] = f"{headers[name]}, {value}" if name in headers else value
+    return headers
+
+
+async def read_body(verifier: Verifier, headers: dict[str, str], receive: Receive) -> bytes | None:
+    """Read the request body chunk by chunk under *verifier*'s size limit.
+
+    Returns ``None`` when the client disconnected before the body was complete.
+    Raises :class:`~kreuzberg_webhooks.PayloadTooLarge` as soon as the declared
+    length or the bytes read pass the limit; the rest is never read.
+    """
+    reader = verifier.body_reader(headers.get("content-length"))
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return None
+        reader.feed(message.get("body", b""))
+        if not message.get("more_body", False):
+            return reader.body()
+
+
+async def send_outcome(send: Send, outcome: Outcome) -> None:
+    """Send an :class:`~kreuzberg_webhooks.Outcome` as the whole response."""
+    headers = [(name.encode("latin-1"), value.encode("latin-1")) for name, value in outcome.headers]
+    headers.append((b"content-length", str(len(outcome.body)).encode("ascii")))
+    await send({"type": "http.response.start", "status": outcome.status_code, "headers": headers})
+    await send({"type": "http.response.body", "body": outcome.body})
+
+
+def _route_path(scope: Scope) -> str:
+    # Match the path the application routes on: without the root_path a server
+    # (uvicorn --root-path) or a parent Mount put in front of it.
+    path: str = scope["path"]
+    root: str = scope.get("root_path", "")
+    if root and path.startswith(root) and path[len(root) : len(root) + 1] == "/":
+        return path[len(root) :]
+    return path
+
+
+class KreuzbergWebhookMiddleware:
+    """Receive Kreuzberg Cloud webhooks at one path of an ASGI application.
+
+    :param app: the ASGI application to wrap.
+    :param receiver: the :class:`~kreuzberg_webhooks.Receiver` that verifies,
+        deduplicates and (in endpoint mode) dispatches deliveries.
+    :param path: the delivery path, matched exactly against the request path
+        (without the root path). Every other path, and every non-HTTP scope
+        (lifespan, websocket), goes to *app* untouched.
+    :param mode: ``"endpoint"`` — answer at *path* with the receiver's handlers;
+        ``"guard"`` — verify and claim, then let *app*'s own route at *path*
+        handle the request; a 2xx from it marks the event done, anything else
+        (or an exception) releases the claim so the sender's retry is processed.
+
+    Only ``POST`` is accepted at *path* (405 otherwise). The body is read chunk
+    by chunk and refused with 413 the moment it passes the receiver's
+    ``max_body_size``, without reading the rest. Sync handlers run in a worker
+    thread, never on the event loop.
+
+    Security: put this middleware outside anything that reads or rewrites the
+    body (decompression, body-parsing middleware): the signature covers the
+    exact bytes the sender sent.
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        receiver: Receiver,
+        path: str = "/webhooks/kreuzberg",
+        mode: Literal["endpoint", "guard"] = "endpoint",
+    ) -> None:
+        if mode not in ("endpoint", "guard"):
+            raise ValueError(f"mode must be 'endpoint' or 'guard', not {mode!r}")
+        if not path.startswith("/"):
+            raise ValueError(f"path must start with '/': {path!r}")
+        self.app = app
+        self.receiver = receiver
+        self.path = path
+        self.mode = mode
+        self._method_not_allowed = Outcome.from_error(MethodNotAllowed())
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or _route_path(scope) != self.path:
+            await self.app(scope, receive, send)
+            return
+        if scope["method"] != "POST":
+            await send_outcome(send, self._method_not_allowed)
+            return
+        headers = scope_headers(scope)
+        try:
+            body = await read_body(self.receiver.verifier, headers, receive)
+        except PayloadTooLarge as error:
+            await send_outcome(send, Outcome.from_error(error))
+            return
+        if body is None:
+            return  # the client went away: nobody to answer, and no claim was taken
+        if self.mode == "endpoint":
+            await send_outcome(send, await self.receiver.handle_async(body, headers))
+            return
+        began = await self.receiver.begin_async(body, headers)
+        if isinstance(began, Outcome):
+            await send_outcome(send, began)
+            return
+        await self._guard(began, body, scope, receive, send)
+
+    async def _guard(self, delivery: Delivery, body: bytes, scope: Scope, receive: Receive, send: Send) -> None:
+        # The state dict is the one Starlette's ``request.state`` wraps; it is
+        # per request (servers copy the lifespan state into each scope).
+        scope.setdefault("state", {})[EVENT_STATE_KEY] = delivery.event
+        replayed = False
+        status: int | None = None
+
+        async def replay_body() -> Message:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()  # after the body, only http.disconnect can come
+
+        async def capture_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, replay_body, capture_status)
+        except Exception:
+            # The route failed: release the claim so the sender's retry is
+            # processed, answer like every other adapter (500 handler_error)
+            # when nothing was sent yet, and re-raise for the server's logs.
+            await self.receiver.finish_async(delivery, 500)
+            if status is None:
+                error = HandlerFailed(event_id=delivery.event.event_id)
+                await send_outcome(send, Outcome.from_error(error, delivery.event))
+            raise
+        except BaseException:
+            # Cancelled (the server is shutting down): release if we still can;
+            # otherwise the claim's lease expires and a retry takes over.
+            await self.receiver.finish_async(delivery, 500)
+            raise
+        # An application that returned without answering gets a 500 from the
+        # server: treat it as a failure, not as done.
+        await self.receiver.finish_async(delivery, 500 if status is None else status)
