@@ -34,6 +34,7 @@ from typing import Any, Literal, TypeAlias
 
 import pytest
 
+from .adapters._missing import require
 from .receiver import Receiver
 from .stores._base import AsyncReplayStore, ReplayStore
 from .stores.memory import MemoryStore
@@ -249,7 +250,8 @@ def post_with_django(client: Any, url: str, delivery: AnyDelivery) -> Any:
 
 def post_with_starlette(app: Any, url: str, delivery: AnyDelivery) -> Any:
     """POST *delivery* with Starlette's ``TestClient`` (or an ASGI app to wrap in one); return the response."""
-    from starlette.testclient import TestClient  # imported here: the plugin must load without Starlette
+    # Imported here: the plugin must load without Starlette.
+    TestClient = require("starlette.testclient", "starlette").TestClient
 
     body, headers = _as_delivery(delivery)
     if isinstance(app, TestClient):
