@@ -1,0 +1,285 @@
+"""Replay stores on Redis (or Valkey), shared by every worker on every machine.
+
+Each delivery key holds one short string value:
+
+* ``inflight:<token>`` with a TTL of the lease — a request is running the
+  handlers; the TTL is the lease, so Redis itself frees the key of a worker
+  that died mid-handler;
+* ``done`` with a TTL of the retention — the event has been processed.
+
+Every operation is one round trip that touches one key, so the store works on
+Redis Cluster (each key lives on one shard) and no operation can interleave
+with another on the same key:
+
+* claim — a Lua script (sent with ``EVALSHA``, cached on the server): free →
+  ``SET … PX lease`` and ``NEW``; ``done`` → ``DONE``; leased → ``IN_FLIGHT``
+  with the lease's ``PTTL`` as the ``Retry-After``;
+* complete — a plain ``SET key done PX retention``;
+* release — a Lua compare-and-delete on the token.
+
+Needs the ``[redis]`` extra: ``pip install "kreuzberg-webhooks[redis]"``.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import secrets
+from typing import Any, NoReturn
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+try:
+    import redis
+    import redis.asyncio
+    import redis.asyncio.retry
+    import redis.cluster
+    from redis.backoff import ExponentialBackoff
+    from redis.retry import Retry
+except ImportError as error:  # pragma: no cover - exercised only without the extra
+    raise ImportError('the Redis replay store needs redis-py: pip install "kreuzberg-webhooks[redis]"') from error
+
+from ..exceptions import ConfigurationError, StoreUnavailable
+from ._base import Claim, ClaimState
+
+__all__ = ["DEFAULT_PREFIX", "DEFAULT_SOCKET_TIMEOUT", "AsyncRedisStore", "RedisStore"]
+
+logger = logging.getLogger("kreuzberg_webhooks")
+
+#: Every key the store writes starts with this (one Redis can serve several apps).
+DEFAULT_PREFIX = "kreuzberg:webhook:"
+#: Seconds to connect to, or wait for, Redis before the delivery is answered 503.
+#: Far below the sender's 30 s time-out, so an unreachable Redis costs a quick
+#: retry instead of a hanging request.
+DEFAULT_SOCKET_TIMEOUT = 2.0
+#: The URL query parameter that sets the key prefix (``redis://host/0?key_prefix=app:``).
+PREFIX_QUERY_PARAMETER = "key_prefix"
+
+_DONE = "done"
+_INFLIGHT = "inflight:"
+_STATES = (ClaimState.NEW, ClaimState.DONE, ClaimState.IN_FLIGHT)
+
+# KEYS[1] the delivery key; ARGV[1] "inflight:<token>"; ARGV[2] the lease in ms.
+# Returns {0, 0} NEW, {1, 0} DONE or {2, pttl} IN_FLIGHT. A value equal to
+# ARGV[1] is this very claim, sent again by the client after a time-out whose
+# first attempt did reach the server: it is still ours, so the retry is NEW.
+_CLAIM = """
+local value = redis.call('GET', KEYS[1])
+if not value or value == ARGV[1] then
+    redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+    return {0, 0}
+end
+if value == 'done' then
+    return {1, 0}
+end
+return {2, redis.call('PTTL', KEYS[1])}
+"""
+
+# KEYS[1] the delivery key; ARGV[1] "inflight:<token>". Deletes only our own
+# lease: after it expired, another request may hold the key.
+_RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+    return redis.call('DEL', KEYS[1])
+end
+return 0
+"""
+
+
+def _milliseconds(seconds: float, what: str) -> int:
+    if not seconds > 0 or math.isinf(seconds):
+        raise ConfigurationError(f"{what} must be a positive, finite number of seconds")
+    return max(1, math.ceil(seconds * 1000))
+
+
+def _claim_from_reply(reply: Any) -> Claim:
+    state, pttl = int(reply[0]), int(reply[1])
+    return Claim(_STATES[state], retry_after=max(pttl, 0) / 1000)
+
+
+def _split_url(url: str, prefix: str | None) -> tuple[str, str]:
+    """Take the ``key_prefix`` query parameter out of *url* (redis-py would refuse it)."""
+    parts = urlsplit(url)
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    from_url = [value for name, value in query if name == PREFIX_QUERY_PARAMETER]
+    if from_url:
+        rest = [(name, value) for name, value in query if name != PREFIX_QUERY_PARAMETER]
+        url = urlunsplit(parts._replace(query=urlencode(rest)))
+    if prefix is None:
+        prefix = from_url[-1] if from_url else DEFAULT_PREFIX
+    return url, prefix
+
+
+def _client_options(options: dict[str, Any], retry_class: type[Any]) -> dict[str, Any]:
+    # Short time-outs and one quick retry (a pooled connection that went stale
+    # when Redis restarted fails once, then reconnects), so a down Redis is
+    # answered 503 within about two time-outs; redis-py's own default retries
+    # ten times. URL query options and explicit keyword options win.
+    options.setdefault("socket_timeout", DEFAULT_SOCKET_TIMEOUT)
+    options.setdefault("socket_connect_timeout", DEFAULT_SOCKET_TIMEOUT)
+    options.setdefault("retry", retry_class(ExponentialBackoff(cap=0.5, base=0.05), 1))
+    return options
+
+
+def _unavailable(error: Exception) -> NoReturn:
+    # The Redis error names hosts and ports: log it for the operator, but send
+    # the sender only the fixed message.
+    logger.warning("Redis replay store: %s: %s", type(error).__name__, error)
+    raise StoreUnavailable("The Redis replay store is unavailable; retry later.") from error
+
+
+class _Keys:
+    """What the sync and async stores share: the key prefix and the values."""
+
+    def __init__(self, prefix: str) -> None:
+        if not isinstance(prefix, str):
+            raise ConfigurationError("prefix must be a string")
+        self.prefix = prefix
+
+    def key(self, key: str) -> str:
+        """The Redis key that holds delivery *key*."""
+        return self.prefix + key
+
+    @staticmethod
+    def _new_lease() -> tuple[str, str]:
+        token = secrets.token_hex(16)
+        return token, _INFLIGHT + token
+
+
+class RedisStore(_Keys):
+    """Remembers deliveries in Redis: one store for every worker on every machine.
+
+    Build it from a URL, or hand it a client you already have so that it
+    shares that client's connection pool::
+
+        store = RedisStore.from_url("redis://localhost:6379/0")
+        store = RedisStore(redis.Redis(connection_pool=pool), prefix="myapp:webhook:")
+
+    What it guarantees: a claim, a completion and a release are each atomic on
+    the server, so across any number of processes one request at a time runs an
+    event's handlers, and a processed event is answered as a duplicate for the
+    whole retention. What it does not: Redis must keep the keys. Run it with
+    ``maxmemory-policy noeviction`` (an evicted ``done`` key lets a replay be
+    processed again; a full Redis under ``noeviction`` refuses writes, which
+    the receiver answers 503), and with persistence if a restart must not
+    forget which events were processed.
+
+    :param client: a ``redis.Redis`` or ``redis.cluster.RedisCluster`` client; its own
+        time-out and retry settings apply (:meth:`from_url` sets short ones).
+    :param prefix: prepended to every key (default ``kreuzberg:webhook:``).
+    """
+
+    def __init__(self, client: redis.Redis | redis.cluster.RedisCluster, *, prefix: str = DEFAULT_PREFIX) -> None:
+        super().__init__(prefix)
+        self.client = client
+        self._owns_client = False
+        self._claim = client.register_script(_CLAIM)
+        self._release = client.register_script(_RELEASE)
+
+    @classmethod
+    def from_url(cls, url: str, *, prefix: str | None = None, **options: Any) -> RedisStore:
+        """A store with its own client for *url* (``redis://``, ``rediss://``, ``unix://``).
+
+        *options* go to ``redis.Redis.from_url``; socket time-outs default to
+        :data:`DEFAULT_SOCKET_TIMEOUT`. The prefix may also come from the URL:
+        ``redis://host:6379/0?key_prefix=myapp:``.
+        """
+        url, prefix = _split_url(url, prefix)
+        store = cls(redis.Redis.from_url(url, **_client_options(options, Retry)), prefix=prefix)
+        store._owns_client = True
+        return store
+
+    def claim(self, key: str, lease: float) -> Claim:
+        """Take a lease on *key* unless it is done or leased (one Lua script, one round trip)."""
+        lease_ms = _milliseconds(lease, "lease")
+        token, value = self._new_lease()
+        try:
+            reply = self._claim(keys=[self.key(key)], args=[value, lease_ms])
+        except (redis.RedisError, OSError) as error:
+            _unavailable(error)
+        claim = _claim_from_reply(reply)
+        return Claim(ClaimState.NEW, token) if claim.state is ClaimState.NEW else claim
+
+    def complete(self, key: str, token: str, retention: float) -> None:
+        """Mark *key* done for *retention* seconds.
+
+        Unconditional, whatever became of the lease: the handlers have run, and
+        that is what the key must say from now on. Were it conditional on the
+        token, a lease that expired while the handler was still running would
+        leave no trace, and the next retry would run the handler again.
+        """
+        retention_ms = _milliseconds(retention, "retention")
+        try:
+            self.client.set(self.key(key), _DONE, px=retention_ms)
+        except (redis.RedisError, OSError) as error:
+            _unavailable(error)
+
+    def release(self, key: str, token: str) -> None:
+        """Forget *key*'s claim if *token* still holds it (compare-and-delete in one script)."""
+        try:
+            self._release(keys=[self.key(key)], args=[_INFLIGHT + token])
+        except (redis.RedisError, OSError) as error:
+            _unavailable(error)
+
+    def close(self) -> None:
+        """Close the client's connections if this store created the client."""
+        if self._owns_client:
+            self.client.close()
+
+
+class AsyncRedisStore(_Keys):
+    """The :class:`RedisStore` on ``redis.asyncio``, for async receivers.
+
+    Use it from one event loop (the server's): an asyncio Redis client's
+    connections belong to the loop that opened them.
+
+    :param client: a ``redis.asyncio.Redis`` or ``redis.asyncio.RedisCluster`` client.
+    :param prefix: prepended to every key (default ``kreuzberg:webhook:``).
+    """
+
+    def __init__(
+        self, client: redis.asyncio.Redis | redis.asyncio.RedisCluster, *, prefix: str = DEFAULT_PREFIX
+    ) -> None:
+        super().__init__(prefix)
+        self.client = client
+        self._owns_client = False
+        self._claim = client.register_script(_CLAIM)
+        self._release = client.register_script(_RELEASE)
+
+    @classmethod
+    def from_url(cls, url: str, *, prefix: str | None = None, **options: Any) -> AsyncRedisStore:
+        """A store with its own client for *url*; see :meth:`RedisStore.from_url`."""
+        url, prefix = _split_url(url, prefix)
+        client = redis.asyncio.Redis.from_url(url, **_client_options(options, redis.asyncio.retry.Retry))
+        store = cls(client, prefix=prefix)
+        store._owns_client = True
+        return store
+
+    async def claim(self, key: str, lease: float) -> Claim:
+        """Take a lease on *key* unless it is done or leased (one Lua script, one round trip)."""
+        lease_ms = _milliseconds(lease, "lease")
+        token, value = self._new_lease()
+        try:
+            reply = await self._claim(keys=[self.key(key)], args=[value, lease_ms])
+        except (redis.RedisError, OSError) as error:
+            _unavailable(error)
+        claim = _claim_from_reply(reply)
+        return Claim(ClaimState.NEW, token) if claim.state is ClaimState.NEW else claim
+
+    async def complete(self, key: str, token: str, retention: float) -> None:
+        """Mark *key* done for *retention* seconds (unconditional; see :meth:`RedisStore.complete`)."""
+        retention_ms = _milliseconds(retention, "retention")
+        try:
+            await self.client.set(self.key(key), _DONE, px=retention_ms)
+        except (redis.RedisError, OSError) as error:
+            _unavailable(error)
+
+    async def release(self, key: str, token: str) -> None:
+        """Forget *key*'s claim if *token* still holds it."""
+        try:
+            await self._release(keys=[self.key(key)], args=[_INFLIGHT + token])
+        except (redis.RedisError, OSError) as error:
+            _unavailable(error)
+
+    async def aclose(self) -> None:
+        """Close the client's connections if this store created the client."""
+        if self._owns_client:
+            await self.client.aclose()
