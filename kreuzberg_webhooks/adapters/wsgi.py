@@ -1,0 +1,274 @@
+"""Werkzeug-based WSGI middleware for any WSGI application (Bottle, Pyramid, Falcon, Flask …).
+
+.. autoclass:: KreuzbergWebhookMiddleware
+
+Needs the ``[wsgi]`` extra (werkzeug): ``pip install "kreuzberg-webhooks[wsgi]"``.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import sys
+from collections.abc import Iterable, Iterator
+from typing import TYPE_CHECKING, Any, Literal
+
+from ..exceptions import HandlerFailed, MethodNotAllowed, PayloadTooLarge
+from ..receiver import Delivery, Outcome, Receiver
+from ..verify import Verifier
+from ._missing import require
+
+require("werkzeug", "wsgi")
+
+from werkzeug.exceptions import ClientDisconnected  # noqa: E402
+from werkzeug.http import HTTP_STATUS_CODES  # noqa: E402
+from werkzeug.wsgi import get_content_length, get_input_stream  # noqa: E402
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
+
+__all__ = ["ENVIRON_KEY", "KreuzbergWebhookMiddleware", "environ_headers", "read_body"]
+
+logger = logging.getLogger("kreuzberg_webhooks")
+
+#: Where guard mode puts the typed event: ``environ[ENVIRON_KEY]``.
+ENVIRON_KEY = "kreuzberg_webhooks.event"
+
+_CHUNK = 64 * 1024
+
+
+def environ_headers(environ: WSGIEnvironment) -> dict[str, str]:
+    """The request headers of a WSGI environ as a dict with lower-case names.
+
+    The server has already joined a header sent on several lines with commas
+    (PEP 3333 follows CGI), so two ``X-Webhook-Signature`` lines reach the core
+    as one malformed value — a 401, the same answer every adapter gives.
+    """
+    headers = {key[5:].replace("_", "-").lower(): value for key, value in environ.items() if key.startswith("HTTP_")}
+    for key in ("CONTENT_TYPE", "CONTENT_LENGTH"):
+        if environ.get(key):
+            headers[key.replace("_", "-").lower()] = environ[key]
+    return headers
+
+
+def read_body(verifier: Verifier, environ: WSGIEnvironment) -> bytes:
+    """Read the request body from ``wsgi.input`` under *verifier*'s size limit.
+
+    A declared ``Content-Length`` over the limit is refused before anything
+    is read; otherwise the body is read in chunks and reading stops as soon as
+    the total passes the limit (:class:`~kreuzberg_webhooks.PayloadTooLarge`).
+    A chunked body with no ``Content-Length`` is read to its end when the
+    server terminates the stream (``wsgi.input_terminated``, set by gunicorn
+    and werkzeug's server); werkzeug's :func:`~werkzeug.wsgi.get_input_stream`
+    gives an empty stream otherwise, rather than block on an endless one.
+    """
+    declared = get_content_length(environ)  # None for Transfer-Encoding: chunked
+    reader = verifier.body_reader(None if declared is None else str(declared))
+    stream = get_input_stream(environ)
+    # Never ask for more than one byte past the limit: that byte proves the body is too large.
+    size = min(_CHUNK, verifier.max_body_size + 1)
+    while chunk := stream.read(size):
+        reader.feed(chunk)
+    return reader.body()
+
+
+def _respond(outcome: Outcome, start_response: StartResponse, exc_info: Any = None) -> list[bytes]:
+    status = f"{outcome.status_code} {HTTP_STATUS_CODES.get(outcome.status_code, 'Unknown')}"
+    headers = [*outcome.headers, ("content-length", str(len(outcome.body)))]
+    if exc_info is None:
+        start_response(status, headers)
+    else:
+        start_response(status, headers, exc_info)
+    return [outcome.body]
+
+
+class KreuzbergWebhookMiddleware:
+    """Verify Kreuzberg Cloud webhook deliveries at one path of any WSGI application.
+
+    Requests to other paths pass through untouched. At *path*, a request that
+    is not ``POST`` gets ``405`` and a bad delivery (too large, forged, stale,
+    malformed) gets its answer from the receiver's core before the application
+    sees it — the same status and small JSON body as every other adapter.
+
+    - ``mode="endpoint"`` answers deliveries itself and runs the receiver's
+      handlers (``@receiver.on("job.completed")``); the application never
+      sees them.
+    - ``mode="guard"`` verifies and claims the delivery, then calls the
+      application with ``wsgi.input`` replaced by the verified body
+      (``CONTENT_LENGTH`` set to its length) and the typed event in
+      ``environ["kreuzberg_webhooks.event"]``. The application's response
+      status settles the claim once its response iterable is closed: a 2xx
+      marks the event processed, anything else releases it so the sender's
+      retry is processed. An exception from the application releases the
+      claim too; raised before the response started, it is logged and
+      answered ``500 handler_error``.
+
+    The body is read in chunks and reading stops at the receiver's
+    ``max_body_size``; a chunked body with no ``Content-Length`` is read when
+    the server terminates the input stream (``wsgi.input_terminated``: gunicorn,
+    werkzeug's server). A header line sent twice reaches the WSGI environ
+    joined with a comma, which the core rejects as a malformed signature.
+
+    .. admonition:: Security
+
+        The receiver's secret is the only thing that makes a delivery
+        trustworthy; in guard mode, trust ``environ["kreuzberg_webhooks.event"]``
+        and never re-parse an event from the body. Mount this middleware
+        *outside* anything that reads ``wsgi.input`` first, and make sure
+        the path it guards is matched exactly as the application routes it
+        (``PATH_INFO`` is compared as is, after ``SCRIPT_NAME`` is removed):
+        a request the middleware does not recognise reaches the
+        application unverified.
+
+    :param app: The WSGI application to wrap.
+    :param receiver: The :class:`~kreuzberg_webhooks.Receiver` that verifies
+        deliveries, owns the replay store and (in endpoint mode) the handlers.
+        Its store must be a sync store.
+    :param path: The ``PATH_INFO`` deliveries arrive at.
+    :param mode: ``"endpoint"`` to answer deliveries here, ``"guard"`` to
+        verify them and pass them on to the application.
+
+    .. code-block:: python
+
+        from kreuzberg_webhooks import Receiver, SQLiteStore
+        from kreuzberg_webhooks.adapters.wsgi import KreuzbergWebhookMiddleware
+
+        receiver = Receiver(secret, store=SQLiteStore("webhooks.sqlite3"))
+
+        @receiver.on("job.completed")
+        def completed(event):
+            ...
+
+        # The middleware answers POST /webhooks/kreuzberg itself.
+        app = KreuzbergWebhookMiddleware(app, receiver, path="/webhooks/kreuzberg")
+
+        # Or: the application's own route handles it, reading
+        # environ["kreuzberg_webhooks.event"].
+        app = KreuzbergWebhookMiddleware(app, receiver, path="/webhooks/kreuzberg", mode="guard")
+    """
+
+    def __init__(
+        self,
+        app: WSGIApplication,
+        receiver: Receiver,
+        path: str = "/webhooks/kreuzberg",
+        mode: Literal["endpoint", "guard"] = "endpoint",
+    ) -> None:
+        if mode not in ("endpoint", "guard"):
+            raise ValueError(f"mode must be 'endpoint' or 'guard', not {mode!r}")
+        if not path.startswith("/"):
+            raise ValueError(f"path must start with '/', not {path!r}")
+        self.app = app
+        self.receiver = receiver
+        self.path = path
+        self.mode = mode
+
+    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        if environ.get("PATH_INFO") != self.path:
+            return self.app(environ, start_response)
+        if environ.get("REQUEST_METHOD") != "POST":
+            return _respond(Outcome.from_error(MethodNotAllowed()), start_response)
+        try:
+            body = read_body(self.receiver.verifier, environ)
+        except PayloadTooLarge as error:
+            return _respond(Outcome.from_error(error), start_response)
+        except ClientDisconnected as error:
+            # The client went away mid-body; nobody is left to read the answer.
+            return error(environ, start_response)
+        headers = environ_headers(environ)
+        if self.mode == "endpoint":
+            return _respond(self.receiver.handle(body, headers), start_response)
+        started = self.receiver.begin(body, headers)
+        if isinstance(started, Outcome):
+            return _respond(started, start_response)
+        # The application reads the verified body again, as if nothing had read it.
+        environ["wsgi.input"] = io.BytesIO(body)
+        environ["CONTENT_LENGTH"] = str(len(body))
+        environ.pop("HTTP_TRANSFER_ENCODING", None)
+        environ["wsgi.input_terminated"] = True
+        environ[ENVIRON_KEY] = started.event
+        return self._guard(environ, start_response, started)
+
+    def _guard(self, environ: WSGIEnvironment, start_response: StartResponse, delivery: Delivery) -> Iterable[bytes]:
+        settlement = _Settlement(self.receiver, delivery)
+
+        def capture(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+            settlement.status = _status_code(status)
+            if exc_info is None:
+                return start_response(status, headers)
+            return start_response(status, headers, exc_info)
+
+        try:
+            iterable = self.app(environ, capture)
+        except Exception:
+            started = settlement.status is not None
+            settlement.settle(failed=True)
+            logger.exception(
+                "the application raised on a verified webhook delivery; claim released (event_id=%s)",
+                delivery.event.event_id or delivery.key,
+            )
+            outcome = Outcome.from_error(HandlerFailed(event_id=delivery.event.event_id), delivery.event)
+            # If the application had started its response (and perhaps sent headers with
+            # write()), exc_info lets the server decide: replace the headers or re-raise.
+            return _respond(outcome, start_response, sys.exc_info() if started else None)
+        except BaseException:
+            settlement.settle(failed=True)
+            raise
+        return _SettledOnClose(iterable, settlement)
+
+
+def _status_code(status: str) -> int | None:
+    code = status[:3]
+    return int(code) if code.isdigit() else None
+
+
+class _Settlement:
+    """Settles one claimed delivery exactly once, by the status the application answered."""
+
+    __slots__ = ("delivery", "receiver", "settled", "status")
+
+    def __init__(self, receiver: Receiver, delivery: Delivery) -> None:
+        self.receiver = receiver
+        self.delivery = delivery
+        self.status: int | None = None
+        self.settled = False
+
+    def settle(self, *, failed: bool = False) -> None:
+        if self.settled:
+            return
+        self.settled = True
+        # No status at all (start_response never called) is a failure too: release.
+        status = 500 if failed or self.status is None else self.status
+        self.receiver.finish(self.delivery, status)
+
+
+class _SettledOnClose:
+    """The application's response iterable; settles the claim when the server closes it.
+
+    PEP 3333 has the server call ``close()`` once the response is sent, or when
+    sending it failed, so that is when the outcome of the request is known.
+    """
+
+    __slots__ = ("_iterable", "_settlement")
+
+    def __init__(self, iterable: Iterable[bytes], settlement: _Settlement) -> None:
+        self._iterable = iterable
+        self._settlement = settlement
+
+    def __iter__(self) -> Iterator[bytes]:
+        try:
+            yield from self._iterable
+        except BaseException:
+            self._settlement.settle(failed=True)
+            raise
+
+    def close(self) -> None:
+        try:
+            close = getattr(self._iterable, "close", None)
+            if close is not None:
+                close()
+        except BaseException:
+            self._settlement.settle(failed=True)
+            raise
+        finally:
+            self._settlement.settle()
