@@ -27,7 +27,6 @@ No web framework is imported until a helper for it is called.
 from __future__ import annotations
 
 import json
-import uuid
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeAlias
@@ -38,7 +37,7 @@ from .adapters._missing import require
 from .receiver import Receiver
 from .stores._base import AsyncReplayStore, ReplayStore
 from .stores.memory import MemoryStore
-from .testing import FrozenClock, job_document_payload, job_event_payload, signed_delivery
+from .testing import FrozenClock, crawl_job_document_payload, job_document_payload, job_event_payload, signed_delivery
 from .verify import DEFAULT_SIGNATURE_HEADER, Secrets
 
 __all__ = [
@@ -163,13 +162,7 @@ class DeliveryFactory:
         if shape == "document":
             return job_document_payload(status=status, **overrides)
         if shape == "crawl":
-            fields: dict[str, Any] = {
-                "filename": None,
-                "result": None,
-                "job_ids": [str(uuid.uuid4()) for _ in range(2)],
-                **overrides,
-            }
-            return job_document_payload(status=status, **fields)
+            return crawl_job_document_payload(status=status, **overrides)
         raise ValueError(f"unknown payload shape {shape!r}: expected 'event', 'document' or 'crawl'")
 
     def retry(self, delivery: SignedDelivery, *, secret: str | bytes | None = None) -> SignedDelivery:

@@ -19,7 +19,15 @@ from typing import Any
 from .signing import sign
 from .verify import DEFAULT_SIGNATURE_HEADER
 
-__all__ = ["OMIT", "FrozenClock", "job_document_payload", "job_event_payload", "new_event_id", "signed_delivery"]
+__all__ = [
+    "OMIT",
+    "FrozenClock",
+    "crawl_job_document_payload",
+    "job_document_payload",
+    "job_event_payload",
+    "new_event_id",
+    "signed_delivery",
+]
 
 _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 
@@ -109,6 +117,18 @@ def job_document_payload(*, metadata: dict[str, Any] | None = None, **overrides:
         "metadata": {"request_id": "abc123"} if metadata is None else metadata,
     }
     return _apply(payload, overrides)
+
+
+def crawl_job_document_payload(*, job_count: int = 2, **overrides: Any) -> dict[str, Any]:
+    """A crawl job's document: the *job_count* extraction jobs it spawned, listed in ``job_ids``."""
+    fields: dict[str, Any] = {
+        "filename": None,
+        "processing_time_ms": None,
+        "result": None,
+        "job_ids": [str(uuid.uuid4()) for _ in range(job_count)],
+        **overrides,
+    }
+    return job_document_payload(**fields)
 
 
 def signed_delivery(
