@@ -242,7 +242,10 @@ def _optional_str(data: dict[str, Any], name: str) -> str | None:
 def _unix_seconds(value: Any) -> float:
     kind = type(value)
     if kind is int or (kind is float and math.isfinite(value)):
-        return float(value)
+        try:
+            return float(value)
+        except OverflowError:  # an int of hundreds of digits: float() cannot hold it
+            raise InvalidField("the field 'timestamp' is out of range") from None
     raise InvalidField("the field 'timestamp' must be a number of unix seconds")
 
 

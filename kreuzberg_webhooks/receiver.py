@@ -179,7 +179,7 @@ class Receiver:
         span = verifier.window.span
         if retention is None:
             retention = span
-        elif retention < span:
+        elif not retention >= span:  # also refuses NaN
             raise ConfigurationError(
                 f"retention ({retention:g} s) is shorter than the replay window ({span:g} s): "
                 "a replayed delivery could be processed twice"

@@ -226,7 +226,10 @@ class Verifier:
         elif callable(secrets):
             self._resolver = secrets
         else:
-            self._secrets = normalize_secrets(secrets)
+            try:
+                self._secrets = normalize_secrets(secrets)
+            except TypeError:  # e.g. Verifier(42): neither a secret, nor several, nor a callable
+                raise ConfigurationError("secrets must be a str, bytes, an iterable of them, or a callable") from None
         if insecure_accept_unsigned:
             warnings.warn(
                 "insecure_accept_unsigned=True: unsigned webhook deliveries will be accepted",
@@ -298,8 +301,10 @@ class Verifier:
                 raise NotAnObject()
             event = parse_event(data)
         except InvalidPayload as error:
-            if type(data) is dict and type(data.get("event_id")) is str:
-                error.event_id = data["event_id"][:256]
+            candidate = data.get("event_id") if type(data) is dict else None
+            # Only a printable id goes into log lines: no lone surrogates, no forged newlines.
+            if type(candidate) is str and candidate[:256].isprintable():
+                error.event_id = candidate[:256]
             self._report_invalid(body, error)
             raise
         if type(event) is JobEvent:
@@ -319,6 +324,9 @@ class Verifier:
             return normalize_secrets(resolved, warn=False)
         except ConfigurationError:
             raise UnknownProject() from None
+        except TypeError:  # the resolver returned something that is not secrets: a bug, answered 503
+            logger.exception("the webhook secret resolver returned neither secrets nor None")
+            raise SecretsUnavailable() from None
 
     def _report_invalid(self, body: bytes, error: InvalidPayload) -> None:
         try:
