@@ -1,0 +1,314 @@
+"""Flask: a decorator for your own webhook view, and an extension configured from ``app.config``.
+
+The decorator goes *under* the route decorator, so the route registers the
+verified view::
+
+    from kreuzberg_webhooks.adapters.flask import webhook
+
+    @app.post("/webhooks/kreuzberg")
+    @webhook(receiver)
+    def kreuzberg_webhook(event: JobEvent):
+        record_job(event.job_id)
+        return "", 204
+
+The view runs only for a verified delivery whose event this request has
+claimed, and gets the typed event as the keyword argument ``event`` (next to
+any URL variables). Everything else — a forged, stale, malformed or oversized
+delivery, a duplicate, one in flight, a store outage — is answered before the
+view runs, with the same status and JSON body as every other adapter.
+
+Or the extension, for application factories::
+
+    webhooks = KreuzbergWebhooks()          # reads KREUZBERG_WEBHOOK_* from app.config
+
+    @webhooks.on("job.completed")
+    def completed(event): ...
+
+    def create_app():
+        app = Flask(__name__)
+        app.config["KREUZBERG_WEBHOOK_SECRET"] = os.environ["KREUZBERG_WEBHOOK_SECRET"]
+        app.config["KREUZBERG_WEBHOOK_URL"] = "/webhooks/kreuzberg"   # a ready endpoint
+        webhooks.init_app(app)
+        return app
+
+Needs the ``[flask]`` extra: ``pip install "kreuzberg-webhooks[flask]"``.
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from ..exceptions import ConfigurationError, HandlerFailed, MethodNotAllowed, PayloadTooLarge
+from ..receiver import CATCH_ALL, Delivery, Handler, Outcome, Receiver
+from ..stores import open_store
+from ..verify import ReplayWindow, Verifier
+from ._missing import require
+
+require("flask", "flask")
+
+from flask import Flask, Response, current_app, got_request_exception, request  # noqa: E402
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge  # noqa: E402
+
+__all__ = ["EXTENSION_KEY", "KreuzbergWebhooks", "outcome_response", "read_body", "webhook"]
+
+#: The extension's per-application state lives in ``app.extensions[EXTENSION_KEY]``.
+EXTENSION_KEY = "kreuzberg_webhooks"
+
+View = Callable[..., Any]
+#: Added to the route's methods (Flask's ``required_methods``), so that a GET
+#: reaches the decorated view and gets the contract's JSON 405, not Flask's HTML one.
+_OTHER_METHODS = frozenset({"GET", "PUT", "PATCH", "DELETE"})
+
+
+def outcome_response(outcome: Outcome) -> Response:
+    """The core's :class:`~kreuzberg_webhooks.Outcome` as a response of the current app."""
+    response: Response = current_app.response_class(
+        outcome.body, status=outcome.status_code, headers=list(outcome.headers)
+    )
+    return response
+
+
+def read_body(verifier: Verifier) -> bytes:
+    """Read the current request's raw body, stopping just past *verifier*'s size limit.
+
+    A declared ``Content-Length`` over the limit is refused before anything is
+    read. Otherwise the body is read with :meth:`~flask.Request.get_data`
+    (cached, so ``request.data`` and ``request.get_json()`` still work in the
+    view) under a per-request ``max_content_length`` of the limit plus one
+    byte: werkzeug stops reading there, also for a chunked body with no
+    ``Content-Length``, and that one byte proves the body too large.
+    Raises :class:`~kreuzberg_webhooks.PayloadTooLarge`.
+    """
+    declared = request.content_length  # None for Transfer-Encoding: chunked
+    reader = verifier.body_reader(None if declared is None else str(declared))
+    # Settable per request since Flask 3.1; it must be set before request.stream exists.
+    request.max_content_length = verifier.max_body_size + 1
+    try:
+        body = request.get_data(cache=True)
+    except RequestEntityTooLarge:
+        raise PayloadTooLarge() from None
+    reader.feed(body)
+    return reader.body()
+
+
+def _headers() -> dict[str, str]:
+    # The WSGI server has already joined a header sent twice with a comma, which
+    # the core rejects as a malformed signature: every adapter answers 401.
+    return {name.lower(): value for name, value in request.headers.items()}
+
+
+def _propagates(app: Flask) -> bool:
+    propagate = app.config["PROPAGATE_EXCEPTIONS"]
+    return bool(app.testing or app.debug) if propagate is None else bool(propagate)
+
+
+def _run_view(receiver: Receiver, delivery: Delivery, view: View, args: Any, kwargs: Any) -> Response:
+    app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]
+    event = delivery.event
+    try:
+        # ensure_sync runs an async view too (Flask's [async] extra).
+        value = app.ensure_sync(view)(*args, event=event, **kwargs)
+        response = outcome_response(Outcome.processed(event)) if value is None else app.make_response(value)
+    except HTTPException as error:
+        # abort(...) is the view's own answer: settle by its status and let Flask render it.
+        status = error.response.status_code if error.response is not None else error.code or 500
+        receiver.finish(delivery, status)
+        raise
+    except Exception as error:
+        receiver.finish(delivery, 500)  # released: the sender retries, and the retry is processed
+        if _propagates(app):
+            raise  # testing or debug: Flask shows the traceback, as for any view
+        # What Flask's handle_exception does (the signal error trackers listen to, the
+        # app's logger), but answered with the contract's body, the same in every adapter.
+        got_request_exception.send(app, _async_wrapper=app.ensure_sync, exception=error)
+        app.log_exception(sys.exc_info())
+        return outcome_response(Outcome.from_error(HandlerFailed(event_id=event.event_id), event))
+    except BaseException:
+        receiver.finish(delivery, 500)
+        raise
+    receiver.finish(delivery, response.status_code)
+    return response
+
+
+def _guard(view: View, receiver_for: Callable[[], Receiver]) -> View:
+    @functools.wraps(view)
+    def verified_view(*args: Any, **kwargs: Any) -> Response:
+        if request.method != "POST":
+            return outcome_response(Outcome.from_error(MethodNotAllowed()))
+        receiver = receiver_for()
+        try:
+            body = read_body(receiver.verifier)
+        except PayloadTooLarge as error:
+            return outcome_response(Outcome.from_error(error))
+        started = receiver.begin(body, _headers())
+        if isinstance(started, Outcome):
+            return outcome_response(started)
+        return _run_view(receiver, started, view, args, kwargs)
+
+    verified_view.required_methods = _OTHER_METHODS  # type: ignore[attr-defined]
+    return verified_view
+
+
+def webhook(receiver: Receiver) -> Callable[[View], View]:
+    """Decorate a Flask view so that it runs only for verified, not-yet-processed deliveries.
+
+    Put it under the route decorator. The view gets the typed event as the
+    keyword argument ``event``; its response status settles the claim (2xx
+    marks the event processed, anything else releases it for the sender's
+    retry). Returning ``None`` answers ``200 {"status": "processed"}``.
+    ``abort(...)`` settles by its status; an exception releases the claim
+    and is answered ``500 {"error": "handler_error"}`` after Flask's
+    ``got_request_exception`` signal and error log — or re-raised when the app
+    propagates exceptions (testing, debug). Requests that are not ``POST`` get
+    the JSON ``405``. *receiver*'s store must be a sync store.
+    """
+
+    def decorate(view: View) -> View:
+        return _guard(view, lambda: receiver)
+
+    return decorate
+
+
+@dataclass(frozen=True)
+class _State:
+    """What the extension keeps for one application."""
+
+    receiver: Receiver
+
+
+def _setting(config: Mapping[str, Any], name: str) -> Any:
+    return config.get(f"KREUZBERG_WEBHOOK_{name}")
+
+
+def _receiver_from_config(config: Mapping[str, Any], options: Mapping[str, Any]) -> Receiver:
+    """A receiver from keyword *options*, then ``app.config``, then the core's defaults."""
+    options = dict(options)
+    secrets = options.pop("secrets", None)
+    if secrets is None:
+        secret, several = _setting(config, "SECRET"), _setting(config, "SECRETS")
+        if secret is not None and several is not None:
+            raise ConfigurationError("set KREUZBERG_WEBHOOK_SECRET or KREUZBERG_WEBHOOK_SECRETS, not both")
+        secrets = several if several is not None else secret
+    if secrets is None and not options.get("insecure_accept_unsigned"):
+        raise ConfigurationError("KREUZBERG_WEBHOOK_SECRET is not set in app.config: the receiver needs its secret")
+    store = options.pop("store", None)
+    if store is None:
+        store = _setting(config, "STORE") or "memory://"
+    if isinstance(store, str):
+        store = open_store(store)
+    for name, option in (("HEADER", "header"), ("MAX_BODY_SIZE", "max_body_size"), ("LEASE", "lease")):
+        value = _setting(config, name)
+        if value is not None:
+            options.setdefault(option, value)
+    if "window" not in options:
+        bounds = {"max_age": _setting(config, "MAX_AGE"), "max_future": _setting(config, "MAX_FUTURE")}
+        options["window"] = ReplayWindow(**{name: value for name, value in bounds.items() if value is not None})
+    return Receiver(secrets, store=store, **options)
+
+
+class KreuzbergWebhooks:
+    """The Flask extension: one receiver per application, configured from ``app.config``.
+
+    :param app: An application to set up now; or call :meth:`init_app` later.
+    :param receiver: A ready :class:`~kreuzberg_webhooks.Receiver` shared by every
+        application; then ``app.config`` is read only for the URL.
+    :param url: Register a ready endpoint at this path (overrides
+        ``KREUZBERG_WEBHOOK_URL``); it dispatches to the handlers registered
+        with :meth:`on`.
+    :param receiver_options: Keyword options of :class:`~kreuzberg_webhooks.Receiver`
+        (``secrets``, ``store`` — an object or a URL —, ``max_body_size``,
+        ``clock`` …); they win over ``app.config``, which wins over the defaults.
+
+    ``app.config`` keys (all optional but the secret):
+
+    - ``KREUZBERG_WEBHOOK_SECRET`` — the secret; or ``KREUZBERG_WEBHOOK_SECRETS``,
+      a list (any of them verifies: rotation) or a per-project resolver.
+    - ``KREUZBERG_WEBHOOK_STORE`` — a store URL (``sqlite:///webhooks.sqlite3``,
+      ``redis://…``) or a store object. Default ``memory://``: one process only;
+      under several workers use SQLite or Redis.
+    - ``KREUZBERG_WEBHOOK_URL`` — register the endpoint at this path.
+    - ``KREUZBERG_WEBHOOK_MAX_BODY_SIZE``, ``KREUZBERG_WEBHOOK_HEADER``,
+      ``KREUZBERG_WEBHOOK_MAX_AGE``, ``KREUZBERG_WEBHOOK_MAX_FUTURE``,
+      ``KREUZBERG_WEBHOOK_LEASE`` — the receiver's options of the same names.
+
+    The extension never keeps the application: its state is in
+    ``app.extensions["kreuzberg_webhooks"]`` and found through ``current_app``.
+    """
+
+    def __init__(
+        self,
+        app: Flask | None = None,
+        *,
+        receiver: Receiver | None = None,
+        url: str | None = None,
+        **receiver_options: Any,
+    ) -> None:
+        if receiver is not None and receiver_options:
+            raise ConfigurationError("pass either a receiver or receiver options, not both")
+        self._receiver = receiver
+        self._options = receiver_options
+        self._url = url
+        self._handlers: dict[str, list[Handler]] = {}
+        if app is not None:
+            self.init_app(app)
+
+    def init_app(self, app: Flask) -> None:
+        """Build this application's receiver from its config and, if asked, register the endpoint."""
+        if self._receiver is not None:
+            receiver = self._receiver
+        else:
+            receiver = _receiver_from_config(app.config, self._options)
+            receiver.add_handler(CATCH_ALL, self._dispatch)
+        app.extensions[EXTENSION_KEY] = _State(receiver)
+        url = self._url if self._url is not None else app.config.get("KREUZBERG_WEBHOOK_URL")
+        if url:
+            app.add_url_rule(
+                url,
+                endpoint=EXTENSION_KEY,
+                view_func=self._endpoint,
+                methods=["POST", *_OTHER_METHODS],
+            )
+
+    def receiver_for(self, app: Flask | None = None) -> Receiver:
+        """The receiver of *app* (default: the current application)."""
+        target = app if app is not None else current_app
+        state = target.extensions.get(EXTENSION_KEY)
+        if not isinstance(state, _State):
+            raise RuntimeError("KreuzbergWebhooks.init_app(app) has not been called for this application")
+        return state.receiver
+
+    def on(self, event_type: str = CATCH_ALL) -> Callable[[Handler], Handler]:
+        """Register a handler for the endpoint, like :meth:`Receiver.on`; for every application."""
+        if self._receiver is not None:
+            return self._receiver.on(event_type)
+        if not (event_type == CATCH_ALL or event_type.startswith("job.")):
+            raise ConfigurationError(f"unknown event type {event_type!r}: expected 'job.<status>' or '*'")
+
+        def register(handler: Handler) -> Handler:
+            self._handlers.setdefault(event_type, []).append(handler)
+            return handler
+
+        return register
+
+    def verified(self, view: View) -> View:
+        """Like :func:`webhook`, with the current application's receiver: ``@webhooks.verified``."""
+        return _guard(view, self.receiver_for)
+
+    def _dispatch(self, event: Any) -> None:
+        # Runs inside Receiver.handle, in the request: ensure_sync runs async handlers too.
+        for handler in self._handlers.get(event.type, []) + self._handlers.get(CATCH_ALL, []):
+            current_app.ensure_sync(handler)(event)
+
+    def _endpoint(self) -> Response:
+        if request.method != "POST":
+            return outcome_response(Outcome.from_error(MethodNotAllowed()))
+        receiver = self.receiver_for()
+        try:
+            body = read_body(receiver.verifier)
+        except PayloadTooLarge as error:
+            return outcome_response(Outcome.from_error(error))
+        return outcome_response(receiver.handle(body, _headers()))
