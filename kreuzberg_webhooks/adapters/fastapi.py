@@ -34,6 +34,7 @@ from ._missing import require
 require("fastapi", "fastapi")
 
 from fastapi import FastAPI, Request  # noqa: E402
+from fastapi import HTTPException as FastAPIHTTPException  # noqa: E402
 from fastapi.exceptions import RequestValidationError  # noqa: E402
 from starlette.exceptions import HTTPException  # noqa: E402
 from starlette.responses import Response  # noqa: E402
@@ -48,10 +49,10 @@ __all__ = ["DeliveryAnswered", "KreuzbergWebhook", "answer_delivery"]
 logger = logging.getLogger("kreuzberg_webhooks")
 
 
-class DeliveryAnswered(HTTPException):
+class DeliveryAnswered(FastAPIHTTPException):
     """A delivery answered before the route runs: an error, a duplicate, or one in flight.
 
-    An :class:`~starlette.exceptions.HTTPException`, so that even without
+    A FastAPI :class:`~fastapi.HTTPException`, so that even without
     :func:`answer_delivery` registered the status and the ``Retry-After`` /
     ``Allow`` headers are right (the status is what the sender acts on); with it
     registered, the body is the same small JSON every adapter sends.
