@@ -113,11 +113,14 @@ def _in_flight(event: Event, claim: Claim) -> DeliveryInFlight:
 def _store_error(event: Event, error: BaseException) -> Outcome:
     logger.error(
         "replay store unavailable; delivery answered 503 (event_id=%s): %s",
-        event.event_id or "-",
-        type(error).__name__,
+        event.event_id or event.dedup_key,
+        # A store's own StoreUnavailable says what failed; other exceptions may carry
+        # connection URLs with credentials, so only their type is logged.
+        f"{type(error).__name__}: {error.detail}" if isinstance(error, StoreUnavailable) else type(error).__name__,
     )
     if isinstance(error, StoreUnavailable):
         error.event_id = event.event_id
+        error.detail = error.message  # the store's details stay in the log, out of the response
         return Outcome.from_error(error, event)
     return Outcome.from_error(StoreUnavailable(event_id=event.event_id), event)
 
@@ -301,8 +304,9 @@ class Receiver:
             event = self.verifier.verify(body, headers)
         except WebhookError as error:
             return Outcome.from_error(error)
+        store = self._sync_store()  # outside the try: a misconfiguration must raise, not pass for a 503
         try:
-            claim = self._sync_store().claim(event.dedup_key, self.lease)
+            claim = store.claim(event.dedup_key, self.lease)
         except Exception as error:
             return _store_error(event, error)
         return _claim_outcome(event, claim) or Delivery(event, event.dedup_key, claim.token or "")
