@@ -267,3 +267,21 @@ def test_request_object_is_still_usable_in_the_route(recorder: Recorder) -> None
     with TestClient(app) as client:
         response = client.post(PATH, content=body, headers=dict(headers, **{"User-Agent": "kreuzberg-webhook/1"}))
     assert response.json() == {"status": "processed", "agent": "kreuzberg-webhook/1"}
+
+
+def test_asgi_middleware_also_serves_a_fastapi_app(recorder: Recorder) -> None:
+    from kreuzberg_webhooks.adapters.asgi import KreuzbergWebhookMiddleware
+
+    app = FastAPI()
+
+    @app.get("/")
+    def index() -> dict[str, str]:
+        return {"page": "index"}
+
+    app.add_middleware(KreuzbergWebhookMiddleware, receiver=make_receiver(recorder), path=PATH)
+    body, headers = signed_delivery(SECRET, job_event_payload(now=NOW))
+    with TestClient(app) as client:
+        assert client.post(PATH, content=body, headers=headers).json() == {"status": "processed"}
+        assert client.post(PATH, content=body, headers=headers).json() == {"status": "duplicate"}
+        assert client.get("/").json() == {"page": "index"}
+    assert len(recorder.events) == 1
