@@ -15,11 +15,12 @@ is never dropped.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, TypeAlias
-from uuid import UUID
+from uuid import UUID, SafeUUID
 
 from .exceptions import InvalidField, MissingField
 
@@ -115,6 +116,47 @@ class JobEvent:
         return "event:" + self.event_id
 
 
+def _slot_setter(cls: type, name: str) -> Callable[[Any, Any], None]:
+    setter: Callable[[Any, Any], None] = cls.__dict__[name].__set__
+    return setter
+
+
+# A frozen dataclass's __init__ stores each field through object.__setattr__;
+# the slots' own setters store the same values for a third of the cost, and a
+# JobEvent is built on every delivery. JobEvent has no __post_init__ to skip.
+_set_event_id = _slot_setter(JobEvent, "event_id")
+_set_job_id = _slot_setter(JobEvent, "job_id")
+_set_project_id = _slot_setter(JobEvent, "project_id")
+_set_status = _slot_setter(JobEvent, "status")
+_set_error_message = _slot_setter(JobEvent, "error_message")
+_set_timestamp = _slot_setter(JobEvent, "timestamp")
+_set_attempt_count = _slot_setter(JobEvent, "attempt_count")
+_set_raw = _slot_setter(JobEvent, "raw")
+
+
+def _job_event(
+    event_id: str,
+    job_id: UUID,
+    project_id: UUID,
+    status: JobStatus | str,
+    error_message: str | None,
+    timestamp: datetime,
+    attempt_count: int,
+    raw: dict[str, Any],
+) -> JobEvent:
+    """``JobEvent(...)``, built faster (every field, in the dataclass's order)."""
+    event = JobEvent.__new__(JobEvent)
+    _set_event_id(event, event_id)
+    _set_job_id(event, job_id)
+    _set_project_id(event, project_id)
+    _set_status(event, status)
+    _set_error_message(event, error_message)
+    _set_timestamp(event, timestamp)
+    _set_attempt_count(event, attempt_count)
+    _set_raw(event, raw)
+    return event
+
+
 @dataclass(frozen=True, slots=True)
 class JobResult:
     """The extraction result inside a job document."""
@@ -207,12 +249,27 @@ def _required(data: dict[str, Any], name: str) -> Any:
         raise MissingField(f"the field {name!r} is missing") from None
 
 
+_set_uuid_int = UUID.__dict__["int"].__set__
+_set_uuid_safety = UUID.__dict__["is_safe"].__set__
+_UUID_SAFETY = SafeUUID.unknown  # what UUID(value) records; a constant, as enum look-ups are slow
+
+
 def _uuid(value: Any, name: str) -> UUID:
     if type(value) is str and len(value) <= 45:
-        try:
-            return UUID(value)
-        except ValueError:
-            pass
+        # Exactly what UUID(value) does to the string, then the value is
+        # stored in UUID's two slots directly (as CPython 3.14's own uuid4
+        # does): UUID's general constructor is a fifth of a delivery's cost.
+        digits = value.replace("urn:", "").replace("uuid:", "").strip("{}").replace("-", "")
+        if len(digits) == 32:
+            try:
+                number = int(digits, 16)
+            except ValueError:
+                pass
+            else:
+                uuid = UUID.__new__(UUID)
+                _set_uuid_int(uuid, number)
+                _set_uuid_safety(uuid, _UUID_SAFETY)
+                return uuid
     raise InvalidField(f"the field {name!r} is not a UUID string")
 
 
@@ -251,7 +308,7 @@ def _unix_seconds(value: Any) -> float:
 
 def _utc(seconds: float) -> datetime:
     try:
-        return datetime.fromtimestamp(seconds, tz=UTC)
+        return datetime.fromtimestamp(seconds, UTC)  # positional: a keyword costs a third more
     except (OverflowError, OSError, ValueError):
         raise InvalidField("the field 'timestamp' is out of range") from None
 
@@ -287,15 +344,16 @@ def parse_job_event(data: dict[str, Any]) -> JobEvent:
     attempt_count = data.get("attempt_count", 1)
     if type(attempt_count) is not int or attempt_count < 1:
         raise InvalidField("the field 'attempt_count' must be a positive integer")
-    return JobEvent(
-        event_id=_identifier(_required(data, "event_id"), "event_id"),
-        job_id=_uuid(_required(data, "job_id"), "job_id"),
-        project_id=_uuid(_required(data, "project_id"), "project_id"),
-        status=_status(_required(data, "status")),
-        error_message=_optional_str(data, "error_message"),
-        timestamp=_utc(_unix_seconds(_required(data, "timestamp"))),
-        attempt_count=attempt_count,
-        raw=data,
+    # Arguments are evaluated in order, so the first bad field is the one reported.
+    return _job_event(
+        _identifier(_required(data, "event_id"), "event_id"),
+        _uuid(_required(data, "job_id"), "job_id"),
+        _uuid(_required(data, "project_id"), "project_id"),
+        _status(_required(data, "status")),
+        _optional_str(data, "error_message"),
+        _utc(_unix_seconds(_required(data, "timestamp"))),
+        attempt_count,
+        data,
     )
 
 

@@ -30,7 +30,7 @@ from .exceptions import (
     UnknownProject,
     WebhookError,
 )
-from .signing import normalize_secrets, verify_signature
+from .signing import normalize_secrets, prekey, verify_prekeyed, verify_signature
 
 __all__ = [
     "DEFAULT_MAX_BODY_SIZE",
@@ -56,6 +56,7 @@ Secrets: TypeAlias = "str | bytes | Iterable[str | bytes] | SecretResolver"
 InvalidPayloadCallback: TypeAlias = Callable[[bytes, InvalidPayload], None]
 
 _BOM = b"\xef\xbb\xbf"
+_JSON_WHITESPACE = " \t\n\r"
 
 
 def _reject_constant(name: str) -> Any:
@@ -76,9 +77,16 @@ def decode_json(body: bytes) -> Any:
     if body[:3] == _BOM:
         body = body[3:]
     try:
-        return _decoder.decode(body.decode("utf-8"))
+        # JSONDecoder.decode is raw_decode between two regex scans for JSON
+        # whitespace, which cost half as much as parsing a small event; a
+        # strip does the same job (a document never ends in whitespace).
+        text = body.decode("utf-8").strip(_JSON_WHITESPACE)
+        value, end = _decoder.raw_decode(text)
     except (ValueError, RecursionError):  # UnicodeDecodeError and JSONDecodeError are ValueErrors
         raise InvalidJSON() from None
+    if end != len(text):  # more after the document
+        raise InvalidJSON()
+    return value
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,6 +201,7 @@ class Verifier:
         "_clock",
         "_header_lower",
         "_header_name",
+        "_macs",
         "_on_invalid_payload",
         "_resolver",
         "_secrets",
@@ -230,6 +239,7 @@ class Verifier:
                 self._secrets = normalize_secrets(secrets)
             except TypeError:  # e.g. Verifier(42): neither a secret, nor several, nor a callable
                 raise ConfigurationError("secrets must be a str, bytes, an iterable of them, or a callable") from None
+        self._macs = prekey(self._secrets)
         if insecure_accept_unsigned:
             warnings.warn(
                 "insecure_accept_unsigned=True: unsigned webhook deliveries will be accepted",
@@ -290,6 +300,8 @@ class Verifier:
             pass
         elif header is None:
             raise MissingSignature()
+        elif self._resolver is None:
+            verify_prekeyed(body, header, self._macs)
         else:
             verify_signature(body, header, secrets)
         try:
