@@ -1,10 +1,11 @@
 """Exactly-once across processes: an example under a real server with four workers sharing one Redis.
 
-20 distinct events x 10 copies each, fired concurrently at four uvicorn
-workers running ``examples/starlette_app.py`` with ``KREUZBERG_REDIS_URL`` set
-(so its replay store is the async Redis store): every event's handler runs
-exactly once, every answer is 2xx or 429, and a final retry of each event that
-got a 429 is acknowledged.
+20 distinct events x 10 copies each, fired concurrently at four worker
+processes with ``KREUZBERG_REDIS_URL`` set: ``examples/starlette_app.py`` under
+uvicorn (the async Redis store, endpoint mode) and ``examples/flask_app.py``
+under gunicorn (the sync Redis store, the view decorator's guard mode). Every
+event's handler runs exactly once, every answer is 2xx or 429, and a final
+retry of each event that got a 429 is acknowledged.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+import pytest
 
 from tests.integration.redis_harness import App, delivery, event_id, serve
 from tests.servers import BIN, ROOT
@@ -40,9 +43,23 @@ def worker_pids(server_pid: int) -> list[int]:
     return children
 
 
-def test_four_workers_sharing_redis_run_each_event_exactly_once(tmp_path: Path, redis_server: RedisServer) -> None:
-    argv = [str(BIN / "uvicorn"), "--app-dir", str(ROOT / "examples"), "starlette_app:app"]
-    argv += ["--host", "127.0.0.1", "--port", "{port}", "--workers", str(WORKERS), "--log-level", "warning"]
+SERVERS = {
+    "starlette-uvicorn": [
+        str(BIN / "uvicorn"), "--app-dir", str(ROOT / "examples"), "starlette_app:app",
+        "--host", "127.0.0.1", "--port", "{port}", "--workers", str(WORKERS), "--log-level", "warning",
+    ],
+    "flask-gunicorn": [
+        str(BIN / "gunicorn"), "--pythonpath", str(ROOT / "examples"), "flask_app:app",
+        "--bind", "127.0.0.1:{port}", "--workers", str(WORKERS), "--threads", "2", "--log-level", "warning",
+    ],
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("server", list(SERVERS))
+def test_four_workers_sharing_redis_run_each_event_exactly_once(
+    server: str, tmp_path: Path, redis_server: RedisServer
+) -> None:
+    argv = SERVERS[server]
     # A key prefix of this test's own: the shared server holds other tests' keys.
     url = f"{redis_server.url}?key_prefix=exactly-once-{tmp_path.name}:"
     deliveries = [delivery() for _ in range(EVENTS)]
