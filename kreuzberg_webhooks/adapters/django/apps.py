@@ -1,0 +1,21 @@
+"""The Django app: add ``"kreuzberg_webhooks.adapters.django"`` to ``INSTALLED_APPS``
+for the system checks."""
+
+from __future__ import annotations
+
+from django.apps import AppConfig
+from django.core import checks
+
+from .checks import check_settings, check_store
+
+
+class KreuzbergWebhooksConfig(AppConfig):  # type: ignore[misc]
+    """Registers the system checks."""
+
+    name = "kreuzberg_webhooks.adapters.django"
+    label = "kreuzberg_webhooks"
+    verbose_name = "Kreuzberg webhooks"
+
+    def ready(self) -> None:
+        checks.register(check_settings, checks.Tags.security)
+        checks.register(check_store, checks.Tags.caches)

@@ -1,0 +1,226 @@
+"""Settings: one ``KREUZBERG_WEBHOOKS`` dict, read keyword argument → setting → default.
+
+::
+
+    KREUZBERG_WEBHOOKS = {
+        "SECRET": os.environ["KREUZBERG_WEBHOOK_SECRET"],  # or "SECRETS": [new, old] while rotating
+        "STORE": "cache",                  # or a store URL ("sqlite:///…", "redis://…"), or a store object
+        "CACHE_ALIAS": "default",          # the cache the "cache" store uses
+        "MAX_BODY_SIZE": 64 * 1024 * 1024, # bytes; larger bodies are answered 413
+        "SIGNATURE_HEADER": "X-Webhook-Signature",
+        "MAX_AGE": 24 * 60 * 60,           # seconds a signed timestamp may be old
+    }
+
+The receiver built from these settings (:func:`get_receiver`) is what the
+URLconf include and the views use unless they are given one. Handlers are
+registered on it with :func:`on`.
+"""
+
+from __future__ import annotations
+
+import threading
+import weakref
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, Final, TypeVar
+
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
+from django.core.signals import setting_changed
+from django.utils.module_loading import import_string
+
+from ...exceptions import ConfigurationError
+from ...receiver import CATCH_ALL, DEFAULT_LEASE, Handler, Receiver
+from ...stores import AsyncReplayStore, ReplayStore, open_store
+from ...verify import DEFAULT_MAX_BODY_SIZE, DEFAULT_SIGNATURE_HEADER, ReplayWindow
+from .store import DEFAULT_KEY_PREFIX, DjangoCacheStore
+
+__all__ = ["KNOWN_SETTINGS", "SETTING", "build_receiver", "get_receiver", "get_setting", "on"]
+
+#: The name of the settings dict.
+SETTING: Final = "KREUZBERG_WEBHOOKS"
+
+_DEFAULT_WINDOW = ReplayWindow()
+
+#: Every key ``KREUZBERG_WEBHOOKS`` understands, with its default.
+KNOWN_SETTINGS: Final[Mapping[str, Any]] = {
+    "SECRET": None,
+    "SECRETS": None,
+    "STORE": "cache",
+    "CACHE_ALIAS": "default",
+    "KEY_PREFIX": DEFAULT_KEY_PREFIX,
+    "MAX_BODY_SIZE": DEFAULT_MAX_BODY_SIZE,
+    "SIGNATURE_HEADER": DEFAULT_SIGNATURE_HEADER,
+    "MAX_AGE": _DEFAULT_WINDOW.max_age,
+    "MAX_FUTURE": _DEFAULT_WINDOW.max_future,
+    "LEASE": DEFAULT_LEASE,
+    "RETENTION": None,
+    # A ready Receiver (or its dotted path) instead of one built from the keys above.
+    "RECEIVER": None,
+    # Whether the URLconf include mounts the async view (for ASGI servers).
+    "ASYNC": False,
+}
+
+_MISSING: Any = object()
+H = TypeVar("H", bound=Handler)
+
+
+def settings_dict() -> Mapping[str, Any]:
+    """``settings.KREUZBERG_WEBHOOKS``, or an empty dict when it is not set."""
+    configured = getattr(settings, SETTING, {})
+    if not isinstance(configured, Mapping):
+        raise ImproperlyConfigured(f"settings.{SETTING} must be a dict")
+    return configured
+
+
+def get_setting(name: str, default: Any = _MISSING, kwargs: dict[str, Any] | None = None) -> Any:
+    """One setting: ``kwargs[name.lower()]`` (popped), else ``KREUZBERG_WEBHOOKS[name]``,
+    else *default* (else :data:`KNOWN_SETTINGS`' default)."""
+    if kwargs is not None and name.lower() in kwargs:
+        return kwargs.pop(name.lower())
+    configured = settings_dict()
+    if name in configured:
+        return configured[name]
+    if default is not _MISSING:
+        return default
+    if name in KNOWN_SETTINGS:
+        return KNOWN_SETTINGS[name]
+    raise ImproperlyConfigured(f"{SETTING}[{name!r}] is not set")
+
+
+def _secrets(kwargs: dict[str, Any]) -> Any:
+    secret = get_setting("SECRET", kwargs=kwargs)
+    several = get_setting("SECRETS", kwargs=kwargs)
+    if secret and several:
+        raise ImproperlyConfigured(f"set {SETTING}['SECRET'] or {SETTING}['SECRETS'], not both")
+    if not secret and not several:
+        if kwargs.get("insecure_accept_unsigned"):
+            return None
+        raise ImproperlyConfigured(
+            f"{SETTING}['SECRET'] is not set: a webhook secret is required "
+            "(e.g. 'SECRET': os.environ['KREUZBERG_WEBHOOK_SECRET'])"
+        )
+    if secret:
+        return secret
+    if isinstance(several, str | bytes) or callable(several) or isinstance(several, Iterable):
+        return several
+    raise ImproperlyConfigured(f"{SETTING}['SECRETS'] must be a list of secrets or a callable")
+
+
+def store_from_setting(
+    value: Any, *, cache_alias: str = "default", key_prefix: str = DEFAULT_KEY_PREFIX
+) -> ReplayStore | AsyncReplayStore:
+    """The replay store for a ``STORE`` value: ``"cache"``, a store URL, or a store object."""
+    if value == "cache":
+        if cache_alias not in settings.CACHES:
+            raise ImproperlyConfigured(f"{SETTING}['CACHE_ALIAS'] {cache_alias!r} is not in settings.CACHES")
+        return DjangoCacheStore(cache_alias, key_prefix=key_prefix)
+    if isinstance(value, str):
+        try:
+            return open_store(value)
+        except ConfigurationError as error:
+            raise ImproperlyConfigured(f"{SETTING}['STORE']: {error}") from error
+    if hasattr(value, "claim") and hasattr(value, "complete") and hasattr(value, "release"):
+        store: ReplayStore | AsyncReplayStore = value
+        return store
+    raise ImproperlyConfigured(f"{SETTING}['STORE'] must be 'cache', a store URL or a replay store")
+
+
+def build_receiver(**kwargs: Any) -> Receiver:
+    """A :class:`Receiver` from keyword arguments, then settings, then defaults.
+
+    Keywords are the settings' names in lower case (``secret=``, ``store=``,
+    ``max_body_size=``…); any other keyword goes to :class:`Receiver` (e.g.
+    ``clock=``, ``on_invalid_payload=``).
+    """
+    options = dict(kwargs)
+    secrets = _secrets(options)
+    store = store_from_setting(
+        get_setting("STORE", kwargs=options),
+        cache_alias=get_setting("CACHE_ALIAS", kwargs=options),
+        key_prefix=get_setting("KEY_PREFIX", kwargs=options),
+    )
+    try:
+        window = ReplayWindow(
+            max_age=get_setting("MAX_AGE", kwargs=options), max_future=get_setting("MAX_FUTURE", kwargs=options)
+        )
+        return Receiver(
+            secrets,
+            store=store,
+            lease=get_setting("LEASE", kwargs=options),
+            retention=get_setting("RETENTION", kwargs=options),
+            header=get_setting("SIGNATURE_HEADER", kwargs=options),
+            max_body_size=get_setting("MAX_BODY_SIZE", kwargs=options),
+            window=window,
+            **options,
+        )
+    except (ConfigurationError, TypeError) as error:
+        raise ImproperlyConfigured(f"{SETTING}: {error}") from error
+
+
+# -- the configured receiver, and handlers registered on it --------------------
+
+_lock = threading.Lock()
+_configured: Receiver | None = None
+_registered: list[tuple[str, Handler]] = []
+# How many of the registered handlers each receiver already has.
+_applied: weakref.WeakKeyDictionary[Receiver, int] = weakref.WeakKeyDictionary()
+
+
+def _load_configured() -> Receiver:
+    given = get_setting("RECEIVER")
+    if given is None:
+        return build_receiver()
+    if isinstance(given, str):
+        given = import_string(given)
+    if callable(given) and not isinstance(given, Receiver):
+        given = given()
+    if not isinstance(given, Receiver):
+        raise ImproperlyConfigured(f"{SETTING}['RECEIVER'] must be a Receiver, its dotted path, or a factory")
+    return given
+
+
+def get_receiver() -> Receiver:
+    """The receiver the settings describe, built once per process (and again when
+    ``KREUZBERG_WEBHOOKS`` changes, e.g. under ``override_settings``), with every
+    handler registered through :func:`on`."""
+    global _configured
+    receiver = _configured
+    if receiver is None:
+        with _lock:
+            if _configured is None:
+                _configured = _load_configured()
+            receiver = _configured
+    if _applied.get(receiver, 0) < len(_registered):
+        with _lock:
+            done = _applied.get(receiver, 0)
+            for event_type, handler in _registered[done:]:
+                receiver.add_handler(event_type, handler)
+            _applied[receiver] = len(_registered)
+    return receiver
+
+
+def on(event_type: str = CATCH_ALL) -> Callable[[H], H]:
+    """Register a handler on the configured receiver: ``@on("job.completed")``, or
+    ``@on()`` for every event. Import the module that uses it from your
+    ``AppConfig.ready()`` so the handlers are registered before the first delivery."""
+    if not isinstance(event_type, str) or not (event_type == CATCH_ALL or event_type.startswith("job.")):
+        raise ImproperlyConfigured(f"unknown event type {event_type!r}: expected 'job.<status>' or '*'")
+
+    def register(handler: H) -> H:
+        if not callable(handler):
+            raise ImproperlyConfigured("a handler must be callable")
+        with _lock:
+            _registered.append((event_type, handler))
+        return handler
+
+    return register
+
+
+def _reset(*, setting: str, **kwargs: Any) -> None:
+    global _configured
+    if setting == SETTING:
+        with _lock:
+            _configured = None
+
+
+setting_changed.connect(_reset, dispatch_uid="kreuzberg_webhooks.adapters.django.conf")

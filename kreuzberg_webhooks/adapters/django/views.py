@@ -1,0 +1,240 @@
+"""Class-based views that receive deliveries: a sync and an async flavour.
+
+Both read the raw body themselves, chunk by chunk, so the receiver's
+``MAX_BODY_SIZE`` answers 413 while reading. (Django's own ``request.body``
+would apply ``DATA_UPLOAD_MAX_MEMORY_SIZE`` instead and answer 400, which the
+sender takes as permanent: a large job document would be lost.)
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+from collections.abc import Callable
+from typing import Any, ClassVar
+
+from asgiref.sync import async_to_sync, iscoroutinefunction, sync_to_async
+from django.http import HttpRequest, HttpResponse
+from django.views import View
+from django.views.decorators.csrf import csrf_exempt
+
+from ...events import Event
+from ...exceptions import HandlerFailed, MethodNotAllowed, PayloadTooLarge
+from ...receiver import Delivery, Outcome, Receiver
+from ...verify import Verifier
+from .conf import get_receiver, get_setting
+from .signals import webhook_received
+
+__all__ = [
+    "AsyncKreuzbergWebhookMixin",
+    "AsyncKreuzbergWebhookView",
+    "KreuzbergWebhookMixin",
+    "KreuzbergWebhookView",
+    "outcome_response",
+    "read_body",
+    "webhook_view",
+]
+
+logger = logging.getLogger("kreuzberg_webhooks")
+
+_CHUNK = 64 * 1024
+
+
+def read_body(request: HttpRequest, verifier: Verifier) -> bytes:
+    """Read the request body in chunks through ``verifier.body_reader``.
+
+    Raises :class:`PayloadTooLarge` as soon as the declared length or the bytes
+    read pass the limit. Afterwards ``request.body`` returns the same bytes.
+    """
+    meta = request.META
+    reader = verifier.body_reader(meta.get("CONTENT_LENGTH") or None)
+    stream: Any = request
+    if not meta.get("CONTENT_LENGTH") and meta.get("wsgi.input_terminated") and "wsgi.input" in meta:
+        # Django's WSGIRequest reads nothing without a Content-Length, so a chunked
+        # body would look empty. A server that sets wsgi.input_terminated (gunicorn
+        # does) ends wsgi.input where the body ends: read it directly.
+        stream = meta["wsgi.input"]
+    while chunk := stream.read(_CHUNK):
+        reader.feed(chunk)
+    body = reader.body()
+    # What HttpRequest.body itself caches, so handle_event may still use request.body.
+    request._body = body
+    return body
+
+
+def outcome_response(outcome: Outcome) -> HttpResponse:
+    """The Django response for a core :class:`Outcome`."""
+    response = HttpResponse(outcome.body, status=outcome.status_code)
+    for name, value in outcome.headers:
+        response[name] = value
+    return response
+
+
+def _handler_failed(event: Event) -> HttpResponse:
+    logger.exception("webhook handler raised; claim released (event_id=%s)", event.event_id or event.dedup_key)
+    return outcome_response(Outcome.from_error(HandlerFailed(event_id=event.event_id), event))
+
+
+def _exempt(view: Callable[..., Any]) -> Callable[..., Any]:
+    """No CSRF token and no login: the sender has neither; the signature is the authentication."""
+    view = csrf_exempt(view)
+    try:
+        from django.contrib.auth.decorators import login_not_required  # Django 5.1+
+    except ImportError:  # older Django has no LoginRequiredMiddleware to be exempt from
+        return view
+    exempted: Callable[..., Any] = login_not_required(view)
+    return exempted
+
+
+class _WebhookViewBase:
+    """What both flavours share: configuration, method handling, exemptions."""
+
+    #: The receiver to use; ``None``: the one ``KREUZBERG_WEBHOOKS`` configures.
+    #: Set it on a subclass or pass it to ``as_view(receiver=...)``.
+    receiver: Receiver | None = None
+    #: Deliveries are POST only; anything else (OPTIONS and HEAD too) is 405.
+    http_method_names: ClassVar[list[str]] = ["post"]
+
+    @classmethod
+    def as_view(cls, **initkwargs: Any) -> Callable[..., Any]:
+        """The view function, exempt from CSRF and from ``LoginRequiredMiddleware``."""
+        return _exempt(super().as_view(**initkwargs))  # type: ignore[misc]
+
+    def get_receiver(self) -> Receiver:
+        """The receiver this view delivers to."""
+        return self.receiver if self.receiver is not None else get_receiver()
+
+
+class KreuzbergWebhookMixin(_WebhookViewBase):
+    """Receive deliveries in a synchronous class-based view.
+
+    ::
+
+        class JobWebhook(KreuzbergWebhookMixin, View):
+            def handle_event(self, request, event):
+                Job.objects.filter(pk=event.job_id).update(status=event.status)
+
+    ``handle_event`` runs only for a verified delivery this request has
+    claimed; everything else (401, 400, 413, a duplicate, 429) is answered
+    before it. Return ``None`` for the standard 200, or a response of your
+    own: a 2xx marks the event processed, anything else releases the claim so
+    the sender's retry runs it again. If it raises, the answer is 500 and the
+    claim is released.
+    """
+
+    def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        """Verify, claim, run :meth:`handle_event`, then settle the claim."""
+        receiver = self.get_receiver()
+        try:
+            body = read_body(request, receiver.verifier)
+        except PayloadTooLarge as error:
+            return outcome_response(Outcome.from_error(error))
+        started = receiver.begin(body, request.headers)
+        if isinstance(started, Outcome):
+            return outcome_response(started)
+        try:
+            response = self.handle_event(request, started.event)
+        except Exception:
+            receiver.finish(started, 500)
+            return _handler_failed(started.event)
+        return self._settle(receiver, started, response)
+
+    def _settle(self, receiver: Receiver, delivery: Delivery, response: HttpResponse | None) -> HttpResponse:
+        if response is None:
+            response = outcome_response(Outcome.processed(delivery.event))
+        receiver.finish(delivery, response.status_code)
+        return response
+
+    def handle_event(self, request: HttpRequest, event: Event) -> HttpResponse | None:
+        """Process one event. The default runs the receiver's handlers, then sends
+        :data:`~kreuzberg_webhooks.adapters.django.signals.webhook_received`."""
+        for handler in self.get_receiver().handlers_for(event):
+            if iscoroutinefunction(handler):
+                async_to_sync(handler)(event)
+                continue
+            result = handler(event)
+            if inspect.isawaitable(result):
+                async_to_sync(_await)(result)
+        webhook_received.send(sender=type(self), event=event, request=request)
+        return None
+
+    def http_method_not_allowed(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        """405 with the core's JSON body and ``Allow: POST`` (never a redirect)."""
+        return outcome_response(Outcome.from_error(MethodNotAllowed()))
+
+
+class AsyncKreuzbergWebhookMixin(_WebhookViewBase):
+    """The async flavour of :class:`KreuzbergWebhookMixin`, for ASGI servers.
+
+    ``handle_event`` is a coroutine. The store is called through the receiver's
+    async path (a sync store in a worker thread); sync handlers run through
+    ``sync_to_async``, as Django runs sync code under ASGI.
+    """
+
+    async def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        """Verify, claim, await :meth:`handle_event`, then settle the claim."""
+        receiver = self.get_receiver()
+        try:
+            # Under ASGI Django has already spooled the body (to memory, then to a
+            # temporary file): reading it here does not wait on the network.
+            body = read_body(request, receiver.verifier)
+        except PayloadTooLarge as error:
+            return outcome_response(Outcome.from_error(error))
+        started = await receiver.begin_async(body, request.headers)
+        if isinstance(started, Outcome):
+            return outcome_response(started)
+        try:
+            response = await self.handle_event(request, started.event)
+        except Exception:
+            await receiver.finish_async(started, 500)
+            return _handler_failed(started.event)
+        if response is None:
+            response = outcome_response(Outcome.processed(started.event))
+        await receiver.finish_async(started, response.status_code)
+        return response
+
+    async def handle_event(self, request: HttpRequest, event: Event) -> HttpResponse | None:
+        """Process one event. The default runs the receiver's handlers, then sends
+        :data:`~kreuzberg_webhooks.adapters.django.signals.webhook_received`."""
+        for handler in self.get_receiver().handlers_for(event):
+            if iscoroutinefunction(handler):
+                await handler(event)
+                continue
+            result = await sync_to_async(handler)(event)
+            if inspect.isawaitable(result):
+                await result
+        asend = getattr(webhook_received, "asend", None)
+        if asend is not None:  # Django 5.0+: async receivers are awaited, sync ones run in a thread
+            await asend(sender=type(self), event=event, request=request)
+        else:
+            await sync_to_async(webhook_received.send)(sender=type(self), event=event, request=request)
+        return None
+
+    def http_method_not_allowed(self, request: HttpRequest, *args: Any, **kwargs: Any) -> Any:
+        """405 with the core's JSON body and ``Allow: POST`` (never a redirect)."""
+        response = outcome_response(Outcome.from_error(MethodNotAllowed()))
+
+        async def answer() -> HttpResponse:
+            return response
+
+        return answer()
+
+
+class KreuzbergWebhookView(KreuzbergWebhookMixin, View):  # type: ignore[misc]
+    """The ready sync view: the receiver's handlers, then the ``webhook_received`` signal."""
+
+
+class AsyncKreuzbergWebhookView(AsyncKreuzbergWebhookMixin, View):  # type: ignore[misc]
+    """The ready async view: the receiver's handlers, then the ``webhook_received`` signal."""
+
+
+def webhook_view(**initkwargs: Any) -> Callable[..., Any]:
+    """The ready view, async when ``KREUZBERG_WEBHOOKS["ASYNC"]`` is true (serve it
+    under an ASGI server), sync otherwise. The URLconf include mounts this."""
+    view_class: Any = AsyncKreuzbergWebhookView if get_setting("ASYNC") else KreuzbergWebhookView
+    view: Callable[..., Any] = view_class.as_view(**initkwargs)
+    return view
+
+
+async def _await(awaitable: Any) -> Any:
+    return await awaitable
