@@ -7,6 +7,7 @@ import contextlib
 import subprocess
 import sys
 from collections.abc import Callable, Iterator, MutableMapping
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -354,6 +355,7 @@ def test_guard_does_not_run_the_receivers_own_handlers(recorder: Recorder) -> No
 
 BLOCK_FRAMEWORKS = """
 import sys
+from pathlib import Path
 for name in ("starlette", "fastapi"):
     sys.modules[name] = None  # as if not installed
 """
@@ -371,3 +373,27 @@ def test_asgi_adapter_imports_without_starlette() -> None:
         + "print('ok')"
     )
     assert (result.returncode, result.stdout.strip()) == (0, "ok"), result.stderr
+
+
+def test_require_names_the_extra_for_a_missing_framework() -> None:
+    from kreuzberg_webhooks.adapters._missing import require
+
+    with pytest.raises(ImportError, match=r'pip install "kreuzberg-webhooks\[starlette\]"') as caught:
+        require("kreuzberg_no_such_framework.routing", "starlette")
+    assert caught.value.name == "kreuzberg_no_such_framework.routing"
+    assert require("json", "never-needed").__name__ == "json"
+
+
+def test_require_lets_a_broken_installed_framework_fail_as_itself(tmp_path: Path) -> None:
+    # An installed package whose own import fails must not be reported as "not installed".
+    (tmp_path / "brokenframework").mkdir()
+    (tmp_path / "brokenframework" / "__init__.py").write_text("import kreuzberg_missing_dependency_of_it\n")
+    code = (
+        f"import sys; sys.path.insert(0, {str(tmp_path)!r})\n"
+        "from kreuzberg_webhooks.adapters._missing import require\n"
+        "require('brokenframework', 'x')\n"
+    )
+    result = run_python(code)
+    assert result.returncode == 1
+    assert "No module named 'kreuzberg_missing_dependency_of_it'" in result.stderr
+    assert "pip install" not in result.stderr
