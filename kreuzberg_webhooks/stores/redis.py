@@ -35,13 +35,13 @@ try:
     import redis.cluster
     from redis.backoff import ExponentialBackoff
     from redis.retry import Retry
-except ImportError as error:  # pragma: no cover - exercised only without the extra
+except ImportError as error:  # redis-py is the optional [redis] extra
     raise ImportError('the Redis replay store needs redis-py: pip install "kreuzberg-webhooks[redis]"') from error
 
 from ..exceptions import ConfigurationError, StoreUnavailable
 from ._base import Claim, ClaimState
 
-__all__ = ["DEFAULT_PREFIX", "DEFAULT_SOCKET_TIMEOUT", "AsyncRedisStore", "RedisStore"]
+__all__ = ["DEFAULT_PREFIX", "DEFAULT_SOCKET_TIMEOUT", "PREFIX_QUERY_PARAMETER", "AsyncRedisStore", "RedisStore"]
 
 logger = logging.getLogger("kreuzberg_webhooks")
 

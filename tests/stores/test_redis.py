@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -241,6 +243,17 @@ def test_a_lease_that_is_not_a_positive_time_is_refused(redis_url: str, lease: f
     with pytest.raises(Exception, match="lease must be"):
         store.claim(new_key(), lease)
     store.close()
+
+
+def test_without_redis_py_the_import_error_names_the_extra() -> None:
+    code = (
+        "import sys; sys.modules['redis'] = None\n"
+        "from kreuzberg_webhooks.stores import open_store\n"
+        "try:\n    open_store('redis://127.0.0.1:6379/0')\n"
+        "except ImportError as error:\n    print(error)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    assert 'pip install "kreuzberg-webhooks[redis]"' in result.stdout
 
 
 # -- Redis down ---------------------------------------------------------------
