@@ -1,0 +1,602 @@
+"""The ``kreuzberg-webhooks`` command line: sign, verify, send-test and simulate.
+
+Standard library only. Exit status: 0 on success, 1 when a delivery is
+rejected, an endpoint does not answer 2xx or a simulation loses events, 2 for
+a usage error (a bad option, an unreadable file, a missing secret), 130 when
+interrupted. Errors are one line on stderr; a secret never appears in any output.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import logging
+import math
+import os
+import sys
+import textwrap
+import time
+import warnings
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import IO, Any, NoReturn
+from urllib.parse import urlsplit
+
+from . import __version__
+from .events import JobEvent, JobStatus
+from .exceptions import ConfigurationError, WebhookError
+from .signing import sign
+from .simulate import Simulation, Transport, http_transport, redact_url
+from .testing import crawl_job_document_payload, job_document_payload, job_event_payload
+from .verify import DEFAULT_SIGNATURE_HEADER, ReplayWindow, Verifier
+
+__all__ = ["main"]
+
+PROG = "kreuzberg-webhooks"
+SECRET_ENV = "KREUZBERG_WEBHOOK_SECRET"  # noqa: S105 - the variable's name
+#: A well-formed wrong secret for ``send-test --wrong-signature``.
+_WRONG_SECRET = "kreuzberg-webhooks-send-test-wrong-secret-0000"  # noqa: S105 - deliberately wrong, not a secret
+_STATUSES = [status.value for status in JobStatus]
+_MAX_SHOWN_ANSWER = 2000
+_DEFAULT_WINDOW = ReplayWindow()
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+
+class CommandError(Exception):
+    """A failure to report as one line on stderr, with an exit status."""
+
+    def __init__(self, message: str, exit_code: int = EXIT_FAILED) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+class UsageError(CommandError):
+    """A bad invocation: exit status 2."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, EXIT_USAGE)
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line (and no usage dump)."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"{self.prog}: error: {message} (see '{self.prog} --help')")
+
+
+class _Formatter(argparse.RawDescriptionHelpFormatter):
+    """Keeps the epilog's examples as written; descriptions are wrapped by :func:`_paragraphs`."""
+
+    def __init__(self, prog: str) -> None:
+        super().__init__(prog, max_help_position=32, width=min(100, _terminal_width()))
+
+
+def _paragraphs(text: str) -> str:
+    """Wrap each blank-line-separated paragraph to the help width."""
+    width = min(100, _terminal_width()) - 2
+    return "\n\n".join(textwrap.fill(" ".join(part.split()), width) for part in text.split("\n\n"))
+
+
+def _terminal_width() -> int:
+    try:
+        return os.get_terminal_size().columns
+    except OSError:
+        return 100
+
+
+# -- shared input handling -----------------------------------------------------------------
+
+
+def _read_body(path: str | None, stdin: IO[bytes]) -> bytes:
+    if path is None or path == "-":
+        if hasattr(stdin, "isatty") and stdin.isatty():
+            raise UsageError("no body: give a FILE or pipe the body on stdin")
+        return stdin.read()
+    try:
+        return Path(path).read_bytes()
+    except OSError as error:
+        raise UsageError(f"cannot read {path!r}: {error.strerror or type(error).__name__}") from None
+
+
+def _secrets(args: argparse.Namespace, *, required: bool = True) -> list[str]:
+    values: list[str] = []
+    given = args.secret
+    if isinstance(given, str):
+        values.append(given)
+    elif given:
+        values.extend(given)
+    files = [args.secret_file] if isinstance(args.secret_file, str) else args.secret_file or []
+    for path in files:
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as error:
+            reason = error.strerror if isinstance(error, OSError) and error.strerror else "not readable UTF-8 text"
+            raise UsageError(f"cannot read the secret file {path!r}: {reason}") from None
+        lines = [line.strip() for line in text.splitlines() if line.strip()]
+        if not lines:
+            raise UsageError(f"the secret file {path!r} is empty")
+        values.extend(lines)
+    if not values and os.environ.get(SECRET_ENV):
+        values.append(os.environ[SECRET_ENV])
+    if any(not value for value in values):
+        raise UsageError("the webhook secret is empty")
+    if required and not values:
+        raise UsageError(f"no webhook secret: set {SECRET_ENV}, or pass --secret or --secret-file")
+    return values
+
+
+def _url(value: str) -> str:
+    parts = urlsplit(value)
+    try:
+        port = parts.port
+    except ValueError:
+        port = -1
+    if parts.scheme not in ("http", "https") or not parts.hostname or port == -1:
+        raise argparse.ArgumentTypeError(f"not an http:// or https:// URL: {redact_url(value)!r}")
+    return value
+
+
+def _positive_float(value: str) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {value!r}") from None
+    if not (math.isfinite(number) and number > 0):
+        raise argparse.ArgumentTypeError(f"must be a positive number: {value!r}")
+    return number
+
+
+def _unix_time(value: str) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a unix time: {value!r}") from None
+    if not math.isfinite(number):
+        raise argparse.ArgumentTypeError(f"not a unix time: {value!r}")
+    return number
+
+
+def _non_negative_float(value: str) -> float:
+    if value.strip() in ("0", "0.0"):
+        return 0.0
+    return _positive_float(value)
+
+
+def _positive_int(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {value!r}") from None
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1: {value!r}")
+    return number
+
+
+def _non_negative_int(value: str) -> int:
+    return 0 if value.strip() == "0" else _positive_int(value)
+
+
+def _rate(value: str) -> float:
+    number = _non_negative_float(value)
+    if number > 1:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1: {value!r}")
+    return number
+
+
+def _field(value: str) -> tuple[str, Any]:
+    name, sep, raw = value.partition("=")
+    if not sep or not name:
+        raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got {value!r}")
+    try:
+        return name, json.loads(raw)
+    except ValueError:
+        return name, raw  # not JSON: a plain string
+
+
+@contextlib.contextmanager
+def _warnings_as_lines(stderr: IO[str]) -> Iterator[None]:
+    """Show warnings (a weak secret, an insecure option) as one line each, without a source line."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        yield
+    for warning in caught:
+        print(f"{PROG}: warning: {warning.message}", file=stderr)
+
+
+# -- the commands ----------------------------------------------------------------------------
+
+
+def _cmd_sign(args: argparse.Namespace, io: _IO) -> int:
+    secret = _secrets(args)[0]
+    body = _read_body(args.file, io.stdin)
+    value = sign(body, secret)
+    print(f"{args.header}: {value}" if args.with_name else value, file=io.stdout)
+    return EXIT_OK
+
+
+def _cmd_verify(args: argparse.Namespace, io: _IO) -> int:
+    secrets = _secrets(args)
+    body = _read_body(args.file, io.stdin)
+    window = ReplayWindow(math.inf, math.inf) if args.no_window else ReplayWindow(args.max_age, args.max_future)
+    with _warnings_as_lines(io.stderr):
+        try:
+            verifier = Verifier(secrets, window=window, max_body_size=args.max_body_size)
+        except ConfigurationError as error:
+            raise UsageError(str(error)) from None
+    try:
+        event = verifier.verify(body, {verifier.header: args.signature}, now=args.now)
+    except WebhookError as error:
+        print(
+            f"{PROG} verify: rejected: {error.reason} ({error.detail}) - a receiver answers {error.status_code}",
+            file=io.stderr,
+        )
+        return EXIT_FAILED
+    if isinstance(event, JobEvent):
+        where = f"event_id={event.event_id} job_id={event.job_id} attempt={event.attempt_count}"
+    else:
+        where = f"job_id={event.job_id} ({type(event).__name__})"
+    print(f"ok: {event.type} status={event.status} {where}", file=io.stdout)
+    return EXIT_OK
+
+
+def _build_payload(shape: str, status: str, fields: Sequence[tuple[str, Any]]) -> dict[str, Any]:
+    overrides = dict(fields)
+    if shape == "document":
+        return job_document_payload(status=status, **overrides)
+    if shape == "crawl":
+        return crawl_job_document_payload(status=status, **overrides)
+    if status == "failed":
+        overrides.setdefault("error_message", "extraction failed: OCR timeout")
+    return job_event_payload(status=status, **overrides)
+
+
+def _cmd_send_test(args: argparse.Namespace, io: _IO) -> int:
+    secrets = [] if args.unsigned else _secrets(args)
+    payload = _build_payload(args.shape, args.status, args.field)
+    body = json.dumps(payload, separators=(",", ":")).encode()
+    headers = {"Content-Type": "application/json", "User-Agent": f"kreuzberg-webhook/send-test ({PROG} {__version__})"}
+    if "event_id" in payload:
+        headers["X-Idempotency-Key"] = str(payload["event_id"])
+    if args.wrong_signature:
+        headers[args.header] = sign(body, _WRONG_SECRET)
+    elif secrets:
+        headers[args.header] = sign(body, secrets[0])
+    ident = f"event_id={payload['event_id']}" if "event_id" in payload else f"job_id={payload.get('id')}"
+    status = payload.get("status", args.status)
+    print(f"POST {redact_url(args.url)}  {args.shape} status={status}  {ident}", file=io.stdout)
+    if args.show_body:
+        print(body.decode(), file=io.stdout)
+    answer = io.transport(args.url, body, headers, args.timeout)
+    if answer.status is None:
+        raise CommandError(
+            f"no answer from {redact_url(args.url)}: {answer.error} after {answer.latency * 1000:.0f} ms"
+        )
+    print(f"{answer.status} {answer.reason}  {answer.latency * 1000:.1f} ms", file=io.stdout)
+    text = answer.body.decode("utf-8", "replace")
+    if text:
+        print(text if len(text) <= _MAX_SHOWN_ANSWER else text[:_MAX_SHOWN_ANSWER] + " [...]", file=io.stdout)
+    return EXIT_OK if 200 <= answer.status < 300 else EXIT_FAILED
+
+
+def _cmd_simulate(args: argparse.Namespace, io: _IO) -> int:
+    secrets = [] if args.unsigned else _secrets(args)
+    if args.concurrent_duplicates > args.events:
+        raise UsageError(
+            f"--concurrent-duplicates ({args.concurrent_duplicates}) is more than --events ({args.events})"
+        )
+    simulation = Simulation(
+        args.url,
+        secrets[0] if secrets else None,
+        events=args.events,
+        concurrency=args.concurrency,
+        time_scale=args.time_scale,
+        timeout=args.timeout,
+        duplicates=args.duplicates,
+        concurrent_duplicates=args.concurrent_duplicates,
+        shape=args.shape,
+        status=args.status,
+        seed=args.seed,
+        header=args.header,
+        user_agent=f"kreuzberg-webhook/simulate ({PROG} {__version__})",
+        transport=io.transport,
+    )
+    report = simulation.run(progress=None if args.no_progress else io.stderr)
+    print(report.render(), file=io.stdout)
+    return EXIT_FAILED if report.lost else EXIT_OK
+
+
+# -- the parser --------------------------------------------------------------------------------
+
+
+_MAIN_DESCRIPTION = """\
+Sign, verify and send Kreuzberg Cloud webhook deliveries.
+
+The secret comes from --secret, --secret-file or the KREUZBERG_WEBHOOK_SECRET
+environment variable (prefer the variable or a file: command-line arguments are
+visible to other users of the machine). It never appears in any output."""
+
+_MAIN_EPILOG = f"""\
+commands:
+  sign        print the X-Webhook-Signature value for a body
+  verify      check a body and its signature as a receiver would
+  send-test   post one realistic signed delivery to your endpoint
+  simulate    deliver many events like the real sender, retries included
+
+examples:
+  export {SECRET_ENV}=whsec_...
+  {PROG} sign body.json
+  {PROG} verify body.json --signature sha256=4f2c...
+  {PROG} send-test http://127.0.0.1:8000/webhooks/kreuzberg --status failed
+  {PROG} simulate http://127.0.0.1:8000/webhooks/kreuzberg --events 50 --time-scale 0.01
+
+exit status: 0 ok, 1 rejected / not delivered / events lost, 2 usage error."""
+
+
+def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
+    """The argument parser of every command."""
+    parser = _Parser(
+        prog=prog,
+        usage="%(prog)s [-h] [--version] COMMAND [OPTIONS]",
+        description=_paragraphs(_MAIN_DESCRIPTION),
+        epilog=_MAIN_EPILOG,
+        formatter_class=_Formatter,
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    # The command list is the epilog's, written by hand: argparse's own wraps badly.
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", help=argparse.SUPPRESS, prog=prog)
+
+    def secret_options(command: argparse.ArgumentParser, *, several: bool = False) -> None:
+        group = command.add_argument_group("secret")
+        if several:
+            group.add_argument(
+                "--secret",
+                action="append",
+                metavar="SECRET",
+                help=f"a webhook secret; repeat it for rotation (default: ${SECRET_ENV})",
+            )
+            group.add_argument(
+                "--secret-file",
+                action="append",
+                metavar="PATH",
+                help="read secrets from a file, one a line (repeatable)",
+            )
+        else:
+            group.add_argument("--secret", metavar="SECRET", help=f"the webhook secret (default: ${SECRET_ENV})")
+            group.add_argument("--secret-file", metavar="PATH", help="read the secret from a file")
+
+    def header_option(command: argparse.ArgumentParser) -> None:
+        command.add_argument(
+            "--header",
+            default=DEFAULT_SIGNATURE_HEADER,
+            metavar="NAME",
+            help="the signature header's name (default: %(default)s)",
+        )
+
+    # sign
+    sign_cmd = commands.add_parser(
+        "sign",
+        help="print the signature header value for a body",
+        description=_paragraphs(
+            "Print the X-Webhook-Signature value (sha256=<hex HMAC-SHA256>) for a body, "
+            "read from FILE or stdin exactly as it is, byte for byte."
+        ),
+        epilog=f"""examples:
+  {prog} sign body.json
+  printf '{{"event_id": "01J..."}}' | {prog} sign
+  curl -H "X-Webhook-Signature: $({prog} sign body.json)" --data-binary @body.json URL""",
+        formatter_class=_Formatter,
+    )
+    sign_cmd.add_argument("file", nargs="?", metavar="FILE", help="the body (default: stdin; '-' for stdin)")
+    sign_cmd.add_argument(
+        "--with-name", action="store_true", help="print the whole header line, 'X-Webhook-Signature: sha256=...'"
+    )
+    header_option(sign_cmd)
+    secret_options(sign_cmd)
+    sign_cmd.set_defaults(run=_cmd_sign)
+
+    # verify
+    verify_cmd = commands.add_parser(
+        "verify",
+        help="check a body and its signature as a receiver would",
+        description=_paragraphs(
+            "Verify a body and its signature header value with the same checks a receiver runs: "
+            "signature, JSON shape, replay window. Prints 'ok' with the event type and id and exits 0; "
+            "otherwise prints the reason code (signature_mismatch, stale_timestamp, missing_field...) "
+            "and the status a receiver would answer, and exits 1. Both payload shapes verify: "
+            "the small event and the full job document."
+        ),
+        epilog=f"""examples:
+  {prog} verify body.json --signature sha256=4f2c...
+  {prog} verify body.json --signature "$SIG" --secret-file old.key --secret-file new.key
+  {prog} verify captured.json --signature "$SIG" --no-window     # a capture from last week""",
+        formatter_class=_Formatter,
+    )
+    verify_cmd.add_argument("file", nargs="?", metavar="FILE", help="the body (default: stdin; '-' for stdin)")
+    verify_cmd.add_argument(
+        "--signature", required=True, metavar="VALUE", help="the signature header's value, sha256=<64 hex>"
+    )
+    window = verify_cmd.add_argument_group("replay window")
+    window.add_argument(
+        "--max-age",
+        type=_positive_float,
+        default=_DEFAULT_WINDOW.max_age,
+        metavar="SECONDS",
+        help="oldest timestamp accepted (default: %(default)g, 24 h)",
+    )
+    window.add_argument(
+        "--max-future",
+        type=_non_negative_float,
+        default=_DEFAULT_WINDOW.max_future,
+        metavar="SECONDS",
+        help="clock skew accepted ahead of now (default: %(default)g)",
+    )
+    window.add_argument("--no-window", action="store_true", help="skip the timestamp check (old captures)")
+    window.add_argument("--now", type=_unix_time, metavar="UNIX", help="check the window at this unix time")
+    verify_cmd.add_argument(
+        "--max-body-size",
+        type=_positive_int,
+        default=64 * 1024 * 1024,
+        metavar="BYTES",
+        help="largest body accepted (default: %(default)d)",
+    )
+    secret_options(verify_cmd, several=True)
+    verify_cmd.set_defaults(run=_cmd_verify)
+
+    # send-test
+    send_cmd = commands.add_parser(
+        "send-test",
+        help="post one realistic signed delivery to your endpoint",
+        description=_paragraphs(
+            "The dashboard's 'Send test' button, on your own machine: post one realistic, signed "
+            "delivery to URL and print the status, the answer and the latency. Exits 0 on a 2xx answer."
+        ),
+        epilog=f"""examples:
+  {prog} send-test http://127.0.0.1:8000/webhooks/kreuzberg
+  {prog} send-test URL --status failed --field error_message='"OCR timeout"'
+  {prog} send-test URL --shape document                # the per-request webhook's job document
+  {prog} send-test URL --wrong-signature               # expect 401: forgeries must be refused
+  {prog} send-test URL --field timestamp=0             # expect 400 stale_timestamp""",
+        formatter_class=_Formatter,
+    )
+    send_cmd.add_argument("url", type=_url, metavar="URL", help="the receiver's endpoint")
+    payload = send_cmd.add_argument_group("payload")
+    payload.add_argument(
+        "--status", choices=_STATUSES, default="completed", metavar="STATUS", help="the job status (default: completed)"
+    )
+    payload.add_argument(
+        "--shape",
+        choices=["event", "document", "crawl"],
+        default="event",
+        help="the small event (default), a job document, or a crawl-job document",
+    )
+    payload.add_argument(
+        "--field",
+        type=_field,
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="set a payload field; VALUE is JSON if it parses, else a string (repeatable)",
+    )
+    payload.add_argument("--show-body", action="store_true", help="print the body sent")
+    signing = send_cmd.add_argument_group("signature")
+    signing.add_argument("--unsigned", action="store_true", help="send no signature header")
+    signing.add_argument("--wrong-signature", action="store_true", help="sign with a wrong secret")
+    header_option(send_cmd)
+    send_cmd.add_argument(
+        "--timeout", type=_positive_float, default=30.0, metavar="SECONDS", help="default: %(default)g"
+    )
+    secret_options(send_cmd)
+    send_cmd.set_defaults(run=_cmd_send_test)
+
+    # simulate
+    simulate_cmd = commands.add_parser(
+        "simulate",
+        help="deliver many events like the real sender, retries included",
+        description=_paragraphs(
+            "Deliver events to URL the way Kreuzberg Cloud does: at-least-once, up to 5 attempts "
+            "with a backoff of 5 s, 30 s, 5 min and 5 min, a 30 s time-out, a stop on 2xx and on any 4xx "
+            "other than 429, a retry on 429, 5xx, time-outs and connection errors. Each attempt is re-signed "
+            "with the next attempt_count (same event_id and timestamp). Ends with a table of outcomes and "
+            "exits 1 if any event was lost (permanently rejected or dead-lettered)."
+        ),
+        epilog=f"""examples:
+  {prog} simulate URL --events 100 --time-scale 0.01        # the whole schedule in seconds
+  {prog} simulate URL --duplicates 0.2 --concurrent-duplicates 5
+  {prog} simulate URL --events 1000 --concurrency 16 --time-scale 0.001 --timeout 2""",
+        formatter_class=_Formatter,
+    )
+    simulate_cmd.add_argument("url", type=_url, metavar="URL", help="the receiver's endpoint")
+    load = simulate_cmd.add_argument_group("load")
+    load.add_argument("--events", type=_positive_int, default=20, metavar="N", help="events to send (default: 20)")
+    load.add_argument(
+        "--concurrency", type=_positive_int, default=4, metavar="N", help="events in flight at once (default: 4)"
+    )
+    load.add_argument(
+        "--duplicates",
+        type=_rate,
+        default=0.0,
+        metavar="RATE",
+        help="fraction of delivered events delivered once more (0-1, default: 0)",
+    )
+    load.add_argument(
+        "--concurrent-duplicates",
+        type=_non_negative_int,
+        default=0,
+        metavar="K",
+        help="events whose first attempt is sent twice at the same moment (default: 0)",
+    )
+    timing = simulate_cmd.add_argument_group("timing")
+    timing.add_argument(
+        "--time-scale",
+        type=_positive_float,
+        default=1.0,
+        metavar="FACTOR",
+        help="multiply the backoff and the time-out (default: 1, the real schedule; 0.01: seconds)",
+    )
+    timing.add_argument(
+        "--timeout", type=_positive_float, metavar="SECONDS", help="per-request time-out (default: 30 s scaled, >= 1 s)"
+    )
+    payload = simulate_cmd.add_argument_group("payload")
+    payload.add_argument("--status", choices=_STATUSES, metavar="STATUS", help="every event's status (default: a mix)")
+    payload.add_argument("--shape", choices=["event", "document", "crawl"], default="event", help="default: event")
+    payload.add_argument("--seed", type=int, metavar="N", help="repeat the same statuses and injected duplicates")
+    simulate_cmd.add_argument("--unsigned", action="store_true", help="send no signature header")
+    simulate_cmd.add_argument("--no-progress", action="store_true", help="no progress bar, even on a terminal")
+    header_option(simulate_cmd)
+    secret_options(simulate_cmd)
+    simulate_cmd.set_defaults(run=_cmd_simulate)
+    return parser
+
+
+class _IO:
+    """Where a command reads and writes, and how it sends (tests swap these)."""
+
+    def __init__(
+        self,
+        stdin: IO[bytes] | None = None,
+        stdout: IO[str] | None = None,
+        stderr: IO[str] | None = None,
+        transport: Transport = http_transport,
+    ) -> None:
+        self.stdin = stdin if stdin is not None else sys.stdin.buffer
+        self.stdout = stdout if stdout is not None else sys.stdout
+        self.stderr = stderr if stderr is not None else sys.stderr
+        self.transport = transport
+
+
+def main(argv: Sequence[str] | None = None, *, prog: str = PROG) -> int:
+    """Run the command line; return the exit status."""
+    io = _IO()
+    # The core logs rejections for servers; here the verdict is printed instead.
+    logging.getLogger("kreuzberg_webhooks").addHandler(logging.NullHandler())
+    parser = build_parser(prog)
+    started = time.monotonic()
+    try:
+        args = parser.parse_args(argv)
+        if args.command is None:
+            raise UsageError(f"choose a command: sign, verify, send-test or simulate (see '{prog} --help')")
+        code: int = args.run(args, io)
+        return code
+    except SystemExit as exit_:  # --help and --version
+        return exit_.code if isinstance(exit_.code, int) else EXIT_OK
+    except CommandError as error:
+        message = str(error)
+        if not message.startswith(prog):  # the parser's errors already name the command
+            command = getattr(locals().get("args"), "command", None)
+            message = f"{prog}{' ' + command if command else ''}: error: {message}"
+        print(message, file=io.stderr)
+        return error.exit_code
+    except KeyboardInterrupt:
+        print(f"\n{prog}: interrupted after {time.monotonic() - started:.1f} s", file=io.stderr)
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        # `... | head`: the reader went away. Point stdout at /dev/null so the
+        # interpreter's final flush does not print a traceback.
+        with contextlib.suppress(OSError, ValueError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_FAILED
