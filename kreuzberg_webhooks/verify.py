@@ -118,6 +118,12 @@ class ReplayWindow:
             raise FutureTimestamp(event_id=event_id)
 
 
+def _too_large() -> PayloadTooLarge:
+    # The adapter answers this 413 without calling verify(), so the log line is written here.
+    logger.warning("webhook delivery rejected: payload_too_large (status=413, event_id=-)")
+    return PayloadTooLarge()
+
+
 class BodyReader:
     """Accumulates a request body chunk by chunk and stops at the size limit.
 
@@ -141,13 +147,13 @@ class BodyReader:
             # A malformed one is left to the server: the body is still counted.
             value = content_length.strip()
             if value.isdigit() and value.isascii() and int(value) > limit:
-                raise PayloadTooLarge()
+                raise _too_large()
 
     def feed(self, chunk: bytes) -> None:
         """Add a chunk; raise :class:`PayloadTooLarge` once the total passes the limit."""
         self._size += len(chunk)
         if self._size > self._limit:
-            raise PayloadTooLarge()
+            raise _too_large()
         if chunk:
             self._chunks.append(chunk)
 

@@ -778,3 +778,18 @@ def test_a_resolver_verifier_raises_nothing_but_webhook_errors(body: bytes) -> N
     # The resolver knows every project, so past the signature only the payload may object.
     error = error_from(lambda: verifier.verify(body, signed(body)))
     assert error is None or error.status_code == 400
+
+
+@pytest.mark.parametrize(
+    "read",
+    [
+        pytest.param(lambda: BodyReader(10, "11"), id="declared-length"),
+        pytest.param(lambda: BodyReader(10).feed(b"x" * 11), id="while-reading"),
+        pytest.param(lambda: make_verifier(max_body_size=10).verify(b"x" * 11, {}), id="whole-body"),
+    ],
+)
+def test_a_body_over_the_limit_logs_one_rejection(caplog: pytest.LogCaptureFixture, read: Callable[[], object]) -> None:
+    with pytest.raises(PayloadTooLarge):
+        read()
+    lines = [r.getMessage() for r in caplog.records if "webhook delivery rejected" in r.getMessage()]
+    assert lines == ["webhook delivery rejected: payload_too_large (status=413, event_id=-)"]
