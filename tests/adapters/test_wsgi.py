@@ -183,6 +183,16 @@ def test_read_body_reads_exactly_the_declared_length(receiver: Receiver) -> None
     assert read_body(receiver.verifier, environ) == b"12345"
 
 
+def test_body_shorter_than_its_content_length_is_a_disconnect_and_runs_nothing(
+    receiver: Receiver, recorder: Recorder
+) -> None:
+    body, headers = signed_delivery(SECRET, job_event_payload(now=NOW))
+    environ = delivery_environ(body[:10], headers, CONTENT_LENGTH=str(len(body)))
+    status, _ = call(KreuzbergWebhookMiddleware(other_app, receiver, path=PATH), environ)
+    assert status.startswith("400 ")
+    assert recorder.events == []
+
+
 @pytest.mark.parametrize(
     ("joined", "reason"),
     [
@@ -366,6 +376,24 @@ def test_guard_exception_is_logged_and_answered_500_handler_error(
     assert json.loads(answer)["error"] == "handler_error"
     (record,) = [r for r in caplog.records if r.exc_info]
     assert "handler failed on purpose" in str(record.exc_info[1])  # type: ignore[index]
+
+
+def test_guard_exception_after_start_response_hands_exc_info_to_the_server(receiver: Receiver) -> None:
+    def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        start_response("200 OK", [])
+        raise RuntimeError("raised after starting the response")
+
+    body, headers = signed_delivery(SECRET, job_event_payload(now=NOW))
+    calls: list[tuple[str, Any]] = []
+
+    def start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> None:
+        calls.append((status, exc_info))
+
+    middleware = KreuzbergWebhookMiddleware(app, receiver, path=PATH, mode="guard")
+    answer = b"".join(middleware(delivery_environ(body, headers), start_response))
+    assert [status for status, _ in calls] == ["200 OK", "500 Internal Server Error"]
+    assert calls[1][1][0] is RuntimeError  # PEP 3333: the server re-raises it if headers were sent
+    assert json.loads(answer)["error"] == "handler_error"
 
 
 # -- the optional dependency ---------------------------------------------------------------
