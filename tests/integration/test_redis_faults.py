@@ -188,7 +188,7 @@ def test_a_failing_handler_answers_500_frees_the_key_and_the_retry_runs_it(fast_
 def test_a_worker_killed_mid_handler_leaves_429s_until_the_lease_expires_then_the_retry_is_processed(
     tmp_path: Path, redis_url: str
 ) -> None:
-    lease = 2.0
+    lease = 3.0  # scaled down from 120 s; long enough to see 429s first on a busy machine
     gate = tmp_path / "gate"
     body, headers = delivery()
     event = event_id(body)
@@ -237,7 +237,7 @@ def test_a_worker_killed_mid_handler_leaves_429s_until_the_lease_expires_then_th
 def test_a_handler_slower_than_the_sender_time_out_gets_429_meanwhile_and_duplicate_after(
     tmp_path: Path, redis_url: str
 ) -> None:
-    # Scaled down: the sender's 30 s time-out becomes 0.5 s; the handler runs until the test opens the gate.
+    # Scaled down: the sender's 30 s time-out becomes 1 s; the handler runs until the test opens the gate.
     # The lease is the default: it must outlast the time-out, or the retry would run the handler again.
     assert DEFAULT_LEASE > 30 + 5  # the retry 5 s after a 30 s time-out still meets the lease
     gate = tmp_path / "gate"
@@ -245,7 +245,7 @@ def test_a_handler_slower_than_the_sender_time_out_gets_429_meanwhile_and_duplic
     event = event_id(body)
     with serve(tmp_path, redis_url, env={"KREUZBERG_HANDLER_GATE": str(gate)}) as app:
         with pytest.raises(TimeoutError):
-            app.post(body, headers, timeout=0.5)
+            app.post(body, headers, timeout=1.0)
         app.wait_for_phase(event, "started")
 
         meanwhile = app.post(body, headers)
