@@ -75,12 +75,13 @@ class Verdict(Enum):
 
 
 def classify(status: int | None) -> Verdict:
-    """The sender's rule: 2xx delivered; 429, 5xx and no answer retried; every other status permanent."""
-    if status is None or status == 429 or status >= 500:
-        return Verdict.RETRY
-    if 200 <= status < 300:
+    """The sender's rule: 2xx delivered; any 4xx but 429 permanent; everything else
+    (429, 5xx, no answer at all, and the 1xx/3xx the contract does not mention) retried."""
+    if status is not None and 200 <= status < 300:
         return Verdict.DELIVERED
-    return Verdict.PERMANENT
+    if status is not None and 400 <= status < 500 and status != 429:
+        return Verdict.PERMANENT
+    return Verdict.RETRY
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,573 @@
+"""The ``kreuzberg-webhooks`` command line and the sender simulator behind ``simulate``.
+
+The commands run in-process through ``main()`` (fast) and, where the process
+boundary matters (the console script, ``python -m``, tracebacks), as real
+subprocesses. The simulator's retry logic is driven with a scripted transport
+and a recording ``wait``; ``tests/integration/test_cli_against_server.py`` runs it
+against real servers.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from kreuzberg_webhooks import Verifier, sign
+from kreuzberg_webhooks.cli import main
+from kreuzberg_webhooks.simulate import (
+    MAX_ATTEMPTS,
+    RETRY_DELAYS,
+    Answer,
+    EventOutcome,
+    Progress,
+    Simulation,
+    Verdict,
+    classify,
+    redact_url,
+)
+from kreuzberg_webhooks.testing import job_document_payload, job_event_payload
+from tests.servers import BIN, free_port
+
+SECRET = "cli-unit-secret-do-not-print-0123456789abcdef"
+OTHER = "cli-unit-other-secret-0123456789abcdef-ABC"
+COMMANDS = ["sign", "verify", "send-test", "simulate"]
+
+
+@dataclass
+class Run:
+    code: int
+    out: str
+    err: str
+
+
+@pytest.fixture
+def run(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """Run ``main(argv)`` in-process with *stdin* bytes; the secret is in the environment."""
+    monkeypatch.setenv("KREUZBERG_WEBHOOK_SECRET", SECRET)
+
+    def invoke(*argv: str, stdin: bytes = b"") -> Run:
+        monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(stdin)))
+        code = main(list(argv))
+        captured = capsys.readouterr()
+        result = Run(code, captured.out, captured.err)
+        # Never, in any command, on any path: the secret.
+        assert SECRET not in result.out + result.err
+        assert OTHER not in result.out + result.err
+        assert "Traceback" not in result.err
+        return result
+
+    return invoke
+
+
+@pytest.fixture
+def body_file(tmp_path: Path) -> Path:
+    path = tmp_path / "body.json"
+    path.write_bytes(json.dumps(job_event_payload(status="failed")).encode())
+    return path
+
+
+# -- sign ----------------------------------------------------------------------------------
+
+
+def test_sign_prints_the_header_value_of_a_file(run: Any, body_file: Path) -> None:
+    result = run("sign", str(body_file))
+    assert result.code == 0
+    assert result.out == sign(body_file.read_bytes(), SECRET) + "\n"
+    assert result.err == ""
+
+
+def test_sign_reads_the_body_from_stdin_byte_for_byte(run: Any) -> None:
+    body = b'{"a": 1}\n\r\n'  # trailing newlines are part of the body
+    assert run("sign", stdin=body).out.strip() == sign(body, SECRET)
+    assert run("sign", "-", stdin=body).out.strip() == sign(body, SECRET)
+
+
+def test_sign_with_name_prints_the_whole_header_line(run: Any, body_file: Path) -> None:
+    result = run("sign", str(body_file), "--with-name", "--header", "X-Kreuzberg-Signature")
+    assert result.out == f"X-Kreuzberg-Signature: {sign(body_file.read_bytes(), SECRET)}\n"
+
+
+def test_sign_secret_option_and_file_take_precedence_over_the_environment(
+    run: Any, body_file: Path, tmp_path: Path
+) -> None:
+    body = body_file.read_bytes()
+    assert run("sign", str(body_file), "--secret", OTHER).out.strip() == sign(body, OTHER)
+    key = tmp_path / "secret.key"
+    key.write_text(OTHER + "\n")
+    assert run("sign", str(body_file), "--secret-file", str(key)).out.strip() == sign(body, OTHER)
+
+
+# -- verify --------------------------------------------------------------------------------
+
+
+def test_verify_accepts_a_signed_event_and_prints_its_type_and_id(run: Any, body_file: Path) -> None:
+    body = body_file.read_bytes()
+    result = run("verify", str(body_file), "--signature", sign(body, SECRET))
+    assert result.code == 0
+    event_id = json.loads(body)["event_id"]
+    assert result.out.startswith("ok: job.failed status=failed ")
+    assert f"event_id={event_id}" in result.out
+
+
+def test_verify_accepts_a_job_document(run: Any) -> None:
+    body = json.dumps(job_document_payload(status="cancelled")).encode()
+    result = run("verify", "--signature", sign(body, SECRET), stdin=body)
+    assert result.code == 0
+    assert result.out.startswith("ok: job.cancelled status=cancelled job_id=")
+    assert "JobDocument" in result.out
+
+
+def test_verify_accepts_any_of_several_secrets(run: Any, body_file: Path) -> None:
+    signature = sign(body_file.read_bytes(), OTHER)
+    assert run("verify", str(body_file), "--signature", signature).code == 1
+    assert run("verify", str(body_file), "--signature", signature, "--secret", SECRET, "--secret", OTHER).code == 0
+
+
+@pytest.mark.parametrize(
+    ("payload", "signature", "options", "reason", "status"),
+    [
+        ({}, "wrong-secret", [], "signature_mismatch", 401),
+        ({}, "sha256=abc", [], "malformed_signature", 401),
+        ({}, "", [], "missing_signature", 401),
+        ({"timestamp": 1_000_000_000}, "good", [], "stale_timestamp", 400),
+        ({"timestamp": 1_000_000_000 + 3600}, "good", ["--now", "1000000000"], "future_timestamp", 400),
+        (
+            {"timestamp": 1_000_000_000 - 120},
+            "good",
+            ["--now", "1000000000", "--max-age", "60"],
+            "stale_timestamp",
+            400,
+        ),
+        ({"job_id": "nope"}, "good", [], "invalid_field", 400),
+        ({"status": None}, "good", [], "invalid_field", 400),
+    ],
+    ids=["mismatch", "malformed", "empty", "stale", "future", "max-age", "bad-job-id", "null-status"],
+)
+def test_verify_rejection_prints_the_reason_code_and_exits_1(
+    run: Any, payload: dict[str, Any], signature: str, options: list[str], reason: str, status: int
+) -> None:
+    body = json.dumps(job_event_payload(**payload)).encode()
+    header = {"good": sign(body, SECRET), "wrong-secret": sign(body, OTHER)}.get(signature, signature)
+    result = run("verify", "--signature", header, *options, stdin=body)
+    assert result.code == 1
+    assert result.out == ""
+    assert result.err.count("\n") == 1
+    assert f"rejected: {reason} " in result.err
+    assert f"answers {status}" in result.err
+    assert header not in result.err or not header  # the signature is not echoed either
+
+
+def test_verify_no_window_accepts_an_old_capture(run: Any) -> None:
+    body = json.dumps(job_event_payload(timestamp=1_000_000_000)).encode()
+    assert run("verify", "--signature", sign(body, SECRET), "--no-window", stdin=body).code == 0
+
+
+def test_verify_body_that_is_not_json_gets_invalid_json(run: Any) -> None:
+    body = b"\xff\xfe not json"
+    result = run("verify", "--signature", sign(body, SECRET), stdin=body)
+    assert (result.code, "rejected: invalid_json" in result.err) == (1, True)
+
+
+def test_verify_warns_about_a_weak_secret_on_one_line(run: Any, body_file: Path) -> None:
+    weak = "short"
+    result = run("verify", str(body_file), "--signature", sign(body_file.read_bytes(), weak), "--secret", weak)
+    assert result.code == 0
+    assert result.err == "kreuzberg-webhooks: warning: a webhook secret is 5 bytes long; use at least 32 random bytes\n"
+
+
+# -- errors: one line, the right exit status, never a traceback ---------------------------
+
+
+@pytest.mark.parametrize(
+    ("argv", "code", "message"),
+    [
+        (["sign", "/nonexistent/body.json"], 2, "sign: error: cannot read '/nonexistent/body.json': No such file"),
+        (["sign", "."], 2, "sign: error: cannot read '.': Is a directory"),
+        (["verify", "-"], 2, "verify: error: the following arguments are required: --signature"),
+        (["send-test", "localhost:8000/hooks"], 2, "not an http:// or https:// URL: 'localhost:8000/hooks'"),
+        (["send-test", "http://127.0.0.1:99999/"], 2, "not an http:// or https:// URL"),
+        (["send-test", "ftp://example.com/"], 2, "not an http:// or https:// URL"),
+        (["simulate", "http://127.0.0.1:1/", "--events", "0"], 2, "argument --events: must be at least 1: '0'"),
+        (["simulate", "http://127.0.0.1:1/", "--duplicates", "1.5"], 2, "must be between 0 and 1: '1.5'"),
+        (["simulate", "http://127.0.0.1:1/", "--time-scale", "nan"], 2, "must be a positive number: 'nan'"),
+        (
+            ["simulate", "http://127.0.0.1:1/", "--events", "2", "--concurrent-duplicates", "3"],
+            2,
+            "--concurrent-duplicates (3) is more than --events (2)",
+        ),
+        (["send-test", "http://127.0.0.1:1/", "--status", "done"], 2, "argument --status: invalid choice: 'done'"),
+        (["send-test", "http://127.0.0.1:1/", "--field", "=1"], 2, "expected NAME=VALUE, got '=1'"),
+        (["bogus"], 2, "invalid choice: 'bogus'"),
+        ([], 2, "choose a command: sign, verify, send-test or simulate"),
+        (["sign", "--secret-file", "/nonexistent/key"], 2, "cannot read the secret file '/nonexistent/key'"),
+    ],
+    ids=lambda value: value if isinstance(value, int) else None,
+)
+def test_bad_invocation_is_one_line_on_stderr(run: Any, argv: list[str], code: int, message: str) -> None:
+    result = run(*argv, stdin=b"{}")
+    assert result.code == code
+    assert result.out == ""
+    assert result.err.count("\n") == 1, result.err
+    assert result.err.startswith("kreuzberg-webhooks")
+    assert message in result.err
+
+
+@pytest.mark.parametrize("command", ["sign", "verify", "send-test", "simulate"])
+def test_missing_secret_is_a_usage_error(run: Any, monkeypatch: pytest.MonkeyPatch, command: str) -> None:
+    monkeypatch.delenv("KREUZBERG_WEBHOOK_SECRET")
+    argv = {
+        "sign": ["sign"],
+        "verify": ["verify", "--signature", "sha256=" + "0" * 64],
+        "send-test": ["send-test", "http://127.0.0.1:1/"],
+        "simulate": ["simulate", "http://127.0.0.1:1/"],
+    }[command]
+    result = run(*argv, stdin=b"{}")
+    assert result.code == 2
+    assert result.err == (
+        f"kreuzberg-webhooks {command}: error: no webhook secret: "
+        "set KREUZBERG_WEBHOOK_SECRET, or pass --secret or --secret-file\n"
+    )
+
+
+def test_empty_secret_is_refused(run: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    result = run("sign", "--secret", "", stdin=b"{}")
+    assert (result.code, result.err) == (2, "kreuzberg-webhooks sign: error: the webhook secret is empty\n")
+
+
+def test_body_on_a_terminal_is_refused_rather_than_waited_for(run: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    class Terminal(io.BytesIO):
+        def isatty(self) -> bool:
+            return True
+
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(Terminal()))
+    code = main(["sign"])
+    assert code == 2
+
+
+def test_send_test_to_a_closed_port_reports_connection_refused(run: Any) -> None:
+    url = f"http://127.0.0.1:{free_port()}/webhooks"
+    result = run("send-test", url)
+    assert result.code == 1
+    assert result.out.startswith(f"POST {url}")
+    assert result.err.startswith(f"kreuzberg-webhooks send-test: error: no answer from {url}: connection refused")
+
+
+def test_url_password_is_masked_in_output(run: Any) -> None:
+    result = run("send-test", f"http://user:hunter2-password@127.0.0.1:{free_port()}/hooks")
+    assert result.code == 1
+    assert "hunter2" not in result.out + result.err
+    assert "user:***@127.0.0.1" in result.err
+
+
+def test_simulate_against_a_closed_port_dead_letters_every_event_and_exits_1(run: Any) -> None:
+    url = f"http://127.0.0.1:{free_port()}/webhooks"
+    result = run("simulate", url, "--events", "3", "--time-scale", "0.0001")
+    assert result.code == 1
+    assert "  dead-lettered                   3" in result.out
+    assert f"connection refused x{3 * MAX_ATTEMPTS}" in result.out
+    assert "LOST 3 of 3 events" in result.out
+
+
+# -- --help ----------------------------------------------------------------------------------
+
+
+def test_main_help_lists_every_command_with_examples(run: Any) -> None:
+    result = run("--help")
+    assert result.code == 0
+    assert result.out.startswith("usage: kreuzberg-webhooks [-h] [--version] COMMAND [OPTIONS]")
+    for command in COMMANDS:
+        assert f"\n  {command} " in result.out
+    assert "examples:\n" in result.out
+    assert "exit status:" in result.out
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_command_has_a_description_and_examples(run: Any, command: str) -> None:
+    result = run(command, "--help")
+    assert result.code == 0
+    assert result.out.startswith(f"usage: kreuzberg-webhooks {command} ")
+    description = result.out.split("\n\n")[1]
+    assert len(description) > 60
+    examples = result.out.split("examples:\n")[1].splitlines()
+    assert examples
+    assert all(re.search(rf"kreuzberg-webhooks {command}( |$)", line) for line in examples), examples
+
+
+def test_version_is_printed(run: Any) -> None:
+    from kreuzberg_webhooks import __version__
+
+    assert run("--version").out == f"kreuzberg-webhooks {__version__}\n"
+
+
+# -- the real processes -------------------------------------------------------------------
+
+
+def test_console_script_and_python_m_run_the_same_command_line(tmp_path: Path) -> None:
+    body = b'{"hello": "world"}'
+    env = {"KREUZBERG_WEBHOOK_SECRET": SECRET, "PATH": str(BIN)}
+    script = subprocess.run(
+        [str(BIN / "kreuzberg-webhooks"), "sign"], input=body, capture_output=True, env=env, check=False
+    )
+    module = subprocess.run(
+        [sys.executable, "-m", "kreuzberg_webhooks", "sign"], input=body, capture_output=True, env=env, check=False
+    )
+    assert script.returncode == module.returncode == 0
+    assert script.stdout.decode().strip() == module.stdout.decode().strip() == sign(body, SECRET)
+    usage = subprocess.run(
+        [sys.executable, "-m", "kreuzberg_webhooks", "sign", "--help"], capture_output=True, env=env, check=False
+    )
+    assert usage.stdout.decode().startswith("usage: python -m kreuzberg_webhooks sign")
+
+
+def test_errors_in_a_real_process_are_one_line_without_traceback(tmp_path: Path) -> None:
+    env = {"KREUZBERG_WEBHOOK_SECRET": SECRET, "PATH": str(BIN)}
+    cases = [
+        ["verify", str(tmp_path / "missing.json"), "--signature", "sha256=" + "0" * 64],
+        ["send-test", f"http://127.0.0.1:{free_port()}/hooks", "--timeout", "2"],
+        ["send-test", "http://[::1/"],
+    ]
+    for argv in cases:
+        result = subprocess.run(
+            [str(BIN / "kreuzberg-webhooks"), *argv], capture_output=True, text=True, env=env, check=False
+        )
+        assert result.returncode in (1, 2), argv
+        assert result.stderr.count("\n") == 1, result.stderr
+        assert "Traceback" not in result.stderr
+        assert SECRET not in result.stdout + result.stderr
+
+
+# -- the simulator's sender rules ---------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("status", "verdict"),
+    [
+        (200, Verdict.DELIVERED),
+        (202, Verdict.DELIVERED),
+        (204, Verdict.DELIVERED),
+        (400, Verdict.PERMANENT),
+        (401, Verdict.PERMANENT),
+        (404, Verdict.PERMANENT),
+        (409, Verdict.PERMANENT),
+        (413, Verdict.PERMANENT),
+        (429, Verdict.RETRY),
+        (500, Verdict.RETRY),
+        (502, Verdict.RETRY),
+        (503, Verdict.RETRY),
+        (None, Verdict.RETRY),
+        (302, Verdict.RETRY),
+    ],
+    ids=lambda value: str(value) if not isinstance(value, Verdict) else value.value,
+)
+def test_sender_rule_for_each_answer(status: int | None, verdict: Verdict) -> None:
+    assert classify(status) is verdict
+
+
+class Scripted:
+    """A transport answering from a script per request number; records what was sent."""
+
+    def __init__(self, *statuses: int | None) -> None:
+        self.statuses = list(statuses)
+        self.sent: list[tuple[bytes, dict[str, str]]] = []
+        self.lock = threading.Lock()
+
+    def __call__(self, url: str, body: bytes, headers: dict[str, str], timeout: float) -> Answer:
+        with self.lock:
+            self.sent.append((body, headers))
+            status = self.statuses[min(len(self.sent), len(self.statuses)) - 1]
+        return Answer(status, error="time-out" if status is None else None)
+
+
+def recording_wait() -> tuple[list[float], Any]:
+    waits: list[float] = []
+
+    def wait(seconds: float) -> bool:
+        waits.append(seconds)
+        return False
+
+    return waits, wait
+
+
+def simulation(transport: Any, wait: Any = None, **options: Any) -> Simulation:
+    options.setdefault("events", 1)
+    options.setdefault("concurrency", 1)
+    return Simulation("http://127.0.0.1:9/hooks", SECRET, transport=transport, wait=wait, **options)
+
+
+def test_retries_follow_the_documented_schedule_then_dead_letter() -> None:
+    transport, (waits, wait) = Scripted(503), recording_wait()
+    report = simulation(transport, wait, time_scale=0.5).run()
+    assert waits == [delay * 0.5 for delay in RETRY_DELAYS] == [2.5, 15.0, 150.0, 150.0]
+    assert len(transport.sent) == MAX_ATTEMPTS == 5
+    assert report.results[0].outcome is EventOutcome.DEAD_LETTERED
+    assert report.lost == report.results
+
+
+def test_each_attempt_is_re_signed_with_the_next_attempt_count_same_id_and_timestamp() -> None:
+    transport, (_, wait) = Scripted(500, 429, None, 200), recording_wait()
+    report = simulation(transport, wait).run()
+    payloads = [json.loads(body) for body, _ in transport.sent]
+    assert [p["attempt_count"] for p in payloads] == [1, 2, 3, 4]
+    assert len({p["event_id"] for p in payloads}) == len({p["timestamp"] for p in payloads}) == 1
+    signatures = [headers["X-Webhook-Signature"] for _, headers in transport.sent]
+    assert len(set(signatures)) == 4
+    verifier = Verifier(SECRET)
+    for body, headers in transport.sent:
+        assert verifier.verify(body, headers).event_id == payloads[0]["event_id"]
+        assert headers["X-Idempotency-Key"] == payloads[0]["event_id"]
+    assert report.results[0].outcome is EventOutcome.DELIVERED_AFTER_RETRIES
+
+
+@pytest.mark.parametrize("status", [400, 401, 404, 422])
+def test_a_4xx_other_than_429_stops_at_once_and_is_permanent(status: int) -> None:
+    transport, (waits, wait) = Scripted(status), recording_wait()
+    report = simulation(transport, wait).run()
+    assert len(transport.sent) == 1
+    assert waits == []
+    assert report.results[0].outcome is EventOutcome.PERMANENTLY_REJECTED
+
+
+def test_first_time_2xx_is_delivered_without_retries() -> None:
+    transport = Scripted(200)
+    report = simulation(transport, events=5, concurrency=3).run()
+    assert len(transport.sent) == 5
+    assert report.count(EventOutcome.DELIVERED) == 5
+    assert "no event lost: all 5 delivered" in report.render()
+
+
+@pytest.mark.parametrize(("scale", "timeout"), [(1.0, 30.0), (0.5, 15.0), (0.01, 1.0), (0.0001, 1.0)])
+def test_time_out_is_the_senders_30_s_scaled_with_a_floor(scale: float, timeout: float) -> None:
+    assert simulation(Scripted(200), time_scale=scale).timeout == timeout
+    assert simulation(Scripted(200), time_scale=scale, timeout=0.2).timeout == 0.2
+
+
+def test_duplicates_redeliver_a_delivered_event_as_its_next_attempt() -> None:
+    transport = Scripted(200)
+    report = simulation(transport, events=4, duplicates=1.0).run()
+    assert len(transport.sent) == 8
+    per_event: dict[str, list[int]] = {}
+    for body, _ in transport.sent:
+        payload = json.loads(body)
+        per_event.setdefault(payload["event_id"], []).append(payload["attempt_count"])
+    assert sorted(map(sorted, per_event.values())) == [[1, 2]] * 4
+    assert all(len(result.redeliveries) == 1 for result in report.results)
+    assert simulation(Scripted(200), events=4, duplicates=0.0).run().results[0].redeliveries == []
+
+
+def test_concurrent_duplicates_send_two_first_attempts_at_the_same_moment() -> None:
+    # Every event is a concurrent pair: each first attempt waits for its twin at a barrier,
+    # which only opens if both requests are in flight together.
+    barriers: dict[str, threading.Barrier] = {}
+    lock = threading.Lock()
+    sent: list[str] = []
+
+    def transport(url: str, body: bytes, headers: dict[str, str], timeout: float) -> Answer:
+        event_id = json.loads(body)["event_id"]
+        with lock:
+            barrier = barriers.setdefault(event_id, threading.Barrier(2))
+            sent.append(event_id)
+        barrier.wait(timeout=10)
+        return Answer(200)
+
+    report = simulation(transport, events=3, concurrency=2, concurrent_duplicates=3).run()
+    assert len(sent) == 6
+    assert all(len(result.chains) == 2 for result in report.results)
+    assert report.count(EventOutcome.DELIVERED) == 3
+
+
+def test_concurrent_duplicates_pick_exactly_k_events() -> None:
+    transport = Scripted(200)
+    report = simulation(transport, events=10, concurrency=4, concurrent_duplicates=4, seed=3).run()
+    assert sum(len(result.chains) == 2 for result in report.results) == 4
+    assert len(transport.sent) == 14
+
+
+def test_a_twin_rejected_for_good_does_not_lose_an_event_its_pair_delivered() -> None:
+    transport = Scripted(409, 200)
+    report = simulation(transport, concurrent_duplicates=1).run()
+    assert report.results[0].outcome is EventOutcome.DELIVERED
+
+
+def test_job_documents_are_resent_identically() -> None:
+    transport, (_, wait) = Scripted(503, 503, 200), recording_wait()
+    report = simulation(transport, wait, shape="document").run()
+    bodies = {body for body, _ in transport.sent}
+    assert len(bodies) == 1
+    assert "X-Idempotency-Key" not in transport.sent[0][1]
+    assert report.results[0].outcome is EventOutcome.DELIVERED_AFTER_RETRIES
+
+
+def test_report_lists_lost_events_and_the_answers(tmp_path: Path) -> None:
+    transport = Scripted(400)
+    report = simulation(transport, events=2, concurrency=1).run()
+    text = report.render()
+    assert "  permanently rejected            2" in text
+    assert "answers: 400 x2" in text
+    for result in report.results:
+        assert f"{result.key} (400)" in text
+
+
+def test_simulation_repr_and_report_never_show_the_secret() -> None:
+    sim = simulation(Scripted(500, 200), recording_wait()[1])
+    assert SECRET not in repr(sim)
+    assert SECRET not in sim.run().render()
+
+
+def test_cancel_stops_further_attempts() -> None:
+    transport = Scripted(503)
+    sim = simulation(transport, time_scale=100)
+    sim.cancel()
+    assert sim.run().results[0].chains == [[]]
+    assert transport.sent == []
+
+
+# -- the progress bar ---------------------------------------------------------------------
+
+
+class FakeTerminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_progress_bar_is_drawn_on_a_terminal_and_erased_at_the_end() -> None:
+    terminal = FakeTerminal()
+    simulation(Scripted(200), events=2).run(progress=terminal)
+    output = terminal.getvalue()
+    assert "\r[" + "-" * 30 + "] 0/2 events" in output
+    assert "\r[" + "#" * 30 + "] 2/2 events" in output
+    assert output.endswith("\r\x1b[K")
+
+
+def test_progress_bar_counts_lost_events() -> None:
+    terminal = FakeTerminal()
+    simulation(Scripted(400), events=2).run(progress=terminal)
+    assert "2/2 events, 2 lost" in terminal.getvalue()
+
+
+def test_no_progress_bar_when_not_a_terminal() -> None:
+    pipe = io.StringIO()
+    simulation(Scripted(200), events=3).run(progress=pipe)
+    assert pipe.getvalue() == ""
+    assert not Progress(pipe, 3).active
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("http://127.0.0.1:8000/hooks", "http://127.0.0.1:8000/hooks"),
+        ("https://user:s3cret@example.com/hooks?x=1", "https://user:***@example.com/hooks?x=1"),
+        ("https://:s3cret@example.com/", "https://***@example.com/"),
+    ],
+)
+def test_redact_url_hides_passwords(url: str, shown: str) -> None:
+    assert redact_url(url) == shown
