@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 import threading
 from pathlib import Path
 
@@ -21,7 +20,9 @@ def secret_from_env() -> str:
     """The webhook secret from ``KREUZBERG_WEBHOOK_SECRET``; refuse to start without one."""
     secret = os.environ.get("KREUZBERG_WEBHOOK_SECRET", "")
     if not secret:
-        sys.exit("KREUZBERG_WEBHOOK_SECRET is not set: the receiver refuses to start without a webhook secret")
+        # An exception, not sys.exit(): gunicorn halts on a worker that fails to
+        # boot, but restarts forever a worker that exits.
+        raise RuntimeError("KREUZBERG_WEBHOOK_SECRET is not set: refusing to start without a webhook secret")
     return secret
 
 
