@@ -680,7 +680,7 @@ def test_method_not_allowed_answers_405_with_allow() -> None:
     assert ("allow", "POST") in outcome.headers
 
 
-def test_outcome_header_names_are_lower_case(driver: Driver, receiver: Receiver, store: MemoryStore) -> None:
+def test_outcome_header_names_are_lower_case(driver: Driver, receiver: Receiver) -> None:
     body, headers = delivery()
     outcomes = [driver.handle(receiver, body, headers), driver.handle(receiver, body, headers)]
     outcomes.append(Outcome.from_error(PayloadTooLarge()))

@@ -272,6 +272,8 @@ def test_a_raising_resolver_is_503_secrets_unavailable(caplog: pytest.LogCapture
     error = rejection(make_verifier(Resolver({}, fail=True)), body, headers)
     assert (error.status_code, error.reason) == (503, "secrets_unavailable")
     assert error.retryable
+    (record,) = [r for r in caplog.records if "resolver raised" in r.getMessage()]
+    assert record.exc_info is not None  # the operator gets the traceback
 
 
 def test_a_resolver_returning_garbage_is_503_not_a_crash() -> None:
