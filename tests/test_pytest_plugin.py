@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from kreuzberg_webhooks import CrawlJobDocument, JobDocument, JobEvent, MemoryStore, Receiver, Verifier
+from kreuzberg_webhooks import CrawlJobDocument, JobDocument, JobEvent, MemoryStore, Receiver, Verifier, sign
 from kreuzberg_webhooks.pytest_plugin import (
     DEFAULT_TEST_SECRET,
     DeliveryFactory,
@@ -396,3 +396,26 @@ def test_signed_delivery_unpacks_like_a_pair(kreuzberg_delivery: DeliveryFactory
     assert (body, headers) == (delivery.body, delivery.headers)
     assert delivery.signature is not None
     assert delivery.signature.startswith("sha256=")
+
+
+def test_readme_example_retry_after_a_crashed_worker_is_processed(
+    kreuzberg_receiver: ReceiverFactory, kreuzberg_delivery: DeliveryFactory, kreuzberg_clock: FrozenClock
+) -> None:
+    handled: list[Any] = []
+    receiver = kreuzberg_receiver(handled.append, lease=60)
+    first = kreuzberg_delivery()
+    receiver.begin(*first)  # claimed; the worker "dies" here
+    assert receiver.handle(*kreuzberg_delivery.retry(first)).status_code == 429
+    kreuzberg_clock.advance(61)
+    assert receiver.handle(*kreuzberg_delivery.retry(first)).reason == "processed"
+    assert receiver.handle(*kreuzberg_delivery.retry(first)).reason == "duplicate"
+    assert len(handled) == 1
+
+
+def test_raw_bytes_payload_is_signed_as_it_is(kreuzberg_delivery: DeliveryFactory) -> None:
+    delivery = kreuzberg_delivery(payload=b"raw bytes")
+    assert delivery.body == b"raw bytes"
+    assert delivery.payload is None
+    assert delivery.signature == sign(b"raw bytes", DEFAULT_TEST_SECRET)
+    with pytest.raises(ValueError, match="cannot be retried"):
+        kreuzberg_delivery.retry(delivery)
