@@ -29,7 +29,7 @@ from .exceptions import ConfigurationError, WebhookError
 from .signing import sign
 from .simulate import Simulation, Transport, http_transport, redact_url
 from .testing import crawl_job_document_payload, job_document_payload, job_event_payload
-from .verify import DEFAULT_SIGNATURE_HEADER, ReplayWindow, Verifier
+from .verify import DEFAULT_MAX_BODY_SIZE, DEFAULT_SIGNATURE_HEADER, ReplayWindow, Verifier
 
 __all__ = ["main"]
 
@@ -440,7 +440,7 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     verify_cmd.add_argument(
         "--max-body-size",
         type=_positive_int,
-        default=64 * 1024 * 1024,
+        default=DEFAULT_MAX_BODY_SIZE,
         metavar="BYTES",
         help="largest body accepted (default: %(default)d)",
     )

@@ -199,9 +199,16 @@ class ReceiverFactory:
         store: ReplayStore | AsyncReplayStore | None = None,
         **options: Any,
     ) -> Receiver:
-        """A receiver; positional *handlers* are registered as catch-alls."""
-        options.setdefault("clock", self.clock)
-        receiver = Receiver(secrets or self.secret, store=self.store if store is None else store, **options)
+        """A receiver; positional *handlers* are registered as catch-alls.
+
+        With ``verifier=`` the verifier is used as it is (its own secrets and clock).
+        """
+        store = self.store if store is None else store
+        if "verifier" in options:
+            receiver = Receiver(store=store, **options)
+        else:
+            options.setdefault("clock", self.clock)
+            receiver = Receiver(secrets or self.secret, store=store, **options)
         for handler in handlers:
             receiver.add_handler("*", handler)
         return receiver

@@ -419,3 +419,13 @@ def test_raw_bytes_payload_is_signed_as_it_is(kreuzberg_delivery: DeliveryFactor
     assert delivery.signature == sign(b"raw bytes", DEFAULT_TEST_SECRET)
     with pytest.raises(ValueError, match="cannot be retried"):
         kreuzberg_delivery.retry(delivery)
+
+
+def test_receiver_factory_accepts_a_ready_verifier(
+    kreuzberg_receiver: ReceiverFactory, kreuzberg_delivery: DeliveryFactory, kreuzberg_clock: FrozenClock
+) -> None:
+    verifier = Verifier(OTHER_SECRET, clock=kreuzberg_clock)
+    receiver = kreuzberg_receiver(verifier=verifier)
+    assert receiver.verifier is verifier
+    assert receiver.handle(*kreuzberg_delivery(secret=OTHER_SECRET)).ok
+    assert receiver.handle(*kreuzberg_delivery()).reason == "signature_mismatch"
