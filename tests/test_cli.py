@@ -571,3 +571,30 @@ def test_no_progress_bar_when_not_a_terminal() -> None:
 )
 def test_redact_url_hides_passwords(url: str, shown: str) -> None:
     assert redact_url(url) == shown
+
+
+def test_progress_bar_goes_to_stderr_on_a_real_terminal_and_not_to_stdout() -> None:
+    import os
+    import pty
+
+    master, slave = pty.openpty()
+    env = {"KREUZBERG_WEBHOOK_SECRET": SECRET, "PATH": str(BIN)}
+    argv = [str(BIN / "kreuzberg-webhooks"), "simulate", f"http://127.0.0.1:{free_port()}/", "--events", "2"]
+    proc = subprocess.Popen([*argv, "--time-scale", "0.0001"], stdout=subprocess.PIPE, stderr=slave, env=env, text=True)
+    os.close(slave)
+    out, _ = proc.communicate(timeout=60)
+    terminal = b""
+    while True:
+        try:
+            chunk = os.read(master, 4096)
+        except OSError:  # EIO: the other side is closed and drained
+            break
+        if not chunk:
+            break
+        terminal += chunk
+    os.close(master)
+    assert proc.returncode == 1
+    assert b"2/2 events, 2 lost" in terminal
+    assert terminal.endswith(b"\r\x1b[K")
+    assert "[" not in out.split("\n", 1)[0]
+    assert "dead-lettered                   2" in out
