@@ -598,3 +598,14 @@ def test_progress_bar_goes_to_stderr_on_a_real_terminal_and_not_to_stdout() -> N
     assert terminal.endswith(b"\r\x1b[K")
     assert "[" not in out.split("\n", 1)[0]
     assert "dead-lettered                   2" in out
+
+
+def test_the_command_line_imports_nothing_outside_the_standard_library() -> None:
+    script = (
+        "import sys\n"
+        "import kreuzberg_webhooks.cli, kreuzberg_webhooks.simulate, kreuzberg_webhooks.__main__\n"
+        "outside = {m.split('.')[0] for m in sys.modules} - set(sys.stdlib_module_names) - {'kreuzberg_webhooks'}\n"
+        "print(sorted(m for m in outside if not m.startswith('_')))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=60)
+    assert result.stdout.strip() == "[]"
