@@ -1,0 +1,1 @@
+"""The app that reacts to finished Kreuzberg jobs."""

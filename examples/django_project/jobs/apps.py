@@ -1,0 +1,12 @@
+"""Registers the webhook handlers once Django is ready."""
+
+from __future__ import annotations
+
+from django.apps import AppConfig
+
+
+class JobsConfig(AppConfig):
+    name = "jobs"
+
+    def ready(self) -> None:
+        from . import webhooks  # noqa: F401  (registers the handler and the signal receiver)

@@ -1,0 +1,1 @@
+"""A Django project that receives Kreuzberg Cloud webhooks (see settings.py)."""

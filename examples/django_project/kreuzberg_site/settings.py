@@ -1,0 +1,94 @@
+"""Settings of a small Django project that receives Kreuzberg Cloud webhooks.
+
+Serve it from the repository root, under gunicorn (WSGI)::
+
+    KREUZBERG_WEBHOOK_SECRET=... gunicorn --preload --pythonpath examples/django_project \\
+        kreuzberg_site.wsgi --workers 2 --worker-class gthread --threads 4 --bind 127.0.0.1:8000
+
+or under uvicorn (ASGI; ``asgi.py`` selects the async view)::
+
+    KREUZBERG_WEBHOOK_SECRET=... uvicorn --app-dir examples/django_project \\
+        kreuzberg_site.asgi:application --workers 2 --lifespan off --host 127.0.0.1 --port 8000
+
+Deliveries go to ``POST /webhooks/kreuzberg``. Several worker processes share
+the SQLite replay store (one machine) or Redis (several machines), so a retry
+that lands on another worker is still deduplicated.
+
+Environment:
+
+- ``KREUZBERG_WEBHOOK_SECRET`` (required): the project's webhook secret.
+- ``KREUZBERG_EVENTS_LOG``: append one JSON line per processed event to this file.
+- ``KREUZBERG_STORE_URL``: the replay store; default ``sqlite:///kreuzberg-webhooks.sqlite3``
+  (a file in the working directory, shared by the workers of one machine).
+- ``KREUZBERG_REDIS_URL``: use Redis instead (workers on several machines).
+- ``KREUZBERG_MAX_BODY_SIZE``: the largest body accepted, in bytes (default 64 MiB).
+- ``DJANGO_SECRET_KEY``, ``DJANGO_ALLOWED_HOSTS`` (comma-separated): the usual Django ones.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import django
+
+# The examples' shared helpers (secret, events log) live in examples/_shared.py.
+EXAMPLES = Path(__file__).resolve().parents[2]
+if str(EXAMPLES) not in sys.path:
+    sys.path.append(str(EXAMPLES))
+
+from _shared import secret_from_env  # noqa: E402
+
+from kreuzberg_webhooks import DEFAULT_MAX_BODY_SIZE  # noqa: E402
+
+DEBUG = False
+SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY") or "django-example-only-set-DJANGO_SECRET_KEY-in-production"
+ALLOWED_HOSTS = ["127.0.0.1", "localhost", *filter(None, os.environ.get("DJANGO_ALLOWED_HOSTS", "").split(","))]
+
+INSTALLED_APPS = [
+    "django.contrib.contenttypes",
+    "django.contrib.auth",
+    "kreuzberg_webhooks.adapters.django",  # the system checks
+    "jobs",  # registers the handlers
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+]
+if django.VERSION >= (5, 1):
+    # Every page needs a login, except the webhook: the sender signs instead.
+    MIDDLEWARE.append("django.contrib.auth.middleware.LoginRequiredMiddleware")
+
+SESSION_ENGINE = "django.contrib.sessions.backends.signed_cookies"
+DATABASES: dict[str, dict[str, str]] = {}  # the example records events in a file, not a database
+ROOT_URLCONF = "kreuzberg_site.urls"
+USE_TZ = True
+
+# asgi.py sets this before Django loads: ASGI servers get the async view.
+ASYNC_VIEW = os.environ.get("KREUZBERG_DJANGO_ASYNC") == "1"
+
+KREUZBERG_WEBHOOKS = {
+    "SECRET": secret_from_env(),  # refuses to start without one
+    # A URL, opened on the first delivery in each worker (after gunicorn forks):
+    # Redis when KREUZBERG_REDIS_URL is set, else SQLite, shared by this machine's workers.
+    "STORE": os.environ.get("KREUZBERG_REDIS_URL")
+    or os.environ.get("KREUZBERG_STORE_URL")
+    or "sqlite:///kreuzberg-webhooks.sqlite3",
+    "MAX_BODY_SIZE": int(os.environ.get("KREUZBERG_MAX_BODY_SIZE") or DEFAULT_MAX_BODY_SIZE),
+    "ASYNC": ASYNC_VIEW,
+}
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "loggers": {
+        "kreuzberg_webhooks": {"handlers": ["console"], "level": "INFO"},
+        "jobs": {"handlers": ["console"], "level": "INFO"},
+    },
+}
