@@ -56,6 +56,8 @@ from .django_settings import configure
 
 configure()
 
+pytest_plugins = ["tests.redis_server"]
+
 
 # -- helpers -------------------------------------------------------------------------
 
@@ -711,6 +713,26 @@ class TestDjangoCacheStore(StoreContract):
 
     def advance(self, clock: StoreClock, seconds: float) -> None:
         time.sleep(seconds)  # waiting for the cache's TTL, not for a race
+
+
+class TestDjangoCacheStoreOnRedis(TestDjangoCacheStore):
+    """The same contract on Django's own RedisCache backend and a real redis-server:
+    ``add`` is ``SET NX`` there, so claims are atomic across processes and machines."""
+
+    @pytest.fixture(autouse=True)
+    def _redis_cache(self, redis_url: str) -> Iterator[None]:
+        backend = {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": redis_url}
+        with override_settings(CACHES={"default": backend}):
+            yield
+
+    def test_the_store_really_uses_redis(self, store: ReplayStore, redis_url: str) -> None:
+        import redis
+
+        key = new_key()
+        store.claim(key, self.LEASE)
+        assert isinstance(store, DjangoCacheStore)
+        with redis.Redis.from_url(redis_url) as client:
+            assert client.keys(f"*{store.cache_key(key)}")
 
 
 def test_cache_store_keys_carry_the_prefix_and_odd_keys_are_hashed() -> None:
