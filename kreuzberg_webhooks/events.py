@@ -134,29 +134,6 @@ _set_attempt_count = _slot_setter(JobEvent, "attempt_count")
 _set_raw = _slot_setter(JobEvent, "raw")
 
 
-def _job_event(
-    event_id: str,
-    job_id: UUID,
-    project_id: UUID,
-    status: JobStatus | str,
-    error_message: str | None,
-    timestamp: datetime,
-    attempt_count: int,
-    raw: dict[str, Any],
-) -> JobEvent:
-    """``JobEvent(...)``, built faster (every field, in the dataclass's order)."""
-    event = JobEvent.__new__(JobEvent)
-    _set_event_id(event, event_id)
-    _set_job_id(event, job_id)
-    _set_project_id(event, project_id)
-    _set_status(event, status)
-    _set_error_message(event, error_message)
-    _set_timestamp(event, timestamp)
-    _set_attempt_count(event, attempt_count)
-    _set_raw(event, raw)
-    return event
-
-
 @dataclass(frozen=True, slots=True)
 class JobResult:
     """The extraction result inside a job document."""
@@ -242,11 +219,20 @@ Event: TypeAlias = JobEvent | JobDocument | CrawlJobDocument
 # -- parsing ---------------------------------------------------------------
 
 
+#: What ``data.get(name, _MISSING)`` returns for an absent field; the checks below
+#: answer it with MissingField (a helper call per field costs a tenth of a parse).
+_MISSING: Any = object()
+
+
+def _missing(name: str) -> MissingField:
+    return MissingField(f"the field {name!r} is missing")
+
+
 def _required(data: dict[str, Any], name: str) -> Any:
     try:
         return data[name]
     except KeyError:
-        raise MissingField(f"the field {name!r} is missing") from None
+        raise _missing(name) from None
 
 
 _set_uuid_int = UUID.__dict__["int"].__set__
@@ -270,6 +256,8 @@ def _uuid(value: Any, name: str) -> UUID:
                 _set_uuid_int(uuid, number)
                 _set_uuid_safety(uuid, _UUID_SAFETY)
                 return uuid
+    if value is _MISSING:
+        raise _missing(name)
     raise InvalidField(f"the field {name!r} is not a UUID string")
 
 
@@ -278,6 +266,8 @@ def _identifier(value: Any, name: str) -> str:
     # not survive a store, a log line or a header.
     if type(value) is str and 0 < len(value) <= _MAX_ID_LENGTH and value.isprintable():
         return value
+    if value is _MISSING:
+        raise _missing(name)
     raise InvalidField(
         f"the field {name!r} must be a non-empty printable string of at most {_MAX_ID_LENGTH} characters"
     )
@@ -285,6 +275,8 @@ def _identifier(value: Any, name: str) -> str:
 
 def _status(value: Any) -> JobStatus | str:
     if type(value) is not str or not value or len(value) > 64 or not value.isprintable():
+        if value is _MISSING:
+            raise _missing("status")
         raise InvalidField("the field 'status' must be a non-empty string")
     return _STATUSES.get(value, value)
 
@@ -303,6 +295,8 @@ def _unix_seconds(value: Any) -> float:
             return float(value)
         except OverflowError:  # an int of hundreds of digits: float() cannot hold it
             raise InvalidField("the field 'timestamp' is out of range") from None
+    if value is _MISSING:
+        raise _missing("timestamp")
     raise InvalidField("the field 'timestamp' must be a number of unix seconds")
 
 
@@ -344,17 +338,24 @@ def parse_job_event(data: dict[str, Any]) -> JobEvent:
     attempt_count = data.get("attempt_count", 1)
     if type(attempt_count) is not int or attempt_count < 1:
         raise InvalidField("the field 'attempt_count' must be a positive integer")
-    # Arguments are evaluated in order, so the first bad field is the one reported.
-    return _job_event(
-        _identifier(_required(data, "event_id"), "event_id"),
-        _uuid(_required(data, "job_id"), "job_id"),
-        _uuid(_required(data, "project_id"), "project_id"),
-        _status(_required(data, "status")),
-        _optional_str(data, "error_message"),
-        _utc(_unix_seconds(_required(data, "timestamp"))),
-        attempt_count,
-        data,
-    )
+    # Checked in this order, so the first bad field is the one reported.
+    event_id = _identifier(data.get("event_id", _MISSING), "event_id")
+    job_id = _uuid(data.get("job_id", _MISSING), "job_id")
+    project_id = _uuid(data.get("project_id", _MISSING), "project_id")
+    status = _status(data.get("status", _MISSING))
+    error_message = _optional_str(data, "error_message")
+    timestamp = _utc(_unix_seconds(data.get("timestamp", _MISSING)))
+    # JobEvent(...) without its __init__: see _set_event_id above.
+    event = JobEvent.__new__(JobEvent)
+    _set_event_id(event, event_id)
+    _set_job_id(event, job_id)
+    _set_project_id(event, project_id)
+    _set_status(event, status)
+    _set_error_message(event, error_message)
+    _set_timestamp(event, timestamp)
+    _set_attempt_count(event, attempt_count)
+    _set_raw(event, data)
+    return event
 
 
 def _crawl_job_ids(data: dict[str, Any]) -> tuple[UUID, ...] | None:

@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeAlias, TypeVar
 
-from .events import Event
+from .events import Event, _slot_setter
 from .exceptions import (
     ConfigurationError,
     DeliveryInFlight,
@@ -46,6 +46,8 @@ Handler: TypeAlias = Callable[[Event], "Awaitable[object] | object"]
 H = TypeVar("H", bound=Handler)
 
 _JSON = ("content-type", "application/json")
+_NEW = ClaimState.NEW  # enum member look-ups are slow; these run on every delivery
+_DONE = ClaimState.DONE
 _PROCESSED_BODY = b'{"status":"processed"}'
 _DUPLICATE_BODY = b'{"status":"duplicate"}'
 
@@ -74,7 +76,17 @@ class Outcome:
     @classmethod
     def processed(cls, event: Event) -> Outcome:
         """200: the handlers ran."""
-        return cls(200, "processed", (_JSON,), _PROCESSED_BODY, event)
+        if cls is not Outcome:
+            return cls(200, "processed", (_JSON,), _PROCESSED_BODY, event)
+        # Every delivery ends here: build through the slots, at half the cost
+        # of the frozen dataclass's __init__ (Outcome has no __post_init__).
+        outcome = Outcome.__new__(Outcome)
+        _set_status_code(outcome, 200)
+        _set_reason(outcome, "processed")
+        _set_headers(outcome, _PROCESSED_HEADERS)
+        _set_body(outcome, _PROCESSED_BODY)
+        _set_event(outcome, event)
+        return outcome
 
     @classmethod
     def already_processed(cls, event: Event) -> Outcome:
@@ -91,6 +103,14 @@ class Outcome:
             headers += (("allow", "POST"),)
         body = json.dumps({"error": error.reason, "detail": error.detail}, separators=(",", ":"))
         return cls(error.status_code, error.reason, headers, body.encode(), event)
+
+
+_PROCESSED_HEADERS = (_JSON,)
+_set_status_code = _slot_setter(Outcome, "status_code")
+_set_reason = _slot_setter(Outcome, "reason")
+_set_headers = _slot_setter(Outcome, "headers")
+_set_body = _slot_setter(Outcome, "body")
+_set_event = _slot_setter(Outcome, "event")
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,9 +147,9 @@ def _store_error(event: Event, error: BaseException) -> Outcome:
 
 def _claim_outcome(event: Event, claim: Claim) -> Outcome | None:
     """The answer when the claim did not go to this request, else ``None``."""
-    if claim.state is ClaimState.NEW:
+    if claim.state is _NEW:
         return None
-    if claim.state is ClaimState.DONE:
+    if claim.state is _DONE:
         logger.info("duplicate delivery acknowledged (event_id=%s)", event.event_id or event.dedup_key)
         return Outcome.already_processed(event)
     error = _in_flight(event, claim)
@@ -232,8 +252,9 @@ class Receiver:
         except WebhookError as error:
             return Outcome.from_error(error)
         store = self._sync_store()
+        key = event.dedup_key
         try:
-            claim = store.claim(event.dedup_key, self.lease)
+            claim = store.claim(key, self.lease)
         except Exception as error:
             return _store_error(event, error)
         refused = _claim_outcome(event, claim)
@@ -243,16 +264,17 @@ class Receiver:
         try:
             for handler in self.handlers_for(event):
                 result = handler(event)
-                if inspect.isawaitable(result):
+                # Handlers mostly return None, which skips the slower awaitable check.
+                if result is not None and inspect.isawaitable(result):
                     asyncio.run(_await(result))
         except Exception:
             try:
-                store.release(event.dedup_key, claim.token)
+                store.release(key, claim.token)
             except Exception:
                 _settle_error(event, "release a claim")
             return _handler_error(event)
         try:
-            store.complete(event.dedup_key, claim.token, self.retention)
+            store.complete(key, claim.token, self.retention)
         except Exception:
             _settle_error(event, "mark an event done")
         return Outcome.processed(event)

@@ -7,12 +7,28 @@ import threading
 import time
 from collections.abc import Callable
 
+from ..events import _slot_setter
 from ..exceptions import ConfigurationError, StoreUnavailable
 from ._base import Claim, ClaimState
 
 __all__ = ["MemoryStore"]
 
 _DONE = Claim(ClaimState.DONE)
+# Module constants: an enum member look-up costs as much as a dict operation.
+_NEW = ClaimState.NEW
+_IN_FLIGHT = ClaimState.IN_FLIGHT
+_set_state = _slot_setter(Claim, "state")
+_set_token = _slot_setter(Claim, "token")
+_set_retry_after = _slot_setter(Claim, "retry_after")
+
+
+def _new_claim(token: str) -> Claim:
+    """``Claim(ClaimState.NEW, token)``, built through the slots (half the cost; once per delivery)."""
+    claim = Claim.__new__(Claim)
+    _set_state(claim, _NEW)
+    _set_token(claim, token)
+    _set_retry_after(claim, 0.0)
+    return claim
 
 
 class MemoryStore:
@@ -54,12 +70,12 @@ class MemoryStore:
             if entry is not None and entry[1] > now:
                 if entry[0] is None:
                     return _DONE
-                return Claim(ClaimState.IN_FLIGHT, retry_after=entry[1] - now)
+                return Claim(_IN_FLIGHT, retry_after=entry[1] - now)
             if entry is None and len(self._entries) >= self.max_entries:
                 self._purge(now)
             token = next(self._tokens)
             self._remember(key, token, now + lease)
-            return Claim(ClaimState.NEW, token)
+            return _new_claim(token)
 
     def complete(self, key: str, token: str, retention: float) -> None:
         """Mark *key* done for *retention* seconds."""
@@ -82,7 +98,8 @@ class MemoryStore:
         self._entries[key] = (token, expires_at)
         # Keep the next purge no later than the earliest expiry: an entry added
         # after the last purge may expire before the ones that were there.
-        self._next_purge = min(self._next_purge, expires_at)
+        if expires_at < self._next_purge:
+            self._next_purge = expires_at
 
     def _purge(self, now: float) -> None:
         # Scan at most once per earliest expiry, so a store full of live keys
