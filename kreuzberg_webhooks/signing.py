@@ -85,15 +85,18 @@ def parse_signature_header(value: str | bytes | None) -> bytes:
     :class:`MalformedSignature` for anything that is not exactly ``sha256=``
     and 64 hex characters (no whitespace, no other prefix, ASCII only).
     """
-    if not value:
+    if type(value) is not str:  # an exact str (every adapter's case) skips these checks
+        if not value:
+            raise MissingSignature()
+        if isinstance(value, (bytes, bytearray)):
+            try:
+                value = bytes(value).decode("ascii")
+            except UnicodeDecodeError:
+                raise MalformedSignature() from None
+        elif not isinstance(value, str):
+            raise MalformedSignature()
+    elif not value:
         raise MissingSignature()
-    if isinstance(value, (bytes, bytearray)):
-        try:
-            value = bytes(value).decode("ascii")
-        except UnicodeDecodeError:
-            raise MalformedSignature() from None
-    elif not isinstance(value, str):
-        raise MalformedSignature()
     # Exactly the prefix and 64 ASCII hex digits. bytes.fromhex skips
     # whitespace between pairs, so 64 characters give 32 bytes only when every
     # one is a hex digit; the ASCII check keeps "sha256=٣..." malformed.
