@@ -1,0 +1,217 @@
+"""Rows 6-8: deliveries per second over real HTTP, driven by wrk on loopback.
+
+Each pair (ours, hand-written) is served at the same time on two free ports,
+one worker each (uvicorn for ASGI, gunicorn's sync worker for WSGI), and
+measured in alternating rounds so both see the same machine. wrk uses one
+thread and 16 connections. Its Lua script cannot sign, so it POSTs deliveries
+signed beforehand, each a distinct event: our receiver processes every
+request (claim, handler, complete), none is answered as a duplicate.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import deliveries
+from .servers import free_port, serve
+
+ROOT = Path(__file__).resolve().parent.parent
+LUA = Path(__file__).resolve().parent / "apps" / "post.lua"
+BIN = Path(sys.executable).parent
+CONNECTIONS = 16
+
+
+@dataclass(frozen=True)
+class App:
+    name: str
+    module: str  # benchmarks.apps.<module>:<attribute>
+    server: str  # "uvicorn" or "gunicorn"
+
+    def argv(self, port: int) -> list[str]:
+        if self.server == "uvicorn":
+            return [
+                str(BIN / "uvicorn"),
+                self.module,
+                "--host", "127.0.0.1", "--port", str(port),
+                "--workers", "1", "--loop", "uvloop", "--http", "httptools",
+                "--log-level", "warning", "--no-access-log",
+            ]  # fmt: skip
+        return [
+            str(BIN / "gunicorn"),
+            self.module,
+            "--bind", f"127.0.0.1:{port}", "--workers", "1", "--log-level", "warning",
+        ]  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Pair:
+    row: str
+    ours: App
+    baseline: App
+    #: the adapter module that must exist for this row
+    needs: str
+
+
+PAIRS = (
+    Pair(
+        "6",
+        App("FastAPI + middleware (endpoint)", "benchmarks.apps.fastapi_ours:app", "uvicorn"),
+        App("vendor docs' FastAPI handler", "benchmarks.apps.fastapi_vendor:app", "uvicorn"),
+        "kreuzberg_webhooks.adapters.asgi",
+    ),
+    Pair(
+        "7",
+        App("Starlette route + middleware (guard)", "benchmarks.apps.starlette_guard:app", "uvicorn"),
+        App("hand-written Starlette route", "benchmarks.apps.starlette_hand:app", "uvicorn"),
+        "kreuzberg_webhooks.adapters.asgi",
+    ),
+    Pair(
+        "8 Flask",
+        App("Flask view + @webhook", "benchmarks.apps.flask_ours:app", "gunicorn"),
+        App("hand-written Flask view", "benchmarks.apps.flask_hand:app", "gunicorn"),
+        "kreuzberg_webhooks.adapters.flask",
+    ),
+    Pair(
+        "8 Django",
+        App("Django view + KreuzbergWebhookMixin", "benchmarks.apps.django_ours:application", "gunicorn"),
+        App("hand-written Django view", "benchmarks.apps.django_hand:application", "gunicorn"),
+        "kreuzberg_webhooks.adapters.django.views",
+    ),
+)
+
+
+@dataclass(frozen=True)
+class PairResult:
+    pair: Pair
+    #: requests per second, one per round
+    ours: list[float]
+    baseline: list[float]
+    #: ours / baseline throughput, the median of the per-round ratios
+    speedup: float
+    requests_ours: int
+
+
+@dataclass
+class Feed:
+    """The file of signed deliveries and where the next wrk run starts in it.
+
+    Each server is a fresh process with an empty store, so every pair starts
+    at the first delivery; only our side must never see one twice.
+    """
+
+    path: Path
+    count: int
+    position: int = 0
+    wrapped: bool = False
+
+    def take(self, used: int) -> None:
+        self.position += used
+        if self.position >= self.count:
+            self.wrapped = True
+            self.position %= self.count
+
+
+def write_feed(directory: Path, count: int) -> Feed:
+    path = directory / "deliveries.tsv"
+    with path.open("w") as out:
+        for body, headers in deliveries.unique_deliveries(count):
+            out.write(f"{headers['X-Webhook-Signature']}\t{body.decode()}\n")
+    return Feed(path, count)
+
+
+_RATE = re.compile(r"Requests/sec:\s+([0-9.]+)")
+_TOTAL = re.compile(r"(\d+) requests in")
+_NON_2XX = re.compile(r"Non-2xx or 3xx responses: (\d+)")
+_ERRORS = re.compile(r"Socket errors: (.*)")
+
+
+def wrk(port: int, feed: Feed, duration: float) -> tuple[float, int]:
+    """One wrk run against *port*; returns (requests/s, requests). Fails on any non-2xx answer."""
+    argv = [
+        "wrk", "-t1", f"-c{CONNECTIONS}", f"-d{duration:g}s", "-s", str(LUA),
+        f"http://127.0.0.1:{port}/webhooks/kreuzberg", "--", str(feed.path), str(feed.position),
+    ]  # fmt: skip
+    output = subprocess.run(argv, capture_output=True, text=True, check=True, timeout=duration + 60).stdout
+    rate, total = _RATE.search(output), _TOTAL.search(output)
+    if rate is None or total is None:
+        raise RuntimeError(f"unexpected wrk output:\n{output}")
+    bad = _NON_2XX.search(output)
+    if bad is not None:
+        raise RuntimeError(f"{bad.group(1)} answers were not 2xx on port {port}:\n{output}")
+    errors = _ERRORS.search(output)
+    if errors is not None and re.search(r"(connect|read|write|timeout) [1-9]", errors.group(1)):
+        # gunicorn's sync worker closes every connection; wrk counts nothing else as an error.
+        raise RuntimeError(f"wrk reported socket errors on port {port}:\n{output}")
+    feed.take(int(total.group(1)))
+    return float(rate.group(1)), int(total.group(1))
+
+
+def available(pair: Pair) -> bool:
+    import importlib
+
+    try:
+        importlib.import_module(pair.needs)
+    except ImportError:
+        return False
+    return True
+
+
+def run_pair(pair: Pair, feed: Feed, directory: Path, *, rounds: int, duration: float, warmup: float) -> PairResult:
+    ports = {"ours": free_port(), "baseline": free_port()}
+    apps = {"ours": pair.ours, "baseline": pair.baseline}
+    feeds = {"ours": Feed(feed.path, feed.count), "baseline": Feed(feed.path, feed.count)}
+    env = {"PYTHONPATH": str(ROOT), "PATH": f"{BIN}:{_path()}"}
+    rates: dict[str, list[float]] = {"ours": [], "baseline": []}
+    served = 0
+    with (
+        serve(apps["ours"].argv(ports["ours"]), port=ports["ours"], log=directory / "ours.log", env=env, cwd=ROOT),
+        serve(
+            apps["baseline"].argv(ports["baseline"]),
+            port=ports["baseline"],
+            log=directory / "baseline.log",
+            env=env,
+            cwd=ROOT,
+        ),
+    ):
+        if warmup:
+            for side in ("ours", "baseline"):
+                wrk(ports[side], feeds[side], warmup)
+        for index in range(rounds):
+            order: Sequence[str] = ("ours", "baseline") if index % 2 == 0 else ("baseline", "ours")
+            for side in order:
+                rate, total = wrk(ports[side], feeds[side], duration)
+                rates[side].append(rate)
+                if side == "ours":
+                    served += total
+    speedup = statistics.median(a / b for a, b in zip(rates["ours"], rates["baseline"], strict=True))
+    feed.wrapped = feed.wrapped or feeds["ours"].wrapped
+    return PairResult(pair, rates["ours"], rates["baseline"], speedup, served)
+
+
+def _path() -> str:
+    return os.environ.get("PATH", "")
+
+
+def run(*, rounds: int, duration: float, warmup: float, feed_size: int) -> tuple[list[PairResult | Pair], bool]:
+    """Every pair whose adapter exists (a missing one is returned as the bare Pair)."""
+    if shutil.which("wrk") is None:
+        raise RuntimeError("wrk is not installed (apt-get install wrk)")
+    results: list[PairResult | Pair] = []
+    with tempfile.TemporaryDirectory(prefix="kreuzberg-load-") as tmp:
+        directory = Path(tmp)
+        feed = write_feed(directory, feed_size)
+        for pair in PAIRS:
+            if not available(pair):
+                results.append(pair)
+                continue
+            results.append(run_pair(pair, feed, directory, rounds=rounds, duration=duration, warmup=warmup))
+    return results, feed.wrapped

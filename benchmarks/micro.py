@@ -1,0 +1,128 @@
+"""Rows 1-4: in-process verification against the hand-written floor and the peers."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from kreuzberg_webhooks import MemoryStore, Receiver, Verifier
+from kreuzberg_webhooks.signing import verify_signature
+
+from . import deliveries
+from .timing import Candidate, Timings, interleave
+
+_KEY = deliveries.SECRET.encode()
+PEERS = ("standardwebhooks", "svix", "stripe")
+
+
+def floor(body: bytes, signature: str) -> Any:
+    """The thirty hand-written lines, reduced to their cost: HMAC, compare, parse."""
+    expected = "sha256=" + hmac.new(_KEY, body, hashlib.sha256).hexdigest()
+    if not hmac.compare_digest(signature, expected):
+        raise ValueError("bad signature")
+    return json.loads(body)
+
+
+def floor_signature(body: bytes, signature: str) -> None:
+    expected = "sha256=" + hmac.new(_KEY, body, hashlib.sha256).hexdigest()
+    if not hmac.compare_digest(signature, expected):
+        raise ValueError("bad signature")
+
+
+@dataclass(frozen=True)
+class VerifyResult:
+    timings: Timings
+    body_size: int
+    peers: tuple[str, ...]
+
+
+def verify_rows(*, rounds: int, batch: int) -> VerifyResult:
+    """Rows 1 and 2: *batch* distinct deliveries (new event, new job, one project), each
+    verified by every library in its own signature scheme."""
+    bodies = [deliveries.event_body() for _ in range(batch)]
+    verifier = Verifier(deliveries.SECRET)
+    ours_inputs = [(body, deliveries.ours(body)) for body in bodies]
+
+    def ours(body: bytes, headers: Any) -> object:
+        return verifier.verify(body, headers)
+
+    candidates = {
+        "floor": Candidate(floor, [(body, headers["X-Webhook-Signature"]) for body, headers in ours_inputs]),
+        "ours": Candidate(ours, ours_inputs),
+    }
+    from standardwebhooks.webhooks import Webhook as StandardWebhook
+    from stripe import Webhook as StripeWebhook
+    from svix.webhooks import Webhook as SvixWebhook
+
+    standard = StandardWebhook(deliveries.PEER_SECRET)
+    svix = SvixWebhook(deliveries.PEER_SECRET)
+
+    def svix_verify(body: bytes, headers: Any) -> object:
+        svix.verify(body, headers)  # returns None: the caller parses
+        return json.loads(body)
+
+    def stripe_verify(body: bytes, header: Any) -> object:
+        return StripeWebhook.construct_event(body, header, deliveries.SECRET)
+
+    candidates["standardwebhooks"] = Candidate(
+        standard.verify, [(body, deliveries.standard_webhooks(body)) for body in bodies]
+    )
+    candidates["svix"] = Candidate(svix_verify, [(body, deliveries.svix(body)) for body in bodies])
+    candidates["stripe"] = Candidate(stripe_verify, [(body, deliveries.stripe(body)) for body in bodies])
+    for candidate in candidates.values():  # every candidate accepts every delivery before it is timed
+        for delivery in candidate.inputs:
+            candidate.fn(*delivery)
+    sizes = sorted(len(body) for body in bodies)
+    return VerifyResult(interleave(candidates, rounds=rounds), sizes[len(sizes) // 2], PEERS)
+
+
+def lifecycle_row(*, rounds: int, batch: int) -> Timings:
+    """Row 3: ``Receiver.handle`` (verify, claim, no-op handler, complete) vs ``verify`` on the same events.
+
+    Every event is distinct, so each delivery is processed, never a duplicate;
+    each round starts with an empty in-memory store.
+    """
+    inputs = deliveries.unique_deliveries(batch)
+    receiver = Receiver(deliveries.SECRET, store=MemoryStore(max_entries=batch + 1))
+
+    @receiver.on()
+    def no_op(event: object) -> None:
+        return None
+
+    def fresh_store() -> None:
+        receiver.store = MemoryStore(max_entries=batch + 1)
+
+    def lifecycle(body: bytes, headers: Any) -> object:
+        outcome = receiver.handle(body, headers)
+        return outcome
+
+    first = receiver.handle(*inputs[0])
+    assert first.reason == "processed", first
+    verifier = receiver.verifier
+    candidates = {
+        "verify": Candidate(verifier.verify, inputs),
+        "lifecycle": Candidate(lifecycle, inputs, reset=fresh_store),
+    }
+    timings = interleave(candidates, rounds=rounds)
+    fresh_store()
+    assert all(receiver.handle(*delivery).reason == "processed" for delivery in inputs)
+    return timings
+
+
+def throughput_row(size: int, *, rounds: int, batch: int) -> Timings:
+    """Row 4: the signature check of a large body vs ``hmac`` over the same bytes."""
+    body = (b"0123456789abcdef" * (size // 16 + 1))[:size]
+    signature = deliveries.ours(body)["X-Webhook-Signature"]
+    keys = (_KEY,)
+
+    def ours(body: bytes, signature: Any) -> object:
+        return verify_signature(body, signature, keys)
+
+    candidates = {
+        "hmac": Candidate(floor_signature, [(body, signature)] * batch),
+        "ours": Candidate(ours, [(body, signature)] * batch),
+    }
+    return interleave(candidates, rounds=rounds)

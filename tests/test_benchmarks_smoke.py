@@ -1,0 +1,56 @@
+"""The benchmark command in smoke mode: every benchmark runs once, so the scripts cannot rot.
+
+It starts real servers (uvicorn, gunicorn, redis-server) and drives them with
+wrk, like the full run; the figures of a one-round run mean nothing, so only
+the shape of the report is checked.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_quick_benchmark_run_reports_every_row(tmp_path: Path) -> None:
+    output = tmp_path / "RESULTS.md"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    completed = subprocess.run(
+        [sys.executable, "-m", "benchmarks", "--quick", "--output", str(output)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+    report = output.read_text(encoding="utf-8")
+    assert report.startswith("# Benchmark results (quick smoke run")
+    rows = re.findall(r"^\| (\d+)[^|]* \|", report, flags=re.MULTILINE)
+    assert sorted(set(rows), key=int) == [str(n) for n in range(1, 10)], report
+    assert "not available" not in report, report
+    for peer in ("standardwebhooks", "svix", "stripe"):
+        assert f"vs `{peer}`" in report
+    assert "1.00 round trips per operation" in report  # the Redis store: one round trip each
+    # The table printed on stdout is the one written to the file.
+    assert report.split("| # |", 1)[1].split("\n\n", 1)[0] in completed.stdout
+
+
+def test_quick_run_leaves_the_committed_results_alone(tmp_path: Path) -> None:
+    results = ROOT / "benchmarks" / "RESULTS.md"
+    before = results.read_bytes() if results.exists() else None
+    completed = subprocess.run(
+        [sys.executable, "-m", "benchmarks", "--quick", "--no-http"],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+    assert "| 1 |" in completed.stdout
+    assert (results.read_bytes() if results.exists() else None) == before
