@@ -143,12 +143,29 @@ def own_redis_server(tmp_path: Path) -> Iterator[RedisServer]:
         yield server
 
 
+def cluster_port() -> int:
+    """A free port a cluster node can use: its bus listens 10000 above it, so at most 55535."""
+    while True:
+        port = free_port()
+        if port <= 55535 and _port_free(port + 10000):
+            return port
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
 @pytest.fixture
 def redis_cluster_node(tmp_path: Path) -> Iterator[RedisServer]:
     """A real redis-server in cluster mode owning all 16384 slots: it refuses any command
     or script whose keys span slots (CROSSSLOT), as a many-node cluster does."""
     cluster_args = ["--cluster-enabled", "yes", "--cluster-config-file", str(tmp_path / "nodes.conf")]
-    server = RedisServer(tmp_path / "cluster", extra_args=cluster_args)
+    server = RedisServer(tmp_path / "cluster", port=cluster_port(), extra_args=cluster_args)
     with server.running():
         admin = redis.Redis(port=server.port)
         admin.execute_command("CLUSTER", "ADDSLOTSRANGE", 0, 16383)
