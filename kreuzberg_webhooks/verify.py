@@ -14,7 +14,7 @@ import time
 import warnings
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, TypeAlias
+from typing import Any, TypeAlias, cast
 
 from .events import Event, JobEvent, parse_event
 from .exceptions import (
@@ -338,13 +338,20 @@ class Verifier:
             raise SecretsUnavailable() from None
         if resolved is None:
             raise UnknownProject()
+        items: tuple[object, ...]
         try:
-            return normalize_secrets(resolved, warn=False)
-        except ConfigurationError:
+            items = (resolved,) if isinstance(resolved, (str, bytes)) else tuple(resolved)
+        except TypeError:
+            items = (resolved,)
+        if not all(isinstance(item, (str, bytes)) for item in items):
+            # Not secrets at all (42, [42]): a bug on our side, so a retryable
+            # 503 rather than a 401 that would lose the event for good.
+            logger.error("the webhook secret resolver returned neither secrets nor None")
+            raise SecretsUnavailable()
+        try:
+            return normalize_secrets(cast("tuple[str | bytes, ...]", items), warn=False)
+        except ConfigurationError:  # nothing, or only empty secrets: no secret for this project
             raise UnknownProject() from None
-        except TypeError:  # the resolver returned something that is not secrets: a bug, answered 503
-            logger.exception("the webhook secret resolver returned neither secrets nor None")
-            raise SecretsUnavailable() from None
 
     def _report_invalid(self, body: bytes, error: InvalidPayload) -> None:
         try:

@@ -276,9 +276,17 @@ def test_a_raising_resolver_is_503_secrets_unavailable(caplog: pytest.LogCapture
     assert record.exc_info is not None  # the operator gets the traceback
 
 
-def test_a_resolver_returning_garbage_is_503_not_a_crash() -> None:
+@pytest.mark.parametrize(
+    "answer",
+    [
+        pytest.param(12345, id="an-int"),
+        pytest.param([12345], id="a-list-of-ints"),
+        pytest.param([SECRET, None], id="a-secret-and-none"),
+    ],
+)
+def test_a_resolver_returning_garbage_is_503_not_a_crash(answer: Any) -> None:
     body, headers = signed_delivery(SECRET, job_event_payload(now=NOW))
-    error = rejection(make_verifier(lambda _project: 12345), body, headers)
+    error = rejection(make_verifier(lambda _project: answer), body, headers)
     assert (error.status_code, error.reason) == (503, "secrets_unavailable")
 
 

@@ -137,7 +137,7 @@ class KreuzbergWebhookMiddleware:
 
         @receiver.on("job.completed")
         def completed(event):
-            ...
+            fetch_text_later(event.job_id)
 
         # The middleware answers POST /webhooks/kreuzberg itself.
         app = KreuzbergWebhookMiddleware(app, receiver, path="/webhooks/kreuzberg")
