@@ -98,6 +98,47 @@ def stop(proc: subprocess.Popen[bytes], timeout: float = 10.0) -> None:
             proc.wait(timeout)
 
 
+def uvicorn_argv(
+    app: str, port: int, *, app_dir: Path = ROOT, workers: int = 1, extra: Sequence[str] = ()
+) -> list[str]:
+    """uvicorn serving *app* (``module:attribute``, found under *app_dir*) on 127.0.0.1:*port*."""
+    return [
+        str(BIN / "uvicorn"),
+        "--app-dir",
+        str(app_dir),
+        app,
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        str(workers),
+        *extra,
+    ]
+
+
+def gunicorn_argv(app: str, port: int, *, pythonpath: Path, extra: Sequence[str] = ()) -> list[str]:
+    """The READMEs' gunicorn command: 2 worker processes x 4 threads serving *app* on 127.0.0.1:*port*.
+
+    ``--preload`` imports the app once in the master, so a missing secret
+    stops gunicorn at once instead of every worker failing to boot in a loop.
+    """
+    return [
+        str(BIN / "gunicorn"),
+        "--preload",
+        "--pythonpath",
+        str(pythonpath),
+        app,
+        "--workers",
+        "2",
+        *extra,
+        "--threads",
+        "4",
+        "--bind",
+        f"127.0.0.1:{port}",
+    ]
+
+
 @dataclass
 class Reply:
     status: int

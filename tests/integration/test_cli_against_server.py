@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.servers import BIN, ROOT, Server, free_port, run_server
+from tests.servers import BIN, ROOT, Server, free_port, run_server, uvicorn_argv
 
 SECRET = "cli-integration-secret-0123456789abcdef-XyZ"
 CLI = str(BIN / "kreuzberg-webhooks")
@@ -39,20 +39,7 @@ class Running:
 
 
 def uvicorn(app: str, port: int, *, app_dir: Path = ROOT, workers: int = 1) -> list[str]:
-    return [
-        str(BIN / "uvicorn"),
-        "--app-dir",
-        str(app_dir),
-        app,
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--workers",
-        str(workers),
-        "--log-level",
-        "warning",
-    ]
+    return uvicorn_argv(app, port, app_dir=app_dir, workers=workers, extra=["--log-level", "warning"])
 
 
 @pytest.fixture(scope="module")
