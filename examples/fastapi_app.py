@@ -11,30 +11,22 @@ replay store)::
 
     KREUZBERG_WEBHOOK_SECRET=... uvicorn --app-dir examples fastapi_app:app --workers 4 --host 127.0.0.1 --port 8000
 
-Environment: the same as ``starlette_app.py`` — ``KREUZBERG_WEBHOOK_SECRET``
-(required), ``KREUZBERG_EVENTS_LOG``, ``KREUZBERG_STORE_URL`` (default
-``sqlite:///kreuzberg-webhooks.sqlite3``), ``KREUZBERG_REDIS_URL``,
-``KREUZBERG_MAX_BODY_SIZE``.
+Environment: the examples' common variables, listed in ``_shared.py`` —
+``KREUZBERG_WEBHOOK_SECRET`` (required), ``KREUZBERG_EVENTS_LOG``,
+``KREUZBERG_STORE_URL``, ``KREUZBERG_REDIS_URL``, ``KREUZBERG_MAX_BODY_SIZE``.
 """
 
 from __future__ import annotations
 
-import os
 from typing import Annotated
 
-from _shared import record, secret_from_env, store_from_env
+from _shared import receiver_from_env, record
 from fastapi import Depends, FastAPI
 
-from kreuzberg_webhooks import DEFAULT_MAX_BODY_SIZE, Event, Receiver
+from kreuzberg_webhooks import Event
 from kreuzberg_webhooks.adapters.fastapi import KreuzbergWebhook
 
-receiver = Receiver(
-    secret_from_env(),
-    store=store_from_env(
-        os.environ.get("KREUZBERG_STORE_URL") or "sqlite:///kreuzberg-webhooks.sqlite3", asynchronous=True
-    ),
-    max_body_size=int(os.environ.get("KREUZBERG_MAX_BODY_SIZE") or DEFAULT_MAX_BODY_SIZE),
-)
+receiver = receiver_from_env(asynchronous=True)
 webhook = KreuzbergWebhook(receiver)
 
 app = FastAPI(title="Kreuzberg webhook receiver")

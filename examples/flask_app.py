@@ -14,31 +14,20 @@ another worker is still deduplicated)::
 ``--preload`` imports the app once, before the workers fork, so a missing secret
 stops gunicorn at once rather than making every worker fail to boot, over and over.
 
-Environment:
-
-- ``KREUZBERG_WEBHOOK_SECRET`` (required): the project's webhook secret.
-- ``KREUZBERG_EVENTS_LOG``: append one JSON line per processed event to this file.
-- ``KREUZBERG_STORE_URL``: the replay store; default ``sqlite:///kreuzberg-webhooks.sqlite3``
-  (a file in the working directory, shared by the workers of one machine).
-- ``KREUZBERG_REDIS_URL``: use Redis instead (workers on several machines).
-- ``KREUZBERG_MAX_BODY_SIZE``: the largest body accepted, in bytes (default 64 MiB).
+Environment: the examples' common variables, listed in ``_shared.py`` —
+``KREUZBERG_WEBHOOK_SECRET`` (required), ``KREUZBERG_EVENTS_LOG``,
+``KREUZBERG_STORE_URL``, ``KREUZBERG_REDIS_URL``, ``KREUZBERG_MAX_BODY_SIZE``.
 """
 
 from __future__ import annotations
 
-import os
-
-from _shared import record, secret_from_env, store_from_env
+from _shared import receiver_from_env, record
 from flask import Flask
 
-from kreuzberg_webhooks import DEFAULT_MAX_BODY_SIZE, Event, Receiver
+from kreuzberg_webhooks import Event
 from kreuzberg_webhooks.adapters.flask import webhook
 
-receiver = Receiver(
-    secret_from_env(),
-    store=store_from_env(os.environ.get("KREUZBERG_STORE_URL") or "sqlite:///kreuzberg-webhooks.sqlite3"),
-    max_body_size=int(os.environ.get("KREUZBERG_MAX_BODY_SIZE") or DEFAULT_MAX_BODY_SIZE),
-)
+receiver = receiver_from_env()
 
 app = Flask(__name__)
 

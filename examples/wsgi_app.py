@@ -16,15 +16,10 @@ a few threads each (they share the SQLite replay store)::
 ``--preload`` imports the app once, before the workers fork, so a missing secret
 stops gunicorn at once rather than making every worker fail to boot, over and over.
 
-Environment:
-
-- ``KREUZBERG_WEBHOOK_SECRET`` (required): the project's webhook secret.
-- ``KREUZBERG_EVENTS_LOG``: append one JSON line per processed event to this file.
-- ``KREUZBERG_STORE_URL``: the replay store; default ``sqlite:///kreuzberg-webhooks.sqlite3``
-  (a file in the working directory, shared by the workers of one machine).
-- ``KREUZBERG_REDIS_URL``: use Redis instead (workers on several machines).
-- ``KREUZBERG_MAX_BODY_SIZE``: the largest body accepted, in bytes (default 64 MiB).
-- ``KREUZBERG_WSGI_MODE``: ``guard`` (default) or ``endpoint``.
+Environment: the examples' common variables, listed in ``_shared.py`` —
+``KREUZBERG_WEBHOOK_SECRET`` (required), ``KREUZBERG_EVENTS_LOG``,
+``KREUZBERG_STORE_URL``, ``KREUZBERG_REDIS_URL``, ``KREUZBERG_MAX_BODY_SIZE``.
+Also ``KREUZBERG_WSGI_MODE``: ``guard`` (default) or ``endpoint``.
 """
 
 from __future__ import annotations
@@ -34,18 +29,14 @@ import os
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from _shared import record, secret_from_env, store_from_env
+from _shared import receiver_from_env, record
 
-from kreuzberg_webhooks import DEFAULT_MAX_BODY_SIZE, Event, Receiver
+from kreuzberg_webhooks import Event
 from kreuzberg_webhooks.adapters.wsgi import ENVIRON_KEY, KreuzbergWebhookMiddleware
 
 PATH = "/webhooks/kreuzberg"
 
-receiver = Receiver(
-    secret_from_env(),
-    store=store_from_env(os.environ.get("KREUZBERG_STORE_URL") or "sqlite:///kreuzberg-webhooks.sqlite3"),
-    max_body_size=int(os.environ.get("KREUZBERG_MAX_BODY_SIZE") or DEFAULT_MAX_BODY_SIZE),
-)
+receiver = receiver_from_env()
 
 
 @receiver.on()  # endpoint mode: every event, including statuses Kreuzberg adds later

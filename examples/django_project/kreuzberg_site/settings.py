@@ -14,15 +14,10 @@ Deliveries go to ``POST /webhooks/kreuzberg``. Several worker processes share
 the SQLite replay store (one machine) or Redis (several machines), so a retry
 that lands on another worker is still deduplicated.
 
-Environment:
-
-- ``KREUZBERG_WEBHOOK_SECRET`` (required): the project's webhook secret.
-- ``KREUZBERG_EVENTS_LOG``: append one JSON line per processed event to this file.
-- ``KREUZBERG_STORE_URL``: the replay store; default ``sqlite:///kreuzberg-webhooks.sqlite3``
-  (a file in the working directory, shared by the workers of one machine).
-- ``KREUZBERG_REDIS_URL``: use Redis instead (workers on several machines).
-- ``KREUZBERG_MAX_BODY_SIZE``: the largest body accepted, in bytes (default 64 MiB).
-- ``DJANGO_SECRET_KEY``, ``DJANGO_ALLOWED_HOSTS`` (comma-separated): the usual Django ones.
+Environment: the examples' common variables, listed in ``_shared.py`` —
+``KREUZBERG_WEBHOOK_SECRET`` (required), ``KREUZBERG_EVENTS_LOG``,
+``KREUZBERG_STORE_URL``, ``KREUZBERG_REDIS_URL``, ``KREUZBERG_MAX_BODY_SIZE``.
+Also ``DJANGO_SECRET_KEY`` and ``DJANGO_ALLOWED_HOSTS`` (comma-separated): the usual Django ones.
 """
 
 from __future__ import annotations
@@ -33,14 +28,12 @@ from pathlib import Path
 
 import django
 
-# The examples' shared helpers (secret, events log) live in examples/_shared.py.
+# The examples' shared helpers (secret, store, size limit, events log) live in examples/_shared.py.
 EXAMPLES = Path(__file__).resolve().parents[2]
 if str(EXAMPLES) not in sys.path:
     sys.path.append(str(EXAMPLES))
 
-from _shared import secret_from_env  # noqa: E402
-
-from kreuzberg_webhooks import DEFAULT_MAX_BODY_SIZE  # noqa: E402
+from _shared import max_body_size_from_env, secret_from_env, store_url_from_env  # noqa: E402
 
 DEBUG = False
 SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY") or "django-example-only-set-DJANGO_SECRET_KEY-in-production"
@@ -76,10 +69,8 @@ KREUZBERG_WEBHOOKS = {
     "SECRET": secret_from_env(),  # refuses to start without one
     # A URL, opened on the first delivery in each worker (after gunicorn forks):
     # Redis when KREUZBERG_REDIS_URL is set, else SQLite, shared by this machine's workers.
-    "STORE": os.environ.get("KREUZBERG_REDIS_URL")
-    or os.environ.get("KREUZBERG_STORE_URL")
-    or "sqlite:///kreuzberg-webhooks.sqlite3",
-    "MAX_BODY_SIZE": int(os.environ.get("KREUZBERG_MAX_BODY_SIZE") or DEFAULT_MAX_BODY_SIZE),
+    "STORE": store_url_from_env(),
+    "MAX_BODY_SIZE": max_body_size_from_env(),
     "ASYNC": ASYNC_VIEW,
 }
 
