@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import warnings
-from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -20,11 +19,11 @@ from kreuzberg_webhooks import (
     SignatureMismatch,
     Verifier,
     WeakSecretWarning,
-    WebhookError,
     sign,
     verify_signature,
 )
 from kreuzberg_webhooks.testing import job_event_payload
+from tests.errors import error_from
 
 GITHUB_SECRET = "It's a Secret to Everybody"
 GITHUB_BODY = b"Hello, World!"
@@ -38,15 +37,6 @@ SECRET = "signing-test-secret-0123456789abcdef"
 NOW = 1_800_000_000.0
 
 PROPERTY_SETTINGS = settings(max_examples=150, deadline=None)
-
-
-def error_from(call: Callable[[], object]) -> WebhookError | None:
-    """The WebhookError *call* raises, or None; anything else propagates and fails the test."""
-    try:
-        call()
-    except WebhookError as error:
-        return error
-    return None
 
 
 def quiet_verifier(secrets: Any, **options: Any) -> Verifier:

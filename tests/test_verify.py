@@ -32,6 +32,7 @@ from kreuzberg_webhooks import (
     sign,
 )
 from kreuzberg_webhooks.testing import job_document_payload, job_event_payload, signed_delivery
+from tests.errors import error_from
 
 SECRET = "verify-test-secret-0123456789abcdef0123"
 OLD_SECRET = "verify-old-secret-0123456789abcdef01234"
@@ -53,15 +54,6 @@ def rejection(verifier: Verifier, body: bytes, headers: dict[str, str]) -> Webho
     with pytest.raises(WebhookError) as caught:
         verifier.verify(body, headers)
     return caught.value
-
-
-def error_from(call: Callable[[], object]) -> WebhookError | None:
-    """The WebhookError *call* raises, or None; anything else propagates and fails the test."""
-    try:
-        call()
-    except WebhookError as error:
-        return error
-    return None
 
 
 def event_body(**overrides: Any) -> bytes:

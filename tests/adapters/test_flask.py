@@ -19,7 +19,18 @@ from kreuzberg_webhooks import ConfigurationError, Event, JobEvent, MemoryStore,
 from kreuzberg_webhooks.adapters.flask import EXTENSION_KEY, KreuzbergWebhooks, webhook
 from kreuzberg_webhooks.testing import FrozenClock, job_event_payload, signed_delivery
 
-from .contract import LIMIT, NOW, PATH, SECRET, AdapterContract, Answer, Poster, Recorder, make_receiver
+from .contract import (
+    LIMIT,
+    NOW,
+    PATH,
+    SECRET,
+    AdapterContract,
+    Answer,
+    CountingStream,
+    Poster,
+    Recorder,
+    make_receiver,
+)
 
 OTHER_SECRET = "another-app-secret-0123456789abcdef0123"
 
@@ -80,22 +91,6 @@ class TestExtensionVerifiedView(AdapterContract):
 
 
 # -- helpers --------------------------------------------------------------------------------
-
-
-class CountingStream(io.RawIOBase):
-    """A huge request body (256 times the limit) that counts the bytes it hands out."""
-
-    def __init__(self) -> None:
-        self.given = 0
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: Any) -> int:
-        size = min(len(buffer), 256 * LIMIT - self.given)
-        buffer[:size] = b"x" * size
-        self.given += size
-        return size
 
 
 @pytest.fixture

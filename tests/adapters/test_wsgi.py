@@ -19,7 +19,18 @@ from kreuzberg_webhooks import ClaimState, Event, MemoryStore, Receiver
 from kreuzberg_webhooks.adapters.wsgi import ENVIRON_KEY, KreuzbergWebhookMiddleware, environ_headers, read_body
 from kreuzberg_webhooks.testing import job_event_payload, signed_delivery
 
-from .contract import LIMIT, NOW, PATH, SECRET, AdapterContract, Answer, Poster, Recorder, make_receiver
+from .contract import (
+    LIMIT,
+    NOW,
+    PATH,
+    SECRET,
+    AdapterContract,
+    Answer,
+    CountingStream,
+    Poster,
+    Recorder,
+    make_receiver,
+)
 
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
@@ -69,22 +80,6 @@ class TestGuardMode(AdapterContract):
 
 
 # -- helpers for the WSGI-level cases ---------------------------------------------
-
-
-class CountingStream(io.RawIOBase):
-    """A huge request body (256 times the limit) that counts the bytes it hands out."""
-
-    def __init__(self) -> None:
-        self.given = 0
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: Any) -> int:
-        size = min(len(buffer), 256 * LIMIT - self.given)
-        buffer[:size] = b"x" * size
-        self.given += size
-        return size
 
 
 def call(app: WSGIApp, environ: dict[str, Any]) -> tuple[str, bytes]:
