@@ -10,7 +10,6 @@ function that sends one request through the framework's own test client.
 from __future__ import annotations
 
 import contextlib
-import io
 import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -66,23 +65,6 @@ class DownStore:
 
     def release(self, key: str, token: str) -> None:
         raise ConnectionError("store is down")
-
-
-class CountingStream(io.RawIOBase):
-    """A huge request body (256 times the limit) that counts the bytes it hands out:
-    for the WSGI-level cases that a body over the limit stops being read just past it."""
-
-    def __init__(self) -> None:
-        self.given = 0
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: Any) -> int:
-        size = min(len(buffer), 256 * LIMIT - self.given)
-        buffer[:size] = b"x" * size
-        self.given += size
-        return size
 
 
 def make_receiver(recorder: Recorder, store: Any = None) -> Receiver:

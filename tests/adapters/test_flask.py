@@ -5,8 +5,6 @@ from __future__ import annotations
 import contextlib
 import io
 import json
-import subprocess
-import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -19,18 +17,8 @@ from kreuzberg_webhooks import ConfigurationError, Event, JobEvent, MemoryStore,
 from kreuzberg_webhooks.adapters.flask import EXTENSION_KEY, KreuzbergWebhooks, webhook
 from kreuzberg_webhooks.testing import FrozenClock, job_event_payload, signed_delivery
 
-from .contract import (
-    LIMIT,
-    NOW,
-    PATH,
-    SECRET,
-    AdapterContract,
-    Answer,
-    CountingStream,
-    Poster,
-    Recorder,
-    make_receiver,
-)
+from .contract import LIMIT, NOW, PATH, SECRET, AdapterContract, Answer, Poster, Recorder, make_receiver
+from .support import CountingStream, import_error_without
 
 OTHER_SECRET = "another-app-secret-0123456789abcdef0123"
 
@@ -440,13 +428,5 @@ def test_receiver_and_options_together_are_refused(receiver: Receiver) -> None:
 
 
 def test_import_without_flask_names_the_extra() -> None:
-    code = (
-        "import sys; sys.modules['flask'] = None\n"
-        "import kreuzberg_webhooks\n"
-        "try:\n"
-        "    import kreuzberg_webhooks.adapters.flask\n"
-        "except ImportError as error:\n"
-        "    print(error)\n"
-    )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert 'pip install "kreuzberg-webhooks[flask]"' in result.stdout
+    message = import_error_without("flask", "kreuzberg_webhooks.adapters.flask")
+    assert 'pip install "kreuzberg-webhooks[flask]"' in message

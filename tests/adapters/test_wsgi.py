@@ -5,8 +5,6 @@ from __future__ import annotations
 import contextlib
 import io
 import json
-import subprocess
-import sys
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
@@ -19,18 +17,8 @@ from kreuzberg_webhooks import ClaimState, Event, MemoryStore, Receiver
 from kreuzberg_webhooks.adapters.wsgi import ENVIRON_KEY, KreuzbergWebhookMiddleware, environ_headers, read_body
 from kreuzberg_webhooks.testing import job_event_payload, signed_delivery
 
-from .contract import (
-    LIMIT,
-    NOW,
-    PATH,
-    SECRET,
-    AdapterContract,
-    Answer,
-    CountingStream,
-    Poster,
-    Recorder,
-    make_receiver,
-)
+from .contract import LIMIT, NOW, PATH, SECRET, AdapterContract, Answer, Poster, Recorder, make_receiver
+from .support import CountingStream, import_error_without
 
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
@@ -395,13 +383,5 @@ def test_guard_exception_after_start_response_hands_exc_info_to_the_server(recei
 
 
 def test_import_without_werkzeug_names_the_extra() -> None:
-    code = (
-        "import sys; sys.modules['werkzeug'] = None\n"
-        "import kreuzberg_webhooks\n"
-        "try:\n"
-        "    import kreuzberg_webhooks.adapters.wsgi\n"
-        "except ImportError as error:\n"
-        "    print(error)\n"
-    )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert 'pip install "kreuzberg-webhooks[wsgi]"' in result.stdout
+    message = import_error_without("werkzeug", "kreuzberg_webhooks.adapters.wsgi")
+    assert 'pip install "kreuzberg-webhooks[wsgi]"' in message
