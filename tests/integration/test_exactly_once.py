@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import random
+import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -43,6 +44,15 @@ def worker_pids(server_pid: int) -> list[int]:
     return children
 
 
+def wait_for_workers(server_pid: int, timeout: float = 30.0) -> int:
+    """Poll until the server has forked all its workers (gunicorn starts them one after
+    another, after the first one already answers); return how many it has."""
+    deadline = time.monotonic() + timeout
+    while (count := len(worker_pids(server_pid))) < WORKERS and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return count
+
+
 SERVERS = {
     "starlette-uvicorn": [
         str(BIN / "uvicorn"), "--app-dir", str(ROOT / "examples"), "starlette_app:app",
@@ -69,7 +79,7 @@ def test_four_workers_sharing_redis_run_each_event_exactly_once(
 
     with serve(tmp_path, url, argv=argv) as app:
         warm_up(app)
-        assert len(worker_pids(app.server.proc.pid)) >= WORKERS
+        assert wait_for_workers(app.server.proc.pid) >= WORKERS
 
         with ThreadPoolExecutor(CONCURRENCY) as pool:
             replies = list(pool.map(lambda d: (event_id(d[0]), app.post(*d).status), requests))
