@@ -51,6 +51,10 @@ class JobStatus(StrEnum):
     FAILED = "failed"
     CANCELLED = "cancelled"
 
+    # Hash as the plain string it equals (Enum hashes the member's name, in
+    # Python): a status is looked up in dicts keyed by str on every delivery.
+    __hash__ = str.__hash__
+
     @property
     def is_terminal(self) -> bool:
         """Whether the job will not change status again."""
@@ -103,7 +107,8 @@ class JobEvent:
     @property
     def type(self) -> str:
         """``job.completed``, ``job.failed``, ``job.cancelled`` (or ``job.<status>``)."""
-        return event_type_for(self.status)
+        # event_type_for inlined: the receiver dispatches on this for every delivery.
+        return _TYPES.get(self.status) or f"job.{self.status}"
 
     @property
     def is_retry(self) -> bool:

@@ -78,15 +78,7 @@ class Outcome:
         """200: the handlers ran."""
         if cls is not Outcome:
             return cls(200, "processed", (_JSON,), _PROCESSED_BODY, event)
-        # Every delivery ends here: build through the slots, at half the cost
-        # of the frozen dataclass's __init__ (Outcome has no __post_init__).
-        outcome = Outcome.__new__(Outcome)
-        _set_status_code(outcome, 200)
-        _set_reason(outcome, "processed")
-        _set_headers(outcome, _PROCESSED_HEADERS)
-        _set_body(outcome, _PROCESSED_BODY)
-        _set_event(outcome, event)
-        return outcome
+        return _processed(event)
 
     @classmethod
     def already_processed(cls, event: Event) -> Outcome:
@@ -111,6 +103,21 @@ _set_reason = _slot_setter(Outcome, "reason")
 _set_headers = _slot_setter(Outcome, "headers")
 _set_body = _slot_setter(Outcome, "body")
 _set_event = _slot_setter(Outcome, "event")
+
+
+def _processed(event: Event) -> Outcome:
+    """``Outcome.processed(event)``, built through the slots.
+
+    Every delivery ends here: half the cost of the frozen dataclass's
+    ``__init__`` (Outcome has no ``__post_init__``).
+    """
+    outcome = Outcome.__new__(Outcome)
+    _set_status_code(outcome, 200)
+    _set_reason(outcome, "processed")
+    _set_headers(outcome, _PROCESSED_HEADERS)
+    _set_body(outcome, _PROCESSED_BODY)
+    _set_event(outcome, event)
+    return outcome
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,8 +154,11 @@ def _store_error(event: Event, error: BaseException) -> Outcome:
 
 def _claim_outcome(event: Event, claim: Claim) -> Outcome | None:
     """The answer when the claim did not go to this request, else ``None``."""
-    if claim.state is _NEW:
-        return None
+    return None if claim.state is _NEW else _refused(event, claim)
+
+
+def _refused(event: Event, claim: Claim) -> Outcome:
+    """The answer to a claim that found the event done or in flight."""
     if claim.state is _DONE:
         logger.info("duplicate delivery acknowledged (event_id=%s)", event.event_id or event.dedup_key)
         return Outcome.already_processed(event)
@@ -214,6 +224,8 @@ class Receiver:
         self._async_store = inspect.iscoroutinefunction(self.store.claim)
         self._inline_store = bool(getattr(self.store, "nonblocking", False))
         self._handlers: dict[str, list[Handler]] = {}
+        # event type -> the handlers that run for it; rebuilt after add_handler.
+        self._dispatch: dict[str, tuple[Handler, ...]] = {}
 
     # -- the handler registry ------------------------------------------------
 
@@ -238,10 +250,19 @@ class Receiver:
         if not callable(handler):
             raise ConfigurationError("a handler must be callable")
         self._handlers.setdefault(str(event_type), []).append(handler)
+        self._dispatch = {}
 
     def handlers_for(self, event: Event) -> list[Handler]:
         """The handlers that run for *event*, in order."""
-        return self._handlers.get(event.type, []) + self._handlers.get(CATCH_ALL, [])
+        return list(self._handlers_for_type(event.type))
+
+    def _handlers_for_type(self, event_type: str) -> tuple[Handler, ...]:
+        # Looked up on every delivery: one dict look-up instead of two and a list.
+        handlers = self._dispatch.get(event_type)
+        if handlers is None:
+            handlers = (*self._handlers.get(event_type, ()), *self._handlers.get(CATCH_ALL, ()))
+            self._dispatch[event_type] = handlers
+        return handlers
 
     # -- endpoint mode: verify, claim, dispatch, settle -------------------------
 
@@ -257,12 +278,11 @@ class Receiver:
             claim = store.claim(key, self.lease)
         except Exception as error:
             return _store_error(event, error)
-        refused = _claim_outcome(event, claim)
-        if refused is not None:
-            return refused
+        if claim.state is not _NEW:
+            return _refused(event, claim)
         assert claim.token is not None
         try:
-            for handler in self.handlers_for(event):
+            for handler in self._dispatch.get(event.type) or self._handlers_for_type(event.type):
                 result = handler(event)
                 # Handlers mostly return None, which skips the slower awaitable check.
                 if result is not None and inspect.isawaitable(result):
@@ -277,7 +297,7 @@ class Receiver:
             store.complete(key, claim.token, self.retention)
         except Exception:
             _settle_error(event, "mark an event done")
-        return Outcome.processed(event)
+        return _processed(event)
 
     async def handle_async(self, body: bytes, headers: Mapping[str, str]) -> Outcome:
         """Process one delivery on an event loop; sync handlers run in a worker thread."""

@@ -331,3 +331,25 @@ def test_verify_prekeyed_equals_hmac_digest_verification(
             else:
                 assert verify_prekeyed(body, header, prepared) == expected
                 assert verify_prekeyed(body, header.encode(), prepared) == expected
+
+
+# -- the receiver's dispatch table ------------------------------------------------
+
+
+def test_a_handler_added_after_deliveries_runs_for_the_next_one() -> None:
+    from kreuzberg_webhooks import Receiver
+    from kreuzberg_webhooks.testing import signed_delivery
+
+    secret = "hot-path-test-secret-0123456789abcdef"
+    receiver = Receiver(secret)
+    seen: list[str] = []
+    receiver.on("job.completed")(lambda event: seen.append("completed"))
+    assert receiver.handle(*signed_delivery(secret, status="completed")).reason == "processed"
+    receiver.on()(lambda event: seen.append("catch-all"))
+    receiver.on("job.completed")(lambda event: seen.append("completed-2"))
+    assert receiver.handle(*signed_delivery(secret, status="partial_success")).reason == "processed"
+    assert seen == ["completed", "completed", "completed-2", "catch-all"]
+    event = receiver.verifier.verify(*signed_delivery(secret, status="failed"))
+    handlers = receiver.handlers_for(event)
+    handlers.clear()  # a copy: the receiver's own table is untouched
+    assert len(receiver.handlers_for(event)) == 1

@@ -22,13 +22,7 @@ _set_token = _slot_setter(Claim, "token")
 _set_retry_after = _slot_setter(Claim, "retry_after")
 
 
-def _new_claim(token: str) -> Claim:
-    """``Claim(ClaimState.NEW, token)``, built through the slots (half the cost; once per delivery)."""
-    claim = Claim.__new__(Claim)
-    _set_state(claim, _NEW)
-    _set_token(claim, token)
-    _set_retry_after(claim, 0.0)
-    return claim
+_new = Claim.__new__
 
 
 class MemoryStore:
@@ -70,23 +64,30 @@ class MemoryStore:
         lock.acquire()
         try:
             now = self._clock()
-            entry = self._entries.get(key)
-            if entry is not None and entry[1] > now:
+            entries = self._entries
+            entry = entries.get(key)
+            if entry is None:
+                if len(entries) >= self.max_entries:
+                    self._purge(now)
+            elif entry[1] > now:
                 if entry[0] is None:
                     return _DONE
                 return Claim(_IN_FLIGHT, retry_after=entry[1] - now)
-            if entry is None and len(self._entries) >= self.max_entries:
-                self._purge(now)
             token = next(self._tokens)
             expires_at = now + lease
-            self._entries[key] = (token, expires_at)
+            entries[key] = (token, expires_at)
             # Keep the next purge no later than the earliest expiry: an entry
             # added after the last purge may expire before the ones that were there.
             if expires_at < self._next_purge:
                 self._next_purge = expires_at
-            return _new_claim(token)
         finally:
             lock.release()
+        # Claim(ClaimState.NEW, token) built through the slots: half the cost, once per delivery.
+        claim = _new(Claim)
+        _set_state(claim, _NEW)
+        _set_token(claim, token)
+        _set_retry_after(claim, 0.0)
+        return claim
 
     def complete(self, key: str, token: str, retention: float) -> None:
         """Mark *key* done for *retention* seconds."""
