@@ -15,7 +15,7 @@ import logging
 import math
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, TypeAlias, TypeVar
+from typing import Any, TypeAlias, TypeVar, cast
 
 from .events import Event, _slot_setter
 from .exceptions import (
@@ -223,6 +223,9 @@ class Receiver:
         self.retention = float(retention)
         self._async_store = inspect.iscoroutinefunction(self.store.claim)
         self._inline_store = bool(getattr(self.store, "nonblocking", False))
+        # A sync store that never blocks is called straight from the coroutines:
+        # no thread, no extra await (the in-memory store, on every delivery).
+        self._direct_store = self._inline_store and not self._async_store
         self._handlers: dict[str, list[Handler]] = {}
         # event type -> the handlers that run for it; rebuilt after add_handler.
         self._dispatch: dict[str, tuple[Handler, ...]] = {}
@@ -307,15 +310,17 @@ class Receiver:
             return Outcome.from_error(error)
         key = event.dedup_key
         try:
-            claim = await self._claim_async(key)
+            if self._direct_store:
+                claim = cast(ReplayStore, self.store).claim(key, self.lease)
+            else:
+                claim = await self._claim_async(key)
         except Exception as error:
             return _store_error(event, error)
-        refused = _claim_outcome(event, claim)
-        if refused is not None:
-            return refused
+        if claim.state is not _NEW:
+            return _refused(event, claim)
         assert claim.token is not None
         try:
-            for handler in self.handlers_for(event):
+            for handler in self._dispatch.get(event.type) or self._handlers_for_type(event.type):
                 if inspect.iscoroutinefunction(handler):
                     await handler(event)
                 else:
@@ -329,10 +334,13 @@ class Receiver:
                 _settle_error(event, "release a claim")
             return _handler_error(event)
         try:
-            await self._store_call("complete", key, claim.token, self.retention)
+            if self._direct_store:
+                cast(ReplayStore, self.store).complete(key, claim.token, self.retention)
+            else:
+                await self._store_call("complete", key, claim.token, self.retention)
         except Exception:
             _settle_error(event, "mark an event done")
-        return Outcome.processed(event)
+        return _processed(event)
 
     # -- guard mode: the application's own view is the handler -----------------
 
@@ -374,14 +382,23 @@ class Receiver:
             event = self.verifier.verify(body, headers)
         except WebhookError as error:
             return Outcome.from_error(error)
+        key = event.dedup_key
         try:
-            claim = await self._claim_async(event.dedup_key)
+            if self._direct_store:
+                claim = cast(ReplayStore, self.store).claim(key, self.lease)
+            else:
+                claim = await self._claim_async(key)
         except Exception as error:
             return _store_error(event, error)
-        return _claim_outcome(event, claim) or Delivery(event, event.dedup_key, claim.token or "")
+        if claim.state is not _NEW:
+            return _refused(event, claim)
+        return Delivery(event, key, claim.token or "")
 
     async def finish_async(self, delivery: Delivery, status_code: int) -> None:
         """The async :meth:`finish`."""
+        if self._direct_store:
+            self.finish(delivery, status_code)  # a store that never blocks: no thread, no await
+            return
         try:
             if 200 <= status_code < 300:
                 await self._store_call("complete", delivery.key, delivery.token, self.retention)

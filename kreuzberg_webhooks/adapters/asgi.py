@@ -18,14 +18,21 @@ Usage::
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping, MutableMapping, Sequence
 from typing import Any, Literal, TypeAlias
 
 from ..exceptions import HandlerFailed, MethodNotAllowed, PayloadTooLarge
 from ..receiver import Delivery, Outcome, Receiver
 from ..verify import Verifier
 
-__all__ = ["EVENT_STATE_KEY", "KreuzbergWebhookMiddleware", "read_body", "scope_headers", "send_outcome"]
+__all__ = [
+    "EVENT_STATE_KEY",
+    "KreuzbergWebhookMiddleware",
+    "ScopeHeaders",
+    "read_body",
+    "scope_headers",
+    "send_outcome",
+]
 
 Scope: TypeAlias = MutableMapping[str, Any]
 Message: TypeAlias = MutableMapping[str, Any]
@@ -44,8 +51,65 @@ def scope_headers(scope: Scope) -> dict[str, str]:
     (RFC 9110 §5.3), so two ``X-Webhook-Signature`` lines reach the core as one
     malformed value — a 401, the same answer every adapter gives.
     """
+    return _decode_headers(scope["headers"])
+
+
+class ScopeHeaders(Mapping[str, str]):
+    """The request headers of an ASGI scope as a read-only, case-insensitive mapping.
+
+    Nothing is decoded up front: a look-up scans the raw header list for the
+    one name it needs (a delivery needs two of them). A name that appears on
+    several lines gets its values joined with ``", "``, as in
+    :func:`scope_headers`; iterating yields the lower-case names.
+    """
+
+    __slots__ = ("_all", "_raw")
+
+    def __init__(self, raw: Sequence[tuple[bytes, bytes]]) -> None:
+        self._raw = raw
+        self._all: dict[str, str] | None = None
+
+    def get(self, key: str, default: Any = None) -> Any:
+        """The header's value (lines joined), or *default*: Mapping.get without a KeyError."""
+        try:
+            target = key.lower().encode("latin-1")
+        except (AttributeError, UnicodeEncodeError):
+            return default  # not a str, or a name no header line can carry
+        value: str | None = None
+        for raw_name, raw_value in self._raw:
+            # Servers lower-case header names (the ASGI spec asks them to); lower() covers one that does not.
+            if raw_name == target or raw_name.lower() == target:
+                decoded = raw_value.decode("latin-1")
+                value = decoded if value is None else f"{value}, {decoded}"
+        return default if value is None else value
+
+    def __getitem__(self, key: str) -> str:
+        value: str | None = self.get(key)
+        if value is None:
+            raise KeyError(key)
+        return value
+
+    def __contains__(self, key: object) -> bool:
+        return isinstance(key, str) and self.get(key) is not None
+
+    def _decoded(self) -> dict[str, str]:
+        if self._all is None:
+            self._all = _decode_headers(self._raw)
+        return self._all
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._decoded())
+
+    def __len__(self) -> int:
+        return len(self._decoded())
+
+    def __repr__(self) -> str:
+        return f"ScopeHeaders({self._decoded()!r})"
+
+
+def _decode_headers(raw: Sequence[tuple[bytes, bytes]]) -> dict[str, str]:
     headers: dict[str, str] = {}
-    for raw_name, raw_value in scope["headers"]:
+    for raw_name, raw_value in raw:
         # ASGI header names arrive lower-cased; values are bytes, decoded the way HTTP/1.1 allows.
         name = raw_name.decode("latin-1").lower()
         value = raw_value.decode("latin-1")
@@ -53,7 +117,7 @@ def scope_headers(scope: Scope) -> dict[str, str]:
     return headers
 
 
-async def read_body(verifier: Verifier, headers: dict[str, str], receive: Receive) -> bytes | None:
+async def read_body(verifier: Verifier, headers: Mapping[str, str], receive: Receive) -> bytes | None:
     """Read the request body chunk by chunk under *verifier*'s size limit.
 
     Returns ``None`` when the client disconnected before the body was complete.
@@ -137,7 +201,7 @@ class KreuzbergWebhookMiddleware:
         if scope["method"] != "POST":
             await send_outcome(send, self._method_not_allowed)
             return
-        headers = scope_headers(scope)
+        headers = ScopeHeaders(scope["headers"])
         try:
             body = await read_body(self.receiver.verifier, headers, receive)
         except PayloadTooLarge as error:

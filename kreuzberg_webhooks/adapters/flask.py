@@ -40,7 +40,7 @@ import functools
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from ..exceptions import ConfigurationError, HandlerFailed, MethodNotAllowed, PayloadTooLarge
 from ..receiver import CATCH_ALL, Delivery, Handler, Outcome, Receiver
@@ -95,10 +95,13 @@ def read_body(verifier: Verifier) -> bytes:
     return reader.body()
 
 
-def _headers() -> dict[str, str]:
-    # The WSGI server has already joined a header sent twice with a comma, which
-    # the core rejects as a malformed signature: every adapter answers 401.
-    return {name.lower(): value for name, value in request.headers.items()}
+def _headers() -> Mapping[str, str]:
+    # werkzeug's EnvironHeaders as it is: a case-insensitive view of the WSGI
+    # environ, nothing copied. The WSGI server has already joined a header sent
+    # twice with a comma, which the core rejects as a malformed signature: every
+    # adapter answers 401.
+    # Not registered as a Mapping, but has the get() and items() the core uses.
+    return cast("Mapping[str, str]", request.headers)
 
 
 def _propagates(app: Flask) -> bool:
