@@ -353,3 +353,24 @@ def test_a_handler_added_after_deliveries_runs_for_the_next_one() -> None:
     handlers = receiver.handlers_for(event)
     handlers.clear()  # a copy: the receiver's own table is untouched
     assert len(receiver.handlers_for(event)) == 1
+
+
+# -- the ASGI middleware's lazy headers -----------------------------------------------
+
+_HEADER_NAMES = st.sampled_from([b"x-webhook-signature", b"X-Webhook-Signature", b"content-length", b"host", b"x-a"])
+_RAW_HEADERS = st.lists(st.tuples(_HEADER_NAMES, st.binary(max_size=12)), max_size=8)
+
+
+@PROPERTIES
+@given(raw=_RAW_HEADERS, name=st.sampled_from(["X-Webhook-Signature", "x-webhook-signature", "Content-Length", "X-A"]))
+def test_scope_headers_view_answers_like_the_decoded_dict(raw: list[tuple[bytes, bytes]], name: str) -> None:
+    from kreuzberg_webhooks.adapters.asgi import ScopeHeaders, scope_headers
+
+    decoded = scope_headers({"headers": raw})
+    view = ScopeHeaders(raw)
+    assert view.get(name) == decoded.get(name.lower())
+    assert (name in view) == (name.lower() in decoded)
+    assert dict(view) == decoded
+    assert len(view) == len(decoded)
+    lines = [value.decode("latin-1") for key, value in raw if key.lower() == name.lower().encode()]
+    assert view.get(name) == (", ".join(lines) if lines else None)
