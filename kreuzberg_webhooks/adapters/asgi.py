@@ -19,11 +19,12 @@ Usage::
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterator, Mapping, MutableMapping, Sequence
-from typing import Any, Literal, TypeAlias
+from typing import Any, TypeAlias
 
 from ..exceptions import HandlerFailed, MethodNotAllowed, PayloadTooLarge
 from ..receiver import Delivery, Outcome, Receiver
 from ..verify import Verifier
+from ._mount import Mode, check_mount
 
 __all__ = [
     "EVENT_STATE_KEY",
@@ -182,12 +183,9 @@ class KreuzbergWebhookMiddleware:
         *,
         receiver: Receiver,
         path: str = "/webhooks/kreuzberg",
-        mode: Literal["endpoint", "guard"] = "endpoint",
+        mode: Mode = "endpoint",
     ) -> None:
-        if mode not in ("endpoint", "guard"):
-            raise ValueError(f"mode must be 'endpoint' or 'guard', not {mode!r}")
-        if not path.startswith("/"):
-            raise ValueError(f"path must start with '/': {path!r}")
+        check_mount(path, mode)
         self.app = app
         self.receiver = receiver
         self.path = path

@@ -11,12 +11,13 @@ import io
 import logging
 import sys
 from collections.abc import Iterable, Iterator
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 from ..exceptions import HandlerFailed, MethodNotAllowed, PayloadTooLarge
 from ..receiver import Delivery, Outcome, Receiver
 from ..verify import Verifier
 from ._missing import require
+from ._mount import Mode, check_mount
 
 require("werkzeug", "wsgi")
 
@@ -152,12 +153,9 @@ class KreuzbergWebhookMiddleware:
         app: WSGIApplication,
         receiver: Receiver,
         path: str = "/webhooks/kreuzberg",
-        mode: Literal["endpoint", "guard"] = "endpoint",
+        mode: Mode = "endpoint",
     ) -> None:
-        if mode not in ("endpoint", "guard"):
-            raise ValueError(f"mode must be 'endpoint' or 'guard', not {mode!r}")
-        if not path.startswith("/"):
-            raise ValueError(f"path must start with '/', not {path!r}")
+        check_mount(path, mode)
         self.app = app
         self.receiver = receiver
         self.path = path
