@@ -156,8 +156,37 @@ class JobResult:
         return value if isinstance(value, list) else []
 
 
+class _Document:
+    """What both document shapes derive from their signed ``id`` and ``status``.
+
+    They carry no event id, so replay protection rests on the signed job id
+    and status: ``<prefix>:<id>:<status>``.
+    """
+
+    __slots__ = ()
+    id: UUID
+    status: JobStatus | str
+    _key_prefix: str
+    event_id = None
+
+    @property
+    def job_id(self) -> UUID:
+        """The job's (or crawl job's) id: ``id`` in the document."""
+        return self.id
+
+    @property
+    def type(self) -> str:
+        """The event type derived from the status."""
+        return event_type_for(self.status)
+
+    @property
+    def dedup_key(self) -> str:
+        """The signed identity replay protection is keyed on."""
+        return f"{self._key_prefix}:{self.id}:{self.status}"
+
+
 @dataclass(frozen=True, slots=True)
-class JobDocument:
+class JobDocument(_Document):
     """A full job document delivered by a per-request webhook."""
 
     id: UUID
@@ -171,26 +200,11 @@ class JobDocument:
     metadata: dict[str, Any] = field(compare=False, repr=False)
     raw: dict[str, Any] = field(compare=False, repr=False)
 
-    event_id = None
-
-    @property
-    def job_id(self) -> UUID:
-        """The job's id (``id`` in the document)."""
-        return self.id
-
-    @property
-    def type(self) -> str:
-        """The event type derived from the status."""
-        return event_type_for(self.status)
-
-    @property
-    def dedup_key(self) -> str:
-        """This shape has no event id: replay protection rests on the signed job id and status."""
-        return f"job:{self.id}:{self.status}"
+    _key_prefix = "job"
 
 
 @dataclass(frozen=True, slots=True)
-class CrawlJobDocument:
+class CrawlJobDocument(_Document):
     """A crawl job document: the per-document extraction jobs it spawned."""
 
     id: UUID
@@ -200,22 +214,7 @@ class CrawlJobDocument:
     metadata: dict[str, Any] = field(compare=False, repr=False)
     raw: dict[str, Any] = field(compare=False, repr=False)
 
-    event_id = None
-
-    @property
-    def job_id(self) -> UUID:
-        """The crawl job's id (``id`` in the document)."""
-        return self.id
-
-    @property
-    def type(self) -> str:
-        """The event type derived from the status."""
-        return event_type_for(self.status)
-
-    @property
-    def dedup_key(self) -> str:
-        """Keyed on the signed crawl job id and status."""
-        return f"crawl:{self.id}:{self.status}"
+    _key_prefix = "crawl"
 
 
 Event: TypeAlias = JobEvent | JobDocument | CrawlJobDocument
