@@ -15,13 +15,13 @@ is never dropped.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, TypeAlias
 from uuid import UUID, SafeUUID
 
+from ._slots import slot_setter
 from .exceptions import InvalidField, MissingField
 
 __all__ = [
@@ -121,22 +121,17 @@ class JobEvent:
         return "event:" + self.event_id
 
 
-def _slot_setter(cls: type, name: str) -> Callable[[Any, Any], None]:
-    setter: Callable[[Any, Any], None] = cls.__dict__[name].__set__
-    return setter
-
-
 # A frozen dataclass's __init__ stores each field through object.__setattr__;
 # the slots' own setters store the same values for a third of the cost, and a
 # JobEvent is built on every delivery. JobEvent has no __post_init__ to skip.
-_set_event_id = _slot_setter(JobEvent, "event_id")
-_set_job_id = _slot_setter(JobEvent, "job_id")
-_set_project_id = _slot_setter(JobEvent, "project_id")
-_set_status = _slot_setter(JobEvent, "status")
-_set_error_message = _slot_setter(JobEvent, "error_message")
-_set_timestamp = _slot_setter(JobEvent, "timestamp")
-_set_attempt_count = _slot_setter(JobEvent, "attempt_count")
-_set_raw = _slot_setter(JobEvent, "raw")
+_set_event_id = slot_setter(JobEvent, "event_id")
+_set_job_id = slot_setter(JobEvent, "job_id")
+_set_project_id = slot_setter(JobEvent, "project_id")
+_set_status = slot_setter(JobEvent, "status")
+_set_error_message = slot_setter(JobEvent, "error_message")
+_set_timestamp = slot_setter(JobEvent, "timestamp")
+_set_attempt_count = slot_setter(JobEvent, "attempt_count")
+_set_raw = slot_setter(JobEvent, "raw")
 
 
 @dataclass(frozen=True, slots=True)

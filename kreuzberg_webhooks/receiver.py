@@ -17,7 +17,8 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeAlias, TypeVar, cast
 
-from .events import Event, _slot_setter
+from ._slots import slot_setter
+from .events import Event
 from .exceptions import (
     ConfigurationError,
     DeliveryInFlight,
@@ -98,11 +99,11 @@ class Outcome:
 
 
 _PROCESSED_HEADERS = (_JSON,)
-_set_status_code = _slot_setter(Outcome, "status_code")
-_set_reason = _slot_setter(Outcome, "reason")
-_set_headers = _slot_setter(Outcome, "headers")
-_set_body = _slot_setter(Outcome, "body")
-_set_event = _slot_setter(Outcome, "event")
+_set_status_code = slot_setter(Outcome, "status_code")
+_set_reason = slot_setter(Outcome, "reason")
+_set_headers = slot_setter(Outcome, "headers")
+_set_body = slot_setter(Outcome, "body")
+_set_event = slot_setter(Outcome, "event")
 
 
 def _processed(event: Event) -> Outcome:

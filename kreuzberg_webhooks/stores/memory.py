@@ -7,7 +7,7 @@ import threading
 import time
 from collections.abc import Callable
 
-from ..events import _slot_setter
+from .._slots import slot_setter
 from ..exceptions import ConfigurationError, StoreUnavailable
 from ._base import Claim, ClaimState
 
@@ -17,9 +17,9 @@ _DONE = Claim(ClaimState.DONE)
 # Module constants: an enum member look-up costs as much as a dict operation.
 _NEW = ClaimState.NEW
 _IN_FLIGHT = ClaimState.IN_FLIGHT
-_set_state = _slot_setter(Claim, "state")
-_set_token = _slot_setter(Claim, "token")
-_set_retry_after = _slot_setter(Claim, "retry_after")
+_set_state = slot_setter(Claim, "state")
+_set_token = slot_setter(Claim, "token")
+_set_retry_after = slot_setter(Claim, "retry_after")
 
 
 _new = Claim.__new__
