@@ -145,6 +145,24 @@ def test_route_error_is_logged_with_its_traceback(recorder: Recorder, caplog: py
     assert isinstance(record.exc_info[1], RuntimeError)
 
 
+def post_scope(headers: dict[str, str]) -> dict[str, Any]:
+    """The ASGI scope of a POST to the webhook path, for tests that drive the app directly."""
+    return {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": PATH,
+        "raw_path": PATH.encode(),
+        "root_path": "",
+        "query_string": b"",
+        "headers": [(k.lower().encode(), v.encode()) for k, v in headers.items()],
+        "client": ("127.0.0.1", 50000),
+        "server": ("127.0.0.1", 8000),
+    }
+
+
 def test_body_is_read_in_chunks_and_stops_at_the_limit(recorder: Recorder) -> None:
     # Driven as raw ASGI so the test can count what was read: a chunked body
     # with no Content-Length, far over the limit.
@@ -161,20 +179,7 @@ def test_body_is_read_in_chunks_and_stops_at_the_limit(recorder: Recorder) -> No
     async def send(message: dict[str, Any]) -> None:
         sent.append(message)
 
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "POST",
-        "scheme": "http",
-        "path": PATH,
-        "raw_path": PATH.encode(),
-        "root_path": "",
-        "query_string": b"",
-        "headers": [(b"content-type", b"application/json")],
-        "client": ("127.0.0.1", 50000),
-        "server": ("127.0.0.1", 8000),
-    }
+    scope = post_scope({"content-type": "application/json"})
     asyncio.run(app(scope, receive, send))
     assert sent[0]["status"] == 413
     assert reads == 5  # 4096-byte limit: the fifth 1000-byte chunk passes it; 95 chunks never read
@@ -194,20 +199,7 @@ def test_client_disconnect_mid_body_takes_no_claim(recorder: Recorder) -> None:
     async def send(message: dict[str, Any]) -> None:
         pass
 
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "POST",
-        "scheme": "http",
-        "path": PATH,
-        "raw_path": PATH.encode(),
-        "root_path": "",
-        "query_string": b"",
-        "headers": [(k.lower().encode(), v.encode()) for k, v in headers.items()],
-        "client": ("127.0.0.1", 50000),
-        "server": ("127.0.0.1", 8000),
-    }
+    scope = post_scope(headers)
     with contextlib.suppress(Exception):  # Starlette's ClientDisconnect; nobody is left to answer
         asyncio.run(app(scope, receive, send))
     assert recorder.events == []
