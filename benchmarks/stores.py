@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from kreuzberg_webhooks import MemoryStore, SQLiteStore
-from kreuzberg_webhooks.stores._base import ReplayStore
+from kreuzberg_webhooks.stores.base import ReplayStore
 
 from .servers import free_port, stop
 

@@ -4,7 +4,7 @@ Starts ``examples/starlette_app.py`` under uvicorn on a free loopback port,
 sends it five deliveries over HTTP — a valid one, the same one again, a forged
 one, a stale one and one with a status Kreuzberg might add later — prints what
 each got back and what the handler saw, checks every answer against
-CONTRACT.md §4, stops the server, and exits 0 only if everything matched.
+docs/contract.md §4, stops the server, and exits 0 only if everything matched.
 
 Run it with ``scripts/demo`` (which installs what it needs), or
 ``python examples/demo.py`` in an environment that has the package and uvicorn.
@@ -170,7 +170,7 @@ def main() -> int:
     if failures:
         print(f"\nFAILED: {failures} check(s) did not match the contract.")
         return 1
-    print("\nEvery answer matched CONTRACT.md §4, and the handler ran exactly once per new event.")
+    print("\nEvery answer matched docs/contract.md §4, and the handler ran exactly once per new event.")
     return 0
 
 

@@ -1,4 +1,4 @@
-"""Typed, frozen events for both delivery shapes of ``CONTRACT.md`` §2.
+"""Typed, frozen events for both delivery shapes of ``docs/contract.md`` §2.
 
 * :class:`JobEvent` — the small project-webhook event (``event_id``, ``job_id``,
   ``status``, ``timestamp`` …).
@@ -73,7 +73,7 @@ class EventType(StrEnum):
     JOB_CANCELLED = "job.cancelled"
 
 
-# `partial_success` is a completed job with a partial result (CONTRACT.md §2).
+# `partial_success` is a completed job with a partial result (docs/contract.md §2).
 _TYPES: dict[str, str] = {
     JobStatus.COMPLETED: EventType.JOB_COMPLETED,
     JobStatus.PARTIAL_SUCCESS: EventType.JOB_COMPLETED,

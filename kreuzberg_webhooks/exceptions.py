@@ -26,7 +26,7 @@ The hierarchy::
 
     ConfigurationError              a receiver set up wrongly (raised at construction)
 
-Every status follows ``CONTRACT.md`` §4: a 4xx other than 429 makes the sender
+Every status follows ``docs/contract.md`` §4: a 4xx other than 429 makes the sender
 give the event up for good, so only problems that a retry cannot fix get one.
 """
 

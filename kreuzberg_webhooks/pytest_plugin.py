@@ -35,7 +35,7 @@ import pytest
 
 from .adapters._missing import require
 from .receiver import Receiver
-from .stores._base import AsyncReplayStore, ReplayStore
+from .stores.base import AsyncReplayStore, ReplayStore
 from .stores.memory import MemoryStore
 from .testing import FrozenClock, crawl_job_document_payload, job_document_payload, job_event_payload, signed_delivery
 from .verify import DEFAULT_SIGNATURE_HEADER, Secrets

@@ -3,7 +3,7 @@
 This is the only module that talks to a replay store. Every decision — which
 status answers which situation — is made by the small pure functions at the
 top; :meth:`Receiver.handle` (sync) and :meth:`Receiver.handle_async` drive
-the same steps, so every adapter answers the same way (``CONTRACT.md`` §4).
+the same steps, so every adapter answers the same way (``docs/contract.md`` §4).
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from .exceptions import (
     StoreUnavailable,
     WebhookError,
 )
-from .stores._base import AsyncReplayStore, Claim, ClaimState, ReplayStore
+from .stores.base import AsyncReplayStore, Claim, ClaimState, ReplayStore
 from .stores.memory import MemoryStore
 from .verify import Secrets, Verifier
 

@@ -1,7 +1,7 @@
 """Sign and verify the ``X-Webhook-Signature`` header.
 
 The header is ``sha256=`` followed by the lowercase hex HMAC-SHA256 of the raw
-body bytes, keyed with the secret's UTF-8 bytes (``CONTRACT.md`` §2). The
+body bytes, keyed with the secret's UTF-8 bytes (``docs/contract.md`` §2). The
 header's shape is checked before anything is decoded, and digests are compared
 as bytes in constant time.
 """

@@ -1,6 +1,6 @@
 """A sender simulator: delivers events to a URL the way Kreuzberg Cloud does.
 
-It follows the sender's contract (``CONTRACT.md`` §3): at-least-once delivery,
+It follows the sender's contract (``docs/contract.md`` §3): at-least-once delivery,
 up to 5 attempts with a backoff of 5 s → 30 s → 5 min (and 5 min again before
 the fifth), a 30 s time-out, a stop on 2xx and on any 4xx other than 429, and
 a retry on 429, 5xx, time-outs and connection errors. Each attempt is re-signed

@@ -1,6 +1,6 @@
 """The sans-I/O verifier: ``(body, headers, now) -> event`` or a :class:`WebhookError`.
 
-Checks run in the order of ``CONTRACT.md`` §4, cheapest and safest first:
+Checks run in the order of ``docs/contract.md`` §4, cheapest and safest first:
 size, signature, JSON, shape, replay window. Nothing of the body is trusted
 before its signature verifies; the one exception is a per-project secret
 resolver, which is shown the body's ``project_id`` only to pick the secrets.
@@ -8,29 +8,28 @@ resolver, which is shown the body's ``project_id`` only to pick the secrets.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 import warnings
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
 from typing import Any, TypeAlias, cast
 
+from .body import DEFAULT_MAX_BODY_SIZE, BodyReader
+from .decoding import decode_json
 from .events import Event, JobEvent, parse_event
 from .exceptions import (
     ConfigurationError,
-    FutureTimestamp,
     InvalidJSON,
     InvalidPayload,
     MissingSignature,
     NotAnObject,
     PayloadTooLarge,
     SecretsUnavailable,
-    StaleTimestamp,
     UnknownProject,
     WebhookError,
 )
 from .signing import normalize_secrets, prekey, verify_prekeyed, verify_signature
+from .window import ReplayWindow
 
 __all__ = [
     "DEFAULT_MAX_BODY_SIZE",
@@ -46,120 +45,12 @@ __all__ = [
 logger = logging.getLogger("kreuzberg_webhooks")
 
 DEFAULT_SIGNATURE_HEADER = "X-Webhook-Signature"
-#: Job documents carry the extracted text, so the default is generous.
-DEFAULT_MAX_BODY_SIZE = 64 * 1024 * 1024
 
 #: Given the not-yet-trusted ``project_id`` (or ``None``), returns the secrets to try.
 SecretResolver: TypeAlias = Callable[[str | None], "str | bytes | Iterable[str | bytes] | None"]
 Secrets: TypeAlias = "str | bytes | Iterable[str | bytes] | SecretResolver"
 #: Called with a signed body that is not a valid delivery, and the error.
 InvalidPayloadCallback: TypeAlias = Callable[[bytes, InvalidPayload], None]
-
-_BOM = b"\xef\xbb\xbf"
-_JSON_WHITESPACE = " \t\n\r"
-
-
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not valid JSON")
-
-
-_decoder = json.JSONDecoder(parse_constant=_reject_constant)
-
-
-def decode_json(body: bytes) -> Any:
-    """Decode a UTF-8 JSON body; raise :class:`InvalidJSON` for anything else.
-
-    A UTF-8 byte order mark is ignored. ``NaN``/``Infinity``, invalid UTF-8,
-    integers too long to convert and nesting too deep for the parser are all
-    :class:`InvalidJSON`, never an escaping exception. Duplicate keys keep the
-    last value, like every mainstream JSON parser.
-    """
-    if body[:3] == _BOM:
-        body = body[3:]
-    try:
-        # JSONDecoder.decode is raw_decode between two regex scans for JSON
-        # whitespace, which cost half as much as parsing a small event; a
-        # strip does the same job (a document never ends in whitespace).
-        text = body.decode("utf-8").strip(_JSON_WHITESPACE)
-        value, end = _decoder.raw_decode(text)
-    except (ValueError, RecursionError):  # UnicodeDecodeError and JSONDecodeError are ValueErrors
-        raise InvalidJSON() from None
-    if end != len(text):  # more after the document
-        raise InvalidJSON()
-    return value
-
-
-@dataclass(frozen=True, slots=True)
-class ReplayWindow:
-    """How far a signed ``timestamp`` may lie behind or ahead of the receiver's clock.
-
-    The defaults accept every attempt of the documented retry schedule (5 s,
-    30 s, 5 min) and of the "several hours" the other vendor document
-    mentions, with 24 hours of tolerance, plus 5 minutes of clock skew.
-    """
-
-    max_age: float = 24 * 60 * 60
-    max_future: float = 5 * 60
-
-    def __post_init__(self) -> None:
-        if not (self.max_age > 0 and self.max_future >= 0):
-            raise ConfigurationError("max_age must be positive and max_future not negative")
-
-    @property
-    def span(self) -> float:
-        """How long an event stays acceptable: the least a replay store must remember it."""
-        return self.max_age + self.max_future
-
-    def check(self, timestamp: float, now: float, *, event_id: str | None = None) -> None:
-        """Raise :class:`StaleTimestamp` or :class:`FutureTimestamp` outside the window (edges inclusive)."""
-        if now - timestamp > self.max_age:
-            raise StaleTimestamp(event_id=event_id)
-        if timestamp - now > self.max_future:
-            raise FutureTimestamp(event_id=event_id)
-
-
-def _too_large() -> PayloadTooLarge:
-    # The adapter answers this 413 without calling verify(), so the log line is written here.
-    logger.warning("webhook delivery rejected: payload_too_large (status=413, event_id=-)")
-    return PayloadTooLarge()
-
-
-class BodyReader:
-    """Accumulates a request body chunk by chunk and stops at the size limit.
-
-    Adapters feed it as they read, so an oversized body is refused before it
-    is buffered whole::
-
-        reader = verifier.body_reader(headers.get("content-length"))
-        for chunk in stream:
-            reader.feed(chunk)        # raises PayloadTooLarge past the limit
-        body = reader.body()
-    """
-
-    __slots__ = ("_chunks", "_limit", "_size")
-
-    def __init__(self, limit: int, content_length: str | None = None) -> None:
-        self._limit = limit
-        self._chunks: list[bytes] = []
-        self._size = 0
-        if content_length is not None:
-            # A declared length over the limit is refused before reading anything.
-            # A malformed one is left to the server: the body is still counted.
-            value = content_length.strip()
-            if value.isdigit() and value.isascii() and int(value) > limit:
-                raise _too_large()
-
-    def feed(self, chunk: bytes) -> None:
-        """Add a chunk; raise :class:`PayloadTooLarge` once the total passes the limit."""
-        self._size += len(chunk)
-        if self._size > self._limit:
-            raise _too_large()
-        if chunk:
-            self._chunks.append(chunk)
-
-    def body(self) -> bytes:
-        """The whole body read so far."""
-        return self._chunks[0] if len(self._chunks) == 1 else b"".join(self._chunks)
 
 
 def _header(headers: Mapping[str, str], name: str, lower: str) -> str | None:

@@ -1,4 +1,4 @@
-"""The Receiver: every row of CONTRACT.md §4 through both drivers, guard mode, handlers, store failures."""
+"""The Receiver: every row of docs/contract.md §4 through both drivers, guard mode, handlers, store failures."""
 
 from __future__ import annotations
 
@@ -172,7 +172,7 @@ def assert_error(outcome: Outcome, status: int, reason: str) -> None:
     assert not outcome.ok
 
 
-# -- CONTRACT.md §4, row by row ----------------------------------------------------------------------
+# -- docs/contract.md §4, row by row ----------------------------------------------------------------------
 
 REJECTED = [
     pytest.param(lambda: signed_delivery(SECRET, job_event_payload(now=NOW, pad="x" * LIMIT)), 413,

@@ -12,7 +12,7 @@ import importlib
 from urllib.parse import unquote, urlsplit
 
 from ..exceptions import ConfigurationError
-from ._base import AsyncReplayStore, Claim, ClaimState, ReplayStore
+from .base import AsyncReplayStore, Claim, ClaimState, ReplayStore
 from .memory import MemoryStore
 from .sqlite import SQLiteStore
 

@@ -9,7 +9,7 @@ from collections.abc import Callable
 
 from .._slots import slot_setter
 from ..exceptions import ConfigurationError, StoreUnavailable
-from ._base import Claim, ClaimState
+from .base import Claim, ClaimState
 
 __all__ = ["MemoryStore"]
 

@@ -39,7 +39,7 @@ except ImportError as error:  # redis-py is the optional [redis] extra
     raise ImportError('the Redis replay store needs redis-py: pip install "kreuzberg-webhooks[redis]"') from error
 
 from ..exceptions import ConfigurationError, StoreUnavailable
-from ._base import Claim, ClaimState
+from .base import Claim, ClaimState
 
 __all__ = ["DEFAULT_PREFIX", "DEFAULT_SOCKET_TIMEOUT", "PREFIX_QUERY_PARAMETER", "AsyncRedisStore", "RedisStore"]
 

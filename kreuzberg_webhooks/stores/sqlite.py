@@ -11,7 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ..exceptions import ConfigurationError, StoreUnavailable
-from ._base import Claim, ClaimState
+from .base import Claim, ClaimState
 
 __all__ = ["SQLiteStore"]
 

@@ -1,4 +1,4 @@
-"""The contract every adapter honours: CONTRACT.md §4, row by row.
+"""The contract every adapter honours: docs/contract.md §4, row by row.
 
 Each adapter's test module subclasses :class:`AdapterContract` and implements
 :meth:`AdapterContract.open_poster`, which mounts *receiver* in the framework

@@ -1,6 +1,6 @@
 """Faults around the Redis store, with nothing lost and nothing done twice.
 
-Each case follows ``CONTRACT.md`` §3-4: the sender retries 429, 5xx, time-outs
+Each case follows ``docs/contract.md`` §3-4: the sender retries 429, 5xx, time-outs
 and connection errors, and gives an event up for good on any other 4xx. So a
 fault must never be answered 4xx (but 429), and never 2xx unless the handler
 ran; every retry the sender makes must end with the handler having run once.

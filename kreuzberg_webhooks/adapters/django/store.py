@@ -31,7 +31,7 @@ from typing import Any
 from django.core.cache import caches
 
 from ...exceptions import ConfigurationError, StoreUnavailable
-from ...stores._base import Claim, ClaimState
+from ...stores.base import Claim, ClaimState
 
 __all__ = ["DEFAULT_KEY_PREFIX", "DjangoCacheStore"]
 
