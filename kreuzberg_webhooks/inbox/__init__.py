@@ -4,10 +4,18 @@
 (:class:`Inbox`, :class:`AsyncInbox`), the record a delivery is kept as
 (:class:`InboxEntry`, :class:`InboxRecord`, :class:`DeliveryState`) and when a
 failed delivery is tried again (:class:`RetryPolicy`).
+
+:class:`SQLiteInbox` (one machine) is built in; :func:`open_inbox` opens any
+inbox from a URL.
 """
 
 from __future__ import annotations
 
+import importlib
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+from ..exceptions import ConfigurationError
 from .base import (
     DEFAULT_LEASE,
     AsyncInbox,
@@ -20,6 +28,7 @@ from .base import (
     InboxWriter,
     RetryPolicy,
 )
+from .sqlite import SQLiteInbox
 
 __all__ = [
     "DEFAULT_LEASE",
@@ -32,4 +41,39 @@ __all__ = [
     "InboxRecord",
     "InboxWriter",
     "RetryPolicy",
+    "SQLiteInbox",
+    "open_inbox",
 ]
+
+
+def open_inbox(url: str, *, asynchronous: bool = False, **options: Any) -> Inbox | AsyncInbox:
+    """Open an inbox from a URL, for configuration that lives in the environment.
+
+    ``sqlite:///relative.db`` or ``sqlite:////absolute/path.db`` →
+    :class:`SQLiteInbox`; ``postgresql://`` → the PostgreSQL inbox (``[postgres]``
+    extra); ``redis://``, ``rediss://`` or ``unix://`` → the Redis inbox
+    (``[redis]`` extra). *asynchronous* opens the async flavour where there is
+    one; *options* go to the inbox's constructor.
+    """
+    scheme = urlsplit(url).scheme.lower()
+    if scheme == "sqlite":
+        path = unquote(url.split("://", 1)[1])
+        if path.startswith("/"):
+            path = path[1:]  # sqlite:///x.db is relative, sqlite:////x.db absolute (SQLAlchemy's rule)
+        return SQLiteInbox(path, **options)
+    if scheme in ("postgres", "postgresql"):
+        # Imported here: psycopg is an optional extra.
+        postgres = importlib.import_module("kreuzberg_webhooks.inbox.postgres")
+        inbox: Inbox | AsyncInbox = (
+            postgres.AsyncPostgresInbox(url, **options) if asynchronous else postgres.PostgresInbox(url, **options)
+        )
+        return inbox
+    if scheme in ("redis", "rediss", "unix"):
+        redis = importlib.import_module("kreuzberg_webhooks.inbox.redis")
+        inbox = (
+            redis.AsyncRedisInbox.from_url(url, **options)
+            if asynchronous
+            else redis.RedisInbox.from_url(url, **options)
+        )
+        return inbox
+    raise ConfigurationError(f"unknown inbox URL scheme {scheme!r}: use sqlite:///, postgresql:// or redis://")

@@ -1,0 +1,69 @@
+"""What the SQL inboxes share: the columns, and a row turned back into a record."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from .base import DeliveryState, InboxEntry, InboxRecord
+
+#: The columns every SQL inbox selects, in this order.
+COLUMNS = (
+    "key, scope, event_id, event_type, job_id, body, headers, received_at, "
+    "state, attempts, next_attempt_at, last_error, updated_at"
+)
+#: The most characters of an error kept: a traceback's last line, not a novel.
+MAX_ERROR = 2000
+
+
+def headers_to_text(headers: Sequence[tuple[str, str]]) -> str:
+    """The stored form of an entry's headers (a JSON list of pairs)."""
+    return json.dumps([[name, value] for name, value in headers], separators=(",", ":"))
+
+
+def headers_from_text(text: str) -> tuple[tuple[str, str], ...]:
+    """The headers back from :func:`headers_to_text`."""
+    return tuple((str(name), str(value)) for name, value in json.loads(text))
+
+
+def short_error(error: str) -> str:
+    """*error* cut to :data:`MAX_ERROR` characters."""
+    return error if len(error) <= MAX_ERROR else error[: MAX_ERROR - 1] + "…"
+
+
+def record_from_row(row: Sequence[Any]) -> InboxRecord:
+    """An :class:`InboxRecord` from a row of :data:`COLUMNS`.
+
+    A running delivery's ``next_attempt_at`` is the end of its lease: from
+    then on another worker may claim it, as it may claim a queued one that is due.
+    """
+    key, scope, event_id, event_type, job_id, body, headers, received_at = row[:8]
+    state, attempts, next_attempt_at, last_error, updated_at = row[8:13]
+    entry = InboxEntry(
+        key=key,
+        scope=scope,
+        event_id=event_id,
+        event_type=event_type,
+        job_id=job_id,
+        body=bytes(body),
+        headers=headers_from_text(headers),
+        received_at=float(received_at),
+    )
+    delivery_state = DeliveryState(state)
+    return InboxRecord(
+        entry=entry,
+        state=delivery_state,
+        attempts=int(attempts),
+        next_attempt_at=float(next_attempt_at),
+        last_error=last_error,
+        updated_at=float(updated_at),
+        lease_expires_at=float(next_attempt_at) if delivery_state is DeliveryState.RUNNING else None,
+    )
+
+
+def check_limit(limit: int) -> int:
+    """*limit* if it is a positive whole number."""
+    if type(limit) is not int or limit < 1:
+        raise ValueError("limit must be a positive whole number")
+    return limit

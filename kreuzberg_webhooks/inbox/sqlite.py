@@ -1,0 +1,303 @@
+"""An inbox in one SQLite file: the embedded default, shared by every process on one machine."""
+
+from __future__ import annotations
+
+import math
+import os
+import secrets
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Literal
+
+from ..exceptions import ConfigurationError, StoreUnavailable
+from ._rows import COLUMNS, check_limit, headers_to_text, record_from_row, short_error
+from .base import DeliveryState, InboxClaim, InboxEntry, InboxRecord
+
+__all__ = ["SQLiteInbox"]
+
+TABLE = "kreuzberg_webhook_inbox"
+
+_SCHEMA = (
+    f"""
+    CREATE TABLE IF NOT EXISTS {TABLE} (
+        key TEXT PRIMARY KEY,
+        scope TEXT NOT NULL,
+        event_id TEXT,
+        event_type TEXT NOT NULL,
+        job_id TEXT NOT NULL,
+        body BLOB NOT NULL,
+        headers TEXT NOT NULL,
+        received_at REAL NOT NULL,
+        state TEXT NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        next_attempt_at REAL NOT NULL,   -- for a running delivery: when its lease ends
+        last_error TEXT,
+        updated_at REAL NOT NULL,
+        lease_token TEXT
+    )
+    """,
+    f"CREATE INDEX IF NOT EXISTS {TABLE}_due ON {TABLE} (state, next_attempt_at)",
+    f"CREATE INDEX IF NOT EXISTS {TABLE}_event_id ON {TABLE} (event_id)",
+)
+_CLAIMABLE = "state IN ('queued', 'running') AND next_attempt_at <= ?"
+
+
+def _lease(lease: float) -> float:
+    if not (isinstance(lease, int | float) and math.isfinite(lease) and lease > 0):
+        raise ConfigurationError("lease must be a positive, finite number of seconds")
+    return float(lease)
+
+
+class SQLiteInbox:
+    """Keeps deliveries in a SQLite database file until a worker has processed them.
+
+    Safe across threads and across the worker processes of one machine: every
+    write is one ``BEGIN IMMEDIATE`` transaction on a WAL-mode file, and a
+    delivery is acknowledged only after its transaction has committed (with
+    ``synchronous=FULL`` by default, so the write survives a power cut, not
+    only a crash). Not for several machines: use PostgreSQL or Redis there.
+
+    :param path: the database file (created if missing). It may be the file the
+        :class:`~kreuzberg_webhooks.stores.SQLiteStore` uses: the tables differ.
+    :param timeout: seconds to wait for another process's write lock before
+        the delivery is answered 503.
+    :param synchronous: SQLite's ``synchronous`` setting: ``"FULL"`` (fsync on
+        every commit) or ``"NORMAL"`` (a power cut may lose the last commits,
+        a crashed process loses nothing).
+    :param clock: wall-clock unix time, shared by every process.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        timeout: float = 5.0,
+        synchronous: Literal["FULL", "NORMAL"] = "FULL",
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        if os.fspath(path) in ("", ":memory:"):
+            raise ConfigurationError("SQLiteInbox needs a file path: an in-memory inbox is not durable")
+        if not (isinstance(timeout, int | float) and math.isfinite(timeout) and timeout > 0):
+            raise ConfigurationError("timeout must be a positive, finite number of seconds")
+        if synchronous not in ("FULL", "NORMAL"):
+            raise ConfigurationError("synchronous must be 'FULL' or 'NORMAL'")
+        self.path = Path(path)
+        self.timeout = float(timeout)
+        self.synchronous = synchronous
+        self._clock = clock
+        self._local = threading.local()
+        with self._write():
+            pass  # create the file and the table now: fail at start-up, not per delivery
+
+    # -- connections -----------------------------------------------------------
+
+    def _connection(self) -> sqlite3.Connection:
+        # One connection per thread and per process: a connection inherited
+        # across fork() must never be used by the child.
+        pid = os.getpid()
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None or self._local.pid != pid:
+            conn = sqlite3.connect(self.path, timeout=self.timeout, isolation_level=None, check_same_thread=True)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute(f"PRAGMA synchronous={self.synchronous}")
+            for statement in _SCHEMA:
+                conn.execute(statement)
+            self._local.conn = conn
+            self._local.pid = pid
+        return conn
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction, taken with the write lock from its start (no upgrade deadlock)."""
+        try:
+            conn = self._connection()
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+        except sqlite3.Error as error:
+            raise StoreUnavailable(f"SQLite inbox: {error}") from error
+
+    def _read(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        try:
+            return self._connection().execute(sql, tuple(params)).fetchall()
+        except sqlite3.Error as error:
+            raise StoreUnavailable(f"SQLite inbox: {error}") from error
+
+    # -- the writer --------------------------------------------------------------
+
+    def enqueue(self, entry: InboxEntry) -> bool:
+        """Write *entry* as queued; ``False`` if its key is already in the inbox (any state)."""
+        now = self._clock()
+        with self._write() as conn:
+            cursor = conn.execute(
+                f"INSERT OR IGNORE INTO {TABLE} ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'queued', 0, ?, NULL, ?)",
+                (
+                    entry.key,
+                    entry.scope,
+                    entry.event_id,
+                    entry.event_type,
+                    entry.job_id,
+                    entry.body,
+                    headers_to_text(entry.headers),
+                    entry.received_at,
+                    now,
+                    now,
+                ),
+            )
+            return cursor.rowcount == 1
+
+    # -- the worker ----------------------------------------------------------------
+
+    def claim_due(self, lease: float, limit: int = 1) -> list[InboxClaim]:
+        """Lease up to *limit* due deliveries, oldest due first."""
+        lease, limit = _lease(lease), check_limit(limit)
+        now = self._clock()
+        with self._write() as conn:
+            rows = conn.execute(
+                f"SELECT {COLUMNS} FROM {TABLE} WHERE {_CLAIMABLE} ORDER BY next_attempt_at LIMIT ?", (now, limit)
+            ).fetchall()
+            return [self._take(conn, row, now, lease) for row in rows]
+
+    def claim(self, key: str, lease: float) -> InboxClaim | None:
+        """Lease the delivery *key* whatever its next attempt time, unless it is done, dead or leased."""
+        lease = _lease(lease)
+        now = self._clock()
+        with self._write() as conn:
+            row = conn.execute(
+                f"SELECT {COLUMNS} FROM {TABLE} WHERE key = ? "
+                "AND (state = 'queued' OR (state = 'running' AND next_attempt_at <= ?))",
+                (key, now),
+            ).fetchone()
+            return None if row is None else self._take(conn, row, now, lease)
+
+    @staticmethod
+    def _take(conn: sqlite3.Connection, row: Sequence[Any], now: float, lease: float) -> InboxClaim:
+        token = secrets.token_hex(16)
+        conn.execute(
+            f"UPDATE {TABLE} SET state = 'running', attempts = attempts + 1, next_attempt_at = ?, "
+            "updated_at = ?, lease_token = ? WHERE key = ?",
+            (now + lease, now, token, row[0]),
+        )
+        record = record_from_row(row)
+        claimed = InboxRecord(
+            entry=record.entry,
+            state=DeliveryState.RUNNING,
+            attempts=record.attempts + 1,
+            next_attempt_at=now + lease,
+            last_error=record.last_error,
+            updated_at=now,
+            lease_expires_at=now + lease,
+        )
+        return InboxClaim(claimed, token)
+
+    def _settle(self, key: str, token: str, assignments: str, params: Sequence[Any]) -> bool:
+        with self._write() as conn:
+            cursor = conn.execute(
+                f"UPDATE {TABLE} SET {assignments}, lease_token = NULL, updated_at = ? "
+                "WHERE key = ? AND state = 'running' AND lease_token = ?",
+                (*params, self._clock(), key, token),
+            )
+            return cursor.rowcount == 1
+
+    def complete(self, key: str, token: str) -> bool:
+        """Mark the claimed delivery done; ``False`` if *token* no longer holds it."""
+        return self._settle(key, token, "state = 'done'", ())
+
+    def fail(self, key: str, token: str, error: str, retry_at: float | None) -> bool:
+        """Record a failed attempt: queued again from *retry_at*, or dead when it is ``None``."""
+        if retry_at is None:
+            return self._settle(key, token, "state = 'dead', last_error = ?", (short_error(error),))
+        return self._settle(
+            key, token, "state = 'queued', next_attempt_at = ?, last_error = ?", (retry_at, short_error(error))
+        )
+
+    def release(self, key: str, token: str, retry_at: float) -> bool:
+        """Give a claim back without counting its attempt (the work could not start)."""
+        return self._settle(
+            key, token, "state = 'queued', next_attempt_at = ?, attempts = MAX(attempts - 1, 0)", (retry_at,)
+        )
+
+    # -- operations ----------------------------------------------------------------
+
+    def get(self, key_or_event_id: str) -> InboxRecord | None:
+        """The delivery with this key, else the latest with this event id."""
+        rows = self._read(
+            f"SELECT {COLUMNS} FROM {TABLE} WHERE key = ? OR event_id = ? "
+            "ORDER BY key = ? DESC, received_at DESC LIMIT 1",
+            (key_or_event_id, key_or_event_id, key_or_event_id),
+        )
+        return record_from_row(rows[0]) if rows else None
+
+    def list(self, state: DeliveryState | None = None, limit: int = 100) -> list[InboxRecord]:
+        """Up to *limit* deliveries (in *state*), the latest received first."""
+        limit = check_limit(limit)
+        if state is None:
+            rows = self._read(f"SELECT {COLUMNS} FROM {TABLE} ORDER BY received_at DESC, key LIMIT ?", (limit,))
+        else:
+            rows = self._read(
+                f"SELECT {COLUMNS} FROM {TABLE} WHERE state = ? ORDER BY received_at DESC, key LIMIT ?",
+                (DeliveryState(state).value, limit),
+            )
+        return [record_from_row(row) for row in rows]
+
+    def counts(self) -> dict[DeliveryState, int]:
+        """How many deliveries are in each state."""
+        counts = dict.fromkeys(DeliveryState, 0)
+        for state, count in self._read(f"SELECT state, COUNT(*) FROM {TABLE} GROUP BY state"):
+            counts[DeliveryState(state)] = int(count)
+        return counts
+
+    def retry(self, keys: Sequence[str] = (), *, state: DeliveryState | None = None) -> int:
+        """Queue deliveries again now, with a fresh attempt count: those with these keys
+        (or event ids), or every one in *state*. A running delivery is left alone."""
+        if isinstance(keys, str):
+            raise TypeError("keys must be a sequence of keys, not one string")
+        now = self._clock()
+        with self._write() as conn:
+            if state is not None:
+                if DeliveryState(state) is DeliveryState.RUNNING:
+                    return 0
+                cursor = conn.execute(
+                    f"UPDATE {TABLE} SET state = 'queued', attempts = 0, next_attempt_at = ?, updated_at = ?, "
+                    "lease_token = NULL WHERE state = ?",
+                    (now, now, DeliveryState(state).value),
+                )
+                return cursor.rowcount
+            changed = 0
+            for key in dict.fromkeys(keys):
+                cursor = conn.execute(
+                    f"UPDATE {TABLE} SET state = 'queued', attempts = 0, next_attempt_at = ?, updated_at = ?, "
+                    "lease_token = NULL WHERE (key = ? OR event_id = ?) AND state != 'running'",
+                    (now, now, key, key),
+                )
+                changed += cursor.rowcount
+            return changed
+
+    def purge(self, state: DeliveryState, older_than: float = 0.0) -> int:
+        """Delete the deliveries in *state* unchanged for *older_than* seconds; how many went."""
+        state = DeliveryState(state)
+        if state is DeliveryState.RUNNING:
+            raise ValueError("a running delivery cannot be purged")
+        if not (math.isfinite(older_than) and older_than >= 0):
+            raise ValueError("older_than must be a non-negative number of seconds")
+        with self._write() as conn:
+            cursor = conn.execute(
+                f"DELETE FROM {TABLE} WHERE state = ? AND updated_at <= ?", (state.value, self._clock() - older_than)
+            )
+            return cursor.rowcount
+
+    def close(self) -> None:
+        """Close this thread's connection."""
+        conn = getattr(self._local, "conn", None)
+        if conn is not None and self._local.pid == os.getpid():
+            conn.close()
+        self._local.conn = None

@@ -1,0 +1,106 @@
+"""The SQLite inbox: the shared contract, plus what only a file on one machine must show."""
+
+from __future__ import annotations
+
+import multiprocessing
+from pathlib import Path
+
+import pytest
+
+from kreuzberg_webhooks import ConfigurationError, StoreUnavailable
+from kreuzberg_webhooks.inbox import DeliveryState, Inbox, open_inbox
+from kreuzberg_webhooks.inbox.sqlite import SQLiteInbox
+from kreuzberg_webhooks.stores import SQLiteStore
+from tests.inbox.contract import LEASE, InboxContract, make_entry
+from tests.stores.contract import FrozenClock
+
+
+class TestSQLiteInbox(InboxContract):
+    @pytest.fixture(autouse=True)
+    def _directory(self, tmp_path: Path) -> None:
+        self.directory = tmp_path
+
+    def make_inbox(self, clock: FrozenClock) -> Inbox:
+        return SQLiteInbox(self.directory / "inbox.sqlite3", clock=clock)
+
+
+@pytest.mark.parametrize("path", ["", ":memory:"])
+def test_an_in_memory_database_is_refused(path: str) -> None:
+    with pytest.raises(ConfigurationError, match="file path"):
+        SQLiteInbox(path)
+
+
+@pytest.mark.parametrize(
+    "options",
+    [{"timeout": 0}, {"timeout": float("inf")}, {"synchronous": "OFF"}],
+    ids=["zero-timeout", "inf-timeout", "synchronous-off"],
+)
+def test_settings_that_cannot_work_are_refused(tmp_path: Path, options: dict[str, object]) -> None:
+    with pytest.raises(ConfigurationError):
+        SQLiteInbox(tmp_path / "inbox.sqlite3", **options)  # type: ignore[arg-type]
+
+
+def test_a_database_that_cannot_be_opened_raises_store_unavailable(tmp_path: Path) -> None:
+    with pytest.raises(StoreUnavailable):
+        SQLiteInbox(tmp_path / "missing-directory" / "inbox.sqlite3")
+
+
+def test_the_inbox_and_the_replay_store_share_one_file(tmp_path: Path) -> None:
+    path = tmp_path / "shared.sqlite3"
+    store, inbox = SQLiteStore(path), SQLiteInbox(path)
+    assert store.claim("k", 60).token
+    assert inbox.enqueue(make_entry()) is True
+    assert inbox.counts()[DeliveryState.QUEUED] == 1
+
+
+def test_a_write_survives_reopening_the_file(tmp_path: Path) -> None:
+    path, entry = tmp_path / "inbox.sqlite3", make_entry()
+    first = SQLiteInbox(path)
+    first.enqueue(entry)
+    first.close()
+    record = SQLiteInbox(path).get(entry.key)
+    assert record is not None
+    assert record.entry == entry
+
+
+def _drain(path: str, keys_out: multiprocessing.Queue[list[str]], start: multiprocessing.synchronize.Event) -> None:
+    inbox = SQLiteInbox(path, timeout=30)
+    start.wait(30)
+    taken: list[str] = []
+    while claims := inbox.claim_due(LEASE, limit=2):
+        for claim in claims:
+            taken.append(claim.key)
+            inbox.complete(claim.key, claim.token)
+    keys_out.put(taken)
+
+
+@pytest.mark.slow
+def test_processes_racing_to_claim_take_each_delivery_once(tmp_path: Path) -> None:
+    path = str(tmp_path / "inbox.sqlite3")
+    inbox = SQLiteInbox(path, clock=FrozenClock(0))  # enqueued "long ago": due for every process
+    entries = [make_entry(received_at=0) for _ in range(200)]
+    for entry in entries:
+        inbox.enqueue(entry)
+    context = multiprocessing.get_context("spawn")
+    keys_out: multiprocessing.Queue[list[str]] = context.Queue()
+    start = context.Event()
+    processes = [context.Process(target=_drain, args=(path, keys_out, start)) for _ in range(4)]
+    for process in processes:
+        process.start()
+    start.set()
+    taken = [key for _ in processes for key in keys_out.get(timeout=120)]
+    for process in processes:
+        process.join(60)
+    assert sorted(taken) == sorted(e.key for e in entries)
+    assert inbox.counts()[DeliveryState.DONE] == len(entries)
+
+
+def test_open_inbox_reads_a_sqlite_url(tmp_path: Path) -> None:
+    inbox = open_inbox(f"sqlite:///{tmp_path}/from-url.sqlite3")
+    assert isinstance(inbox, SQLiteInbox)
+    assert inbox.path == tmp_path / "from-url.sqlite3"
+
+
+def test_open_inbox_refuses_an_unknown_scheme() -> None:
+    with pytest.raises(ConfigurationError, match="unknown inbox URL scheme"):
+        open_inbox("memory://")
