@@ -326,6 +326,7 @@ commands:
   verify      check a body and its signature as a receiver would
   send-test   post one realistic signed delivery to your endpoint
   simulate    deliver many events like the real sender, retries included
+  emulate     run a local Kreuzberg Cloud (jobs API and webhooks, with faults)
 
 examples:
   export {SECRET_ENV}=whsec_...
@@ -550,6 +551,10 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     header_option(simulate_cmd)
     secret_options(simulate_cmd)
     simulate_cmd.set_defaults(run=_cmd_simulate)
+
+    from ._cloud_cli import add_cloud_commands  # here: that module imports this one
+
+    add_cloud_commands(commands, prog)
     return parser
 
 

@@ -1,0 +1,148 @@
+"""The cloud commands of the command line: ``emulate`` (a local Kreuzberg Cloud) and ``reconcile``.
+
+Kept apart from :mod:`kreuzberg_webhooks.cli` so each stays small; standard
+library only at import (``reconcile`` imports httpx when it runs).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import signal
+import threading
+from typing import Any
+
+from .cli import (
+    EXIT_OK,
+    UsageError,
+    _Formatter,
+    _non_negative_float,
+    _non_negative_int,
+    _paragraphs,
+    _positive_float,
+    _rate,
+    _url,
+)
+from .exceptions import ConfigurationError
+
+__all__ = ["API_KEY_ENV", "API_URL_ENV", "add_cloud_commands"]
+
+API_KEY_ENV = "KREUZBERG_API_KEY"
+API_URL_ENV = "KREUZBERG_API_URL"
+_SECRET_ENV = "KREUZBERG_WEBHOOK_SECRET"  # noqa: S105 - the variable's name
+
+
+def _api_key(args: argparse.Namespace) -> str:
+    key: str = args.api_key or os.environ.get(API_KEY_ENV, "")
+    if not key:
+        raise UsageError(f"no API key: set {API_KEY_ENV} or pass --api-key")
+    return key
+
+
+def _cmd_emulate(args: argparse.Namespace, io: Any) -> int:
+    from .emulator import Emulator, Faults  # standard library only, but not needed by the other commands
+
+    secret = args.webhook_secret or (os.environ.get(_SECRET_ENV) if args.webhook_url else None)
+    try:
+        faults = Faults(
+            drop=args.drop,
+            duplicate=args.duplicates,
+            concurrent=args.concurrent,
+            api_errors=args.api_errors,
+            slow=args.slow,
+            slow_seconds=args.slow_seconds,
+            retry_after=args.retry_after,
+        )
+        emulator = Emulator(
+            _api_key(args),
+            host=args.host,
+            port=args.port,
+            webhook_url=args.webhook_url,
+            webhook_secret=secret,
+            inline_format=args.inline_format,
+            job_delay=args.job_delay,
+            time_scale=args.time_scale,
+            failure_rate=args.fail_rate,
+            faults=faults,
+            seed=args.seed,
+            error_style=args.error_style,
+            status_case=args.status_case,
+        )
+    except ConfigurationError as error:
+        raise UsageError(str(error)) from None
+    stop = threading.Event()
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        emulator.start()
+    except OSError as error:
+        raise UsageError(f"cannot listen on {args.host}:{args.port}: {error.strerror or error}") from None
+    try:
+        hook = f"; dashboard webhook -> {args.webhook_url}" if args.webhook_url else ""
+        print(f"Kreuzberg Cloud emulator on {emulator.base_url}{hook} (Ctrl-C stops it)", file=io.stdout, flush=True)
+        print(f"  export {API_URL_ENV}={emulator.base_url}", file=io.stdout, flush=True)
+        with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C: stop and print the counts
+            stop.wait()
+    finally:
+        emulator.stop()
+    stats = emulator.stats
+    print(
+        f"{stats.jobs} jobs, {stats.api_requests} API requests ({stats.api_faults} answered 503/429 on purpose); "
+        f"webhooks: {stats.webhooks_delivered} delivered, {stats.webhooks_dropped} dropped on purpose, "
+        f"{stats.webhooks_lost} lost",
+        file=io.stdout,
+        flush=True,
+    )
+    return EXIT_OK
+
+
+def add_cloud_commands(commands: Any, prog: str) -> None:
+    """Add ``emulate`` to the command line's subparsers."""
+    emulate = commands.add_parser(
+        "emulate",
+        help="run a local Kreuzberg Cloud (jobs API and webhooks)",
+        description=_paragraphs(
+            "Run a local Kreuzberg Cloud on 127.0.0.1: POST /v1/extract, GET /v1/jobs/{id} and GET /v1/jobs, "
+            "behind an API key. Jobs finish after --job-delay seconds with the uploaded text as their content; "
+            "their webhooks go to --webhook-url (the dashboard's small event, signed sha256=) and to the webhook "
+            "block of each request, on the sender's retry schedule (5 s, 30 s, 5 min, 5 min; times --time-scale). "
+            "Faults are fractions between 0 and 1. The API key and secrets never appear in any output."
+        ),
+        epilog=f"""examples:
+  export {API_KEY_ENV}=dev-key
+  {prog} emulate --port 8400 --webhook-url http://127.0.0.1:8000/webhooks/kreuzberg
+  {prog} emulate --drop 0.4 --duplicates 0.2 --api-errors 0.1 --time-scale 0.01""",
+        formatter_class=_Formatter,
+    )
+    emulate.add_argument("--host", default="127.0.0.1", help="default: %(default)s")
+    emulate.add_argument("--port", type=_non_negative_int, default=8400, help="default: %(default)s (0: any free)")
+    emulate.add_argument("--api-key", metavar="KEY", help=f"the API key clients must send (default: ${API_KEY_ENV})")
+    hooks = emulate.add_argument_group("webhooks")
+    hooks.add_argument("--webhook-url", type=_url, metavar="URL", help="the project's dashboard webhook")
+    hooks.add_argument("--webhook-secret", metavar="SECRET", help=f"its secret (default: ${_SECRET_ENV})")
+    hooks.add_argument(
+        "--inline-format",
+        choices=["event", "document"],
+        default="event",
+        help="what a request's own webhook block gets: the WebhookEvent signed t=,v1= (default) or the job document",
+    )
+    timing = emulate.add_argument_group("timing")
+    timing.add_argument("--job-delay", type=_non_negative_float, default=0.5, metavar="SECONDS", help="default: 0.5")
+    timing.add_argument(
+        "--time-scale", type=_positive_float, default=1.0, metavar="FACTOR", help="scales the retry schedule"
+    )
+    faults = emulate.add_argument_group("faults")
+    faults.add_argument("--fail-rate", type=_rate, default=0.0, metavar="RATE", help="jobs that end failed")
+    faults.add_argument("--drop", type=_rate, default=0.0, metavar="RATE", help="webhooks never sent")
+    faults.add_argument("--duplicates", type=_rate, default=0.0, metavar="RATE", help="webhooks sent twice")
+    faults.add_argument("--concurrent", type=_rate, default=0.0, metavar="RATE", help="first tries sent twice at once")
+    faults.add_argument("--api-errors", type=_rate, default=0.0, metavar="RATE", help="API requests answered 503/429")
+    faults.add_argument("--slow", type=_rate, default=0.0, metavar="RATE", help="API requests answered slowly")
+    faults.add_argument("--slow-seconds", type=_non_negative_float, default=1.0, metavar="SECONDS", help="default: 1")
+    faults.add_argument("--retry-after", type=_non_negative_int, default=1, metavar="SECONDS", help="429's Retry-After")
+    faults.add_argument("--seed", type=int, metavar="N", help="repeat the same faults")
+    api = emulate.add_argument_group("API flavour")
+    api.add_argument("--error-style", choices=["envelope", "flat"], default="envelope", help="error bodies")
+    api.add_argument("--status-case", choices=["lower", "upper"], default="lower", help="upper: as the Pro API")
+    emulate.set_defaults(run=_cmd_emulate)

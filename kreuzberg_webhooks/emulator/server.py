@@ -1,0 +1,641 @@
+"""A local Kreuzberg Cloud: the jobs API and its webhooks, on 127.0.0.1, standard library only.
+
+``POST /v1/extract`` takes a multipart form (``file`` parts and an optional
+``webhook`` part holding ``{"url", "secret", "metadata"}`` as JSON) or a JSON
+body, and answers 202 with the new ``job_ids``. ``GET /v1/jobs/{id}``
+answers the job (or crawl-job) document, ``GET /v1/jobs`` lists jobs. Every
+request needs ``Authorization: Bearer <api key>``. A job finishes after
+``job_delay`` seconds with the uploaded text as its extracted content, then its
+webhooks go out: to the project's dashboard webhook (``webhook_url``, the small
+event signed ``sha256=``) and to the request's own ``webhook`` block (the
+inline format: a WebhookEvent signed ``t=…,v1=…``, or the full job document).
+
+:class:`Faults` injects what production does to a client: webhooks never sent,
+sent twice, sent twice at once, slow API answers, and API answers 503 or 429
+with ``Retry-After``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hmac
+import json
+import math
+import random
+import re
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from ..exceptions import ConfigurationError
+from ..simulate import MIN_TIMEOUT, SENDER_TIMEOUT, Transport, http_transport
+from ..verify import DEFAULT_SIGNATURE_HEADER
+from .jobs import CrawlJob, Job, WebhookConfig, rfc3339
+from .multipart import FormError, parse_form
+from .webhooks import Scheduler, WebhookEvent, WebhookSender, new_dashboard_payload
+
+__all__ = ["DEFAULT_MAX_UPLOAD", "Emulator", "EmulatorStats", "Faults"]
+
+#: The largest request body the emulator reads.
+DEFAULT_MAX_UPLOAD = 32 * 1024 * 1024
+_JOB_PATH = re.compile(r"^/v1/jobs/([^/]+)/?$")
+_TERMINAL = ("completed", "partial_success", "failed", "cancelled")
+_EVENT_TYPES = {
+    "completed": "job.completed",
+    "partial_success": "job.completed",
+    "failed": "job.failed",
+    "cancelled": "job.cancelled",
+}
+
+
+def _rate(name: str, value: float) -> float:
+    if not 0.0 <= value <= 1.0:  # also refuses NaN
+        raise ConfigurationError(f"{name} must be between 0 and 1, not {value!r}")
+    return float(value)
+
+
+@dataclass(frozen=True, slots=True)
+class Faults:
+    """What goes wrong, each a fraction between 0 and 1.
+
+    :param drop: events whose webhook is never sent (the reconciler's reason to exist).
+    :param duplicate: delivered events sent once more.
+    :param concurrent: events whose first attempt is sent twice at the same moment.
+    :param api_errors: API requests answered 503 or 429 (with ``Retry-After``), half each.
+    :param slow: API requests answered only after *slow_seconds*.
+    :param retry_after: the ``Retry-After`` seconds of an injected 429.
+    """
+
+    drop: float = 0.0
+    duplicate: float = 0.0
+    concurrent: float = 0.0
+    api_errors: float = 0.0
+    slow: float = 0.0
+    slow_seconds: float = 1.0
+    retry_after: int = 1
+
+    def __post_init__(self) -> None:
+        for name in ("drop", "duplicate", "concurrent", "api_errors", "slow"):
+            _rate(name, getattr(self, name))
+        if not (math.isfinite(self.slow_seconds) and self.slow_seconds >= 0):
+            raise ConfigurationError("slow_seconds must be a non-negative number")
+        if not isinstance(self.retry_after, int) or self.retry_after < 0:
+            raise ConfigurationError("retry_after must be a whole number of seconds, 0 or more")
+
+
+@dataclass(slots=True)
+class EmulatorStats:
+    """Counters of what the emulator did."""
+
+    jobs: int = 0
+    api_requests: int = 0
+    #: Requests answered 503 or 429 on purpose.
+    api_faults: int = 0
+    #: ``GET /v1/jobs/{id}`` requests, by job id (tests count requests per job).
+    job_requests: dict[str, int] = field(default_factory=dict)
+    webhook_events: int = 0
+    webhooks_dropped: int = 0
+    webhooks_delivered: int = 0
+    webhooks_lost: int = 0
+    webhook_requests: int = 0
+
+
+class Emulator:
+    """A local Kreuzberg Cloud on ``127.0.0.1``: start it, point a client at :attr:`base_url`, stop it.
+
+    :param api_key: the key every request must send as ``Authorization: Bearer <key>``.
+    :param port: 0 picks a free port.
+    :param webhook_url: the project's dashboard webhook; every extraction job's event goes there.
+    :param webhook_secret: its secret (``sha256=`` signatures); ``None`` sends it unsigned.
+    :param project_id: the ``project_id`` in dashboard events (a fixed random UUID by default).
+    :param inline_format: what a request's own ``webhook`` block receives: ``"event"`` (the
+        WebhookEvent, signed ``t=…,v1=…``) or ``"document"`` (the full job document, signed ``sha256=``).
+    :param job_delay: seconds from submission to a terminal status.
+    :param time_scale: multiplies the webhook retry schedule and the sender's 30 s time-out.
+    :param failure_rate: the fraction of jobs that end ``failed``.
+    :param faults: what goes wrong on purpose.
+    :param seed: makes the faults and failures repeatable.
+    :param error_style: ``"envelope"`` (``{"error": {"code", "message"}}``) or ``"flat"`` (``{"error": "…"}``).
+    :param status_case: ``"lower"``, or ``"upper"`` as the Pro API writes statuses.
+    """
+
+    def __init__(
+        self,
+        api_key: str,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        webhook_url: str | None = None,
+        webhook_secret: str | None = None,
+        project_id: str | None = None,
+        inline_format: str = "event",
+        job_delay: float = 0.5,
+        time_scale: float = 1.0,
+        webhook_timeout: float | None = None,
+        failure_rate: float = 0.0,
+        faults: Faults | None = None,
+        seed: int | None = None,
+        error_style: str = "envelope",
+        status_case: str = "lower",
+        header: str = DEFAULT_SIGNATURE_HEADER,
+        max_upload: int = DEFAULT_MAX_UPLOAD,
+        webhook_workers: int = 16,
+        transport: Transport = http_transport,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        if not isinstance(api_key, str) or not api_key:
+            raise ConfigurationError("the emulator needs a non-empty API key")
+        if inline_format not in ("event", "document"):
+            raise ConfigurationError("inline_format must be 'event' or 'document'")
+        if error_style not in ("envelope", "flat"):
+            raise ConfigurationError("error_style must be 'envelope' or 'flat'")
+        if status_case not in ("lower", "upper"):
+            raise ConfigurationError("status_case must be 'lower' or 'upper'")
+        if not (math.isfinite(job_delay) and job_delay >= 0):
+            raise ConfigurationError("job_delay must be a non-negative number of seconds")
+        if not (math.isfinite(time_scale) and time_scale > 0):
+            raise ConfigurationError("time_scale must be a positive number")
+        if webhook_url is not None and urlsplit(webhook_url).scheme not in ("http", "https"):
+            raise ConfigurationError("webhook_url must be an http:// or https:// URL")
+        self._api_key = api_key.encode()
+        self.host = host
+        self._port = port
+        self.webhook_url = webhook_url
+        self._webhook_secret = webhook_secret
+        self.project_id = project_id or str(uuid.uuid4())
+        self.inline_format = inline_format
+        self.job_delay = float(job_delay)
+        self.time_scale = float(time_scale)
+        self.webhook_timeout = webhook_timeout or max(MIN_TIMEOUT, SENDER_TIMEOUT * time_scale)
+        self.failure_rate = _rate("failure_rate", failure_rate)
+        self.faults = faults or Faults()
+        self.error_style = error_style
+        self.status_case = status_case
+        self.header = header
+        self.max_upload = max_upload
+        self._webhook_workers = webhook_workers
+        self._transport = transport
+        self._clock = clock
+        self._random = random.Random(seed)
+        self._lock = threading.Lock()
+        self._settled = threading.Condition(self._lock)
+        self._jobs: dict[str, Job] = {}
+        self._crawls: dict[str, CrawlJob] = {}
+        self._order: list[str] = []
+        self._pending_webhooks = 0
+        self._unfinished = 0  # jobs (and crawls with a webhook) whose finishing work has not run yet
+        self.events: list[WebhookEvent] = []
+        self.stats = EmulatorStats()
+        self._server: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+        self._scheduler: Scheduler | None = None
+        self._sender: WebhookSender | None = None
+
+    def __repr__(self) -> str:
+        # Never the API key or the webhook secret.
+        where = self.base_url if self._server is not None else "stopped"
+        return f"<Emulator {where} jobs={self.stats.jobs}>"
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    @property
+    def base_url(self) -> str:
+        """``http://127.0.0.1:<port>``, once started."""
+        if self._server is None:
+            raise RuntimeError("the emulator is not running: call start()")
+        host, port = self._server.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+    def start(self) -> Emulator:
+        """Listen and serve in a background thread; returns the emulator."""
+        if self._server is not None:
+            return self
+        self._scheduler = Scheduler(self._webhook_workers)
+        self._sender = WebhookSender(
+            self._scheduler,
+            self._transport,
+            time_scale=self.time_scale,
+            timeout=self.webhook_timeout,
+            on_settled=self._webhook_settled,
+        )
+        self._server = _Server((self.host, self._port), _Handler, self)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.1}, name="kreuzberg-emulator", daemon=True
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop serving and sending; webhooks not sent yet are dropped."""
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+        if self._thread is not None:
+            self._thread.join()
+        if self._scheduler is not None:
+            self._scheduler.stop()
+        self._server = self._thread = self._scheduler = self._sender = None
+
+    def __enter__(self) -> Emulator:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def wait_for_webhooks(self, timeout: float) -> bool:
+        """Wait until every job submitted so far has finished and each of its webhooks has been
+        delivered, rejected, dead-lettered or dropped; ``False`` if *timeout* passed first."""
+        deadline = time.monotonic() + timeout
+        with self._settled:
+            while True:
+                if self._unfinished == 0 and self._pending_webhooks == 0:
+                    return True
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._settled.wait(min(left, 0.05))
+
+    # -- jobs (also usable in-process) --------------------------------------------------
+
+    def submit(
+        self, files: Iterable[tuple[str, bytes]], webhook: WebhookConfig | None = None, *, mime_type: str = ""
+    ) -> list[str]:
+        """Create one job per ``(filename, data)``; returns their ids."""
+        now = self._clock()
+        jobs = [
+            self._new_job(name, data, mime_type or "application/octet-stream", now, webhook) for name, data in files
+        ]
+        with self._lock:
+            for job in jobs:
+                self._jobs[job.id] = job
+                self._order.append(job.id)
+            self.stats.jobs += len(jobs)
+        for job in jobs:
+            self._schedule_finish(job)
+        return [job.id for job in jobs]
+
+    def submit_crawl(self, urls: Iterable[str], webhook: WebhookConfig | None = None) -> str:
+        """Create a crawl job with one extraction job per URL (its text names the URL); returns its id."""
+        now = self._clock()
+        seed_urls = list(urls)
+        jobs = []
+        for url in seed_urls:
+            name = url.rstrip("/").rsplit("/", 1)[-1] or "index.html"
+            job = self._new_job(name, f"Page at {url}".encode(), "text/html", now, None)
+            job.source_url = url
+            jobs.append(job)
+        crawl = CrawlJob(str(uuid.uuid4()), seed_urls, jobs, now, webhook)
+        with self._lock:
+            for job in jobs:
+                self._jobs[job.id] = job
+            self._crawls[crawl.id] = crawl
+            self._order.append(crawl.id)
+            self.stats.jobs += len(jobs)
+        for job in jobs:
+            self._schedule_finish(job)
+        if webhook is not None:
+            self._at_finish(crawl.finishes, lambda: self._crawl_finished(crawl))
+        return crawl.id
+
+    def document(self, job_id: str) -> dict[str, Any] | None:
+        """The document ``GET /v1/jobs/{job_id}`` answers now, or ``None`` for an unknown id."""
+        now = self._clock()
+        with self._lock:
+            job = self._jobs.get(job_id)
+            crawl = self._crawls.get(job_id)
+        if job is not None:
+            return self._cased(job.document(now))
+        if crawl is not None:
+            return self._cased(crawl.document(now))
+        return None
+
+    def text_of(self, job_id: str) -> str:
+        """The text a job extracts (tests compare what a handler stored with it)."""
+        with self._lock:
+            return self._jobs[job_id].text
+
+    def outcome_of(self, job_id: str) -> str:
+        """The final status of a job."""
+        with self._lock:
+            return self._jobs[job_id].outcome
+
+    def _new_job(self, name: str, data: bytes, mime: str, now: float, webhook: WebhookConfig | None) -> Job:
+        with self._lock:
+            failed = self._random.random() < self.failure_rate
+        job = Job.new(name, mime, data, now=now, delay=self.job_delay, outcome="failed" if failed else "completed")
+        job.webhook = webhook
+        return job
+
+    def _cased(self, document: dict[str, Any]) -> dict[str, Any]:
+        if self.status_case == "upper":
+            document["status"] = str(document["status"]).upper()
+            for child in document.get("jobs", ()):
+                child["status"] = str(child["status"]).upper()
+        return document
+
+    def _at(self, unix_time: float, work: Callable[[], None]) -> None:
+        # Jobs finish on the wall clock; the scheduler counts in monotonic time.
+        assert self._scheduler is not None, "start() the emulator first"
+        self._scheduler.at(time.monotonic() + max(0.0, unix_time - self._clock()), work)
+
+    def _schedule_finish(self, job: Job) -> None:
+        self._at_finish(job.finishes, lambda: self._job_finished(job))
+
+    def _at_finish(self, unix_time: float, work: Callable[[], None]) -> None:
+        with self._lock:
+            self._unfinished += 1
+
+        def run() -> None:
+            try:
+                work()
+            finally:
+                with self._settled:
+                    self._unfinished -= 1
+                    self._settled.notify_all()
+
+        self._at(unix_time, run)
+
+    # -- webhooks ----------------------------------------------------------------------
+
+    def _job_finished(self, job: Job) -> None:
+        if self.webhook_url is not None:
+            payload = new_dashboard_payload(job.id, self.project_id, job.outcome, job.finishes)
+            self._send(job.id, job.outcome, self.webhook_url, self._webhook_secret, "dashboard", payload)
+        if job.webhook is not None:
+            if self.inline_format == "event":
+                payload = self._inline_event(job)
+            else:
+                payload = {**self._cased(job.document(job.finishes)), "metadata": job.webhook.metadata}
+            self._send(job.id, job.outcome, job.webhook.url, job.webhook.secret, self.inline_format, payload)
+
+    def _crawl_finished(self, crawl: CrawlJob) -> None:
+        assert crawl.webhook is not None
+        status = crawl.status(crawl.finishes)
+        if self.inline_format == "event":
+            payload: dict[str, Any] = {
+                "event": _EVENT_TYPES.get(status, f"job.{status}"),
+                "event_id": str(uuid.uuid4()),
+                "job_id": crawl.id,
+                "timestamp": rfc3339(crawl.finishes),
+                "metadata": crawl.webhook.metadata,
+            }
+        else:
+            payload = {**self._cased(crawl.document(crawl.finishes)), "metadata": crawl.webhook.metadata}
+        self._send(crawl.id, status, crawl.webhook.url, crawl.webhook.secret, self.inline_format, payload)
+
+    def _inline_event(self, job: Job) -> dict[str, Any]:
+        assert job.webhook is not None
+        payload: dict[str, Any] = {
+            "event": _EVENT_TYPES.get(job.outcome, f"job.{job.outcome}"),
+            "event_id": str(uuid.uuid4()),
+            "job_id": job.id,
+            "timestamp": rfc3339(job.finishes),
+            "metadata": job.webhook.metadata,
+        }
+        results = job.inline_results()
+        if results is not None:
+            payload["results"] = results
+        if job.outcome == "failed":
+            payload["error"] = {"code": "2001", "message": "the document could not be read"}
+        return payload
+
+    def _send(self, job_id: str, status: str, url: str, secret: str | None, fmt: str, payload: dict[str, Any]) -> None:
+        faults = self.faults
+        with self._lock:
+            draw = self._random.random
+            event = WebhookEvent(
+                job_id,
+                status,
+                url,
+                secret,
+                fmt,
+                payload,
+                header=self.header,
+                dropped=draw() < faults.drop,
+                duplicate=draw() < faults.duplicate,
+                concurrent=draw() < faults.concurrent,
+            )
+            self.events.append(event)
+            self.stats.webhook_events += 1
+            self._pending_webhooks += 1
+        assert self._sender is not None
+        self._sender.send(event)
+
+    def _webhook_settled(self, event: WebhookEvent) -> None:
+        with self._settled:
+            self._pending_webhooks -= 1
+            self.stats.webhook_requests += len(event.attempts)
+            if event.outcome == "dropped":
+                self.stats.webhooks_dropped += 1
+            elif event.outcome == "delivered":
+                self.stats.webhooks_delivered += 1
+            else:
+                self.stats.webhooks_lost += 1
+            self._settled.notify_all()
+
+    # -- the HTTP API ------------------------------------------------------------------
+
+    def _authorized(self, header: str | None) -> bool:
+        scheme, _, key = (header or "").partition(" ")
+        return scheme.lower() == "bearer" and hmac.compare_digest(key.strip().encode(), self._api_key)
+
+    def _draw_fault(self) -> tuple[bool, int | None]:
+        """Whether to answer slowly, and an injected status (503 or 429) or ``None``."""
+        faults = self.faults
+        with self._lock:
+            self.stats.api_requests += 1
+            slow = faults.slow > 0 and self._random.random() < faults.slow
+            status = None
+            if faults.api_errors > 0 and self._random.random() < faults.api_errors:
+                status = 429 if self._random.random() < 0.5 else 503
+                self.stats.api_faults += 1
+        return slow, status
+
+    def _count_job_request(self, job_id: str) -> None:
+        with self._lock:
+            self.stats.job_requests[job_id] = self.stats.job_requests.get(job_id, 0) + 1
+
+    def _list(self, query: str) -> tuple[int, dict[str, Any]]:
+        params = parse_qs(query)
+        try:
+            limit = int(params.get("limit", ["50"])[0])
+            offset = int(params.get("offset", ["0"])[0])
+        except ValueError:
+            return 400, self.error_body("validation", "limit and offset must be integers")
+        if not (1 <= limit <= 100 and offset >= 0):
+            return 400, self.error_body("validation", "limit must be 1-100 and offset 0 or more")
+        now = self._clock()
+        with self._lock:
+            ids = list(reversed(self._order))
+            page = ids[offset : offset + limit]
+            items = [(self._jobs.get(i) or self._crawls[i]).summary(now) for i in page]
+        return 200, {"jobs": [self._cased(item) for item in items], "total": len(ids), "limit": limit, "offset": offset}
+
+    def error_body(self, code: str, message: str) -> dict[str, Any]:
+        """An error body in the configured style."""
+        if self.error_style == "flat":
+            return {"error": message}
+        return {"error": {"code": code, "message": message}}
+
+    def _extract(self, content_type: str, body: bytes) -> tuple[int, dict[str, Any]]:
+        files: list[tuple[str, bytes]] = []
+        urls: list[str] = []
+        webhook_data: Any = None
+        if content_type.lower().startswith("multipart/form-data"):
+            try:
+                parts = parse_form(content_type, body)
+            except FormError as error:
+                return 400, self.error_body("validation", f"unreadable form: {error}")
+            for part in parts:
+                if part.name == "webhook":
+                    try:
+                        webhook_data = json.loads(part.data)
+                    except ValueError:
+                        return 400, self.error_body("validation", "the webhook field is not JSON")
+                elif part.filename is not None or part.name in ("file", "files"):
+                    files.append((part.filename or part.name, part.data))
+        elif content_type.lower().startswith("application/json"):
+            try:
+                data = json.loads(body)
+            except ValueError:
+                return 400, self.error_body("validation", "the body is not JSON")
+            if not isinstance(data, dict):
+                return 400, self.error_body("validation", "the body is not a JSON object")
+            webhook_data = data.get("webhook")
+            for document in data.get("documents") or []:
+                if isinstance(document, dict) and isinstance(document.get("url"), str):
+                    urls.append(document["url"])
+                elif isinstance(document, dict) and isinstance(document.get("content"), str):
+                    files.append((str(document.get("filename") or "document.txt"), document["content"].encode()))
+                else:
+                    return 400, self.error_body("validation", "each document needs a 'url' or a 'content'")
+        else:
+            return 400, self.error_body("validation", "send multipart/form-data or application/json")
+        if not files and not urls:
+            return 400, self.error_body("validation", "At least one document or URL is required")
+        webhook = None
+        if webhook_data is not None:
+            webhook = _webhook_config(webhook_data)
+            if webhook is None:
+                return 400, self.error_body(
+                    "validation", "webhook must be {url: http(s) URL, secret?: string, metadata?: object}"
+                )
+        answer: dict[str, Any] = {"job_ids": self.submit(files, webhook) if files else [], "status": "pending"}
+        if urls:
+            answer["crawl_job_ids"] = [self.submit_crawl(urls, webhook)]
+        return 202, answer
+
+
+def _webhook_config(data: Any) -> WebhookConfig | None:
+    if not isinstance(data, dict):
+        return None
+    url, secret, metadata = data.get("url"), data.get("secret"), data.get("metadata", {})
+    if not isinstance(url, str) or urlsplit(url).scheme not in ("http", "https"):
+        return None
+    if secret is not None and not isinstance(secret, str):
+        return None
+    if metadata is None:
+        metadata = {}
+    if not isinstance(metadata, dict):
+        return None
+    return WebhookConfig(url, secret or None, metadata)
+
+
+def _is_uuid(value: str) -> bool:
+    try:
+        uuid.UUID(value)
+    except ValueError:
+        return False
+    return True
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 256  # the reconciler's benchmark opens many keep-alive connections at once
+
+    def __init__(self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler], emulator: Emulator) -> None:
+        self.emulator = emulator
+        super().__init__(address, handler)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive: clients reuse connections
+    server_version = "kreuzberg-emulator"
+    server: _Server
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Silent: a request line is not worth a line on stderr (and headers are never logged)."""
+
+    def do_GET(self) -> None:
+        self._serve("GET")
+
+    def do_POST(self) -> None:
+        self._serve("POST")
+
+    def _serve(self, method: str) -> None:
+        emulator = self.server.emulator
+        body = b""
+        if method == "POST":
+            length = self.headers.get("Content-Length")
+            if length is None or not length.isdigit():
+                self._answer(411, emulator.error_body("validation", "a Content-Length is required"), close=True)
+                return
+            if int(length) > emulator.max_upload:
+                self._answer(413, emulator.error_body("payload_too_large", "the upload is too large"), close=True)
+                return
+            body = self.rfile.read(int(length))
+        slow, fault = emulator._draw_fault()
+        if slow:
+            time.sleep(emulator.faults.slow_seconds)
+        if fault == 429:
+            retry = {"Retry-After": str(emulator.faults.retry_after)}
+            self._answer(429, emulator.error_body("rate_limited", "Rate limit exceeded"), retry)
+            return
+        if fault == 503:
+            self._answer(503, emulator.error_body("service_unavailable", "Database connection unavailable"))
+            return
+        if not emulator._authorized(self.headers.get("Authorization")):
+            self._answer(401, emulator.error_body("unauthorized", "Missing or invalid API key"))
+            return
+        path, _, query = self.path.partition("?")
+        if method == "POST" and path.rstrip("/") == "/v1/extract":
+            self._answer(*emulator._extract(self.headers.get("Content-Type", ""), body))
+            return
+        if method == "GET" and path.rstrip("/") == "/v1/jobs":
+            self._answer(*emulator._list(query))
+            return
+        match = _JOB_PATH.match(path)
+        if method == "GET" and match:
+            job_id = match.group(1)
+            if not _is_uuid(job_id):
+                self._answer(400, emulator.error_body("validation", "Invalid job ID format"))
+                return
+            emulator._count_job_request(job_id)
+            document = emulator.document(job_id)
+            if document is None:
+                self._answer(404, emulator.error_body("job_not_found", "Job not found"))
+            else:
+                self._answer(200, document)
+            return
+        self._answer(404, emulator.error_body("not_found", "No such route"))
+
+    def _answer(
+        self, status: int, payload: dict[str, Any], headers: dict[str, str] | None = None, *, close: bool = False
+    ) -> None:
+        data = json.dumps(payload, separators=(",", ":")).encode()
+        with contextlib.suppress(OSError):  # the client went away
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            for name, value in (headers or {}).items():
+                self.send_header(name, value)
+            if close:
+                self.send_header("Connection", "close")
+                self.close_connection = True
+            self.end_headers()
+            self.wfile.write(data)
