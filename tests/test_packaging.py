@@ -65,6 +65,21 @@ def test_the_core_has_no_runtime_dependency(wheel: Path) -> None:
     assert {"starlette", "fastapi", "flask", "django", "redis", "all"} <= set(metadata.get_all("Provides-Extra") or [])
 
 
+def test_the_version_is_kept_in_one_place_and_the_urls_are_declared(wheel: Path) -> None:
+    import kreuzberg_webhooks
+
+    with zipfile.ZipFile(wheel) as archive:
+        (metadata_name,) = [n for n in archive.namelist() if n.endswith(".dist-info/METADATA")]
+        metadata = email.parser.Parser().parsestr(archive.read(metadata_name).decode())
+    assert metadata["Version"] == kreuzberg_webhooks.__version__
+    assert wheel.name.startswith(f"kreuzberg_webhooks-{kreuzberg_webhooks.__version__}-")
+    urls = dict(url.split(", ", 1) for url in metadata.get_all("Project-URL") or [])
+    assert set(urls) == {"Documentation", "Source", "Changelog"}
+    assert all(url.startswith("https://") for url in urls.values())
+    changelog = (ROOT / "CHANGELOG.md").read_text(encoding="utf-8")
+    assert f"## {kreuzberg_webhooks.__version__}" in changelog
+
+
 def test_the_wheel_installs_and_imports_in_a_fresh_venv(wheel: Path, tmp_path: Path) -> None:
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120)
