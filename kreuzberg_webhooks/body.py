@@ -2,22 +2,12 @@
 
 from __future__ import annotations
 
-import logging
-
 from .exceptions import PayloadTooLarge
 
 __all__ = ["DEFAULT_MAX_BODY_SIZE", "BodyReader"]
 
-logger = logging.getLogger("kreuzberg_webhooks")
-
 #: Job documents carry the extracted text, so the default is generous.
 DEFAULT_MAX_BODY_SIZE = 64 * 1024 * 1024
-
-
-def _too_large() -> PayloadTooLarge:
-    # The adapter answers this 413 without calling verify(), so the log line is written here.
-    logger.warning("webhook delivery rejected: payload_too_large (status=413, event_id=-)")
-    return PayloadTooLarge()
 
 
 class BodyReader:
@@ -43,16 +33,16 @@ class BodyReader:
             # A malformed one is left to the server: the body is still counted.
             value = content_length.strip()
             if value.isdigit() and value.isascii() and int(value) > limit:
-                raise _too_large()
+                raise PayloadTooLarge()
 
     def feed(self, chunk: bytes) -> None:
         """Add a chunk; raise :class:`PayloadTooLarge` once the total passes the limit."""
         self._size += len(chunk)
         if self._size > self._limit:
-            raise _too_large()
+            raise PayloadTooLarge()
         if chunk:
             self._chunks.append(chunk)
 
     def body(self) -> bytes:
         """The whole body read so far."""
-        return self._chunks[0] if len(self._chunks) == 1 else b"".join(self._chunks)
+        return b"".join(self._chunks)

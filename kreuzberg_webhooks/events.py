@@ -23,6 +23,7 @@ from uuid import UUID, SafeUUID
 
 from ._slots import slot_setter
 from .exceptions import InvalidField, MissingField
+from .keys import delivery_key
 
 __all__ = [
     "CrawlJobDocument",
@@ -117,8 +118,8 @@ class JobEvent:
 
     @property
     def dedup_key(self) -> str:
-        """The signed identity replay protection is keyed on: the ``event_id``."""
-        return "event:" + self.event_id
+        """The key replay protection uses for this event with static secrets (``keys.delivery_key``)."""
+        return delivery_key(self)
 
 
 # A frozen dataclass's __init__ stores each field through object.__setattr__;
@@ -155,13 +156,12 @@ class _Document:
     """What both document shapes derive from their signed ``id`` and ``status``.
 
     They carry no event id, so replay protection rests on the signed job id
-    and status: ``<prefix>:<id>:<status>``.
+    and the type its status gives (``kreuzberg_webhooks.keys``).
     """
 
     __slots__ = ()
     id: UUID
     status: JobStatus | str
-    _key_prefix: str
     event_id = None
 
     @property
@@ -176,8 +176,8 @@ class _Document:
 
     @property
     def dedup_key(self) -> str:
-        """The signed identity replay protection is keyed on."""
-        return f"{self._key_prefix}:{self.id}:{self.status}"
+        """The key replay protection uses for this event with static secrets (``keys.delivery_key``)."""
+        return delivery_key(self)
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,8 +195,6 @@ class JobDocument(_Document):
     metadata: dict[str, Any] = field(compare=False, repr=False)
     raw: dict[str, Any] = field(compare=False, repr=False)
 
-    _key_prefix = "job"
-
 
 @dataclass(frozen=True, slots=True)
 class CrawlJobDocument(_Document):
@@ -208,8 +206,6 @@ class CrawlJobDocument(_Document):
     created_at: datetime | None
     metadata: dict[str, Any] = field(compare=False, repr=False)
     raw: dict[str, Any] = field(compare=False, repr=False)
-
-    _key_prefix = "crawl"
 
 
 Event: TypeAlias = JobEvent | JobDocument | CrawlJobDocument

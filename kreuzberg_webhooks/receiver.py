@@ -1,39 +1,40 @@
-"""The delivery lifecycle: verify, claim, run the handlers, then complete or release.
+"""The :class:`Receiver`: configuration, the one handler registry, and the entry points adapters call.
 
-This is the only module that talks to a replay store. Every decision — which
-status answers which situation — is made by the small pure functions at the
-top; :meth:`Receiver.handle` (sync) and :meth:`Receiver.handle_async` drive
-the same steps, so every adapter answers the same way (``docs/contract.md`` §4).
+Every decision of a delivery — which status answers which situation, when a
+claim is taken, completed or released, what is logged — is made once, in
+:mod:`kreuzberg_webhooks.lifecycle`; the methods here pick a flow and a driver
+(sync or async). ``docs/contract.md`` §4 is the table they implement.
 """
 
 from __future__ import annotations
 
 import asyncio
+import difflib
 import inspect
-import json
-import logging
 import math
-from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
-from typing import Any, TypeAlias, TypeVar, cast
+from collections.abc import Callable, Mapping
+from typing import Any, TypeAlias, TypeVar
 
-from ._slots import slot_setter
-from .events import Event
-from .exceptions import (
-    ConfigurationError,
-    DeliveryInFlight,
-    HandlerFailed,
-    MethodNotAllowed,
-    StoreUnavailable,
-    WebhookError,
-)
-from .stores.base import AsyncReplayStore, Claim, ClaimState, ReplayStore
+from . import lifecycle
+from .events import Event, EventType, JobStatus
+from .exceptions import ConfigurationError
+from .exchange import Exchange
+from .lifecycle import Delivery, run_async, run_coroutine, run_sync
+from .outcome import DeliveryReport, Outcome
+from .stores.base import AsyncReplayStore, ReplayStore
 from .stores.memory import MemoryStore
 from .verify import Secrets, Verifier
 
-__all__ = ["CATCH_ALL", "DEFAULT_LEASE", "Delivery", "Handler", "Outcome", "Receiver"]
-
-logger = logging.getLogger("kreuzberg_webhooks")
+__all__ = [
+    "CATCH_ALL",
+    "DEFAULT_LEASE",
+    "EVENT_TYPES",
+    "Delivery",
+    "Handler",
+    "Observer",
+    "Outcome",
+    "Receiver",
+]
 
 #: Register a handler for every event type with ``@receiver.on()`` or ``@receiver.on("*")``.
 CATCH_ALL = "*"
@@ -42,145 +43,39 @@ CATCH_ALL = "*"
 #: by the next retry (5 s later); shorter than the 5-minute step of the retry
 #: schedule, so the event of a worker that died mid-handler is processed then.
 DEFAULT_LEASE = 120.0
+#: ``job.partial_success`` is not an event type of its own (a partial success is
+#: a ``job.completed``, ``docs/contract.md`` §2); handlers registered for it run
+#: for the completed events whose status is ``partial_success``, before the
+#: ``job.completed`` ones see them too.
+PARTIAL_SUCCESS = "job.partial_success"
+#: Everything :meth:`Receiver.on` accepts.
+EVENT_TYPES: tuple[str, ...] = (*(str(t) for t in EventType), PARTIAL_SUCCESS, CATCH_ALL)
 
-Handler: TypeAlias = Callable[[Event], "Awaitable[object] | object"]
+Handler: TypeAlias = Callable[[Event], Any]
+#: Called once per delivery with its :class:`~kreuzberg_webhooks.DeliveryReport`.
+Observer: TypeAlias = Callable[[DeliveryReport], None]
 H = TypeVar("H", bound=Handler)
 
-_JSON = ("content-type", "application/json")
-_NEW = ClaimState.NEW  # enum member look-ups are slow; these run on every delivery
-_DONE = ClaimState.DONE
-_PROCESSED_BODY = b'{"status":"processed"}'
-_DUPLICATE_BODY = b'{"status":"duplicate"}'
+
+def _seconds(name: str, value: float) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (math.isfinite(value) and value > 0):
+        raise ConfigurationError(f"{name} must be a finite, positive number of seconds, not {value!r}")
+    return float(value)
 
 
-@dataclass(frozen=True, slots=True)
-class Outcome:
-    """The answer to one delivery, ready for an adapter to send."""
-
-    status_code: int
-    #: ``processed``, ``duplicate``, or the error's reason code.
-    reason: str
-    headers: tuple[tuple[str, str], ...]
-    body: bytes
-    event: Event | None = None
-
-    @property
-    def ok(self) -> bool:
-        """Whether the answer is 2xx (the sender will not retry)."""
-        return 200 <= self.status_code < 300
-
-    @property
-    def duplicate(self) -> bool:
-        """Whether the event had already been processed."""
-        return self.reason == "duplicate"
-
-    @classmethod
-    def processed(cls, event: Event) -> Outcome:
-        """200: the handlers ran."""
-        if cls is not Outcome:
-            return cls(200, "processed", (_JSON,), _PROCESSED_BODY, event)
-        return _processed(event)
-
-    @classmethod
-    def already_processed(cls, event: Event) -> Outcome:
-        """200, marked duplicate: acknowledged, never redone."""
-        return cls(200, "duplicate", (_JSON, ("x-kreuzberg-duplicate", "true")), _DUPLICATE_BODY, event)
-
-    @classmethod
-    def from_error(cls, error: WebhookError, event: Event | None = None) -> Outcome:
-        """The answer for *error*: its status and a small JSON body with the reason code."""
-        headers: tuple[tuple[str, str], ...] = (_JSON,)
-        if isinstance(error, DeliveryInFlight):
-            headers += (("retry-after", str(error.retry_after)),)
-        elif isinstance(error, MethodNotAllowed):
-            headers += (("allow", "POST"),)
-        body = json.dumps({"error": error.reason, "detail": error.detail}, separators=(",", ":"))
-        return cls(error.status_code, error.reason, headers, body.encode(), event)
-
-
-_PROCESSED_HEADERS = (_JSON,)
-_set_status_code = slot_setter(Outcome, "status_code")
-_set_reason = slot_setter(Outcome, "reason")
-_set_headers = slot_setter(Outcome, "headers")
-_set_body = slot_setter(Outcome, "body")
-_set_event = slot_setter(Outcome, "event")
-
-
-def _processed(event: Event) -> Outcome:
-    """``Outcome.processed(event)``, built through the slots.
-
-    Every delivery ends here: half the cost of the frozen dataclass's
-    ``__init__`` (Outcome has no ``__post_init__``).
-    """
-    outcome = Outcome.__new__(Outcome)
-    _set_status_code(outcome, 200)
-    _set_reason(outcome, "processed")
-    _set_headers(outcome, _PROCESSED_HEADERS)
-    _set_body(outcome, _PROCESSED_BODY)
-    _set_event(outcome, event)
-    return outcome
-
-
-@dataclass(frozen=True, slots=True)
-class Delivery:
-    """A verified delivery whose event this request has claimed.
-
-    Returned by :meth:`Receiver.begin`; settle it with :meth:`Receiver.finish`
-    once the application's code has run.
-    """
-
-    event: Event
-    key: str
-    token: str
-
-
-def _in_flight(event: Event, claim: Claim) -> DeliveryInFlight:
-    return DeliveryInFlight(event_id=event.event_id, retry_after=math.ceil(claim.retry_after))
-
-
-def _store_error(event: Event, error: BaseException) -> Outcome:
-    logger.error(
-        "replay store unavailable; delivery answered 503 (event_id=%s): %s",
-        event.event_id or event.dedup_key,
-        # A store's own StoreUnavailable says what failed; other exceptions may carry
-        # connection URLs with credentials, so only their type is logged.
-        f"{type(error).__name__}: {error.detail}" if isinstance(error, StoreUnavailable) else type(error).__name__,
+def check_event_type(event_type: object) -> str:
+    """Return *event_type* if a handler registered for it can ever run; else raise :class:`ConfigurationError`."""
+    if isinstance(event_type, str) and event_type in EVENT_TYPES:
+        return event_type
+    guess = difflib.get_close_matches(str(event_type), EVENT_TYPES, n=1)
+    hint = f" (did you mean {guess[0]!r}?)" if guess else ""
+    raise ConfigurationError(
+        f"no event of type {event_type!r} is ever delivered{hint}; expected one of {', '.join(EVENT_TYPES)}"
     )
-    if isinstance(error, StoreUnavailable):
-        error.event_id = event.event_id
-        error.detail = error.message  # the store's details stay in the log, out of the response
-        return Outcome.from_error(error, event)
-    return Outcome.from_error(StoreUnavailable(event_id=event.event_id), event)
-
-
-def _claim_outcome(event: Event, claim: Claim) -> Outcome | None:
-    """The answer when the claim did not go to this request, else ``None``."""
-    return None if claim.state is _NEW else _refused(event, claim)
-
-
-def _refused(event: Event, claim: Claim) -> Outcome:
-    """The answer to a claim that found the event done or in flight."""
-    if claim.state is _DONE:
-        logger.info("duplicate delivery acknowledged (event_id=%s)", event.event_id or event.dedup_key)
-        return Outcome.already_processed(event)
-    error = _in_flight(event, claim)
-    logger.warning("webhook delivery rejected: in_flight (status=429, event_id=%s)", event.event_id or event.dedup_key)
-    return Outcome.from_error(error, event)
-
-
-def _handler_error(event: Event) -> Outcome:
-    logger.exception("webhook handler raised; claim released (event_id=%s)", event.event_id or event.dedup_key)
-    return Outcome.from_error(HandlerFailed(event_id=event.event_id), event)
-
-
-def _settle_error(event: Event, action: str) -> None:
-    # After the handler has run, a store error must not turn into a retry that
-    # redoes the work: the lease expires by itself.
-    logger.exception("replay store failed to %s (event_id=%s)", action, event.event_id or event.dedup_key)
 
 
 class Receiver:
-    """Owns the delivery lifecycle and the handler registry.
+    """Owns the delivery lifecycle, the handler registry and the observers.
 
     :param secrets: passed to the :class:`Verifier` (or give *verifier*).
     :param verifier: a ready :class:`Verifier`; then *verifier_options* must be empty.
@@ -189,8 +84,13 @@ class Receiver:
     :param lease: seconds a claim holds before a retry may take over an event
         whose processing never finished (the worker died).
     :param retention: seconds a processed event is remembered. Default: the
-        replay window's span; shorter is refused, since a replay inside the
-        window would then be processed again.
+        longest window the verifier enforces; shorter is refused, since a
+        replay inside the window would then be processed again.
+    :param inbox: an inbox writer: deliveries are written to it durably and
+        answered ``202 queued``; a worker runs the handlers later
+        (``docs/contract.md`` §4b).
+    :param on_outcome: an observer called once per delivery with its
+        :class:`DeliveryReport` (more with :meth:`add_observer`).
     :param verifier_options: keyword options of :class:`Verifier`.
     """
 
@@ -202,15 +102,16 @@ class Receiver:
         store: ReplayStore | AsyncReplayStore | None = None,
         lease: float = DEFAULT_LEASE,
         retention: float | None = None,
+        inbox: Any = None,
+        on_outcome: Observer | None = None,
         **verifier_options: Any,
     ) -> None:
         if verifier is None:
             verifier = Verifier(secrets, **verifier_options)
         elif secrets is not None or verifier_options:
             raise ConfigurationError("pass either a verifier or the secrets and verifier options, not both")
-        if not lease > 0:
-            raise ConfigurationError("lease must be a positive number of seconds")
-        span = verifier.window.span
+        self.lease = _seconds("lease", lease)
+        span: float = getattr(verifier, "max_span", verifier.window.span)
         if retention is None:
             retention = span
         elif not retention >= span:  # also refuses NaN
@@ -218,30 +119,29 @@ class Receiver:
                 f"retention ({retention:g} s) is shorter than the replay window ({span:g} s): "
                 "a replayed delivery could be processed twice"
             )
+        self.retention = _seconds("retention", retention)
+        if inbox is not None and not callable(getattr(inbox, "enqueue", None)):
+            raise ConfigurationError("inbox must have an enqueue(entry) method (see kreuzberg_webhooks.inbox)")
         self.verifier = verifier
         self.store: ReplayStore | AsyncReplayStore = MemoryStore() if store is None else store
-        self.lease = float(lease)
-        self.retention = float(retention)
-        self._async_store = inspect.iscoroutinefunction(self.store.claim)
-        self._inline_store = bool(getattr(self.store, "nonblocking", False))
-        # A sync store that never blocks is called straight from the coroutines:
-        # no thread, no extra await (the in-memory store, on every delivery).
-        self._direct_store = self._inline_store and not self._async_store
+        self.inbox = inbox
+        self.observers: list[Observer] = []
+        if on_outcome is not None:
+            self.add_observer(on_outcome)
         self._handlers: dict[str, list[Handler]] = {}
-        # event type -> the handlers that run for it; rebuilt after add_handler.
-        self._dispatch: dict[str, tuple[Handler, ...]] = {}
 
     # -- the handler registry ------------------------------------------------
 
     def on(self, event_type: str = CATCH_ALL) -> Callable[[H], H]:
-        """Register a handler for ``job.completed``, ``job.failed``, ``job.cancelled``
-        (or a newer ``job.<status>``), or for every event with no argument.
+        """Register a handler for ``job.completed``, ``job.failed``, ``job.cancelled``,
+        ``job.partial_success`` (completed events with a partial result), or for
+        every event with no argument.
 
-        Handlers take the typed event; they may be plain functions or
-        coroutine functions. Handlers for the type run before catch-alls.
+        Handlers take the typed event; they may be plain functions or coroutine
+        functions. Handlers for the type run before catch-alls. A type that is
+        never delivered (a typo) is refused here, not discovered in production.
         """
-        if not isinstance(event_type, str) or not (event_type == CATCH_ALL or event_type.startswith("job.")):
-            raise ConfigurationError(f"unknown event type {event_type!r}: expected 'job.<status>' or '*'")
+        check_event_type(event_type)
 
         def register(handler: H) -> H:
             self.add_handler(event_type, handler)
@@ -251,97 +151,70 @@ class Receiver:
 
     def add_handler(self, event_type: str, handler: Handler) -> None:
         """Register *handler* for *event_type* (``"*"`` for every event)."""
+        check_event_type(event_type)
         if not callable(handler):
             raise ConfigurationError("a handler must be callable")
-        self._handlers.setdefault(str(event_type), []).append(handler)
-        self._dispatch = {}
+        self._handlers.setdefault(event_type, []).append(handler)
+
+    def add_observer(self, observer: Observer) -> None:
+        """Call *observer* once per delivery with its :class:`DeliveryReport`; it must not raise."""
+        if not callable(observer):
+            raise ConfigurationError("an observer must be callable")
+        self.observers.append(observer)
 
     def handlers_for(self, event: Event) -> list[Handler]:
         """The handlers that run for *event*, in order."""
-        return list(self._handlers_for_type(event.type))
-
-    def _handlers_for_type(self, event_type: str) -> tuple[Handler, ...]:
-        # Looked up on every delivery: one dict look-up instead of two and a list.
-        handlers = self._dispatch.get(event_type)
-        if handlers is None:
-            handlers = (*self._handlers.get(event_type, ()), *self._handlers.get(CATCH_ALL, ()))
-            self._dispatch[event_type] = handlers
+        handlers = list(self._handlers.get(event.type, ()))
+        if getattr(event, "status", None) == JobStatus.PARTIAL_SUCCESS:
+            handlers[:0] = self._handlers.get(PARTIAL_SUCCESS, ())
+        handlers.extend(self._handlers.get(CATCH_ALL, ()))
         return handlers
 
-    # -- endpoint mode: verify, claim, dispatch, settle -------------------------
+    def dispatch(self, event: Event) -> None:
+        """Run *event*'s handlers here, in order; a coroutine handler is run to completion."""
+        for handler in self.handlers_for(event):
+            result = handler(event)
+            if inspect.isawaitable(result):
+                run_coroutine(result)
+
+    async def dispatch_async(self, event: Event) -> None:
+        """Run *event*'s handlers on the loop; sync handlers run in a worker thread."""
+        for handler in self.handlers_for(event):
+            if inspect.iscoroutinefunction(handler):
+                await handler(event)
+                continue
+            result = await asyncio.to_thread(handler, event)
+            if inspect.isawaitable(result):
+                await result
+
+    # -- the entry points adapters call ------------------------------------------
+
+    def exchange(self, method: str, headers: Mapping[str, str]) -> Exchange:
+        """Start a request at the webhook path: see :class:`~kreuzberg_webhooks.exchange.Exchange`."""
+        return Exchange(self, method, headers)
 
     def handle(self, body: bytes, headers: Mapping[str, str]) -> Outcome:
         """Process one delivery synchronously and return the answer to send."""
-        try:
-            event = self.verifier.verify(body, headers)
-        except WebhookError as error:
-            return Outcome.from_error(error)
-        store = self._sync_store()
-        key = event.dedup_key
-        try:
-            claim = store.claim(key, self.lease)
-        except Exception as error:
-            return _store_error(event, error)
-        if claim.state is not _NEW:
-            return _refused(event, claim)
-        assert claim.token is not None
-        try:
-            for handler in self._dispatch.get(event.type) or self._handlers_for_type(event.type):
-                result = handler(event)
-                # Handlers mostly return None, which skips the slower awaitable check.
-                if result is not None and inspect.isawaitable(result):
-                    asyncio.run(_await(result))
-        except Exception:
-            try:
-                store.release(key, claim.token)
-            except Exception:
-                _settle_error(event, "release a claim")
-            return _handler_error(event)
-        try:
-            store.complete(key, claim.token, self.retention)
-        except Exception:
-            _settle_error(event, "mark an event done")
-        return _processed(event)
+        self._require_sync()
+        return run_sync(self, lifecycle.deliver(self, body, headers))
 
     async def handle_async(self, body: bytes, headers: Mapping[str, str]) -> Outcome:
         """Process one delivery on an event loop; sync handlers run in a worker thread."""
-        try:
-            event = self.verifier.verify(body, headers)
-        except WebhookError as error:
-            return Outcome.from_error(error)
-        key = event.dedup_key
-        try:
-            if self._direct_store:
-                claim = cast(ReplayStore, self.store).claim(key, self.lease)
-            else:
-                claim = await self._claim_async(key)
-        except Exception as error:
-            return _store_error(event, error)
-        if claim.state is not _NEW:
-            return _refused(event, claim)
-        assert claim.token is not None
-        try:
-            for handler in self._dispatch.get(event.type) or self._handlers_for_type(event.type):
-                if inspect.iscoroutinefunction(handler):
-                    await handler(event)
-                else:
-                    result = await asyncio.to_thread(handler, event)
-                    if inspect.isawaitable(result):
-                        await result
-        except Exception:
-            try:
-                await self._store_call("release", key, claim.token)
-            except Exception:
-                _settle_error(event, "release a claim")
-            return _handler_error(event)
-        try:
-            if self._direct_store:
-                cast(ReplayStore, self.store).complete(key, claim.token, self.retention)
-            else:
-                await self._store_call("complete", key, claim.token, self.retention)
-        except Exception:
-            _settle_error(event, "mark an event done")
-        return _processed(event)
+        return await run_async(self, lifecycle.deliver(self, body, headers))
+
+    def process(self, event: Event, *, scope: str = "", via: str = "webhook") -> Outcome:
+        """Run the handlers of a *trusted* event exactly once (the inbox worker, the reconciler).
+
+        No signature or window check: the caller vouches for the event. The
+        claim is keyed like a delivery's (``kreuzberg_webhooks.keys``), so an
+        event that also arrives by webhook runs its handlers once in all.
+        """
+        self._require_sync()
+        return run_sync(self, lifecycle.process(self, event, scope, via))
+
+    async def process_async(self, event: Event, *, scope: str = "", via: str = "webhook") -> Outcome:
+        """The async :meth:`process`."""
+        return await run_async(self, lifecycle.process(self, event, scope, via))
 
     # -- guard mode: the application's own view is the handler -----------------
 
@@ -351,82 +224,85 @@ class Receiver:
         Returns a :class:`Delivery` when this request owns the event, or the
         :class:`Outcome` to send at once (an error, a duplicate, in flight).
         """
-        try:
-            event = self.verifier.verify(body, headers)
-        except WebhookError as error:
-            return Outcome.from_error(error)
-        store = self._sync_store()  # outside the try: a misconfiguration must raise, not pass for a 503
-        try:
-            claim = store.claim(event.dedup_key, self.lease)
-        except Exception as error:
-            return _store_error(event, error)
-        return _claim_outcome(event, claim) or Delivery(event, event.dedup_key, claim.token or "")
-
-    def finish(self, delivery: Delivery, status_code: int) -> None:
-        """Settle a :class:`Delivery` by the status the application answered.
-
-        A 2xx marks the event done; anything else releases the claim, because
-        the sender will retry and the retry must be processed.
-        """
-        store = self._sync_store()
-        try:
-            if 200 <= status_code < 300:
-                store.complete(delivery.key, delivery.token, self.retention)
-            else:
-                store.release(delivery.key, delivery.token)
-        except Exception:
-            _settle_error(delivery.event, "settle a delivery")
+        self._require_sync()
+        return run_sync(self, lifecycle.begin(self, body, headers))
 
     async def begin_async(self, body: bytes, headers: Mapping[str, str]) -> Delivery | Outcome:
         """The async :meth:`begin`."""
-        try:
-            event = self.verifier.verify(body, headers)
-        except WebhookError as error:
-            return Outcome.from_error(error)
-        key = event.dedup_key
-        try:
-            if self._direct_store:
-                claim = cast(ReplayStore, self.store).claim(key, self.lease)
-            else:
-                claim = await self._claim_async(key)
-        except Exception as error:
-            return _store_error(event, error)
-        if claim.state is not _NEW:
-            return _refused(event, claim)
-        return Delivery(event, key, claim.token or "")
+        return await run_async(self, lifecycle.begin(self, body, headers))
+
+    def settle(
+        self,
+        delivery: Delivery,
+        status: int | None,
+        error: BaseException | None = None,
+        *,
+        cancelled: bool = False,
+    ) -> Outcome | None:
+        """Settle a :class:`Delivery` by how the application's code ended.
+
+        A 2xx marks the event done; another status, an exception or no answer
+        releases the claim (the sender retries and the retry is processed);
+        *cancelled* keeps the claim until its lease expires. Returns the answer
+        to send when the application sent none, else ``None``.
+        """
+        self._require_sync()
+        return run_sync(self, lifecycle.settle(self, delivery, status, error, cancelled=cancelled))
+
+    async def settle_async(
+        self,
+        delivery: Delivery,
+        status: int | None,
+        error: BaseException | None = None,
+        *,
+        cancelled: bool = False,
+    ) -> Outcome | None:
+        """The async :meth:`settle`."""
+        return await run_async(self, lifecycle.settle(self, delivery, status, error, cancelled=cancelled))
+
+    def finish(self, delivery: Delivery, status_code: int) -> None:
+        """Settle *delivery* by the status the application answered (:meth:`settle` with a status)."""
+        self.settle(delivery, status_code)
 
     async def finish_async(self, delivery: Delivery, status_code: int) -> None:
         """The async :meth:`finish`."""
-        if self._direct_store:
-            self.finish(delivery, status_code)  # a store that never blocks: no thread, no await
-            return
-        try:
-            if 200 <= status_code < 300:
-                await self._store_call("complete", delivery.key, delivery.token, self.retention)
-            else:
-                await self._store_call("release", delivery.key, delivery.token)
-        except Exception:
-            _settle_error(delivery.event, "settle a delivery")
+        await self.settle_async(delivery, status_code)
 
-    # -- store plumbing ---------------------------------------------------------
+    # -- the inbox ------------------------------------------------------------------
 
-    def _sync_store(self) -> ReplayStore:
-        if self._async_store:
-            raise ConfigurationError("this receiver's store is async: use handle_async / begin_async")
-        return self.store  # type: ignore[return-value]
+    def inbox_entry(
+        self, event: Event, key: str, scope: str, body: bytes, headers: Mapping[str, str], received_at: float
+    ) -> Any:
+        """What the inbox keeps of a verified delivery: the body and the headers that verify it again."""
+        from .inbox.base import InboxEntry  # the inbox is optional: imported when it is used
 
-    async def _claim_async(self, key: str) -> Claim:
-        result: Claim = await self._store_call("claim", key, self.lease)
-        return result
+        wanted = (self.verifier.header.lower(), "x-idempotency-key")
+        kept = tuple((name, value) for name in wanted if (value := _header(headers, name)) is not None)
+        return InboxEntry(
+            key=key,
+            scope=scope,
+            event_id=event.event_id,
+            event_type=event.type,
+            job_id=str(event.job_id),
+            body=body,
+            headers=kept,
+            received_at=received_at,
+        )
 
-    async def _store_call(self, name: str, *args: Any) -> Any:
-        method = getattr(self.store, name)
-        if self._async_store:
-            return await method(*args)
-        if self._inline_store:
-            return method(*args)
-        return await asyncio.to_thread(method, *args)
+    def _require_sync(self) -> None:
+        # Outside the flows: a misconfiguration must raise, not pass for a 503.
+        if inspect.iscoroutinefunction(getattr(self.store, "claim", None)):
+            raise ConfigurationError(
+                "this receiver's store is async: use handle_async, begin_async, settle_async or process_async"
+            )
+        if self.inbox is not None and inspect.iscoroutinefunction(self.inbox.enqueue):
+            raise ConfigurationError("this receiver's inbox is async: use handle_async")
 
 
-async def _await(awaitable: Awaitable[object]) -> object:
-    return await awaitable
+def _header(headers: Mapping[str, str], name: str) -> str | None:
+    value = headers.get(name)
+    if value is None:
+        for key, candidate in headers.items():
+            if key.lower() == name:
+                return candidate
+    return value

@@ -12,6 +12,7 @@ import logging
 import time
 import warnings
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any, TypeAlias, cast
 
 from .body import DEFAULT_MAX_BODY_SIZE, BodyReader
@@ -38,6 +39,7 @@ __all__ = [
     "ReplayWindow",
     "SecretResolver",
     "Secrets",
+    "Verified",
     "Verifier",
     "decode_json",
 ]
@@ -51,6 +53,15 @@ SecretResolver: TypeAlias = Callable[[str | None], "str | bytes | Iterable[str |
 Secrets: TypeAlias = "str | bytes | Iterable[str | bytes] | SecretResolver"
 #: Called with a signed body that is not a valid delivery, and the error.
 InvalidPayloadCallback: TypeAlias = Callable[[bytes, InvalidPayload], None]
+
+
+@dataclass(frozen=True, slots=True)
+class Verified:
+    """A verified delivery: its typed event, and the scope of who signed it (``kreuzberg_webhooks.keys``)."""
+
+    event: Event
+    #: ``""`` with static secrets; the project the resolver was asked for otherwise.
+    scope: str
 
 
 def _header(headers: Mapping[str, str], name: str, lower: str) -> str | None:
@@ -159,6 +170,14 @@ class Verifier:
         """A :class:`BodyReader` bound to this verifier's size limit."""
         return BodyReader(self.max_body_size, content_length)
 
+    def check(self, body: bytes, headers: Mapping[str, str], *, now: float | None = None) -> Verified:
+        """Like :meth:`verify`, with the signer's scope, and without the log line (the lifecycle writes it)."""
+        return self._verify(body, headers, now)
+
+    async def check_async(self, body: bytes, headers: Mapping[str, str], *, now: float | None = None) -> Verified:
+        """:meth:`check` for the async path."""
+        return self._verify(body, headers, now)
+
     def verify(self, body: bytes, headers: Mapping[str, str], *, now: float | None = None) -> Event:
         """Return the typed event for a delivery, or raise a :class:`WebhookError`.
 
@@ -167,7 +186,7 @@ class Verifier:
         the values with ``", "`` (RFC 9110), which is then malformed.
         """
         try:
-            return self._verify(body, headers, now)
+            return self._verify(body, headers, now).event
         except WebhookError as error:
             logger.warning(
                 "webhook delivery rejected: %s (status=%d, event_id=%s)",
@@ -177,7 +196,7 @@ class Verifier:
             )
             raise
 
-    def _verify(self, body: bytes, headers: Mapping[str, str], now: float | None) -> Event:
+    def _verify(self, body: bytes, headers: Mapping[str, str], now: float | None) -> Verified:
         if len(body) > self.max_body_size:
             raise PayloadTooLarge()
         header = _header(headers, self._header_name, self._header_lower)
@@ -190,8 +209,10 @@ class Verifier:
             except InvalidJSON as error:
                 decode_error = error
             project = data.get("project_id") if type(data) is dict else None
-            secrets = self._resolve(project if type(project) is str else None)
+            scope = project if type(project) is str else ""
+            secrets = self._resolve(scope or None)
         else:
+            scope = ""
             secrets = self._secrets
         if self.insecure_accept_unsigned and (header is None or not secrets):
             pass
@@ -218,7 +239,9 @@ class Verifier:
             raise
         if type(event) is JobEvent:
             self.window.check(event.raw["timestamp"], self._clock() if now is None else now, event_id=event.event_id)
-        return event
+            if scope:
+                scope = str(event.project_id)  # one spelling of the project, whatever case the body used
+        return Verified(event, scope)
 
     def _resolve(self, project_id: str | None) -> tuple[bytes, ...]:
         assert self._resolver is not None

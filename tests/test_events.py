@@ -61,7 +61,7 @@ def test_the_documented_small_event_parses_into_proper_types() -> None:
     assert event.attempt_count == 1
     assert event.is_retry is False
     assert event.type == EventType.JOB_COMPLETED == "job.completed"
-    assert event.dedup_key == "event:01HZQ3K4M5N6P7Q8R9S0T1V2W3"
+    assert event.dedup_key == "|550e8400-e29b-41d4-a716-446655440000|job.completed"
     assert event.raw is data
 
 
@@ -205,8 +205,8 @@ def test_a_job_document_parses_with_its_echoed_metadata() -> None:
 def test_a_job_document_is_deduplicated_on_its_signed_id_and_status() -> None:
     completed = parse_event(wire(job_document_payload(id=JOB_ID)))
     failed = parse_event(wire(job_document_payload(id=JOB_ID, status="failed")))
-    assert completed.dedup_key == f"job:{JOB_ID}:completed"
-    assert failed.dedup_key == f"job:{JOB_ID}:failed"
+    assert completed.dedup_key == f"|{JOB_ID}|job.completed"
+    assert failed.dedup_key == f"|{JOB_ID}|job.failed"
 
 
 def test_the_same_job_id_spelled_differently_has_one_dedup_key() -> None:
@@ -285,7 +285,7 @@ def test_a_crawl_document_lists_the_jobs_it_spawned(listing: dict[str, Any]) -> 
     assert event.job_id == UUID(JOB_ID)
     assert event.metadata == {"crawl": "site-1"}
     assert event.type == "job.completed"
-    assert event.dedup_key == f"crawl:{JOB_ID}:completed"
+    assert event.dedup_key == f"|{JOB_ID}|job.completed"
     assert event.event_id is None
 
 

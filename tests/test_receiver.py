@@ -29,6 +29,7 @@ from kreuzberg_webhooks import (
     Verifier,
     sign,
 )
+from kreuzberg_webhooks.events import parse_event
 from kreuzberg_webhooks.testing import job_document_payload, job_event_payload, signed_delivery
 
 SECRET = "receiver-test-secret-0123456789abcdef01"
@@ -287,7 +288,7 @@ def test_retry_after_is_what_is_left_of_the_lease(driver: Driver, recorder: Reco
     receiver = make_receiver(store, lease=90)
     receiver.on()(recorder)
     payload = job_event_payload(now=NOW)
-    store.claim("event:" + payload["event_id"], 90)
+    store.claim(parse_event(payload).dedup_key, 90)
     clock[0] = 29.5
     outcome = driver.handle(receiver, *signed_delivery(SECRET, payload))
     assert dict(outcome.headers)["retry-after"] == "61"  # 60.5 s left, rounded up
@@ -708,7 +709,7 @@ def test_receiver_rejections_log_one_line_with_the_event_id(
     driver: Driver, receiver: Receiver, store: MemoryStore, caplog: pytest.LogCaptureFixture
 ) -> None:
     payload = job_event_payload(now=NOW)
-    store.claim("event:" + payload["event_id"], 120)
+    store.claim(parse_event(payload).dedup_key, 120)
     caplog.set_level(logging.INFO, logger="kreuzberg_webhooks")
     driver.handle(receiver, *signed_delivery(SECRET, payload))
     lines = [r.getMessage() for r in caplog.records if "rejected" in r.getMessage()]
@@ -731,4 +732,4 @@ def test_a_failing_handler_is_logged_with_its_traceback_and_event_id(
 def test_the_store_sees_the_signed_dedup_key(driver: Driver, receiver: Receiver, store: MemoryStore) -> None:
     payload = job_event_payload(now=NOW)
     driver.handle(receiver, *signed_delivery(SECRET, payload))
-    assert store.claim("event:" + payload["event_id"], 120).state is ClaimState.DONE
+    assert store.claim(parse_event(payload).dedup_key, 120).state is ClaimState.DONE

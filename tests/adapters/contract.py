@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from kreuzberg_webhooks import Event, MemoryStore, Receiver, ReplayWindow, sign
+from kreuzberg_webhooks.events import parse_event
 from kreuzberg_webhooks.stores import Claim
 from kreuzberg_webhooks.testing import job_document_payload, job_event_payload, signed_delivery
 
@@ -224,7 +225,7 @@ class AdapterContract:
     def test_in_flight_duplicate_gets_429_with_retry_after(self, recorder: Recorder) -> None:
         store = MemoryStore()
         payload = job_event_payload(now=NOW)
-        store.claim("event:" + payload["event_id"], 120.0)  # another request holds it
+        store.claim(parse_event(payload).dedup_key, 120.0)  # another request holds it
         body, headers = signed_delivery(SECRET, payload)
         with self.open_poster(make_receiver(recorder, store), recorder) as post:
             answer = post("POST", PATH, body, pairs(headers))

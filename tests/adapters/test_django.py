@@ -47,6 +47,7 @@ from kreuzberg_webhooks.adapters.django import (
 )
 from kreuzberg_webhooks.adapters.django import conf as django_conf
 from kreuzberg_webhooks.adapters.django.checks import check_settings, check_store
+from kreuzberg_webhooks.events import parse_event
 from kreuzberg_webhooks.testing import FrozenClock, job_event_payload, signed_delivery
 
 from ..stores.contract import FrozenClock as StoreClock
@@ -780,7 +781,7 @@ def test_cache_store_key_holding_a_foreign_value_is_503_not_a_guess() -> None:
         store.claim(key, 30)
     receiver = Receiver(SECRET, store=store, clock=lambda: NOW)
     payload = job_event_payload(now=NOW)
-    store.cache.set(store.cache_key("event:" + payload["event_id"]), 12345)
+    store.cache.set(store.cache_key(parse_event(payload).dedup_key), 12345)
     body, headers = signed_delivery(SECRET, payload)
     assert receiver.handle(body, headers).status_code == 503
 

@@ -15,6 +15,7 @@ from fastapi.testclient import TestClient
 
 from kreuzberg_webhooks import Event, JobEvent, MemoryStore, Receiver, sign
 from kreuzberg_webhooks.adapters.fastapi import DeliveryAnswered, KreuzbergWebhook
+from kreuzberg_webhooks.events import parse_event
 from kreuzberg_webhooks.testing import job_event_payload, signed_delivery
 
 from .contract import NOW, PATH, SECRET, AdapterContract, Answer, Poster, Recorder, make_receiver
@@ -203,13 +204,13 @@ def test_client_disconnect_mid_body_takes_no_claim(recorder: Recorder) -> None:
     with contextlib.suppress(Exception):  # Starlette's ClientDisconnect; nobody is left to answer
         asyncio.run(app(scope, receive, send))
     assert recorder.events == []
-    assert store.claim("event:" + payload["event_id"], 60).state.name == "NEW"
+    assert store.claim(parse_event(payload).dedup_key, 60).state.name == "NEW"
 
 
 def test_without_init_app_the_status_and_headers_still_match(recorder: Recorder) -> None:
     store = MemoryStore()
     payload = job_event_payload(now=NOW)
-    store.claim("event:" + payload["event_id"], 120.0)
+    store.claim(parse_event(payload).dedup_key, 120.0)
     webhook = KreuzbergWebhook(make_receiver(recorder, store))
     app = FastAPI()
 

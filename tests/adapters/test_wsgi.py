@@ -15,6 +15,7 @@ from werkzeug.wrappers import Request, Response
 
 from kreuzberg_webhooks import ClaimState, Event, MemoryStore, Receiver
 from kreuzberg_webhooks.adapters.wsgi import ENVIRON_KEY, KreuzbergWebhookMiddleware, environ_headers, read_body
+from kreuzberg_webhooks.events import parse_event
 from kreuzberg_webhooks.testing import job_event_payload, signed_delivery
 
 from .contract import LIMIT, NOW, PATH, SECRET, AdapterContract, Answer, Poster, Recorder, make_receiver
@@ -298,7 +299,7 @@ def test_guard_settles_the_claim_by_the_apps_status(
 def test_guard_settles_only_when_the_response_is_closed(receiver: Receiver, store: MemoryStore) -> None:
     payload = job_event_payload(now=NOW)
     body, headers = signed_delivery(SECRET, payload)
-    key = "event:" + payload["event_id"]
+    key = parse_event(payload).dedup_key
     states: list[ClaimState] = []
 
     def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterator[bytes]:

@@ -50,6 +50,7 @@ from typing import Any
 import pytest
 
 from kreuzberg_webhooks import AsyncReplayStore, Claim, ClaimState, Event, Outcome, Receiver, ReplayStore, ReplayWindow
+from kreuzberg_webhooks.events import parse_event
 from kreuzberg_webhooks.testing import job_event_payload, signed_delivery
 
 __all__ = ["FrozenClock", "StoreContract"]
@@ -359,7 +360,7 @@ class StoreContract:
         receiver = self._receiver(store)
         payload = job_event_payload(now=NOW)
         body, headers = signed_delivery(SECRET, payload)
-        holder = store.claim("event:" + payload["event_id"], self.LEASE)
+        holder = store.claim(parse_event(payload).dedup_key, self.LEASE)
         assert holder.state is ClaimState.NEW
         outcome = receiver.handle(body, headers)
         assert (outcome.status_code, outcome.reason) == (429, "in_flight")

@@ -1,0 +1,84 @@
+"""One request at the webhook path, before any I/O is done: the method, the headers, the body as it arrives.
+
+An adapter asks the receiver for an :class:`Exchange`, feeds it the body's
+chunks as it reads them, and sends :attr:`Exchange.answer` as soon as there is
+one (405 for a method other than ``POST``, 413 the moment the body passes the
+limit); otherwise the complete :attr:`Exchange.body` goes on to the lifecycle::
+
+    exchange = receiver.exchange(method, headers)
+    for chunk in stream:
+        if not exchange.feed(chunk):
+            break                      # the answer is decided: stop reading
+    if exchange.answer is not None:
+        send(exchange.answer)
+    else:
+        send(receiver.handle(exchange.body, headers))
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
+
+from .body import BodyReader
+from .exceptions import MethodNotAllowed, PayloadTooLarge, WebhookError
+from .outcome import Outcome
+
+if TYPE_CHECKING:
+    from .receiver import Receiver
+
+__all__ = ["Exchange"]
+
+
+class Exchange:
+    """The request side of one delivery: decides 405 and 413, and collects the body under the limit."""
+
+    __slots__ = ("_reader", "_receiver", "answer", "headers")
+
+    def __init__(self, receiver: Receiver, method: str, headers: Mapping[str, str]) -> None:
+        self._receiver = receiver
+        self.headers = headers
+        #: The answer to send now, without going further; ``None`` while the request may go on.
+        self.answer: Outcome | None = None
+        self._reader: BodyReader | None = None
+        if method != "POST":
+            self._refuse(MethodNotAllowed())
+            return
+        try:
+            self._reader = receiver.verifier.body_reader(_content_length(headers))
+        except PayloadTooLarge as error:
+            self._refuse(error)
+
+    @property
+    def reading(self) -> bool:
+        """Whether the body is still wanted."""
+        return self.answer is None
+
+    def feed(self, chunk: bytes) -> bool:
+        """Add a chunk of the body; ``False`` once the answer is decided (stop reading)."""
+        if self._reader is None:
+            return False
+        try:
+            self._reader.feed(chunk)
+        except PayloadTooLarge as error:
+            self._refuse(error)
+            return False
+        return True
+
+    @property
+    def body(self) -> bytes:
+        """The body read so far."""
+        return b"" if self._reader is None else self._reader.body()
+
+    def _refuse(self, error: WebhookError) -> None:
+        from .lifecycle import _Timer, conclude
+
+        self._reader = None
+        self.answer = conclude(self._receiver, Outcome.from_error(error), _Timer(), "endpoint")
+
+
+def _content_length(headers: Mapping[str, str]) -> str | None:
+    value = headers.get("content-length")
+    if value is None:
+        value = headers.get("Content-Length")
+    return value

@@ -1,0 +1,464 @@
+"""The delivery lifecycle, written once: verify → claim → handlers → complete or release.
+
+Each flow below is a generator that *decides* and yields the I/O it needs as a
+step (:class:`Verify`, :class:`StoreOp`, :class:`Enqueue`, :class:`Dispatch`);
+a driver performs the step and sends the result back, or throws the error in.
+:func:`run_sync` and :func:`run_async` are the only two drivers, so a rule
+changed here changes for every adapter and for both sync and async callers
+(the shape of httpx's ``Auth.auth_flow``).
+
+Every flow ends in :func:`conclude`, which writes the one log line of the
+delivery and tells the receiver's observers (a :class:`DeliveryReport`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import inspect
+import logging
+import math
+import time
+from collections.abc import Awaitable, Coroutine, Generator, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal, TypeAlias, TypeVar
+
+from .events import Event
+from .exceptions import DeliveryInFlight, HandlerFailed, StoreUnavailable, WebhookError
+from .keys import delivery_key
+from .outcome import DeliveryReport, Mode, Outcome
+from .stores.base import Claim, ClaimState
+
+if TYPE_CHECKING:
+    from .receiver import Receiver
+
+__all__ = [
+    "Delivery",
+    "Dispatch",
+    "Enqueue",
+    "Flow",
+    "StoreOp",
+    "Verify",
+    "begin",
+    "deliver",
+    "process",
+    "run_async",
+    "run_sync",
+    "settle",
+]
+
+logger = logging.getLogger("kreuzberg_webhooks")
+
+T = TypeVar("T")
+
+
+# -- the steps a flow yields ---------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Verify:
+    """Verify a delivery; the driver sends back a ``Verified`` or throws the :class:`WebhookError`."""
+
+    body: bytes
+    headers: Mapping[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class StoreOp:
+    """Call the replay store: ``claim``, ``complete`` or ``release`` with *args*."""
+
+    name: Literal["claim", "complete", "release"]
+    args: tuple[Any, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Enqueue:
+    """Write a verified delivery to the inbox; the driver sends back whether it was new."""
+
+    entry: Any
+
+
+@dataclass(frozen=True, slots=True)
+class Dispatch:
+    """Run the handlers registered for *event*."""
+
+    event: Event
+
+
+Step: TypeAlias = Verify | StoreOp | Enqueue | Dispatch
+Flow: TypeAlias = Generator[Step, Any, T]
+
+
+@dataclass(slots=True)
+class _Timer:
+    """Where a delivery's time went, for its :class:`DeliveryReport`."""
+
+    started_at: float = field(default_factory=time.time)
+    start: float = field(default_factory=time.perf_counter)
+    verify: float = 0.0
+    store: float = 0.0
+    handler: float = 0.0
+
+
+def _timed(timer: _Timer, phase: str, step: Step) -> Generator[Step, Any, Any]:
+    begun = time.perf_counter()
+    try:
+        return (yield step)
+    finally:
+        elapsed = time.perf_counter() - begun
+        setattr(timer, phase, getattr(timer, phase) + elapsed)
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """A verified delivery whose event this request has claimed (guard mode).
+
+    Returned by :meth:`Receiver.begin`; settle it with :meth:`Receiver.finish`
+    (or :meth:`Receiver.settle`) once the application's code has run.
+    """
+
+    event: Event
+    key: str
+    token: str
+    scope: str = ""
+    _timer: _Timer = field(default_factory=_Timer, compare=False, repr=False)
+
+
+# -- the flows ------------------------------------------------------------------
+
+
+def deliver(rx: Receiver, body: bytes, headers: Mapping[str, str]) -> Flow[Outcome]:
+    """Endpoint (or inbox) mode: one delivery from its bytes to the answer."""
+    timer = _Timer()
+    mode: Mode = "endpoint" if rx.inbox is None else "inbox"
+    try:
+        verified = yield from _timed(timer, "verify", Verify(body, headers))
+    except WebhookError as error:
+        return conclude(rx, Outcome.from_error(error), timer, mode)
+    event: Event = verified.event
+    key = delivery_key(event, verified.scope)
+    if rx.inbox is not None:
+        entry = rx.inbox_entry(event, key, verified.scope, body, headers, timer.started_at)
+        try:
+            new = yield from _timed(timer, "store", Enqueue(entry))
+        except Exception as error:
+            return conclude(rx, _store_error(event), timer, mode, store_error=_store_detail(error))
+        return conclude(rx, Outcome.queued(event) if new else Outcome.already_processed(event), timer, mode)
+    return (yield from _claim_and_run(rx, event, key, timer, "endpoint", "webhook"))
+
+
+def process(rx: Receiver, event: Event, scope: str, via: str) -> Flow[Outcome]:
+    """A trusted event (from the inbox, from the jobs API): claim, run the handlers, settle."""
+    return (yield from _claim_and_run(rx, event, delivery_key(event, scope), _Timer(), "process", via))
+
+
+def _claim_and_run(rx: Receiver, event: Event, key: str, timer: _Timer, mode: Mode, via: str) -> Flow[Outcome]:
+    try:
+        claim: Claim = yield from _timed(timer, "store", StoreOp("claim", (key, rx.lease)))
+    except Exception as error:
+        return conclude(rx, _store_error(event), timer, mode, via, store_error=_store_detail(error))
+    if claim.state is not ClaimState.NEW:
+        return conclude(rx, _refused(event, claim), timer, mode, via)
+    token = claim.token or ""
+    try:
+        yield from _timed(timer, "handler", Dispatch(event))
+    except Exception as error:
+        yield from _release(rx, event, key, token, timer)
+        outcome = Outcome.from_error(HandlerFailed(event_id=event.event_id), event)
+        return conclude(rx, outcome, timer, mode, via, handler_error=error)
+    try:
+        yield from _timed(timer, "store", StoreOp("complete", (key, token, rx.retention)))
+    except Exception:
+        _settle_error(event, "mark an event done")
+    return conclude(rx, Outcome.processed(event), timer, mode, via)
+
+
+def begin(rx: Receiver, body: bytes, headers: Mapping[str, str]) -> Flow[Delivery | Outcome]:
+    """Guard mode, first half: verify and claim for code the adapter runs itself."""
+    timer = _Timer()
+    try:
+        verified = yield from _timed(timer, "verify", Verify(body, headers))
+    except WebhookError as error:
+        return conclude(rx, Outcome.from_error(error), timer, "guard")
+    event: Event = verified.event
+    key = delivery_key(event, verified.scope)
+    try:
+        claim: Claim = yield from _timed(timer, "store", StoreOp("claim", (key, rx.lease)))
+    except Exception as error:
+        return conclude(rx, _store_error(event), timer, "guard", store_error=_store_detail(error))
+    if claim.state is not ClaimState.NEW:
+        return conclude(rx, _refused(event, claim), timer, "guard")
+    return Delivery(event, key, claim.token or "", verified.scope, timer)
+
+
+def settle(
+    rx: Receiver,
+    delivery: Delivery,
+    status: int | None,
+    error: BaseException | None = None,
+    *,
+    cancelled: bool = False,
+) -> Flow[Outcome | None]:
+    """Guard mode, second half: settle the claim by how the application's code ended.
+
+    Returns the answer to send when the application sent none (it raised, or
+    returned without answering), else ``None``.
+
+    - a 2xx: the event is done;
+    - any other status, an exception, or no answer at all: the claim is
+      released, so the sender's retry is processed;
+    - cancelled (a timeout, the server shutting down): the claim is *kept*
+      until its lease expires, since code of this delivery may still be
+      running in a thread, and releasing it could run the event twice.
+    """
+    event, timer = delivery.event, delivery._timer
+    timer.handler = time.perf_counter() - timer.start - timer.verify - timer.store
+    if cancelled:
+        logger.warning("webhook request cancelled; claim kept until its lease expires (event_id=%s)", _event_id(event))
+        _report(rx, 499, "cancelled", event, timer, "guard", "webhook")
+        return None
+    if error is None and status is not None and 200 <= status < 300:
+        try:
+            yield from _timed(timer, "store", StoreOp("complete", (delivery.key, delivery.token, rx.retention)))
+        except Exception:
+            _settle_error(event, "settle a delivery")
+        conclude(rx, Outcome(status, "processed", (), b"", event), timer, "guard")
+        return None
+    yield from _release(rx, event, delivery.key, delivery.token, timer, "settle a delivery")
+    if error is None and status is not None:
+        # The application answered, just not 2xx: its answer stands, and the retry will be processed.
+        conclude(rx, Outcome(status, "released", (), b"", event), timer, "guard")
+        return None
+    outcome = Outcome.from_error(HandlerFailed(event_id=event.event_id), event)
+    failure = error if error is not None else RuntimeError("the application sent no response")
+    return conclude(rx, outcome, timer, "guard", handler_error=failure)
+
+
+def _release(
+    rx: Receiver, event: Event, key: str, token: str, timer: _Timer, action: str = "release a claim"
+) -> Flow[None]:
+    try:
+        yield from _timed(timer, "store", StoreOp("release", (key, token)))
+    except Exception:
+        _settle_error(event, action)
+
+
+# -- decisions ------------------------------------------------------------------
+
+
+def _event_id(event: Event | None) -> str:
+    if event is None:
+        return "-"
+    return event.event_id or f"{event.job_id}/{event.type}"
+
+
+def _refused(event: Event, claim: Claim) -> Outcome:
+    """The answer to a claim that found the event done or in flight."""
+    if claim.state is ClaimState.DONE:
+        return Outcome.already_processed(event)
+    error = DeliveryInFlight(event_id=event.event_id, retry_after=math.ceil(claim.retry_after))
+    return Outcome.from_error(error, event)
+
+
+def _store_detail(error: BaseException) -> str:
+    # A store's own StoreUnavailable says what failed; other exceptions may carry
+    # connection URLs with credentials, so only their type is logged.
+    return f"StoreUnavailable: {error.detail}" if isinstance(error, StoreUnavailable) else type(error).__name__
+
+
+def _store_error(event: Event) -> Outcome:
+    # The store's own details stay in the log, out of the response.
+    return Outcome.from_error(StoreUnavailable(event_id=event.event_id), event)
+
+
+def _settle_error(event: Event, action: str) -> None:
+    # After the handler has run, a store error must not turn into a retry that
+    # redoes the work: the lease expires by itself.
+    logger.exception("replay store failed to %s (event_id=%s)", action, _event_id(event))
+
+
+def conclude(
+    rx: Receiver,
+    outcome: Outcome,
+    timer: _Timer,
+    mode: Mode,
+    via: str = "webhook",
+    *,
+    store_error: str | None = None,
+    handler_error: BaseException | None = None,
+) -> Outcome:
+    """Write the delivery's one log line, tell the observers, and return *outcome*."""
+    event_id = _event_id(outcome.event)
+    if store_error is not None:
+        logger.error(
+            "replay store unavailable; delivery answered 503 (event_id=%s): %s",
+            event_id,
+            store_error,
+        )
+    elif handler_error is not None:
+        logger.error(
+            "webhook handler raised; claim released (event_id=%s)",
+            event_id,
+            exc_info=(type(handler_error), handler_error, handler_error.__traceback__),
+        )
+    elif outcome.ok:
+        logger.info("webhook delivery %s (status=%d, event_id=%s)", outcome.reason, outcome.status_code, event_id)
+    else:
+        logger.warning(
+            "webhook delivery rejected: %s (status=%d, event_id=%s)", outcome.reason, outcome.status_code, event_id
+        )
+    _report(rx, outcome.status_code, outcome.reason, outcome.event, timer, mode, via)
+    return outcome
+
+
+def _report(rx: Receiver, status: int, reason: str, event: Event | None, timer: _Timer, mode: Mode, via: str) -> None:
+    if not rx.observers:
+        return
+    report = DeliveryReport(
+        status_code=status,
+        reason=reason,
+        duplicate=reason == "duplicate",
+        mode=mode,
+        via=via,
+        event_type=None if event is None else event.type,
+        event_id=None if event is None else event.event_id,
+        job_id=None if event is None else str(event.job_id),
+        started_at=timer.started_at,
+        verify_seconds=timer.verify,
+        store_seconds=timer.store,
+        handler_seconds=timer.handler,
+        total_seconds=time.perf_counter() - timer.start,
+    )
+    for observer in rx.observers:
+        try:
+            observer(report)
+        except Exception:
+            logger.exception("a delivery observer raised; the answer is unchanged")
+
+
+# -- the two drivers --------------------------------------------------------------
+
+
+def run_sync(rx: Receiver, flow: Flow[T]) -> T:
+    """Drive *flow* in this thread: the store, the inbox and the handlers are called directly."""
+    value: Any = None
+    error: Exception | None = None
+    while True:
+        try:
+            step = flow.send(value) if error is None else flow.throw(error)
+        except StopIteration as stop:
+            result: T = stop.value
+            return result
+        value, error = None, None
+        try:
+            value = _perform_sync(rx, step)
+        except Exception as failure:
+            error = failure
+
+
+def _perform_sync(rx: Receiver, step: Step) -> Any:
+    if isinstance(step, Verify):
+        return rx.verifier.check(step.body, step.headers)
+    if isinstance(step, StoreOp):
+        return getattr(rx.store, step.name)(*step.args)
+    if isinstance(step, Enqueue):
+        return rx.inbox.enqueue(step.entry)
+    rx.dispatch(step.event)
+    return None
+
+
+async def run_async(rx: Receiver, flow: Flow[T]) -> T:
+    """Drive *flow* on an event loop: async stores and handlers are awaited, blocking ones run in a thread.
+
+    The handlers run in a task of their own. If the request is cancelled while
+    they run (a timeout, a client gone, a server shutting down), they are not
+    interrupted: the flow goes on in the background and settles the claim when
+    they end, so no claim is released while code of its delivery still runs.
+    """
+    return await _drive_async(rx, flow, None)
+
+
+async def _drive_async(rx: Receiver, flow: Flow[T], error: Exception | None) -> T:
+    value: Any = None
+    while True:
+        try:
+            step = flow.send(value) if error is None else flow.throw(error)
+        except StopIteration as stop:
+            result: T = stop.value
+            return result
+        value, error = None, None
+        if isinstance(step, Dispatch):
+            handlers = asyncio.ensure_future(rx.dispatch_async(step.event))
+            try:
+                await asyncio.shield(handlers)
+            except asyncio.CancelledError:
+                _detach(_continue_after(rx, flow, handlers))
+                raise
+            except Exception as failure:
+                error = failure
+            continue
+        try:
+            value = await _perform_async(rx, step)
+        except Exception as failure:
+            error = failure
+
+
+async def _continue_after(rx: Receiver, flow: Flow[Any], handlers: asyncio.Future[None]) -> None:
+    """The rest of a cancelled request's flow, once its handlers have ended."""
+    error: Exception | None = None
+    try:
+        await handlers
+    except Exception as failure:
+        error = failure
+    await _drive_async(rx, flow, error)
+
+
+async def _perform_async(rx: Receiver, step: Step) -> Any:
+    if isinstance(step, Verify):
+        return await rx.verifier.check_async(step.body, step.headers)
+    if isinstance(step, StoreOp):
+        return await _call(getattr(rx.store, step.name), step.args, rx.store)
+    assert isinstance(step, Enqueue)
+    assert rx.inbox is not None
+    return await _call(rx.inbox.enqueue, (step.entry,), rx.inbox)
+
+
+async def _call(method: Any, args: tuple[Any, ...], owner: object) -> Any:
+    if inspect.iscoroutinefunction(method):
+        return await method(*args)
+    if getattr(owner, "nonblocking", False):
+        return method(*args)  # never blocks (the in-memory store): no thread
+    return await asyncio.to_thread(method, *args)
+
+
+_background: set[asyncio.Task[None]] = set()
+
+
+def _detach(coroutine: Coroutine[Any, Any, None]) -> None:
+    # Keep a reference, or the task could be collected before it settles.
+    task = asyncio.ensure_future(coroutine)
+    _background.add(task)
+    task.add_done_callback(_background.discard)
+
+
+# -- running handlers ----------------------------------------------------------------
+
+
+def run_coroutine(awaitable: Awaitable[T]) -> T:
+    """Run *awaitable* to completion from sync code.
+
+    With no event loop in this thread, ``asyncio.run``; with one (sync code
+    called from a coroutine, a Jupyter kernel), on a fresh loop in another
+    thread, since this thread's loop cannot be re-entered. Either way the
+    handler runs: a running loop is never a reason to answer 500.
+    """
+
+    async def main() -> T:
+        return await awaitable
+
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(main())
+    with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="kreuzberg-webhooks") as pool:
+        return pool.submit(asyncio.run, main()).result()

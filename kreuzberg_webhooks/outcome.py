@@ -1,0 +1,97 @@
+"""What one delivery ends in: the answer to send (:class:`Outcome`) and what happened (:class:`DeliveryReport`)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Literal, TypeAlias
+
+from .events import Event
+from .exceptions import DeliveryInFlight, MethodNotAllowed, WebhookError
+
+__all__ = ["DeliveryReport", "Mode", "Outcome"]
+
+_JSON = ("content-type", "application/json")
+
+#: How a delivery was handled: answered by the receiver's handlers, by the
+#: application's own view (guard), written to the inbox, or a trusted event
+#: processed by :meth:`Receiver.process` (the inbox worker, the reconciler).
+Mode: TypeAlias = Literal["endpoint", "guard", "inbox", "process"]
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """The answer to one delivery, ready for an adapter to send."""
+
+    status_code: int
+    #: ``processed``, ``queued``, ``duplicate``, or the error's reason code.
+    reason: str
+    headers: tuple[tuple[str, str], ...]
+    body: bytes
+    event: Event | None = None
+
+    @property
+    def ok(self) -> bool:
+        """Whether the answer is 2xx (the sender will not retry)."""
+        return 200 <= self.status_code < 300
+
+    @property
+    def duplicate(self) -> bool:
+        """Whether the event had already been processed (or queued)."""
+        return self.reason == "duplicate"
+
+    @classmethod
+    def processed(cls, event: Event) -> Outcome:
+        """200: the handlers ran."""
+        return cls(200, "processed", (_JSON,), b'{"status":"processed"}', event)
+
+    @classmethod
+    def queued(cls, event: Event) -> Outcome:
+        """202: written durably to the inbox; the handlers run later (``docs/contract.md`` §4b)."""
+        return cls(202, "queued", (_JSON,), b'{"status":"queued"}', event)
+
+    @classmethod
+    def already_processed(cls, event: Event) -> Outcome:
+        """200, marked duplicate: acknowledged, never redone."""
+        return cls(200, "duplicate", (_JSON, ("x-kreuzberg-duplicate", "true")), b'{"status":"duplicate"}', event)
+
+    @classmethod
+    def from_error(cls, error: WebhookError, event: Event | None = None) -> Outcome:
+        """The answer for *error*: its status and a small JSON body with the reason code."""
+        headers: tuple[tuple[str, str], ...] = (_JSON,)
+        if isinstance(error, DeliveryInFlight):
+            headers += (("retry-after", str(error.retry_after)),)
+        elif isinstance(error, MethodNotAllowed):
+            headers += (("allow", "POST"),)
+        body = json.dumps({"error": error.reason, "detail": error.detail}, separators=(",", ":"))
+        return cls(error.status_code, error.reason, headers, body.encode(), event)
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryReport:
+    """What one delivery came to, for observers (metrics, tracing, audit logs).
+
+    It never holds the body, a secret, a signature or an API key: only the
+    answer, the event's identity and the time each phase took.
+    """
+
+    status_code: int
+    reason: str
+    duplicate: bool
+    mode: Mode
+    #: ``webhook``, ``inbox``, ``reconcile`` …: which path brought the event.
+    via: str
+    event_type: str | None
+    event_id: str | None
+    job_id: str | None
+    #: Unix time the delivery started.
+    started_at: float
+    verify_seconds: float
+    store_seconds: float
+    handler_seconds: float
+    total_seconds: float
+
+    @property
+    def ok(self) -> bool:
+        """Whether the answer was 2xx."""
+        return 200 <= self.status_code < 300
