@@ -1,0 +1,332 @@
+"""InboxWorker on a SQLite inbox and an injected clock: exactly once, retries, dead letters, leases."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+import pytest
+
+from kreuzberg_webhooks import ConfigurationError, Event, MemoryStore, Receiver, ReplayWindow, StoreUnavailable
+from kreuzberg_webhooks.inbox import DeliveryState, RetryPolicy, SQLiteInbox
+from kreuzberg_webhooks.inbox.worker import DeliveryFailure, InboxWorker
+from kreuzberg_webhooks.testing import job_event_payload
+from tests.inbox.support import SECRET, CountingHandler, entry_for
+from tests.stores.contract import NOW, FrozenClock
+
+LEASE = 60.0
+
+
+@pytest.fixture
+def clock() -> FrozenClock:
+    return FrozenClock()
+
+
+@pytest.fixture
+def inbox(tmp_path: Path, clock: FrozenClock) -> SQLiteInbox:
+    return SQLiteInbox(tmp_path / "inbox.sqlite3", clock=clock)
+
+
+@pytest.fixture
+def handler() -> CountingHandler:
+    return CountingHandler()
+
+
+def make_receiver(handler: CountingHandler, clock: FrozenClock) -> Receiver:
+    receiver = Receiver(
+        SECRET,
+        store=MemoryStore(clock=clock),
+        clock=clock,
+        window=ReplayWindow(max_age=3600, max_future=60),
+    )
+    receiver.on()(handler)
+    return receiver
+
+
+def make_worker(
+    handler: CountingHandler, inbox: SQLiteInbox, clock: FrozenClock, **options: object
+) -> tuple[InboxWorker, list[DeliveryFailure], list[DeliveryFailure]]:
+    failures: list[DeliveryFailure] = []
+    dead: list[DeliveryFailure] = []
+    worker = InboxWorker(
+        make_receiver(handler, clock),
+        inbox,
+        lease=LEASE,
+        clock=clock,
+        on_failure=failures.append,
+        on_dead=dead.append,
+        **options,  # type: ignore[arg-type]
+    )
+    return worker, failures, dead
+
+
+def test_each_queued_delivery_runs_its_handlers_once(
+    inbox: SQLiteInbox, clock: FrozenClock, handler: CountingHandler
+) -> None:
+    entries = [entry_for(received_at=NOW) for _ in range(25)]
+    for entry in entries:
+        inbox.enqueue(entry)
+    worker, failures, _ = make_worker(handler, inbox, clock, batch=4)
+    assert worker.drain() == 25
+    assert worker.drain() == 0
+    assert handler.calls == {entry.job_id: 1 for entry in entries}
+    assert inbox.counts()[DeliveryState.DONE] == 25
+    assert failures == []
+
+
+def test_a_handler_failing_for_an_hour_runs_once_after_it_recovers(
+    inbox: SQLiteInbox, clock: FrozenClock, handler: CountingHandler
+) -> None:
+    policy = RetryPolicy(first_delay=10, max_delay=600, max_attempts=50, max_age=24 * 3600)
+    worker, failures, dead = make_worker(handler, inbox, clock, policy=policy)
+    entries = [entry_for(received_at=NOW) for _ in range(5)]
+    for entry in entries:
+        inbox.enqueue(entry)
+    handler.failing = True
+    outage_ends = NOW + 3600
+    while clock.now < outage_ends:
+        worker.drain()
+        clock.advance(15)
+    assert handler.calls == {}
+    assert {r.state for r in inbox.list()} == {DeliveryState.QUEUED}
+    handler.failing = False
+    clock.advance(policy.max_delay)  # the longest wait the policy can have scheduled
+    worker.drain()
+    assert handler.calls == {entry.job_id: 1 for entry in entries}
+    records = inbox.list()
+    assert {r.state for r in records} == {DeliveryState.DONE}
+    assert all(r.last_error and "downstream is down" in r.last_error for r in records)
+    # 10, 20, … 600 s between attempts: about 13 failed attempts each in the hour.
+    assert all(10 <= r.attempts <= 16 for r in records)
+    assert len(failures) == sum(r.attempts - 1 for r in records)
+    assert dead == []
+
+
+def test_a_delivery_goes_dead_after_the_last_attempt_and_the_hooks_hear_of_it(
+    inbox: SQLiteInbox, clock: FrozenClock, handler: CountingHandler
+) -> None:
+    policy = RetryPolicy(first_delay=1, max_delay=1, max_attempts=3, max_age=None)
+    worker, failures, dead = make_worker(handler, inbox, clock, policy=policy)
+    entry = entry_for(received_at=NOW)
+    inbox.enqueue(entry)
+    handler.failing = True
+    for _ in range(5):
+        worker.drain()
+        clock.advance(2)
+    record = inbox.get(entry.key)
+    assert record is not None
+    assert (record.state, record.attempts) == (DeliveryState.DEAD, 3)
+    assert record.last_error == f"RuntimeError: downstream is down (job {entry.job_id})"
+    assert [(f.record.attempts, f.dead) for f in failures] == [(1, False), (2, False), (3, True)]
+    assert len(dead) == 1
+    assert dead[0].record.key == entry.key
+    assert dead[0].error == record.last_error
+    # Retried by an operator once the cause is fixed: processed once.
+    handler.failing = False
+    assert inbox.retry(state=DeliveryState.DEAD) == 1
+    worker.drain()
+    assert handler.calls == {entry.job_id: 1}
+
+
+def test_a_killed_worker_gives_its_delivery_back_after_the_lease(
+    inbox: SQLiteInbox, clock: FrozenClock, handler: CountingHandler
+) -> None:
+    entry = entry_for(received_at=NOW)
+    inbox.enqueue(entry)
+    killed = inbox.claim_due(LEASE)  # claimed by a worker that then died without a word
+    assert len(killed) == 1
+    worker, _, _ = make_worker(handler, inbox, clock)
+    assert worker.drain() == 0
+    clock.advance(LEASE + 1)
+    assert worker.drain() == 1
+    assert handler.calls == {entry.job_id: 1}
+    record = inbox.get(entry.key)
+    assert record is not None
+    assert (record.state, record.attempts) == (DeliveryState.DONE, 2)
+
+
+def test_an_event_already_processed_elsewhere_is_done_without_running_again(
+    inbox: SQLiteInbox, clock: FrozenClock, handler: CountingHandler
+) -> None:
+    entry = entry_for(received_at=NOW)
+    worker, _, _ = make_worker(handler, inbox, clock)
+    store = worker.receiver.store
+    assert isinstance(store, MemoryStore)
+    token = store.claim(entry.key, 60).token
+    assert token is not None
+    store.complete(entry.key, token, 3600)  # the webhook path (or the reconciler) ran it
+    inbox.enqueue(entry)
+    worker.drain()
+    assert handler.calls == {}
+    record = inbox.get(entry.key)
+    assert record is not None
+    assert record.state is DeliveryState.DONE
+
+
+def test_an_event_in_flight_elsewhere_is_given_back_without_counting_an_attempt(
+    inbox: SQLiteInbox, clock: FrozenClock, handler: CountingHandler
+) -> None:
+    entry = entry_for(received_at=NOW)
+    worker, failures, _ = make_worker(handler, inbox, clock)
+    store = worker.receiver.store
+    assert isinstance(store, MemoryStore)
+    token = store.claim(entry.key, 30).token
+    assert token is not None
+    inbox.enqueue(entry)
+    worker.drain()
+    record = inbox.get(entry.key)
+    assert record is not None
+    assert (record.state, record.attempts) == (DeliveryState.QUEUED, 0)
+    assert NOW + 29 <= record.next_attempt_at <= NOW + 31
+    store.release(entry.key, token)  # the other owner failed
+    clock.advance(31)
+    worker.drain()
+    assert handler.calls == {entry.job_id: 1}
+    assert failures == []
+
+
+class _DownStore(MemoryStore):
+    down = True
+
+    def claim(self, key: str, lease: float):  # type: ignore[no-untyped-def]
+        if self.down:
+            raise StoreUnavailable("replay store down")
+        return super().claim(key, lease)
+
+
+def test_a_replay_store_outage_is_waited_out_without_counting_attempts(
+    inbox: SQLiteInbox, clock: FrozenClock, handler: CountingHandler
+) -> None:
+    store = _DownStore(clock=clock)
+    receiver = Receiver(SECRET, store=store, clock=clock)
+    receiver.on()(handler)
+    policy = RetryPolicy(first_delay=5, max_delay=5, max_attempts=2, max_age=None)
+    worker = InboxWorker(receiver, inbox, policy=policy, lease=LEASE, clock=clock)
+    entry = entry_for(received_at=NOW)
+    inbox.enqueue(entry)
+    for _ in range(10):  # far more rounds than max_attempts: an outage is not the delivery's fault
+        worker.drain()
+        clock.advance(5)
+    record = inbox.get(entry.key)
+    assert record is not None
+    assert (record.state, record.attempts) == (DeliveryState.QUEUED, 0)
+    store.down = False
+    worker.drain()
+    assert handler.calls == {entry.job_id: 1}
+
+
+@pytest.mark.parametrize(
+    "body", [b"not json", b"[1, 2]", b'{"event_id": 42}'], ids=["not-json", "not-an-object", "bad-field"]
+)
+def test_a_stored_body_that_cannot_be_parsed_goes_dead_at_once(
+    inbox: SQLiteInbox, clock: FrozenClock, handler: CountingHandler, body: bytes
+) -> None:
+    good = entry_for(received_at=NOW)
+    entry = type(good)(**{**{f: getattr(good, f) for f in good.__slots__}, "body": body})
+    inbox.enqueue(entry)
+    worker, _, dead = make_worker(handler, inbox, clock)
+    worker.drain()
+    record = inbox.get(entry.key)
+    assert record is not None
+    assert (record.state, record.attempts) == (DeliveryState.DEAD, 1)
+    assert record.last_error is not None
+    assert "cannot be parsed" in record.last_error or "not a JSON object" in record.last_error
+    assert len(dead) == 1
+
+
+def test_a_hook_that_raises_changes_nothing(inbox: SQLiteInbox, clock: FrozenClock, handler: CountingHandler) -> None:
+    def broken(failure: DeliveryFailure) -> None:
+        raise ValueError("hook bug")
+
+    worker = InboxWorker(make_receiver(handler, clock), inbox, clock=clock, on_failure=broken, on_dead=[broken])
+    entry = entry_for(received_at=NOW)
+    inbox.enqueue(entry)
+    handler.failing = True
+    worker.drain()
+    record = inbox.get(entry.key)
+    assert record is not None
+    assert (record.state, record.attempts) == (DeliveryState.QUEUED, 1)
+
+
+def test_the_worker_uses_the_receivers_inbox_by_default(inbox: SQLiteInbox, handler: CountingHandler) -> None:
+    receiver = make_receiver(handler, FrozenClock())
+    with pytest.raises(ConfigurationError, match="needs an inbox"):
+        InboxWorker(receiver)
+
+
+@pytest.mark.parametrize(
+    "options",
+    [{"lease": 0}, {"lease": float("inf")}, {"batch": 0}, {"poll_interval": float("nan")}, {"on_dead": [42]}],
+    ids=["lease-zero", "lease-inf", "batch-zero", "poll-nan", "hook-not-callable"],
+)
+def test_settings_that_cannot_work_are_refused(
+    inbox: SQLiteInbox, handler: CountingHandler, options: dict[str, object]
+) -> None:
+    with pytest.raises(ConfigurationError):
+        InboxWorker(make_receiver(handler, FrozenClock()), inbox, **options)  # type: ignore[arg-type]
+
+
+def test_async_handlers_run_once_too(inbox: SQLiteInbox, clock: FrozenClock) -> None:
+    seen: list[str] = []
+    receiver = make_receiver(CountingHandler(), clock)
+
+    @receiver.on("job.completed")
+    async def on_completed(event: Event) -> None:
+        await asyncio.sleep(0)
+        seen.append(str(event.job_id))
+
+    entry = entry_for(received_at=NOW)
+    inbox.enqueue(entry)
+    InboxWorker(receiver, inbox, clock=clock).drain()
+    assert seen == [entry.job_id]
+
+
+# -- embedded: a thread and an asyncio task, on the real clock -----------------------------
+
+
+def _wait_until_done(inbox: SQLiteInbox, count: int, deadline: float = 30.0) -> None:
+    end = time.monotonic() + deadline
+    while inbox.counts()[DeliveryState.DONE] < count:
+        assert time.monotonic() < end, inbox.counts()
+        time.sleep(0.01)
+
+
+def test_the_thread_processes_deliveries_as_they_arrive_and_stops(tmp_path: Path) -> None:
+    inbox = SQLiteInbox(tmp_path / "inbox.sqlite3")
+    handler = CountingHandler()
+    receiver = Receiver(SECRET)
+    receiver.on()(handler)
+    worker = InboxWorker(receiver, inbox, poll_interval=0.05)
+    with worker.running_thread():
+        assert worker.running
+        entries = [entry_for(job_event_payload(), received_at=time.time()) for _ in range(10)]
+        for entry in entries:
+            inbox.enqueue(entry)
+        worker.wake()
+        _wait_until_done(inbox, 10)
+    assert not worker.running
+    assert handler.calls == {entry.job_id: 1 for entry in entries}
+
+
+def test_the_task_processes_deliveries_on_the_event_loop_and_stops(tmp_path: Path) -> None:
+    inbox = SQLiteInbox(tmp_path / "inbox.sqlite3")
+    handler = CountingHandler()
+    receiver = Receiver(SECRET)
+    receiver.on()(handler)
+    worker = InboxWorker(receiver, inbox, poll_interval=0.05)
+    entries = [entry_for(job_event_payload(), received_at=time.time()) for _ in range(10)]
+
+    async def scenario() -> None:
+        async with worker.running_task():
+            assert worker.running
+            for entry in entries:
+                inbox.enqueue(entry)
+            worker.wake()
+            async with asyncio.timeout(30):
+                while inbox.counts()[DeliveryState.DONE] < len(entries):
+                    await asyncio.sleep(0.01)
+        assert not worker.running
+
+    asyncio.run(scenario())
+    assert handler.calls == {entry.job_id: 1 for entry in entries}
