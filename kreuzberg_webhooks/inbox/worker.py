@@ -198,7 +198,7 @@ class InboxWorker:
             sink: list[BaseException] = []
             token = _captured.set(sink)
             try:
-                outcome = _process(self.receiver, event, claim.record.entry.scope)
+                outcome = self.receiver.process(event, scope=claim.record.entry.scope, via="inbox")
             finally:
                 _captured.reset(token)
             decision = self._decide(claim, outcome.reason, outcome, sink[-1] if sink else None)
@@ -229,7 +229,7 @@ class InboxWorker:
             sink: list[BaseException] = []
             token = _captured.set(sink)
             try:
-                outcome = await _process_async(self.receiver, event, claim.record.entry.scope)
+                outcome = await self.receiver.process_async(event, scope=claim.record.entry.scope, via="inbox")
             finally:
                 _captured.reset(token)
             decision = self._decide(claim, outcome.reason, outcome, sink[-1] if sink else None)
@@ -425,56 +425,3 @@ def _hooks(value: FailureHook | Sequence[FailureHook]) -> tuple[FailureHook, ...
         if not callable(hook):
             raise ConfigurationError("a failure hook must be callable")
     return hooks
-
-
-# -- until Receiver.process lands: the same steps on the v1 receiver ---------------------
-
-
-@dataclass(frozen=True, slots=True)
-class _Processed:
-    reason: str
-    headers: tuple[tuple[str, str], ...] = ()
-
-
-def _key(event: Event, scope: str) -> str:
-    return f"{scope}|{event.job_id}|{event.type}"
-
-
-def _process(receiver: Receiver, event: Event, scope: str) -> Any:
-    process = getattr(receiver, "process", None)
-    if process is not None:
-        return process(event, scope=scope, via="inbox")
-    store: Any = receiver.store
-    key = _key(event, scope)
-    try:
-        claim = store.claim(key, receiver.lease)
-    except Exception:
-        return _Processed("store_unavailable")
-    if claim.state.value == "done":
-        return _Processed("duplicate")
-    if claim.state.value == "in_flight":
-        return _Processed("in_flight", (("retry-after", str(math.ceil(claim.retry_after))),))
-    try:
-        for handler in receiver.handlers_for(event):
-            result = handler(event)
-            if inspect.isawaitable(result):
-                asyncio.run(_awaited(result))
-    except Exception:
-        logger.exception("webhook handler raised; claim released (event_id=%s)", event.event_id)
-        with contextlib.suppress(Exception):
-            store.release(key, claim.token)
-        return _Processed("handler_error")
-    with contextlib.suppress(Exception):
-        store.complete(key, claim.token, receiver.retention)
-    return _Processed("processed")
-
-
-async def _process_async(receiver: Receiver, event: Event, scope: str) -> Any:
-    process = getattr(receiver, "process_async", None)
-    if process is not None:
-        return await process(event, scope=scope, via="inbox")
-    return await asyncio.to_thread(_process, receiver, event, scope)
-
-
-async def _awaited(awaitable: Any) -> Any:
-    return await awaitable

@@ -9,17 +9,13 @@ from typing import Any
 
 from kreuzberg_webhooks import Event, parse_event
 from kreuzberg_webhooks.inbox import InboxEntry
+from kreuzberg_webhooks.keys import delivery_key
 from kreuzberg_webhooks.signing import sign
 from kreuzberg_webhooks.testing import job_event_payload
 
-__all__ = ["SECRET", "CountingHandler", "delivery_key", "entry_for"]
+__all__ = ["SECRET", "CountingHandler", "entry_for"]
 
 SECRET = "inbox-tests-secret-0123456789abcdef0123"
-
-
-def delivery_key(event: Event, scope: str = "") -> str:
-    """The dedupe key the lifecycle writes entries under (``kreuzberg_webhooks.keys``)."""
-    return f"{scope}|{event.job_id}|{event.type}"
 
 
 def entry_for(payload: dict[str, Any] | None = None, *, received_at: float, scope: str = "") -> InboxEntry:
