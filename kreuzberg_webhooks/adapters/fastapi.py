@@ -28,6 +28,7 @@ import contextlib
 import json
 import logging
 from collections.abc import AsyncIterator
+from typing import Any
 
 from ._missing import require
 
@@ -41,6 +42,7 @@ from starlette.responses import Response  # noqa: E402
 
 from ..events import Event  # noqa: E402
 from ..exceptions import HandlerFailed, MethodNotAllowed, PayloadTooLarge  # noqa: E402
+from ..openapi import webhook_operation  # noqa: E402
 from ..receiver import Delivery, Outcome, Receiver  # noqa: E402
 from .asgi import scope_headers  # noqa: E402
 
@@ -97,6 +99,19 @@ class KreuzbergWebhook:
     def init_app(self, app: FastAPI) -> None:
         """Register :func:`answer_delivery` on *app* so refused deliveries get the package's JSON body."""
         app.add_exception_handler(DeliveryAnswered, answer_delivery)
+
+    def route_options(self) -> dict[str, Any]:
+        """Keyword arguments that document the route in OpenAPI: ``@app.post(path, **webhook.route_options())``.
+
+        The request body (every accepted shape), the signature header, and every
+        answer the dependency sends, with the error body's schema
+        (:func:`kreuzberg_webhooks.openapi.webhook_operation`).
+        """
+        operation = webhook_operation(self.receiver.verifier.header)
+        responses = {int(status): answer for status, answer in operation.pop("responses").items()}
+        # The route's own return value is the 2xx body: keep its response model, only describe the status.
+        responses[200] = {"description": responses[200]["description"]}
+        return {"responses": responses, "openapi_extra": operation}
 
     async def __call__(self, request: Request) -> AsyncIterator[Event]:
         if request.method != "POST":  # only reachable on a route that allows other methods

@@ -1,0 +1,194 @@
+"""The webhook endpoint described in OpenAPI 3.1: its request body, signature header and answers.
+
+Standard library only; a framework adapter merges the fragment into its own
+document (``KreuzbergWebhook.route_options()`` does it for FastAPI). The
+answers are built from the error tree in :mod:`kreuzberg_webhooks.exceptions`,
+so every status and reason the receiver can send is listed, and nothing else.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .exceptions import WebhookError
+from .verify import DEFAULT_SIGNATURE_HEADER
+
+__all__ = ["ANSWER_SCHEMA", "ERROR_SCHEMA", "PAYLOAD_SCHEMAS", "webhook_operation"]
+
+_UUID = {"type": "string", "format": "uuid"}
+_STATUS = {
+    "type": "string",
+    "description": "The job's terminal status: completed, partial_success, failed or cancelled "
+    "(a status this version does not know is accepted and passed on as a string).",
+    "examples": ["completed"],
+}
+_METADATA = {
+    "type": "object",
+    "additionalProperties": True,
+    "description": "The metadata given when the job was submitted, echoed back.",
+}
+
+#: The JSON Schema of every body shape the receiver accepts, by name. Each is
+#: lenient like the receiver: unknown fields are allowed and kept in ``event.raw``.
+PAYLOAD_SCHEMAS: dict[str, dict[str, Any]] = {
+    "JobEvent": {
+        "title": "JobEvent",
+        "description": "The small event of a project (dashboard) webhook.",
+        "type": "object",
+        "required": ["event_id", "job_id", "project_id", "status", "timestamp"],
+        "properties": {
+            "event_id": {"type": "string", "description": "Stable across retries of the same event."},
+            "job_id": _UUID,
+            "project_id": _UUID,
+            "status": _STATUS,
+            "error_message": {"type": ["string", "null"], "description": "Why the job failed."},
+            "timestamp": {"type": "integer", "description": "When the event happened, in unix seconds."},
+            "attempt_count": {"type": "integer", "minimum": 1, "description": "1 on the first attempt."},
+        },
+        "additionalProperties": True,
+    },
+    "JobDocument": {
+        "title": "JobDocument",
+        "description": "The full job document of a per-request webhook.",
+        "type": "object",
+        "required": ["id", "status"],
+        "properties": {
+            "id": _UUID,
+            "status": _STATUS,
+            "filename": {"type": ["string", "null"]},
+            "created_at": {"type": ["string", "null"], "format": "date-time"},
+            "processing_time_ms": {"type": ["integer", "null"]},
+            "error_message": {"type": ["string", "null"]},
+            "result": {
+                "type": ["object", "null"],
+                "description": "The extraction result, when the job produced one.",
+                "properties": {
+                    "content": {"type": ["string", "null"]},
+                    "mime_type": {"type": ["string", "null"]},
+                    "tables": {"type": "array"},
+                    "images": {"type": "array"},
+                    "metadata": {"type": "object", "additionalProperties": True},
+                },
+                "additionalProperties": True,
+            },
+            "metadata": _METADATA,
+        },
+        "additionalProperties": True,
+    },
+    "CrawlJobDocument": {
+        "title": "CrawlJobDocument",
+        "description": "A crawl job's document, listing the extraction jobs it spawned "
+        "(in ``job_ids``, or as the ``jobs`` entries' ids).",
+        "type": "object",
+        "required": ["id", "status"],
+        "properties": {
+            "id": _UUID,
+            "status": _STATUS,
+            "job_ids": {"type": "array", "items": _UUID},
+            "jobs": {"type": "array", "items": {"type": "object", "additionalProperties": True}},
+            "created_at": {"type": ["string", "null"], "format": "date-time"},
+            "filename": {"type": ["string", "null"]},
+            "processing_time_ms": {"type": ["integer", "null"]},
+            "error_message": {"type": ["string", "null"]},
+            "result": {"type": ["object", "null"], "additionalProperties": True},
+            "metadata": _METADATA,
+        },
+        "additionalProperties": True,
+    },
+}
+
+#: The body of every refused delivery: a stable reason code and a fixed sentence.
+ERROR_SCHEMA: dict[str, Any] = {
+    "title": "WebhookErrorAnswer",
+    "type": "object",
+    "required": ["error", "detail"],
+    "properties": {
+        "error": {"type": "string", "description": "The stable reason code (the status table's reason column)."},
+        "detail": {"type": "string", "description": "A fixed sentence; never the body, a secret or a signature."},
+    },
+}
+
+#: The body of an acknowledged delivery.
+ANSWER_SCHEMA: dict[str, Any] = {
+    "title": "WebhookAnswer",
+    "type": "object",
+    "required": ["status"],
+    "properties": {"status": {"type": "string", "enum": ["processed", "duplicate"]}},
+}
+
+_DESCRIPTIONS = {
+    400: "Signed, but not a valid delivery, or its timestamp is outside the replay window. The sender does not retry.",
+    401: "The signature is missing, malformed or matches no secret. The sender does not retry.",
+    405: "Only POST is accepted.",
+    413: "The body is over the receiver's limit.",
+    429: "The same event is being processed by another request; retry after ``Retry-After`` seconds.",
+    500: "A handler raised; the claim was released, so the sender's retry is processed.",
+    503: "The replay store or the secrets are unavailable; the sender retries.",
+}
+_RETRY_AFTER = {
+    "Retry-After": {"description": "Seconds left on the other request's claim.", "schema": {"type": "integer"}}
+}
+
+
+def _reasons_by_status() -> dict[int, list[str]]:
+    """Every concrete reason code the error tree can answer, grouped by status."""
+    found: dict[int, set[str]] = {}
+    pending: list[type[WebhookError]] = [WebhookError]
+    while pending:
+        cls = pending.pop()
+        subclasses = cls.__subclasses__()
+        pending.extend(subclasses)
+        if not subclasses and cls is not WebhookError:
+            found.setdefault(cls.status_code, set()).add(cls.reason)
+    return {status: sorted(reasons) for status, reasons in sorted(found.items())}
+
+
+def webhook_operation(header: str = DEFAULT_SIGNATURE_HEADER) -> dict[str, Any]:
+    """The OpenAPI operation fields of the webhook route: ``requestBody``, ``parameters`` and ``responses``.
+
+    :param header: the signature header's name, as the receiver is configured.
+    """
+    responses: dict[str, Any] = {
+        "200": {
+            "description": "Acknowledged: processed now, or a duplicate of an event already processed "
+            "(then with the header ``x-kreuzberg-duplicate: true``).",
+            "content": {"application/json": {"schema": ANSWER_SCHEMA}},
+        }
+    }
+    for status, reasons in _reasons_by_status().items():
+        error_schema = {**ERROR_SCHEMA, "properties": {**ERROR_SCHEMA["properties"], "error": {"enum": reasons}}}
+        response: dict[str, Any] = {
+            "description": f"{_DESCRIPTIONS.get(status, 'Refused.')} Reasons: {', '.join(reasons)}.",
+            "content": {"application/json": {"schema": error_schema}},
+        }
+        if status == 429:
+            response["headers"] = _RETRY_AFTER
+        if status == 405:
+            response["headers"] = {"Allow": {"schema": {"type": "string", "enum": ["POST"]}}}
+        responses[str(status)] = response
+    return {
+        "requestBody": {
+            "required": True,
+            "description": "The delivery exactly as the sender signed it; every shape below is accepted.",
+            "content": {"application/json": {"schema": {"anyOf": list(PAYLOAD_SCHEMAS.values())}}},
+        },
+        "parameters": [
+            {
+                "name": header,
+                "in": "header",
+                "required": True,
+                "description": "``sha256=`` followed by the hex HMAC-SHA256 of the raw body, keyed with the "
+                "webhook secret.",
+                "schema": {"type": "string", "pattern": "^sha256=[0-9a-fA-F]{64}$"},
+            },
+            {
+                "name": "X-Idempotency-Key",
+                "in": "header",
+                "required": False,
+                "description": "The event id, sent by the sender for information; deduplication uses signed "
+                "content only.",
+                "schema": {"type": "string"},
+            },
+        ],
+        "responses": responses,
+    }
