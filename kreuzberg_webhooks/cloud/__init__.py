@@ -1,0 +1,52 @@
+"""The polling half of Kreuzberg Cloud: fetch, wait for, submit and reconcile jobs.
+
+Needs the ``[cloud]`` extra (httpx): ``pip install "kreuzberg-webhooks[cloud]"``::
+
+    from kreuzberg_webhooks.cloud import JobsClient
+
+    with JobsClient() as client:                     # KREUZBERG_API_KEY, KREUZBERG_API_URL
+        job = client.wait_for_job(job_id, timeout=300)
+        print(job.status, job.result and job.result.content)
+"""
+
+from __future__ import annotations
+
+try:
+    import httpx  # noqa: F401 - checked here so the message names the extra
+except ImportError as error:  # pragma: no cover - depends on the environment
+    raise ImportError('the jobs client needs httpx: pip install "kreuzberg-webhooks[cloud]"') from error
+
+from .client import API_KEY_ENV, API_URL_ENV, DEFAULT_BASE_URL, AsyncJobsClient, JobsClient, Submission
+from .errors import (
+    APIUnavailable,
+    InvalidAPIKey,
+    InvalidJobId,
+    InvalidResponse,
+    JobNotFound,
+    JobsAPIError,
+    JobTimeout,
+    PermanentAPIError,
+    ServerError,
+)
+from .policy import Backoff, parse_job_response, parse_retry_after
+
+__all__ = [
+    "API_KEY_ENV",
+    "API_URL_ENV",
+    "DEFAULT_BASE_URL",
+    "APIUnavailable",
+    "AsyncJobsClient",
+    "Backoff",
+    "InvalidAPIKey",
+    "InvalidJobId",
+    "InvalidResponse",
+    "JobNotFound",
+    "JobTimeout",
+    "JobsAPIError",
+    "JobsClient",
+    "PermanentAPIError",
+    "ServerError",
+    "Submission",
+    "parse_job_response",
+    "parse_retry_after",
+]
