@@ -62,7 +62,9 @@ def test_the_core_has_no_runtime_dependency(wheel: Path) -> None:
     assert requirements, "the extras should be declared"
     assert all("extra ==" in requirement for requirement in requirements), requirements
     assert metadata["Requires-Python"] == ">=3.11"
-    assert {"starlette", "fastapi", "flask", "django", "redis", "all"} <= set(metadata.get_all("Provides-Extra") or [])
+    assert {"starlette", "fastapi", "flask", "django", "redis", "otel", "all"} <= set(
+        metadata.get_all("Provides-Extra") or []
+    )
 
 
 def test_the_version_is_kept_in_one_place_and_the_urls_are_declared(wheel: Path) -> None:

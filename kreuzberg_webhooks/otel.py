@@ -1,0 +1,136 @@
+"""OpenTelemetry for webhook deliveries: a span per delivery and a few metrics.
+
+Needs only the OpenTelemetry API (``pip install "kreuzberg-webhooks[otel]"``);
+the application chooses the SDK, the exporters and the providers::
+
+    from kreuzberg_webhooks.otel import OpenTelemetryObserver
+
+    receiver.add_observer(OpenTelemetryObserver())
+
+Each delivery the receiver answers (and each event it processes for the inbox
+or the reconciler) becomes one span, ``kreuzberg_webhooks.delivery``, timed
+with the delivery's own start and end, and updates three instruments:
+
+* ``kreuzberg_webhooks.deliveries`` — a counter, by reason, status code,
+  event type, mode and path (``via``);
+* ``kreuzberg_webhooks.delivery.duration`` — a histogram of the whole
+  delivery, in seconds;
+* ``kreuzberg_webhooks.handler.duration`` — a histogram of the handlers'
+  time, in seconds, for deliveries whose handlers ran.
+
+Spans and metrics carry the answer and the event's identity only: never the
+body, a secret, a signature or an API key. Event and job ids go on spans, never
+on metric labels, so the metrics keep a bounded number of series.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from . import __version__
+from .outcome import DeliveryReport
+
+try:
+    from opentelemetry import metrics, trace
+except ModuleNotFoundError as exc:  # pragma: no cover - exercised without the extra installed
+    raise ImportError(
+        "opentelemetry-api is not installed; kreuzberg_webhooks.otel needs it. "
+        'Install it with: pip install "kreuzberg-webhooks[otel]"',
+        name="opentelemetry",
+    ) from exc
+
+if TYPE_CHECKING:
+    from opentelemetry.util.types import AttributeValue
+
+__all__ = ["DELIVERY_SPAN", "OpenTelemetryObserver"]
+
+#: The name of the span recorded for each delivery.
+DELIVERY_SPAN = "kreuzberg_webhooks.delivery"
+
+_NAME = "kreuzberg_webhooks"
+# The answers given after the handlers ran (a duplicate, a refusal or a queued delivery runs none).
+_HANDLERS_RAN = frozenset({"processed", "handler_error"})
+
+
+class OpenTelemetryObserver:
+    """A delivery observer that records an OpenTelemetry span and metrics per delivery.
+
+    Pass it to ``Receiver(on_outcome=...)`` or ``receiver.add_observer(...)``.
+    The span is started in the current context, so under an instrumented web
+    framework it is a child of the request's span.
+
+    :param tracer_provider: the provider to take the tracer from (default: the
+        global one, set by the application's OpenTelemetry setup).
+    :param meter_provider: the provider to take the meter from (default: the global one).
+    """
+
+    def __init__(
+        self,
+        *,
+        tracer_provider: trace.TracerProvider | None = None,
+        meter_provider: metrics.MeterProvider | None = None,
+    ) -> None:
+        self._tracer = trace.get_tracer(_NAME, __version__, tracer_provider=tracer_provider)
+        meter = metrics.get_meter(_NAME, __version__, meter_provider=meter_provider)
+        self._deliveries = meter.create_counter(
+            "kreuzberg_webhooks.deliveries",
+            unit="{delivery}",
+            description="Webhook deliveries answered, by reason and status code.",
+        )
+        self._delivery_duration = meter.create_histogram(
+            "kreuzberg_webhooks.delivery.duration",
+            unit="s",
+            description="Time from the start of a delivery to its answer.",
+        )
+        self._handler_duration = meter.create_histogram(
+            "kreuzberg_webhooks.handler.duration",
+            unit="s",
+            description="Time the handlers of one delivery took, for deliveries whose handlers ran.",
+        )
+
+    def __call__(self, report: DeliveryReport) -> None:
+        """Record *report*: one span, one count, the durations."""
+        labels = _labels(report)
+        start = int(report.started_at * 1e9)
+        end = start + int(report.total_seconds * 1e9)
+        span = self._tracer.start_span(
+            DELIVERY_SPAN,
+            kind=trace.SpanKind.CONSUMER if report.mode in ("inbox", "process") else trace.SpanKind.SERVER,
+            start_time=start,
+            attributes={**labels, **_span_attributes(report)},
+        )
+        if report.status_code >= 500:
+            # A 5xx asks the sender to retry: the delivery failed. 4xx are the sender's (or a forger's) error.
+            span.set_status(trace.Status(trace.StatusCode.ERROR, report.reason))
+        span.end(end_time=end)
+        self._deliveries.add(1, labels)
+        self._delivery_duration.record(report.total_seconds, labels)
+        if report.reason in _HANDLERS_RAN:
+            self._handler_duration.record(report.handler_seconds, labels)
+
+
+def _labels(report: DeliveryReport) -> dict[str, AttributeValue]:
+    """Metric labels: few values each, nothing identifying one delivery."""
+    labels: dict[str, AttributeValue] = {
+        "http.response.status_code": report.status_code,
+        "kreuzberg_webhooks.reason": report.reason,
+        "kreuzberg_webhooks.mode": report.mode,
+        "kreuzberg_webhooks.via": report.via,
+    }
+    if report.event_type is not None:
+        labels["kreuzberg_webhooks.event_type"] = report.event_type
+    return labels
+
+
+def _span_attributes(report: DeliveryReport) -> dict[str, AttributeValue]:
+    attributes: dict[str, AttributeValue] = {
+        "kreuzberg_webhooks.duplicate": report.duplicate,
+        "kreuzberg_webhooks.verify.duration": report.verify_seconds,
+        "kreuzberg_webhooks.store.duration": report.store_seconds,
+        "kreuzberg_webhooks.handler.duration": report.handler_seconds,
+    }
+    if report.event_id is not None:
+        attributes["kreuzberg_webhooks.event_id"] = report.event_id
+    if report.job_id is not None:
+        attributes["kreuzberg_webhooks.job_id"] = report.job_id
+    return attributes
