@@ -25,7 +25,8 @@ def open_store(url: str, *, asynchronous: bool = False) -> ReplayStore | AsyncRe
     ``memory://`` → :class:`MemoryStore`; ``sqlite:///relative.db`` or
     ``sqlite:////absolute/path.db`` → :class:`SQLiteStore`; ``redis://``,
     ``rediss://`` or ``unix://`` → the Redis store (its async twin when
-    *asynchronous*), which needs the ``[redis]`` extra.
+    *asynchronous*), which needs the ``[redis]`` extra; ``postgresql://`` →
+    the PostgreSQL store (likewise), which needs the ``[postgres]`` extra.
     """
     scheme = urlsplit(url).scheme.lower()
     if scheme == "memory":
@@ -42,4 +43,12 @@ def open_store(url: str, *, asynchronous: bool = False) -> ReplayStore | AsyncRe
             redis.AsyncRedisStore.from_url(url) if asynchronous else redis.RedisStore.from_url(url)
         )
         return store
-    raise ConfigurationError(f"unknown replay store URL scheme {scheme!r}: use memory://, sqlite:/// or redis://")
+    if scheme in ("postgres", "postgresql"):
+        postgres = importlib.import_module("kreuzberg_webhooks.stores.postgres")
+        pg_store: ReplayStore | AsyncReplayStore = (
+            postgres.AsyncPostgresStore(url) if asynchronous else postgres.PostgresStore(url)
+        )
+        return pg_store
+    raise ConfigurationError(
+        f"unknown replay store URL scheme {scheme!r}: use memory://, sqlite:///, redis:// or postgresql://"
+    )
