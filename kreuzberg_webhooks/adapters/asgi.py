@@ -21,8 +21,10 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Iterator, Mapping, MutableMapping, Sequence
 from typing import Any, TypeAlias
 
-from ..exceptions import HandlerFailed, MethodNotAllowed, PayloadTooLarge
-from ..receiver import Delivery, Outcome, Receiver
+from ..exchange import Exchange
+from ..lifecycle import Delivery
+from ..outcome import Outcome
+from ..receiver import Receiver
 from ..verify import Verifier
 from ._mount import Mode, check_mount
 
@@ -31,6 +33,8 @@ __all__ = [
     "KreuzbergWebhookMiddleware",
     "ScopeHeaders",
     "read_body",
+    "read_exchange",
+    "run_guarded",
     "scope_headers",
     "send_outcome",
 ]
@@ -135,12 +139,59 @@ async def read_body(verifier: Verifier, headers: Mapping[str, str], receive: Rec
             return reader.body()
 
 
+async def read_exchange(exchange: Exchange, receive: Receive) -> bool:
+    """Feed the request body to *exchange* until it is complete or answered; ``False`` if the client left."""
+    while exchange.reading:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return False
+        if not exchange.feed(message.get("body", b"")) or not message.get("more_body", False):
+            break
+    return True
+
+
 async def send_outcome(send: Send, outcome: Outcome) -> None:
     """Send an :class:`~kreuzberg_webhooks.Outcome` as the whole response."""
     headers = [(name.encode("latin-1"), value.encode("latin-1")) for name, value in outcome.headers]
     headers.append((b"content-length", str(len(outcome.body)).encode("ascii")))
     await send({"type": "http.response.start", "status": outcome.status_code, "headers": headers})
     await send({"type": "http.response.body", "body": outcome.body})
+
+
+async def run_guarded(
+    receiver: Receiver, delivery: Delivery, app: ASGIApp, scope: Scope, receive: Receive, send: Send
+) -> None:
+    """Run *app* for a claimed *delivery* and settle it by how the app ended (the core decides how).
+
+    The status is taken from ``http.response.start`` and the claim settled
+    before that message goes out, so a retry that arrives the moment the
+    answer does finds the event already done.
+    """
+    status: int | None = None
+
+    async def settle_then_send(message: Message) -> None:
+        nonlocal status
+        if message["type"] == "http.response.start" and status is None:
+            status = message["status"]
+            await receiver.settle_async(delivery, status)
+        await send(message)
+
+    try:
+        await app(scope, receive, settle_then_send)
+    except Exception as error:
+        if status is None:
+            answer = await receiver.settle_async(delivery, None, error)
+            if answer is not None:
+                await send_outcome(send, answer)
+        raise
+    except BaseException:
+        if status is None:
+            await receiver.settle_async(delivery, None, cancelled=True)
+        raise
+    if status is None:
+        answer = await receiver.settle_async(delivery, None)  # returned without answering
+        if answer is not None:
+            await send_outcome(send, answer)
 
 
 def _route_path(scope: Scope) -> str:
@@ -190,38 +241,30 @@ class KreuzbergWebhookMiddleware:
         self.receiver = receiver
         self.path = path
         self.mode = mode
-        self._method_not_allowed = Outcome.from_error(MethodNotAllowed())
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or _route_path(scope) != self.path:
             await self.app(scope, receive, send)
             return
-        if scope["method"] != "POST":
-            await send_outcome(send, self._method_not_allowed)
-            return
         headers = ScopeHeaders(scope["headers"])
-        try:
-            body = await read_body(self.receiver.verifier, headers, receive)
-        except PayloadTooLarge as error:
-            await send_outcome(send, Outcome.from_error(error))
-            return
-        if body is None:
+        exchange = self.receiver.exchange(scope["method"], headers)
+        if not await read_exchange(exchange, receive):
             return  # the client went away: nobody to answer, and no claim was taken
-        if self.mode == "endpoint":
-            await send_outcome(send, await self.receiver.handle_async(body, headers))
+        if exchange.answer is not None:
+            await send_outcome(send, exchange.answer)
             return
-        began = await self.receiver.begin_async(body, headers)
+        if self.mode == "endpoint":
+            await send_outcome(send, await self.receiver.handle_async(exchange.body, headers))
+            return
+        began = await self.receiver.begin_async(exchange.body, headers)
         if isinstance(began, Outcome):
             await send_outcome(send, began)
             return
-        await self._guard(began, body, scope, receive, send)
-
-    async def _guard(self, delivery: Delivery, body: bytes, scope: Scope, receive: Receive, send: Send) -> None:
         # The state dict is the one Starlette's ``request.state`` wraps; it is
         # per request (servers copy the lifespan state into each scope).
-        scope.setdefault("state", {})[EVENT_STATE_KEY] = delivery.event
+        scope.setdefault("state", {})[EVENT_STATE_KEY] = began.event
+        body = exchange.body
         replayed = False
-        status: int | None = None
 
         async def replay_body() -> Message:
             nonlocal replayed
@@ -230,28 +273,4 @@ class KreuzbergWebhookMiddleware:
                 return {"type": "http.request", "body": body, "more_body": False}
             return await receive()  # after the body, only http.disconnect can come
 
-        async def capture_status(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
-        try:
-            await self.app(scope, replay_body, capture_status)
-        except Exception:
-            # The route failed: release the claim so the sender's retry is
-            # processed, answer like every other adapter (500 handler_error)
-            # when nothing was sent yet, and re-raise for the server's logs.
-            await self.receiver.finish_async(delivery, 500)
-            if status is None:
-                error = HandlerFailed(event_id=delivery.event.event_id)
-                await send_outcome(send, Outcome.from_error(error, delivery.event))
-            raise
-        except BaseException:
-            # Cancelled (the server is shutting down): release if we still can;
-            # otherwise the claim's lease expires and a retry takes over.
-            await self.receiver.finish_async(delivery, 500)
-            raise
-        # An application that returned without answering gets a 500 from the
-        # server: treat it as a failure, not as done.
-        await self.receiver.finish_async(delivery, 500 if status is None else status)
+        await run_guarded(self.receiver, began, self.app, scope, replay_body, send)

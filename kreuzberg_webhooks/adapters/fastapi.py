@@ -15,8 +15,9 @@ Usage::
 
 The route runs only for a verified delivery whose event this request has
 claimed. Errors, duplicates and deliveries still in flight are answered before
-it runs, by raising :class:`DeliveryAnswered`. When the route returns, the event
-is marked done; when it raises, the claim is released so the sender's retry is
+it runs, by raising :class:`DeliveryAnswered`. The status of the route's
+response settles the claim before the response is sent: a 2xx marks the event
+done, anything else (or an exception) releases it so the sender's retry is
 processed.
 """
 
@@ -41,10 +42,11 @@ from starlette.exceptions import HTTPException  # noqa: E402
 from starlette.responses import Response  # noqa: E402
 
 from ..events import Event  # noqa: E402
-from ..exceptions import HandlerFailed, MethodNotAllowed, PayloadTooLarge  # noqa: E402
+from ..lifecycle import Delivery  # noqa: E402
 from ..openapi import webhook_operation  # noqa: E402
-from ..receiver import Delivery, Outcome, Receiver  # noqa: E402
-from .asgi import scope_headers  # noqa: E402
+from ..outcome import Outcome  # noqa: E402
+from ..receiver import Receiver  # noqa: E402
+from .asgi import ASGIApp, Message, Receive, Scope, ScopeHeaders, Send, send_outcome  # noqa: E402
 
 __all__ = ["DeliveryAnswered", "KreuzbergWebhook", "answer_delivery"]
 
@@ -81,24 +83,25 @@ class KreuzbergWebhook:
         deduplicates deliveries. Its registered handlers do not run here: the
         route is the handler.
 
-    The raw body is read chunk by chunk under the receiver's ``max_body_size``
-    (413 past it, without reading the rest). After the route:
-
-    - it returned: the event is marked done (a retry is acknowledged as a duplicate);
-    - it raised an ``HTTPException`` (e.g. 503 to ask for a retry) or a request
-      validation error: the claim is settled by that status — anything but 2xx
-      releases it — and the exception goes on to FastAPI's handlers;
-    - it raised anything else: the claim is released, the error is logged, and
-      the answer is the core's ``500 handler_error``, like every other adapter.
+    Call :meth:`init_app` once: it registers the package's JSON answer for
+    refused deliveries and a small ASGI middleware that settles the claim by
+    the status of the response the route produced, *before* that response
+    leaves (a 2xx marks the event done; any other status — an
+    ``HTTPException``, a validation error, or a returned ``JSONResponse(...,
+    status_code=503)`` — releases it for the sender's retry). A route that
+    raises anything else is answered with the core's ``500 handler_error`` and
+    its claim released. The raw body is read chunk by chunk under the
+    receiver's ``max_body_size`` (413 past it, without reading the rest).
     """
 
     def __init__(self, receiver: Receiver) -> None:
         self.receiver = receiver
-        self._method_not_allowed = Outcome.from_error(MethodNotAllowed())
+        self._warned = False
 
     def init_app(self, app: FastAPI) -> None:
-        """Register :func:`answer_delivery` on *app* so refused deliveries get the package's JSON body."""
+        """Register the JSON answer for refused deliveries and the middleware that settles claims."""
         app.add_exception_handler(DeliveryAnswered, answer_delivery)
+        app.add_middleware(_SettleMiddleware, receiver=self.receiver)
 
     def route_options(self) -> dict[str, Any]:
         """Keyword arguments that document the route in OpenAPI: ``@app.post(path, **webhook.route_options())``.
@@ -114,43 +117,101 @@ class KreuzbergWebhook:
         return {"responses": responses, "openapi_extra": operation}
 
     async def __call__(self, request: Request) -> AsyncIterator[Event]:
-        if request.method != "POST":  # only reachable on a route that allows other methods
-            raise DeliveryAnswered(self._method_not_allowed)
-        headers = scope_headers(request.scope)
-        try:
-            reader = self.receiver.verifier.body_reader(headers.get("content-length"))
+        headers = ScopeHeaders(request.scope["headers"])
+        exchange = self.receiver.exchange(request.method, headers)
+        if exchange.reading:
             async with contextlib.aclosing(request.stream()) as stream:
                 async for chunk in stream:
-                    reader.feed(chunk)
-        except PayloadTooLarge as error:
-            raise DeliveryAnswered(Outcome.from_error(error)) from None
-        began = await self.receiver.begin_async(reader.body(), headers)
+                    if not exchange.feed(chunk):
+                        break
+        if exchange.answer is not None:
+            raise DeliveryAnswered(exchange.answer)
+        began = await self.receiver.begin_async(exchange.body, headers)
         if isinstance(began, Outcome):
             raise DeliveryAnswered(began)
-        async with self._settle(began):
+        pending: list[Delivery] | None = request.scope.get(_PENDING)
+        if pending is None:
+            async with self._settle_without_middleware(began):
+                yield began.event
+            return
+        pending.append(began)
+        try:
             yield began.event
+        except (HTTPException, RequestValidationError):
+            raise  # the route's own answer: its status settles the claim on the way out
+        except Exception as error:
+            if began in pending:
+                pending.remove(began)
+                answer = await self.receiver.settle_async(began, None, error)
+                if answer is not None:
+                    raise DeliveryAnswered(answer) from error
+            raise
 
     @contextlib.asynccontextmanager
-    async def _settle(self, delivery: Delivery) -> AsyncIterator[None]:
-        """Complete or release *delivery* by how the route (the code inside) ended."""
+    async def _settle_without_middleware(self, delivery: Delivery) -> AsyncIterator[None]:
+        """Without :meth:`init_app`: settle when the dependency exits, which cannot see a returned status."""
+        if not self._warned:
+            self._warned = True
+            logger.warning(
+                "KreuzbergWebhook.init_app(app) was not called: a route that returns a non-2xx response "
+                "will still mark its event done"
+            )
         try:
             yield
         except HTTPException as error:
-            await self.receiver.finish_async(delivery, error.status_code)
+            await self.receiver.settle_async(delivery, error.status_code)
             raise
         except RequestValidationError:
-            await self.receiver.finish_async(delivery, 422)
+            await self.receiver.settle_async(delivery, 422)
             raise
         except Exception as error:
-            await self.receiver.finish_async(delivery, 500)
-            event = delivery.event
-            logger.exception("webhook route raised; claim released (event_id=%s)", event.event_id or delivery.key)
-            raise DeliveryAnswered(Outcome.from_error(HandlerFailed(event_id=event.event_id), event)) from error
+            answer = await self.receiver.settle_async(delivery, None, error)
+            if answer is not None:
+                raise DeliveryAnswered(answer) from error
+            raise
         except BaseException:
-            # Cancelled: release if we still can; otherwise the lease expires.
-            await self.receiver.finish_async(delivery, 500)
+            await self.receiver.settle_async(delivery, None, cancelled=True)
             raise
         else:
-            # The route returned, so its work is done. (Its status is not visible
-            # to a dependency; a route that wants a retry raises instead.)
-            await self.receiver.finish_async(delivery, 200)
+            await self.receiver.settle_async(delivery, 200)
+
+
+#: Where the settling middleware keeps the request's claimed delivery for the dependency.
+_PENDING = "kreuzberg_webhooks.pending"
+
+
+class _SettleMiddleware:
+    """Settles a delivery the dependency claimed by the status of the response, before it is sent."""
+
+    def __init__(self, app: ASGIApp, receiver: Receiver) -> None:
+        self.app = app
+        self.receiver = receiver
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        pending: list[Delivery] = []
+        scope[_PENDING] = pending
+
+        async def settle_then_send(message: Message) -> None:
+            if message["type"] == "http.response.start" and pending:
+                await self.receiver.settle_async(pending.pop(), message["status"])
+            await send(message)
+
+        try:
+            await self.app(scope, receive, settle_then_send)
+        except Exception as error:
+            if pending:
+                answer = await self.receiver.settle_async(pending.pop(), None, error)
+                if answer is not None:
+                    await send_outcome(send, answer)
+            raise
+        except BaseException:
+            if pending:
+                await self.receiver.settle_async(pending.pop(), None, cancelled=True)
+            raise
+        if pending:  # the app returned without answering
+            answer = await self.receiver.settle_async(pending.pop(), None)
+            if answer is not None:
+                await send_outcome(send, answer)

@@ -42,8 +42,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, cast
 
-from ..exceptions import ConfigurationError, HandlerFailed, MethodNotAllowed, PayloadTooLarge
-from ..receiver import CATCH_ALL, Delivery, Handler, Outcome, Receiver
+from ..exceptions import ConfigurationError
+from ..exchange import Exchange
+from ..lifecycle import Delivery
+from ..outcome import Outcome
+from ..receiver import CATCH_ALL, Handler, Receiver, check_event_type
 from ..stores import open_store
 from ..verify import ReplayWindow, Verifier
 from ._missing import require
@@ -61,7 +64,7 @@ EXTENSION_KEY = "kreuzberg_webhooks"
 View = Callable[..., Any]
 #: Added to the route's methods (Flask's ``required_methods``), so that a GET
 #: reaches the decorated view and gets the contract's JSON 405, not Flask's HTML one.
-_OTHER_METHODS = frozenset({"GET", "PUT", "PATCH", "DELETE"})
+_OTHER_METHODS = frozenset({"GET", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
 def outcome_response(outcome: Outcome) -> Response:
@@ -85,14 +88,25 @@ def read_body(verifier: Verifier) -> bytes:
     """
     declared = request.content_length  # None for Transfer-Encoding: chunked
     reader = verifier.body_reader(None if declared is None else str(declared))
-    # Settable per request since Flask 3.1; it must be set before request.stream exists.
-    request.max_content_length = verifier.max_body_size + 1
-    try:
-        body = request.get_data(cache=True)
-    except RequestEntityTooLarge:
-        raise PayloadTooLarge() from None
-    reader.feed(body)
+    reader.feed(_get_data(verifier.max_body_size))
     return reader.body()
+
+
+def _get_data(limit: int) -> bytes:
+    # Settable per request since Flask 3.1; it must be set before request.stream exists.
+    request.max_content_length = limit + 1
+    try:
+        return request.get_data(cache=True)
+    except RequestEntityTooLarge:
+        return b"\0" * (limit + 1)  # werkzeug stopped past the limit: too large, whatever the rest holds
+
+
+def _exchange(receiver: Receiver) -> Exchange:
+    """The request at the webhook path, its body read under the limit (405 and 413 decided by the core)."""
+    exchange = receiver.exchange(request.method, _headers())
+    if exchange.reading:
+        exchange.feed(_get_data(receiver.verifier.max_body_size))
+    return exchange
 
 
 def _headers() -> Mapping[str, str]:
@@ -119,41 +133,46 @@ def _run_view(receiver: Receiver, delivery: Delivery, view: View, args: Any, kwa
     except HTTPException as error:
         # abort(...) is the view's own answer: settle by its status and let Flask render it.
         status = error.response.status_code if error.response is not None else error.code or 500
-        receiver.finish(delivery, status)
+        receiver.settle(delivery, status)
         raise
     except Exception as error:
-        receiver.finish(delivery, 500)  # released: the sender retries, and the retry is processed
+        answer = receiver.settle(delivery, None, error)  # released: the sender retries, and the retry is processed
         if _propagates(app):
             raise  # testing or debug: Flask shows the traceback, as for any view
-        # What Flask's handle_exception does (the signal error trackers listen to, the
-        # app's logger), but answered with the contract's body, the same in every adapter.
+        # What Flask's handle_exception does for any view (the signal error trackers listen
+        # to, the app's logger), with the core's answer, the same body as every adapter.
         got_request_exception.send(app, _async_wrapper=app.ensure_sync, exception=error)
         app.log_exception(sys.exc_info())
-        return outcome_response(Outcome.from_error(HandlerFailed(event_id=event.event_id), event))
+        assert answer is not None
+        return outcome_response(answer)
     except BaseException:
-        receiver.finish(delivery, 500)
+        receiver.settle(delivery, None, cancelled=True)
         raise
-    receiver.finish(delivery, response.status_code)
+    receiver.settle(delivery, response.status_code)
     return response
 
 
 def _guard(view: View, receiver_for: Callable[[], Receiver]) -> View:
     @functools.wraps(view)
     def verified_view(*args: Any, **kwargs: Any) -> Response:
-        if request.method != "POST":
-            return outcome_response(Outcome.from_error(MethodNotAllowed()))
         receiver = receiver_for()
-        try:
-            body = read_body(receiver.verifier)
-        except PayloadTooLarge as error:
-            return outcome_response(Outcome.from_error(error))
-        started = receiver.begin(body, _headers())
+        exchange = _exchange(receiver)
+        if exchange.answer is not None:
+            return outcome_response(exchange.answer)
+        started = receiver.begin(exchange.body, exchange.headers)
         if isinstance(started, Outcome):
             return outcome_response(started)
         return _run_view(receiver, started, view, args, kwargs)
 
-    verified_view.required_methods = _OTHER_METHODS  # type: ignore[attr-defined]
+    _route_every_method(verified_view)
     return verified_view
+
+
+def _route_every_method(view: View) -> None:
+    # Flask answers OPTIONS itself (200) and other methods with an HTML 405; routed
+    # here instead, every method but POST gets the core's JSON 405, as in every adapter.
+    view.required_methods = _OTHER_METHODS  # type: ignore[attr-defined]
+    view.provide_automatic_options = False  # type: ignore[attr-defined]
 
 
 def webhook(receiver: Receiver) -> Callable[[View], View]:
@@ -165,9 +184,9 @@ def webhook(receiver: Receiver) -> Callable[[View], View]:
     retry). Returning ``None`` answers ``200 {"status": "processed"}``.
     ``abort(...)`` settles by its status; an exception releases the claim
     and is answered ``500 {"error": "handler_error"}`` after Flask's
-    ``got_request_exception`` signal and error log — or re-raised when the app
-    propagates exceptions (testing, debug). Requests that are not ``POST`` get
-    the JSON ``405``. *receiver*'s store must be a sync store.
+    ``got_request_exception`` signal — or re-raised when the app propagates
+    exceptions (testing, debug). Requests that are not ``POST`` get the JSON
+    ``405``. *receiver*'s store must be a sync store.
     """
 
     def decorate(view: View) -> View:
@@ -255,7 +274,9 @@ class KreuzbergWebhooks:
         self._receiver = receiver
         self._options = receiver_options
         self._url = url
-        self._handlers: dict[str, list[Handler]] = {}
+        # What on() registered: added to each application's receiver, the one registry.
+        self._registrations: list[tuple[str, Handler]] = []
+        self._built: list[Receiver] = []
         if app is not None:
             self.init_app(app)
 
@@ -265,7 +286,9 @@ class KreuzbergWebhooks:
             receiver = self._receiver
         else:
             receiver = _receiver_from_config(app.config, self._options)
-            receiver.add_handler(CATCH_ALL, self._dispatch)
+            for event_type, handler in self._registrations:
+                receiver.add_handler(event_type, handler)
+            self._built.append(receiver)
         app.extensions[EXTENSION_KEY] = _State(receiver)
         url = self._url if self._url is not None else app.config.get("KREUZBERG_WEBHOOK_URL")
         if url:
@@ -288,11 +311,12 @@ class KreuzbergWebhooks:
         """Register a handler for the endpoint, like :meth:`Receiver.on`; for every application."""
         if self._receiver is not None:
             return self._receiver.on(event_type)
-        if not (event_type == CATCH_ALL or event_type.startswith("job.")):
-            raise ConfigurationError(f"unknown event type {event_type!r}: expected 'job.<status>' or '*'")
+        check_event_type(event_type)
 
         def register(handler: Handler) -> Handler:
-            self._handlers.setdefault(event_type, []).append(handler)
+            self._registrations.append((event_type, handler))
+            for receiver in self._built:
+                receiver.add_handler(event_type, handler)
             return handler
 
         return register
@@ -301,17 +325,9 @@ class KreuzbergWebhooks:
         """Like :func:`webhook`, with the current application's receiver: ``@webhooks.verified``."""
         return _guard(view, self.receiver_for)
 
-    def _dispatch(self, event: Any) -> None:
-        # Runs inside Receiver.handle, in the request: ensure_sync runs async handlers too.
-        for handler in self._handlers.get(event.type, []) + self._handlers.get(CATCH_ALL, []):
-            current_app.ensure_sync(handler)(event)
-
     def _endpoint(self) -> Response:
-        if request.method != "POST":
-            return outcome_response(Outcome.from_error(MethodNotAllowed()))
         receiver = self.receiver_for()
-        try:
-            body = read_body(receiver.verifier)
-        except PayloadTooLarge as error:
-            return outcome_response(Outcome.from_error(error))
-        return outcome_response(receiver.handle(body, _headers()))
+        exchange = _exchange(receiver)
+        if exchange.answer is not None:
+            return outcome_response(exchange.answer)
+        return outcome_response(receiver.handle(exchange.body, exchange.headers))

@@ -13,8 +13,10 @@ import sys
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
-from ..exceptions import HandlerFailed, MethodNotAllowed, PayloadTooLarge
-from ..receiver import Delivery, Outcome, Receiver
+from ..exchange import Exchange
+from ..lifecycle import Delivery
+from ..outcome import Outcome
+from ..receiver import Receiver
 from ..verify import Verifier
 from ._missing import require
 from ._mount import Mode, check_mount
@@ -28,7 +30,7 @@ from werkzeug.wsgi import get_content_length, get_input_stream  # noqa: E402
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
 
-__all__ = ["ENVIRON_KEY", "KreuzbergWebhookMiddleware", "environ_headers", "read_body"]
+__all__ = ["ENVIRON_KEY", "KreuzbergWebhookMiddleware", "environ_headers", "read_body", "read_exchange"]
 
 logger = logging.getLogger("kreuzberg_webhooks")
 
@@ -52,6 +54,14 @@ def environ_headers(environ: WSGIEnvironment) -> dict[str, str]:
     return headers
 
 
+def _input(environ: WSGIEnvironment, limit: int) -> Iterator[bytes]:
+    """The body's chunks, never asking for more than one byte past *limit* (that byte proves it too large)."""
+    stream = get_input_stream(environ)
+    size = min(_CHUNK, limit + 1)
+    while chunk := stream.read(size):
+        yield chunk
+
+
 def read_body(verifier: Verifier, environ: WSGIEnvironment) -> bytes:
     """Read the request body from ``wsgi.input`` under *verifier*'s size limit.
 
@@ -65,12 +75,17 @@ def read_body(verifier: Verifier, environ: WSGIEnvironment) -> bytes:
     """
     declared = get_content_length(environ)  # None for Transfer-Encoding: chunked
     reader = verifier.body_reader(None if declared is None else str(declared))
-    stream = get_input_stream(environ)
-    # Never ask for more than one byte past the limit: that byte proves the body is too large.
-    size = min(_CHUNK, verifier.max_body_size + 1)
-    while chunk := stream.read(size):
+    for chunk in _input(environ, verifier.max_body_size):
         reader.feed(chunk)
     return reader.body()
+
+
+def read_exchange(exchange: Exchange, environ: WSGIEnvironment, limit: int) -> None:
+    """Feed ``wsgi.input`` to *exchange* until the body is complete or the answer is decided."""
+    if exchange.reading:
+        for chunk in _input(environ, limit):
+            if not exchange.feed(chunk):
+                break
 
 
 def _respond(outcome: Outcome, start_response: StartResponse, exc_info: Any = None) -> list[bytes]:
@@ -164,16 +179,16 @@ class KreuzbergWebhookMiddleware:
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         if environ.get("PATH_INFO") != self.path:
             return self.app(environ, start_response)
-        if environ.get("REQUEST_METHOD") != "POST":
-            return _respond(Outcome.from_error(MethodNotAllowed()), start_response)
+        headers = environ_headers(environ)
+        exchange = self.receiver.exchange(environ.get("REQUEST_METHOD", ""), headers)
         try:
-            body = read_body(self.receiver.verifier, environ)
-        except PayloadTooLarge as error:
-            return _respond(Outcome.from_error(error), start_response)
+            read_exchange(exchange, environ, self.receiver.verifier.max_body_size)
         except ClientDisconnected as error:
             # The client went away mid-body; nobody is left to read the answer.
             return error(environ, start_response)
-        headers = environ_headers(environ)
+        if exchange.answer is not None:
+            return _respond(exchange.answer, start_response)
+        body = exchange.body
         if self.mode == "endpoint":
             return _respond(self.receiver.handle(body, headers), start_response)
         started = self.receiver.begin(body, headers)
@@ -198,19 +213,15 @@ class KreuzbergWebhookMiddleware:
 
         try:
             iterable = self.app(environ, capture)
-        except Exception:
+        except Exception as error:
             started = settlement.status is not None
-            settlement.settle(failed=True)
-            logger.exception(
-                "the application raised on a verified webhook delivery; claim released (event_id=%s)",
-                delivery.event.event_id or delivery.key,
-            )
-            outcome = Outcome.from_error(HandlerFailed(event_id=delivery.event.event_id), delivery.event)
+            answer = settlement.settle(error)
+            assert answer is not None  # the core answers a raising application
             # If the application had started its response (and perhaps sent headers with
             # write()), exc_info lets the server decide: replace the headers or re-raise.
-            return _respond(outcome, start_response, sys.exc_info() if started else None)
+            return _respond(answer, start_response, sys.exc_info() if started else None)
         except BaseException:
-            settlement.settle(failed=True)
+            settlement.settle(cancelled=True)
             raise
         return _SettledOnClose(iterable, settlement)
 
@@ -221,7 +232,7 @@ def _status_code(status: str) -> int | None:
 
 
 class _Settlement:
-    """Settles one claimed delivery exactly once, by the status the application answered."""
+    """Settles one claimed delivery exactly once, by how the application ended."""
 
     __slots__ = ("delivery", "receiver", "settled", "status")
 
@@ -231,13 +242,11 @@ class _Settlement:
         self.status: int | None = None
         self.settled = False
 
-    def settle(self, *, failed: bool = False) -> None:
+    def settle(self, error: BaseException | None = None, *, cancelled: bool = False) -> Outcome | None:
         if self.settled:
-            return
+            return None
         self.settled = True
-        # No status at all (start_response never called) is a failure too: release.
-        status = 500 if failed or self.status is None else self.status
-        self.receiver.finish(self.delivery, status)
+        return self.receiver.settle(self.delivery, self.status, error, cancelled=cancelled)
 
 
 class _SettledOnClose:
@@ -256,8 +265,11 @@ class _SettledOnClose:
     def __iter__(self) -> Iterator[bytes]:
         try:
             yield from self._iterable
+        except Exception as error:
+            self._settlement.settle(error)
+            raise
         except BaseException:
-            self._settlement.settle(failed=True)
+            self._settlement.settle(cancelled=True)
             raise
 
     def close(self) -> None:
@@ -265,8 +277,8 @@ class _SettledOnClose:
             close = getattr(self._iterable, "close", None)
             if close is not None:
                 close()
-        except BaseException:
-            self._settlement.settle(failed=True)
+        except Exception as error:
+            self._settlement.settle(error)
             raise
         finally:
             self._settlement.settle()

@@ -29,7 +29,7 @@ from django.core.signals import setting_changed
 from django.utils.module_loading import import_string
 
 from ...exceptions import ConfigurationError
-from ...receiver import CATCH_ALL, DEFAULT_LEASE, Handler, Receiver
+from ...receiver import CATCH_ALL, DEFAULT_LEASE, Handler, Receiver, check_event_type
 from ...stores import AsyncReplayStore, ReplayStore, open_store
 from ...verify import DEFAULT_MAX_BODY_SIZE, DEFAULT_SIGNATURE_HEADER, ReplayWindow
 from .store import DEFAULT_KEY_PREFIX, DjangoCacheStore
@@ -203,8 +203,10 @@ def on(event_type: str = CATCH_ALL) -> Callable[[H], H]:
     """Register a handler on the configured receiver: ``@on("job.completed")``, or
     ``@on()`` for every event. Import the module that uses it from your
     ``AppConfig.ready()`` so the handlers are registered before the first delivery."""
-    if not isinstance(event_type, str) or not (event_type == CATCH_ALL or event_type.startswith("job.")):
-        raise ImproperlyConfigured(f"unknown event type {event_type!r}: expected 'job.<status>' or '*'")
+    try:
+        check_event_type(event_type)
+    except ConfigurationError as error:
+        raise ImproperlyConfigured(str(error)) from None
 
     def register(handler: H) -> H:
         if not callable(handler):

@@ -8,19 +8,19 @@ sender takes as permanent: a large job document would be lost.)
 
 from __future__ import annotations
 
-import inspect
 import logging
 from collections.abc import Callable
 from typing import Any, ClassVar
 
-from asgiref.sync import async_to_sync, iscoroutinefunction, sync_to_async
+from asgiref.sync import sync_to_async
 from django.http import HttpRequest, HttpResponse
 from django.views import View
 from django.views.decorators.csrf import csrf_exempt
 
 from ...events import Event
-from ...exceptions import HandlerFailed, MethodNotAllowed, PayloadTooLarge
-from ...receiver import Delivery, Outcome, Receiver
+from ...exchange import Exchange
+from ...outcome import Outcome
+from ...receiver import Receiver
 from ...verify import Verifier
 from .conf import get_receiver, get_setting
 from .signals import webhook_received
@@ -32,6 +32,7 @@ __all__ = [
     "KreuzbergWebhookView",
     "outcome_response",
     "read_body",
+    "read_exchange",
     "webhook_view",
 ]
 
@@ -40,26 +41,44 @@ logger = logging.getLogger("kreuzberg_webhooks")
 _CHUNK = 64 * 1024
 
 
+def _stream(request: HttpRequest) -> Any:
+    meta = request.META
+    if not meta.get("CONTENT_LENGTH") and meta.get("wsgi.input_terminated") and "wsgi.input" in meta:
+        # Django's WSGIRequest reads nothing without a Content-Length, so a chunked
+        # body would look empty. A server that sets wsgi.input_terminated (gunicorn
+        # does) ends wsgi.input where the body ends: read it directly.
+        return meta["wsgi.input"]
+    return request
+
+
 def read_body(request: HttpRequest, verifier: Verifier) -> bytes:
     """Read the request body in chunks through ``verifier.body_reader``.
 
     Raises :class:`PayloadTooLarge` as soon as the declared length or the bytes
     read pass the limit. Afterwards ``request.body`` returns the same bytes.
     """
-    meta = request.META
-    reader = verifier.body_reader(meta.get("CONTENT_LENGTH") or None)
-    stream: Any = request
-    if not meta.get("CONTENT_LENGTH") and meta.get("wsgi.input_terminated") and "wsgi.input" in meta:
-        # Django's WSGIRequest reads nothing without a Content-Length, so a chunked
-        # body would look empty. A server that sets wsgi.input_terminated (gunicorn
-        # does) ends wsgi.input where the body ends: read it directly.
-        stream = meta["wsgi.input"]
+    reader = verifier.body_reader(request.META.get("CONTENT_LENGTH") or None)
+    stream = _stream(request)
     while chunk := stream.read(_CHUNK):
         reader.feed(chunk)
     body = reader.body()
-    # What HttpRequest.body itself caches, so handle_event may still use request.body.
-    request._body = body
+    request._body = body  # what HttpRequest.body itself caches, so handle_event may use request.body
     return body
+
+
+def read_exchange(request: HttpRequest, receiver: Receiver) -> Exchange:
+    """The request at the webhook path, its body read in chunks under the limit (405 and 413 by the core).
+
+    Afterwards ``request.body`` returns the same bytes.
+    """
+    exchange = receiver.exchange(request.method or "", request.headers)
+    if exchange.reading:
+        stream = _stream(request)
+        while chunk := stream.read(_CHUNK):
+            if not exchange.feed(chunk):
+                return exchange
+        request._body = exchange.body
+    return exchange
 
 
 def outcome_response(outcome: Outcome) -> HttpResponse:
@@ -68,11 +87,6 @@ def outcome_response(outcome: Outcome) -> HttpResponse:
     for name, value in outcome.headers:
         response[name] = value
     return response
-
-
-def _handler_failed(event: Event) -> HttpResponse:
-    logger.exception("webhook handler raised; claim released (event_id=%s)", event.event_id or event.dedup_key)
-    return outcome_response(Outcome.from_error(HandlerFailed(event_id=event.event_id), event))
 
 
 def _exempt(view: Callable[..., Any]) -> Callable[..., Any]:
@@ -125,84 +139,81 @@ class KreuzbergWebhookMixin(_WebhookViewBase):
     def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         """Verify, claim, run :meth:`handle_event`, then settle the claim."""
         receiver = self.get_receiver()
-        try:
-            body = read_body(request, receiver.verifier)
-        except PayloadTooLarge as error:
-            return outcome_response(Outcome.from_error(error))
-        started = receiver.begin(body, request.headers)
+        exchange = read_exchange(request, receiver)
+        if exchange.answer is not None:
+            return outcome_response(exchange.answer)
+        started = receiver.begin(exchange.body, exchange.headers)
         if isinstance(started, Outcome):
             return outcome_response(started)
         try:
             response = self.handle_event(request, started.event)
-        except Exception:
-            receiver.finish(started, 500)
-            return _handler_failed(started.event)
-        return self._settle(receiver, started, response)
-
-    def _settle(self, receiver: Receiver, delivery: Delivery, response: HttpResponse | None) -> HttpResponse:
+        except Exception as error:
+            answer = receiver.settle(started, None, error)
+            assert answer is not None  # the core answers a raising view
+            return outcome_response(answer)
+        except BaseException:
+            receiver.settle(started, None, cancelled=True)
+            raise
         if response is None:
-            response = outcome_response(Outcome.processed(delivery.event))
-        receiver.finish(delivery, response.status_code)
+            response = outcome_response(Outcome.processed(started.event))
+        receiver.settle(started, response.status_code)
         return response
 
     def handle_event(self, request: HttpRequest, event: Event) -> HttpResponse | None:
         """Process one event. The default runs the receiver's handlers, then sends
         :data:`~kreuzberg_webhooks.adapters.django.signals.webhook_received`."""
-        for handler in self.get_receiver().handlers_for(event):
-            if iscoroutinefunction(handler):
-                async_to_sync(handler)(event)
-                continue
-            result = handler(event)
-            if inspect.isawaitable(result):
-                async_to_sync(_await)(result)
+        self.get_receiver().dispatch(event)
         webhook_received.send(sender=type(self), event=event, request=request)
         return None
 
     def http_method_not_allowed(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         """405 with the core's JSON body and ``Allow: POST`` (never a redirect)."""
-        return outcome_response(Outcome.from_error(MethodNotAllowed()))
+        return outcome_response(_refused_method(self.get_receiver(), request))
+
+
+def _refused_method(receiver: Receiver, request: HttpRequest) -> Outcome:
+    answer = receiver.exchange(request.method or "", request.headers).answer
+    assert answer is not None  # a method other than POST is always answered
+    return answer
 
 
 class AsyncKreuzbergWebhookMixin(_WebhookViewBase):
     """The async flavour of :class:`KreuzbergWebhookMixin`, for ASGI servers.
 
     ``handle_event`` is a coroutine. The store is called through the receiver's
-    async path (a sync store in a worker thread); sync handlers run through
-    ``sync_to_async``, as Django runs sync code under ASGI.
+    async path (a sync store in a worker thread); sync handlers run in a worker
+    thread too.
     """
 
     async def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         """Verify, claim, await :meth:`handle_event`, then settle the claim."""
         receiver = self.get_receiver()
-        try:
-            # Under ASGI Django has already spooled the body (to memory, then to a
-            # temporary file): reading it here does not wait on the network.
-            body = read_body(request, receiver.verifier)
-        except PayloadTooLarge as error:
-            return outcome_response(Outcome.from_error(error))
-        started = await receiver.begin_async(body, request.headers)
+        # Under ASGI Django has already spooled the body (to memory, then to a
+        # temporary file): reading it here does not wait on the network.
+        exchange = read_exchange(request, receiver)
+        if exchange.answer is not None:
+            return outcome_response(exchange.answer)
+        started = await receiver.begin_async(exchange.body, exchange.headers)
         if isinstance(started, Outcome):
             return outcome_response(started)
         try:
             response = await self.handle_event(request, started.event)
-        except Exception:
-            await receiver.finish_async(started, 500)
-            return _handler_failed(started.event)
+        except Exception as error:
+            answer = await receiver.settle_async(started, None, error)
+            assert answer is not None  # the core answers a raising view
+            return outcome_response(answer)
+        except BaseException:
+            await receiver.settle_async(started, None, cancelled=True)
+            raise
         if response is None:
             response = outcome_response(Outcome.processed(started.event))
-        await receiver.finish_async(started, response.status_code)
+        await receiver.settle_async(started, response.status_code)
         return response
 
     async def handle_event(self, request: HttpRequest, event: Event) -> HttpResponse | None:
         """Process one event. The default runs the receiver's handlers, then sends
         :data:`~kreuzberg_webhooks.adapters.django.signals.webhook_received`."""
-        for handler in self.get_receiver().handlers_for(event):
-            if iscoroutinefunction(handler):
-                await handler(event)
-                continue
-            result = await sync_to_async(handler)(event)
-            if inspect.isawaitable(result):
-                await result
+        await self.get_receiver().dispatch_async(event)
         asend = getattr(webhook_received, "asend", None)
         if asend is not None:  # Django 5.0+: async receivers are awaited, sync ones run in a thread
             await asend(sender=type(self), event=event, request=request)
@@ -212,7 +223,7 @@ class AsyncKreuzbergWebhookMixin(_WebhookViewBase):
 
     def http_method_not_allowed(self, request: HttpRequest, *args: Any, **kwargs: Any) -> Any:
         """405 with the core's JSON body and ``Allow: POST`` (never a redirect)."""
-        response = outcome_response(Outcome.from_error(MethodNotAllowed()))
+        response = outcome_response(_refused_method(self.get_receiver(), request))
 
         async def answer() -> HttpResponse:
             return response
@@ -234,7 +245,3 @@ def webhook_view(**initkwargs: Any) -> Callable[..., Any]:
     view_class: Any = AsyncKreuzbergWebhookView if get_setting("ASYNC") else KreuzbergWebhookView
     view: Callable[..., Any] = view_class.as_view(**initkwargs)
     return view
-
-
-async def _await(awaitable: Any) -> Any:
-    return await awaitable
