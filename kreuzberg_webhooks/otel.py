@@ -18,6 +18,11 @@ with the delivery's own start and end, and updates three instruments:
 * ``kreuzberg_webhooks.handler.duration`` — a histogram of the handlers'
   time, in seconds, for deliveries whose handlers ran.
 
+An inbox worker's attempts go through ``Receiver.process``, so each one is a
+span and a count too (``via="inbox"``). :meth:`OpenTelemetryObserver.observe_inbox`
+adds a gauge of the inbox itself, ``kreuzberg_webhooks.inbox.deliveries``: how
+many deliveries are queued, running, done and dead.
+
 Spans and metrics carry the answer and the event's identity only: never the
 body, a secret, a signature or an API key. Event and job ids go on spans, never
 on metric labels, so the metrics keep a bounded number of series.
@@ -25,7 +30,9 @@ on metric labels, so the metrics keep a bounded number of series.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import logging
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
 
 from . import __version__
 from .outcome import DeliveryReport
@@ -40,7 +47,10 @@ except ModuleNotFoundError as exc:  # pragma: no cover - exercised without the e
     ) from exc
 
 if TYPE_CHECKING:
+    from opentelemetry.metrics import CallbackOptions, Observation
     from opentelemetry.util.types import AttributeValue
+
+    from .inbox.base import Inbox
 
 __all__ = ["DELIVERY_SPAN", "OpenTelemetryObserver"]
 
@@ -48,6 +58,7 @@ __all__ = ["DELIVERY_SPAN", "OpenTelemetryObserver"]
 DELIVERY_SPAN = "kreuzberg_webhooks.delivery"
 
 _NAME = "kreuzberg_webhooks"
+logger = logging.getLogger("kreuzberg_webhooks")
 # The answers given after the handlers ran (a duplicate, a refusal or a queued delivery runs none).
 _HANDLERS_RAN = frozenset({"processed", "handler_error"})
 
@@ -71,7 +82,8 @@ class OpenTelemetryObserver:
         meter_provider: metrics.MeterProvider | None = None,
     ) -> None:
         self._tracer = trace.get_tracer(_NAME, __version__, tracer_provider=tracer_provider)
-        meter = metrics.get_meter(_NAME, __version__, meter_provider=meter_provider)
+        self._meter = meter = metrics.get_meter(_NAME, __version__, meter_provider=meter_provider)
+        self._inboxes: list[tuple[str, Inbox]] = []
         self._deliveries = meter.create_counter(
             "kreuzberg_webhooks.deliveries",
             unit="{delivery}",
@@ -107,6 +119,39 @@ class OpenTelemetryObserver:
         self._delivery_duration.record(report.total_seconds, labels)
         if report.reason in _HANDLERS_RAN:
             self._handler_duration.record(report.handler_seconds, labels)
+
+
+    def observe_inbox(self, inbox: Inbox, *, name: str = "default") -> None:
+        """Report *inbox*'s deliveries per state as the gauge ``kreuzberg_webhooks.inbox.deliveries``.
+
+        Read with ``inbox.counts()`` each time the metrics are collected (a
+        sync inbox: the SQLite, PostgreSQL, Redis or Django one). *name* tells
+        several inboxes apart (label ``kreuzberg_webhooks.inbox``).
+        """
+        if not callable(getattr(inbox, "counts", None)):
+            raise TypeError("observe_inbox needs an inbox with a counts() method")
+        if not self._inboxes:
+            self._meter.create_observable_gauge(
+                "kreuzberg_webhooks.inbox.deliveries",
+                callbacks=[self._observe_inboxes],
+                unit="{delivery}",
+                description="Deliveries in the inbox, by state: queued (the depth), running, done, dead.",
+            )
+        self._inboxes.append((name, inbox))
+
+    def _observe_inboxes(self, options: CallbackOptions) -> Iterable[Observation]:
+        observations: list[Observation] = []
+        for name, inbox in self._inboxes:
+            try:
+                counts: dict[Any, int] = inbox.counts()
+            except Exception as error:
+                # An unreachable inbox reports nothing this time; the receiver answers 503 meanwhile.
+                logger.warning("inbox %r could not be counted for metrics: %s", name, type(error).__name__)
+                continue
+            for state, count in counts.items():
+                labels = {"kreuzberg_webhooks.inbox": name, "kreuzberg_webhooks.inbox.state": str(state)}
+                observations.append(metrics.Observation(count, labels))
+        return observations
 
 
 def _labels(report: DeliveryReport) -> dict[str, AttributeValue]:

@@ -31,13 +31,15 @@ class Telemetry:
     metrics: InMemoryMetricReader
     reports: list[DeliveryReport]
     receiver: Receiver
+    observer: OpenTelemetryObserver
 
     def finished(self) -> list[ReadableSpan]:
         return list(self.spans.get_finished_spans())
 
     def points(self, name: str) -> list[Any]:
         data = self.metrics.get_metrics_data()
-        assert data is not None
+        if data is None:  # nothing recorded at all
+            return []
         return [
             point
             for resource in data.resource_metrics
@@ -57,8 +59,9 @@ def telemetry() -> Iterator[Telemetry]:
     meter_provider = MeterProvider(metric_readers=[reader])
     reports: list[DeliveryReport] = []
     receiver = Receiver(SECRET, on_outcome=reports.append)
-    receiver.add_observer(OpenTelemetryObserver(tracer_provider=tracer_provider, meter_provider=meter_provider))
-    yield Telemetry(spans, reader, reports, receiver)
+    observer = OpenTelemetryObserver(tracer_provider=tracer_provider, meter_provider=meter_provider)
+    receiver.add_observer(observer)
+    yield Telemetry(spans, reader, reports, receiver, observer)
     tracer_provider.shutdown()
     meter_provider.shutdown()
 
@@ -178,3 +181,55 @@ def test_the_module_names_the_extra_when_opentelemetry_is_missing(monkeypatch: p
     monkeypatch.delitem(sys.modules, "kreuzberg_webhooks.otel")
     with pytest.raises(ImportError, match=r"kreuzberg-webhooks\[otel\]"):
         importlib.import_module("kreuzberg_webhooks.otel")
+
+
+def gauge(telemetry: Telemetry) -> dict[str, int]:
+    return {
+        point.attributes["kreuzberg_webhooks.inbox.state"]: point.value
+        for point in telemetry.points("kreuzberg_webhooks.inbox.deliveries")
+    }
+
+
+def test_the_inbox_gauge_reports_depth_and_dead_count(telemetry: Telemetry, tmp_path: Any) -> None:
+    from kreuzberg_webhooks.inbox import RetryPolicy, SQLiteInbox
+    from kreuzberg_webhooks.inbox.worker import InboxWorker
+
+    inbox = SQLiteInbox(tmp_path / "inbox.sqlite3")
+    receiver = Receiver(SECRET, inbox=inbox, on_outcome=telemetry.observer)
+    telemetry.observer.observe_inbox(inbox)
+
+    @receiver.on("job.failed")
+    def fail(event: Event) -> None:
+        raise RuntimeError("the handler's own failure")
+
+    for status in ("completed", "completed", "cancelled", "failed"):
+        assert receiver.handle(*signed_delivery(SECRET, status=status)).status_code == 202
+    assert gauge(telemetry) == {"queued": 4, "running": 0, "done": 0, "dead": 0}
+
+    InboxWorker(receiver, policy=RetryPolicy(max_attempts=1)).drain()
+    assert gauge(telemetry) == {"queued": 0, "running": 0, "done": 3, "dead": 1}
+    # Each attempt the worker made is a delivery span of its own, counted with via="inbox".
+    attempts = [
+        span
+        for span in telemetry.finished()
+        if span.attributes and span.attributes["kreuzberg_webhooks.via"] == "inbox"
+    ]
+    assert sorted(str(span.attributes["kreuzberg_webhooks.reason"]) for span in attempts if span.attributes) == [
+        "handler_error",
+        "processed",
+        "processed",
+        "processed",
+    ]
+
+
+def test_an_unreachable_inbox_reports_nothing_instead_of_failing_the_collection(
+    telemetry: Telemetry, caplog: pytest.LogCaptureFixture
+) -> None:
+    class Down:
+        def counts(self) -> dict[str, int]:
+            raise ConnectionError("postgresql://user:password@db/inbox is down")
+
+    telemetry.observer.observe_inbox(Down(), name="down")  # type: ignore[arg-type]
+    assert telemetry.points("kreuzberg_webhooks.inbox.deliveries") == []
+    assert "could not be counted" in caplog.text
+    assert "password" not in caplog.text  # the error's text may hold a connection URL
