@@ -120,7 +120,6 @@ class OpenTelemetryObserver:
         if report.reason in _HANDLERS_RAN:
             self._handler_duration.record(report.handler_seconds, labels)
 
-
     def observe_inbox(self, inbox: Inbox, *, name: str = "default") -> None:
         """Report *inbox*'s deliveries per state as the gauge ``kreuzberg_webhooks.inbox.deliveries``.
 
