@@ -29,24 +29,36 @@ from .errors import (
     ServerError,
 )
 from .policy import Backoff, parse_job_response, parse_retry_after
+from .reconcile import DEFAULT_GRACE, AsyncReconciler, Reconciler, ReconcileReport, delivered_via
+from .tracking import JobTracker, MemoryTracker, SQLiteTracker, TrackedJob, open_tracker
 
 __all__ = [
     "API_KEY_ENV",
     "API_URL_ENV",
     "DEFAULT_BASE_URL",
+    "DEFAULT_GRACE",
     "APIUnavailable",
     "AsyncJobsClient",
+    "AsyncReconciler",
     "Backoff",
     "InvalidAPIKey",
     "InvalidJobId",
     "InvalidResponse",
     "JobNotFound",
     "JobTimeout",
+    "JobTracker",
     "JobsAPIError",
     "JobsClient",
+    "MemoryTracker",
     "PermanentAPIError",
+    "ReconcileReport",
+    "Reconciler",
+    "SQLiteTracker",
     "ServerError",
     "Submission",
+    "TrackedJob",
+    "delivered_via",
+    "open_tracker",
     "parse_job_response",
     "parse_retry_after",
 ]

@@ -75,3 +75,61 @@ def running_sink(answer: Callable[[Received], int] = lambda _: 200) -> Iterator[
         sink.server.shutdown()
         sink.server.server_close()
         thread.join()
+
+
+class ReceiverServer:
+    """A receiver behind the package's WSGI middleware (endpoint mode), served by a threaded
+    ``wsgiref`` server on a fixed loopback port: stoppable and restartable mid-test."""
+
+    def __init__(self, receiver: Any, path: str = "/webhooks/kreuzberg") -> None:
+        from kreuzberg_webhooks.adapters.wsgi import KreuzbergWebhookMiddleware
+
+        def fallback(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
+            start_response("404 Not Found", [("Content-Type", "text/plain")])
+            return [b"not here"]
+
+        self.app = KreuzbergWebhookMiddleware(fallback, receiver, path=path, mode="endpoint")
+        self.path = path
+        from tests.servers import free_port
+
+        self.port = free_port()
+        self._server: Any = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}{self.path}"
+
+    def start(self) -> None:
+        import socketserver
+        from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
+
+        class Quiet(WSGIRequestHandler):
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        class Threaded(socketserver.ThreadingMixIn, WSGIServer):
+            daemon_threads = True
+            allow_reuse_address = True
+
+        self._server = make_server("127.0.0.1", self.port, self.app, server_class=Threaded, handler_class=Quiet)
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            assert self._thread is not None
+            self._thread.join()
+            self._server = self._thread = None
+
+
+@contextmanager
+def serving(receiver: Any) -> Iterator[ReceiverServer]:
+    server = ReceiverServer(receiver)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()

@@ -1,0 +1,450 @@
+"""Reconciliation: every job the app submitted reaches its handlers, even when its webhook never comes.
+
+The vendor's SDK guide: treat the webhook "as a fast path and still poll or
+fetch the job on your own timeout as a fallback for jobs your webhook handler
+has not seen close". So the app *tracks* the ids it submits; a webhook closes
+a tracked job (the reconciler watches the receiver's delivery reports); a
+job still open after the grace period is fetched with one ``GET
+/v1/jobs/{id}`` and, when terminal, dispatched through
+``receiver.process(event, scope=…, via="reconcile")``.
+
+Exactly once across both paths (``docs/contract.md`` §4c) rests on the replay
+store, not on the tracker: ``process`` claims the same key a webhook of the
+same job and event type claims (``kreuzberg_webhooks.keys``), so a job whose
+webhook was processed — by any worker, even one whose report the tracker
+missed — comes back ``duplicate`` and is only closed. Closing on a webhook
+saves the request; it is never what keeps a handler from running twice.
+Hence the grace period must be shorter than the store's retention.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import contextvars
+import logging
+import math
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
+from typing import Any
+from uuid import UUID
+
+from ..events import CrawlJobDocument
+from ..exceptions import ConfigurationError
+from ..simulate import MAX_ATTEMPTS, RETRY_DELAYS, SENDER_TIMEOUT
+from .client import AsyncJobsClient, JobsClient
+from .errors import InvalidAPIKey, JobsAPIError, PermanentAPIError
+from .policy import Backoff, JobLookup, is_terminal
+from .tracking.base import JobTracker, TrackedJob
+
+__all__ = [
+    "DEFAULT_GRACE",
+    "AsyncReconciler",
+    "ReconcileReport",
+    "Reconciler",
+    "delivered_via",
+]
+
+logger = logging.getLogger("kreuzberg_webhooks.cloud")
+
+#: Past the sender's whole retry schedule (5 s + 30 s + 5 min + 5 min of waits and five
+#: 30 s time-outs: 785 s), so a webhook that is merely late is not raced by a fetch.
+DEFAULT_GRACE = 900.0
+_SCHEDULE = sum(RETRY_DELAYS) + MAX_ATTEMPTS * SENDER_TIMEOUT
+#: A tracked job that is not terminal yet is checked again after 30 s, doubling to 10 min.
+DEFAULT_RECHECK = Backoff(initial=30.0, cap=600.0)
+#: How long a closed job is remembered, so a late ``track()`` does not reopen it.
+DEFAULT_CLOSED_RETENTION = 3600.0
+_TERMINAL_TYPES = frozenset({"job.completed", "job.failed", "job.cancelled"})
+
+_VIA: contextvars.ContextVar[str] = contextvars.ContextVar("kreuzberg_webhooks_via", default="webhook")
+
+
+def delivered_via() -> str:
+    """Inside a handler: ``"reconcile"`` when the reconciler dispatched the event, else ``"webhook"``."""
+    return _VIA.get()
+
+
+@contextlib.contextmanager
+def _via(value: str) -> Iterator[None]:
+    token = _VIA.set(value)
+    try:
+        yield
+    finally:
+        _VIA.reset(token)
+
+
+@dataclass(slots=True)
+class ReconcileReport:
+    """What one pass did."""
+
+    #: Tracked jobs checked (one ``GET /v1/jobs/{id}`` each, plus retries of 429/5xx).
+    checked: int = 0
+    #: Terminal jobs whose handlers ran in this pass (their webhook never came).
+    processed: list[str] = field(default_factory=list)
+    #: Terminal jobs a webhook had already processed (closed without running anything).
+    duplicates: int = 0
+    #: Jobs not terminal yet, checked again later.
+    pending: int = 0
+    #: Jobs whose fetch or handlers failed transiently, checked again later.
+    retried: int = 0
+    #: Jobs the API answered permanently about (404 purged, 400): ``(job_id, reason)``; closed.
+    failed: list[tuple[str, str]] = field(default_factory=list)
+    #: Child jobs of finished crawl jobs, tracked for the next pass.
+    children: int = 0
+    seconds: float = 0.0
+
+    def summary(self) -> str:
+        """One line for a log or a terminal."""
+        return (
+            f"checked {self.checked} tracked jobs in {self.seconds:.2f} s: {len(self.processed)} processed, "
+            f"{self.duplicates} already processed by webhook, {self.pending} not finished, "
+            f"{self.retried} to retry, {len(self.failed)} failed permanently"
+            + (f", {self.children} crawl children tracked" if self.children else "")
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class _Verdict:
+    """What to do with one checked entry."""
+
+    entry: TrackedJob
+    action: str  # "close" | "reschedule"
+    kind: str  # "processed" | "duplicate" | "pending" | "retry" | "failed"
+    next_check: float = 0.0
+    reason: str = ""
+    children: tuple[UUID, ...] = ()
+
+
+class _Core:
+    """Settings and decisions shared by the sync and async reconcilers."""
+
+    def __init__(
+        self,
+        receiver: Any,
+        tracker: JobTracker,
+        *,
+        scope: str,
+        grace: float,
+        recheck: Backoff | None,
+        lease: float,
+        batch_size: int,
+        closed_retention: float,
+        observe: bool,
+        clock: Callable[[], float],
+    ) -> None:
+        if not (math.isfinite(grace) and grace > 0):
+            raise ConfigurationError("grace must be a positive number of seconds")
+        retention = float(getattr(receiver, "retention", math.inf))
+        if not grace < retention:
+            raise ConfigurationError(
+                f"grace ({grace:g} s) must be shorter than the replay store's retention ({retention:g} s): "
+                "a job processed by webhook could be forgotten before the reconciler checks it"
+            )
+        if grace < _SCHEDULE:
+            logger.info("reconcile grace %.0f s is shorter than the sender's retry schedule (%.0f s)", grace, _SCHEDULE)
+        if not (lease > 0 and batch_size >= 1 and closed_retention > 0):
+            raise ConfigurationError("lease, batch_size and closed_retention must be positive")
+        self.receiver = receiver
+        self.tracker = tracker
+        self.scope = scope
+        self.grace = float(grace)
+        self.recheck = recheck or DEFAULT_RECHECK
+        self.lease = float(lease)
+        self.batch_size = int(batch_size)
+        self.closed_retention = float(closed_retention)
+        self._clock = clock
+        if observe:
+            receiver.add_observer(self.observe)
+
+    def entries(self, job_ids: Iterable[str | UUID], scope: str | None, delay: float | None) -> list[TrackedJob]:
+        now = self._clock()
+        check_at = now + (self.grace if delay is None else delay)
+        return [TrackedJob(str(UUID(str(i))), self.scope if scope is None else scope, now, check_at) for i in job_ids]
+
+    def observe(self, report: Any) -> None:
+        """A receiver observer: a terminal event handled (or acknowledged as a duplicate)
+        by the webhook path closes its tracked job."""
+        if (
+            report.job_id
+            and report.via != "reconcile"
+            and report.reason in ("processed", "duplicate")
+            and report.event_type in _TERMINAL_TYPES
+        ):
+            try:
+                self.tracker.close([str(report.job_id)], self._clock() + self.closed_retention)
+            except Exception:  # the reconciler's own check then closes it later
+                logger.warning("could not close tracked job %s after its webhook", report.job_id, exc_info=True)
+
+    def verdict_for_document(self, entry: TrackedJob, document: JobLookup, outcome: Any, now: float) -> _Verdict:
+        reason = getattr(outcome, "reason", "")
+        children = document.job_ids if isinstance(document, CrawlJobDocument) else ()
+        if reason == "processed":
+            return _Verdict(entry, "close", "processed", children=children)
+        if reason == "duplicate":
+            return _Verdict(entry, "close", "duplicate", children=children)
+        # in_flight (a webhook is being handled right now), handler_error, store_unavailable
+        return self.retry(entry, now, reason or "not processed")
+
+    def pending(self, entry: TrackedJob, now: float) -> _Verdict:
+        return _Verdict(entry, "reschedule", "pending", now + self.recheck.delay(entry.checks))
+
+    def retry(self, entry: TrackedJob, now: float, reason: str) -> _Verdict:
+        return _Verdict(entry, "reschedule", "retry", now + self.recheck.delay(entry.checks), reason)
+
+    def verdict_for_error(self, entry: TrackedJob, error: JobsAPIError, now: float) -> _Verdict:
+        if isinstance(error, InvalidAPIKey):
+            raise error  # every other job would fail the same way: end the pass
+        if isinstance(error, PermanentAPIError):
+            logger.error("tracked job %s: %s; no longer tracked", entry.job_id, error)
+            return _Verdict(entry, "close", "failed", reason=str(error))
+        logger.warning("tracked job %s: %s; checked again later", entry.job_id, error)
+        return self.retry(entry, now, str(error))
+
+    def apply(self, verdicts: Sequence[_Verdict], report: ReconcileReport, now: float) -> None:
+        closing = [v.entry.job_id for v in verdicts if v.action == "close"]
+        if closing:
+            self.tracker.close(closing, now + self.closed_retention)
+        later = [
+            replace(v.entry, next_check=v.next_check, checks=v.entry.checks + 1)
+            for v in verdicts
+            if v.action == "reschedule"
+        ]
+        if later:
+            self.tracker.reschedule(later)
+        children = [c for v in verdicts for c in v.children]
+        if children:
+            # Checked on the next pass: their own webhooks had the crawl's whole run to arrive.
+            self.tracker.track([TrackedJob(str(c), v.entry.scope, now, now) for v in verdicts for c in v.children])
+        for verdict in verdicts:
+            report.checked += 1
+            if verdict.kind == "processed":
+                report.processed.append(verdict.entry.job_id)
+            elif verdict.kind == "duplicate":
+                report.duplicates += 1
+            elif verdict.kind == "pending":
+                report.pending += 1
+            elif verdict.kind == "retry":
+                report.retried += 1
+            else:
+                report.failed.append((verdict.entry.job_id, verdict.reason))
+        report.children += len(children)
+
+
+class Reconciler(_Core):
+    """Checks tracked jobs no webhook closed, and dispatches the terminal ones (sync).
+
+    :param receiver: the app's :class:`~kreuzberg_webhooks.Receiver`; its handlers run through
+        ``receiver.process`` (its replay store keeps them to once per job and event type).
+    :param client: a :class:`~kreuzberg_webhooks.cloud.JobsClient`.
+    :param tracker: where tracked jobs live (``open_tracker(url)``).
+    :param scope: the dedupe scope of the app's events: ``""`` for a receiver with static secrets,
+        the project id for a per-project secret resolver.
+    :param grace: seconds after ``track`` before a job is fetched; default past the sender's
+        whole retry schedule. Must be shorter than the receiver's retention.
+    :param recheck: backoff for jobs not terminal yet (30 s doubling to 10 min).
+    :param lease: seconds a pass holds the jobs it took (another reconciler skips them).
+    :param concurrency: requests in flight at once.
+    :param observe: close tracked jobs when the receiver reports their webhook (default on).
+    """
+
+    def __init__(
+        self,
+        receiver: Any,
+        client: JobsClient,
+        tracker: JobTracker,
+        *,
+        scope: str = "",
+        grace: float = DEFAULT_GRACE,
+        recheck: Backoff | None = None,
+        lease: float = 120.0,
+        batch_size: int = 1000,
+        concurrency: int = 8,
+        closed_retention: float = DEFAULT_CLOSED_RETENTION,
+        observe: bool = True,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        super().__init__(
+            receiver,
+            tracker,
+            scope=scope,
+            grace=grace,
+            recheck=recheck,
+            lease=lease,
+            batch_size=batch_size,
+            closed_retention=closed_retention,
+            observe=observe,
+            clock=clock,
+        )
+        if concurrency < 1:
+            raise ConfigurationError("concurrency must be at least 1")
+        self.client = client
+        self.concurrency = concurrency
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def track(self, job_ids: Iterable[str | UUID], *, scope: str | None = None, delay: float | None = None) -> None:
+        """Remember submitted jobs; each is checked *delay* seconds from now (default: the grace period)."""
+        self.tracker.track(self.entries(job_ids, scope, delay))
+
+    def _check(self, entry: TrackedJob) -> _Verdict:
+        now = self._clock()
+        try:
+            document = self.client.get_job(entry.job_id)
+        except JobsAPIError as error:
+            return self.verdict_for_error(entry, error, now)
+        if not is_terminal(document):
+            return self.pending(entry, now)
+        with _via("reconcile"):
+            outcome = self.receiver.process(document, scope=entry.scope, via="reconcile")
+        return self.verdict_for_document(entry, document, outcome, now)
+
+    def run_once(self) -> ReconcileReport:
+        """One pass: every tracked job due now, one request each."""
+        started = time.perf_counter()
+        report = ReconcileReport()
+        now = self._clock()
+        with ThreadPoolExecutor(self.concurrency, thread_name_prefix="kreuzberg-reconcile") as pool:
+            while True:
+                due = self.tracker.due(now, self.batch_size, self.lease)
+                if not due:
+                    break
+                self.apply(list(pool.map(self._check, due)), report, now)
+                if len(due) < self.batch_size:
+                    break
+        report.seconds = time.perf_counter() - started
+        if report.checked:
+            logger.info("reconcile: %s", report.summary())
+        return report
+
+    def start(self, interval: float) -> threading.Thread:
+        """Run a pass every *interval* seconds in a background thread until :meth:`stop`."""
+        if not (math.isfinite(interval) and interval > 0):
+            raise ConfigurationError("interval must be a positive number of seconds")
+        if self._thread is not None:
+            return self._thread
+        self._stop.clear()
+
+        def loop() -> None:
+            while not self._stop.is_set():
+                try:
+                    self.run_once()
+                except Exception:
+                    logger.exception("reconcile pass failed; trying again in %.0f s", interval)
+                self._stop.wait(interval)
+
+        self._thread = threading.Thread(target=loop, name="kreuzberg-reconciler", daemon=True)
+        self._thread.start()
+        return self._thread
+
+    def stop(self) -> None:
+        """Stop the background thread after its current pass."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+
+
+class AsyncReconciler(_Core):
+    """The asynchronous :class:`Reconciler`: an :class:`~kreuzberg_webhooks.cloud.AsyncJobsClient`,
+    ``receiver.process_async``, at most *concurrency* requests in flight on kept-alive connections.
+    Tracker calls run in a worker thread."""
+
+    def __init__(
+        self,
+        receiver: Any,
+        client: AsyncJobsClient,
+        tracker: JobTracker,
+        *,
+        scope: str = "",
+        grace: float = DEFAULT_GRACE,
+        recheck: Backoff | None = None,
+        lease: float = 120.0,
+        batch_size: int = 1000,
+        concurrency: int = 32,
+        closed_retention: float = DEFAULT_CLOSED_RETENTION,
+        observe: bool = True,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        super().__init__(
+            receiver,
+            tracker,
+            scope=scope,
+            grace=grace,
+            recheck=recheck,
+            lease=lease,
+            batch_size=batch_size,
+            closed_retention=closed_retention,
+            observe=observe,
+            clock=clock,
+        )
+        if concurrency < 1:
+            raise ConfigurationError("concurrency must be at least 1")
+        self.client = client
+        self.concurrency = concurrency
+        self._task: asyncio.Task[None] | None = None
+
+    async def track(
+        self, job_ids: Iterable[str | UUID], *, scope: str | None = None, delay: float | None = None
+    ) -> None:
+        """Remember submitted jobs; each is checked *delay* seconds from now (default: the grace period)."""
+        await asyncio.to_thread(self.tracker.track, self.entries(job_ids, scope, delay))
+
+    async def _check(self, entry: TrackedJob, gate: asyncio.Semaphore) -> _Verdict:
+        async with gate:
+            now = self._clock()
+            try:
+                document = await self.client.get_job(entry.job_id)
+            except JobsAPIError as error:
+                return self.verdict_for_error(entry, error, now)
+        if not is_terminal(document):
+            return self.pending(entry, now)
+        with _via("reconcile"):
+            outcome = await self.receiver.process_async(document, scope=entry.scope, via="reconcile")
+        return self.verdict_for_document(entry, document, outcome, now)
+
+    async def run_once(self) -> ReconcileReport:
+        """One pass: every tracked job due now, one request each, *concurrency* at a time."""
+        started = time.perf_counter()
+        report = ReconcileReport()
+        now = self._clock()
+        gate = asyncio.Semaphore(self.concurrency)
+        while True:
+            due = await asyncio.to_thread(self.tracker.due, now, self.batch_size, self.lease)
+            if not due:
+                break
+            verdicts = await asyncio.gather(*(self._check(entry, gate) for entry in due))
+            await asyncio.to_thread(self.apply, verdicts, report, now)
+            if len(due) < self.batch_size:
+                break
+        report.seconds = time.perf_counter() - started
+        if report.checked:
+            logger.info("reconcile: %s", report.summary())
+        return report
+
+    def start(self, interval: float) -> asyncio.Task[None]:
+        """Run a pass every *interval* seconds as a task on the running loop until :meth:`stop`."""
+        if not (math.isfinite(interval) and interval > 0):
+            raise ConfigurationError("interval must be a positive number of seconds")
+        if self._task is None or self._task.done():
+            self._task = asyncio.get_running_loop().create_task(self._loop(interval), name="kreuzberg-reconciler")
+        return self._task
+
+    async def _loop(self, interval: float) -> None:
+        while True:
+            try:
+                await self.run_once()
+            except Exception:
+                logger.exception("reconcile pass failed; trying again in %.0f s", interval)
+            await asyncio.sleep(interval)
+
+    async def stop(self) -> None:
+        """Cancel the periodic task."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None

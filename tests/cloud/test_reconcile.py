@@ -1,0 +1,260 @@
+"""Reconciliation against the emulator under a real server: every job's handlers run exactly once,
+whichever way it came (webhook, duplicates, concurrent copies, or the reconciler), whatever fails."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import threading
+import time
+import uuid
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from kreuzberg_webhooks import ConfigurationError, Event, Receiver, SQLiteStore
+from kreuzberg_webhooks.cloud import (
+    AsyncJobsClient,
+    AsyncReconciler,
+    Backoff,
+    InvalidAPIKey,
+    JobsClient,
+    MemoryTracker,
+    Reconciler,
+    SQLiteTracker,
+    delivered_via,
+)
+from kreuzberg_webhooks.emulator import Emulator, Faults
+from tests.cloud.support import serving
+
+pytestmark = pytest.mark.slow
+
+KEY = "reconcile-test-key-7d2e"
+SECRET = "reconcile-test-webhook-secret-0123456789abcdef"
+FAST = Backoff(initial=0.02, cap=0.2)
+RECHECK = Backoff(initial=0.2, cap=0.5)
+
+
+class Recorder:
+    """The app's handler: fetch the result unless carried, store its length, once per job (we count)."""
+
+    def __init__(self, client: JobsClient | None = None) -> None:
+        self.client = client
+        self.seen: list[tuple[str, str, int | None, str]] = []
+        self._lock = threading.Lock()
+
+    def __call__(self, event: Event) -> None:
+        result = self.client.result_for(event) if self.client is not None else getattr(event, "result", None)
+        length = len(result.content) if result is not None and result.content is not None else None
+        with self._lock:
+            self.seen.append((str(event.job_id), event.type, length, delivered_via()))
+
+    def per_job(self) -> Counter[str]:
+        return Counter(job_id for job_id, *_ in self.seen)
+
+    def vias(self) -> Counter[str]:
+        return Counter(via for *_, via in self.seen)
+
+
+def wait_until(condition: Any, timeout: float, step: Any = None) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if step is not None:
+            step()
+        if condition():
+            return True
+        time.sleep(0.05)
+    return condition()
+
+
+def test_500_jobs_with_lost_duplicated_webhooks_a_flaky_api_and_a_receiver_outage(tmp_path: Path) -> None:
+    receiver = Receiver(SECRET, store=SQLiteStore(tmp_path / "replay.sqlite3"))
+    faults = Faults(drop=0.4, duplicate=0.2, concurrent=0.05, api_errors=0.1, retry_after=0)
+    rng = random.Random(7)
+    texts = {}
+    with (
+        serving(receiver) as server,
+        Emulator(
+            KEY, webhook_url=server.url, webhook_secret=SECRET, job_delay=0.3, time_scale=0.01, faults=faults, seed=7
+        ) as cloud,
+        JobsClient(KEY, cloud.base_url, backoff=FAST, retry_deadline=30) as client,
+    ):
+        recorder = Recorder(client)
+        receiver.on()(recorder)
+        reconciler = Reconciler(
+            receiver, client, SQLiteTracker(tmp_path / "replay.sqlite3"), grace=1.0, recheck=RECHECK, concurrency=8
+        )
+        for batch in range(50):
+            files = []
+            for n in range(10):
+                text = f"document {batch}-{n} " + "x" * rng.randrange(0, 400)
+                files.append((f"{batch}-{n}.txt", text.encode()))
+            submission = client.extract(files)
+            reconciler.track(submission.job_ids)
+            for job_id, (_, data) in zip(submission.job_ids, files, strict=True):
+                texts[str(job_id)] = data.decode()
+            if batch == 25:
+                server.stop()  # the receiver is down for a while: webhooks fail and are retried
+            if batch == 35:
+                server.start()
+        assert len(texts) == 500
+
+        def all_handled() -> bool:
+            return set(recorder.per_job()) >= set(texts)
+
+        assert wait_until(all_handled, 120, step=reconciler.run_once), f"{len(recorder.per_job())} of 500 handled"
+        assert cloud.wait_for_webhooks(60)  # late retries and duplicates arrive too
+        reconciler.run_once()
+        stats = cloud.stats
+
+    counts = recorder.per_job()
+    assert set(counts) == set(texts)
+    assert set(counts.values()) == {1}, [job for job, n in counts.items() if n > 1]
+    for job_id, event_type, length, _ in recorder.seen:
+        assert event_type == "job.completed"
+        assert length == len(texts[job_id])
+    vias = recorder.vias()
+    assert vias["reconcile"] >= 150  # about 40 % of the webhooks were never sent
+    assert vias["webhook"] >= 200
+    assert stats.webhooks_dropped >= 150
+    assert stats.api_faults > 0
+
+
+def test_one_request_per_open_job_per_pass_and_none_for_jobs_a_webhook_closed(tmp_path: Path) -> None:
+    receiver = Receiver(SECRET)
+    recorder = Recorder()
+    receiver.on()(recorder)
+    with (
+        serving(receiver) as server,
+        Emulator(
+            KEY, webhook_url=server.url, webhook_secret=SECRET, job_delay=0, faults=Faults(drop=0.5), seed=3
+        ) as cloud,
+        JobsClient(KEY, cloud.base_url, backoff=FAST) as client,
+    ):
+        reconciler = Reconciler(receiver, client, MemoryTracker(), grace=0.01, recheck=RECHECK)
+        ids = [str(i) for i in client.extract([(f"{n}.txt", b"abc") for n in range(40)]).job_ids]
+        reconciler.track(ids)
+        assert cloud.wait_for_webhooks(20)
+        before = dict(cloud.stats.job_requests)
+        report = reconciler.run_once()
+        after = dict(cloud.stats.job_requests)
+        dropped = {event.job_id for event in cloud.events if event.outcome == "dropped"}
+    assert before == {}
+    assert set(after) == dropped  # a job its webhook closed is never fetched
+    assert set(after.values()) == {1}
+    assert report.checked == len(dropped)
+    assert sorted(report.processed) == sorted(dropped)
+    assert set(recorder.per_job().values()) == {1}
+    assert len(recorder.per_job()) == 40
+
+
+def test_permanent_api_errors_are_reported_and_not_retried(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO)
+    receiver = Receiver(SECRET)
+    with Emulator(KEY) as cloud, JobsClient(KEY, cloud.base_url, backoff=FAST) as client:
+        tracker = MemoryTracker()
+        reconciler = Reconciler(receiver, client, tracker, grace=0.01, recheck=RECHECK)
+        purged = str(uuid.uuid4())
+        reconciler.track([purged], delay=0)
+        report = reconciler.run_once()
+        again = reconciler.run_once()
+        assert cloud.stats.job_requests == {purged: 1}
+        entry = tracker.get(purged)
+        with JobsClient("not-" + KEY, cloud.base_url, backoff=FAST) as wrong:
+            bad_key = Reconciler(receiver, wrong, MemoryTracker(), grace=0.01, observe=False)
+            bad_key.track([str(uuid.uuid4())], delay=0)
+            with pytest.raises(InvalidAPIKey):
+                bad_key.run_once()
+        requests = cloud.stats.api_requests
+    assert [job for job, _ in report.failed] == [purged]
+    assert "404" in report.failed[0][1]
+    assert again.checked == 0
+    assert entry is not None
+    assert entry.closed
+    assert requests == 2
+    assert KEY not in caplog.text
+
+
+def test_jobs_not_finished_are_checked_again_later() -> None:
+    receiver = Receiver(SECRET)
+    recorder = Recorder()
+    receiver.on()(recorder)
+    with Emulator(KEY, job_delay=1.0) as cloud, JobsClient(KEY, cloud.base_url, backoff=FAST) as client:
+        reconciler = Reconciler(receiver, client, MemoryTracker(), grace=0.01, recheck=RECHECK)
+        [job_id] = cloud.submit([("a.txt", b"later")])
+        reconciler.track([job_id], delay=0)
+        first = reconciler.run_once()
+        assert wait_until(lambda: recorder.per_job()[job_id] == 1, 10, step=reconciler.run_once)
+    assert first.pending == 1
+    assert recorder.seen == [(job_id, "job.completed", 5, "reconcile")]
+
+
+def test_a_crawl_job_is_dispatched_and_its_children_tracked() -> None:
+    receiver = Receiver(SECRET)
+    recorder = Recorder()
+    receiver.on()(recorder)
+    with Emulator(KEY, job_delay=0) as cloud, JobsClient(KEY, cloud.base_url, backoff=FAST) as client:
+        reconciler = Reconciler(receiver, client, MemoryTracker(), grace=0.01, recheck=RECHECK)
+        crawl_id = cloud.submit_crawl(["https://example.com/a", "https://example.com/b"])
+        reconciler.track([crawl_id], delay=0)
+        first = reconciler.run_once()
+        second = reconciler.run_once()
+    assert first.processed == [crawl_id]
+    assert first.children == 2
+    assert len(second.processed) == 2
+    assert [length for _, _, length, _ in recorder.seen[1:]] == [len("Page at https://example.com/a")] * 2
+
+
+def test_the_embedded_thread_reconciles_until_stopped() -> None:
+    receiver = Receiver(SECRET)
+    recorder = Recorder()
+    receiver.on()(recorder)
+    with Emulator(KEY, job_delay=0) as cloud, JobsClient(KEY, cloud.base_url, backoff=FAST) as client:
+        reconciler = Reconciler(receiver, client, MemoryTracker(), grace=0.1, recheck=RECHECK)
+        reconciler.track(cloud.submit([("a.txt", b"a"), ("b.txt", b"bb")]))
+        reconciler.start(0.05)
+        try:
+            assert wait_until(lambda: len(recorder.seen) == 2, 10)
+        finally:
+            reconciler.stop()
+    assert sorted(length for _, _, length, _ in recorder.seen) == [1, 2]
+
+
+def test_the_async_reconciler_dispatches_each_job_once(tmp_path: Path) -> None:
+    receiver = Receiver(SECRET, store=SQLiteStore(tmp_path / "replay.sqlite3"))
+    seen: list[str] = []
+
+    @receiver.on()
+    async def handler(event: Event) -> None:
+        seen.append(f"{event.job_id} {delivered_via()}")
+
+    async def scenario(cloud: Emulator) -> None:
+        async with AsyncJobsClient(KEY, cloud.base_url, backoff=FAST) as client:
+            reconciler = AsyncReconciler(receiver, client, SQLiteTracker(tmp_path / "t.db"), grace=0.01)
+            submission = await client.extract([(f"{n}.txt", b"x") for n in range(60)])
+            await reconciler.track(submission.job_ids, delay=0)
+            await asyncio.sleep(0.3)
+            task = reconciler.start(0.05)
+            deadline = time.monotonic() + 20
+            while len(seen) < 60 and time.monotonic() < deadline:
+                await asyncio.sleep(0.05)
+            await reconciler.stop()
+            assert task.done()
+
+    with Emulator(KEY, job_delay=0.1, faults=Faults(api_errors=0.2, retry_after=0), seed=2) as cloud:
+        asyncio.run(scenario(cloud))
+    assert len(seen) == 60
+    assert len(set(seen)) == 60
+    assert all(line.endswith(" reconcile") for line in seen)
+
+
+def test_a_grace_the_replay_store_would_outlive_is_refused() -> None:
+    receiver = Receiver(SECRET, retention=86_700)
+    with JobsClient(KEY, "http://127.0.0.1:9") as client:
+        with pytest.raises(ConfigurationError, match="retention"):
+            Reconciler(receiver, client, MemoryTracker(), grace=100_000)
+        with pytest.raises(ConfigurationError):
+            Reconciler(receiver, client, MemoryTracker(), grace=0)
