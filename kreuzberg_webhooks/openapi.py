@@ -113,13 +113,12 @@ ANSWER_SCHEMA: dict[str, Any] = {
     "title": "WebhookAnswer",
     "type": "object",
     "required": ["status"],
-    "properties": {"status": {"type": "string", "enum": ["processed", "duplicate"]}},
+    "properties": {"status": {"type": "string", "enum": ["processed", "queued", "duplicate"]}},
 }
 
 _DESCRIPTIONS = {
     400: "Signed, but not a valid delivery, or its timestamp is outside the replay window. The sender does not retry.",
     401: "The signature is missing, malformed or matches no secret. The sender does not retry.",
-    405: "Only POST is accepted.",
     413: "The body is over the receiver's limit.",
     429: "The same event is being processed by another request; retry after ``Retry-After`` seconds.",
     500: "A handler raised; the claim was released, so the sender's retry is processed.",
@@ -130,7 +129,13 @@ _RETRY_AFTER = {
 }
 
 
-def _reasons_by_status() -> dict[int, list[str]]:
+#: Answers only a handler run in the request can give.
+_HANDLER_REASONS = frozenset({"in_flight", "handler_error"})
+#: Not an answer to a POST: the operation documents POST only.
+_NOT_FOR_POST = frozenset({"method_not_allowed"})
+
+
+def _reasons_by_status(inbox: bool) -> dict[int, list[str]]:
     """Every concrete reason code the error tree can answer, grouped by status."""
     found: dict[int, set[str]] = {}
     pending: list[type[WebhookError]] = [WebhookError]
@@ -138,15 +143,20 @@ def _reasons_by_status() -> dict[int, list[str]]:
         cls = pending.pop()
         subclasses = cls.__subclasses__()
         pending.extend(subclasses)
-        if not subclasses and cls is not WebhookError:
+        if cls is WebhookError or subclasses or cls.reason in _NOT_FOR_POST:
+            continue
+        if not (inbox and cls.reason in _HANDLER_REASONS):
             found.setdefault(cls.status_code, set()).add(cls.reason)
     return {status: sorted(reasons) for status, reasons in sorted(found.items())}
 
 
-def webhook_operation(header: str = DEFAULT_SIGNATURE_HEADER) -> dict[str, Any]:
+def webhook_operation(header: str = DEFAULT_SIGNATURE_HEADER, *, inbox: bool = False) -> dict[str, Any]:
     """The OpenAPI operation fields of the webhook route: ``requestBody``, ``parameters`` and ``responses``.
 
     :param header: the signature header's name, as the receiver is configured.
+    :param inbox: the receiver writes deliveries to an inbox (``Receiver(inbox=…)``):
+        a new delivery is answered ``202 queued``, and no handler runs in the
+        request (so no ``429 in_flight`` or ``500 handler_error``).
     """
     responses: dict[str, Any] = {
         "200": {
@@ -155,7 +165,13 @@ def webhook_operation(header: str = DEFAULT_SIGNATURE_HEADER) -> dict[str, Any]:
             "content": {"application/json": {"schema": ANSWER_SCHEMA}},
         }
     }
-    for status, reasons in _reasons_by_status().items():
+    if inbox:
+        responses["202"] = {
+            "description": "Written durably to the inbox; the handlers run later, out of the request.",
+            "content": {"application/json": {"schema": ANSWER_SCHEMA}},
+        }
+        responses["200"]["description"] = "Acknowledged: a duplicate of a delivery already queued, running or done."
+    for status, reasons in _reasons_by_status(inbox).items():
         error_schema = {**ERROR_SCHEMA, "properties": {**ERROR_SCHEMA["properties"], "error": {"enum": reasons}}}
         response: dict[str, Any] = {
             "description": f"{_DESCRIPTIONS.get(status, 'Refused.')} Reasons: {', '.join(reasons)}.",
@@ -163,8 +179,6 @@ def webhook_operation(header: str = DEFAULT_SIGNATURE_HEADER) -> dict[str, Any]:
         }
         if status == 429:
             response["headers"] = _RETRY_AFTER
-        if status == 405:
-            response["headers"] = {"Allow": {"schema": {"type": "string", "enum": ["POST"]}}}
         responses[str(status)] = response
     return {
         "requestBody": {

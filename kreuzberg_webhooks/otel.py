@@ -107,7 +107,8 @@ class OpenTelemetryObserver:
         end = start + int(report.total_seconds * 1e9)
         span = self._tracer.start_span(
             DELIVERY_SPAN,
-            kind=trace.SpanKind.CONSUMER if report.mode in ("inbox", "process") else trace.SpanKind.SERVER,
+            # "process": a worker or the reconciler ran a trusted event; every other mode answers a request.
+            kind=trace.SpanKind.CONSUMER if report.mode == "process" else trace.SpanKind.SERVER,
             start_time=start,
             attributes={**labels, **_span_attributes(report)},
         )

@@ -1,14 +1,20 @@
-"""The webhook route in OpenAPI: read from a real FastAPI app's /openapi.json, checked against the receiver."""
+"""The webhook route in OpenAPI: read from a real FastAPI app's /openapi.json, checked against what it answers."""
 
 from __future__ import annotations
 
+import json
 import re
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
+from fastapi import Depends, FastAPI
+from fastapi.testclient import TestClient
 
-from kreuzberg_webhooks import Event, Receiver, WebhookError
-from kreuzberg_webhooks.openapi import PAYLOAD_SCHEMAS, webhook_operation
+from kreuzberg_webhooks import Event, JobStatus, Receiver, WebhookError
+from kreuzberg_webhooks.adapters.fastapi import KreuzbergWebhook
+from kreuzberg_webhooks.openapi import ANSWER_SCHEMA, PAYLOAD_SCHEMAS, webhook_operation
 from kreuzberg_webhooks.testing import (
     crawl_job_document_payload,
     job_document_payload,
@@ -17,7 +23,65 @@ from kreuzberg_webhooks.testing import (
 )
 
 SECRET = "openapi-test-secret-0123456789abcdef0123"
+HEADER = "X-Kreuzberg-Signature"
 PATH = "/webhooks/kreuzberg"
+POST_ANSWERS = {"200", "400", "401", "413", "429", "500", "503"}
+
+
+class DownStore:
+    """A replay store whose server is unreachable."""
+
+    def claim(self, key: str, lease: float) -> Any:
+        raise ConnectionError("the store is down")
+
+    def complete(self, key: str, token: str, retention: float) -> None:
+        raise ConnectionError("the store is down")
+
+    def release(self, key: str, token: str) -> None:
+        raise ConnectionError("the store is down")
+
+
+def build_app(receiver: Receiver) -> FastAPI:
+    webhook = KreuzbergWebhook(receiver)
+    app = FastAPI()
+    webhook.init_app(app)
+
+    @app.post(PATH, **webhook.route_options())
+    async def kreuzberg(event: Event = Depends(webhook)) -> dict[str, str]:
+        if getattr(event, "status", None) == JobStatus.FAILED:
+            raise RuntimeError("the route's own failure")
+        return {"status": "processed"}
+
+    return app
+
+
+@dataclass
+class App:
+    client: TestClient
+    openapi: dict[str, Any]
+
+    @property
+    def operation(self) -> dict[str, Any]:
+        post: dict[str, Any] = self.openapi["paths"][PATH]["post"]
+        return post
+
+    def post(self, body: bytes, headers: dict[str, str]) -> tuple[int, Any]:
+        response = self.client.post(PATH, content=body, headers=headers)
+        return response.status_code, response.json()
+
+
+@pytest.fixture
+def app() -> Any:
+    receiver = Receiver(SECRET, header=HEADER, max_body_size=4096)
+    with TestClient(build_app(receiver), raise_server_exceptions=False) as client:
+        response = client.get("/openapi.json")
+        assert response.status_code == 200
+        yield App(client, response.json())
+
+
+def error_reasons(response: dict[str, Any]) -> list[str]:
+    reasons: list[str] = response["content"]["application/json"]["schema"]["properties"]["error"]["enum"]
+    return reasons
 
 
 def every_error_class() -> list[type[WebhookError]]:
@@ -29,75 +93,84 @@ def every_error_class() -> list[type[WebhookError]]:
     return found
 
 
-@pytest.fixture(scope="module")
-def openapi() -> dict[str, Any]:
-    import fastapi
-    from fastapi.testclient import TestClient
-
-    from kreuzberg_webhooks.adapters.fastapi import KreuzbergWebhook
-
-    webhook = KreuzbergWebhook(Receiver(SECRET, header="X-Kreuzberg-Signature"))
-    app = fastapi.FastAPI()
-    webhook.init_app(app)
-
-    @app.post(PATH, **webhook.route_options())
-    async def kreuzberg(event: Event = fastapi.Depends(webhook)) -> dict[str, str]:
-        return {"status": "processed"}
-
-    with TestClient(app) as client:
-        response = client.get("/openapi.json")
-    assert response.status_code == 200
-    document: dict[str, Any] = response.json()
-    return document
-
-
-def operation(openapi: dict[str, Any]) -> dict[str, Any]:
-    post: dict[str, Any] = openapi["paths"][PATH]["post"]
-    return post
-
-
-def test_the_request_body_lists_every_accepted_shape(openapi: dict[str, Any]) -> None:
-    body = operation(openapi)["requestBody"]
+def test_the_request_body_lists_every_accepted_shape(app: App) -> None:
+    body = app.operation["requestBody"]
     assert body["required"] is True
     shapes = body["content"]["application/json"]["schema"]["anyOf"]
     assert [shape["title"] for shape in shapes] == list(PAYLOAD_SCHEMAS)
     assert {"JobEvent", "JobDocument", "CrawlJobDocument"} <= {shape["title"] for shape in shapes}
 
 
-def test_the_signature_header_is_a_required_parameter_named_as_the_receiver_reads_it(openapi: dict[str, Any]) -> None:
-    parameters = {parameter["name"]: parameter for parameter in operation(openapi)["parameters"]}
-    assert parameters["X-Kreuzberg-Signature"]["in"] == "header"
-    assert parameters["X-Kreuzberg-Signature"]["required"] is True
+def test_the_signature_header_is_a_required_parameter_named_as_the_receiver_reads_it(app: App) -> None:
+    parameters = {parameter["name"]: parameter for parameter in app.operation["parameters"]}
+    assert parameters[HEADER]["in"] == "header"
+    assert parameters[HEADER]["required"] is True
     assert "X-Webhook-Signature" not in parameters  # the configured name, not the default
 
 
-def test_every_documented_answer_is_there_with_the_error_body(openapi: dict[str, Any]) -> None:
-    responses = operation(openapi)["responses"]
-    assert {"200", "400", "401", "405", "413", "429", "500", "503"} <= set(responses)
-    for status in ("400", "401", "405", "413", "429", "500", "503"):
+def test_every_answer_to_a_post_is_documented_with_the_error_body(app: App) -> None:
+    responses = app.operation["responses"]
+    assert set(responses) == POST_ANSWERS  # 405 answers other methods, not this POST operation
+    for status in POST_ANSWERS - {"200"}:
         schema = responses[status]["content"]["application/json"]["schema"]
         assert schema["required"] == ["error", "detail"], status
-        assert schema["properties"]["error"]["enum"], status
+        assert error_reasons(responses[status]), status
     assert "Retry-After" in responses["429"]["headers"]
     # The 2xx body is the route's own: FastAPI's schema for its return type stays.
     assert responses["200"]["content"]["application/json"]["schema"]["type"] == "object"
 
 
-def test_each_answer_lists_exactly_the_reasons_the_error_tree_gives_that_status(openapi: dict[str, Any]) -> None:
-    responses = operation(openapi)["responses"]
+def test_each_answer_lists_exactly_the_reasons_the_error_tree_gives_that_status(app: App) -> None:
+    responses = app.operation["responses"]
     leaves = [cls for cls in every_error_class() if not cls.__subclasses__() and cls is not WebhookError]
     for cls in leaves:
-        assert (
-            cls.reason
-            in responses[str(cls.status_code)]["content"]["application/json"]["schema"]["properties"]["error"]["enum"]
-        ), cls.__name__
-    documented = {
-        reason
-        for status, response in responses.items()
-        if status != "200"
-        for reason in response["content"]["application/json"]["schema"]["properties"]["error"]["enum"]
+        if cls.reason != "method_not_allowed":
+            assert cls.reason in error_reasons(responses[str(cls.status_code)]), cls.__name__
+    documented = {reason for status in POST_ANSWERS - {"200"} for reason in error_reasons(responses[status])}
+    assert documented == {cls.reason for cls in leaves} - {"method_not_allowed"}
+
+
+def test_what_the_app_answers_is_what_its_openapi_says(app: App) -> None:
+    valid = signed_delivery(SECRET, header=HEADER)
+    deliveries = {
+        "processed": valid,
+        "duplicate": valid,
+        "forged": signed_delivery("another-secret-0123456789abcdef0123456789", header=HEADER),
+        "unsigned": signed_delivery(None, header=HEADER),
+        "malformed": signed_delivery(SECRET, header=HEADER, signature="sha256=nothex"),
+        "stale": signed_delivery(SECRET, header=HEADER, timestamp=1),
+        "not json": signed_delivery(SECRET, b"{not json", header=HEADER),
+        "too large": signed_delivery(SECRET, b"x" * 5000, header=HEADER),
+        "route raised": signed_delivery(SECRET, header=HEADER, status="failed"),
     }
-    assert documented == {cls.reason for cls in leaves}
+    seen = set()
+    responses = app.operation["responses"]
+    for name, delivery in deliveries.items():
+        status, body = app.post(*delivery)
+        seen.add(status)
+        assert str(status) in responses, name
+        if status >= 300:
+            assert set(body) == {"error", "detail"}, name
+            assert body["error"] in error_reasons(responses[str(status)]), name
+    assert seen == {200, 400, 401, 413, 500}
+    # The store down: 503, as documented.
+    down = build_app(Receiver(SECRET, header=HEADER, store=DownStore()))
+    with TestClient(down) as client:
+        response = client.post(PATH, content=valid[0], headers=valid[1])
+    assert response.status_code == 503
+    assert response.json()["error"] in error_reasons(responses["503"])
+
+
+def test_in_inbox_mode_a_new_delivery_is_202_and_no_handler_answer_is_documented(tmp_path: Path) -> None:
+    from kreuzberg_webhooks.inbox import SQLiteInbox
+
+    operation = webhook_operation(inbox=True)
+    assert set(operation["responses"]) == {"200", "202", "400", "401", "413", "503"}
+    receiver = Receiver(SECRET, inbox=SQLiteInbox(tmp_path / "inbox.sqlite3"))
+    first = receiver.handle(*signed_delivery(SECRET))
+    assert str(first.status_code) in operation["responses"]
+    assert json.loads(first.body)["status"] in ANSWER_SCHEMA["properties"]["status"]["enum"]
+    assert first.status_code == 202
 
 
 @pytest.mark.parametrize(

@@ -205,6 +205,8 @@ def test_the_inbox_gauge_reports_depth_and_dead_count(telemetry: Telemetry, tmp_
     for status in ("completed", "completed", "cancelled", "failed"):
         assert receiver.handle(*signed_delivery(SECRET, status=status)).status_code == 202
     assert gauge(telemetry) == {"queued": 4, "running": 0, "done": 0, "dead": 0}
+    # Answering a request in inbox mode is a server span; the worker's attempts below are consumer spans.
+    assert {span.kind for span in telemetry.finished()} == {SpanKind.SERVER}
 
     InboxWorker(receiver, policy=RetryPolicy(max_attempts=1)).drain()
     assert gauge(telemetry) == {"queued": 0, "running": 0, "done": 3, "dead": 1}
@@ -214,6 +216,7 @@ def test_the_inbox_gauge_reports_depth_and_dead_count(telemetry: Telemetry, tmp_
         for span in telemetry.finished()
         if span.attributes and span.attributes["kreuzberg_webhooks.via"] == "inbox"
     ]
+    assert {span.kind for span in attempts} == {SpanKind.CONSUMER}
     assert sorted(str(span.attributes["kreuzberg_webhooks.reason"]) for span in attempts if span.attributes) == [
         "handler_error",
         "processed",
