@@ -8,12 +8,16 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib
 import os
 import signal
+import sys
 import threading
+import time
 from typing import Any
 
 from .cli import (
+    EXIT_FAILED,
     EXIT_OK,
     UsageError,
     _Formatter,
@@ -21,12 +25,13 @@ from .cli import (
     _non_negative_int,
     _paragraphs,
     _positive_float,
+    _positive_int,
     _rate,
     _url,
 )
 from .exceptions import ConfigurationError
 
-__all__ = ["API_KEY_ENV", "API_URL_ENV", "add_cloud_commands"]
+__all__ = ["API_KEY_ENV", "API_URL_ENV", "TRACKER_ENV", "add_cloud_commands"]
 
 API_KEY_ENV = "KREUZBERG_API_KEY"
 API_URL_ENV = "KREUZBERG_API_URL"
@@ -97,8 +102,103 @@ def _cmd_emulate(args: argparse.Namespace, io: Any) -> int:
     return EXIT_OK
 
 
+TRACKER_ENV = "KREUZBERG_TRACKER_URL"
+
+
+def _load_receiver(spec: str, app_dir: str | None) -> Any:
+    """The receiver named by ``module:attribute`` (as uvicorn names an app)."""
+    module_name, _, attribute = spec.partition(":")
+    if not module_name or not attribute:
+        raise UsageError(f"APP must be module:attribute (e.g. flask_app:receiver), not {spec!r}")
+    if app_dir:
+        sys.path.insert(0, app_dir)
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as error:
+        raise UsageError(f"cannot import {module_name!r}: {error}") from None
+    receiver: Any = module
+    for name in attribute.split("."):
+        receiver = getattr(receiver, name, None)
+    if receiver is None or not callable(getattr(receiver, "process", None)):
+        raise UsageError(f"{spec!r} is not a kreuzberg_webhooks Receiver")
+    return receiver
+
+
+def _cmd_reconcile(args: argparse.Namespace, io: Any) -> int:
+    from .cloud import JobsAPIError, JobsClient, Reconciler, open_tracker  # needs httpx: the [cloud] extra
+
+    tracker_url = (
+        args.tracker
+        or os.environ.get(TRACKER_ENV)
+        or os.environ.get("KREUZBERG_REDIS_URL")
+        or os.environ.get("KREUZBERG_STORE_URL")
+    )
+    if not tracker_url:
+        raise UsageError(f"no tracker: pass --tracker URL or set {TRACKER_ENV} (the app's replay-store URL works)")
+    receiver = _load_receiver(args.app, args.app_dir)
+    try:
+        tracker = open_tracker(tracker_url)
+        client = JobsClient(args.api_key, args.api_url)
+        reconciler = Reconciler(
+            receiver, client, tracker, scope=args.scope, grace=args.grace, concurrency=args.concurrency, observe=False
+        )
+    except ConfigurationError as error:
+        raise UsageError(str(error)) from None
+    failed = False
+    with client:
+        while True:
+            try:
+                report = reconciler.run_once()
+            except JobsAPIError as error:  # a bad key ends the pass: every job would fail the same way
+                print(f"reconcile: {error}", file=io.stderr, flush=True)
+                return EXIT_FAILED
+            print(report.summary(), file=io.stdout, flush=True)
+            for job_id, reason in report.failed:
+                print(f"  failed {job_id}: {reason}", file=io.stdout, flush=True)
+            failed = failed or bool(report.failed)
+            if args.interval is None:
+                break
+            time.sleep(args.interval)
+    return EXIT_FAILED if failed else EXIT_OK
+
+
 def add_cloud_commands(commands: Any, prog: str) -> None:
-    """Add ``emulate`` to the command line's subparsers."""
+    """Add ``emulate`` and ``reconcile`` to the command line's subparsers."""
+    reconcile = commands.add_parser(
+        "reconcile",
+        help="dispatch tracked jobs whose webhook never came (for cron)",
+        description=_paragraphs(
+            "Check every job the app tracked that no webhook closed within the grace period: one "
+            "GET /v1/jobs/{id} each, and every terminal one goes through the app's receiver "
+            "(receiver.process), whose replay store keeps each job's handlers to once. APP names the "
+            "receiver as module:attribute. Needs the [cloud] extra. Exits 1 when a job failed "
+            "permanently (404 purged, 400) or the API key is refused."
+        ),
+        epilog=f"""examples:
+  export {API_KEY_ENV}=... {API_URL_ENV}=https://api.xberg.io
+  {prog} reconcile --app-dir examples flask_app:receiver --tracker sqlite:///kreuzberg-webhooks.sqlite3
+  {prog} reconcile myapp.hooks:receiver --tracker redis://localhost:6379/0 --interval 60""",
+        formatter_class=_Formatter,
+    )
+    reconcile.add_argument("app", metavar="APP", help="the receiver, module:attribute")
+    reconcile.add_argument("--app-dir", metavar="DIR", help="import APP from this directory")
+    reconcile.add_argument(
+        "--tracker",
+        metavar="URL",
+        help=f"sqlite:///, redis://, postgresql:// (default: ${TRACKER_ENV}, else the store's)",
+    )
+    reconcile.add_argument("--api-url", metavar="URL", help=f"default: ${API_URL_ENV}, else https://api.xberg.io")
+    reconcile.add_argument("--api-key", metavar="KEY", help=f"default: ${API_KEY_ENV}")
+    reconcile.add_argument("--scope", default="", help="the events' dedupe scope (a project id with a resolver)")
+    reconcile.add_argument(
+        "--grace", type=_positive_float, default=900.0, metavar="SECONDS", help="wait after tracking (default: 900)"
+    )
+    reconcile.add_argument("--concurrency", type=_positive_int, default=8, metavar="N", help="default: 8")
+    reconcile.add_argument(
+        "--interval", type=_positive_float, metavar="SECONDS", help="run a pass every SECONDS (default: one pass)"
+    )
+    reconcile.set_defaults(run=_cmd_reconcile)
+
     emulate = commands.add_parser(
         "emulate",
         help="run a local Kreuzberg Cloud (jobs API and webhooks)",

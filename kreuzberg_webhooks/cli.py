@@ -327,6 +327,7 @@ commands:
   send-test   post one realistic signed delivery to your endpoint
   simulate    deliver many events like the real sender, retries included
   emulate     run a local Kreuzberg Cloud (jobs API and webhooks, with faults)
+  reconcile   dispatch tracked jobs whose webhook never came (for cron)
 
 examples:
   export {SECRET_ENV}=whsec_...
