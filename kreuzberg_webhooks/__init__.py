@@ -32,6 +32,7 @@ from .exceptions import (
     UnknownProject,
     WebhookError,
 )
+from .outcome import DeliveryReport
 from .receiver import Delivery, Outcome, Receiver
 from .signing import WeakSecretWarning, sign, verify_signature
 from .stores import AsyncReplayStore, Claim, ClaimState, MemoryStore, ReplayStore, SQLiteStore
@@ -50,6 +51,7 @@ __all__ = [
     "CrawlJobDocument",
     "Delivery",
     "DeliveryInFlight",
+    "DeliveryReport",
     "Event",
     "EventType",
     "FutureTimestamp",

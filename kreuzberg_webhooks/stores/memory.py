@@ -3,26 +3,22 @@
 from __future__ import annotations
 
 import itertools
+import logging
 import threading
 import time
 from collections.abc import Callable
+from typing import Literal
 
-from .._slots import slot_setter
 from ..exceptions import ConfigurationError, StoreUnavailable
 from .base import Claim, ClaimState
 
 __all__ = ["MemoryStore"]
 
+logger = logging.getLogger("kreuzberg_webhooks")
+
 _DONE = Claim(ClaimState.DONE)
-# Module constants: an enum member look-up costs as much as a dict operation.
-_NEW = ClaimState.NEW
-_IN_FLIGHT = ClaimState.IN_FLIGHT
-_set_state = slot_setter(Claim, "state")
-_set_token = slot_setter(Claim, "token")
-_set_retry_after = slot_setter(Claim, "retry_after")
-
-
-_new = Claim.__new__
+#: The share of ``max_entries`` at which the store warns that it is filling up.
+_WARN_AT = 0.8
 
 
 class MemoryStore:
@@ -32,20 +28,37 @@ class MemoryStore:
     each get their own memory and deduplicate nothing between them: use
     :class:`~kreuzberg_webhooks.stores.SQLiteStore` or the Redis store there.
 
-    :param max_entries: the most keys kept at once. Keys are never evicted
-        before they expire (that would let a replay through); when the store
-        is full of live keys a claim raises :class:`StoreUnavailable` and the
-        delivery is answered 503, so the sender retries later.
+    :param max_entries: the most keys kept at once.
+    :param when_full: what a claim for a new key does when every key is still
+        live. ``"evict"`` (the default) forgets the oldest *processed* key to
+        make room, so a busy process never turns a new event into a 503; a
+        replay of the forgotten event would be processed again, so the store
+        warns loudly at 80 % and at every eviction run — use
+        :class:`~kreuzberg_webhooks.stores.SQLiteStore` or raise
+        *max_entries* when you see it. ``"refuse"`` keeps every live key and
+        answers new events 503 (the sender retries later) until keys expire.
+        Keys being processed (in flight) are never evicted.
     :param clock: a monotonic clock in seconds; inject one in tests.
     """
 
     #: Operations never block, so an async receiver may call them on the event loop.
     nonblocking = True
 
-    def __init__(self, max_entries: int = 100_000, *, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        max_entries: int = 100_000,
+        *,
+        when_full: Literal["evict", "refuse"] = "evict",
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         if type(max_entries) is not int or max_entries <= 0:
             raise ConfigurationError("max_entries must be a positive integer")
+        if when_full not in ("evict", "refuse"):
+            raise ConfigurationError(f"when_full must be 'evict' or 'refuse', not {when_full!r}")
         self.max_entries = max_entries
+        self.when_full = when_full
+        self._warn_at = max(1, int(max_entries * _WARN_AT))
+        self._warned = False
         self._clock = clock
         self._lock = threading.Lock()
         # key -> (token or None when done, expires_at)
@@ -58,48 +71,42 @@ class MemoryStore:
 
     def claim(self, key: str, lease: float) -> Claim:
         """Take a lease on *key* unless it is done or leased."""
-        # acquire/release instead of `with`: half the cost on CPython 3.11,
-        # and claim and complete run on every delivery.
-        lock = self._lock
-        lock.acquire()
-        try:
+        with self._lock:
             now = self._clock()
-            entries = self._entries
-            entry = entries.get(key)
+            entry = self._entries.get(key)
             if entry is None:
-                if len(entries) >= self.max_entries:
-                    self._purge(now)
+                self._make_room(now)
             elif entry[1] > now:
                 if entry[0] is None:
                     return _DONE
-                return Claim(_IN_FLIGHT, retry_after=entry[1] - now)
+                return Claim(ClaimState.IN_FLIGHT, retry_after=entry[1] - now)
+            else:
+                del self._entries[key]  # expired: re-added at the end, in the order of its new expiry
             token = next(self._tokens)
-            expires_at = now + lease
-            entries[key] = (token, expires_at)
-            # Keep the next purge no later than the earliest expiry: an entry
-            # added after the last purge may expire before the ones that were there.
-            if expires_at < self._next_purge:
-                self._next_purge = expires_at
-        finally:
-            lock.release()
-        # Claim(ClaimState.NEW, token) built through the slots: half the cost, once per delivery.
-        claim = _new(Claim)
-        _set_state(claim, _NEW)
-        _set_token(claim, token)
-        _set_retry_after(claim, 0.0)
-        return claim
+            self._add(key, token, now + lease)
+        return Claim(ClaimState.NEW, token)
 
     def complete(self, key: str, token: str, retention: float) -> None:
         """Mark *key* done for *retention* seconds."""
-        lock = self._lock
-        lock.acquire()
-        try:
-            expires_at = self._clock() + retention
-            self._entries[key] = (None, expires_at)
-            if expires_at < self._next_purge:  # as in claim
-                self._next_purge = expires_at
-        finally:
-            lock.release()
+        with self._lock:
+            self._entries.pop(key, None)  # re-added at the end: oldest processed keys come first
+            self._add(key, None, self._clock() + retention)
+
+    def _add(self, key: str, token: str | None, expires_at: float) -> None:
+        self._entries[key] = (token, expires_at)
+        # Keep the next purge no later than the earliest expiry: an entry
+        # added after the last purge may expire before the ones that were there.
+        if expires_at < self._next_purge:
+            self._next_purge = expires_at
+        if not self._warned and len(self._entries) >= self._warn_at:
+            self._warned = True
+            logger.warning(
+                "the in-memory replay store holds %d of its %d keys: past that, %s; "
+                "use SQLiteStore (or Redis, PostgreSQL) or raise max_entries",
+                len(self._entries),
+                self.max_entries,
+                "the oldest processed events are forgotten" if self.when_full == "evict" else "new events get 503",
+            )
 
     def release(self, key: str, token: str) -> None:
         """Forget *key*'s claim if *token* still holds it."""
@@ -113,13 +120,27 @@ class MemoryStore:
         with self._lock:
             self._entries.clear()
 
-    def _purge(self, now: float) -> None:
-        # Scan at most once per earliest expiry, so a store full of live keys
-        # does not rescan on every claim.
+    def _make_room(self, now: float) -> None:
+        if len(self._entries) < self.max_entries:
+            return
+        # Scan for expired keys at most once per earliest expiry, so a store
+        # full of live keys does not rescan on every claim.
         if now >= self._next_purge:
             expired = [k for k, (_, expires_at) in self._entries.items() if expires_at <= now]
             for k in expired:
                 del self._entries[k]
             self._next_purge = min((e for _, e in self._entries.values()), default=float("inf"))
-        if len(self._entries) >= self.max_entries:
-            raise StoreUnavailable("the in-memory replay store is full of unexpired keys")
+        if len(self._entries) < self.max_entries:
+            return
+        if self.when_full == "evict":
+            # Entries are in the order they were added or completed: the first done one is the oldest.
+            oldest = next((k for k, (token, _) in self._entries.items() if token is None), None)
+            if oldest is not None:
+                del self._entries[oldest]
+                logger.warning(
+                    "the in-memory replay store is full (%d keys): forgot the oldest processed event "
+                    "(a replay of it would be processed again); use SQLiteStore or raise max_entries",
+                    self.max_entries,
+                )
+                return
+        raise StoreUnavailable("the in-memory replay store is full of unexpired keys")

@@ -214,6 +214,11 @@ class AdapterContract:
         answer = post("GET", PATH, b"", [])
         self.assert_error(answer, 405, "method_not_allowed")
 
+    @pytest.mark.parametrize("method", ["OPTIONS", "PUT", "DELETE"])
+    def test_other_methods_get_the_same_405(self, post: Poster, method: str) -> None:
+        # Every adapter answers alike: no framework's automatic OPTIONS 200 at the webhook path.
+        self.assert_error(post(method, PATH, b"", []), 405, "method_not_allowed")
+
     def test_body_over_limit_is_413(self, post: Poster, recorder: Recorder) -> None:
         payload = job_event_payload(now=NOW, padding="x" * LIMIT)
         body, headers = signed_delivery(SECRET, payload)

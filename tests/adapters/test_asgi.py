@@ -398,3 +398,43 @@ def test_require_lets_a_broken_installed_framework_fail_as_itself(tmp_path: Path
     assert result.returncode == 1
     assert "No module named 'kreuzberg_missing_dependency_of_it'" in result.stderr
     assert "pip install" not in result.stderr
+
+
+def test_guard_mode_keeps_the_claim_of_a_cancelled_request() -> None:
+    # A timeout middleware (or the server) cancels the request while the route's
+    # code may still run in a thread: releasing the claim then would let the
+    # sender's next retry run the event a second time.
+    store = MemoryStore()
+    receiver = Receiver(SECRET, store=store, clock=lambda: NOW)
+    entered = asyncio.Event()
+
+    async def route(scope: Any, receive: Any, send: Any) -> None:
+        entered.set()
+        await asyncio.sleep(30)
+
+    middleware = KreuzbergWebhookMiddleware(route, receiver=receiver, path=PATH, mode="guard")
+    body, headers = signed_delivery(SECRET, job_event_payload(now=NOW))
+    scope = {
+        "type": "http",
+        "method": "POST",
+        "path": PATH,
+        "root_path": "",
+        "headers": [(k.lower().encode(), v.encode()) for k, v in headers.items()],
+    }
+    messages = [{"type": "http.request", "body": body, "more_body": False}]
+
+    async def receive() -> dict[str, Any]:
+        return messages.pop(0)
+
+    async def send(message: dict[str, Any]) -> None:
+        pass
+
+    async def scenario() -> str:
+        request = asyncio.ensure_future(middleware(scope, receive, send))
+        await entered.wait()
+        request.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await request
+        return (await receiver.handle_async(body, headers)).reason
+
+    assert asyncio.run(scenario()) == "in_flight"

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi.responses import JSONResponse
 from fastapi.testclient import TestClient
 
 from kreuzberg_webhooks import Event, JobEvent, MemoryStore, Receiver, sign
@@ -57,6 +58,13 @@ class TestFastAPIDependency(AdapterContract):
         # are what matter to a sender, and they match; the dependency's own 405
         # (same JSON as every adapter) is pinned by the test below.
         answer = post("GET", PATH, b"", [])
+        assert answer.status == 405
+        assert answer.headers["allow"] == "POST"
+
+    @pytest.mark.parametrize("method", ["OPTIONS", "PUT", "DELETE"])
+    def test_other_methods_get_the_same_405(self, post: Poster, method: str) -> None:
+        # As for GET: FastAPI's router answers an `@app.post` route's other methods itself.
+        answer = post(method, PATH, b"", [])
         assert answer.status == 405
         assert answer.headers["allow"] == "POST"
 
@@ -277,4 +285,51 @@ def test_asgi_middleware_also_serves_a_fastapi_app(recorder: Recorder) -> None:
         assert client.post(PATH, content=body, headers=headers).json() == {"status": "processed"}
         assert client.post(PATH, content=body, headers=headers).json() == {"status": "duplicate"}
         assert client.get("/").json() == {"page": "index"}
+    assert len(recorder.events) == 1
+
+
+@pytest.mark.parametrize("status", [409, 503])
+def test_route_returning_a_non_2xx_response_releases_the_claim(recorder: Recorder, status: int) -> None:
+    calls: list[Event] = []
+    webhook = KreuzbergWebhook(make_receiver(recorder))
+    app = FastAPI()
+    webhook.init_app(app)
+
+    @app.post(PATH)
+    def kreuzberg(event: Event = Depends(webhook)) -> Any:
+        calls.append(event)
+        if len(calls) == 1:
+            return JSONResponse({"status": "later"}, status_code=status)  # returned, not raised
+        return {"status": "processed"}
+
+    body, headers = signed_delivery(SECRET, job_event_payload(now=NOW))
+    with TestClient(app) as client:
+        first = client.post(PATH, content=body, headers=headers)
+        retry = client.post(PATH, content=body, headers=headers)
+        again = client.post(PATH, content=body, headers=headers)
+    assert first.status_code == status
+    assert retry.json() == {"status": "processed"}  # the sender's retry is processed, not lost as a duplicate
+    assert again.json() == {"status": "duplicate"}
+    assert len(calls) == 2
+
+
+def test_the_claim_is_settled_before_the_response_leaves(recorder: Recorder) -> None:
+    store = MemoryStore()
+    app = webhook_app(make_receiver(recorder, store), recorder)
+    payload = job_event_payload(now=NOW)
+    body, headers = signed_delivery(SECRET, payload)
+    key = parse_event(payload).dedup_key
+    state_at_start: list[str] = []
+    incoming = [{"type": "http.request", "body": body, "more_body": False}]
+
+    async def receive() -> dict[str, Any]:
+        return incoming.pop(0) if incoming else {"type": "http.disconnect"}
+
+    async def send(message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.start":
+            # A retry arriving the moment the answer does must find the event done, not in flight.
+            state_at_start.append(store.claim(key, 60).state.name)
+
+    asyncio.run(app(post_scope(headers), receive, send))
+    assert state_at_start == ["DONE"]
     assert len(recorder.events) == 1

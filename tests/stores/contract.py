@@ -49,7 +49,17 @@ from typing import Any
 
 import pytest
 
-from kreuzberg_webhooks import AsyncReplayStore, Claim, ClaimState, Event, Outcome, Receiver, ReplayStore, ReplayWindow
+from kreuzberg_webhooks import (
+    AsyncReplayStore,
+    Claim,
+    ClaimState,
+    Event,
+    Outcome,
+    Receiver,
+    ReplayStore,
+    ReplayWindow,
+    testing,
+)
 from kreuzberg_webhooks.events import parse_event
 from kreuzberg_webhooks.testing import job_event_payload, signed_delivery
 
@@ -59,21 +69,15 @@ SECRET = "store-contract-secret-0123456789abcdef"
 NOW = 1_800_000_000.0
 
 
-class FrozenClock:
-    """A clock that moves only when told to; callable like ``time.time``."""
+class FrozenClock(testing.FrozenClock):
+    """The package's frozen clock, starting at this suite's fixed time."""
 
     def __init__(self, now: float = NOW) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
+        super().__init__(now)
 
 
 def new_key() -> str:
-    return f"event:contract-{uuid.uuid4().hex}"
+    return f"|contract-{uuid.uuid4().hex}|job.completed"
 
 
 async def _call(store: ReplayStore | AsyncReplayStore, name: str, *args: Any) -> Any:

@@ -20,7 +20,7 @@ def clock() -> FrozenClock:
     return FrozenClock()
 
 
-def test_a_store_full_of_live_keys_refuses_new_keys(clock: FrozenClock) -> None:
+def test_a_store_full_of_keys_in_flight_refuses_new_keys(clock: FrozenClock) -> None:
     store = MemoryStore(3, clock=clock)
     for key in ("a", "b", "c"):
         store.claim(key, 30)
@@ -30,7 +30,7 @@ def test_a_store_full_of_live_keys_refuses_new_keys(clock: FrozenClock) -> None:
 
 
 def test_a_full_store_still_answers_for_the_keys_it_holds(clock: FrozenClock) -> None:
-    store = MemoryStore(2, clock=clock)
+    store = MemoryStore(2, when_full="refuse", clock=clock)
     token = store.claim("a", 30).token
     assert token is not None
     store.complete("a", token, 600)
@@ -71,7 +71,7 @@ def test_released_keys_make_room(clock: FrozenClock) -> None:
 
 def test_a_full_store_makes_the_receiver_answer_503() -> None:
     store = MemoryStore(1)
-    store.claim("event:someone-else", 120)
+    store.claim("someone-else", 120)  # in flight: never evicted
     receiver = Receiver(SECRET, store=store, clock=lambda: NOW)
     seen: list[object] = []
     receiver.on()(seen.append)
@@ -87,6 +87,71 @@ def test_clear_forgets_everything(clock: FrozenClock) -> None:
     store.clear()
     assert len(store) == 0
     assert store.claim("a", 30).state is ClaimState.NEW
+
+
+def _done(store: MemoryStore, key: str) -> None:
+    token = store.claim(key, 30).token
+    assert token is not None
+    store.complete(key, token, 600)
+
+
+def test_a_full_store_forgets_the_oldest_processed_key_for_a_new_one(
+    clock: FrozenClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    store = MemoryStore(3, clock=clock)
+    _done(store, "a")
+    _done(store, "b")
+    store.claim("in-flight", 30)
+    assert store.claim("new", 30).state is ClaimState.NEW  # "a", the oldest processed key, made room
+    assert len(store) == 3
+    assert store.claim("b", 30).state is ClaimState.DONE
+    assert store.claim("in-flight", 30).state is ClaimState.IN_FLIGHT  # never evicted
+    assert store.claim("a", 30).state is ClaimState.NEW  # forgotten: "b" goes this time
+    with pytest.raises(StoreUnavailable):  # three keys in flight: nothing may be forgotten
+        store.claim("b", 30)
+    assert "forgot the oldest processed event" in caplog.text
+
+
+def test_completion_order_decides_which_key_is_oldest(clock: FrozenClock) -> None:
+    store = MemoryStore(2, clock=clock)
+    first = store.claim("claimed-first", 30).token
+    _done(store, "done-first")
+    assert first is not None
+    store.complete("claimed-first", first, 600)  # done last, so kept longest
+    assert store.claim("new", 30).state is ClaimState.NEW
+    assert store.claim("claimed-first", 30).state is ClaimState.DONE
+
+
+def test_the_store_warns_long_before_it_is_full(clock: FrozenClock, caplog: pytest.LogCaptureFixture) -> None:
+    store = MemoryStore(10, clock=clock)
+    for n in range(7):
+        _done(store, f"k{n}")
+    assert "replay store holds" not in caplog.text
+    _done(store, "k7")  # 8 of 10
+    assert "holds 8 of its 10 keys" in caplog.text
+
+
+def test_the_default_receiver_never_turns_a_new_event_into_503_at_ordinary_load() -> None:
+    # A small bound stands in for 100,000 events in a day: every new event is still processed.
+    receiver = Receiver(SECRET, store=MemoryStore(5), clock=lambda: NOW)
+    seen: list[object] = []
+    receiver.on()(seen.append)
+    answers = [receiver.handle(*signed_delivery(SECRET, now=NOW)).status_code for _ in range(20)]
+    assert answers == [200] * 20
+    assert len(seen) == 20
+
+
+def test_refuse_keeps_every_live_key_and_answers_503(clock: FrozenClock) -> None:
+    store = MemoryStore(1, when_full="refuse", clock=clock)
+    _done(store, "a")
+    with pytest.raises(StoreUnavailable):
+        store.claim("b", 30)
+    assert store.claim("a", 30).state is ClaimState.DONE
+
+
+def test_an_unknown_when_full_is_refused() -> None:
+    with pytest.raises(ConfigurationError, match="when_full"):
+        MemoryStore(when_full="drop")  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize("max_entries", [0, -1, 1.5, "10"], ids=["zero", "negative", "float", "str"])

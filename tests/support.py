@@ -1,0 +1,43 @@
+"""What many test modules share: a secret, a fixed time, a recording handler, a store that is down."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from kreuzberg_webhooks import Claim, Event, StoreUnavailable
+
+SECRET = "suite-test-secret-0123456789abcdef0123"
+NOW = 1_800_000_000.0
+
+
+@dataclass
+class Recorder:
+    """A handler that records what it saw; raises while ``fail`` is set."""
+
+    events: list[Event] = field(default_factory=list)
+    fail: bool = False
+    also: Callable[[Event], None] | None = None
+
+    def __call__(self, event: Event) -> None:
+        self.events.append(event)
+        if self.also is not None:
+            self.also(event)
+        if self.fail:
+            raise RuntimeError("handler failed on purpose")
+
+
+class DownStore:
+    """A replay store whose backend cannot be reached."""
+
+    def __init__(self, error: Exception | None = None) -> None:
+        self.error = error or StoreUnavailable("the backend is down")
+
+    def claim(self, key: str, lease: float) -> Claim:
+        raise self.error
+
+    def complete(self, key: str, token: str, retention: float) -> None:
+        raise self.error
+
+    def release(self, key: str, token: str) -> None:
+        raise self.error
