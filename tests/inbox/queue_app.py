@@ -1,0 +1,72 @@
+"""The application the task-queue tests run: gunicorn serves it, Celery or RQ workers import it.
+
+Environment: ``KREUZBERG_WEBHOOK_SECRET``, ``KREUZBERG_INBOX_URL``, ``KREUZBERG_STORE_URL``,
+``KREUZBERG_EVENTS_LOG`` (one line per handler run), ``KREUZBERG_TASK_QUEUE`` (``celery`` or
+``rq``), ``KREUZBERG_BROKER_URL`` (Redis) and ``KREUZBERG_QUEUE_NAME``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+from kreuzberg_webhooks import Event, Receiver
+from kreuzberg_webhooks.adapters.wsgi import KreuzbergWebhookMiddleware
+from kreuzberg_webhooks.inbox import Inbox, RetryPolicy, open_inbox
+from kreuzberg_webhooks.inbox.queues import TaskQueueInbox
+from kreuzberg_webhooks.stores import ReplayStore, open_store
+
+PATH = "/webhooks/kreuzberg"
+QUEUE_NAME = os.environ["KREUZBERG_QUEUE_NAME"]
+BROKER_URL = os.environ["KREUZBERG_BROKER_URL"]
+
+inbox: Inbox = open_inbox(os.environ["KREUZBERG_INBOX_URL"])  # type: ignore[assignment]
+store: ReplayStore = open_store(os.environ["KREUZBERG_STORE_URL"])  # type: ignore[assignment]
+policy = RetryPolicy(first_delay=0.5, max_delay=2, max_attempts=20, max_age=None)
+queue: TaskQueueInbox
+
+if os.environ["KREUZBERG_TASK_QUEUE"] == "celery":
+    from celery import Celery
+
+    from kreuzberg_webhooks.inbox.celery import CeleryInbox
+
+    celery_app = Celery("queue_app", broker=BROKER_URL)
+    celery_app.conf.update(
+        task_default_queue=QUEUE_NAME,
+        worker_prefetch_multiplier=1,
+        broker_connection_retry_on_startup=True,
+        worker_hijack_root_logger=False,
+    )
+    queue = CeleryInbox(celery_app, inbox, policy=policy, lease=30)
+else:
+    import redis
+
+    from kreuzberg_webhooks.inbox.rq import RQInbox
+
+    queue = RQInbox(
+        redis.Redis.from_url(BROKER_URL),
+        inbox,
+        import_path="tests.inbox.queue_app:queue",
+        queue_name=QUEUE_NAME,
+        policy=policy,
+        lease=30,
+    )
+
+receiver = queue.bind(Receiver(os.environ["KREUZBERG_WEBHOOK_SECRET"], store=store, inbox=queue))
+
+
+@receiver.on()
+def record(event: Event) -> None:
+    """One line per handler run, appended in one write (lines from many processes never interleave)."""
+    with Path(os.environ["KREUZBERG_EVENTS_LOG"]).open("a") as log:
+        log.write(f"{event.job_id} {os.getpid()}\n")
+
+
+def _not_found(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+    start_response("404 Not Found", [("Content-Type", "text/plain")])
+    return [b"not found\n"]
+
+
+app = KreuzbergWebhookMiddleware(_not_found, receiver, path=PATH, mode="endpoint")

@@ -1,0 +1,132 @@
+"""Celery and RQ with real worker processes and a real Redis broker: 4 gunicorn workers write
+deliveries to the inbox and hand their keys to 2 queue workers; every handler runs exactly once."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import random
+import subprocess
+import time
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+
+from kreuzberg_webhooks.inbox import DeliveryState, SQLiteInbox
+from kreuzberg_webhooks.testing import job_event_payload, signed_delivery
+from tests.servers import BIN, ROOT, free_port, http_request, run_server, stop
+
+if TYPE_CHECKING:
+    from tests.redis_server import RedisServer
+
+pytest_plugins = ["tests.redis_server"]
+
+SECRET = "task-queue-secret-0123456789abcdef0123456"
+EVENTS, COPIES, SENDERS = 1000, 3, 16
+
+
+def queue_env(tmp_path: Path, redis_url: str, kind: str) -> dict[str, str]:
+    return {
+        "KREUZBERG_WEBHOOK_SECRET": SECRET,
+        "KREUZBERG_INBOX_URL": f"sqlite:///{tmp_path}/inbox.sqlite3",
+        "KREUZBERG_STORE_URL": f"sqlite:///{tmp_path}/store.sqlite3",
+        "KREUZBERG_EVENTS_LOG": str(tmp_path / "events.log"),
+        "KREUZBERG_TASK_QUEUE": kind,
+        "KREUZBERG_BROKER_URL": redis_url,
+        "KREUZBERG_QUEUE_NAME": f"kw-{kind}-{uuid.uuid4().hex[:8]}",
+        "PYTHONPATH": str(ROOT),
+    }
+
+
+@contextlib.contextmanager
+def queue_workers(argvs: list[list[str]], env: dict[str, str], logs: Path) -> Iterator[list[subprocess.Popen[bytes]]]:
+    full_env = {**os.environ, **env}
+    procs = []
+    try:
+        for index, argv in enumerate(argvs):
+            with (logs / f"worker-{index}.log").open("wb") as out:
+                procs.append(
+                    subprocess.Popen(
+                        argv, cwd=ROOT, env=full_env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+                    )
+                )
+        yield procs
+    finally:
+        for proc in procs:
+            stop(proc, timeout=20)
+
+
+def celery_workers(count: int) -> list[list[str]]:
+    return [
+        [
+            str(BIN / "celery"), "-A", "tests.inbox.queue_app:celery_app", "worker",
+            "--concurrency", "1", "--pool", "prefork", "-n", f"kw{index}-{uuid.uuid4().hex[:6]}@%h",
+            "--without-gossip", "--without-mingle", "--without-heartbeat", "--loglevel", "WARNING",
+        ]
+        for index in range(count)
+    ]  # fmt: skip
+
+
+def rq_workers(count: int, env: dict[str, str]) -> list[list[str]]:
+    return [
+        [
+            str(BIN / "rq"), "worker", "--url", env["KREUZBERG_BROKER_URL"], "--with-scheduler",
+            "--name", f"kw{index}-{uuid.uuid4().hex[:6]}", "--logging_level", "WARNING", env["KREUZBERG_QUEUE_NAME"],
+        ]
+        for index in range(count)
+    ]  # fmt: skip
+
+
+def run_exactly_once(tmp_path: Path, redis_url: str, kind: str) -> None:
+    env = queue_env(tmp_path, redis_url, kind)
+    deliveries = [signed_delivery(SECRET, job_event_payload()) for _ in range(EVENTS)]
+    requests = [d for d in deliveries for _ in range(COPIES)]
+    random.Random(12).shuffle(requests)
+    port = free_port()
+    argv = [
+        str(BIN / "gunicorn"), "tests.inbox.queue_app:app", "--workers", "4",
+        "--bind", f"127.0.0.1:{port}", "--log-level", "warning",
+    ]  # fmt: skip
+    workers = celery_workers(2) if kind == "celery" else rq_workers(2, env)
+    with (
+        run_server(argv, port=port, env=env, log=tmp_path / "gunicorn.log") as server,
+        queue_workers(workers, env, tmp_path),
+    ):
+
+        def post(request: tuple[bytes, dict[str, str]]) -> int:
+            return http_request(server.url + "/webhooks/kreuzberg", body=request[0], headers=request[1]).status
+
+        with ThreadPoolExecutor(SENDERS) as pool:
+            statuses = Counter(pool.map(post, requests))
+        inbox = SQLiteInbox(tmp_path / "inbox.sqlite3")
+        deadline = time.monotonic() + 600
+        while inbox.counts()[DeliveryState.DONE] < EVENTS:
+            assert time.monotonic() < deadline, inbox.counts()
+            time.sleep(0.2)
+    assert statuses == {202: EVENTS, 200: EVENTS * (COPIES - 1)}, statuses
+    runs = Counter(line.split()[0] for line in (tmp_path / "events.log").read_text().splitlines())
+    assert len(runs) == EVENTS
+    assert set(runs.values()) == {1}
+    worker_pids = {line.split()[1] for line in (tmp_path / "events.log").read_text().splitlines()}
+    assert len(worker_pids) >= 2  # both queue workers took a share
+    assert inbox.counts() == {
+        DeliveryState.QUEUED: 0,
+        DeliveryState.RUNNING: 0,
+        DeliveryState.DONE: EVENTS,
+        DeliveryState.DEAD: 0,
+    }
+
+
+@pytest.mark.slow
+def test_celery_runs_every_handler_exactly_once(tmp_path: Path, redis_server: RedisServer) -> None:
+    run_exactly_once(tmp_path, redis_server.url, "celery")
+
+
+@pytest.mark.slow
+def test_rq_runs_every_handler_exactly_once(tmp_path: Path, redis_server: RedisServer) -> None:
+    run_exactly_once(tmp_path, redis_server.url, "rq")
