@@ -7,7 +7,18 @@ lifecycle — uses the standard library only; framework adapters live in
 
 from __future__ import annotations
 
-from .events import CrawlJobDocument, Event, EventType, JobDocument, JobEvent, JobResult, JobStatus, parse_event
+from .events import (
+    CrawlJobDocument,
+    Event,
+    EventType,
+    JobDocument,
+    JobEvent,
+    JobFailure,
+    JobResult,
+    JobStatus,
+    WebhookEvent,
+    parse_event,
+)
 from .exceptions import (
     ConfigurationError,
     DeliveryInFlight,
@@ -34,7 +45,15 @@ from .exceptions import (
 )
 from .outcome import DeliveryReport
 from .receiver import Delivery, Outcome, Receiver
-from .signing import WeakSecretWarning, sign, verify_signature
+from .signing import (
+    Sha256Signature,
+    SignatureScheme,
+    TimestampedSignature,
+    WeakSecretWarning,
+    sign,
+    sign_timestamped,
+    verify_signature,
+)
 from .stores import AsyncReplayStore, Claim, ClaimState, MemoryStore, ReplayStore, SQLiteStore
 from .verify import DEFAULT_MAX_BODY_SIZE, DEFAULT_SIGNATURE_HEADER, BodyReader, ReplayWindow, Verifier
 
@@ -61,6 +80,7 @@ __all__ = [
     "InvalidPayload",
     "JobDocument",
     "JobEvent",
+    "JobFailure",
     "JobResult",
     "JobStatus",
     "MalformedSignature",
@@ -76,18 +96,23 @@ __all__ = [
     "ReplayWindow",
     "SQLiteStore",
     "SecretsUnavailable",
+    "Sha256Signature",
     "SignatureError",
     "SignatureMismatch",
+    "SignatureScheme",
     "StaleTimestamp",
     "StoreUnavailable",
     "TimestampOutOfWindow",
+    "TimestampedSignature",
     "TransientError",
     "UnknownProject",
     "Verifier",
     "WeakSecretWarning",
     "WebhookError",
+    "WebhookEvent",
     "__version__",
     "parse_event",
     "sign",
+    "sign_timestamped",
     "verify_signature",
 ]

@@ -1,10 +1,12 @@
-"""Typed, frozen events for both delivery shapes of ``docs/contract.md`` §2.
+"""Typed, frozen events for every delivery shape of ``docs/contract.md`` §2.
 
 * :class:`JobEvent` — the small project-webhook event (``event_id``, ``job_id``,
   ``status``, ``timestamp`` …).
 * :class:`JobDocument` — the full job document of a per-request webhook, with
   the caller's ``metadata`` echoed back.
 * :class:`CrawlJobDocument` — a crawl job listing the extraction jobs it spawned.
+* :class:`WebhookEvent` — the inline webhook's event (``event``, ``event_id``,
+  ``job_id``, ``timestamp``, inline ``results`` or an ``error``).
 
 Parsing is strict about what identifies a delivery (ids, status, timestamp)
 and lenient about everything else: unknown statuses stay plain strings and
@@ -31,8 +33,10 @@ __all__ = [
     "EventType",
     "JobDocument",
     "JobEvent",
+    "JobFailure",
     "JobResult",
     "JobStatus",
+    "WebhookEvent",
     "parse_event",
 ]
 
@@ -208,7 +212,84 @@ class CrawlJobDocument(_Document):
     raw: dict[str, Any] = field(compare=False, repr=False)
 
 
-Event: TypeAlias = JobEvent | JobDocument | CrawlJobDocument
+@dataclass(frozen=True, slots=True)
+class JobFailure:
+    """Why a job failed: the ``error`` of a ``job.failed`` :class:`WebhookEvent`."""
+
+    #: The vendor's error code, a string such as ``"2001"``.
+    code: str | None
+    message: str | None
+
+
+_EVENT_TYPES: dict[str, EventType] = {t.value: t for t in EventType}
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookEvent:
+    """The event an inline webhook delivers (``webhook: {url, secret, metadata}`` on
+    ``POST /v1/extract``), usually signed ``t=…,v1=…``.
+
+    ``results`` comes inline only on ``job.completed`` and only when the result
+    fits in 100 KiB: when :attr:`must_fetch_results` is true, fetch it with
+    ``GET /v1/jobs/{job_id}``.
+    """
+
+    #: The body's ``event``: an :class:`EventType`, or the plain string of a type this version does not know.
+    type: EventType | str
+    #: Stable across retries of the same event; ``None`` if the sender left it out
+    #: (the vendor's OpenAPI schema does not require it, its guide says it is always sent).
+    event_id: str | None
+    job_id: UUID
+    #: When the event happened (the signed ``timestamp``), timezone-aware UTC.
+    timestamp: datetime
+    #: Why the job failed (``job.failed`` only).
+    error: JobFailure | None
+    #: The ``metadata`` given in the ``webhook`` block of ``POST /v1/extract``, echoed back.
+    metadata: dict[str, Any] = field(compare=False, repr=False)
+    #: The inline results, or ``None`` when they were not sent (see :attr:`must_fetch_results`).
+    results: list[Any] | None = field(compare=False, repr=False)
+    raw: dict[str, Any] = field(compare=False, repr=False)
+
+    @property
+    def status(self) -> JobStatus | str:
+        """The job status the type names: ``completed`` for ``job.completed`` and so on.
+
+        A ``partial_success`` job arrives as ``job.completed``; fetch the job to tell them apart.
+        """
+        name = self.type.removeprefix("job.")
+        return _STATUSES.get(name, name)
+
+    @property
+    def has_inline_results(self) -> bool:
+        """Whether the results came in the body (``results`` is a list)."""
+        return self.results is not None
+
+    @property
+    def must_fetch_results(self) -> bool:
+        """Whether the job completed but its results were too large to send inline."""
+        return self.results is None and self.type == EventType.JOB_COMPLETED
+
+    @property
+    def dedup_key(self) -> str:
+        """The signed identity replay protection is keyed on: the ``event_id``
+        (the job id and type when the sender left it out)."""
+        if self.event_id is None:
+            return f"webhook:{self.job_id}:{self.type}"
+        return "event:" + self.event_id
+
+
+# Built without __init__ as JobEvent is (see _set_event_id); no __post_init__ to skip.
+_set_webhook_type = slot_setter(WebhookEvent, "type")
+_set_webhook_event_id = slot_setter(WebhookEvent, "event_id")
+_set_webhook_job_id = slot_setter(WebhookEvent, "job_id")
+_set_webhook_timestamp = slot_setter(WebhookEvent, "timestamp")
+_set_webhook_error = slot_setter(WebhookEvent, "error")
+_set_webhook_metadata = slot_setter(WebhookEvent, "metadata")
+_set_webhook_results = slot_setter(WebhookEvent, "results")
+_set_webhook_raw = slot_setter(WebhookEvent, "raw")
+
+
+Event: TypeAlias = JobEvent | JobDocument | CrawlJobDocument | WebhookEvent
 
 
 # -- parsing ---------------------------------------------------------------
@@ -418,15 +499,80 @@ def parse_job_document(data: dict[str, Any]) -> JobDocument | CrawlJobDocument:
     )
 
 
-def parse_event(data: dict[str, Any]) -> Event:
-    """Build the typed event for a decoded payload of either shape.
+def _webhook_event_type(value: Any) -> EventType | str:
+    if type(value) is str and 0 < len(value) <= 64 and value.isprintable():
+        return _EVENT_TYPES.get(value, value)
+    if value is _MISSING:
+        raise _missing("event")
+    raise InvalidField("the field 'event' must be a non-empty printable string")
 
-    A payload with an ``event_id`` is the small event; one with an ``id`` is a
-    job (or crawl job) document. Raises :class:`~kreuzberg_webhooks.InvalidPayload`
-    subclasses for a missing or mistyped field.
+
+def _event_time(value: Any) -> datetime:
+    if type(value) is not str:
+        return _utc(_unix_seconds(value))
+    # RFC 3339 (the vendor's schema); fromisoformat reads it and a little more.
+    # A time without an offset is taken as UTC, as the job documents' times are.
+    if len(value) <= 64:
+        try:
+            parsed = datetime.fromisoformat(value)
+            return parsed.astimezone(UTC) if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+        except (ValueError, OverflowError):
+            pass
+    raise InvalidField("the field 'timestamp' must be an RFC 3339 date-time or a number of unix seconds")
+
+
+def _job_failure(value: Any) -> JobFailure | None:
+    if type(value) is dict:
+        code = value.get("code")
+        if type(code) is int:  # a number where the schema says string: the same code
+            code = str(code)
+        return JobFailure(code=_lenient_str(code), message=_lenient_str(value.get("message")))
+    if type(value) is str:
+        return JobFailure(code=None, message=value)
+    return None
+
+
+def parse_webhook_event(data: dict[str, Any]) -> WebhookEvent:
+    """Build a :class:`WebhookEvent` from a decoded inline-webhook payload."""
+    # Checked in this order, so the first bad field is the one reported.
+    kind = _webhook_event_type(data.get("event", _MISSING))
+    event_id = data.get("event_id")
+    if event_id is not None:
+        event_id = _identifier(event_id, "event_id")
+    job_id = _uuid(data.get("job_id", _MISSING), "job_id")
+    timestamp = _event_time(data.get("timestamp", _MISSING))
+    results = data.get("results")
+    event = WebhookEvent.__new__(WebhookEvent)
+    _set_webhook_type(event, kind)
+    _set_webhook_event_id(event, event_id)
+    _set_webhook_job_id(event, job_id)
+    _set_webhook_timestamp(event, timestamp)
+    _set_webhook_error(event, _job_failure(data.get("error")))
+    _set_webhook_metadata(event, _mapping(data.get("metadata")))
+    _set_webhook_results(event, results if type(results) is list else None)
+    _set_webhook_raw(event, data)
+    return event
+
+
+def parse_event(data: dict[str, Any]) -> Event:
+    """Build the typed event for a decoded payload of any shape.
+
+    A payload whose ``event`` is ``job.…`` is a :class:`WebhookEvent`; one with
+    an ``event_id`` and a ``project_id`` (or a ``status`` but no ``id``) is the
+    small :class:`JobEvent`; one with an ``id`` is a job (or crawl job) document.
+    Raises :class:`~kreuzberg_webhooks.InvalidPayload` subclasses for a missing
+    or mistyped field.
     """
-    if "event_id" in data:
+    kind = data.get("event")
+    if type(kind) is str and kind.startswith("job."):
+        return parse_webhook_event(data)
+    if "event_id" in data and ("project_id" in data or ("status" in data and "id" not in data)):
         return parse_job_event(data)
     if "id" in data:
         return parse_job_document(data)
-    raise MissingField("the payload has neither 'event_id' nor 'id'")
+    # What is left is reported against the shape it resembles most.
+    if kind is not None:
+        return parse_webhook_event(data)
+    if "event_id" in data:
+        return parse_job_event(data)
+    raise MissingField("the payload has none of 'event', 'event_id' and 'id'")

@@ -101,10 +101,10 @@ class MissingSignature(SignatureError):
 
 
 class MalformedSignature(SignatureError):
-    """The signature header is not ``sha256=`` followed by 64 hex characters."""
+    """The signature header is neither ``sha256=<64 hex>`` nor ``t=<unix seconds>,v1=<64 hex>``."""
 
     reason = "malformed_signature"
-    message = "The signature header is not of the form sha256=<64 hex characters>."
+    message = "The signature header is not of the form sha256=<64 hex> or t=<unix seconds>,v1=<64 hex>."
 
 
 class SignatureMismatch(SignatureError):

@@ -11,17 +11,18 @@ from __future__ import annotations
 import logging
 import time
 import warnings
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeAlias, cast
 
 from .body import DEFAULT_MAX_BODY_SIZE, BodyReader
 from .decoding import decode_json
-from .events import Event, JobEvent, parse_event
+from .events import Event, JobEvent, WebhookEvent, parse_event
 from .exceptions import (
     ConfigurationError,
     InvalidJSON,
     InvalidPayload,
+    MalformedSignature,
     MissingSignature,
     NotAnObject,
     PayloadTooLarge,
@@ -29,7 +30,19 @@ from .exceptions import (
     UnknownProject,
     WebhookError,
 )
-from .signing import normalize_secrets, prekey, verify_prekeyed, verify_signature
+from .signing import (
+    DEFAULT_SCHEMES,
+    SIGNATURE_PREFIX,
+    KeyedSecret,
+    Sha256Signature,
+    SignatureScheme,
+    header_text,
+    known_scheme_for,
+    normalize_secrets,
+    prekey,
+    resolve_schemes,
+    verify_prekeyed,
+)
 from .window import ReplayWindow
 
 __all__ = [
@@ -91,7 +104,12 @@ class Verifier:
         key rotation), or a callable given the delivery's not-yet-trusted
         ``project_id`` that returns the secrets to try.
     :param header: the signature header's name (case-insensitive).
-    :param window: the :class:`ReplayWindow` for the signed ``timestamp``.
+    :param window: the :class:`ReplayWindow` for the signed ``timestamp`` in the body.
+    :param schemes: the signature formats accepted: ``"sha256"`` (``sha256=<hex>``
+        over the body), ``"t-v1"`` (``t=<unix seconds>,v1=<hex>`` over
+        ``"<t>." + body``, whose ``t`` has its own five-minute window), or
+        :class:`~kreuzberg_webhooks.SignatureScheme` objects such as
+        ``TimestampedSignature(window=ReplayWindow(600, 300))``. Default: both.
     :param max_body_size: the largest body accepted, in bytes.
     :param clock: returns the current unix time; inject a frozen one in tests.
     :param on_invalid_payload: called with a correctly signed body that is not
@@ -112,7 +130,9 @@ class Verifier:
         "_macs",
         "_on_invalid_payload",
         "_resolver",
+        "_schemes",
         "_secrets",
+        "_sha256_fast",
         "insecure_accept_unsigned",
         "max_body_size",
         "window",
@@ -128,6 +148,7 @@ class Verifier:
         clock: Callable[[], float] = time.time,
         on_invalid_payload: InvalidPayloadCallback | None = None,
         insecure_accept_unsigned: bool = False,
+        schemes: str | SignatureScheme | Iterable[str | SignatureScheme] = DEFAULT_SCHEMES,
     ) -> None:
         if not isinstance(header, str) or not header.strip() or not header.isascii():
             raise ConfigurationError("the signature header name must be a non-empty ASCII string")
@@ -148,6 +169,10 @@ class Verifier:
             except TypeError:  # e.g. Verifier(42): neither a secret, nor several, nor a callable
                 raise ConfigurationError("secrets must be a str, bytes, an iterable of them, or a callable") from None
         self._macs = prekey(self._secrets)
+        self._schemes = resolve_schemes(schemes)
+        # The dashboard format skips the search for its scheme: it is every
+        # delivery of the benchmarked hot path.
+        self._sha256_fast = any(type(scheme) is Sha256Signature for scheme in self._schemes)
         if insecure_accept_unsigned:
             warnings.warn(
                 "insecure_accept_unsigned=True: unsigned webhook deliveries will be accepted",
@@ -165,6 +190,18 @@ class Verifier:
     def header(self) -> str:
         """The signature header's name."""
         return self._header_name
+
+    @property
+    def schemes(self) -> tuple[SignatureScheme, ...]:
+        """The signature formats this verifier accepts, in the order they are tried."""
+        return self._schemes
+
+    @property
+    def max_span(self) -> float:
+        """The longest any accepted delivery stays acceptable: the body's window or a
+        scheme's own (``t=``), whichever is longer. A replay store must remember
+        an event at least this long."""
+        return max([self.window.span, *(scheme.window.span for scheme in self._schemes if scheme.window is not None)])
 
     def body_reader(self, content_length: str | None = None) -> BodyReader:
         """A :class:`BodyReader` bound to this verifier's size limit."""
@@ -199,6 +236,8 @@ class Verifier:
     def _verify(self, body: bytes, headers: Mapping[str, str], now: float | None) -> Verified:
         if len(body) > self.max_body_size:
             raise PayloadTooLarge()
+        if now is None:
+            now = self._clock()
         header = _header(headers, self._header_name, self._header_lower)
         data: Any = None
         decode_error: InvalidJSON | None = None
@@ -218,10 +257,10 @@ class Verifier:
             pass
         elif header is None:
             raise MissingSignature()
-        elif self._resolver is None:
-            verify_prekeyed(body, header, self._macs)
+        elif self._sha256_fast and type(header) is str and header.startswith(SIGNATURE_PREFIX):
+            verify_prekeyed(body, header, self._macs if self._resolver is None else prekey(secrets))
         else:
-            verify_signature(body, header, secrets)
+            self._check_signature(body, header, self._macs if self._resolver is None else prekey(secrets), now)
         try:
             if decode_error is not None:
                 raise decode_error
@@ -238,10 +277,24 @@ class Verifier:
             self._report_invalid(body, error)
             raise
         if type(event) is JobEvent:
-            self.window.check(event.raw["timestamp"], self._clock() if now is None else now, event_id=event.event_id)
+            self.window.check(event.raw["timestamp"], now, event_id=event.event_id)
             if scope:
                 scope = str(event.project_id)  # one spelling of the project, whatever case the body used
+        elif type(event) is WebhookEvent:
+            self.window.check(event.timestamp.timestamp(), now, event_id=event.event_id)
         return Verified(event, scope)
+
+    def _check_signature(self, body: bytes, value: str | bytes, keys: Sequence[KeyedSecret], now: float) -> None:
+        header = header_text(value)
+        for scheme in self._schemes:
+            if scheme.claims(header):
+                scheme.verify(body, header, keys, now)
+                return
+        known = known_scheme_for(header)
+        if known is not None:
+            accepted = ", ".join(scheme.name for scheme in self._schemes)
+            raise MalformedSignature(f"a {known} signature, and this receiver accepts only: {accepted}")
+        raise MalformedSignature()
 
     def _resolve(self, project_id: str | None) -> tuple[bytes, ...]:
         assert self._resolver is not None

@@ -165,7 +165,7 @@ def test_a_small_event_with_a_bad_required_field_is_invalid(
     data = job_event_payload(**overrides)
     if error is None:
         # Without event_id the payload is read as a job document, which needs an "id".
-        with pytest.raises(MissingField, match="neither 'event_id' nor 'id'"):
+        with pytest.raises(MissingField, match="none of 'event', 'event_id' and 'id'"):
             parse_event(data)
         return
     with pytest.raises(error) as caught:

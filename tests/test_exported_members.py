@@ -50,7 +50,7 @@ def test_star_import_gives_exactly_all() -> None:
 
 
 def test_the_issue_names_are_exported() -> None:
-    for name in ("sign", "Verifier", "WebhookError"):
+    for name in ("sign", "Verifier", "WebhookError", "WebhookEvent", "sign_timestamped", "TimestampedSignature"):
         assert name in kreuzberg_webhooks.__all__
 
 
