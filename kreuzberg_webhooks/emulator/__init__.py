@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from .jobs import WebhookConfig
 from .server import DEFAULT_MAX_UPLOAD, Emulator, EmulatorStats, Faults
-from .webhooks import WebhookAttempt, WebhookEvent, sign_timestamped
+from .webhooks import WebhookAttempt, WebhookDelivery
 
 __all__ = [
     "DEFAULT_MAX_UPLOAD",
@@ -22,6 +22,5 @@ __all__ = [
     "Faults",
     "WebhookAttempt",
     "WebhookConfig",
-    "WebhookEvent",
-    "sign_timestamped",
+    "WebhookDelivery",
 ]

@@ -8,7 +8,7 @@ request needs ``Authorization: Bearer <api key>``. A job finishes after
 ``job_delay`` seconds with the uploaded text as its extracted content, then its
 webhooks go out: to the project's dashboard webhook (``webhook_url``, the small
 event signed ``sha256=``) and to the request's own ``webhook`` block (the
-inline format: a WebhookEvent signed ``t=…,v1=…``, or the full job document).
+inline format: a WebhookDelivery signed ``t=…,v1=…``, or the full job document).
 
 :class:`Faults` injects what production does to a client: webhooks never sent,
 sent twice, sent twice at once, slow API answers, and API answers 503 or 429
@@ -37,7 +37,7 @@ from ..simulate import MIN_TIMEOUT, SENDER_TIMEOUT, Transport, http_transport
 from ..verify import DEFAULT_SIGNATURE_HEADER
 from .jobs import CrawlJob, Job, WebhookConfig, rfc3339
 from .multipart import FormError, parse_form
-from .webhooks import Scheduler, WebhookEvent, WebhookSender, new_dashboard_payload
+from .webhooks import Scheduler, WebhookDelivery, WebhookSender, new_dashboard_payload
 
 __all__ = ["DEFAULT_MAX_UPLOAD", "Emulator", "EmulatorStats", "Faults"]
 
@@ -114,7 +114,7 @@ class Emulator:
     :param webhook_secret: its secret (``sha256=`` signatures); ``None`` sends it unsigned.
     :param project_id: the ``project_id`` in dashboard events (a fixed random UUID by default).
     :param inline_format: what a request's own ``webhook`` block receives: ``"event"`` (the
-        WebhookEvent, signed ``t=…,v1=…``) or ``"document"`` (the full job document, signed ``sha256=``).
+        WebhookDelivery, signed ``t=…,v1=…``) or ``"document"`` (the full job document, signed ``sha256=``).
     :param job_delay: seconds from submission to a terminal status.
     :param time_scale: multiplies the webhook retry schedule and the sender's 30 s time-out.
     :param failure_rate: the fraction of jobs that end ``failed``.
@@ -189,7 +189,7 @@ class Emulator:
         self._order: list[str] = []
         self._pending_webhooks = 0
         self._unfinished = 0  # jobs (and crawls with a webhook) whose finishing work has not run yet
-        self.events: list[WebhookEvent] = []
+        self.events: list[WebhookDelivery] = []
         self.stats = EmulatorStats()
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -408,7 +408,7 @@ class Emulator:
         faults = self.faults
         with self._lock:
             draw = self._random.random
-            event = WebhookEvent(
+            event = WebhookDelivery(
                 job_id,
                 status,
                 url,
@@ -426,7 +426,7 @@ class Emulator:
         assert self._sender is not None
         self._sender.send(event)
 
-    def _webhook_settled(self, event: WebhookEvent) -> None:
+    def _webhook_settled(self, event: WebhookDelivery) -> None:
         with self._settled:
             self._pending_webhooks -= 1
             self.stats.webhook_requests += len(event.attempts)

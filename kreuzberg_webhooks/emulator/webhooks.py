@@ -10,9 +10,7 @@ sent twice at the same moment.
 
 from __future__ import annotations
 
-import hashlib
 import heapq
-import hmac
 import itertools
 import json
 import threading
@@ -22,19 +20,12 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..signing import sign
+from ..signing import sign, sign_timestamped
 from ..simulate import MAX_ATTEMPTS, RETRY_DELAYS, Transport, Verdict, classify
 from ..testing import new_event_id
 from ..verify import DEFAULT_SIGNATURE_HEADER
 
-__all__ = ["Scheduler", "WebhookAttempt", "WebhookEvent", "WebhookSender", "sign_timestamped"]
-
-
-def sign_timestamped(body: bytes, secret: str, now: float) -> str:
-    """The inline webhook's signature: ``t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>." + body>``."""
-    stamp = int(now)
-    digest = hmac.new(secret.encode(), f"{stamp}.".encode() + body, hashlib.sha256).hexdigest()
-    return f"t={stamp},v1={digest}"
+__all__ = ["Scheduler", "WebhookAttempt", "WebhookDelivery", "WebhookSender"]
 
 
 class Scheduler:
@@ -82,14 +73,14 @@ class Scheduler:
 
 
 @dataclass(slots=True)
-class WebhookEvent:
+class WebhookDelivery:
     """One event to deliver: where, how it is signed, what its body is, and its injected faults."""
 
     job_id: str
     status: str
     url: str
     secret: str | None
-    #: ``"dashboard"`` (the small event, ``sha256=``), ``"event"`` (the inline WebhookEvent,
+    #: ``"dashboard"`` (the small event, ``sha256=``), ``"event"`` (the inline WebhookDelivery,
     #: ``t=,v1=``) or ``"document"`` (the full job document, ``sha256=``).
     format: str
     payload: dict[str, Any]
@@ -112,7 +103,9 @@ class WebhookEvent:
             headers["X-Idempotency-Key"] = str(payload["event_id"])
         if self.secret:
             headers[self.header] = (
-                sign_timestamped(body, self.secret, now) if self.format == "event" else sign(body, self.secret)
+                sign_timestamped(body, self.secret, timestamp=int(now))
+                if self.format == "event"
+                else sign(body, self.secret)
             )
         return body, headers
 
@@ -130,7 +123,7 @@ class WebhookAttempt:
 
 
 class WebhookSender:
-    """Delivers :class:`WebhookEvent` objects on the retry schedule, through *transport*."""
+    """Delivers :class:`WebhookDelivery` objects on the retry schedule, through *transport*."""
 
     def __init__(
         self,
@@ -139,7 +132,7 @@ class WebhookSender:
         *,
         time_scale: float,
         timeout: float,
-        on_settled: Callable[[WebhookEvent], None],
+        on_settled: Callable[[WebhookDelivery], None],
     ) -> None:
         self._scheduler = scheduler
         self._transport = transport
@@ -148,7 +141,7 @@ class WebhookSender:
         self._on_settled = on_settled
         self._lock = threading.Lock()
 
-    def send(self, event: WebhookEvent) -> None:
+    def send(self, event: WebhookDelivery) -> None:
         """Start delivering *event* now (or record it as dropped)."""
         if event.dropped:
             event.outcome = "dropped"
@@ -159,7 +152,7 @@ class WebhookSender:
             self._scheduler.at(now, lambda: self._attempt(event, 1, "twin"))
         self._scheduler.at(now, lambda: self._attempt(event, 1, "first"))
 
-    def _attempt(self, event: WebhookEvent, number: int, kind: str) -> None:
+    def _attempt(self, event: WebhookDelivery, number: int, kind: str) -> None:
         body, headers = event.request(number, time.time())
         answer = self._transport(event.url, body, headers, self._timeout)
         verdict = classify(answer.status)
@@ -180,7 +173,7 @@ class WebhookSender:
             due = time.monotonic() + self._delays[number - 1]
             self._scheduler.at(due, lambda: self._attempt(event, number + 1, "retry"))
 
-    def _settle(self, event: WebhookEvent, outcome: str) -> None:
+    def _settle(self, event: WebhookDelivery, outcome: str) -> None:
         event.outcome = outcome
         self._on_settled(event)
 

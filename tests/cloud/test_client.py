@@ -193,7 +193,26 @@ def test_result_for_fetches_only_when_the_delivery_carries_nothing(cloud: Emulat
         assert client.result_for(failed) is None  # a failed job has no result to fetch
         inline = InlineEvent(job_id)
         carried = client.result_for(inline)
+        webhook_event = parse_event(
+            {
+                "event": "job.completed",
+                "event_id": "e-1",
+                "job_id": job_id,
+                "timestamp": "2026-12-02T05:00:00Z",
+                "results": [{"content": "inline text"}],
+            }
+        )
+        inline_result = client.result_for(webhook_event)
+        assert inline_result is not None
+        assert inline_result.content == "inline text"
         assert cloud.stats.api_requests == before
+        too_large = parse_event(
+            {"event": "job.completed", "event_id": "e-2", "job_id": job_id, "timestamp": "2026-12-02T05:00:00Z"}
+        )
+        fetched_large = client.result_for(too_large)  # results too large to send inline: one GET
+        assert fetched_large is not None
+        assert fetched_large.content == "the text"
+        before += 1
         small = parse_event(job_event_payload(job_id=job_id, status="completed"))
         fetched = client.result_for(small)  # the dashboard's small event: one GET
         assert cloud.stats.api_requests == before + 1

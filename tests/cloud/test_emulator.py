@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 from kreuzberg_webhooks import ConfigurationError, JobEvent, Verifier
 from kreuzberg_webhooks.emulator import Emulator, Faults
 from kreuzberg_webhooks.emulator.multipart import FormError, parse_form
+from kreuzberg_webhooks.events import WebhookEvent
 from tests.cloud.support import running_sink
 from tests.servers import free_port, run_server
 
@@ -141,6 +142,9 @@ def test_inline_webhook_is_a_timestamp_signed_event_with_results_and_metadata() 
     t = stamp.removeprefix("t=")
     expected = hmac.new(inline_secret.encode(), f"{t}.".encode() + got.body, hashlib.sha256).hexdigest()
     assert hmac.compare_digest(digest, expected)
+    event = Verifier(inline_secret).verify(got.body, got.headers)  # the package reads the vendor's format
+    assert isinstance(event, WebhookEvent)
+    assert event.has_inline_results
     payload = got.payload
     assert payload["event"] == "job.completed"
     assert payload["metadata"] == {"request_id": "r-1"}
