@@ -328,6 +328,7 @@ commands:
   simulate    deliver many events like the real sender, retries included
   emulate     run a local Kreuzberg Cloud (jobs API and webhooks, with faults)
   reconcile   dispatch tracked jobs whose webhook never came (for cron)
+  inbox       list, show, retry and purge inbox deliveries; run a worker
 
 examples:
   export {SECRET_ENV}=whsec_...
@@ -556,6 +557,9 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     from ._cloud_cli import add_cloud_commands  # here: that module imports this one
 
     add_cloud_commands(commands, prog)
+    from ._inbox_cli import add_inbox_commands  # here: that module imports this one
+
+    add_inbox_commands(commands, prog)
     return parser
 
 

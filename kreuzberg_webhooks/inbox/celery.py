@@ -32,7 +32,7 @@ except ImportError as error:  # celery is the optional [celery] extra
 
 import time
 
-from .base import DEFAULT_LEASE, Inbox, RetryPolicy
+from .base import Inbox, RetryPolicy
 from .queues import TaskQueueInbox
 from .worker import FailureHook
 
@@ -62,7 +62,7 @@ class CeleryInbox(TaskQueueInbox):
         task_name: str = DEFAULT_TASK_NAME,
         queue: str | None = None,
         policy: RetryPolicy | None = None,
-        lease: float = DEFAULT_LEASE,
+        lease: float | None = None,
         on_failure: FailureHook | Sequence[FailureHook] = (),
         on_dead: FailureHook | Sequence[FailureHook] = (),
         clock: Callable[[], float] = time.time,

@@ -23,7 +23,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ..exceptions import ConfigurationError
-from .base import DEFAULT_LEASE, DeliveryState, Inbox, InboxEntry, InboxRecord, RetryPolicy
+from .base import DeliveryState, Inbox, InboxEntry, InboxRecord, RetryPolicy
 from .worker import FailureHook, InboxWorker
 
 if TYPE_CHECKING:
@@ -57,7 +57,7 @@ class TaskQueueInbox:
         send: Callable[[str, float], object],
         *,
         policy: RetryPolicy | None = None,
-        lease: float = DEFAULT_LEASE,
+        lease: float | None = None,
         on_failure: FailureHook | Sequence[FailureHook] = (),
         on_dead: FailureHook | Sequence[FailureHook] = (),
         clock: Callable[[], float] = time.time,

@@ -60,7 +60,7 @@ class RQInbox(TaskQueueInbox):
         import_path: str,
         queue_name: str = DEFAULT_QUEUE,
         policy: RetryPolicy | None = None,
-        lease: float = DEFAULT_LEASE,
+        lease: float | None = None,
         on_failure: FailureHook | Sequence[FailureHook] = (),
         on_dead: FailureHook | Sequence[FailureHook] = (),
         clock: Callable[[], float] = time.time,
@@ -72,8 +72,7 @@ class RQInbox(TaskQueueInbox):
         )
         self.import_path = import_path
         self.queue = rq.Queue(queue_name, connection=connection)
-        # The job's time-out is the lease: past it, another worker may take the delivery anyway.
-        self._job_timeout = max(int(lease), 1)
+        self._job_timeout = int(lease or DEFAULT_LEASE)
 
     def _enqueue_job(self, key: str, countdown: float) -> None:
         options: dict[str, Any] = {"job_timeout": self._job_timeout, "result_ttl": 0, "failure_ttl": 7 * 24 * 3600}

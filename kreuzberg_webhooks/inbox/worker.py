@@ -114,6 +114,8 @@ class InboxWorker:
     :param policy: when a failed delivery is retried and when it goes dead.
     :param lease: seconds a claimed delivery is held; a worker killed in the
         middle gives it back after this. Longer than your slowest handler.
+        Default: the receiver's own lease, which holds the event's claim in the
+        replay store just as long.
     :param batch: deliveries claimed at once.
     :param poll_interval: seconds between looks at an empty inbox.
     :param on_failure: called with a :class:`DeliveryFailure` after every failed attempt.
@@ -127,7 +129,7 @@ class InboxWorker:
         inbox: Inbox | AsyncInbox | None = None,
         *,
         policy: RetryPolicy | None = None,
-        lease: float = DEFAULT_LEASE,
+        lease: float | None = None,
         batch: int = 10,
         poll_interval: float = 0.5,
         on_failure: FailureHook | Sequence[FailureHook] = (),
@@ -141,6 +143,8 @@ class InboxWorker:
         for operation in ("claim_due", "claim", "complete", "fail", "release"):
             if not callable(getattr(inbox, operation, None)):
                 raise ConfigurationError(f"the inbox has no {operation}() method: it cannot feed a worker")
+        if lease is None:
+            lease = float(getattr(receiver, "lease", DEFAULT_LEASE))
         if not (isinstance(lease, int | float) and math.isfinite(lease) and lease > 0):
             raise ConfigurationError("lease must be a positive, finite number of seconds")
         if type(batch) is not int or batch < 1:

@@ -1,0 +1,249 @@
+"""The ``inbox`` commands of the command line: list, show, retry, purge and worker.
+
+Kept apart from :mod:`kreuzberg_webhooks.cli`; standard library only at import
+(an inbox's backend imports its driver when it is opened).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import os
+import signal
+import threading
+from datetime import UTC, datetime
+from typing import Any
+
+from .cli import EXIT_FAILED, EXIT_OK, CommandError, UsageError, _Formatter, _paragraphs, _positive_float, _positive_int
+from .exceptions import ConfigurationError, StoreUnavailable
+
+__all__ = ["INBOX_URL_ENV", "add_inbox_commands"]
+
+INBOX_URL_ENV = "KREUZBERG_INBOX_URL"
+_STATES = ("queued", "running", "done", "dead")
+_MAX_ERROR_SHOWN = 120
+
+
+def _open(args: argparse.Namespace) -> Any:
+    url = args.store or os.environ.get(INBOX_URL_ENV, "")
+    if not url:
+        raise UsageError(f"no inbox: pass --store URL or set {INBOX_URL_ENV}")
+    from .inbox import open_inbox
+
+    try:
+        return open_inbox(url)
+    except ConfigurationError as error:
+        raise UsageError(str(error)) from None
+    except ImportError as error:
+        raise UsageError(str(error)) from None
+    except StoreUnavailable as error:
+        raise CommandError(f"the inbox is unavailable: {error.detail}") from None
+
+
+def _state(value: str | None) -> Any:
+    from .inbox import DeliveryState
+
+    return None if value is None else DeliveryState(value)
+
+
+def _when(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _one_line(text: str | None, limit: int = _MAX_ERROR_SHOWN) -> str:
+    if not text:
+        return ""
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
+def _guard(run: Any) -> Any:
+    """Run a command body; an unreachable inbox is exit status 1 with one line."""
+
+    def guarded(args: argparse.Namespace, io: Any) -> int:
+        try:
+            code: int = run(args, io)
+            return code
+        except StoreUnavailable as error:
+            raise CommandError(f"the inbox is unavailable: {error.detail}") from None
+
+    return guarded
+
+
+def _cmd_list(args: argparse.Namespace, io: Any) -> int:
+    inbox = _open(args)
+    records = inbox.list(_state(args.state), args.limit)
+    for record in records:
+        entry = record.entry
+        fields = [
+            entry.event_id or "-",
+            record.state.value,
+            f"attempts={record.attempts}",
+            f"type={entry.event_type}",
+            f"job={entry.job_id}",
+            f"received={_when(entry.received_at)}",
+        ]
+        if record.state.value == "queued" and record.attempts:
+            fields.append(f"next={_when(record.next_attempt_at)}")
+        if record.last_error and record.state.value != "done":
+            fields.append(f"error={_one_line(record.last_error)!r}")
+        print(" ".join(fields), file=io.stdout)
+    return EXIT_OK
+
+
+def _cmd_show(args: argparse.Namespace, io: Any) -> int:
+    inbox = _open(args)
+    record = inbox.get(args.event_id)
+    if record is None:
+        raise CommandError(f"no delivery with the key or event id {args.event_id!r}")
+    entry = record.entry
+    lines = [
+        ("event_id", entry.event_id or "-"),
+        ("key", entry.key),
+        ("scope", entry.scope or '""'),
+        ("type", entry.event_type),
+        ("job_id", entry.job_id),
+        ("state", record.state.value),
+        ("attempts", str(record.attempts)),
+        ("received", _when(entry.received_at)),
+        ("updated", _when(record.updated_at)),
+        ("next attempt", _when(record.next_attempt_at) if record.state.value in ("queued", "running") else "-"),
+        ("last error", record.last_error or "-"),
+        ("headers", ", ".join(name for name, _ in entry.headers) or "-"),
+    ]
+    for name, value in lines:
+        print(f"{name + ':':14}{value}", file=io.stdout)
+    if args.body:
+        try:
+            text = json.dumps(json.loads(entry.body), indent=2, ensure_ascii=False)
+        except ValueError:
+            text = entry.body.decode("utf-8", "replace")
+        print(text, file=io.stdout)
+    return EXIT_OK
+
+
+def _cmd_retry(args: argparse.Namespace, io: Any) -> int:
+    if bool(args.event_ids) == bool(args.state):
+        raise UsageError("give EVENT_ID… or --state STATE (not both)")
+    if args.state == "running":
+        raise UsageError("a running delivery is being processed; it cannot be retried")
+    inbox = _open(args)
+    missing = [key for key in args.event_ids if inbox.get(key) is None]
+    changed = inbox.retry(args.event_ids, state=_state(args.state))
+    print(f"queued {changed} deliver{'y' if changed == 1 else 'ies'} again", file=io.stdout)
+    if missing:
+        print(f"not found: {' '.join(missing)}", file=io.stderr)
+        return EXIT_FAILED
+    return EXIT_OK
+
+
+def _cmd_purge(args: argparse.Namespace, io: Any) -> int:
+    if args.state == "running":
+        raise UsageError("a running delivery is being processed; it cannot be purged")
+    inbox = _open(args)
+    deleted = inbox.purge(_state(args.state), args.older_than)
+    print(f"purged {deleted} {args.state} deliver{'y' if deleted == 1 else 'ies'}", file=io.stdout)
+    return EXIT_OK
+
+
+def _cmd_worker(args: argparse.Namespace, io: Any) -> int:
+    from .inbox import RetryPolicy
+    from .inbox.worker import InboxWorker
+    from .receiver import Receiver
+
+    module_name, _, attribute = args.receiver.partition(":")
+    if not module_name or not attribute:
+        raise UsageError("--receiver must be 'module:attribute' (a Receiver with its handlers registered)")
+    try:
+        receiver = getattr(importlib.import_module(module_name), attribute)
+    except (ImportError, AttributeError) as error:
+        raise UsageError(f"cannot import the receiver {args.receiver!r}: {error}") from None
+    if not isinstance(receiver, Receiver):
+        raise UsageError(f"{args.receiver!r} is not a kreuzberg_webhooks.Receiver")
+    inbox = _open(args) if (args.store or os.environ.get(INBOX_URL_ENV)) else receiver.inbox
+    try:
+        policy = RetryPolicy(
+            first_delay=args.retry_delay,
+            max_delay=args.retry_max_delay,
+            max_attempts=args.max_attempts,
+            max_age=args.max_age,
+        )
+        worker = InboxWorker(receiver, inbox, policy=policy, lease=args.lease, poll_interval=args.poll_interval)
+    except ConfigurationError as error:
+        raise UsageError(str(error)) from None
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    print(f"inbox worker running (pid {os.getpid()}); stop with Ctrl-C or SIGTERM", file=io.stderr, flush=True)
+    worker.run(stop)
+    return EXIT_OK
+
+
+def add_inbox_commands(commands: Any, prog: str) -> None:
+    """Add ``inbox`` and its subcommands to the command line's subparsers."""
+    inbox_cmd = commands.add_parser(
+        "inbox",
+        help="look at and operate the inbox of deliveries (inbox mode)",
+        description=_paragraphs(
+            "Look at the deliveries an inbox holds, queue failed ones again, delete old ones, or run a "
+            f"worker. The inbox is given by --store URL or ${INBOX_URL_ENV}: sqlite:///path.db, "
+            "postgresql://..., redis://..."
+        ),
+        formatter_class=_Formatter,
+        epilog=f"""examples:
+  {prog} inbox list --store sqlite:///kreuzberg-webhooks.sqlite3 --state dead
+  {prog} inbox show 01HZQ... --store sqlite:///kreuzberg-webhooks.sqlite3 --body
+  {prog} inbox retry --store sqlite:///kreuzberg-webhooks.sqlite3 --state dead
+  {prog} inbox purge --store sqlite:///kreuzberg-webhooks.sqlite3 --state done --older-than 604800
+  {prog} inbox worker --receiver myapp.webhooks:receiver""",
+    )
+    actions = inbox_cmd.add_subparsers(dest="inbox_command", metavar="ACTION", required=True)
+
+    def store_option(command: argparse.ArgumentParser) -> None:
+        command.add_argument("--store", metavar="URL", help=f"the inbox's URL (default: ${INBOX_URL_ENV})")
+
+    list_cmd = actions.add_parser("list", help="one line per delivery: event id, state, attempts…")
+    store_option(list_cmd)
+    list_cmd.add_argument("--state", choices=_STATES, help="only deliveries in this state")
+    list_cmd.add_argument("--limit", type=_positive_int, default=100, help="at most this many (default: %(default)s)")
+    list_cmd.set_defaults(run=_guard(_cmd_list))
+
+    show_cmd = actions.add_parser("show", help="everything about one delivery")
+    show_cmd.add_argument("event_id", metavar="EVENT_ID", help="the event id (or the delivery key)")
+    store_option(show_cmd)
+    show_cmd.add_argument("--body", action="store_true", help="print the stored body too")
+    show_cmd.set_defaults(run=_guard(_cmd_show))
+
+    retry_cmd = actions.add_parser("retry", help="queue deliveries again (dead ones, or by event id)")
+    retry_cmd.add_argument("event_ids", metavar="EVENT_ID", nargs="*", help="event ids (or delivery keys)")
+    store_option(retry_cmd)
+    retry_cmd.add_argument("--state", choices=_STATES, help="every delivery in this state (e.g. dead)")
+    retry_cmd.set_defaults(run=_guard(_cmd_retry))
+
+    purge_cmd = actions.add_parser("purge", help="delete done (or dead) deliveries")
+    store_option(purge_cmd)
+    purge_cmd.add_argument("--state", choices=("done", "dead", "queued"), required=True, help="which to delete")
+    purge_cmd.add_argument(
+        "--older-than",
+        type=lambda v: 0.0 if v.strip() in ("0", "0.0") else _positive_float(v),
+        default=0.0,
+        metavar="SECONDS",
+        help="only those unchanged for this long (default: all)",
+    )
+    purge_cmd.set_defaults(run=_guard(_cmd_purge))
+
+    worker_cmd = actions.add_parser("worker", help="process the inbox's deliveries until stopped")
+    worker_cmd.add_argument(
+        "--receiver", required=True, metavar="MODULE:ATTR", help="the Receiver whose handlers run (import path)"
+    )
+    store_option(worker_cmd)
+    worker_cmd.add_argument("--lease", type=_positive_float, default=300.0, help="seconds a claim holds (%(default)s)")
+    worker_cmd.add_argument("--poll-interval", type=_positive_float, default=1.0, help="seconds (%(default)s)")
+    worker_cmd.add_argument("--retry-delay", type=_positive_float, default=10.0, help="first retry delay (%(default)s)")
+    worker_cmd.add_argument("--retry-max-delay", type=_positive_float, default=3600.0, help="cap (%(default)s)")
+    worker_cmd.add_argument("--max-attempts", type=_positive_int, default=30, help="then dead (%(default)s)")
+    worker_cmd.add_argument("--max-age", type=_positive_float, default=3 * 24 * 3600.0, help="seconds, then dead")
+    worker_cmd.set_defaults(run=_guard(_cmd_worker))
