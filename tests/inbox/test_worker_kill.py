@@ -74,7 +74,8 @@ def test_a_worker_killed_mid_handler_gives_the_delivery_back_after_the_lease(tmp
     try:
         deadline = time.monotonic() + 60
         while not any(line[0] == "started" for line in log_lines(events_log)):
-            assert first.poll() is None and time.monotonic() < deadline
+            assert first.poll() is None
+            assert time.monotonic() < deadline
             time.sleep(0.02)
         os.kill(first.pid, signal.SIGKILL)  # in the middle of the handler
         first.wait(10)
@@ -85,7 +86,8 @@ def test_a_worker_killed_mid_handler_gives_the_delivery_back_after_the_lease(tmp
         second = start_worker(env)
         deadline = time.monotonic() + 60
         while inbox.counts()[DeliveryState.DONE] < 1:
-            assert second.poll() is None and time.monotonic() < deadline
+            assert second.poll() is None
+            assert time.monotonic() < deadline
             time.sleep(0.05)
     finally:
         for proc in (first, second):
