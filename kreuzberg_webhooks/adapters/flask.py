@@ -47,8 +47,8 @@ from ..exchange import Exchange
 from ..lifecycle import Delivery
 from ..outcome import Outcome
 from ..receiver import CATCH_ALL, Handler, Receiver, check_event_type
-from ..stores import open_store
-from ..verify import ReplayWindow, Verifier
+from ..settings import MISSING, receiver_from_settings
+from ..verify import Verifier
 from ._missing import require
 
 require("flask", "flask")
@@ -202,34 +202,16 @@ class _State:
     receiver: Receiver
 
 
-def _setting(config: Mapping[str, Any], name: str) -> Any:
-    return config.get(f"KREUZBERG_WEBHOOK_{name}")
-
-
 def _receiver_from_config(config: Mapping[str, Any], options: Mapping[str, Any]) -> Receiver:
-    """A receiver from keyword *options*, then ``app.config``, then the core's defaults."""
-    options = dict(options)
-    secrets = options.pop("secrets", None)
-    if secrets is None:
-        secret, several = _setting(config, "SECRET"), _setting(config, "SECRETS")
-        if secret is not None and several is not None:
-            raise ConfigurationError("set KREUZBERG_WEBHOOK_SECRET or KREUZBERG_WEBHOOK_SECRETS, not both")
-        secrets = several if several is not None else secret
-    if secrets is None and not options.get("insecure_accept_unsigned"):
-        raise ConfigurationError("KREUZBERG_WEBHOOK_SECRET is not set in app.config: the receiver needs its secret")
-    store = options.pop("store", None)
-    if store is None:
-        store = _setting(config, "STORE") or "memory://"
-    if isinstance(store, str):
-        store = open_store(store)
-    for name, option in (("HEADER", "header"), ("MAX_BODY_SIZE", "max_body_size"), ("LEASE", "lease")):
-        value = _setting(config, name)
-        if value is not None:
-            options.setdefault(option, value)
-    if "window" not in options:
-        bounds = {"max_age": _setting(config, "MAX_AGE"), "max_future": _setting(config, "MAX_FUTURE")}
-        options["window"] = ReplayWindow(**{name: value for name, value in bounds.items() if value is not None})
-    return Receiver(secrets, store=store, **options)
+    """A receiver from keyword *options*, then ``app.config``, then the shared defaults (``settings.DEFAULTS``)."""
+
+    def lookup(name: str) -> Any:
+        value = config.get(f"KREUZBERG_WEBHOOK_{name}")
+        if value is None and name == "SIGNATURE_HEADER":
+            value = config.get("KREUZBERG_WEBHOOK_HEADER")  # the name 0.1 read
+        return MISSING if value is None else value
+
+    return receiver_from_settings(lookup, options, describe=lambda name: f"KREUZBERG_WEBHOOK_{name}")
 
 
 class KreuzbergWebhooks:
@@ -253,9 +235,10 @@ class KreuzbergWebhooks:
       ``redis://…``) or a store object. Default ``memory://``: one process only;
       under several workers use SQLite or Redis.
     - ``KREUZBERG_WEBHOOK_URL`` — register the endpoint at this path.
-    - ``KREUZBERG_WEBHOOK_MAX_BODY_SIZE``, ``KREUZBERG_WEBHOOK_HEADER``,
-      ``KREUZBERG_WEBHOOK_MAX_AGE``, ``KREUZBERG_WEBHOOK_MAX_FUTURE``,
-      ``KREUZBERG_WEBHOOK_LEASE`` — the receiver's options of the same names.
+    - ``KREUZBERG_WEBHOOK_<NAME>`` for every other name of the shared settings
+      table (:mod:`kreuzberg_webhooks.settings`): ``SIGNATURE_HEADER`` (also read
+      as ``HEADER``), ``MAX_BODY_SIZE``, ``MAX_AGE``, ``MAX_FUTURE``, ``LEASE``,
+      ``RETENTION`` — the same names and defaults as Django's ``KREUZBERG_WEBHOOKS``.
 
     The extension never keeps the application: its state is in
     ``app.extensions["kreuzberg_webhooks"]`` and found through ``current_app``.

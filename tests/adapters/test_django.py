@@ -566,7 +566,7 @@ def test_build_receiver_keyword_arguments_win_and_extra_ones_reach_the_receiver(
         pytest.param({"SECRET": SECRET, "SECRETS": [SECRET]}, id="both"),
         pytest.param({"SECRET": SECRET, "STORE": "ftp://nowhere"}, id="unknown-store-url"),
         pytest.param({"SECRET": SECRET, "STORE": 42}, id="store-not-a-store"),
-        pytest.param({"SECRET": SECRET, "CACHE_ALIAS": "absent"}, id="unknown-cache"),
+        pytest.param({"SECRET": SECRET, "STORE": "cache", "CACHE_ALIAS": "absent"}, id="unknown-cache"),
         pytest.param({"SECRET": SECRET, "RETENTION": 60}, id="retention-shorter-than-window"),
         pytest.param({"SECRET": SECRET, "MAX_BODY_SIZE": "big"}, id="bad-size"),
     ],
@@ -660,12 +660,23 @@ def check_ids(options: Any, **django_settings: Any) -> list[str]:
             id="typo",
         ),
         pytest.param({"RECEIVER": "some.module.receiver"}, [], id="ready-receiver"),
-        pytest.param({"SECRET": SECRET}, ["kreuzberg_webhooks.W002"], id="default-cache-is-locmem"),
+        pytest.param({"SECRET": SECRET}, ["kreuzberg_webhooks.W002"], id="default-is-memory"),
+        pytest.param({"SECRET": SECRET, "STORE": "cache"}, ["kreuzberg_webhooks.W002"], id="cache-is-locmem"),
         pytest.param({"SECRET": SECRET, "STORE": "memory://"}, ["kreuzberg_webhooks.W002"], id="memory-url"),
         pytest.param({"SECRET": SECRET, "STORE": MemoryStore()}, ["kreuzberg_webhooks.W002"], id="memory-object"),
-        pytest.param({"SECRET": SECRET, "CACHE_ALIAS": "files"}, ["kreuzberg_webhooks.W003"], id="file-cache"),
-        pytest.param({"SECRET": SECRET, "CACHE_ALIAS": "nothing"}, ["kreuzberg_webhooks.E004"], id="dummy-cache"),
-        pytest.param({"SECRET": SECRET, "CACHE_ALIAS": "absent"}, ["kreuzberg_webhooks.E003"], id="no-such-cache"),
+        pytest.param(
+            {"SECRET": SECRET, "STORE": "cache", "CACHE_ALIAS": "files"}, ["kreuzberg_webhooks.W003"], id="file-cache"
+        ),
+        pytest.param(
+            {"SECRET": SECRET, "STORE": "cache", "CACHE_ALIAS": "nothing"},
+            ["kreuzberg_webhooks.E004"],
+            id="dummy-cache",
+        ),
+        pytest.param(
+            {"SECRET": SECRET, "STORE": "cache", "CACHE_ALIAS": "absent"},
+            ["kreuzberg_webhooks.E003"],
+            id="no-such-cache",
+        ),
     ],
 )
 def test_system_checks(options: Any, expected: list[str]) -> None:
@@ -674,7 +685,7 @@ def test_system_checks(options: Any, expected: list[str]) -> None:
 
 def test_shared_cache_backend_passes_the_store_check() -> None:
     caches = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": "redis://127.0.0.1"}}
-    assert check_ids({"SECRET": SECRET}, CACHES=caches) == []
+    assert check_ids({"SECRET": SECRET, "STORE": "cache"}, CACHES=caches) == []
 
 
 def test_short_secret_warning_does_not_reveal_the_secret() -> None:

@@ -4,7 +4,7 @@
 
     KREUZBERG_WEBHOOKS = {
         "SECRET": os.environ["KREUZBERG_WEBHOOK_SECRET"],  # or "SECRETS": [new, old] while rotating
-        "STORE": "cache",                  # or a store URL ("sqlite:///…", "redis://…"), or a store object
+        "STORE": "sqlite:///webhooks.db",  # or "cache" (Django's cache), "redis://…", a store object
         "CACHE_ALIAS": "default",          # the cache the "cache" store uses
         "MAX_BODY_SIZE": 64 * 1024 * 1024, # bytes; larger bodies are answered 413
         "SIGNATURE_HEADER": "X-Webhook-Signature",
@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import threading
 import weakref
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Final, TypeVar
 
 from django.conf import settings
@@ -29,9 +29,9 @@ from django.core.signals import setting_changed
 from django.utils.module_loading import import_string
 
 from ...exceptions import ConfigurationError
-from ...receiver import CATCH_ALL, DEFAULT_LEASE, Handler, Receiver, check_event_type
+from ...receiver import CATCH_ALL, Handler, Receiver, check_event_type
+from ...settings import DEFAULTS, MISSING, receiver_from_settings
 from ...stores import AsyncReplayStore, ReplayStore, open_store
-from ...verify import DEFAULT_MAX_BODY_SIZE, DEFAULT_SIGNATURE_HEADER, ReplayWindow
 from .store import DEFAULT_KEY_PREFIX, DjangoCacheStore
 
 __all__ = ["KNOWN_SETTINGS", "SETTING", "build_receiver", "get_receiver", "get_setting", "on"]
@@ -39,21 +39,14 @@ __all__ = ["KNOWN_SETTINGS", "SETTING", "build_receiver", "get_receiver", "get_s
 #: The name of the settings dict.
 SETTING: Final = "KREUZBERG_WEBHOOKS"
 
-_DEFAULT_WINDOW = ReplayWindow()
-
-#: Every key ``KREUZBERG_WEBHOOKS`` understands, with its default.
+#: Every key ``KREUZBERG_WEBHOOKS`` understands, with its default: the shared
+#: settings (:mod:`kreuzberg_webhooks.settings`, the same names and defaults as
+#: Flask's ``app.config``), and Django's own.
 KNOWN_SETTINGS: Final[Mapping[str, Any]] = {
-    "SECRET": None,
-    "SECRETS": None,
-    "STORE": "cache",
+    **DEFAULTS,
+    # The Django cache the STORE value "cache" uses, and the prefix of its keys.
     "CACHE_ALIAS": "default",
     "KEY_PREFIX": DEFAULT_KEY_PREFIX,
-    "MAX_BODY_SIZE": DEFAULT_MAX_BODY_SIZE,
-    "SIGNATURE_HEADER": DEFAULT_SIGNATURE_HEADER,
-    "MAX_AGE": _DEFAULT_WINDOW.max_age,
-    "MAX_FUTURE": _DEFAULT_WINDOW.max_future,
-    "LEASE": DEFAULT_LEASE,
-    "RETENTION": None,
     # A ready Receiver (or its dotted path) instead of one built from the keys above.
     "RECEIVER": None,
     # Whether the URLconf include mounts the async view (for ASGI servers).
@@ -87,25 +80,6 @@ def get_setting(name: str, default: Any = _MISSING, kwargs: dict[str, Any] | Non
     raise ImproperlyConfigured(f"{SETTING}[{name!r}] is not set")
 
 
-def _secrets(kwargs: dict[str, Any]) -> Any:
-    secret = get_setting("SECRET", kwargs=kwargs)
-    several = get_setting("SECRETS", kwargs=kwargs)
-    if secret and several:
-        raise ImproperlyConfigured(f"set {SETTING}['SECRET'] or {SETTING}['SECRETS'], not both")
-    if not secret and not several:
-        if kwargs.get("insecure_accept_unsigned"):
-            return None
-        raise ImproperlyConfigured(
-            f"{SETTING}['SECRET'] is not set: a webhook secret is required "
-            "(e.g. 'SECRET': os.environ['KREUZBERG_WEBHOOK_SECRET'])"
-        )
-    if secret:
-        return secret
-    if isinstance(several, str | bytes) or callable(several) or isinstance(several, Iterable):
-        return several
-    raise ImproperlyConfigured(f"{SETTING}['SECRETS'] must be a list of secrets or a callable")
-
-
 def store_from_setting(
     value: Any, *, cache_alias: str = "default", key_prefix: str = DEFAULT_KEY_PREFIX
 ) -> ReplayStore | AsyncReplayStore:
@@ -133,27 +107,21 @@ def build_receiver(**kwargs: Any) -> Receiver:
     ``clock=``, ``on_invalid_payload=``).
     """
     options = dict(kwargs)
-    secrets = _secrets(options)
-    store = store_from_setting(
-        get_setting("STORE", kwargs=options),
-        cache_alias=get_setting("CACHE_ALIAS", kwargs=options),
-        key_prefix=get_setting("KEY_PREFIX", kwargs=options),
-    )
+    cache_alias = get_setting("CACHE_ALIAS", kwargs=options)
+    key_prefix = get_setting("KEY_PREFIX", kwargs=options)
+
+    def store_from(value: Any) -> ReplayStore | AsyncReplayStore:
+        return store_from_setting(value, cache_alias=cache_alias, key_prefix=key_prefix)
+
+    configured = settings_dict()
     try:
-        window = ReplayWindow(
-            max_age=get_setting("MAX_AGE", kwargs=options), max_future=get_setting("MAX_FUTURE", kwargs=options)
+        return receiver_from_settings(
+            lambda name: configured.get(name, MISSING),
+            options,
+            describe=lambda name: f"{SETTING}[{name!r}]",
+            store_from=store_from,
         )
-        return Receiver(
-            secrets,
-            store=store,
-            lease=get_setting("LEASE", kwargs=options),
-            retention=get_setting("RETENTION", kwargs=options),
-            header=get_setting("SIGNATURE_HEADER", kwargs=options),
-            max_body_size=get_setting("MAX_BODY_SIZE", kwargs=options),
-            window=window,
-            **options,
-        )
-    except (ConfigurationError, TypeError) as error:
+    except ConfigurationError as error:
         raise ImproperlyConfigured(f"{SETTING}: {error}") from error
 
 
