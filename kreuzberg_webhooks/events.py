@@ -21,9 +21,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, TypeAlias
-from uuid import UUID, SafeUUID
+from uuid import UUID
 
-from ._slots import slot_setter
+from ._hot import parse_uuid, slot_setter
 from .exceptions import InvalidField, MissingField
 from .keys import delivery_key
 
@@ -55,10 +55,6 @@ class JobStatus(StrEnum):
     PARTIAL_SUCCESS = "partial_success"
     FAILED = "failed"
     CANCELLED = "cancelled"
-
-    # Hash as the plain string it equals (Enum hashes the member's name, in
-    # Python): a status is looked up in dicts keyed by str on every delivery.
-    __hash__ = str.__hash__
 
     @property
     def is_terminal(self) -> bool:
@@ -311,49 +307,14 @@ def _required(data: dict[str, Any], name: str) -> Any:
         raise _missing(name) from None
 
 
-_set_uuid_int = UUID.__dict__["int"].__set__
-_set_uuid_safety = UUID.__dict__["is_safe"].__set__
-_UUID_SAFETY = SafeUUID.unknown  # what UUID(value) records; a constant, as enum look-ups are slow
-
-
 def _uuid(value: Any, name: str) -> UUID:
     if type(value) is str:
-        # Exactly what UUID(value) does to the string, then the value is
-        # stored in UUID's two slots directly (as CPython 3.14's own uuid4
-        # does): UUID's general constructor is a fifth of a delivery's cost.
-        # No length cut-off: UUID accepts any number of hyphens and braces
-        # (tests/test_hot_path.py holds the two equal).
-        digits = value.replace("urn:", "").replace("uuid:", "").strip("{}").replace("-", "")
-        if len(digits) == 32:
-            try:
-                number = int(digits, 16)
-            except ValueError:
-                pass
-            else:
-                uuid = UUID.__new__(UUID)
-                _set_uuid_int(uuid, number)
-                _set_uuid_safety(uuid, _UUID_SAFETY)
-                return uuid
+        uuid = parse_uuid(value)
+        if uuid is not None:
+            return uuid
     if value is _MISSING:
         raise _missing(name)
     raise InvalidField(f"the field {name!r} is not a UUID string")
-
-
-# Every delivery to an endpoint carries the same project_id (or one of a few),
-# so their UUIDs are remembered: a look-up instead of a parse. Bounded; and
-# only bodies whose signature verified are parsed at all.
-_PROJECT_UUIDS: dict[str, UUID] = {}
-_PROJECT_UUIDS_MAX = 64
-
-
-def _project_uuid(value: Any) -> UUID:
-    project_id = _PROJECT_UUIDS.get(value) if type(value) is str else None
-    if project_id is None:
-        project_id = _uuid(value, "project_id")
-        if len(_PROJECT_UUIDS) >= _PROJECT_UUIDS_MAX:
-            _PROJECT_UUIDS.clear()
-        _PROJECT_UUIDS[value] = project_id
-    return project_id
 
 
 def _identifier(value: Any, name: str) -> str:
@@ -436,7 +397,7 @@ def parse_job_event(data: dict[str, Any]) -> JobEvent:
     # Checked in this order, so the first bad field is the one reported.
     event_id = _identifier(data.get("event_id", _MISSING), "event_id")
     job_id = _uuid(data.get("job_id", _MISSING), "job_id")
-    project_id = _project_uuid(data.get("project_id", _MISSING))
+    project_id = _uuid(data.get("project_id", _MISSING), "project_id")
     status = _status(data.get("status", _MISSING))
     error_message = _optional_str(data, "error_message")
     timestamp = _utc(_unix_seconds(data.get("timestamp", _MISSING)))

@@ -733,3 +733,22 @@ def test_the_store_sees_the_signed_dedup_key(driver: Driver, receiver: Receiver,
     payload = job_event_payload(now=NOW)
     driver.handle(receiver, *signed_delivery(SECRET, payload))
     assert store.claim(parse_event(payload).dedup_key, 120).state is ClaimState.DONE
+
+
+# -- the handler registry ----------------------------------------------------------
+
+
+def test_a_handler_added_after_deliveries_runs_for_the_next_one() -> None:
+    secret = "hot-path-test-secret-0123456789abcdef"
+    receiver = Receiver(secret)
+    seen: list[str] = []
+    receiver.on("job.completed")(lambda event: seen.append("completed"))
+    assert receiver.handle(*signed_delivery(secret, status="completed")).reason == "processed"
+    receiver.on()(lambda event: seen.append("catch-all"))
+    receiver.on("job.completed")(lambda event: seen.append("completed-2"))
+    assert receiver.handle(*signed_delivery(secret, status="partial_success")).reason == "processed"
+    assert seen == ["completed", "completed", "completed-2", "catch-all"]
+    event = receiver.verifier.verify(*signed_delivery(secret, status="failed"))
+    handlers = receiver.handlers_for(event)
+    handlers.clear()  # a copy: the receiver's own table is untouched
+    assert len(receiver.handlers_for(event)) == 1
