@@ -13,6 +13,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+pytestmark = pytest.mark.slow  # starts real servers, or builds and installs a wheel
+
 ROOT = Path(__file__).resolve().parent.parent
 
 

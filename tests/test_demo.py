@@ -13,6 +13,8 @@ import pytest
 
 from tests.servers import ROOT
 
+pytestmark = pytest.mark.slow  # starts real servers, or builds and installs a wheel
+
 DEMO = ROOT / "examples" / "demo.py"
 
 
