@@ -7,8 +7,9 @@ the fixtures are there in every test session without a ``conftest.py``:
   (override the fixture to use your app's test secret);
 * ``kreuzberg_clock`` — a :class:`~kreuzberg_webhooks.testing.FrozenClock`;
 * ``kreuzberg_delivery`` — a :class:`DeliveryFactory` building signed deliveries
-  of either payload shape, any status, any field overridden, signed with any
-  secret, mis-signed or unsigned;
+  of any payload shape (the inline webhook's ``WebhookEvent`` too), any status,
+  any field overridden, signed in either format (``scheme="sha256"`` or
+  ``"t-v1"``) with any secret, mis-signed or unsigned;
 * ``kreuzberg_store`` — a fresh :class:`~kreuzberg_webhooks.MemoryStore` on the frozen clock;
 * ``kreuzberg_receiver`` — a :class:`ReceiverFactory` for a ready
   :class:`~kreuzberg_webhooks.Receiver` wired to the three above;
@@ -34,10 +35,20 @@ from typing import Any, Literal, TypeAlias
 import pytest
 
 from .adapters._missing import require
+from .events import event_type_for
 from .receiver import Receiver
 from .stores.base import AsyncReplayStore, ReplayStore
 from .stores.memory import MemoryStore
-from .testing import FrozenClock, crawl_job_document_payload, job_document_payload, job_event_payload, signed_delivery
+from .testing import (
+    SCHEMES,
+    FrozenClock,
+    crawl_job_document_payload,
+    default_scheme,
+    job_document_payload,
+    job_event_payload,
+    signed_delivery,
+    webhook_event_payload,
+)
 from .verify import DEFAULT_SIGNATURE_HEADER, Secrets
 
 __all__ = [
@@ -63,7 +74,9 @@ DEFAULT_TEST_SECRET = "whsec_test_kreuzberg_0123456789abcdefghij"  # noqa: S105 
 # What a mis-signed delivery is signed with: well-formed, just not the receiver's secret.
 _WRONG_SECRET = "whsec_wrong_kreuzberg_0123456789abcdefghij"  # noqa: S105
 
-Shape: TypeAlias = Literal["event", "document", "crawl"]
+Shape: TypeAlias = Literal["event", "document", "crawl", "webhook"]
+#: A signature format: ``sha256=<hex>`` or ``t=<unix seconds>,v1=<hex>``.
+Scheme: TypeAlias = Literal["sha256", "t-v1"]
 
 
 @dataclass(frozen=True)
@@ -77,13 +90,15 @@ class SignedDelivery:
     headers: dict[str, str]
     #: The decoded payload (``None`` when the body was given as raw bytes).
     payload: dict[str, Any] | None = field(default=None, compare=False)
+    #: The signature format it was signed in: ``"sha256"`` or ``"t-v1"``.
+    scheme: str = field(default="sha256", compare=False)
 
     def __iter__(self) -> Iterator[Any]:
         return iter((self.body, self.headers))
 
     @property
     def event_id(self) -> str | None:
-        """The ``event_id`` of a small event; ``None`` for a job document."""
+        """The ``event_id`` of a small event or a ``WebhookEvent``; ``None`` for a job document."""
         value = (self.payload or {}).get("event_id")
         return value if isinstance(value, str) else None
 
@@ -104,13 +119,17 @@ class DeliveryFactory:
         kreuzberg_delivery()                                 # job.completed, signed with kreuzberg_secret
         kreuzberg_delivery("failed", error_message="OCR timeout")
         kreuzberg_delivery(shape="document", metadata={"order": 7})
+        kreuzberg_delivery(shape="webhook")                  # WebhookEvent, signed t=<now>,v1=<hex>
+        kreuzberg_delivery(scheme="t-v1")                    # the small event in the other format
+        kreuzberg_delivery(shape="webhook", signed_at=kreuzberg_clock.now - 600)   # stale t
         kreuzberg_delivery(timestamp=kreuzberg_clock.now - 90_000)   # stale
         kreuzberg_delivery(mis_signed=True)                  # 401 signature_mismatch
         kreuzberg_delivery(unsigned=True)                    # 401 missing_signature
         kreuzberg_delivery(secret="the-other-rotated-secret-…")
-        kreuzberg_delivery.retry(first)                      # same event, attempt_count + 1
+        kreuzberg_delivery.retry(first)                      # same event, attempt_count + 1 / a fresh t
 
-    Small events are stamped with the frozen clock's time.
+    Small events and ``WebhookEvent`` bodies are stamped with the frozen
+    clock's time, and so is a ``t=`` signature.
     """
 
     def __init__(self, secret: str | bytes, clock: FrozenClock, *, header: str = DEFAULT_SIGNATURE_HEADER) -> None:
@@ -129,20 +148,26 @@ class DeliveryFactory:
         signature: str | None = None,
         header: str | None = None,
         payload: dict[str, Any] | bytes | None = None,
+        scheme: Scheme | None = None,
+        signed_at: float | None = None,
         **overrides: Any,
     ) -> SignedDelivery:
         """Build one delivery.
 
         :param status: the job status (ignored when *payload* is given).
         :param shape: ``"event"`` (the small project-webhook event), ``"document"``
-            (the full job document of a per-request webhook) or ``"crawl"``
-            (a crawl-job document listing the jobs it spawned).
+            (the full job document of a per-request webhook), ``"crawl"``
+            (a crawl-job document listing the jobs it spawned) or ``"webhook"``
+            (the inline webhook's ``WebhookEvent``, ``event`` = ``job.<status>``).
         :param secret: sign with this secret instead of ``kreuzberg_secret``.
         :param mis_signed: sign with a different secret (a well-formed, wrong signature).
         :param unsigned: send no signature header at all.
         :param signature: send this exact header value (e.g. ``"sha256=nothex"``).
         :param header: the signature header's name, if your receiver renamed it.
         :param payload: a whole payload (dict or raw bytes) instead of a built one.
+        :param scheme: ``"sha256"`` or ``"t-v1"``; default ``"t-v1"`` for a
+            ``WebhookEvent`` (as the sender signs it), ``"sha256"`` otherwise.
+        :param signed_at: the ``t`` of a ``t-v1`` signature (default: the frozen clock's time).
         :param overrides: payload fields to set; ``testing.OMIT`` removes a field.
         """
         if payload is None:
@@ -151,9 +176,20 @@ class DeliveryFactory:
             raise TypeError("pass field overrides or a payload, not both")
         if sum((mis_signed, unsigned, signature is not None)) > 1:
             raise TypeError("choose one of mis_signed, unsigned and signature")
+        if scheme is None:
+            scheme = "t-v1" if default_scheme(payload) == "t-v1" else "sha256"
+        elif scheme not in SCHEMES:
+            raise ValueError(f"unknown signature scheme {scheme!r}: expected 'sha256' or 't-v1'")
         key: str | bytes | None = None if unsigned else (_WRONG_SECRET if mis_signed else (secret or self.secret))
-        body, headers = signed_delivery(key, payload, header=header or self.header, signature=signature)
-        return SignedDelivery(body, headers, None if isinstance(payload, bytes) else payload)
+        body, headers = signed_delivery(
+            key,
+            payload,
+            header=header or self.header,
+            signature=signature,
+            scheme=scheme,
+            signed_at=self.clock.now if signed_at is None else signed_at,
+        )
+        return SignedDelivery(body, headers, None if isinstance(payload, bytes) else payload, scheme)
 
     def payload(self, status: str = "completed", *, shape: Shape = "event", **overrides: Any) -> dict[str, Any]:
         """The decoded payload a delivery would carry, without signing it."""
@@ -163,16 +199,24 @@ class DeliveryFactory:
             return job_document_payload(status=status, **overrides)
         if shape == "crawl":
             return crawl_job_document_payload(status=status, **overrides)
-        raise ValueError(f"unknown payload shape {shape!r}: expected 'event', 'document' or 'crawl'")
+        if shape == "webhook":
+            overrides.setdefault("event", event_type_for(status))
+            return webhook_event_payload(now=self.clock.now, **overrides)
+        raise ValueError(f"unknown payload shape {shape!r}: expected 'event', 'document', 'crawl' or 'webhook'")
 
     def retry(self, delivery: SignedDelivery, *, secret: str | bytes | None = None) -> SignedDelivery:
-        """The sender's next attempt of *delivery*: same event, ``attempt_count + 1``, re-signed."""
+        """The sender's next attempt of *delivery*: same event, re-signed in the same format.
+
+        A small event's ``attempt_count`` goes up by one; a ``t=`` signature
+        gets the frozen clock's current time, as the sender signs each attempt afresh.
+        """
         if delivery.payload is None:
             raise ValueError("a delivery built from raw bytes cannot be retried")
         payload = dict(delivery.payload)
-        if "event_id" in payload:
+        if "event_id" in payload and "event" not in payload:
             payload["attempt_count"] = int(payload.get("attempt_count", 1)) + 1
-        return self(payload=payload, secret=secret)
+        scheme: Scheme = "t-v1" if delivery.scheme == "t-v1" else "sha256"
+        return self(payload=payload, secret=secret, scheme=scheme)
 
 
 class ReceiverFactory:

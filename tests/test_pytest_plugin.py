@@ -10,7 +10,16 @@ from typing import Any
 
 import pytest
 
-from kreuzberg_webhooks import CrawlJobDocument, JobDocument, JobEvent, MemoryStore, Receiver, Verifier, sign
+from kreuzberg_webhooks import (
+    CrawlJobDocument,
+    JobDocument,
+    JobEvent,
+    MemoryStore,
+    Receiver,
+    Verifier,
+    WebhookEvent,
+    sign,
+)
 from kreuzberg_webhooks.pytest_plugin import (
     DEFAULT_TEST_SECRET,
     DeliveryFactory,
@@ -429,3 +438,88 @@ def test_receiver_factory_accepts_a_ready_verifier(
     assert receiver.verifier is verifier
     assert receiver.handle(*kreuzberg_delivery(secret=OTHER_SECRET)).ok
     assert receiver.handle(*kreuzberg_delivery()).reason == "signature_mismatch"
+
+
+# -- the inline webhook's format: WebhookEvent bodies and t=,v1= signatures -----------------------
+
+
+@pytest.mark.parametrize(
+    ("status", "event_type"),
+    [("completed", "job.completed"), ("partial_success", "job.completed"), ("failed", "job.failed")],
+)
+def test_webhook_shape_is_a_webhook_event_signed_t_v1(
+    status: str, event_type: str, kreuzberg_delivery: DeliveryFactory, kreuzberg_clock: FrozenClock
+) -> None:
+    delivery = kreuzberg_delivery(status, shape="webhook")
+    assert delivery.scheme == "t-v1"
+    assert delivery.signature is not None
+    assert delivery.signature.startswith(f"t={int(kreuzberg_clock.now)},v1=")
+    event = Verifier(DEFAULT_TEST_SECRET, clock=kreuzberg_clock).verify(*delivery)
+    assert isinstance(event, WebhookEvent)
+    assert event.type == event_type
+    assert event.event_id == delivery.event_id
+    assert (event.error is not None) == (status == "failed")
+
+
+@pytest.mark.parametrize("shape", ["event", "document", "crawl", "webhook"])
+@pytest.mark.parametrize("scheme", ["sha256", "t-v1"])
+def test_every_shape_can_be_signed_in_either_format(
+    shape: Any, scheme: Any, kreuzberg_delivery: DeliveryFactory, kreuzberg_receiver: ReceiverFactory
+) -> None:
+    delivery = kreuzberg_delivery(shape=shape, scheme=scheme)
+    assert delivery.signature is not None
+    assert delivery.signature.startswith("sha256=" if scheme == "sha256" else "t=")
+    assert kreuzberg_receiver().handle(*delivery).status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("options", "reason"),
+    [
+        ({"mis_signed": True}, "signature_mismatch"),
+        ({"signed_at_offset": -301}, "stale_timestamp"),
+        ({"signed_at_offset": 301}, "future_timestamp"),
+        ({"signature": "t=1,v1="}, "malformed_signature"),
+        ({"timestamp": "2000-01-01T00:00:00Z"}, "stale_timestamp"),
+    ],
+    ids=["mis-signed", "stale-t", "future-t", "malformed", "stale-body-timestamp"],
+)
+def test_bad_webhook_deliveries_get_their_reason(
+    options: dict[str, Any], reason: str, kreuzberg_receiver: ReceiverFactory, kreuzberg_delivery: DeliveryFactory
+) -> None:
+    offset = options.pop("signed_at_offset", None)
+    if offset is not None:
+        options["signed_at"] = kreuzberg_delivery.clock.now + offset
+    handled: list[object] = []
+    outcome = kreuzberg_receiver(handled.append).handle(*kreuzberg_delivery(shape="webhook", **options))
+    assert outcome.reason == reason
+    assert handled == []
+
+
+def test_retry_of_a_webhook_event_is_resigned_with_a_fresh_t_and_is_a_duplicate(
+    kreuzberg_receiver: ReceiverFactory, kreuzberg_delivery: DeliveryFactory, kreuzberg_clock: FrozenClock
+) -> None:
+    handled: list[Any] = []
+    receiver = kreuzberg_receiver(handled.append)
+    first = kreuzberg_delivery(shape="webhook")
+    assert receiver.handle(*first).status_code == 200
+    kreuzberg_clock.advance(600)  # past the first t's window: only a re-signed attempt is accepted
+    assert receiver.handle(*first).reason == "stale_timestamp"
+    retry = kreuzberg_delivery.retry(first)
+    assert retry.body == first.body  # no attempt_count in this format: the same bytes, a new t
+    assert retry.signature != first.signature
+    outcome = receiver.handle(*retry)
+    assert (outcome.status_code, outcome.duplicate) == (200, True)
+    assert len(handled) == 1
+
+
+def test_a_receiver_restricted_to_one_format_refuses_the_other(
+    kreuzberg_receiver: ReceiverFactory, kreuzberg_delivery: DeliveryFactory
+) -> None:
+    receiver = kreuzberg_receiver(schemes=("sha256",))
+    assert receiver.handle(*kreuzberg_delivery(shape="webhook")).reason == "malformed_signature"
+    assert receiver.handle(*kreuzberg_delivery(shape="webhook", scheme="sha256")).status_code == 200
+
+
+def test_an_unknown_scheme_is_refused(kreuzberg_delivery: DeliveryFactory) -> None:
+    with pytest.raises(ValueError, match="unknown signature scheme"):
+        kreuzberg_delivery(scheme="sha512")  # type: ignore[arg-type]
