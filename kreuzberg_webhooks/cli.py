@@ -24,11 +24,19 @@ from typing import IO, Any, NoReturn
 from urllib.parse import urlsplit
 
 from . import __version__
-from .events import JobEvent, JobStatus
+from .events import JobEvent, JobStatus, WebhookEvent, event_type_for
 from .exceptions import ConfigurationError, WebhookError
-from .signing import sign
+from .signing import Sha256Signature, SignatureScheme, TimestampedSignature
 from .simulate import Simulation, Transport, http_transport, redact_url
-from .testing import crawl_job_document_payload, job_document_payload, job_event_payload
+from .testing import (
+    SCHEMES,
+    crawl_job_document_payload,
+    default_scheme,
+    job_document_payload,
+    job_event_payload,
+    sign_with,
+    webhook_event_payload,
+)
 from .verify import DEFAULT_MAX_BODY_SIZE, DEFAULT_SIGNATURE_HEADER, ReplayWindow, Verifier
 
 __all__ = ["main"]
@@ -40,6 +48,7 @@ _WRONG_SECRET = "kreuzberg-webhooks-send-test-wrong-secret-0000"  # noqa: S105 -
 _STATUSES = [status.value for status in JobStatus]
 _MAX_SHOWN_ANSWER = 2000
 _DEFAULT_WINDOW = ReplayWindow()
+_SHAPES = ["event", "document", "crawl", "webhook"]
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -212,9 +221,11 @@ def _warnings_as_lines(stderr: IO[str]) -> Iterator[None]:
 
 
 def _cmd_sign(args: argparse.Namespace, io: _IO) -> int:
+    if args.timestamp is not None and args.scheme != "t-v1":
+        raise UsageError("--timestamp is the t= of a t-v1 signature: add --scheme t-v1")
     secret = _secrets(args)[0]
     body = _read_body(args.file, io.stdin)
-    value = sign(body, secret)
+    value = sign_with(args.scheme, body, secret, signed_at=args.timestamp)
     print(f"{args.header}: {value}" if args.with_name else value, file=io.stdout)
     return EXIT_OK
 
@@ -223,9 +234,15 @@ def _cmd_verify(args: argparse.Namespace, io: _IO) -> int:
     secrets = _secrets(args)
     body = _read_body(args.file, io.stdin)
     window = ReplayWindow(math.inf, math.inf) if args.no_window else ReplayWindow(args.max_age, args.max_future)
+    schemes: list[SignatureScheme] = []
+    if args.scheme in (None, "sha256"):
+        schemes.append(Sha256Signature())
+    if args.scheme in (None, "t-v1"):
+        # --no-window lifts the t= window too: a capture's t is as old as its body.
+        schemes.append(TimestampedSignature(window) if args.no_window else TimestampedSignature())
     with _warnings_as_lines(io.stderr):
         try:
-            verifier = Verifier(secrets, window=window, max_body_size=args.max_body_size)
+            verifier = Verifier(secrets, window=window, max_body_size=args.max_body_size, schemes=schemes)
         except ConfigurationError as error:
             raise UsageError(str(error)) from None
     try:
@@ -238,6 +255,9 @@ def _cmd_verify(args: argparse.Namespace, io: _IO) -> int:
         return EXIT_FAILED
     if isinstance(event, JobEvent):
         where = f"event_id={event.event_id} job_id={event.job_id} attempt={event.attempt_count}"
+    elif isinstance(event, WebhookEvent):
+        results = "inline" if event.has_inline_results else ("fetch" if event.must_fetch_results else "none")
+        where = f"event_id={event.event_id or '-'} job_id={event.job_id} results={results} (WebhookEvent)"
     else:
         where = f"job_id={event.job_id} ({type(event).__name__})"
     print(f"ok: {event.type} status={event.status} {where}", file=io.stdout)
@@ -250,6 +270,9 @@ def _build_payload(shape: str, status: str, fields: Sequence[tuple[str, Any]]) -
         return job_document_payload(status=status, **overrides)
     if shape == "crawl":
         return crawl_job_document_payload(status=status, **overrides)
+    if shape == "webhook":
+        overrides.setdefault("event", event_type_for(status))
+        return webhook_event_payload(**overrides)
     if status == "failed":
         overrides.setdefault("error_message", "extraction failed: OCR timeout")
     return job_event_payload(status=status, **overrides)
@@ -260,15 +283,18 @@ def _cmd_send_test(args: argparse.Namespace, io: _IO) -> int:
     payload = _build_payload(args.shape, args.status, args.field)
     body = json.dumps(payload, separators=(",", ":")).encode()
     headers = {"Content-Type": "application/json", "User-Agent": f"kreuzberg-webhook/send-test ({PROG} {__version__})"}
-    if "event_id" in payload:
+    if "event_id" in payload and "event" not in payload:
         headers["X-Idempotency-Key"] = str(payload["event_id"])
+    scheme = args.scheme or default_scheme(payload)
     if args.wrong_signature:
-        headers[args.header] = sign(body, _WRONG_SECRET)
+        headers[args.header] = sign_with(scheme, body, _WRONG_SECRET)
     elif secrets:
-        headers[args.header] = sign(body, secrets[0])
+        headers[args.header] = sign_with(scheme, body, secrets[0])
     ident = f"event_id={payload['event_id']}" if "event_id" in payload else f"job_id={payload.get('id')}"
-    status = payload.get("status", args.status)
-    print(f"POST {redact_url(args.url)}  {args.shape} status={status}  {ident}", file=io.stdout)
+    kind = (
+        f"event={payload.get('event')}" if args.shape == "webhook" else f"status={payload.get('status', args.status)}"
+    )
+    print(f"POST {redact_url(args.url)}  {args.shape} {kind}  {scheme}  {ident}", file=io.stdout)
     if args.show_body:
         print(body.decode(), file=io.stdout)
     answer = io.transport(args.url, body, headers, args.timeout)
@@ -301,6 +327,7 @@ def _cmd_simulate(args: argparse.Namespace, io: _IO) -> int:
         shape=args.shape,
         status=args.status,
         seed=args.seed,
+        scheme=args.scheme,
         header=args.header,
         user_agent=f"kreuzberg-webhook/simulate ({PROG} {__version__})",
         transport=io.transport,
@@ -333,6 +360,7 @@ commands:
 examples:
   export {SECRET_ENV}=whsec_...
   {PROG} sign body.json
+  {PROG} sign body.json --scheme t-v1                 # t=<now>,v1=<hex>, the inline webhook's format
   {PROG} verify body.json --signature sha256=4f2c...
   {PROG} send-test http://127.0.0.1:8000/webhooks/kreuzberg --status failed
   {PROG} simulate http://127.0.0.1:8000/webhooks/kreuzberg --events 50 --time-scale 0.01
@@ -372,6 +400,9 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
             group.add_argument("--secret", metavar="SECRET", help=f"the webhook secret (default: ${SECRET_ENV})")
             group.add_argument("--secret-file", metavar="PATH", help="read the secret from a file")
 
+    def scheme_option(command: argparse._ActionsContainer, default: str | None, text: str) -> None:
+        command.add_argument("--scheme", choices=SCHEMES, default=default, help=text)
+
     def header_option(command: argparse.ArgumentParser) -> None:
         command.add_argument(
             "--header",
@@ -385,11 +416,14 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
         "sign",
         help="print the signature header value for a body",
         description=_paragraphs(
-            "Print the X-Webhook-Signature value (sha256=<hex HMAC-SHA256>) for a body, "
-            "read from FILE or stdin exactly as it is, byte for byte."
+            "Print the X-Webhook-Signature value for a body, read from FILE or stdin exactly as it is, "
+            "byte for byte: sha256=<hex HMAC-SHA256 of the body> (dashboard webhooks, the default), or "
+            "with --scheme t-v1 t=<unix seconds>,v1=<hex HMAC-SHA256 of '<t>.' + body> (inline webhooks)."
         ),
         epilog=f"""examples:
   {prog} sign body.json
+  {prog} sign webhook_event.json --scheme t-v1
+  {prog} sign webhook_event.json --scheme t-v1 --timestamp 1764651600
   printf '{{"event_id": "01J..."}}' | {prog} sign
   curl -H "X-Webhook-Signature: $({prog} sign body.json)" --data-binary @body.json URL""",
         formatter_class=_Formatter,
@@ -397,6 +431,10 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     sign_cmd.add_argument("file", nargs="?", metavar="FILE", help="the body (default: stdin; '-' for stdin)")
     sign_cmd.add_argument(
         "--with-name", action="store_true", help="print the whole header line, 'X-Webhook-Signature: sha256=...'"
+    )
+    scheme_option(sign_cmd, "sha256", "the signature format (default: %(default)s)")
+    sign_cmd.add_argument(
+        "--timestamp", type=_non_negative_int, metavar="UNIX", help="the t= of a t-v1 signature (default: now)"
     )
     header_option(sign_cmd)
     secret_options(sign_cmd)
@@ -410,19 +448,25 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
             "Verify a body and its signature header value with the same checks a receiver runs: "
             "signature, JSON shape, replay window. Prints 'ok' with the event type and id and exits 0; "
             "otherwise prints the reason code (signature_mismatch, stale_timestamp, missing_field...) "
-            "and the status a receiver would answer, and exits 1. Both payload shapes verify: "
-            "the small event and the full job document."
+            "and the status a receiver would answer, and exits 1. Both signature formats verify "
+            "(sha256=<hex>, and t=<unix seconds>,v1=<hex> whose t must be within 5 minutes), "
+            "and every payload shape: the small event, the job documents and the WebhookEvent."
         ),
         epilog=f"""examples:
   {prog} verify body.json --signature sha256=4f2c...
+  {prog} verify webhook_event.json --signature "t=1764651600,v1=9ab0..." --now 1764651660
   {prog} verify body.json --signature "$SIG" --secret-file old.key --secret-file new.key
   {prog} verify captured.json --signature "$SIG" --no-window     # a capture from last week""",
         formatter_class=_Formatter,
     )
     verify_cmd.add_argument("file", nargs="?", metavar="FILE", help="the body (default: stdin; '-' for stdin)")
     verify_cmd.add_argument(
-        "--signature", required=True, metavar="VALUE", help="the signature header's value, sha256=<64 hex>"
+        "--signature",
+        required=True,
+        metavar="VALUE",
+        help="the signature header's value: sha256=<64 hex> or t=<unix seconds>,v1=<64 hex>",
     )
+    scheme_option(verify_cmd, None, "accept only this format (default: both, as a receiver does)")
     window = verify_cmd.add_argument_group("replay window")
     window.add_argument(
         "--max-age",
@@ -438,7 +482,9 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="clock skew accepted ahead of now (default: %(default)g)",
     )
-    window.add_argument("--no-window", action="store_true", help="skip the timestamp check (old captures)")
+    window.add_argument(
+        "--no-window", action="store_true", help="skip the timestamp checks, the body's and t='s (old captures)"
+    )
     window.add_argument("--now", type=_unix_time, metavar="UNIX", help="check the window at this unix time")
     verify_cmd.add_argument(
         "--max-body-size",
@@ -462,6 +508,8 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
   {prog} send-test http://127.0.0.1:8000/webhooks/kreuzberg
   {prog} send-test URL --status failed --field error_message='"OCR timeout"'
   {prog} send-test URL --shape document                # the per-request webhook's job document
+  {prog} send-test URL --shape webhook                 # the inline webhook's WebhookEvent, signed t=,v1=
+  {prog} send-test URL --shape event --scheme t-v1     # the small event in the other signature format
   {prog} send-test URL --wrong-signature               # expect 401: forgeries must be refused
   {prog} send-test URL --field timestamp=0             # expect 400 stale_timestamp""",
         formatter_class=_Formatter,
@@ -473,9 +521,9 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     )
     payload.add_argument(
         "--shape",
-        choices=["event", "document", "crawl"],
+        choices=_SHAPES,
         default="event",
-        help="the small event (default), a job document, or a crawl-job document",
+        help="the small event (default), a job document, a crawl-job document, or the inline webhook's WebhookEvent",
     )
     payload.add_argument(
         "--field",
@@ -489,6 +537,7 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     signing = send_cmd.add_argument_group("signature")
     signing.add_argument("--unsigned", action="store_true", help="send no signature header")
     signing.add_argument("--wrong-signature", action="store_true", help="sign with a wrong secret")
+    scheme_option(signing, None, "the signature format (default: t-v1 for --shape webhook, else sha256)")
     header_option(send_cmd)
     send_cmd.add_argument(
         "--timeout", type=_positive_float, default=30.0, metavar="SECONDS", help="default: %(default)g"
@@ -503,8 +552,9 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
         description=_paragraphs(
             "Deliver events to URL the way Kreuzberg Cloud does: at-least-once, up to 5 attempts "
             "with a backoff of 5 s, 30 s, 5 min and 5 min, a 30 s time-out, a stop on 2xx and on any 4xx "
-            "other than 429, a retry on 429, 5xx, time-outs and connection errors. Each attempt is re-signed "
-            "with the next attempt_count (same event_id and timestamp). Ends with a table of outcomes and "
+            "other than 429, a retry on 429, 5xx, time-outs and connection errors. Each attempt is re-signed: "
+            "with the next attempt_count (same event_id and timestamp), and with a fresh t in the t-v1 format "
+            "(--scheme, the default for --shape webhook). Ends with a table of outcomes and "
             "exits 1 if any event was lost (permanently rejected or dead-lettered)."
         ),
         epilog=f"""examples:
@@ -546,9 +596,10 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     )
     payload = simulate_cmd.add_argument_group("payload")
     payload.add_argument("--status", choices=_STATUSES, metavar="STATUS", help="every event's status (default: a mix)")
-    payload.add_argument("--shape", choices=["event", "document", "crawl"], default="event", help="default: event")
+    payload.add_argument("--shape", choices=_SHAPES, default="event", help="default: event")
     payload.add_argument("--seed", type=int, metavar="N", help="repeat the same statuses and injected duplicates")
     simulate_cmd.add_argument("--unsigned", action="store_true", help="send no signature header")
+    scheme_option(simulate_cmd, None, "the signature format (default: t-v1 for --shape webhook, else sha256)")
     simulate_cmd.add_argument("--no-progress", action="store_true", help="no progress bar, even on a terminal")
     header_option(simulate_cmd)
     secret_options(simulate_cmd)

@@ -4,8 +4,10 @@ It follows the sender's contract (``docs/contract.md`` §3): at-least-once deliv
 up to 5 attempts with a backoff of 5 s → 30 s → 5 min (and 5 min again before
 the fifth), a 30 s time-out, a stop on 2xx and on any 4xx other than 429, and
 a retry on 429, 5xx, time-outs and connection errors. Each attempt is re-signed
-with the incremented ``attempt_count``; ``event_id`` and ``timestamp`` stay the
-same. ``time_scale`` shrinks every wait so a run takes seconds.
+with the incremented ``attempt_count`` (``event_id`` and ``timestamp`` stay the
+same), and in the ``t=…,v1=…`` format with a fresh ``t``, as the sender must
+for a receiver that refuses a ``t`` older than five minutes. ``time_scale``
+shrinks every wait so a run takes seconds.
 
 Standard library only: :mod:`http.client` and threads.
 """
@@ -29,8 +31,15 @@ from enum import Enum
 from typing import IO, Any, TypeAlias
 from urllib.parse import SplitResult, urlsplit
 
-from .signing import sign
-from .testing import crawl_job_document_payload, job_document_payload, job_event_payload
+from .events import event_type_for
+from .testing import (
+    SCHEMES,
+    crawl_job_document_payload,
+    job_document_payload,
+    job_event_payload,
+    sign_with,
+    webhook_event_payload,
+)
 from .verify import DEFAULT_SIGNATURE_HEADER
 
 __all__ = [
@@ -350,12 +359,16 @@ class Simulation:
     :param timeout: the per-request time-out in seconds; default 30 s scaled, at least :data:`MIN_TIMEOUT`.
     :param duplicates: the fraction of delivered events that are delivered once more (at-least-once).
     :param concurrent_duplicates: how many events have their first attempt sent twice at the same moment.
-    :param shape: ``"event"`` (the small event) or ``"document"`` / ``"crawl"`` (per-request webhooks).
+    :param shape: ``"event"`` (the small event), ``"document"`` / ``"crawl"`` (per-request webhooks)
+        or ``"webhook"`` (the inline webhook's ``WebhookEvent``).
+    :param scheme: the signature format, ``"sha256"`` or ``"t-v1"`` (a fresh ``t`` on every
+        attempt); default ``"t-v1"`` for the ``"webhook"`` shape, ``"sha256"`` for the others.
     :param status: every event's status; default a realistic mix of the terminal four.
     :param seed: makes the choice of statuses and injected duplicates repeatable.
     :param header: the signature header's name.
     :param transport: sends one request (tests inject a fake); :func:`http_transport` by default.
     :param wait: waits out a backoff; returns ``True`` if the run was cancelled meanwhile.
+    :param clock: the unix time a ``t=`` signature is stamped with (tests inject one with *wait*).
     """
 
     def __init__(
@@ -372,10 +385,12 @@ class Simulation:
         shape: str = "event",
         status: str | None = None,
         seed: int | None = None,
+        scheme: str | None = None,
         header: str = DEFAULT_SIGNATURE_HEADER,
         user_agent: str = "kreuzberg-webhook/simulator",
         transport: Transport = http_transport,
         wait: Callable[[float], bool] | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         if events < 1 or concurrency < 1:
             raise ValueError("events and concurrency must be at least 1")
@@ -385,8 +400,10 @@ class Simulation:
             raise ValueError("the duplicate rate must be between 0 and 1")
         if not 0 <= concurrent_duplicates <= events:
             raise ValueError("concurrent duplicates must be between 0 and the number of events")
-        if shape not in ("event", "document", "crawl"):
+        if shape not in ("event", "document", "crawl", "webhook"):
             raise ValueError(f"unknown payload shape {shape!r}")
+        if scheme is not None and scheme not in SCHEMES:
+            raise ValueError(f"unknown signature scheme {scheme!r}: expected one of {', '.join(SCHEMES)}")
         self.url = url
         self._secret = secret
         self.events = events
@@ -396,6 +413,7 @@ class Simulation:
         self.duplicates = duplicates
         self.concurrent_duplicates = concurrent_duplicates
         self.shape = shape
+        self.scheme = scheme or ("t-v1" if shape == "webhook" else "sha256")
         self.status = status
         self.header = header
         self.user_agent = user_agent
@@ -403,6 +421,7 @@ class Simulation:
         self._transport = transport
         self._cancelled = threading.Event()
         self._wait = wait or self._cancelled.wait
+        self._clock = clock
 
     def __repr__(self) -> str:
         # Never show the secret.
@@ -450,6 +469,8 @@ class Simulation:
             return job_document_payload(status=status)
         if self.shape == "crawl":
             return crawl_job_document_payload(status=status)
+        if self.shape == "webhook":
+            return webhook_event_payload(event=event_type_for(status))
         return job_event_payload(status=status, error_message=error)
 
     # -- sending -----------------------------------------------------------------------
@@ -496,13 +517,16 @@ class Simulation:
         return attempts
 
     def _request(self, payload: dict[str, Any], attempt: int) -> tuple[bytes, dict[str, str]]:
-        if "event_id" in payload:
+        small_event = "event_id" in payload and "event" not in payload
+        if small_event:
             # Same event_id and timestamp on every attempt; only attempt_count moves, so the signature changes.
             payload = {**payload, "attempt_count": attempt}
         body = json.dumps(payload, separators=(",", ":")).encode()
         headers = {"Content-Type": "application/json", "User-Agent": self.user_agent}
-        if "event_id" in payload:
+        if small_event:
             headers["X-Idempotency-Key"] = str(payload["event_id"])
         if self._secret is not None:
-            headers[self.header] = sign(body, self._secret)
+            # t-v1: signed at this attempt's real time, whatever the time scale, since the
+            # receiver checks t against its own clock.
+            headers[self.header] = sign_with(self.scheme, body, self._secret, signed_at=self._clock())
         return body, headers

@@ -9,12 +9,15 @@ against real servers.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import io
 import json
 import re
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +25,7 @@ from typing import Any
 
 import pytest
 
-from kreuzberg_webhooks import Verifier, sign
+from kreuzberg_webhooks import Verifier, sign, sign_timestamped
 from kreuzberg_webhooks.cli import main
 from kreuzberg_webhooks.simulate import (
     MAX_ATTEMPTS,
@@ -35,7 +38,7 @@ from kreuzberg_webhooks.simulate import (
     classify,
     redact_url,
 )
-from kreuzberg_webhooks.testing import job_document_payload, job_event_payload
+from kreuzberg_webhooks.testing import job_document_payload, job_event_payload, webhook_event_payload
 from tests.servers import BIN, free_port
 
 SECRET = "cli-unit-secret-do-not-print-0123456789abcdef"
@@ -609,3 +612,114 @@ def test_the_command_line_imports_nothing_outside_the_standard_library() -> None
     )
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=60)
     assert result.stdout.strip() == "[]"
+
+
+# -- the second format: --scheme and the WebhookEvent shape -----------------------------------
+
+
+@pytest.fixture
+def webhook_file(tmp_path: Path) -> Path:
+    path = tmp_path / "webhook_event.json"
+    path.write_bytes(json.dumps(webhook_event_payload(event="job.failed")).encode())
+    return path
+
+
+def test_sign_t_v1_prints_a_timestamped_signature_hmac_agrees_with(run: Any, webhook_file: Path) -> None:
+    result = run("sign", str(webhook_file), "--scheme", "t-v1", "--timestamp", "1764651600")
+    assert result.code == 0, result.err
+    expected = hmac.new(SECRET.encode(), b"1764651600." + webhook_file.read_bytes(), hashlib.sha256).hexdigest()
+    assert result.out == f"t=1764651600,v1={expected}\n"
+
+
+def test_sign_t_v1_defaults_to_now(run: Any, webhook_file: Path) -> None:
+    before = int(time.time())
+    result = run("sign", str(webhook_file), "--scheme", "t-v1", "--with-name")
+    t = int(re.fullmatch(r"X-Webhook-Signature: t=(\d+),v1=[0-9a-f]{64}\n", result.out).group(1))  # type: ignore[union-attr]
+    assert before <= t <= int(time.time())
+
+
+def test_sign_timestamp_without_t_v1_is_a_usage_error(run: Any, webhook_file: Path) -> None:
+    result = run("sign", str(webhook_file), "--timestamp", "5")
+    assert result.code == 2
+    assert "--scheme t-v1" in result.err
+
+
+def test_verify_accepts_a_t_v1_signed_webhook_event(run: Any, webhook_file: Path) -> None:
+    now = int(time.time())
+    signature = sign_timestamped(webhook_file.read_bytes(), SECRET, timestamp=now)
+    result = run("verify", str(webhook_file), "--signature", signature)
+    assert result.code == 0, result.err
+    assert result.out.startswith("ok: job.failed status=failed event_id=")
+    assert "(WebhookEvent)" in result.out
+
+
+@pytest.mark.parametrize(
+    ("argv", "reason"),
+    [
+        pytest.param(["--scheme", "sha256"], "malformed_signature", id="restricted-to-sha256"),
+        pytest.param(["--now", "+301"], "stale_timestamp", id="t-older-than-5-minutes"),
+    ],
+)
+def test_verify_t_v1_rejections(run: Any, webhook_file: Path, argv: list[str], reason: str) -> None:
+    now = int(time.time())
+    signature = sign_timestamped(webhook_file.read_bytes(), SECRET, timestamp=now)
+    argv = [str(now + 301) if arg == "+301" else arg for arg in argv]
+    result = run("verify", str(webhook_file), "--signature", signature, *argv)
+    assert result.code == 1
+    assert f"rejected: {reason}" in result.err
+
+
+def test_verify_no_window_accepts_an_old_t_v1_capture(run: Any, webhook_file: Path) -> None:
+    signature = sign_timestamped(webhook_file.read_bytes(), SECRET, timestamp=int(time.time()) - 7 * 86_400)
+    assert run("verify", str(webhook_file), "--signature", signature).code == 1
+    assert run("verify", str(webhook_file), "--signature", signature, "--no-window").code == 0
+
+
+def test_verify_restricted_to_t_v1_refuses_sha256(run: Any, body_file: Path) -> None:
+    result = run("verify", str(body_file), "--signature", sign(body_file.read_bytes(), SECRET), "--scheme", "t-v1")
+    assert result.code == 1
+    assert "malformed_signature" in result.err
+
+
+def clocked_wait() -> tuple[Any, Any]:
+    """A wait that moves a fake clock by the backoff instead of sleeping."""
+    now = [float(int(time.time()))]  # the payloads are stamped with the real time
+
+    def wait(seconds: float) -> bool:
+        now[0] += seconds
+        return False
+
+    return wait, lambda: now[0]
+
+
+def test_simulated_webhook_events_are_re_signed_with_a_fresh_t_each_attempt() -> None:
+    transport = Scripted(503, 503, 503, 200)
+    wait, clock = clocked_wait()
+    report = simulation(transport, wait, shape="webhook", status="failed", clock=clock).run()
+    assert report.results[0].outcome is EventOutcome.DELIVERED_AFTER_RETRIES
+    bodies = {body for body, _ in transport.sent}
+    assert len(bodies) == 1  # the same event, byte for byte: no attempt_count in this format
+    ts = [int(re.match(r"t=(\d+),", headers["X-Webhook-Signature"]).group(1)) for _, headers in transport.sent]  # type: ignore[union-attr]
+    assert [t - ts[0] for t in ts] == [0, 5, 35, 335]  # the backoff, each attempt signed when it leaves
+    payload = json.loads(bodies.pop())
+    assert payload["event"] == "job.failed"
+    for (body, headers), t in zip(transport.sent, ts, strict=True):
+        assert "X-Idempotency-Key" not in headers
+        event = Verifier(SECRET, clock=lambda t=t: t).verify(body, headers)
+        assert event.event_id == payload["event_id"]
+
+
+def test_simulate_can_sign_the_small_event_t_v1() -> None:
+    transport = Scripted(200)
+    simulation(transport, scheme="t-v1").run()
+    body, headers = transport.sent[0]
+    assert headers["X-Webhook-Signature"].startswith("t=")
+    assert "attempt_count" in json.loads(body)
+    assert Verifier(SECRET).verify(body, headers).type == "job." + json.loads(body)["status"].replace(
+        "partial_success", "completed"
+    )
+
+
+def test_simulation_refuses_an_unknown_scheme() -> None:
+    with pytest.raises(ValueError, match="unknown signature scheme"):
+        simulation(Scripted(200), scheme="sha1")

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from kreuzberg_webhooks import sign
-from kreuzberg_webhooks.testing import job_event_payload, signed_delivery
+from kreuzberg_webhooks.testing import job_event_payload, signed_delivery, webhook_event_payload
 from tests.servers import Reply, Server, free_port, http_request, run_server
 
 SECRET = "integration-secret-0123456789abcdef0123"
@@ -86,6 +86,19 @@ class ExampleContract:
         reply = example.post(body, headers)
         assert reply.status == 200, (reply, example.server.output())
         assert json.loads(reply.body) == {"status": "processed"}
+        assert example.logged(payload["event_id"]) == [
+            {"event_id": payload["event_id"], "job_id": payload["job_id"], "status": "completed"}
+        ]
+
+    def test_t_signed_webhook_event_is_processed_once(self, example: Example) -> None:
+        # The inline webhook's format (docs/contract.md §2): a WebhookEvent signed t=<now>,v1=<hex>.
+        payload = webhook_event_payload()
+        body, headers = signed_delivery(SECRET, payload)
+        assert headers["X-Webhook-Signature"].startswith("t=")
+        first = example.post(body, headers)
+        again = example.post(*signed_delivery(SECRET, payload))  # the sender's retry, signed afresh
+        assert (first.status, again.status) == (200, 200), (first, example.server.output())
+        assert [json.loads(first.body), json.loads(again.body)] == [{"status": "processed"}, {"status": "duplicate"}]
         assert example.logged(payload["event_id"]) == [
             {"event_id": payload["event_id"], "job_id": payload["job_id"], "status": "completed"}
         ]

@@ -136,6 +136,32 @@ def test_send_test_of_a_bad_delivery_shows_the_rejection_and_exits_1(
     assert json.loads(result.stdout.splitlines()[-1])["error"] == reason
 
 
+def test_send_test_of_a_webhook_event_signed_t_v1_is_processed(example: Running) -> None:
+    result = cli("send-test", example.url("/webhooks/kreuzberg"), "--shape", "webhook", "--status", "failed")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "webhook event=job.failed  t-v1" in result.stdout
+    event_id = re.search(r"event_id=(\w+)", result.stdout)
+    assert event_id is not None
+    assert example.logged(event_id=event_id.group(1), status="failed")
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["--shape", "event", "--scheme", "t-v1"], ["--shape", "webhook", "--scheme", "sha256"]],
+    ids=["small-event-signed-t-v1", "webhook-event-signed-sha256"],
+)
+def test_send_test_in_either_format_is_processed(example: Running, args: list[str]) -> None:
+    result = cli("send-test", example.url("/webhooks/kreuzberg"), *args)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert '{"status":"processed"}' in result.stdout
+
+
+def test_send_test_of_a_mis_signed_webhook_event_is_401(example: Running) -> None:
+    result = cli("send-test", example.url("/webhooks/kreuzberg"), "--shape", "webhook", "--wrong-signature")
+    assert result.returncode == 1
+    assert json.loads(result.stdout.splitlines()[-1])["error"] == "signature_mismatch"
+
+
 # -- simulate ------------------------------------------------------------------------------
 
 
@@ -162,6 +188,26 @@ def test_simulate_with_duplicates_delivers_every_event_exactly_once_to_the_examp
     assert result.stderr == ""  # no progress bar when stderr is not a terminal
     ids = set(re.findall(r"\b[0-9A-Z]{26}\b", result.stdout))
     assert not ids  # nothing lost, so no event is listed
+
+
+def test_simulate_webhook_events_with_duplicates_are_handled_exactly_once(example: Running) -> None:
+    before = len(example.logged())
+    result = cli(
+        "simulate",
+        example.url("/webhooks/kreuzberg"),
+        "--shape", "webhook",
+        "--events", "16",
+        "--duplicates", "0.5",
+        "--concurrent-duplicates", "4",
+        "--time-scale", "0.01",
+        "--seed", "11",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    counts = table(result.stdout)
+    assert counts["delivered"] + counts["delivered after retries"] == 16
+    assert "4 concurrent duplicates" in result.stdout
+    assert sum(answers(result.stdout).values()) > 16 + 4  # the duplicates really went out
+    exactly_once(example.logged()[before:], 16)
 
 
 def test_simulate_retries_through_injected_failures_and_each_event_is_handled_once(flaky: Running) -> None:
