@@ -3,8 +3,8 @@
 The docstrings are written for Sphinx-style readers (``:class:`X```, ``Usage::``, ``.. admonition::``).
 Rather than rewrite every docstring, the API reference translates those few constructs when it loads
 the package: roles become optional cross-references (a link when the target is in the reference,
-plain code otherwise, never a broken link), literal blocks become code blocks, and admonitions become
-Material admonitions.
+plain code otherwise, never a broken link), literal blocks become code blocks, admonitions become
+Material admonitions, and simple tables become Markdown tables.
 """
 
 from __future__ import annotations
@@ -43,6 +43,45 @@ def _roles(obj: griffe.Object, text: str) -> str:
     return _ROLE.sub(link, text)
 
 
+_BORDER = re.compile(r"^(?P<indent>[ \t]*)=+(?: +=+)+[ \t]*$")
+
+
+def _tables(text: str) -> str:
+    """reStructuredText simple tables (``====  ====`` borders) -> Markdown tables."""
+    lines = text.splitlines()
+    out: list[str] = []
+    i = 0
+    while i < len(lines):
+        border = _BORDER.match(lines[i])
+        # A simple table: border, header row, border, rows, border.
+        if not (border and i + 2 < len(lines) and _BORDER.match(lines[i + 2])):
+            out.append(lines[i])
+            i += 1
+            continue
+        spans = [(m.start(), m.end()) for m in re.finditer(r"=+", lines[i])]
+
+        def cells(line: str, spans: list[tuple[int, int]] = spans) -> list[str]:
+            bounds = [start for start, _ in spans[1:]] + [len(line) + 1]
+            return [line[start:end].strip() for (start, _), end in zip(spans, bounds, strict=True)]
+
+        rows = [cells(lines[i + 1])]
+        i += 3
+        while i < len(lines) and not _BORDER.match(lines[i]):
+            if lines[i].strip():
+                row = cells(lines[i])
+                if row[0] or len(rows) == 1:
+                    rows.append(row)
+                else:  # a continuation line: the first column is blank
+                    rows[-1] = [f"{a} {b}".strip() for a, b in zip(rows[-1], row, strict=True)]
+            i += 1
+        i += 1  # the closing border
+        indent = border["indent"]
+        out.append(indent + "| " + " | ".join(rows[0]) + " |")
+        out.append(indent + "|" + "---|" * len(spans))
+        out.extend(indent + "| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |" for row in rows[1:])
+    return "\n".join(out)
+
+
 def _blocks(text: str) -> str:
     """``text::`` + indented block -> ``text:`` + code block; ``.. admonition::`` -> ``!!! note``."""
     out: list[str] = []
@@ -76,7 +115,7 @@ class RstToMarkdown(griffe.Extension):
             return
         seen.add(obj.path)
         if obj.docstring is not None:
-            obj.docstring.value = _roles(obj, _blocks(obj.docstring.value))
+            obj.docstring.value = _roles(obj, _blocks(_tables(obj.docstring.value)))
         for member in obj.members.values():
             if not member.is_alias:
                 self._walk(member, seen)  # type: ignore[arg-type]
