@@ -25,14 +25,12 @@ from ..exchange import Exchange
 from ..lifecycle import Delivery
 from ..outcome import Outcome
 from ..receiver import Receiver
-from ..verify import Verifier
 from ._mount import Mode, check_mount
 
 __all__ = [
     "EVENT_STATE_KEY",
     "KreuzbergWebhookMiddleware",
     "ScopeHeaders",
-    "read_body",
     "read_exchange",
     "run_guarded",
     "scope_headers",
@@ -122,23 +120,6 @@ def _decode_headers(raw: Sequence[tuple[bytes, bytes]]) -> dict[str, str]:
     return headers
 
 
-async def read_body(verifier: Verifier, headers: Mapping[str, str], receive: Receive) -> bytes | None:
-    """Read the request body chunk by chunk under *verifier*'s size limit.
-
-    Returns ``None`` when the client disconnected before the body was complete.
-    Raises :class:`~kreuzberg_webhooks.PayloadTooLarge` as soon as the declared
-    length or the bytes read pass the limit; the rest is never read.
-    """
-    reader = verifier.body_reader(headers.get("content-length"))
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            return None
-        reader.feed(message.get("body", b""))
-        if not message.get("more_body", False):
-            return reader.body()
-
-
 async def read_exchange(exchange: Exchange, receive: Receive) -> bool:
     """Feed the request body to *exchange* until it is complete or answered; ``False`` if the client left."""
     while exchange.reading:
@@ -159,39 +140,51 @@ async def send_outcome(send: Send, outcome: Outcome) -> None:
 
 
 async def run_guarded(
-    receiver: Receiver, delivery: Delivery, app: ASGIApp, scope: Scope, receive: Receive, send: Send
+    receiver: Receiver,
+    claimed: Callable[[], Delivery | None],
+    app: ASGIApp,
+    scope: Scope,
+    receive: Receive,
+    send: Send,
 ) -> None:
-    """Run *app* for a claimed *delivery* and settle it by how the app ended (the core decides how).
+    """Run *app* and settle the delivery it claimed by how it ended; the core decides how.
 
-    The status is taken from ``http.response.start`` and the claim settled
-    before that message goes out, so a retry that arrives the moment the
-    answer does finds the event already done.
+    *claimed* returns the request's claimed delivery (``None`` while there is
+    none, or once someone else settled it). The status is taken from
+    ``http.response.start`` and the claim settled before that message goes
+    out, so a retry that arrives the moment the answer does finds the event
+    already done.
     """
     status: int | None = None
+    settled = False
+
+    async def settle(code: int | None, error: BaseException | None = None, *, cancelled: bool = False) -> Any:
+        nonlocal settled
+        delivery = claimed()
+        if settled or delivery is None:
+            return None
+        settled = True
+        return await receiver.settle_async(delivery, code, error, cancelled=cancelled)
 
     async def settle_then_send(message: Message) -> None:
         nonlocal status
         if message["type"] == "http.response.start" and status is None:
             status = message["status"]
-            await receiver.settle_async(delivery, status)
+            await settle(status)
         await send(message)
 
     try:
         await app(scope, receive, settle_then_send)
     except Exception as error:
-        if status is None:
-            answer = await receiver.settle_async(delivery, None, error)
-            if answer is not None:
-                await send_outcome(send, answer)
+        if status is None and (answer := await settle(None, error)) is not None:
+            await send_outcome(send, answer)
         raise
     except BaseException:
         if status is None:
-            await receiver.settle_async(delivery, None, cancelled=True)
+            await settle(None, cancelled=True)
         raise
-    if status is None:
-        answer = await receiver.settle_async(delivery, None)  # returned without answering
-        if answer is not None:
-            await send_outcome(send, answer)
+    if status is None and (answer := await settle(None)) is not None:  # returned without answering
+        await send_outcome(send, answer)
 
 
 def _route_path(scope: Scope) -> str:
@@ -273,4 +266,4 @@ class KreuzbergWebhookMiddleware:
                 return {"type": "http.request", "body": body, "more_body": False}
             return await receive()  # after the body, only http.disconnect can come
 
-        await run_guarded(self.receiver, began, self.app, scope, replay_body, send)
+        await run_guarded(self.receiver, lambda: began, self.app, scope, replay_body, send)

@@ -46,7 +46,7 @@ from ..lifecycle import Delivery  # noqa: E402
 from ..openapi import webhook_operation  # noqa: E402
 from ..outcome import Outcome  # noqa: E402
 from ..receiver import Receiver  # noqa: E402
-from .asgi import ASGIApp, Message, Receive, Scope, ScopeHeaders, Send, send_outcome  # noqa: E402
+from .asgi import ASGIApp, Receive, Scope, ScopeHeaders, Send, run_guarded  # noqa: E402
 
 __all__ = ["DeliveryAnswered", "KreuzbergWebhook", "answer_delivery"]
 
@@ -129,51 +129,37 @@ class KreuzbergWebhook:
         began = await self.receiver.begin_async(exchange.body, headers)
         if isinstance(began, Outcome):
             raise DeliveryAnswered(began)
+        # With init_app's middleware, the response's status settles the claim as it
+        # is sent; without it, the dependency's exit settles it, blind to a returned status.
         pending: list[Delivery] | None = request.scope.get(_PENDING)
-        if pending is None:
-            async with self._settle_without_middleware(began):
-                yield began.event
-            return
-        pending.append(began)
+        if pending is not None:
+            pending.append(began)
         try:
             yield began.event
-        except (HTTPException, RequestValidationError):
-            raise  # the route's own answer: its status settles the claim on the way out
+        except (HTTPException, RequestValidationError) as error:
+            if pending is None:  # the route's own answer: its status settles the claim
+                await self.receiver.settle_async(began, getattr(error, "status_code", 422))
+            raise
         except Exception as error:
-            if began in pending:
-                pending.remove(began)
+            if pending is None or began in pending:
+                if pending is not None:
+                    pending.remove(began)
                 answer = await self.receiver.settle_async(began, None, error)
                 if answer is not None:
                     raise DeliveryAnswered(answer) from error
             raise
-
-    @contextlib.asynccontextmanager
-    async def _settle_without_middleware(self, delivery: Delivery) -> AsyncIterator[None]:
-        """Without :meth:`init_app`: settle when the dependency exits, which cannot see a returned status."""
-        if not self._warned:
-            self._warned = True
-            logger.warning(
-                "KreuzbergWebhook.init_app(app) was not called: a route that returns a non-2xx response "
-                "will still mark its event done"
-            )
-        try:
-            yield
-        except HTTPException as error:
-            await self.receiver.settle_async(delivery, error.status_code)
-            raise
-        except RequestValidationError:
-            await self.receiver.settle_async(delivery, 422)
-            raise
-        except Exception as error:
-            answer = await self.receiver.settle_async(delivery, None, error)
-            if answer is not None:
-                raise DeliveryAnswered(answer) from error
-            raise
         except BaseException:
-            await self.receiver.settle_async(delivery, None, cancelled=True)
+            if pending is None:
+                await self.receiver.settle_async(began, None, cancelled=True)
             raise
-        else:
-            await self.receiver.settle_async(delivery, 200)
+        if pending is None:
+            if not self._warned:
+                self._warned = True
+                logger.warning(
+                    "KreuzbergWebhook.init_app(app) was not called: a route that returns a non-2xx response "
+                    "will still mark its event done"
+                )
+            await self.receiver.settle_async(began, 200)
 
 
 #: Where the settling middleware keeps the request's claimed delivery for the dependency.
@@ -193,25 +179,4 @@ class _SettleMiddleware:
             return
         pending: list[Delivery] = []
         scope[_PENDING] = pending
-
-        async def settle_then_send(message: Message) -> None:
-            if message["type"] == "http.response.start" and pending:
-                await self.receiver.settle_async(pending.pop(), message["status"])
-            await send(message)
-
-        try:
-            await self.app(scope, receive, settle_then_send)
-        except Exception as error:
-            if pending:
-                answer = await self.receiver.settle_async(pending.pop(), None, error)
-                if answer is not None:
-                    await send_outcome(send, answer)
-            raise
-        except BaseException:
-            if pending:
-                await self.receiver.settle_async(pending.pop(), None, cancelled=True)
-            raise
-        if pending:  # the app returned without answering
-            answer = await self.receiver.settle_async(pending.pop(), None)
-            if answer is not None:
-                await send_outcome(send, answer)
+        await run_guarded(self.receiver, lambda: pending[0] if pending else None, self.app, scope, receive, send)

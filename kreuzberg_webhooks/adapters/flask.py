@@ -48,7 +48,6 @@ from ..lifecycle import Delivery
 from ..outcome import Outcome
 from ..receiver import CATCH_ALL, Handler, Receiver, check_event_type
 from ..settings import MISSING, receiver_from_settings
-from ..verify import Verifier
 from ._missing import require
 
 require("flask", "flask")
@@ -56,7 +55,7 @@ require("flask", "flask")
 from flask import Flask, Response, current_app, got_request_exception, request  # noqa: E402
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge  # noqa: E402
 
-__all__ = ["EXTENSION_KEY", "KreuzbergWebhooks", "outcome_response", "read_body", "webhook"]
+__all__ = ["EXTENSION_KEY", "KreuzbergWebhooks", "outcome_response", "webhook"]
 
 #: The extension's per-application state lives in ``app.extensions[EXTENSION_KEY]``.
 EXTENSION_KEY = "kreuzberg_webhooks"
@@ -75,24 +74,10 @@ def outcome_response(outcome: Outcome) -> Response:
     return response
 
 
-def read_body(verifier: Verifier) -> bytes:
-    """Read the current request's raw body, stopping just past *verifier*'s size limit.
-
-    A declared ``Content-Length`` over the limit is refused before anything is
-    read. Otherwise the body is read with :meth:`~flask.Request.get_data`
-    (cached, so ``request.data`` and ``request.get_json()`` still work in the
-    view) under a per-request ``max_content_length`` of the limit plus one
-    byte: werkzeug stops reading there, also for a chunked body with no
-    ``Content-Length``, and that one byte proves the body too large.
-    Raises :class:`~kreuzberg_webhooks.PayloadTooLarge`.
-    """
-    declared = request.content_length  # None for Transfer-Encoding: chunked
-    reader = verifier.body_reader(None if declared is None else str(declared))
-    reader.feed(_get_data(verifier.max_body_size))
-    return reader.body()
-
-
 def _get_data(limit: int) -> bytes:
+    # Read with get_data (cached: request.data and get_json() still work in the view)
+    # under a per-request max_content_length of the limit plus one byte: werkzeug
+    # stops there, also for a chunked body, and that one byte proves it too large.
     # Settable per request since Flask 3.1; it must be set before request.stream exists.
     request.max_content_length = limit + 1
     try:

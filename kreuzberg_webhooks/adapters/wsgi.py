@@ -8,7 +8,6 @@ Needs the ``[wsgi]`` extra (werkzeug): ``pip install "kreuzberg-webhooks[wsgi]"`
 from __future__ import annotations
 
 import io
-import logging
 import sys
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
@@ -17,7 +16,6 @@ from ..exchange import Exchange
 from ..lifecycle import Delivery
 from ..outcome import Outcome
 from ..receiver import Receiver
-from ..verify import Verifier
 from ._missing import require
 from ._mount import Mode, check_mount
 
@@ -25,14 +23,12 @@ require("werkzeug", "wsgi")
 
 from werkzeug.exceptions import ClientDisconnected  # noqa: E402
 from werkzeug.http import HTTP_STATUS_CODES  # noqa: E402
-from werkzeug.wsgi import get_content_length, get_input_stream  # noqa: E402
+from werkzeug.wsgi import get_input_stream  # noqa: E402
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
 
-__all__ = ["ENVIRON_KEY", "KreuzbergWebhookMiddleware", "environ_headers", "read_body", "read_exchange"]
-
-logger = logging.getLogger("kreuzberg_webhooks")
+__all__ = ["ENVIRON_KEY", "KreuzbergWebhookMiddleware", "environ_headers", "read_exchange"]
 
 #: Where guard mode puts the typed event: ``environ[ENVIRON_KEY]``.
 ENVIRON_KEY = "kreuzberg_webhooks.event"
@@ -62,26 +58,16 @@ def _input(environ: WSGIEnvironment, limit: int) -> Iterator[bytes]:
         yield chunk
 
 
-def read_body(verifier: Verifier, environ: WSGIEnvironment) -> bytes:
-    """Read the request body from ``wsgi.input`` under *verifier*'s size limit.
-
-    A declared ``Content-Length`` over the limit is refused before anything
-    is read; otherwise the body is read in chunks and reading stops as soon as
-    the total passes the limit (:class:`~kreuzberg_webhooks.PayloadTooLarge`).
-    A chunked body with no ``Content-Length`` is read to its end when the
-    server terminates the stream (``wsgi.input_terminated``, set by gunicorn
-    and werkzeug's server); werkzeug's :func:`~werkzeug.wsgi.get_input_stream`
-    gives an empty stream otherwise, rather than block on an endless one.
-    """
-    declared = get_content_length(environ)  # None for Transfer-Encoding: chunked
-    reader = verifier.body_reader(None if declared is None else str(declared))
-    for chunk in _input(environ, verifier.max_body_size):
-        reader.feed(chunk)
-    return reader.body()
-
-
 def read_exchange(exchange: Exchange, environ: WSGIEnvironment, limit: int) -> None:
-    """Feed ``wsgi.input`` to *exchange* until the body is complete or the answer is decided."""
+    """Feed ``wsgi.input`` to *exchange* until the body is complete or the answer is decided.
+
+    A declared ``Content-Length`` over the limit was refused before anything is
+    read (the exchange saw the header). A chunked body with no
+    ``Content-Length`` is read to its end when the server terminates the stream
+    (``wsgi.input_terminated``: gunicorn, werkzeug's server); werkzeug's
+    :func:`~werkzeug.wsgi.get_input_stream` gives an empty stream otherwise,
+    rather than block on an endless one.
+    """
     if exchange.reading:
         for chunk in _input(environ, limit):
             if not exchange.feed(chunk):

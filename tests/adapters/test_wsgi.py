@@ -14,7 +14,7 @@ from werkzeug.test import Client
 from werkzeug.wrappers import Request, Response
 
 from kreuzberg_webhooks import ClaimState, Event, MemoryStore, Receiver
-from kreuzberg_webhooks.adapters.wsgi import ENVIRON_KEY, KreuzbergWebhookMiddleware, environ_headers, read_body
+from kreuzberg_webhooks.adapters.wsgi import ENVIRON_KEY, KreuzbergWebhookMiddleware, environ_headers, read_exchange
 from kreuzberg_webhooks.events import parse_event
 from kreuzberg_webhooks.testing import job_event_payload, signed_delivery
 
@@ -161,10 +161,12 @@ def test_declared_length_over_the_limit_is_refused_before_reading(receiver: Rece
     assert stream.given == 0
 
 
-def test_read_body_reads_exactly_the_declared_length(receiver: Receiver) -> None:
+def test_read_exchange_reads_exactly_the_declared_length(receiver: Receiver) -> None:
     environ = delivery_environ(b"", {}, CONTENT_LENGTH="5")
     environ["wsgi.input"] = io.BytesIO(b"12345 and the next request")
-    assert read_body(receiver.verifier, environ) == b"12345"
+    exchange = receiver.exchange("POST", environ_headers(environ))
+    read_exchange(exchange, environ, receiver.verifier.max_body_size)
+    assert exchange.body == b"12345"
 
 
 def test_body_shorter_than_its_content_length_is_a_disconnect_and_runs_nothing(

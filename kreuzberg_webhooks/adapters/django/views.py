@@ -8,7 +8,6 @@ sender takes as permanent: a large job document would be lost.)
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
 from typing import Any, ClassVar
 
@@ -21,7 +20,6 @@ from ...events import Event
 from ...exchange import Exchange
 from ...outcome import Outcome
 from ...receiver import Receiver
-from ...verify import Verifier
 from .conf import get_receiver, get_setting
 from .signals import webhook_received
 
@@ -31,12 +29,9 @@ __all__ = [
     "KreuzbergWebhookMixin",
     "KreuzbergWebhookView",
     "outcome_response",
-    "read_body",
     "read_exchange",
     "webhook_view",
 ]
-
-logger = logging.getLogger("kreuzberg_webhooks")
 
 _CHUNK = 64 * 1024
 
@@ -49,21 +44,6 @@ def _stream(request: HttpRequest) -> Any:
         # does) ends wsgi.input where the body ends: read it directly.
         return meta["wsgi.input"]
     return request
-
-
-def read_body(request: HttpRequest, verifier: Verifier) -> bytes:
-    """Read the request body in chunks through ``verifier.body_reader``.
-
-    Raises :class:`PayloadTooLarge` as soon as the declared length or the bytes
-    read pass the limit. Afterwards ``request.body`` returns the same bytes.
-    """
-    reader = verifier.body_reader(request.META.get("CONTENT_LENGTH") or None)
-    stream = _stream(request)
-    while chunk := stream.read(_CHUNK):
-        reader.feed(chunk)
-    body = reader.body()
-    request._body = body  # what HttpRequest.body itself caches, so handle_event may use request.body
-    return body
 
 
 def read_exchange(request: HttpRequest, receiver: Receiver) -> Exchange:
