@@ -20,17 +20,25 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from _shared import receiver_from_env, record
+from _shared import receiver_from_env, record, worker_from_env
 from fastapi import Depends, FastAPI
 
 from kreuzberg_webhooks import Event
+from kreuzberg_webhooks.adapters.asgi import KreuzbergWebhookMiddleware
 from kreuzberg_webhooks.adapters.fastapi import KreuzbergWebhook
 
 receiver = receiver_from_env(asynchronous=True)
 webhook = KreuzbergWebhook(receiver)
 
-app = FastAPI(title="Kreuzberg webhook receiver")
+worker = worker_from_env(receiver)  # KREUZBERG_INBOX=1: an inbox worker task runs with the app
+
+app = FastAPI(title="Kreuzberg webhook receiver", lifespan=worker.lifespan if worker is not None else None)
 webhook.init_app(app)  # refused deliveries get the package's JSON answer
+if worker is not None:
+    # Inbox mode: the middleware writes each delivery to the inbox and answers 202 before the
+    # route below is reached; the worker runs record() afterwards, with retries.
+    receiver.on()(record)
+    app.add_middleware(KreuzbergWebhookMiddleware, receiver=receiver, path="/webhooks/kreuzberg")
 
 
 @app.post("/webhooks/kreuzberg")

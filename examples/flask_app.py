@@ -21,15 +21,26 @@ Environment: the examples' common variables, listed in ``_shared.py`` —
 
 from __future__ import annotations
 
-from _shared import receiver_from_env, record
+from _shared import receiver_from_env, record, worker_from_env
 from flask import Flask
 
 from kreuzberg_webhooks import Event
 from kreuzberg_webhooks.adapters.flask import webhook
+from kreuzberg_webhooks.adapters.wsgi import KreuzbergWebhookMiddleware
 
 receiver = receiver_from_env()
 
 app = Flask(__name__)
+
+worker = worker_from_env(receiver)
+if worker is not None:
+    # KREUZBERG_INBOX=1: the middleware writes each delivery to the inbox and answers 202 before
+    # the view below is reached; the worker thread (one per process) runs record() afterwards.
+    receiver.on()(record)
+    app.wsgi_app = KreuzbergWebhookMiddleware(  # type: ignore[method-assign]
+        app.wsgi_app, receiver, path="/webhooks/kreuzberg", mode="endpoint"
+    )
+    worker.start()
 
 
 @app.post("/webhooks/kreuzberg")

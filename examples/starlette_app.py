@@ -15,7 +15,7 @@ Environment: the examples' common variables, listed in ``_shared.py`` —
 
 from __future__ import annotations
 
-from _shared import receiver_from_env, record
+from _shared import receiver_from_env, record, worker_from_env
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
@@ -26,6 +26,7 @@ from kreuzberg_webhooks import Event
 from kreuzberg_webhooks.adapters.asgi import KreuzbergWebhookMiddleware
 
 receiver = receiver_from_env(asynchronous=True)  # an ASGI app: the store's async flavour
+worker = worker_from_env(receiver)  # KREUZBERG_INBOX=1: an inbox worker task runs with the app
 
 
 @receiver.on()  # every event, including statuses Kreuzberg adds later
@@ -44,4 +45,5 @@ async def homepage(request: Request) -> PlainTextResponse:
 app = Starlette(
     routes=[Route("/", homepage)],
     middleware=[Middleware(KreuzbergWebhookMiddleware, receiver=receiver, path="/webhooks/kreuzberg")],
+    lifespan=worker.lifespan if worker is not None else None,
 )

@@ -29,7 +29,7 @@ import os
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from _shared import receiver_from_env, record
+from _shared import receiver_from_env, record, worker_from_env
 
 from kreuzberg_webhooks import Event
 from kreuzberg_webhooks.adapters.wsgi import ENVIRON_KEY, KreuzbergWebhookMiddleware
@@ -56,5 +56,10 @@ def application(environ: dict[str, Any], start_response: Callable[..., Any]) -> 
     return [b"Deliveries go to POST /webhooks/kreuzberg\n"]
 
 
-endpoint_mode = os.environ.get("KREUZBERG_WSGI_MODE") == "endpoint"
+worker = worker_from_env(receiver)
+# KREUZBERG_INBOX=1 is endpoint mode: deliveries are queued in the inbox and answered 202, and
+# the worker thread (one per process) runs record_job afterwards.
+endpoint_mode = os.environ.get("KREUZBERG_WSGI_MODE") == "endpoint" or worker is not None
+if worker is not None:
+    worker.start()
 app = KreuzbergWebhookMiddleware(application, receiver, path=PATH, mode="endpoint" if endpoint_mode else "guard")

@@ -22,14 +22,17 @@ a task queue (:mod:`kreuzberg_webhooks.inbox.celery`, :mod:`kreuzberg_webhooks.i
 from __future__ import annotations
 
 import asyncio
+import atexit
 import contextlib
 import contextvars
 import inspect
 import logging
 import math
+import os
 import threading
 import time
 import traceback
+import weakref
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
@@ -162,6 +165,7 @@ class InboxWorker:
         self._clock = clock
         self._async_inbox = inspect.iscoroutinefunction(getattr(inbox, "claim_due", None))
         self._thread: threading.Thread | None = None
+        self._busy = threading.Lock()
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._task: asyncio.Task[None] | None = None
@@ -288,9 +292,13 @@ class InboxWorker:
         if self._async_inbox:
             raise ConfigurationError("this worker's inbox is async: use run_once_async")
         inbox = cast(Inbox, self.inbox)
-        claims = inbox.claim_due(self.lease, self.batch)
+        # _busy is held around each step, so a fork() can wait for a moment when this
+        # thread holds no database lock (see _before_fork).
+        with self._busy:
+            claims = inbox.claim_due(self.lease, self.batch)
         for claim in claims:
-            self.process(claim)
+            with self._busy:
+                self.process(claim)
         return len(claims)
 
     async def run_once_async(self) -> int:
@@ -332,12 +340,31 @@ class InboxWorker:
                 self._wake.clear()
 
     def start(self) -> None:
-        """Run the worker in a daemon thread (for WSGI apps); idempotent."""
+        """Run the worker in a daemon thread (for WSGI apps); idempotent.
+
+        The thread follows the application into forked processes (gunicorn
+        ``--preload`` imports the app before forking its workers, and a thread
+        does not survive ``fork()``): each child starts its own. At interpreter
+        exit the thread is stopped after its current delivery.
+        """
         if self._thread is not None and self._thread.is_alive():
             return
         self._stop.clear()
         self._thread = threading.Thread(target=self.run, name="kreuzberg-inbox-worker", daemon=True)
         self._thread.start()
+        if self not in _threaded:
+            _threaded.add(self)
+            atexit.register(self.stop, 5.0)
+
+    def _restart_in_child(self) -> None:
+        # The parent's thread did not come along, and its locks were copied in whatever state.
+        self._busy = threading.Lock()
+        if self._thread is None or self._stop.is_set():
+            return
+        self._thread = None
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self.start()
 
     def stop(self, timeout: float = 30.0) -> None:
         """Stop the thread after the delivery it is processing (an unfinished one comes
@@ -408,12 +435,49 @@ class InboxWorker:
 
     @contextlib.asynccontextmanager
     async def running_task(self) -> AsyncIterator[InboxWorker]:
-        """``async with worker.running_task():`` — for a FastAPI/Starlette ``lifespan``."""
+        """``async with worker.running_task():`` — started on entry, stopped on exit."""
         await self.start_async()
         try:
             yield self
         finally:
             await self.stop_async()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(self, app: object = None) -> AsyncIterator[None]:
+        """A Starlette/FastAPI ``lifespan``: ``FastAPI(lifespan=worker.lifespan)``."""
+        async with self.running_task():
+            yield  # no lifespan state: Starlette would merge a yielded value into it
+
+
+# -- fork(): a thread does not survive it, and must not be mid-transaction during it ----------
+#
+# gunicorn --preload imports the app (and starts the worker thread) in the master, then
+# forks. A child that inherits a SQLite library state in which another thread held a lock
+# finds the database "locked" for good. So each fork waits until every worker thread is
+# between two steps, and each child starts a fresh thread.
+
+_threaded: weakref.WeakSet[InboxWorker] = weakref.WeakSet()
+_held: list[InboxWorker] = []
+
+
+def _before_fork() -> None:
+    for worker in list(_threaded):
+        if worker._thread is not None and worker._thread.is_alive() and worker._busy.acquire(timeout=worker.lease):
+            _held.append(worker)
+
+
+def _after_fork_in_parent() -> None:
+    while _held:
+        _held.pop()._busy.release()
+
+
+def _after_fork_in_child() -> None:
+    _held.clear()
+    for worker in list(_threaded):
+        worker._restart_in_child()
+
+
+os.register_at_fork(before=_before_fork, after_in_parent=_after_fork_in_parent, after_in_child=_after_fork_in_child)
 
 
 @dataclass(frozen=True, slots=True)
