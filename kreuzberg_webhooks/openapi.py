@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from .exceptions import WebhookError
+from .signing import DEFAULT_SCHEMES
 from .verify import DEFAULT_SIGNATURE_HEADER
 
 __all__ = ["ANSWER_SCHEMA", "ERROR_SCHEMA", "PAYLOAD_SCHEMAS", "webhook_operation"]
@@ -69,6 +70,35 @@ PAYLOAD_SCHEMAS: dict[str, dict[str, Any]] = {
                     "images": {"type": "array"},
                     "metadata": {"type": "object", "additionalProperties": True},
                 },
+                "additionalProperties": True,
+            },
+            "metadata": _METADATA,
+        },
+        "additionalProperties": True,
+    },
+    "WebhookEvent": {
+        "title": "WebhookEvent",
+        "description": "The event of an inline webhook (the ``webhook`` block of ``POST /v1/extract``), "
+        "usually signed ``t=…,v1=…``.",
+        "type": "object",
+        "required": ["event", "job_id", "timestamp"],
+        "properties": {
+            "event": {"type": "string", "description": "The event type.", "examples": ["job.completed"]},
+            "event_id": {"type": "string", "description": "Stable across retries of the same event."},
+            "job_id": _UUID,
+            "timestamp": {
+                "type": ["string", "integer"],
+                "description": "When the event happened: an RFC 3339 date-time (or unix seconds).",
+            },
+            "results": {
+                "type": "array",
+                "description": "The results, on job.completed, when they fit in 100 KiB; "
+                "otherwise fetch them with GET /v1/jobs/{job_id}.",
+            },
+            "error": {
+                "type": "object",
+                "description": "Why the job failed, on job.failed.",
+                "properties": {"code": {"type": "string"}, "message": {"type": "string"}},
                 "additionalProperties": True,
             },
             "metadata": _METADATA,
@@ -150,10 +180,43 @@ def _reasons_by_status(inbox: bool) -> dict[int, list[str]]:
     return {status: sorted(reasons) for status, reasons in sorted(found.items())}
 
 
-def webhook_operation(header: str = DEFAULT_SIGNATURE_HEADER, *, inbox: bool = False) -> dict[str, Any]:
+#: Each signature format: how the header's value looks (an ECMA-262 pattern) and a description.
+_SIGNATURE_FORMATS: dict[str, tuple[str, str]] = {
+    "sha256": (
+        "sha256=[0-9a-fA-F]{64}",
+        "``sha256=<hex>``: the HMAC-SHA256 of the raw body, keyed with the webhook secret (dashboard webhooks)",
+    ),
+    "t-v1": (
+        r"(?=(?:[^,]*,)*t=[0-9]+(?:,|$))(?=(?:[^,]*,)*v1=[0-9a-fA-F]{64}(?:,|$))[^\s]+",
+        "``t=<unix seconds>,v1=<hex>``: the HMAC-SHA256 of ``<t>.`` followed by the raw body "
+        "(inline webhooks); several ``v1=`` while the sender rotates its secret",
+    ),
+}
+
+
+def _signature_parameter(header: str, schemes: tuple[str, ...]) -> dict[str, Any]:
+    known = [_SIGNATURE_FORMATS[name] for name in schemes if name in _SIGNATURE_FORMATS]
+    schema: dict[str, Any] = {"type": "string"}
+    if known and len(known) == len(schemes):  # a custom scheme's shape is unknown: no pattern then
+        schema["pattern"] = "^(?:" + "|".join(pattern for pattern, _ in known) + ")$"
+    formats = "; or ".join(description for _, description in known) or "the receiver's signature"
+    return {
+        "name": header,
+        "in": "header",
+        "required": True,
+        "description": f"The signature: {formats}.",
+        "schema": schema,
+    }
+
+
+def webhook_operation(
+    header: str = DEFAULT_SIGNATURE_HEADER, *, schemes: tuple[str, ...] = DEFAULT_SCHEMES, inbox: bool = False
+) -> dict[str, Any]:
     """The OpenAPI operation fields of the webhook route: ``requestBody``, ``parameters`` and ``responses``.
 
     :param header: the signature header's name, as the receiver is configured.
+    :param schemes: the names of the signature formats the receiver accepts
+        (``Verifier(schemes=…)``; both by default).
     :param inbox: the receiver writes deliveries to an inbox (``Receiver(inbox=…)``):
         a new delivery is answered ``202 queued``, and no handler runs in the
         request (so no ``429 in_flight`` or ``500 handler_error``).
@@ -187,14 +250,7 @@ def webhook_operation(header: str = DEFAULT_SIGNATURE_HEADER, *, inbox: bool = F
             "content": {"application/json": {"schema": {"anyOf": list(PAYLOAD_SCHEMAS.values())}}},
         },
         "parameters": [
-            {
-                "name": header,
-                "in": "header",
-                "required": True,
-                "description": "``sha256=`` followed by the hex HMAC-SHA256 of the raw body, keyed with the "
-                "webhook secret.",
-                "schema": {"type": "string", "pattern": "^sha256=[0-9a-fA-F]{64}$"},
-            },
+            _signature_parameter(header, schemes),
             {
                 "name": "X-Idempotency-Key",
                 "in": "header",

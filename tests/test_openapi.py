@@ -20,6 +20,7 @@ from kreuzberg_webhooks.testing import (
     job_document_payload,
     job_event_payload,
     signed_delivery,
+    webhook_event_payload,
 )
 
 SECRET = "openapi-test-secret-0123456789abcdef0123"
@@ -98,7 +99,7 @@ def test_the_request_body_lists_every_accepted_shape(app: App) -> None:
     assert body["required"] is True
     shapes = body["content"]["application/json"]["schema"]["anyOf"]
     assert [shape["title"] for shape in shapes] == list(PAYLOAD_SCHEMAS)
-    assert {"JobEvent", "JobDocument", "CrawlJobDocument"} <= {shape["title"] for shape in shapes}
+    assert {"JobEvent", "JobDocument", "CrawlJobDocument", "WebhookEvent"} <= {shape["title"] for shape in shapes}
 
 
 def test_the_signature_header_is_a_required_parameter_named_as_the_receiver_reads_it(app: App) -> None:
@@ -135,6 +136,7 @@ def test_what_the_app_answers_is_what_its_openapi_says(app: App) -> None:
     deliveries = {
         "processed": valid,
         "duplicate": valid,
+        "inline webhook": signed_delivery(SECRET, webhook_event_payload(), header=HEADER, scheme="t-v1"),
         "forged": signed_delivery("another-secret-0123456789abcdef0123456789", header=HEADER),
         "unsigned": signed_delivery(None, header=HEADER),
         "malformed": signed_delivery(SECRET, header=HEADER, signature="sha256=nothex"),
@@ -179,8 +181,10 @@ def test_in_inbox_mode_a_new_delivery_is_202_and_no_handler_answer_is_documented
         ("JobEvent", job_event_payload()),
         ("JobDocument", job_document_payload(metadata={"order": 7})),
         ("CrawlJobDocument", crawl_job_document_payload()),
+        ("WebhookEvent", webhook_event_payload()),
+        ("WebhookEvent", webhook_event_payload(event="job.failed")),
     ],
-    ids=["job-event", "job-document", "crawl-document"],
+    ids=["job-event", "job-document", "crawl-document", "webhook-event", "webhook-event-failed"],
 )
 def test_each_schema_names_the_fields_of_a_real_payload_of_its_shape(shape: str, payload: dict[str, Any]) -> None:
     schema = PAYLOAD_SCHEMAS[shape]
@@ -189,7 +193,38 @@ def test_each_schema_names_the_fields_of_a_real_payload_of_its_shape(shape: str,
     assert not undocumented, f"{shape} payload fields missing from the schema: {undocumented}"
 
 
-def test_the_signature_pattern_accepts_what_the_package_signs() -> None:
+@pytest.mark.parametrize("scheme", ["sha256", "t-v1"])
+def test_the_signature_pattern_accepts_what_the_package_signs(scheme: str) -> None:
     (parameter, _) = webhook_operation()["parameters"]
-    _, headers = signed_delivery(SECRET)
+    _, headers = signed_delivery(SECRET, scheme=scheme)
     assert re.fullmatch(parameter["schema"]["pattern"], headers[parameter["name"]])
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "sha256=nothex",
+        "SHA256=" + "a" * 64,
+        "t=1",
+        "v1=" + "a" * 64,
+        "t=1,v1=abc",
+        "t=1, v1=" + "a" * 64,
+        "t=x,v1=" + "a" * 64,
+    ],
+)
+def test_the_signature_pattern_refuses_what_the_receiver_calls_malformed(value: str) -> None:
+    (parameter, _) = webhook_operation()["parameters"]
+    assert not re.fullmatch(parameter["schema"]["pattern"], value)
+    with pytest.raises(WebhookError) as refused:
+        Receiver(SECRET).verifier.verify(json.dumps(job_event_payload()).encode(), {parameter["name"]: value})
+    assert refused.value.reason == "malformed_signature"
+
+
+def test_a_receiver_restricted_to_one_format_documents_only_that_one() -> None:
+    webhook = KreuzbergWebhook(Receiver(SECRET, schemes="t-v1"))
+    (parameter, _) = webhook.route_options()["openapi_extra"]["parameters"]
+    _, sha256 = signed_delivery(SECRET, scheme="sha256")
+    _, timestamped = signed_delivery(SECRET, scheme="t-v1")
+    assert not re.fullmatch(parameter["schema"]["pattern"], sha256[parameter["name"]])
+    assert re.fullmatch(parameter["schema"]["pattern"], timestamped[parameter["name"]])
+    assert "sha256=" not in parameter["description"]

@@ -110,7 +110,8 @@ class KreuzbergWebhook:
         answer the dependency sends, with the error body's schema
         (:func:`kreuzberg_webhooks.openapi.webhook_operation`).
         """
-        operation = webhook_operation(self.receiver.verifier.header)
+        verifier = self.receiver.verifier
+        operation = webhook_operation(verifier.header, schemes=tuple(scheme.name for scheme in verifier.schemes))
         responses = {int(status): answer for status, answer in operation.pop("responses").items()}
         # The route's own return value is the 2xx body: keep its response model, only describe the status.
         responses[200] = {"description": responses[200]["description"]}
