@@ -339,15 +339,27 @@ def _report(rx: Receiver, status: int, reason: str, event: Event | None, timer: 
 # -- the two drivers --------------------------------------------------------------
 
 
+@dataclass(frozen=True, slots=True)
+class _Done:
+    result: Any
+
+
+def _advance(flow: Flow[Any], value: Any, error: Exception | None) -> Step | _Done:
+    """Send *value* into *flow* (or throw *error*): its next step, or what it returned."""
+    try:
+        return flow.send(value) if error is None else flow.throw(error)
+    except StopIteration as stop:
+        return _Done(stop.value)
+
+
 def run_sync(rx: Receiver, flow: Flow[T]) -> T:
     """Drive *flow* in this thread: the store, the inbox and the handlers are called directly."""
     value: Any = None
     error: Exception | None = None
     while True:
-        try:
-            step = flow.send(value) if error is None else flow.throw(error)
-        except StopIteration as stop:
-            result: T = stop.value
+        step = _advance(flow, value, error)
+        if isinstance(step, _Done):
+            result: T = step.result
             return result
         value, error = None, None
         try:
@@ -381,10 +393,9 @@ async def run_async(rx: Receiver, flow: Flow[T]) -> T:
 async def _drive_async(rx: Receiver, flow: Flow[T], error: Exception | None) -> T:
     value: Any = None
     while True:
-        try:
-            step = flow.send(value) if error is None else flow.throw(error)
-        except StopIteration as stop:
-            result: T = stop.value
+        step = _advance(flow, value, error)
+        if isinstance(step, _Done):
+            result: T = step.result
             return result
         value, error = None, None
         if isinstance(step, Dispatch):

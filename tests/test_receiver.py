@@ -7,7 +7,6 @@ import json
 import logging
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
@@ -31,6 +30,7 @@ from kreuzberg_webhooks import (
 )
 from kreuzberg_webhooks.events import parse_event
 from kreuzberg_webhooks.testing import job_document_payload, job_event_payload, signed_delivery
+from tests.support import DownStore, Recorder
 
 SECRET = "receiver-test-secret-0123456789abcdef01"
 NOW = 1_800_000_000.0
@@ -88,38 +88,6 @@ def driver(request: pytest.FixtureRequest) -> Driver:
     return driver
 
 
-@dataclass
-class Recorder:
-    """A handler that records what it saw; raises while `fail` is set."""
-
-    events: list[Event] = field(default_factory=list)
-    fail: bool = False
-    also: Callable[[Event], None] | None = None
-
-    def __call__(self, event: Event) -> None:
-        self.events.append(event)
-        if self.also is not None:
-            self.also(event)
-        if self.fail:
-            raise RuntimeError("handler failed: db password hunter2")
-
-
-class DownStore:
-    """A store whose backend cannot be reached."""
-
-    def __init__(self, error: Exception | None = None) -> None:
-        self.error = error or ConnectionError("redis://:s3cr3t-pw@cache:6379 refused")
-
-    def claim(self, key: str, lease: float) -> Claim:
-        raise self.error
-
-    def complete(self, key: str, token: str, retention: float) -> None:
-        raise self.error
-
-    def release(self, key: str, token: str) -> None:
-        raise self.error
-
-
 class FlakyStore(MemoryStore):
     """A memory store that fails at chosen operations."""
 
@@ -147,7 +115,7 @@ def make_receiver(store: Any = None, **options: Any) -> Receiver:
 
 @pytest.fixture
 def recorder() -> Recorder:
-    return Recorder()
+    return Recorder(message="handler failed: db password hunter2")
 
 
 @pytest.fixture

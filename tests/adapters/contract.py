@@ -19,8 +19,8 @@ import pytest
 
 from kreuzberg_webhooks import Event, MemoryStore, Receiver, ReplayWindow, sign
 from kreuzberg_webhooks.events import parse_event
-from kreuzberg_webhooks.stores import Claim
 from kreuzberg_webhooks.testing import job_document_payload, job_event_payload, signed_delivery
+from tests.support import DownStore
 
 SECRET = "contract-secret-0123456789abcdef0123456789"
 NOW = 1_800_000_000.0
@@ -53,19 +53,6 @@ class Recorder:
         if self.fail:
             raise RuntimeError("handler failed on purpose")
         self.events.append(event)
-
-
-class DownStore:
-    """A replay store whose backend cannot be reached."""
-
-    def claim(self, key: str, lease: float) -> Claim:
-        raise ConnectionError("store is down")
-
-    def complete(self, key: str, token: str, retention: float) -> None:
-        raise ConnectionError("store is down")
-
-    def release(self, key: str, token: str) -> None:
-        raise ConnectionError("store is down")
 
 
 def make_receiver(recorder: Recorder, store: Any = None) -> Receiver:
