@@ -244,7 +244,9 @@ for _, key in ipairs(redis.call('ZRANGE', P .. 's:' .. state, 0, -1)) do
     local d = P .. 'd:' .. key
     if tonumber(redis.call('HGET', d, 'updated_at')) <= cutoff then
         local event_id = redis.call('HGET', d, 'event_id')
-        if event_id and redis.call('GET', P .. 'e:' .. event_id) == key then redis.call('DEL', P .. 'e:' .. event_id) end
+        if event_id and redis.call('GET', P .. 'e:' .. event_id) == key then
+            redis.call('DEL', P .. 'e:' .. event_id)
+        end
         redis.call('DEL', d)
         redis.call('ZREM', P .. 's:' .. state, key)
         redis.call('ZREM', P .. 'due', key)
