@@ -12,8 +12,8 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from kreuzberg_webhooks import sign
-from kreuzberg_webhooks.testing import job_document_payload, new_event_id
+from kreuzberg_webhooks import sign, sign_timestamped
+from kreuzberg_webhooks.testing import job_document_payload, new_event_id, webhook_event_payload
 
 #: 40 random-looking characters, as the dashboard generates (fixed so runs compare).
 SECRET = "kzb_whsec_" + hashlib.sha256(b"kreuzberg-webhooks benchmark").hexdigest()[:40]
@@ -47,6 +47,25 @@ def ours(body: bytes) -> dict[str, str]:
         "Content-Type": "application/json",
         "User-Agent": "kreuzberg-webhook/1.0",
         "X-Webhook-Signature": sign(body, SECRET),
+    }
+
+
+def webhook_event_body(now: float | None = None) -> bytes:
+    """The inline webhook's ``WebhookEvent`` for a completed job whose result is fetched
+    (no inline ``results``), as the sender writes it (``json.dumps`` defaults).
+
+    Every call is a new event of a new job.
+    """
+    payload = webhook_event_payload(now=now, inline_results=False)
+    return json.dumps(payload).encode()
+
+
+def timestamped(body: bytes, now: float | None = None) -> dict[str, str]:
+    """Headers of an inline-webhook delivery of *body*: ``t=<now>,v1=<hex>``."""
+    return {
+        "Content-Type": "application/json",
+        "User-Agent": "kreuzberg-webhook/1.0",
+        "X-Webhook-Signature": sign_timestamped(body, SECRET, timestamp=int(time.time() if now is None else now)),
     }
 
 

@@ -26,6 +26,15 @@ def floor(body: bytes, signature: str) -> Any:
     return json.loads(body)
 
 
+def floor_timestamped(body: bytes, signature: str) -> Any:
+    """The same hand-written lines for ``t=…,v1=…``: split the header, HMAC over ``t.`` + body, compare, parse."""
+    parts = dict(part.split("=", 1) for part in signature.split(","))
+    expected = hmac.new(_KEY, parts["t"].encode() + b"." + body, hashlib.sha256).hexdigest()
+    if not hmac.compare_digest(parts["v1"], expected):
+        raise ValueError("bad signature")
+    return json.loads(body)
+
+
 def floor_signature(body: bytes, signature: str) -> None:
     expected = "sha256=" + hmac.new(_KEY, body, hashlib.sha256).hexdigest()
     if not hmac.compare_digest(signature, expected):
@@ -77,6 +86,23 @@ def verify_rows(*, rounds: int, batch: int) -> VerifyResult:
             candidate.fn(*delivery)
     sizes = sorted(len(body) for body in bodies)
     return VerifyResult(interleave(candidates, rounds=rounds), sizes[len(sizes) // 2], PEERS)
+
+
+def timestamped_verify_row(*, rounds: int, batch: int) -> VerifyResult:
+    """Row 1 for the inline webhook's format: *batch* distinct ``WebhookEvent`` deliveries
+    signed ``t=…,v1=…``, verified by a default :class:`Verifier` and by the floor."""
+    bodies = [deliveries.webhook_event_body() for _ in range(batch)]
+    verifier = Verifier(deliveries.SECRET)
+    inputs = [(body, deliveries.timestamped(body)) for body in bodies]
+    candidates = {
+        "floor": Candidate(floor_timestamped, [(body, headers["X-Webhook-Signature"]) for body, headers in inputs]),
+        "ours": Candidate(verifier.verify, inputs),
+    }
+    for candidate in candidates.values():  # both accept every delivery before they are timed
+        for delivery in candidate.inputs:
+            candidate.fn(*delivery)
+    sizes = sorted(len(body) for body in bodies)
+    return VerifyResult(interleave(candidates, rounds=rounds), sizes[len(sizes) // 2], ())
 
 
 def lifecycle_row(*, rounds: int, batch: int) -> Timings:

@@ -476,7 +476,10 @@ def _event_time(value: Any) -> datetime:
     if len(value) <= 64:
         try:
             parsed = datetime.fromisoformat(value)
-            return parsed.astimezone(UTC) if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+            zone = parsed.tzinfo
+            if zone is UTC:  # "…Z", the sender's form: nothing to convert
+                return parsed
+            return parsed.astimezone(UTC) if zone else parsed.replace(tzinfo=UTC)
         except (ValueError, OverflowError):
             pass
     raise InvalidField("the field 'timestamp' must be an RFC 3339 date-time or a number of unix seconds")
@@ -495,21 +498,26 @@ def _job_failure(value: Any) -> JobFailure | None:
 
 def parse_webhook_event(data: dict[str, Any]) -> WebhookEvent:
     """Build a :class:`WebhookEvent` from a decoded inline-webhook payload."""
-    # Checked in this order, so the first bad field is the one reported.
-    kind = _webhook_event_type(data.get("event", _MISSING))
+    # Checked in this order, so the first bad field is the one reported. The
+    # common cases (a known type, no error) skip a helper call each: benchmark
+    # row "1 t=" is this function's caller.
+    kind = data.get("event", _MISSING)
+    kind = _EVENT_TYPES.get(kind) or _webhook_event_type(kind) if type(kind) is str else _webhook_event_type(kind)
     event_id = data.get("event_id")
     if event_id is not None:
         event_id = _identifier(event_id, "event_id")
     job_id = _uuid(data.get("job_id", _MISSING), "job_id")
     timestamp = _event_time(data.get("timestamp", _MISSING))
+    error = data.get("error")
+    metadata = data.get("metadata")
     results = data.get("results")
     event = WebhookEvent.__new__(WebhookEvent)
     _set_webhook_type(event, kind)
     _set_webhook_event_id(event, event_id)
     _set_webhook_job_id(event, job_id)
     _set_webhook_timestamp(event, timestamp)
-    _set_webhook_error(event, _job_failure(data.get("error")))
-    _set_webhook_metadata(event, _mapping(data.get("metadata")))
+    _set_webhook_error(event, None if error is None else _job_failure(error))
+    _set_webhook_metadata(event, metadata if type(metadata) is dict else {})
     _set_webhook_results(event, results if type(results) is list else None)
     _set_webhook_raw(event, data)
     return event
