@@ -17,14 +17,27 @@ Environment (read by every example):
   ``KREUZBERG_INBOX_RETRY_MAX_DELAY`` (the cap; default 3600) and ``KREUZBERG_INBOX_MAX_ATTEMPTS``
   (then the delivery is dead; default 30): the inbox worker's retry policy.
 - ``KREUZBERG_FAULT_FILE``: for fault drills, the handler raises while this file exists.
+
+Kreuzberg Cloud (``POST /extract``, fetching results, reconciliation), when ``KREUZBERG_API_URL`` is set:
+
+- ``KREUZBERG_API_URL`` / ``KREUZBERG_API_KEY``: the jobs API and its key.
+- ``KREUZBERG_WEBHOOK_URL``: this app's public webhook URL, sent in each submission's ``webhook`` block
+  (with ``KREUZBERG_WEBHOOK_SECRET``).
+- ``KREUZBERG_RECONCILE_INTERVAL``: seconds between reconcile passes inside the app (unset: none; use
+  ``kreuzberg-webhooks reconcile`` from cron instead). ``KREUZBERG_RECONCILE_AFTER``: the grace period
+  in seconds before a submitted job without a webhook is fetched (default 900).
+- ``KREUZBERG_TRACKER_URL``: where submitted jobs are tracked (default: the replay store's URL).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import threading
+from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 from kreuzberg_webhooks import DEFAULT_MAX_BODY_SIZE, Event, Receiver
 from kreuzberg_webhooks.inbox import RetryPolicy, open_inbox
@@ -99,16 +112,124 @@ def worker_from_env(receiver: Receiver) -> InboxWorker | None:
 
 
 def record(event: Event) -> None:
-    """Append one JSON line per processed event to ``KREUZBERG_EVENTS_LOG``: a stand-in
-    for "record the job, fetch its text later". Raises while ``KREUZBERG_FAULT_FILE`` exists
-    (a downstream outage, for fault drills)."""
+    """Append one JSON line per processed event to ``KREUZBERG_EVENTS_LOG``: a stand-in for
+    "store the job's text". With ``KREUZBERG_API_URL`` set the text is fetched unless the
+    delivery carries it; ``content_length`` is its length, ``via`` which path brought the event.
+    Raises while ``KREUZBERG_FAULT_FILE`` exists (a downstream outage, for fault drills)."""
     fault = os.environ.get("KREUZBERG_FAULT_FILE")
     if fault and Path(fault).exists():
         raise RuntimeError(f"fault drill: {fault} exists, so the handler fails")
     path = os.environ.get("KREUZBERG_EVENTS_LOG")
     if not path:
         return
-    line = json.dumps({"event_id": event.event_id, "job_id": str(event.job_id), "status": str(event.status)})
+    fields: dict[str, Any] = {"event_id": event.event_id, "job_id": str(event.job_id), "status": str(event.status)}
+    if _cloud is not None:
+        result, fields["via"] = _cloud.result_and_via(event)
+        content = getattr(result, "content", None)
+        fields["content_length"] = len(content) if isinstance(content, str) else None
+    line = json.dumps(fields)
     # One write of one line with O_APPEND: lines from several processes never interleave.
     with _log_lock, Path(path).open("a") as log:
         log.write(line + "\n")
+
+
+# -- Kreuzberg Cloud: submit documents, fetch results, reconcile (when KREUZBERG_API_URL is set) -----------
+
+
+class Cloud:
+    """The polling half for an example app: the jobs client, the tracker, the reconciler."""
+
+    def __init__(self, receiver: Receiver) -> None:
+        # Imported here: the examples run without httpx when KREUZBERG_API_URL is unset.
+        from kreuzberg_webhooks.cloud import DEFAULT_GRACE, JobsClient, Reconciler, open_tracker
+
+        self.receiver = receiver
+        self.client = JobsClient()  # KREUZBERG_API_URL, KREUZBERG_API_KEY
+        self.tracker = open_tracker(os.environ.get("KREUZBERG_TRACKER_URL") or store_url_from_env())
+        self.grace = float(os.environ.get("KREUZBERG_RECONCILE_AFTER") or DEFAULT_GRACE)
+        self.interval = float(os.environ.get("KREUZBERG_RECONCILE_INTERVAL") or 0)
+        self.webhook_url = os.environ.get("KREUZBERG_WEBHOOK_URL") or None
+        # Tracks submissions and closes them when their webhook is handled (a receiver observer);
+        # its own passes serve WSGI apps, ASGI apps run an AsyncReconciler (asgi_lifespan).
+        self.reconciler = Reconciler(receiver, self.client, self.tracker, grace=self.grace)
+        self._started_in: int | None = None
+        self._lock = threading.Lock()
+
+    def result_and_via(self, event: Event) -> tuple[Any, str]:
+        """The job's result (fetched only when the delivery carries none) and the path that brought it."""
+        from kreuzberg_webhooks.cloud import delivered_via
+
+        return self.client.result_for(event), delivered_via()
+
+    def submit(self, filename: str, data: bytes, content_type: str) -> tuple[int, dict[str, Any]]:
+        """Submit one file to ``POST /v1/extract``, track every id, and the answer for the app's client."""
+        from kreuzberg_webhooks.cloud import JobsAPIError, PermanentAPIError
+
+        webhook = {"url": self.webhook_url, "secret": secret_from_env()} if self.webhook_url else None
+        try:
+            submission = self.client.extract([(filename, data, content_type)], webhook=webhook)
+        except PermanentAPIError as error:
+            return 502, {"error": "rejected by the jobs API", "detail": str(error)}
+        except JobsAPIError as error:
+            return 503, {"error": "the jobs API is unavailable", "detail": str(error)}
+        self.reconciler.track(submission.all_ids)
+        self.ensure_reconciling()
+        answer: dict[str, Any] = {"job_ids": [str(job_id) for job_id in submission.job_ids]}
+        if submission.crawl_job_ids:
+            answer["crawl_job_ids"] = [str(job_id) for job_id in submission.crawl_job_ids]
+        return 202, answer
+
+    def submit_form(self, content_type: str, body: bytes) -> tuple[int, dict[str, Any]]:
+        """:meth:`submit` for a raw ``multipart/form-data`` body (frameworks without a form parser)."""
+        from kreuzberg_webhooks.emulator.multipart import FormError, parse_form
+
+        try:
+            parts = [part for part in parse_form(content_type, body) if part.name == "file"]
+        except FormError as error:
+            return 400, {"error": f"expected a multipart/form-data upload: {error}"}
+        if not parts:
+            return 400, {"error": "the form has no 'file' field"}
+        part = parts[0]
+        return self.submit(part.filename or "upload", part.data, part.content_type)
+
+    def ensure_reconciling(self) -> None:
+        """Start this process's reconcile thread (WSGI apps) once, if ``KREUZBERG_RECONCILE_INTERVAL``
+        is set. Started on first use, never at import: a thread does not survive gunicorn's fork."""
+        if not self.interval or self._started_in == os.getpid():
+            return
+        with self._lock:
+            if self._started_in != os.getpid():
+                self.reconciler.start(self.interval)
+                self._started_in = os.getpid()
+
+    @contextlib.asynccontextmanager
+    async def asgi_lifespan(self) -> AsyncIterator[None]:
+        """An ASGI app's lifespan: an :class:`AsyncReconciler` pass every interval, on the app's loop."""
+        if not self.interval:
+            yield
+            return
+        from kreuzberg_webhooks.cloud import AsyncJobsClient, AsyncReconciler
+
+        async with AsyncJobsClient() as client:
+            passes = AsyncReconciler(self.receiver, client, self.tracker, grace=self.grace, observe=False)
+            passes.start(self.interval)
+            try:
+                yield
+            finally:
+                await passes.stop()
+
+
+_cloud: Cloud | None = None
+
+
+def cloud_from_env(receiver: Receiver) -> Cloud | None:
+    """The app's :class:`Cloud` when ``KREUZBERG_API_URL`` is set, else ``None``."""
+    global _cloud
+    if os.environ.get("KREUZBERG_API_URL"):
+        _cloud = Cloud(receiver)
+    return _cloud
+
+
+def extract_unavailable() -> tuple[int, dict[str, Any]]:
+    """The ``POST /extract`` answer when ``KREUZBERG_API_URL`` is not set."""
+    return 501, {"error": "set KREUZBERG_API_URL (and KREUZBERG_API_KEY) to submit documents"}

@@ -17,12 +17,17 @@ stops gunicorn at once rather than making every worker fail to boot, over and ov
 Environment: the examples' common variables, listed in ``_shared.py`` —
 ``KREUZBERG_WEBHOOK_SECRET`` (required), ``KREUZBERG_EVENTS_LOG``,
 ``KREUZBERG_STORE_URL``, ``KREUZBERG_REDIS_URL``, ``KREUZBERG_MAX_BODY_SIZE``.
+With ``KREUZBERG_API_URL`` set, ``POST /extract`` submits documents and the app fetches and
+reconciles (``KREUZBERG_API_KEY``, ``KREUZBERG_WEBHOOK_URL``, ``KREUZBERG_RECONCILE_INTERVAL``,
+``KREUZBERG_RECONCILE_AFTER``; see ``_shared.py``).
 """
 
 from __future__ import annotations
 
-from _shared import receiver_from_env, record, worker_from_env
-from flask import Flask
+from typing import Any
+
+from _shared import cloud_from_env, extract_unavailable, receiver_from_env, record, worker_from_env
+from flask import Flask, request
 
 from kreuzberg_webhooks import Event
 from kreuzberg_webhooks.adapters.flask import webhook
@@ -33,10 +38,15 @@ receiver = receiver_from_env()
 app = Flask(__name__)
 
 worker = worker_from_env(receiver)
+cloud = cloud_from_env(receiver)  # KREUZBERG_API_URL set: submit, fetch results, reconcile
+if worker is not None or cloud is not None:
+    # The view below handles the webhooks it receives itself; the inbox worker and the reconciler
+    # go through the receiver (receiver.process), which runs its own handlers: the same function,
+    # still once per job.
+    receiver.on()(record)
 if worker is not None:
     # KREUZBERG_INBOX=1: the middleware writes each delivery to the inbox and answers 202 before
     # the view below is reached; the worker thread (one per process) runs record() afterwards.
-    receiver.on()(record)
     app.wsgi_app = KreuzbergWebhookMiddleware(  # type: ignore[method-assign]
         app.wsgi_app, receiver, path="/webhooks/kreuzberg", mode="endpoint"
     )
@@ -53,6 +63,22 @@ def kreuzberg_webhook(event: Event) -> None:
     the sender's retry is processed.
     """
     record(event)
+
+
+@app.post("/extract")
+def extract() -> tuple[dict[str, Any], int]:
+    """A multipart ``file``, submitted to Kreuzberg Cloud; answered 202 with its job ids.
+
+    With ``KREUZBERG_RECONCILE_INTERVAL`` set, the first submission starts this worker's reconcile thread.
+    """
+    if cloud is None:
+        status, answer = extract_unavailable()
+        return answer, status
+    upload = request.files.get("file")
+    if upload is None:
+        return {"error": "the form has no 'file' field"}, 400
+    status, answer = cloud.submit(upload.filename or "upload", upload.read(), upload.mimetype or "")
+    return answer, status
 
 
 @app.get("/")

@@ -11,15 +11,22 @@ replay store, so a retry that lands on another worker is still deduplicated)::
 Environment: the examples' common variables, listed in ``_shared.py`` —
 ``KREUZBERG_WEBHOOK_SECRET`` (required), ``KREUZBERG_EVENTS_LOG``,
 ``KREUZBERG_STORE_URL``, ``KREUZBERG_REDIS_URL``, ``KREUZBERG_MAX_BODY_SIZE``.
+With ``KREUZBERG_API_URL`` set, ``POST /extract`` submits documents and the app fetches and
+reconciles (``KREUZBERG_API_KEY``, ``KREUZBERG_WEBHOOK_URL``, ``KREUZBERG_RECONCILE_INTERVAL``,
+``KREUZBERG_RECONCILE_AFTER``; see ``_shared.py``).
 """
 
 from __future__ import annotations
 
-from _shared import receiver_from_env, record, worker_from_env
+import contextlib
+from collections.abc import AsyncIterator
+
+from _shared import cloud_from_env, extract_unavailable, receiver_from_env, record, worker_from_env
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import PlainTextResponse
+from starlette.responses import JSONResponse, PlainTextResponse
 from starlette.routing import Route
 
 from kreuzberg_webhooks import Event
@@ -27,6 +34,7 @@ from kreuzberg_webhooks.adapters.asgi import KreuzbergWebhookMiddleware
 
 receiver = receiver_from_env(asynchronous=True)  # an ASGI app: the store's async flavour
 worker = worker_from_env(receiver)  # KREUZBERG_INBOX=1: an inbox worker task runs with the app
+cloud = cloud_from_env(receiver)  # KREUZBERG_API_URL set: submit, fetch results, reconcile
 
 
 @receiver.on()  # every event, including statuses Kreuzberg adds later
@@ -38,12 +46,33 @@ def record_job(event: Event) -> None:
     record(event)
 
 
+async def extract(request: Request) -> JSONResponse:
+    """``POST /extract`` with a multipart ``file``: submitted to Kreuzberg Cloud, answered 202 with its job ids."""
+    if cloud is None:
+        status, answer = extract_unavailable()
+    else:
+        body = await request.body()
+        status, answer = await run_in_threadpool(cloud.submit_form, request.headers.get("content-type", ""), body)
+    return JSONResponse(answer, status)
+
+
+@contextlib.asynccontextmanager
+async def lifespan(app: Starlette) -> AsyncIterator[None]:
+    """The inbox worker (KREUZBERG_INBOX=1) and the reconciler (KREUZBERG_RECONCILE_INTERVAL) run with the app."""
+    async with contextlib.AsyncExitStack() as stack:
+        if worker is not None:
+            await stack.enter_async_context(worker.lifespan(app))
+        if cloud is not None:
+            await stack.enter_async_context(cloud.asgi_lifespan())
+        yield
+
+
 async def homepage(request: Request) -> PlainTextResponse:
     return PlainTextResponse("Deliveries go to POST /webhooks/kreuzberg\n")
 
 
 app = Starlette(
-    routes=[Route("/", homepage)],
+    routes=[Route("/", homepage), Route("/extract", extract, methods=["POST"])],
     middleware=[Middleware(KreuzbergWebhookMiddleware, receiver=receiver, path="/webhooks/kreuzberg")],
-    lifespan=worker.lifespan if worker is not None else None,
+    lifespan=lifespan,
 )

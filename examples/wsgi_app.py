@@ -19,7 +19,8 @@ stops gunicorn at once rather than making every worker fail to boot, over and ov
 Environment: the examples' common variables, listed in ``_shared.py`` —
 ``KREUZBERG_WEBHOOK_SECRET`` (required), ``KREUZBERG_EVENTS_LOG``,
 ``KREUZBERG_STORE_URL``, ``KREUZBERG_REDIS_URL``, ``KREUZBERG_MAX_BODY_SIZE``.
-Also ``KREUZBERG_WSGI_MODE``: ``guard`` (default) or ``endpoint``.
+Also ``KREUZBERG_WSGI_MODE``: ``guard`` (default) or ``endpoint``. With ``KREUZBERG_API_URL`` set,
+``POST /extract`` submits documents and the app fetches and reconciles (see ``_shared.py``).
 """
 
 from __future__ import annotations
@@ -29,7 +30,14 @@ import os
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from _shared import receiver_from_env, record, worker_from_env
+from _shared import (
+    cloud_from_env,
+    extract_unavailable,
+    max_body_size_from_env,
+    receiver_from_env,
+    record,
+    worker_from_env,
+)
 
 from kreuzberg_webhooks import Event
 from kreuzberg_webhooks.adapters.wsgi import ENVIRON_KEY, KreuzbergWebhookMiddleware
@@ -41,12 +49,32 @@ receiver = receiver_from_env()
 
 @receiver.on()  # endpoint mode: every event, including statuses Kreuzberg adds later
 def record_job(event: Event) -> None:
-    """Record the job; the text is fetched later with ``GET /v1/jobs/{job_id}``."""
+    """Record the job and the length of its text (fetched unless the delivery carries it)."""
     record(event)
+
+
+def _json(start_response: Callable[..., Any], status: int, answer: dict[str, Any]) -> list[bytes]:
+    body = json.dumps(answer, separators=(",", ":")).encode()
+    reason = {200: "OK", 202: "Accepted", 400: "Bad Request", 501: "Not Implemented"}.get(status, "Error")
+    start_response(f"{status} {reason}", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
+    return [body]
+
+
+def extract(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
+    """``POST /extract`` with a multipart ``file``: submitted to Kreuzberg Cloud, answered 202 with its job ids."""
+    if cloud is None:
+        return _json(start_response, *extract_unavailable())
+    length = int(environ.get("CONTENT_LENGTH") or 0)
+    if length > max_body_size_from_env():
+        return _json(start_response, 400, {"error": "the upload is too large"})
+    body = environ["wsgi.input"].read(length)
+    return _json(start_response, *cloud.submit_form(environ.get("CONTENT_TYPE", ""), body))
 
 
 def application(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
     """The application's own routes; in guard mode, its webhook route gets only verified deliveries."""
+    if environ["PATH_INFO"] == "/extract" and environ["REQUEST_METHOD"] == "POST":
+        return extract(environ, start_response)
     if environ["PATH_INFO"] == PATH and ENVIRON_KEY in environ:
         record(environ[ENVIRON_KEY])  # trust the verified event, never re-parse the body
         body = json.dumps({"status": "processed"}, separators=(",", ":")).encode()
@@ -57,6 +85,7 @@ def application(environ: dict[str, Any], start_response: Callable[..., Any]) -> 
 
 
 worker = worker_from_env(receiver)
+cloud = cloud_from_env(receiver)  # KREUZBERG_API_URL set: submit, fetch results, reconcile
 # KREUZBERG_INBOX=1 is endpoint mode: deliveries are queued in the inbox and answered 202, and
 # the worker thread (one per process) runs record_job afterwards.
 endpoint_mode = os.environ.get("KREUZBERG_WSGI_MODE") == "endpoint" or worker is not None

@@ -9,4 +9,6 @@ class JobsConfig(AppConfig):
     name = "jobs"
 
     def ready(self) -> None:
-        from . import webhooks  # noqa: F401  (registers the handler and the signal receiver)
+        from . import views, webhooks  # noqa: F401  (registers the handler and the signal receiver)
+
+        views.setup_cloud()  # with KREUZBERG_API_URL: POST /extract, fetched results, reconciliation
