@@ -83,7 +83,7 @@ def test_submitted_jobs_reach_the_handler_exactly_once(name: str, tmp_path: Path
         lines = logged(events_log)
     assert missing.status_code == 400
     counts = Counter(line["job_id"] for line in lines)
-    assert set(counts) == set(texts), "\n".join(l for l in output.splitlines() if "POST" not in l)[-3000:]
+    assert set(counts) == set(texts), "\n".join(row for row in output.splitlines() if "POST" not in row)[-3000:]
     assert set(counts.values()) == {1}
     for line in lines:
         assert line["content_length"] == len(texts[line["job_id"]])
