@@ -59,3 +59,21 @@ def test_demo_exits_1_when_an_answer_is_off() -> None:
     assert result.returncode == 1, result.stdout + result.stderr
     assert "!! valid delivery" in result.stdout
     assert "FAILED" in result.stdout
+
+
+def test_demo_stores_every_jobs_text_once_and_says_which_way_it_came() -> None:
+    result = run_demo()
+    assert result.returncode == 0, result.stdout + result.stderr
+    lines = result.stdout.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.strip().startswith("document"))
+    rows = []
+    for line in lines[start + 1 :]:
+        if not line.strip():
+            break
+        rows.append(line.split())
+    assert len(rows) == 8
+    assert all(row[2] == row[3] and row[4] == "1" for row in rows), rows  # chars == stored, once each
+    ways = {row[5] for row in rows}
+    assert ways == {"webhook", "reconcile"}
+    assert "never sent (dropped on purpose)" in result.stdout
+    assert "8 texts stored" in result.stdout
