@@ -10,6 +10,8 @@ name                default                          meaning
                                                      ``postgresql://…``) or a store object; memory is one
                                                      process only
 ``SIGNATURE_HEADER``  ``X-Webhook-Signature``        the signature header's name
+``SCHEMES``         ``("sha256", "t-v1")``           the signature formats accepted (``"sha256"`` or ``"t-v1"``
+                                                     alone restricts a receiver to one)
 ``MAX_BODY_SIZE``   64 MiB                           larger bodies are answered 413
 ``MAX_AGE``         86400 s                          how old a signed ``timestamp`` may be
 ``MAX_FUTURE``      300 s                            how far ahead of the clock it may be
@@ -30,6 +32,7 @@ from typing import Any, Final
 from .body import DEFAULT_MAX_BODY_SIZE
 from .exceptions import ConfigurationError
 from .receiver import DEFAULT_LEASE, Receiver
+from .signing import DEFAULT_SCHEMES
 from .stores import AsyncReplayStore, ReplayStore, open_store
 from .verify import DEFAULT_SIGNATURE_HEADER
 from .window import ReplayWindow
@@ -44,6 +47,7 @@ DEFAULTS: Final[Mapping[str, Any]] = {
     "SECRETS": None,
     "STORE": "memory://",
     "SIGNATURE_HEADER": DEFAULT_SIGNATURE_HEADER,
+    "SCHEMES": DEFAULT_SCHEMES,
     "MAX_BODY_SIZE": DEFAULT_MAX_BODY_SIZE,
     "MAX_AGE": _WINDOW.max_age,
     "MAX_FUTURE": _WINDOW.max_future,
@@ -106,6 +110,7 @@ def receiver_from_settings(
         raise ConfigurationError(f"{describe('STORE')} must be a store URL or a replay store")
     header, max_age, max_future = get("SIGNATURE_HEADER"), get("MAX_AGE"), get("MAX_FUTURE")
     options.setdefault("header", header)
+    options.setdefault("schemes", get("SCHEMES"))
     if "window" not in options:
         try:
             options["window"] = ReplayWindow(max_age=max_age, max_future=max_future)

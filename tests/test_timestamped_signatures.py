@@ -28,6 +28,7 @@ from kreuzberg_webhooks import (
     sign,
     sign_timestamped,
 )
+from kreuzberg_webhooks.settings import MISSING, receiver_from_settings
 from kreuzberg_webhooks.signing import MAX_TIMESTAMPED_SIGNATURES, parse_timestamped_header, prekey
 from kreuzberg_webhooks.testing import job_event_payload, signed_delivery, webhook_event_payload
 from tests.errors import error_from
@@ -534,3 +535,53 @@ def test_error_responses_never_echo_the_signature() -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert str(TimestampedSignature()).startswith("TimestampedSignature(window=")
+
+
+def test_a_custom_scheme_listed_first_gets_the_headers_it_claims() -> None:
+    # The built-in shortcuts by prefix must not bypass a custom scheme that claims t= headers itself.
+    seen: list[str] = []
+
+    class Recording:
+        name = "recording"
+        window = None
+
+        def claims(self, header: str) -> bool:
+            return header.startswith(("t=", "sha256="))
+
+        def verify(self, body: bytes, header: str, keys: Any, now: float) -> int:
+            seen.append(header[:2])
+            return 0
+
+        def sign(self, body: bytes, secret: str | bytes, *, now: float | None = None) -> str:
+            return "t=0"
+
+    body = event_body()
+    v = verifier(schemes=[Recording(), "sha256", "t-v1"])
+    assert verdict(v, body, sign_timestamped(body, OTHER_SECRET, timestamp=NOW)) == (200, "ok")
+    assert verdict(v, body, sign(body, OTHER_SECRET)) == (200, "ok")
+    assert seen == ["t=", "sh"]
+
+
+def test_a_receiver_refuses_a_retention_shorter_than_the_t_window() -> None:
+    # The body's window is one minute here, the t= window ten: retention must cover the ten.
+    with pytest.raises(ConfigurationError):
+        Receiver(SECRET, window=ReplayWindow(max_age=60, max_future=0), retention=120)
+    assert Receiver(SECRET, window=ReplayWindow(max_age=60, max_future=0)).retention == 600
+
+
+@pytest.mark.parametrize(
+    ("configured", "names"),
+    [(None, ["sha256", "t-v1"]), ("t-v1", ["t-v1"]), (["sha256"], ["sha256"])],
+    ids=["default", "t-v1-only", "sha256-only-as-a-list"],
+)
+def test_the_schemes_setting_reaches_the_verifier(configured: Any, names: list[str]) -> None:
+    settings_values = {"SECRET": SECRET} if configured is None else {"SECRET": SECRET, "SCHEMES": configured}
+    receiver = receiver_from_settings(lambda name: settings_values.get(name, MISSING), {}, describe=lambda name: name)
+    assert [scheme.name for scheme in receiver.verifier.schemes] == names
+
+
+def test_an_unknown_scheme_setting_is_refused() -> None:
+    with pytest.raises(ConfigurationError, match="unknown signature scheme"):
+        receiver_from_settings(
+            lambda name: {"SECRET": SECRET, "SCHEMES": ["sha1"]}.get(name, MISSING), {}, describe=lambda name: name
+        )
