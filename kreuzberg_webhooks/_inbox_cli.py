@@ -26,6 +26,9 @@ _MAX_ERROR_SHOWN = 120
 
 
 def _open(args: argparse.Namespace) -> Any:
+    given = getattr(args, "inbox", None)
+    if given is not None:  # manage.py kreuzberg_inbox: the configured inbox itself
+        return given
     url = args.store or os.environ.get(INBOX_URL_ENV, "")
     if not url:
         raise UsageError(f"no inbox: pass --store URL or set {INBOX_URL_ENV}")

@@ -51,6 +51,11 @@ KNOWN_SETTINGS: Final[Mapping[str, Any]] = {
     "RECEIVER": None,
     # Whether the URLconf include mounts the async view (for ASGI servers).
     "ASYNC": False,
+    # Inbox mode (kreuzberg_webhooks.inbox.django): "django", an inbox URL or an inbox; the
+    # embedded worker in web processes; the worker's RetryPolicy options.
+    "INBOX": None,
+    "INBOX_WORKER": False,
+    "INBOX_RETRY": None,
 }
 
 _MISSING: Any = object()
@@ -114,6 +119,13 @@ def build_receiver(**kwargs: Any) -> Receiver:
         return store_from_setting(value, cache_alias=cache_alias, key_prefix=key_prefix)
 
     configured = settings_dict()
+    inbox = get_setting("INBOX", kwargs=options)
+    if inbox is not None:
+        from ...inbox.django.runtime import inbox_from_setting  # the inbox is optional
+
+        options.setdefault("inbox", inbox_from_setting(inbox))
+    options.pop("inbox_worker", None)
+    options.pop("inbox_retry", None)
     try:
         return receiver_from_settings(
             lambda name: configured.get(name, MISSING),

@@ -122,6 +122,8 @@ class KreuzbergWebhookMixin(_WebhookViewBase):
         exchange = read_exchange(request, receiver)
         if exchange.answer is not None:
             return outcome_response(exchange.answer)
+        if receiver.inbox is not None:  # inbox mode: written durably, answered 202; a worker runs the handlers
+            return outcome_response(receiver.handle(exchange.body, exchange.headers))
         started = receiver.begin(exchange.body, exchange.headers)
         if isinstance(started, Outcome):
             return outcome_response(started)
@@ -173,6 +175,8 @@ class AsyncKreuzbergWebhookMixin(_WebhookViewBase):
         exchange = read_exchange(request, receiver)
         if exchange.answer is not None:
             return outcome_response(exchange.answer)
+        if receiver.inbox is not None:  # inbox mode, as in the sync view
+            return outcome_response(await receiver.handle_async(exchange.body, exchange.headers))
         started = await receiver.begin_async(exchange.body, exchange.headers)
         if isinstance(started, Outcome):
             return outcome_response(started)

@@ -1,0 +1,65 @@
+"""``manage.py kreuzberg_inbox list|show|retry|purge|worker`` on the configured inbox."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import threading
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from kreuzberg_webhooks import _inbox_cli
+from kreuzberg_webhooks.adapters.django.conf import get_receiver
+from kreuzberg_webhooks.cli import CommandError as CliError
+from kreuzberg_webhooks.inbox.django import runtime
+
+
+class Command(BaseCommand):  # type: ignore[misc]
+    help = "List, show, retry or purge the webhook inbox's deliveries, or run a worker."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        actions = parser.add_subparsers(dest="action", required=True)
+        list_cmd = actions.add_parser("list", help="one line per delivery")
+        list_cmd.add_argument("--state", choices=("queued", "running", "done", "dead"))
+        list_cmd.add_argument("--limit", type=int, default=100)
+        show_cmd = actions.add_parser("show", help="one delivery")
+        show_cmd.add_argument("event_id")
+        show_cmd.add_argument("--body", action="store_true")
+        retry_cmd = actions.add_parser("retry", help="queue deliveries again")
+        retry_cmd.add_argument("event_ids", nargs="*")
+        retry_cmd.add_argument("--state", choices=("queued", "done", "dead"))
+        purge_cmd = actions.add_parser("purge", help="delete done (or dead) deliveries")
+        purge_cmd.add_argument("--state", choices=("done", "dead", "queued"), required=True)
+        purge_cmd.add_argument("--older-than", type=float, default=0.0)
+        worker_cmd = actions.add_parser("worker", help="process deliveries until stopped")
+        worker_cmd.add_argument("--poll-interval", type=float, default=1.0)
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        receiver = get_receiver()
+        if receiver.inbox is None:
+            raise CommandError("KREUZBERG_WEBHOOKS['INBOX'] is not set: there is no inbox")
+        action = options["action"]
+        if action == "worker":
+            worker = runtime.embedded_worker(poll_interval=options["poll_interval"])
+            stop = threading.Event()
+            for signum in (signal.SIGTERM, signal.SIGINT):
+                signal.signal(signum, lambda *_: stop.set())
+            self.stderr.write(f"inbox worker running on {type(receiver.inbox).__name__}; stop with Ctrl-C")
+            worker.run(stop)
+            return
+        namespace = argparse.Namespace(store=None, inbox=receiver.inbox, **options)
+        run = {
+            "list": _inbox_cli._cmd_list,
+            "show": _inbox_cli._cmd_show,
+            "retry": _inbox_cli._cmd_retry,
+            "purge": _inbox_cli._cmd_purge,
+        }[action]
+        # The raw streams: OutputWrapper would add a newline to each of print()'s two writes.
+        io = argparse.Namespace(stdout=self.stdout._out, stderr=self.stderr._out)
+        try:
+            code = _inbox_cli._guard(run)(namespace, io)
+        except CliError as error:
+            raise CommandError(str(error)) from None
+        if code:
+            raise CommandError("some deliveries were not found", returncode=code)

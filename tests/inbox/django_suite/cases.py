@@ -1,0 +1,162 @@
+"""The inbox's Django parts against a real database: run only through test_django_inbox.py,
+in a process of its own (Django's settings can be configured once per process)."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import time
+from typing import Any
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tests.inbox.django_suite.settings")
+
+import django
+
+django.setup()
+
+import pytest  # noqa: E402
+from django.contrib.auth.models import User  # noqa: E402
+from django.core.management import call_command  # noqa: E402
+from django.test import Client  # noqa: E402
+
+from kreuzberg_webhooks.adapters.django import get_receiver, on  # noqa: E402
+from kreuzberg_webhooks.inbox import DeliveryState, Inbox  # noqa: E402
+from kreuzberg_webhooks.inbox.django.inbox import DjangoInbox  # noqa: E402
+from kreuzberg_webhooks.inbox.django.models import InboxDelivery  # noqa: E402
+from kreuzberg_webhooks.inbox.django.runtime import embedded_worker  # noqa: E402
+from kreuzberg_webhooks.inbox.django.signals import delivery_dead, delivery_failed  # noqa: E402
+from kreuzberg_webhooks.inbox.worker import DeliveryFailure  # noqa: E402
+from kreuzberg_webhooks.testing import job_event_payload, signed_delivery  # noqa: E402
+from tests.inbox.contract import LEASE, InboxContract, make_entry  # noqa: E402
+from tests.inbox.support import CountingHandler  # noqa: E402
+from tests.stores.contract import FrozenClock  # noqa: E402
+
+from .settings import SECRET  # noqa: E402
+
+call_command("migrate", verbosity=0)
+
+HANDLER = CountingHandler()
+on()(HANDLER)
+
+
+@pytest.fixture(autouse=True)
+def _empty_table() -> None:
+    InboxDelivery.objects.all().delete()
+    HANDLER.calls.clear()
+    HANDLER.failing = False
+
+
+class TestDjangoInbox(InboxContract):
+    def make_inbox(self, clock: FrozenClock) -> Inbox:
+        return DjangoInbox(clock=clock)
+
+    # SQLite serialises writers; the thread races still show one claim per delivery.
+
+
+def test_the_migration_matches_the_model() -> None:
+    out = io.StringIO()
+    call_command("makemigrations", "kreuzberg_webhooks_inbox", "--check", "--dry-run", stdout=out)
+    assert "No changes detected" in out.getvalue()
+
+
+def _dead_delivery() -> str:
+    inbox = DjangoInbox()
+    entry = make_entry()
+    inbox.enqueue(entry)
+    claim = inbox.claim(entry.key, LEASE)
+    assert claim is not None
+    inbox.fail(claim.key, claim.token, "RuntimeError: downstream is down", None)
+    return entry.key
+
+
+def test_the_view_queues_deliveries_and_the_worker_runs_them_once() -> None:
+    client = Client()
+    body, headers = signed_delivery(SECRET, job_event_payload())
+    extra = {f"HTTP_{name.upper().replace('-', '_')}": value for name, value in headers.items()}
+    first = client.post("/webhooks/kreuzberg", data=body, content_type="application/json", **extra)
+    again = client.post("/webhooks/kreuzberg", data=body, content_type="application/json", **extra)
+    assert (first.status_code, json.loads(first.content)) == (202, {"status": "queued"})
+    assert (again.status_code, json.loads(again.content)) == (200, {"status": "duplicate"})
+    assert HANDLER.calls == {}
+    assert embedded_worker().drain() == 1
+    assert sum(HANDLER.calls.values()) == 1
+    (row,) = InboxDelivery.objects.all()
+    assert row.state == "done"
+    assert bytes(row.body) == body
+
+
+def test_the_signals_tell_of_failures_and_of_the_dead() -> None:
+    failed: list[DeliveryFailure] = []
+    dead: list[DeliveryFailure] = []
+
+    def on_failed(sender: Any, failure: DeliveryFailure, **kwargs: Any) -> None:
+        failed.append(failure)
+
+    def on_dead(sender: Any, failure: DeliveryFailure, **kwargs: Any) -> None:
+        dead.append(failure)
+
+    delivery_failed.connect(on_failed)
+    delivery_dead.connect(on_dead)
+    try:
+        body, headers = signed_delivery(SECRET, job_event_payload())
+        assert get_receiver().handle(body, headers).status_code == 202
+        HANDLER.failing = True
+        clock = FrozenClock(time.time())
+        worker = embedded_worker(clock=clock)
+        for _ in range(3):  # INBOX_RETRY: 2 attempts, 1 s apart
+            worker.drain()
+            clock.advance(2)
+            time.sleep(0)
+        # The worker's clock moved, the inbox's did not: give the second attempt its due time.
+        InboxDelivery.objects.update(next_attempt_at=0)
+        worker.drain()
+    finally:
+        delivery_failed.disconnect(on_failed)
+        delivery_dead.disconnect(on_dead)
+    assert [f.dead for f in failed] == [False, True]
+    assert len(dead) == 1
+    assert "downstream is down" in dead[0].error
+    assert InboxDelivery.objects.get().state == "dead"
+
+
+def test_the_admin_lists_filters_and_processes_dead_deliveries_again() -> None:
+    User.objects.filter(username="admin").delete()
+    User.objects.create_superuser("admin", "admin@example.com", "admin-password-123")
+    client = Client()
+    assert client.login(username="admin", password="admin-password-123")
+    dead = [_dead_delivery() for _ in range(2)]
+    DjangoInbox().enqueue(make_entry())
+    page = client.get("/admin/kreuzberg_webhooks_inbox/inboxdelivery/?state__exact=dead")
+    assert page.status_code == 200
+    assert page.content.count(b"RuntimeError: downstream is down") == 2
+    answer = client.post(
+        "/admin/kreuzberg_webhooks_inbox/inboxdelivery/",
+        {"action": "process_again", "_selected_action": dead},
+        follow=True,
+    )
+    assert answer.status_code == 200
+    assert b"Queued 2 deliveries again." in answer.content
+    states = dict(InboxDelivery.objects.values_list("key", "state"))
+    assert [states[key] for key in dead] == ["queued", "queued"]
+    assert InboxDelivery.objects.get(key=dead[0]).attempts == 0
+
+
+def test_the_management_command_lists_retries_and_purges() -> None:
+    dead = _dead_delivery()
+    out = io.StringIO()
+    call_command("kreuzberg_inbox", "list", "--state", "dead", stdout=out)
+    lines = out.getvalue().splitlines()
+    assert len(lines) == 1
+    assert lines[0].split()[1] == "dead"
+    out = io.StringIO()
+    call_command("kreuzberg_inbox", "retry", "--state", "dead", stdout=out)
+    assert out.getvalue().strip() == "queued 1 delivery again"
+    assert InboxDelivery.objects.get(key=dead).state == "queued"
+    out = io.StringIO()
+    call_command("kreuzberg_inbox", "show", dead, stdout=out)
+    assert "state:        queued" in out.getvalue()
+    out = io.StringIO()
+    call_command("kreuzberg_inbox", "purge", "--state", "queued", stdout=out)
+    assert out.getvalue().strip() == "purged 1 queued delivery"
+    assert DjangoInbox().counts() == dict.fromkeys(DeliveryState, 0)
