@@ -54,6 +54,19 @@ T = TypeVar("T")
 
 # -- the steps a flow yields ---------------------------------------------------
 
+# Where a step's time goes in the delivery's report (an index into _Timer.spent).
+_VERIFY, _STORE, _HANDLER = 0, 1, 2
+
+
+@dataclass(slots=True)
+class _Timer:
+    """Where a delivery's time went, for its :class:`DeliveryReport`; the drivers add each step's time."""
+
+    started_at: float = field(default_factory=time.time)
+    start: float = field(default_factory=time.perf_counter)
+    #: Seconds spent verifying, in the store (or inbox), in the handlers.
+    spent: list[float] = field(default_factory=lambda: [0.0, 0.0, 0.0])
+
 
 @dataclass(frozen=True, slots=True)
 class Verify:
@@ -61,6 +74,8 @@ class Verify:
 
     body: bytes
     headers: Mapping[str, str]
+    timer: _Timer
+    phase = _VERIFY
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +84,8 @@ class StoreOp:
 
     name: Literal["claim", "complete", "release"]
     args: tuple[Any, ...]
+    timer: _Timer
+    phase = _STORE
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +93,8 @@ class Enqueue:
     """Write a verified delivery to the inbox; the driver sends back whether it was new."""
 
     entry: Any
+    timer: _Timer
+    phase = _STORE
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,30 +102,12 @@ class Dispatch:
     """Run the handlers registered for *event*."""
 
     event: Event
+    timer: _Timer
+    phase = _HANDLER
 
 
 Step: TypeAlias = Verify | StoreOp | Enqueue | Dispatch
 Flow: TypeAlias = Generator[Step, Any, T]
-
-
-@dataclass(slots=True)
-class _Timer:
-    """Where a delivery's time went, for its :class:`DeliveryReport`."""
-
-    started_at: float = field(default_factory=time.time)
-    start: float = field(default_factory=time.perf_counter)
-    verify: float = 0.0
-    store: float = 0.0
-    handler: float = 0.0
-
-
-def _timed(timer: _Timer, phase: str, step: Step) -> Generator[Step, Any, Any]:
-    begun = time.perf_counter()
-    try:
-        return (yield step)
-    finally:
-        elapsed = time.perf_counter() - begun
-        setattr(timer, phase, getattr(timer, phase) + elapsed)
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,7 +133,7 @@ def deliver(rx: Receiver, body: bytes, headers: Mapping[str, str]) -> Flow[Outco
     timer = _Timer()
     mode: Mode = "endpoint" if rx.inbox is None else "inbox"
     try:
-        verified = yield from _timed(timer, "verify", Verify(body, headers))
+        verified = yield Verify(body, headers, timer)
     except WebhookError as error:
         return conclude(rx, Outcome.from_error(error), timer, mode)
     event: Event = verified.event
@@ -140,7 +141,7 @@ def deliver(rx: Receiver, body: bytes, headers: Mapping[str, str]) -> Flow[Outco
     if rx.inbox is not None:
         entry = rx.inbox_entry(event, key, verified.scope, body, headers, timer.started_at)
         try:
-            new = yield from _timed(timer, "store", Enqueue(entry))
+            new = yield Enqueue(entry, timer)
         except Exception as error:
             return conclude(rx, _store_error(event), timer, mode, store_error=_store_detail(error))
         return conclude(rx, Outcome.queued(event) if new else Outcome.already_processed(event), timer, mode)
@@ -154,20 +155,20 @@ def process(rx: Receiver, event: Event, scope: str, via: str) -> Flow[Outcome]:
 
 def _claim_and_run(rx: Receiver, event: Event, key: str, timer: _Timer, mode: Mode, via: str) -> Flow[Outcome]:
     try:
-        claim: Claim = yield from _timed(timer, "store", StoreOp("claim", (key, rx.lease)))
+        claim: Claim = yield StoreOp("claim", (key, rx.lease), timer)
     except Exception as error:
         return conclude(rx, _store_error(event), timer, mode, via, store_error=_store_detail(error))
     if claim.state is not ClaimState.NEW:
         return conclude(rx, _refused(event, claim), timer, mode, via)
     token = claim.token or ""
     try:
-        yield from _timed(timer, "handler", Dispatch(event))
+        yield Dispatch(event, timer)
     except Exception as error:
         yield from _release(rx, event, key, token, timer)
         outcome = Outcome.from_error(HandlerFailed(event_id=event.event_id), event)
         return conclude(rx, outcome, timer, mode, via, handler_error=error)
     try:
-        yield from _timed(timer, "store", StoreOp("complete", (key, token, rx.retention)))
+        yield StoreOp("complete", (key, token, rx.retention), timer)
     except Exception:
         _settle_error(event, "mark an event done")
     return conclude(rx, Outcome.processed(event), timer, mode, via)
@@ -177,13 +178,13 @@ def begin(rx: Receiver, body: bytes, headers: Mapping[str, str]) -> Flow[Deliver
     """Guard mode, first half: verify and claim for code the adapter runs itself."""
     timer = _Timer()
     try:
-        verified = yield from _timed(timer, "verify", Verify(body, headers))
+        verified = yield Verify(body, headers, timer)
     except WebhookError as error:
         return conclude(rx, Outcome.from_error(error), timer, "guard")
     event: Event = verified.event
     key = delivery_key(event, verified.scope)
     try:
-        claim: Claim = yield from _timed(timer, "store", StoreOp("claim", (key, rx.lease)))
+        claim: Claim = yield StoreOp("claim", (key, rx.lease), timer)
     except Exception as error:
         return conclude(rx, _store_error(event), timer, "guard", store_error=_store_detail(error))
     if claim.state is not ClaimState.NEW:
@@ -212,14 +213,15 @@ def settle(
       running in a thread, and releasing it could run the event twice.
     """
     event, timer = delivery.event, delivery._timer
-    timer.handler = time.perf_counter() - timer.start - timer.verify - timer.store
+    spent = timer.spent
+    spent[_HANDLER] = time.perf_counter() - timer.start - spent[_VERIFY] - spent[_STORE]  # the application's code
     if cancelled:
         logger.warning("webhook request cancelled; claim kept until its lease expires (event_id=%s)", _event_id(event))
         _report(rx, 499, "cancelled", event, timer, "guard", "webhook")
         return None
     if error is None and status is not None and 200 <= status < 300:
         try:
-            yield from _timed(timer, "store", StoreOp("complete", (delivery.key, delivery.token, rx.retention)))
+            yield StoreOp("complete", (delivery.key, delivery.token, rx.retention), timer)
         except Exception:
             _settle_error(event, "settle a delivery")
         conclude(rx, Outcome(status, "processed", (), b"", event), timer, "guard")
@@ -238,7 +240,7 @@ def _release(
     rx: Receiver, event: Event, key: str, token: str, timer: _Timer, action: str = "release a claim"
 ) -> Flow[None]:
     try:
-        yield from _timed(timer, "store", StoreOp("release", (key, token)))
+        yield StoreOp("release", (key, token), timer)
     except Exception:
         _settle_error(event, action)
 
@@ -324,9 +326,9 @@ def _report(rx: Receiver, status: int, reason: str, event: Event | None, timer: 
         event_id=None if event is None else event.event_id,
         job_id=None if event is None else str(event.job_id),
         started_at=timer.started_at,
-        verify_seconds=timer.verify,
-        store_seconds=timer.store,
-        handler_seconds=timer.handler,
+        verify_seconds=timer.spent[_VERIFY],
+        store_seconds=timer.spent[_STORE],
+        handler_seconds=timer.spent[_HANDLER],
         total_seconds=time.perf_counter() - timer.start,
     )
     for observer in rx.observers:
@@ -339,40 +341,30 @@ def _report(rx: Receiver, status: int, reason: str, event: Event | None, timer: 
 # -- the two drivers --------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class _Done:
-    result: Any
-
-
-def _advance(flow: Flow[Any], value: Any, error: Exception | None) -> Step | _Done:
-    """Send *value* into *flow* (or throw *error*): its next step, or what it returned."""
-    try:
-        return flow.send(value) if error is None else flow.throw(error)
-    except StopIteration as stop:
-        return _Done(stop.value)
-
-
 def run_sync(rx: Receiver, flow: Flow[T]) -> T:
     """Drive *flow* in this thread: the store, the inbox and the handlers are called directly."""
     value: Any = None
     error: Exception | None = None
     while True:
-        step = _advance(flow, value, error)
-        if isinstance(step, _Done):
-            result: T = step.result
+        try:
+            step = flow.send(value) if error is None else flow.throw(error)
+        except StopIteration as stop:
+            result: T = stop.value
             return result
-        value, error = None, None
+        value = error = None
+        begun = time.perf_counter()
         try:
             value = _perform_sync(rx, step)
         except Exception as failure:
             error = failure
+        step.timer.spent[step.phase] += time.perf_counter() - begun
 
 
 def _perform_sync(rx: Receiver, step: Step) -> Any:
-    if isinstance(step, Verify):
-        return rx.verifier.check(step.body, step.headers)
     if isinstance(step, StoreOp):
         return getattr(rx.store, step.name)(*step.args)
+    if isinstance(step, Verify):
+        return rx.verifier.check(step.body, step.headers)
     if isinstance(step, Enqueue):
         return rx.inbox.enqueue(step.entry)
     rx.dispatch(step.event)
@@ -393,11 +385,13 @@ async def run_async(rx: Receiver, flow: Flow[T]) -> T:
 async def _drive_async(rx: Receiver, flow: Flow[T], error: Exception | None) -> T:
     value: Any = None
     while True:
-        step = _advance(flow, value, error)
-        if isinstance(step, _Done):
-            result: T = step.result
+        try:
+            step = flow.send(value) if error is None else flow.throw(error)
+        except StopIteration as stop:
+            result: T = stop.value
             return result
-        value, error = None, None
+        value = error = None
+        begun = time.perf_counter()
         if isinstance(step, Dispatch):
             handlers = asyncio.ensure_future(rx.dispatch_async(step.event))
             try:
@@ -407,11 +401,12 @@ async def _drive_async(rx: Receiver, flow: Flow[T], error: Exception | None) -> 
                 raise
             except Exception as failure:
                 error = failure
-            continue
-        try:
-            value = await _perform_async(rx, step)
-        except Exception as failure:
-            error = failure
+        else:
+            try:
+                value = await _perform_async(rx, step)
+            except Exception as failure:
+                error = failure
+        step.timer.spent[step.phase] += time.perf_counter() - begun
 
 
 async def _continue_after(rx: Receiver, flow: Flow[Any], handlers: asyncio.Future[None]) -> None:

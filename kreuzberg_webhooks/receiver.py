@@ -123,7 +123,7 @@ class Receiver:
         if inbox is not None and not callable(getattr(inbox, "enqueue", None)):
             raise ConfigurationError("inbox must have an enqueue(entry) method (see kreuzberg_webhooks.inbox)")
         self.verifier = verifier
-        self.store: ReplayStore | AsyncReplayStore = MemoryStore() if store is None else store
+        self.store = MemoryStore() if store is None else store
         self.inbox = inbox
         self.observers: list[Observer] = []
         if on_outcome is not None:
@@ -289,9 +289,19 @@ class Receiver:
             received_at=received_at,
         )
 
+    @property
+    def store(self) -> ReplayStore | AsyncReplayStore:
+        """The replay store."""
+        return self._store
+
+    @store.setter
+    def store(self, store: ReplayStore | AsyncReplayStore) -> None:
+        self._store = store
+        self._async_store = inspect.iscoroutinefunction(getattr(store, "claim", None))
+
     def _require_sync(self) -> None:
         # Outside the flows: a misconfiguration must raise, not pass for a 503.
-        if inspect.iscoroutinefunction(getattr(self.store, "claim", None)):
+        if self._async_store:
             raise ConfigurationError(
                 "this receiver's store is async: use handle_async, begin_async, settle_async or process_async"
             )
