@@ -124,6 +124,9 @@ class AsyncConnections:
                 if conn is not None:
                     with contextlib.suppress(Exception):
                         await conn.close()
+                if isinstance(error, psycopg.OperationalError):
+                    # The server went away (or restarted): the idle connections are as dead as this one.
+                    await self.aclose()
                 unavailable(what, error)
             except BaseException:
                 if conn is not None:

@@ -108,11 +108,20 @@ class TaskQueueInbox:
         """
         new = self.inbox.enqueue(entry)
         if new:
-            try:
-                self.send(entry.key)
-            except Exception:
-                logger.exception("task queue refused the message for %s; the inbox sweep will run it", entry.key)
+            # An inbox in the application's database (DjangoInbox) sends after its transaction
+            # commits, so a queue worker never looks for a row it cannot see yet.
+            on_commit = getattr(self.inbox, "on_commit", None)
+            if on_commit is not None:
+                on_commit(lambda: self._send_logged(entry.key))
+            else:
+                self._send_logged(entry.key)
         return new
+
+    def _send_logged(self, key: str) -> None:
+        try:
+            self.send(key)
+        except Exception:
+            logger.exception("task queue refused the message for %s; the inbox sweep will run it", key)
 
     # -- the queue worker's side -----------------------------------------------------------
 
@@ -169,10 +178,7 @@ class TaskQueueInbox:
         for key in targets:
             record = self.inbox.get(key)
             if record is not None and record.state is DeliveryState.QUEUED:
-                try:
-                    self.send(record.key)
-                except Exception:
-                    logger.exception("task queue refused the message for %s; the inbox sweep will run it", key)
+                self._send_logged(record.key)
         return changed
 
     def purge(self, state: DeliveryState, older_than: float = 0.0) -> int:

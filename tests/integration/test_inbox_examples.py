@@ -31,6 +31,16 @@ SERVERS: dict[str, Argv] = {
     "fastapi-uvicorn": lambda port: uvicorn_argv("fastapi_app:app", port, app_dir=ROOT / "examples", workers=2),
     "flask-gunicorn": lambda port: gunicorn_argv("flask_app:app", port, pythonpath=ROOT / "examples"),
     "wsgi-gunicorn": lambda port: gunicorn_argv("wsgi_app:app", port, pythonpath=ROOT / "examples"),
+    "django-gunicorn": lambda port: gunicorn_argv(
+        "kreuzberg_site.wsgi", port, pythonpath=ROOT / "examples" / "django_project"
+    ),
+    "django-uvicorn": lambda port: uvicorn_argv(
+        "kreuzberg_site.asgi:application",
+        port,
+        app_dir=ROOT / "examples" / "django_project",
+        workers=2,
+        extra=["--lifespan", "off"],
+    ),
 }
 
 
@@ -95,3 +105,33 @@ def test_fault_drill_queued_deliveries_survive_a_restart_and_run_once(name: str,
         assert again.status == 200
         assert json.loads(again.body)["status"] == "duplicate"
     assert sorted(processed(tmp_path).values()) == [1] * EVENTS
+
+
+@pytest.mark.slow
+def test_dead_deliveries_are_retried_from_the_command_line_and_run_once(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    (tmp_path / "fault").touch()
+    deliveries = [signed_delivery(SECRET, job_event_payload()) for _ in range(4)]
+    port = free_port()
+    argv = SERVERS["starlette-uvicorn"](port)
+    environment = {**inbox_env(tmp_path), "KREUZBERG_INBOX_MAX_ATTEMPTS": "2"}
+    inbox = SQLiteInbox(tmp_path / "webhooks.sqlite3")
+    with run_server(argv, port=port, env=environment, cwd=tmp_path, log=tmp_path / "server.log") as server:
+        for body, headers in deliveries:
+            assert http_request(server.url + "/webhooks/kreuzberg", body=body, headers=headers).status == 202
+        wait_for(lambda: inbox.counts()[DeliveryState.DEAD] == len(deliveries), "every delivery dead")
+        (tmp_path / "fault").unlink()
+        store = f"sqlite:///{tmp_path / 'webhooks.sqlite3'}"
+        command = [sys.executable, "-m", "kreuzberg_webhooks", "inbox"]
+        listed = subprocess.run(
+            [*command, "list", "--store", store, "--state", "dead"], capture_output=True, text=True, check=True
+        )
+        assert len(listed.stdout.splitlines()) == len(deliveries)
+        retried = subprocess.run(
+            [*command, "retry", "--store", store, "--state", "dead"], capture_output=True, text=True, check=True
+        )
+        assert retried.stdout.strip() == f"queued {len(deliveries)} deliveries again"
+        wait_for(lambda: inbox.counts()[DeliveryState.DONE] == len(deliveries), "every retried delivery done")
+    assert sorted(processed(tmp_path).values()) == [1] * len(deliveries)

@@ -33,7 +33,13 @@ EXAMPLES = Path(__file__).resolve().parents[2]
 if str(EXAMPLES) not in sys.path:
     sys.path.append(str(EXAMPLES))
 
-from _shared import max_body_size_from_env, secret_from_env, store_url_from_env  # noqa: E402
+from _shared import (  # noqa: E402
+    inbox_mode,
+    max_body_size_from_env,
+    retry_policy_from_env,
+    secret_from_env,
+    store_url_from_env,
+)
 
 DEBUG = False
 SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY") or "django-example-only-set-DJANGO_SECRET_KEY-in-production"
@@ -73,6 +79,13 @@ KREUZBERG_WEBHOOKS = {
     "MAX_BODY_SIZE": max_body_size_from_env(),
     "ASYNC": ASYNC_VIEW,
 }
+if inbox_mode():
+    # KREUZBERG_INBOX=1: deliveries are written to an inbox on the same store URL and answered 202;
+    # the inbox app runs the embedded worker thread in each web process.
+    INSTALLED_APPS.append("kreuzberg_webhooks.inbox.django")
+    KREUZBERG_WEBHOOKS.update(
+        {"INBOX": store_url_from_env(), "INBOX_WORKER": True, "INBOX_RETRY": retry_policy_from_env()}
+    )
 
 LOGGING = {
     "version": 1,

@@ -47,6 +47,18 @@ def retry_policy_from_settings() -> RetryPolicy:
         raise ImproperlyConfigured(f"KREUZBERG_WEBHOOKS['INBOX_RETRY']: {error}") from error
 
 
+class _SettingsWorker(InboxWorker):
+    """Looks the configured receiver up before each round: handlers registered by apps whose
+    ``ready()`` ran after the worker started (and a receiver rebuilt by ``override_settings``)
+    are the ones that run."""
+
+    def run_once(self) -> int:
+        from ...adapters.django.conf import get_receiver
+
+        self.receiver = get_receiver()
+        return super().run_once()
+
+
 def embedded_worker(**options: Any) -> InboxWorker:
     """A worker for the configured receiver and its inbox, sending this app's signals."""
     from ...adapters.django.conf import get_receiver
@@ -55,4 +67,4 @@ def embedded_worker(**options: Any) -> InboxWorker:
     if receiver.inbox is None:
         raise ImproperlyConfigured("KREUZBERG_WEBHOOKS['INBOX'] is not set: there is no inbox to work on")
     options.setdefault("policy", retry_policy_from_settings())
-    return InboxWorker(receiver, on_failure=send_failed, on_dead=send_dead, **options)
+    return _SettingsWorker(receiver, on_failure=send_failed, on_dead=send_dead, **options)
