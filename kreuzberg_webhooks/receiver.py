@@ -195,7 +195,7 @@ class Receiver:
 
     def handle(self, body: bytes, headers: Mapping[str, str]) -> Outcome:
         """Process one delivery synchronously and return the answer to send."""
-        self._require_sync()
+        self.require_sync()
         return run_sync(self, lifecycle.deliver(self, body, headers))
 
     async def handle_async(self, body: bytes, headers: Mapping[str, str]) -> Outcome:
@@ -209,7 +209,7 @@ class Receiver:
         claim is keyed like a delivery's (``kreuzberg_webhooks.keys``), so an
         event that also arrives by webhook runs its handlers once in all.
         """
-        self._require_sync()
+        self.require_sync()
         return run_sync(self, lifecycle.process(self, event, scope, via))
 
     async def process_async(self, event: Event, *, scope: str = "", via: str = "webhook") -> Outcome:
@@ -224,7 +224,7 @@ class Receiver:
         Returns a :class:`Delivery` when this request owns the event, or the
         :class:`Outcome` to send at once (an error, a duplicate, in flight).
         """
-        self._require_sync()
+        self.require_sync()
         return run_sync(self, lifecycle.begin(self, body, headers))
 
     async def begin_async(self, body: bytes, headers: Mapping[str, str]) -> Delivery | Outcome:
@@ -246,7 +246,7 @@ class Receiver:
         *cancelled* keeps the claim until its lease expires. Returns the answer
         to send when the application sent none, else ``None``.
         """
-        self._require_sync()
+        self.require_sync()
         return run_sync(self, lifecycle.settle(self, delivery, status, error, cancelled=cancelled))
 
     async def settle_async(
@@ -299,8 +299,12 @@ class Receiver:
         self._store = store
         self._async_store = inspect.iscoroutinefunction(getattr(store, "claim", None))
 
-    def _require_sync(self) -> None:
-        # Outside the flows: a misconfiguration must raise, not pass for a 503.
+    def require_sync(self) -> None:
+        """Raise :class:`ConfigurationError` unless the sync entry points can work (a sync store and inbox).
+
+        Sync adapters (WSGI, Flask) call it when they are set up, so an async
+        store is refused at start-up rather than answered 500 per delivery.
+        """
         if self._async_store:
             raise ConfigurationError(
                 "this receiver's store is async: use handle_async, begin_async, settle_async or process_async"

@@ -241,3 +241,28 @@ def test_a_lease_that_cannot_work_is_refused(value: float) -> None:
 def test_an_infinite_retention_is_refused() -> None:
     with pytest.raises(ConfigurationError, match="retention"):
         Receiver(SECRET, retention=float("inf"))
+
+
+def test_sync_adapters_refuse_an_async_store_when_they_are_set_up() -> None:
+    from flask import Flask
+
+    from kreuzberg_webhooks.adapters.flask import KreuzbergWebhooks, webhook
+    from kreuzberg_webhooks.adapters.wsgi import KreuzbergWebhookMiddleware
+
+    class AsyncStore:
+        async def claim(self, key: str, lease: float) -> Any:
+            raise AssertionError
+
+        async def complete(self, key: str, token: str, retention: float) -> None:
+            raise AssertionError
+
+        async def release(self, key: str, token: str) -> None:
+            raise AssertionError
+
+    receiver = Receiver(SECRET, store=AsyncStore())  # type: ignore[arg-type]
+    with pytest.raises(ConfigurationError, match="async"):
+        KreuzbergWebhookMiddleware(lambda environ, start: [], receiver)
+    with pytest.raises(ConfigurationError, match="async"):
+        webhook(receiver)
+    with pytest.raises(ConfigurationError, match="async"):
+        KreuzbergWebhooks(Flask(__name__), receiver=receiver)

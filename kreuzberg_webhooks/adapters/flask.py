@@ -174,6 +174,8 @@ def webhook(receiver: Receiver) -> Callable[[View], View]:
     ``405``. *receiver*'s store must be a sync store.
     """
 
+    receiver.require_sync()
+
     def decorate(view: View) -> View:
         return _guard(view, lambda: receiver)
 
@@ -257,6 +259,7 @@ class KreuzbergWebhooks:
             for event_type, handler in self._registrations:
                 receiver.add_handler(event_type, handler)
             self._built.append(receiver)
+        receiver.require_sync()  # Flask calls the sync entry points
         app.extensions[EXTENSION_KEY] = _State(receiver)
         url = self._url if self._url is not None else app.config.get("KREUZBERG_WEBHOOK_URL")
         if url:

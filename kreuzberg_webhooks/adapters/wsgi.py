@@ -157,6 +157,7 @@ class KreuzbergWebhookMiddleware:
         mode: Mode = "endpoint",
     ) -> None:
         check_mount(path, mode)
+        receiver.require_sync()
         self.app = app
         self.receiver = receiver
         self.path = path
