@@ -426,8 +426,10 @@ def resolve_schemes(schemes: str | SignatureScheme | Iterable[str | SignatureSch
                 known = ", ".join(repr(name) for name in _SCHEMES)
                 raise ConfigurationError(f"unknown signature scheme {item!r}: expected one of {known}")
             resolved.append(factory())
-        elif all(callable(getattr(item, method, None)) for method in ("claims", "verify", "sign")) and isinstance(
-            getattr(item, "name", None), str
+        elif (
+            all(callable(getattr(item, method, None)) for method in ("claims", "verify", "sign"))
+            and isinstance(getattr(item, "name", None), str)
+            and isinstance(getattr(item, "window", False), ReplayWindow | None)
         ):
             resolved.append(item)  # type: ignore[arg-type]  # checked just above, structurally
         else:

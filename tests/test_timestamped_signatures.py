@@ -381,6 +381,10 @@ def test_the_order_of_the_schemes_is_kept() -> None:
         pytest.param((42,), id="not-a-scheme"),
         pytest.param(42, id="an-int"),
         pytest.param(("t-v1", TimestampedSignature()), id="same-scheme-by-name-and-object"),
+        pytest.param(
+            [type("NoWindow", (Sha256Signature,), {"__slots__": (), "name": "x", "window": 300})()],
+            id="window-not-a-replay-window",
+        ),
     ],
 )
 def test_schemes_that_cannot_work_are_refused(schemes: Any) -> None:
