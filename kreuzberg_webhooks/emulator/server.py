@@ -565,6 +565,9 @@ class _Server(ThreadingHTTPServer):
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive: clients reuse connections
+    # Headers and body go out in two writes: without TCP_NODELAY, Nagle's algorithm and the
+    # client's delayed ACK hold every kept-alive answer back about 40 ms.
+    disable_nagle_algorithm = True
     server_version = "kreuzberg-emulator"
     server: _Server
 

@@ -1,0 +1,130 @@
+"""``python -m benchmarks.reconcile [--jobs N]``: reconcile N tracked jobs against the emulator.
+
+The emulator runs as its own process (``kreuzberg-webhooks emulate``, no webhook
+URL: no webhook ever closes a job), N finished jobs are submitted, tracked and
+then reconciled in one :class:`~kreuzberg_webhooks.cloud.AsyncReconciler` pass
+(bounded concurrency, kept-alive connections) through a receiver with a no-op
+handler. Reports jobs per second and HTTP requests per open job; the target
+is at least 1,000 jobs/s and exactly one request per open job per pass.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import secrets
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+import httpx
+
+from kreuzberg_webhooks import Receiver
+from kreuzberg_webhooks.cloud import AsyncJobsClient, AsyncReconciler, JobsClient, MemoryTracker, Reconciler
+from tests.servers import free_port, run_server
+
+TARGET_JOBS_PER_SECOND = 1000.0
+
+
+def submit(base_url: str, key: str, count: int) -> list[str]:
+    """Create *count* jobs with one JSON submission per thousand."""
+    ids: list[str] = []
+    for start in range(0, count, 1000):
+        documents = [
+            {"filename": f"{n}.txt", "content": f"document {n}"} for n in range(start, min(count, start + 1000))
+        ]
+        request = urllib.request.Request(  # noqa: S310 - 127.0.0.1 only
+            base_url + "/v1/extract",
+            data=json.dumps({"documents": documents}).encode(),
+            headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=60) as response:  # noqa: S310 - 127.0.0.1 only
+            ids.extend(json.loads(response.read())["job_ids"])
+    return ids
+
+
+async def reconcile(base_url: str, key: str, ids: list[str], concurrency: int) -> tuple[float, int, int]:
+    receiver = Receiver("benchmark-secret-0123456789abcdef0123456789")
+    handled = 0
+
+    @receiver.on()
+    async def count(event: object) -> None:
+        nonlocal handled
+        handled += 1
+
+    requests = 0
+
+    async def on_request(request: httpx.Request) -> None:
+        nonlocal requests
+        requests += 1
+
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(limits=limits, timeout=30, event_hooks={"request": [on_request]}) as http:
+        client = AsyncJobsClient(key, base_url, client=http)
+        reconciler = AsyncReconciler(
+            receiver, client, MemoryTracker(), grace=1, concurrency=concurrency, batch_size=len(ids)
+        )
+        await reconciler.track(ids, delay=0)
+        started = time.perf_counter()
+        report = await reconciler.run_once()
+        elapsed = time.perf_counter() - started
+    assert report.checked == len(ids), report.summary()
+    assert len(report.processed) == len(ids) == handled, report.summary()
+    return elapsed, requests, handled
+
+
+def reconcile_sync(base_url: str, key: str, ids: list[str], concurrency: int) -> tuple[float, int, int]:
+    receiver = Receiver("benchmark-secret-0123456789abcdef0123456789")
+    handled = []
+    receiver.on()(handled.append)
+    requests = []
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    with httpx.Client(limits=limits, timeout=30, event_hooks={"request": [requests.append]}) as http:
+        client = JobsClient(key, base_url, client=http)
+        reconciler = Reconciler(
+            receiver, client, MemoryTracker(), grace=1, concurrency=concurrency, batch_size=len(ids)
+        )
+        reconciler.track(ids, delay=0)
+        started = time.perf_counter()
+        report = reconciler.run_once()
+        elapsed = time.perf_counter() - started
+    assert report.checked == len(ids), report.summary()
+    assert len(report.processed) == len(ids) == len(handled), report.summary()
+    return elapsed, len(requests), len(handled)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.reconcile")
+    parser.add_argument("--jobs", type=int, default=10_000)
+    parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--mode", choices=["async", "sync"], default="async")
+    args = parser.parse_args()
+    key = secrets.token_urlsafe(16)
+    port = free_port()
+    argv = [sys.executable, "-m", "kreuzberg_webhooks", "emulate", "--port", str(port), "--api-key", key]
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        run_server([*argv, "--job-delay", "0"], port=port, log=Path(tmp) / "emulator.log") as server,
+    ):
+        ids = submit(server.url, key, args.jobs)
+        time.sleep(0.1)  # every job past its (zero) delay
+        if args.mode == "async":
+            elapsed, requests, handled = asyncio.run(reconcile(server.url, key, ids, args.concurrency))
+        else:
+            elapsed, requests, handled = reconcile_sync(server.url, key, ids, args.concurrency)
+    rate = len(ids) / elapsed
+    per_job = requests / len(ids)
+    met = rate >= TARGET_JOBS_PER_SECOND and requests == len(ids)
+    print(
+        f"reconciled {handled:,} tracked jobs in {elapsed:.2f} s: {rate:,.0f} jobs/s "
+        f"(target >= {TARGET_JOBS_PER_SECOND:,.0f}), {per_job:.2f} requests per open job (target 1.00), "
+        f"{args.mode}, concurrency {args.concurrency}: {'met' if met else 'NOT met'}"
+    )
+    return 0 if met else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
