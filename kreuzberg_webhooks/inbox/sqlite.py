@@ -44,6 +44,17 @@ _SCHEMA = (
     f"CREATE INDEX IF NOT EXISTS {TABLE}_event_id ON {TABLE} (event_id)",
 )
 _CLAIMABLE = "state IN ('queued', 'running') AND next_attempt_at <= ?"
+# One lock per database file and process, shared by every SQLiteInbox on that file; a forked
+# child starts with none (a lock copied while another thread held it would stay held).
+_WRITERS: dict[str, threading.Lock] = {}
+os.register_at_fork(after_in_child=_WRITERS.clear)
+
+
+def _writers(path: str) -> threading.Lock:
+    lock = _WRITERS.get(path)
+    if lock is None:
+        lock = _WRITERS.setdefault(path, threading.Lock())  # atomic under the GIL
+    return lock
 
 
 def _lease(lease: float) -> float:
@@ -90,6 +101,7 @@ class SQLiteInbox:
         self.synchronous = synchronous
         self._clock = clock
         self._local = threading.local()
+        self._key = str(self.path.resolve())
         with self._write():
             pass  # create the file and the table now: fail at start-up, not per delivery
 
@@ -112,7 +124,15 @@ class SQLiteInbox:
 
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
-        """One write transaction, taken with the write lock from its start (no upgrade deadlock)."""
+        """One write transaction, taken with the write lock from its start (no upgrade deadlock).
+
+        The threads of one process queue on a lock of their own first: SQLite makes a
+        waiting writer sleep and poll (up to 100 ms a time), a Python lock hands over at once.
+        """
+        with _writers(self._key):
+            yield from self._transaction()
+
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
         try:
             conn = self._connection()
             conn.execute("BEGIN IMMEDIATE")
@@ -161,6 +181,9 @@ class SQLiteInbox:
         """Lease up to *limit* due deliveries, oldest due first."""
         lease, limit = _lease(lease), check_limit(limit)
         now = self._clock()
+        # A read first: an idle worker polling an empty inbox never takes the write lock.
+        if not self._read(f"SELECT 1 FROM {TABLE} WHERE {_CLAIMABLE} LIMIT 1", (now,)):
+            return []
         with self._write() as conn:
             rows = conn.execute(
                 f"SELECT {COLUMNS} FROM {TABLE} WHERE {_CLAIMABLE} ORDER BY next_attempt_at LIMIT ?", (now, limit)

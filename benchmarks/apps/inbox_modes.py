@@ -1,0 +1,41 @@
+"""The inbox benchmark's app: the Starlette example's shape, in endpoint mode or inbox mode.
+
+``KREUZBERG_BENCH_MODE``: ``endpoint`` (the SQLite replay store, a no-op handler run in the
+request) or ``inbox`` (the same store, plus a SQLite inbox: the request writes the delivery and
+answers 202; the embedded worker runs the no-op handler in the same process). The database
+file is ``KREUZBERG_BENCH_DB``.
+"""
+
+from __future__ import annotations
+
+import os
+
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+
+from kreuzberg_webhooks import Event, Receiver, SQLiteStore
+from kreuzberg_webhooks.adapters.asgi import KreuzbergWebhookMiddleware
+from kreuzberg_webhooks.inbox import SQLiteInbox
+from kreuzberg_webhooks.inbox.worker import InboxWorker
+
+from ..deliveries import SECRET
+from .common import PATH
+
+DATABASE = os.environ["KREUZBERG_BENCH_DB"]
+INBOX = os.environ["KREUZBERG_BENCH_MODE"] == "inbox"
+
+# The inbox in a file of its own: SQLite has one writer per file, and the store and the inbox
+# then do not wait for each other.
+receiver = Receiver(SECRET, store=SQLiteStore(DATABASE), inbox=SQLiteInbox(DATABASE + ".inbox") if INBOX else None)
+
+
+@receiver.on()
+def no_op(event: Event) -> None:
+    """Nothing: the benchmark measures the acknowledgement, not the work."""
+
+
+worker = InboxWorker(receiver, poll_interval=0.05) if INBOX else None
+app = Starlette(
+    middleware=[Middleware(KreuzbergWebhookMiddleware, receiver=receiver, path=PATH)],
+    lifespan=worker.lifespan if worker is not None else None,
+)

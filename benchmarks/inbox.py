@@ -1,0 +1,96 @@
+"""``python -m benchmarks.inbox``: acknowledgement throughput and latency, inbox mode vs endpoint mode.
+
+Both modes serve the same Starlette app (uvicorn, one worker, uvloop + httptools)
+with the SQLite replay store on a local file; inbox mode adds the SQLite inbox
+(``synchronous=FULL``: every acknowledgement waits for an fsync) and its
+embedded worker, which runs the handlers in the same process while the load
+goes on. wrk -t1 -c16 with ``--latency``, alternating rounds after a warm-up;
+medians of rounds. Each request is a distinct, freshly signed event.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import statistics
+import subprocess
+import tempfile
+from pathlib import Path
+
+from .load import BIN, CONNECTIONS, LUA, ROOT, Feed, _path, write_feed
+from .servers import free_port, serve
+
+_RATE = re.compile(r"Requests/sec:\s+([0-9.]+)")
+_TOTAL = re.compile(r"(\d+) requests in")
+_NON_2XX = re.compile(r"Non-2xx or 3xx responses: (\d+)")
+_PERCENTILE = re.compile(r"^\s+(50|99)%\s+([0-9.]+)(us|ms|s)\s*$", re.MULTILINE)
+_UNIT = {"us": 1e-3, "ms": 1.0, "s": 1000.0}
+
+
+def wrk_latency(port: int, feed: Feed, duration: float) -> tuple[float, float, float, int]:
+    """One wrk run: (requests/s, p50 ms, p99 ms, requests). Fails on any non-2xx answer."""
+    argv = [
+        "wrk", "-t1", f"-c{CONNECTIONS}", f"-d{duration:g}s", "--latency", "-s", str(LUA),
+        f"http://127.0.0.1:{port}/webhooks/kreuzberg", "--", str(feed.path), str(feed.position),
+    ]  # fmt: skip
+    output = subprocess.run(argv, capture_output=True, text=True, check=True, timeout=duration + 60).stdout
+    rate, total = _RATE.search(output), _TOTAL.search(output)
+    if rate is None or total is None:
+        raise RuntimeError(f"unexpected wrk output:\n{output}")
+    if (bad := _NON_2XX.search(output)) is not None:
+        raise RuntimeError(f"{bad.group(1)} answers were not 2xx:\n{output}")
+    percentiles = {int(p): float(v) * _UNIT[u] for p, v, u in _PERCENTILE.findall(output)}
+    feed.take(int(total.group(1)))
+    return float(rate.group(1)), percentiles[50], percentiles[99], int(total.group(1))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.inbox", description=__doc__)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--duration", type=float, default=3.0)
+    parser.add_argument("--warmup", type=float, default=1.0)
+    parser.add_argument("--feed", type=int, default=200_000, help="distinct signed deliveries")
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="kreuzberg-bench-inbox-") as tmp:
+        directory = Path(tmp)
+        feed = write_feed(directory, args.feed)
+        modes = ("endpoint", "inbox")
+        ports = {mode: free_port() for mode in modes}
+        feeds = {mode: Feed(feed.path, feed.count) for mode in modes}
+        results: dict[str, list[tuple[float, float, float]]] = {mode: [] for mode in modes}
+        servers = []
+        for mode in modes:
+            env = {
+                "PYTHONPATH": str(ROOT),
+                "PATH": f"{BIN}:{_path()}",
+                "KREUZBERG_BENCH_MODE": mode,
+                "KREUZBERG_BENCH_DB": str(directory / f"{mode}.sqlite3"),
+            }
+            argv_ = [
+                str(BIN / "uvicorn"), "benchmarks.apps.inbox_modes:app",
+                "--host", "127.0.0.1", "--port", str(ports[mode]), "--workers", "1",
+                "--loop", "uvloop", "--http", "httptools", "--log-level", "warning", "--no-access-log",
+            ]  # fmt: skip
+            servers.append(serve(argv_, port=ports[mode], log=directory / f"{mode}.log", env=env, cwd=ROOT))
+        with servers[0], servers[1]:
+            for mode in modes:
+                wrk_latency(ports[mode], feeds[mode], args.warmup)
+            for index in range(args.rounds):
+                for mode in modes if index % 2 == 0 else tuple(reversed(modes)):
+                    rate, p50, p99, _ = wrk_latency(ports[mode], feeds[mode], args.duration)
+                    results[mode].append((rate, p50, p99))
+    print("| mode | acknowledgements/s | p50 | p99 |")
+    print("|---|---|---|---|")
+    for mode in modes:
+        rates, p50s, p99s = zip(*results[mode], strict=True)
+        print(
+            f"| {mode} | {statistics.median(rates):,.0f}/s | {statistics.median(p50s):.2f} ms | "
+            f"{statistics.median(p99s):.2f} ms |"
+        )
+    ratio = statistics.median(i[0] / e[0] for i, e in zip(results["inbox"], results["endpoint"], strict=True))
+    print(f"\ninbox / endpoint throughput: {ratio:.2f}x (target >= 0.8x); p99 target <= 10 ms")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
