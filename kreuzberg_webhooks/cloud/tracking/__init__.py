@@ -21,7 +21,8 @@ __all__ = ["JobTracker", "MemoryTracker", "SQLiteTracker", "TrackedJob", "open_t
 
 def open_tracker(url: str) -> JobTracker:
     """A tracker from a URL, the replay store's URL scheme: ``memory://``, ``sqlite:///relative.db``
-    or ``sqlite:////absolute.db``, ``redis://`` (``rediss://``, ``unix://``), ``postgresql://``."""
+    or ``sqlite:////absolute.db``, ``redis://`` (``rediss://``, ``unix://``), ``postgresql://``, or
+    ``django://`` (``django://<database alias>``; the ``kreuzberg_webhooks.cloud.django`` app)."""
     scheme = urlsplit(url).scheme.lower()
     if scheme == "memory":
         return MemoryTracker()
@@ -33,10 +34,14 @@ def open_tracker(url: str) -> JobTracker:
         module = importlib.import_module("kreuzberg_webhooks.cloud.tracking.redis")
         tracker: JobTracker = module.RedisTracker.from_url(url)
         return tracker
+    if scheme == "django":  # the kreuzberg_webhooks.cloud.django app's table, in the default database
+        module = importlib.import_module("kreuzberg_webhooks.cloud.django.tracker")
+        tracker = module.DjangoTracker(urlsplit(url).netloc or "default")
+        return tracker
     if scheme in ("postgres", "postgresql"):
         module = importlib.import_module("kreuzberg_webhooks.cloud.tracking.postgres")
         tracker = module.PostgresTracker.from_url(url)
         return tracker
     raise ConfigurationError(
-        f"unknown job tracker URL scheme {scheme!r}: use memory://, sqlite:///, redis:// or postgresql://"
+        f"unknown job tracker URL scheme {scheme!r}: use memory://, sqlite:///, redis://, postgresql:// or django://"
     )
