@@ -59,7 +59,11 @@ receiver = queue.bind(Receiver(os.environ["KREUZBERG_WEBHOOK_SECRET"], store=sto
 
 @receiver.on()
 def record(event: Event) -> None:
-    """One line per handler run, appended in one write (lines from many processes never interleave)."""
+    """One line per handler run, appended in one write (lines from many processes never interleave);
+    raises while ``KREUZBERG_FAULT_FILE`` exists."""
+    fault = os.environ.get("KREUZBERG_FAULT_FILE")
+    if fault and Path(fault).exists():
+        raise RuntimeError("fault drill: the downstream is down")
     with Path(os.environ["KREUZBERG_EVENTS_LOG"]).open("a") as log:
         log.write(f"{event.job_id} {os.getpid()}\n")
 

@@ -130,3 +130,40 @@ def test_celery_runs_every_handler_exactly_once(tmp_path: Path, redis_server: Re
 @pytest.mark.slow
 def test_rq_runs_every_handler_exactly_once(tmp_path: Path, redis_server: RedisServer) -> None:
     run_exactly_once(tmp_path, redis_server.url, "rq")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ["celery", "rq"])
+def test_failed_deliveries_are_retried_by_the_queue_and_run_once_after_recovery(
+    tmp_path: Path, redis_server: RedisServer, kind: str
+) -> None:
+    events = 30
+    env = {**queue_env(tmp_path, redis_server.url, kind), "KREUZBERG_FAULT_FILE": str(tmp_path / "fault")}
+    (tmp_path / "fault").touch()
+    deliveries = [signed_delivery(SECRET, job_event_payload()) for _ in range(events)]
+    port = free_port()
+    argv = [
+        str(BIN / "gunicorn"), "tests.inbox.queue_app:app", "--workers", "2",
+        "--bind", f"127.0.0.1:{port}", "--log-level", "warning",
+    ]  # fmt: skip
+    workers = celery_workers(2) if kind == "celery" else rq_workers(2, env)
+    inbox = SQLiteInbox(tmp_path / "inbox.sqlite3")
+    with (
+        run_server(argv, port=port, env=env, log=tmp_path / "gunicorn.log") as server,
+        queue_workers(workers, env, tmp_path),
+    ):
+        for body, headers in deliveries:
+            assert http_request(server.url + "/webhooks/kreuzberg", body=body, headers=headers).status == 202
+        deadline = time.monotonic() + 300
+        # Each delivery failed and was sent again for its next attempt, at least twice.
+        while not all(r.attempts >= 2 for r in inbox.list(limit=1000)):
+            assert time.monotonic() < deadline, inbox.counts()
+            time.sleep(0.2)
+        (tmp_path / "fault").unlink()
+        while inbox.counts()[DeliveryState.DONE] < events:
+            assert time.monotonic() < deadline, inbox.counts()
+            time.sleep(0.2)
+    runs = Counter(line.split()[0] for line in (tmp_path / "events.log").read_text().splitlines())
+    assert len(runs) == events
+    assert set(runs.values()) == {1}
+    assert all(r.last_error and "fault drill" in r.last_error for r in inbox.list(limit=1000))
