@@ -50,7 +50,7 @@ if worker is not None:
     app.wsgi_app = KreuzbergWebhookMiddleware(  # type: ignore[method-assign]
         app.wsgi_app, receiver, path="/webhooks/kreuzberg", mode="endpoint"
     )
-    worker.start()
+    worker.init_app(app)
 
 
 @app.post("/webhooks/kreuzberg")

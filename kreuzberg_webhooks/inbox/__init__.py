@@ -6,7 +6,10 @@
 failed delivery is tried again (:class:`RetryPolicy`).
 
 :class:`SQLiteInbox` (one machine) is built in; :func:`open_inbox` opens any
-inbox from a URL.
+inbox from a URL (PostgreSQL and Redis too). :class:`InboxWorker` runs the
+handlers of what the inbox holds, embedded in the application or as a process
+of its own (``kreuzberg-webhooks inbox worker``); task queues take over with
+:mod:`~kreuzberg_webhooks.inbox.celery` or :mod:`~kreuzberg_webhooks.inbox.rq`.
 """
 
 from __future__ import annotations
@@ -29,16 +32,19 @@ from .base import (
     RetryPolicy,
 )
 from .sqlite import SQLiteInbox
+from .worker import DeliveryFailure, InboxWorker
 
 __all__ = [
     "DEFAULT_LEASE",
     "AsyncInbox",
     "AsyncInboxWriter",
+    "DeliveryFailure",
     "DeliveryState",
     "Inbox",
     "InboxClaim",
     "InboxEntry",
     "InboxRecord",
+    "InboxWorker",
     "InboxWriter",
     "RetryPolicy",
     "SQLiteInbox",

@@ -356,6 +356,12 @@ class InboxWorker:
             _threaded.add(self)
             atexit.register(self.stop, 5.0)
 
+    def init_app(self, app: Any) -> None:
+        """Flask: run the worker thread for *app* (``worker.init_app(app)``), found again in
+        ``app.extensions["kreuzberg_webhooks_inbox"]``; it follows gunicorn's forks."""
+        app.extensions["kreuzberg_webhooks_inbox"] = self
+        self.start()
+
     def _restart_in_child(self) -> None:
         # The parent's thread did not come along, and its locks were copied in whatever state.
         self._busy = threading.Lock()
