@@ -57,7 +57,7 @@ def test_a_new_delivery_sends_its_key_and_the_task_runs_it_once(setup: tuple) ->
 
 
 def test_a_copy_sends_nothing(setup: tuple) -> None:  # type: ignore[type-arg]
-    queue, receiver, broker, _, clock = setup
+    _queue, receiver, broker, _, clock = setup
     body, headers = signed_delivery(SECRET, job_event_payload(now=clock.now))
     assert receiver.handle(body, headers).status_code == 202
     assert receiver.handle(body, headers).status_code == 200
