@@ -88,3 +88,23 @@ def test_redis_inbox_down_is_503_and_back_is_processed(tmp_path: Path, own_redis
     extra = env(tmp_path, KREUZBERG_REDIS_URL=own_redis_server.url)
     with run_server(argv, port=port, env=extra, cwd=tmp_path, log=tmp_path / "server.log") as server:
         drill(server.url, tmp_path, own_redis_server.stop, own_redis_server.start)
+
+
+@pytest.mark.slow
+def test_async_redis_inbox_down_is_503_and_back_is_processed(tmp_path: Path, own_redis_server: RedisServer) -> None:
+    port = free_port()
+    argv = uvicorn_argv("starlette_app:app", port, app_dir=ROOT / "examples", workers=2)
+    extra = env(tmp_path, KREUZBERG_REDIS_URL=own_redis_server.url)
+    with run_server(argv, port=port, env=extra, cwd=tmp_path, log=tmp_path / "server.log") as server:
+        drill(server.url, tmp_path, own_redis_server.stop, own_redis_server.start)
+
+
+@pytest.mark.slow
+def test_sync_postgres_inbox_down_is_503_and_back_is_processed(
+    tmp_path: Path, own_postgres_server: PostgresServer
+) -> None:
+    port = free_port()
+    argv = gunicorn_argv("wsgi_app:app", port, pythonpath=ROOT / "examples")
+    extra = env(tmp_path, KREUZBERG_DATABASE_URL=own_postgres_server.url)
+    with run_server(argv, port=port, env=extra, cwd=tmp_path, log=tmp_path / "server.log") as server:
+        drill(server.url, tmp_path, own_postgres_server.stop, own_postgres_server.start)
