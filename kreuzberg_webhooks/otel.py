@@ -21,7 +21,10 @@ with the delivery's own start and end, and updates three instruments:
 An inbox worker's attempts go through ``Receiver.process``, so each one is a
 span and a count too (``via="inbox"``). :meth:`OpenTelemetryObserver.observe_inbox`
 adds a gauge of the inbox itself, ``kreuzberg_webhooks.inbox.deliveries``: how
-many deliveries are queued, running, done and dead.
+many deliveries are queued, running, done and dead. A reconciled job is a span
+and a count too (``via="reconcile"``); :meth:`OpenTelemetryObserver.observe_reconciler`
+adds a span per pass, ``kreuzberg_webhooks.reconcile``, and the counter
+``kreuzberg_webhooks.reconcile.jobs`` by outcome.
 
 Spans and metrics carry the answer and the event's identity only: never the
 body, a secret, a signature or an API key. Event and job ids go on spans, never
@@ -30,8 +33,10 @@ on metric labels, so the metrics keep a bounded number of series.
 
 from __future__ import annotations
 
+import functools
+import inspect
 import logging
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from . import __version__
@@ -52,10 +57,12 @@ if TYPE_CHECKING:
 
     from .inbox.base import Inbox
 
-__all__ = ["DELIVERY_SPAN", "OpenTelemetryObserver"]
+__all__ = ["DELIVERY_SPAN", "RECONCILE_SPAN", "OpenTelemetryObserver"]
 
 #: The name of the span recorded for each delivery.
 DELIVERY_SPAN = "kreuzberg_webhooks.delivery"
+#: The name of the span recorded for each reconcile pass.
+RECONCILE_SPAN = "kreuzberg_webhooks.reconcile"
 
 _NAME = "kreuzberg_webhooks"
 logger = logging.getLogger("kreuzberg_webhooks")
@@ -84,6 +91,11 @@ class OpenTelemetryObserver:
         self._tracer = trace.get_tracer(_NAME, __version__, tracer_provider=tracer_provider)
         self._meter = meter = metrics.get_meter(_NAME, __version__, meter_provider=meter_provider)
         self._inboxes: list[tuple[str, Inbox]] = []
+        self._reconciled = meter.create_counter(
+            "kreuzberg_webhooks.reconcile.jobs",
+            unit="{job}",
+            description="Tracked jobs a reconcile pass checked, by outcome.",
+        )
         self._deliveries = meter.create_counter(
             "kreuzberg_webhooks.deliveries",
             unit="{delivery}",
@@ -152,6 +164,65 @@ class OpenTelemetryObserver:
                 labels = {"kreuzberg_webhooks.inbox": name, "kreuzberg_webhooks.inbox.state": str(state)}
                 observations.append(metrics.Observation(count, labels))
         return observations
+
+    def observe_reconciler(self, reconciler: Any) -> None:
+        """Record each pass of *reconciler* (a ``Reconciler`` or ``AsyncReconciler``) as a span.
+
+        Its ``run_once`` is wrapped in place, so passes run by ``start()``, by the
+        CLI or by your own scheduler are all recorded: the span
+        ``kreuzberg_webhooks.reconcile`` with the pass's figures, and the counter
+        ``kreuzberg_webhooks.reconcile.jobs`` by ``kreuzberg_webhooks.outcome``
+        (``processed``, ``duplicate``, ``pending``, ``retried``, ``failed``).
+        With the ``AsyncReconciler`` the delivery spans of the jobs a pass
+        dispatches are its children.
+        """
+        run_once = reconciler.run_once
+        if inspect.iscoroutinefunction(run_once):
+            reconciler.run_once = self._traced_async(run_once)
+        else:
+            reconciler.run_once = self._traced(run_once)
+
+    def _traced(self, run_once: Callable[[], Any]) -> Callable[[], Any]:
+        @functools.wraps(run_once)
+        def traced() -> Any:
+            with self._tracer.start_as_current_span(RECONCILE_SPAN, kind=trace.SpanKind.INTERNAL) as span:
+                report = run_once()
+                self._record_pass(span, report)
+            return report
+
+        return traced
+
+    def _traced_async(self, run_once: Callable[[], Awaitable[Any]]) -> Callable[[], Awaitable[Any]]:
+        @functools.wraps(run_once)
+        async def traced() -> Any:
+            with self._tracer.start_as_current_span(RECONCILE_SPAN, kind=trace.SpanKind.INTERNAL) as span:
+                report = await run_once()
+                self._record_pass(span, report)
+            return report
+
+        return traced
+
+    def _record_pass(self, span: trace.Span, report: Any) -> None:
+        outcomes = {
+            "processed": len(report.processed),
+            "duplicate": report.duplicates,
+            "pending": report.pending,
+            "retried": report.retried,
+            "failed": len(report.failed),
+        }
+        span.set_attributes(
+            {
+                "kreuzberg_webhooks.reconcile.checked": report.checked,
+                "kreuzberg_webhooks.reconcile.children": report.children,
+                **{f"kreuzberg_webhooks.reconcile.{name}": count for name, count in outcomes.items()},
+            }
+        )
+        if report.failed:
+            # A job the API answered permanently about (404 purged, 400): someone should look.
+            span.set_status(trace.Status(trace.StatusCode.ERROR, "jobs failed permanently"))
+        for outcome, count in outcomes.items():
+            if count:
+                self._reconciled.add(count, {"kreuzberg_webhooks.outcome": outcome})
 
 
 def _labels(report: DeliveryReport) -> dict[str, AttributeValue]:

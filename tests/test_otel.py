@@ -236,3 +236,66 @@ def test_an_unreachable_inbox_reports_nothing_instead_of_failing_the_collection(
     assert telemetry.points("kreuzberg_webhooks.inbox.deliveries") == []
     assert "could not be counted" in caplog.text
     assert "password" not in caplog.text  # the error's text may hold a connection URL
+
+
+@pytest.mark.slow
+def test_each_reconcile_pass_is_a_span_and_its_jobs_are_counted_by_outcome(telemetry: Telemetry) -> None:
+    from kreuzberg_webhooks.cloud import Backoff, JobsClient, MemoryTracker, Reconciler
+    from kreuzberg_webhooks.emulator import Emulator
+    from kreuzberg_webhooks.otel import RECONCILE_SPAN
+
+    key = "otel-reconcile-key-0123456789"
+    handled: list[str] = []
+    telemetry.receiver.on()(lambda event: handled.append(str(event.job_id)))
+    with (
+        Emulator(key, job_delay=0) as cloud,
+        JobsClient(key, cloud.base_url, backoff=Backoff(initial=0.02, cap=0.2)) as client,
+    ):
+        reconciler = Reconciler(telemetry.receiver, client, MemoryTracker(), grace=0.01)
+        telemetry.observer.observe_reconciler(reconciler)
+        job_ids = [job_id for name in ("a.txt", "b.txt", "c.txt") for job_id in cloud.submit([(name, b"text")])]
+        reconciler.track(job_ids, delay=0)
+        report = reconciler.run_once()
+    assert sorted(handled) == sorted(job_ids)
+    (span,) = [span for span in telemetry.finished() if span.name == RECONCILE_SPAN]
+    assert span.attributes is not None
+    assert span.attributes["kreuzberg_webhooks.reconcile.checked"] == report.checked == 3
+    assert span.attributes["kreuzberg_webhooks.reconcile.processed"] == 3
+    counts = {
+        point.attributes["kreuzberg_webhooks.outcome"]: point.value
+        for point in telemetry.points("kreuzberg_webhooks.reconcile.jobs")
+    }
+    assert counts == {"processed": 3}
+    # Each reconciled job is a delivery span and count of its own, and no attribute holds the API key.
+    reconciled = [
+        span for span in telemetry.finished() if (span.attributes or {}).get("kreuzberg_webhooks.via") == "reconcile"
+    ]
+    assert len(reconciled) == 3
+    assert all(key not in str(value) for span in telemetry.finished() for value in (span.attributes or {}).values())
+
+
+@pytest.mark.slow
+def test_an_async_reconcile_pass_is_the_parent_of_the_deliveries_it_dispatches(telemetry: Telemetry) -> None:
+    import asyncio
+
+    from kreuzberg_webhooks.cloud import AsyncJobsClient, AsyncReconciler, Backoff, MemoryTracker
+    from kreuzberg_webhooks.emulator import Emulator
+    from kreuzberg_webhooks.otel import RECONCILE_SPAN
+
+    key = "otel-reconcile-key-0123456789"
+    with Emulator(key, job_delay=0) as cloud:
+        job_ids = [job_id for name in ("a.txt", "b.txt") for job_id in cloud.submit([(name, b"text")])]
+
+        async def one_pass() -> Any:
+            async with AsyncJobsClient(key, cloud.base_url, backoff=Backoff(initial=0.02, cap=0.2)) as client:
+                reconciler = AsyncReconciler(telemetry.receiver, client, MemoryTracker(), grace=0.01)
+                telemetry.observer.observe_reconciler(reconciler)
+                await reconciler.track(job_ids, delay=0)
+                return await reconciler.run_once()
+
+        report = asyncio.run(one_pass())
+    assert len(report.processed) == 2
+    (parent,) = [span for span in telemetry.finished() if span.name == RECONCILE_SPAN]
+    children = [span for span in telemetry.finished() if span.name == DELIVERY_SPAN]
+    assert len(children) == 2
+    assert all(span.parent is not None and span.parent.span_id == parent.context.span_id for span in children)
