@@ -8,6 +8,7 @@ Environment: ``KREUZBERG_WEBHOOK_SECRET``, ``KREUZBERG_INBOX_URL``, ``KREUZBERG_
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,7 @@ BROKER_URL = os.environ["KREUZBERG_BROKER_URL"]
 inbox: Inbox = open_inbox(os.environ["KREUZBERG_INBOX_URL"])  # type: ignore[assignment]
 store: ReplayStore = open_store(os.environ["KREUZBERG_STORE_URL"])  # type: ignore[assignment]
 policy = RetryPolicy(first_delay=0.5, max_delay=2, max_attempts=20, max_age=None)
+LEASE = float(os.environ.get("KREUZBERG_TEST_LEASE") or 30)
 queue: TaskQueueInbox
 
 if os.environ["KREUZBERG_TASK_QUEUE"] == "celery":
@@ -39,7 +41,7 @@ if os.environ["KREUZBERG_TASK_QUEUE"] == "celery":
         broker_connection_retry_on_startup=True,
         worker_hijack_root_logger=False,
     )
-    queue = CeleryInbox(celery_app, inbox, policy=policy, lease=30)
+    queue = CeleryInbox(celery_app, inbox, policy=policy, lease=LEASE)
 else:
     import redis
 
@@ -51,16 +53,22 @@ else:
         import_path="tests.inbox.queue_app:queue",
         queue_name=QUEUE_NAME,
         policy=policy,
-        lease=30,
+        lease=LEASE,
     )
 
-receiver = queue.bind(Receiver(os.environ["KREUZBERG_WEBHOOK_SECRET"], store=store, inbox=queue))
+receiver = queue.bind(Receiver(os.environ["KREUZBERG_WEBHOOK_SECRET"], store=store, inbox=queue, lease=LEASE))
 
 
 @receiver.on()
 def record(event: Event) -> None:
     """One line per handler run, appended in one write (lines from many processes never interleave);
     raises while ``KREUZBERG_FAULT_FILE`` exists."""
+    block = os.environ.get("KREUZBERG_BLOCK_FILE")
+    if block:  # a handler stuck until the file goes: the tests kill its worker meanwhile
+        with Path(os.environ["KREUZBERG_EVENTS_LOG"] + ".started").open("a") as log:
+            log.write(f"{event.job_id} {os.getpid()}\n")
+        while Path(block).exists():
+            time.sleep(0.01)
     fault = os.environ.get("KREUZBERG_FAULT_FILE")
     if fault and Path(fault).exists():
         raise RuntimeError("fault drill: the downstream is down")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import os
 import random
+import signal
 import subprocess
 import time
 import uuid
@@ -167,3 +168,43 @@ def test_failed_deliveries_are_retried_by_the_queue_and_run_once_after_recovery(
     assert len(runs) == events
     assert set(runs.values()) == {1}
     assert all(r.last_error and "fault drill" in r.last_error for r in inbox.list(limit=1000))
+
+
+@pytest.mark.slow
+def test_a_celery_worker_killed_mid_handler_gives_the_delivery_back_after_the_lease(
+    tmp_path: Path, redis_server: RedisServer
+) -> None:
+    block, started = tmp_path / "block", tmp_path / "events.log.started"
+    env = {
+        **queue_env(tmp_path, redis_server.url, "celery"),
+        "KREUZBERG_BLOCK_FILE": str(block),
+        "KREUZBERG_TEST_LEASE": "3",
+    }
+    block.touch()
+    body, headers = signed_delivery(SECRET, job_event_payload())
+    port = free_port()
+    argv = [
+        str(BIN / "gunicorn"), "tests.inbox.queue_app:app", "--workers", "1",
+        "--bind", f"127.0.0.1:{port}", "--log-level", "warning",
+    ]  # fmt: skip
+    inbox = SQLiteInbox(tmp_path / "inbox.sqlite3")
+    with (
+        run_server(argv, port=port, env=env, log=tmp_path / "gunicorn.log") as server,
+        queue_workers(celery_workers(2), env, tmp_path),
+    ):
+        assert http_request(server.url + "/webhooks/kreuzberg", body=body, headers=headers).status == 202
+        deadline = time.monotonic() + 120
+        while not (started.exists() and started.read_text().strip()):
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        victim = int(started.read_text().split()[1])
+        os.kill(victim, signal.SIGKILL)  # the Celery pool process, in the middle of the handler
+        block.unlink()
+        while inbox.counts()[DeliveryState.DONE] < 1:
+            assert time.monotonic() < deadline, inbox.counts()
+            time.sleep(0.1)
+    finished = (tmp_path / "events.log").read_text().splitlines()
+    assert len(finished) == 1
+    assert finished[0].split()[1] != str(victim)
+    record = inbox.list()[0]
+    assert (record.state, record.attempts) == (DeliveryState.DONE, 2)
