@@ -351,7 +351,7 @@ def report(rows: list[Row], notes: list[str], info: dict[str, str], settings: Se
         [
             f"# Benchmark results{mode}",
             "",
-            "Written by `benchmarks/run` (`python -m benchmarks`); see README, “Performance”.",
+            "Written by `benchmarks/run` (`python -m benchmarks`); how to read it: docs/performance.md.",
             "",
             f"- Date: {info['date']} (the run took {elapsed:.0f} s)",
             f"- Machine: {info['cpu']}; {info['os']} (shared with other work: hence many short interleaved rounds)",
