@@ -1,11 +1,14 @@
-"""``python -m benchmarks.reconcile [--jobs N]``: reconcile N tracked jobs against the emulator.
+"""``python -m benchmarks.reconcile [--jobs N] [--mode both|sync|async]``: reconcile N tracked jobs
+against the emulator.
 
 The emulator runs as its own process (``kreuzberg-webhooks emulate``, no webhook
-URL: no webhook ever closes a job), N finished jobs are submitted, tracked and
-then reconciled in one :class:`~kreuzberg_webhooks.cloud.AsyncReconciler` pass
-(bounded concurrency, kept-alive connections) through a receiver with a no-op
-handler. Reports jobs per second and HTTP requests per open job; the target
-is at least 1,000 jobs/s and exactly one request per open job per pass.
+URL: no webhook ever closes a job). For each mode, N finished jobs are submitted,
+tracked, and reconciled in one pass through a receiver with a no-op handler:
+the :class:`~kreuzberg_webhooks.cloud.Reconciler` (threads, 4 at once) and the
+:class:`~kreuzberg_webhooks.cloud.AsyncReconciler` (16 at once), both on
+kept-alive connections. Reports jobs per second and HTTP requests per open job
+(counted by the client's request hook); the target is at least 1,000 jobs/s and
+exactly one request per open job per pass. Exits 1 if any job took more than one request.
 """
 
 from __future__ import annotations
@@ -99,31 +102,37 @@ def reconcile_sync(base_url: str, key: str, ids: list[str], concurrency: int) ->
 def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.reconcile")
     parser.add_argument("--jobs", type=int, default=10_000)
-    parser.add_argument("--concurrency", type=int, default=32)
-    parser.add_argument("--mode", choices=["async", "sync"], default="async")
+    parser.add_argument("--mode", choices=["both", "async", "sync"], default="both")
+    parser.add_argument("--async-concurrency", type=int, default=16)
+    parser.add_argument("--sync-concurrency", type=int, default=4)
     args = parser.parse_args()
+    modes = ["sync", "async"] if args.mode == "both" else [args.mode]
     key = secrets.token_urlsafe(16)
     port = free_port()
     argv = [sys.executable, "-m", "kreuzberg_webhooks", "emulate", "--port", str(port), "--api-key", key]
+    exact = True
     with (
         tempfile.TemporaryDirectory() as tmp,
         run_server([*argv, "--job-delay", "0"], port=port, log=Path(tmp) / "emulator.log") as server,
     ):
-        ids = submit(server.url, key, args.jobs)
-        time.sleep(0.1)  # every job past its (zero) delay
-        if args.mode == "async":
-            elapsed, requests, handled = asyncio.run(reconcile(server.url, key, ids, args.concurrency))
-        else:
-            elapsed, requests, handled = reconcile_sync(server.url, key, ids, args.concurrency)
-    rate = len(ids) / elapsed
-    per_job = requests / len(ids)
-    met = rate >= TARGET_JOBS_PER_SECOND and requests == len(ids)
-    print(
-        f"reconciled {handled:,} tracked jobs in {elapsed:.2f} s: {rate:,.0f} jobs/s "
-        f"(target >= {TARGET_JOBS_PER_SECOND:,.0f}), {per_job:.2f} requests per open job (target 1.00), "
-        f"{args.mode}, concurrency {args.concurrency}: {'met' if met else 'NOT met'}"
-    )
-    return 0 if met else 1
+        for mode in modes:
+            ids = submit(server.url, key, args.jobs)  # fresh jobs per mode: each pass finds them all open
+            time.sleep(0.1)  # every job past its (zero) delay
+            if mode == "async":
+                concurrency = args.async_concurrency
+                elapsed, requests, handled = asyncio.run(reconcile(server.url, key, ids, concurrency))
+            else:
+                concurrency = args.sync_concurrency
+                elapsed, requests, handled = reconcile_sync(server.url, key, ids, concurrency)
+            rate = len(ids) / elapsed
+            exact = exact and requests == len(ids)
+            met = rate >= TARGET_JOBS_PER_SECOND and requests == len(ids)
+            print(
+                f"{mode:>5} (concurrency {concurrency}): reconciled {handled:,} tracked jobs in {elapsed:.2f} s = "
+                f"{rate:,.0f} jobs/s (target >= {TARGET_JOBS_PER_SECOND:,.0f}); "
+                f"{requests / len(ids):.2f} requests per open job (target 1.00): {'met' if met else 'NOT met'}"
+            )
+    return 0 if exact else 1
 
 
 if __name__ == "__main__":
