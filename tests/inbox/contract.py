@@ -51,7 +51,7 @@ class InboxContract:
 
     def make_inbox(self, clock: FrozenClock) -> Inbox:
         """A fresh, empty inbox reading time from *clock*."""
-        raise NotImplementedError
+        raise TypeError(f"{type(self).__name__} must define make_inbox()")
 
     def close_inbox(self, inbox: Inbox) -> None:
         """Release what the inbox holds (connections, files)."""
