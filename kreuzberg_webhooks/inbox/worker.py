@@ -197,19 +197,40 @@ class InboxWorker:
         failure = DeliveryFailure(record, description, retry_at)
         return _Decision(DeliveryState.DEAD if retry_at is None else DeliveryState.QUEUED, failure=failure)
 
-    def process(self, claim: InboxClaim) -> DeliveryState:
-        """Run one claimed delivery's handlers and settle it; returns its new state."""
+    def _unrunnable(self, claim: InboxClaim) -> Event | _Decision:
+        """The event to run, or the decision for a delivery that must not run at all."""
+        limit = self.policy.max_attempts
+        if limit is not None and claim.record.attempts > limit:
+            # Claimed more often than it may be attempted: its workers died each time
+            # (a handler that crashes the process). Running it again would kill another.
+            error = f"gave up after {claim.record.attempts - 1} attempts whose workers never settled them"
+            return _Decision(DeliveryState.DEAD, failure=DeliveryFailure(claim.record, error, None))
         event = self._event(claim)
         if isinstance(event, str):
-            decision = _Decision(DeliveryState.DEAD, failure=DeliveryFailure(claim.record, event, None))
+            return _Decision(DeliveryState.DEAD, failure=DeliveryFailure(claim.record, event, None))
+        return event
+
+    def _crashed(self, claim: InboxClaim, error: Exception) -> _Decision:
+        # receiver.process itself raised (it answers handler errors with an outcome): count
+        # it as a failed attempt rather than leave the delivery leased until its lease ends.
+        logger.exception("inbox worker could not process %s", claim.key)
+        return self._decide(claim, "handler_error", None, error)
+
+    def process(self, claim: InboxClaim) -> DeliveryState:
+        """Run one claimed delivery's handlers and settle it; returns its new state."""
+        event = self._unrunnable(claim)
+        if isinstance(event, _Decision):
+            decision = event
         else:
             sink: list[BaseException] = []
             token = _captured.set(sink)
             try:
                 outcome = self.receiver.process(event, scope=claim.record.entry.scope, via="inbox")
+                decision = self._decide(claim, outcome.reason, outcome, sink[-1] if sink else None)
+            except Exception as error:
+                decision = self._crashed(claim, error)
             finally:
                 _captured.reset(token)
-            decision = self._decide(claim, outcome.reason, outcome, sink[-1] if sink else None)
         self._settle(claim, decision)
         return decision.state
 
@@ -230,17 +251,19 @@ class InboxWorker:
 
     async def process_async(self, claim: InboxClaim) -> DeliveryState:
         """The async :meth:`process` (``Receiver.process_async``)."""
-        event = self._event(claim)
-        if isinstance(event, str):
-            decision = _Decision(DeliveryState.DEAD, failure=DeliveryFailure(claim.record, event, None))
+        event = self._unrunnable(claim)
+        if isinstance(event, _Decision):
+            decision = event
         else:
             sink: list[BaseException] = []
             token = _captured.set(sink)
             try:
                 outcome = await self.receiver.process_async(event, scope=claim.record.entry.scope, via="inbox")
+                decision = self._decide(claim, outcome.reason, outcome, sink[-1] if sink else None)
+            except Exception as error:
+                decision = self._crashed(claim, error)
             finally:
                 _captured.reset(token)
-            decision = self._decide(claim, outcome.reason, outcome, sink[-1] if sink else None)
         await self._settle_async(claim, decision)
         return decision.state
 
@@ -290,7 +313,9 @@ class InboxWorker:
     def run_once(self) -> int:
         """Claim up to ``batch`` due deliveries and process them; how many were claimed."""
         if self._async_inbox:
-            raise ConfigurationError("this worker's inbox is async: use run_once_async")
+            raise ConfigurationError("this worker's inbox is async: use run_once_async or start_async")
+        if inspect.iscoroutinefunction(getattr(self.receiver.store, "claim", None)):
+            raise ConfigurationError("the receiver's replay store is async: use run_once_async or start_async")
         inbox = cast(Inbox, self.inbox)
         # _busy is held around each step, so a fork() can wait for a moment when this
         # thread holds no database lock (see _before_fork).
@@ -349,6 +374,8 @@ class InboxWorker:
         """
         if self._thread is not None and self._thread.is_alive():
             return
+        if self._async_inbox or inspect.iscoroutinefunction(getattr(self.receiver.store, "claim", None)):
+            raise ConfigurationError("an async inbox or replay store runs in a task: use start_async")
         self._stop.clear()
         self._thread = threading.Thread(target=self.run, name="kreuzberg-inbox-worker", daemon=True)
         self._thread.start()

@@ -330,3 +330,56 @@ def test_the_task_processes_deliveries_on_the_event_loop_and_stops(tmp_path: Pat
 
     asyncio.run(scenario())
     assert handler.calls == {entry.job_id: 1 for entry in entries}
+
+
+def test_a_delivery_whose_workers_keep_dying_goes_dead_without_running_again(
+    inbox: SQLiteInbox, clock: FrozenClock, handler: CountingHandler
+) -> None:
+    policy = RetryPolicy(first_delay=1, max_delay=1, max_attempts=3, max_age=None)
+    worker, _, dead = make_worker(handler, inbox, clock, policy=policy)
+    entry = entry_for(received_at=NOW)
+    inbox.enqueue(entry)
+    for _ in range(3):  # three workers claim it and die in the handler (a crash, an OOM kill)
+        assert len(inbox.claim_due(LEASE)) == 1
+        clock.advance(LEASE + 1)
+    worker.drain()
+    assert handler.calls == {}
+    record = inbox.get(entry.key)
+    assert record is not None
+    assert record.state is DeliveryState.DEAD
+    assert record.last_error is not None
+    assert "never settled" in record.last_error
+    assert len(dead) == 1
+
+
+def test_a_receiver_that_raises_counts_as_a_failed_attempt(
+    inbox: SQLiteInbox, clock: FrozenClock, handler: CountingHandler
+) -> None:
+    worker, failures, _ = make_worker(handler, inbox, clock)
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("receiver bug")
+
+    worker.receiver.process = broken  # type: ignore[method-assign]
+    entry = entry_for(received_at=NOW)
+    inbox.enqueue(entry)
+    worker.drain()
+    record = inbox.get(entry.key)
+    assert record is not None
+    assert (record.state, record.attempts, record.last_error) == (DeliveryState.QUEUED, 1, "RuntimeError: receiver bug")
+    assert len(failures) == 1
+
+
+def test_a_thread_is_refused_for_an_async_replay_store(inbox: SQLiteInbox) -> None:
+    class AsyncStore:
+        async def claim(self, key: str, lease: float) -> None: ...
+
+        async def complete(self, key: str, token: str, retention: float) -> None: ...
+
+        async def release(self, key: str, token: str) -> None: ...
+
+    worker = InboxWorker(Receiver(SECRET, store=AsyncStore()), inbox)  # type: ignore[arg-type]
+    with pytest.raises(ConfigurationError, match="start_async"):
+        worker.start()
+    with pytest.raises(ConfigurationError, match="async"):
+        worker.run_once()
