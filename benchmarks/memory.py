@@ -16,18 +16,21 @@ import hmac
 import json
 import resource
 import sys
+import time
 import tracemalloc
 import uuid
 from collections.abc import Iterator
 from typing import Any
 
 CHUNK = 64 * 1024
+# Created now: a job document is bounded by its created_at (the verifier's document window).
+_CREATED_AT = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()).encode()
 _LINE = json.dumps("Invoice 12345 - total due: 1,234.56 EUR; payable within 30 days.\n")[1:-1].encode()
 
 
 def _parts(size: int, job_id: str) -> tuple[bytes, int, bytes]:
     head = json.dumps({"id": job_id, "filename": "report.pdf", "status": "completed"})[:-1].encode()
-    head += b', "created_at": "2025-12-21T10:00:00Z", "result": {"content": "'
+    head += b', "created_at": "' + _CREATED_AT + b'", "result": {"content": "'
     tail = b'", "mime_type": "text/markdown", "tables": [], "images": [], "metadata": {}}, "metadata": {"r": 1}}'
     lines = max(1, (size - len(head) - len(tail)) // len(_LINE))
     return head, lines, tail

@@ -60,6 +60,11 @@ def _json(start_response: Callable[..., Any], status: int, answer: dict[str, Any
     return [body]
 
 
+def _text(start_response: Callable[..., Any], status: str, text: bytes, *headers: tuple[str, str]) -> list[bytes]:
+    start_response(status, [("Content-Type", "text/plain"), ("Content-Length", str(len(text))), *headers])
+    return [text]
+
+
 def extract(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
     """``POST /extract`` with a multipart ``file``: submitted to Kreuzberg Cloud, answered 202 with its job ids."""
     if cloud is None:
@@ -73,15 +78,21 @@ def extract(environ: dict[str, Any], start_response: Callable[..., Any]) -> list
 
 def application(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
     """The application's own routes; in guard mode, its webhook route gets only verified deliveries."""
-    if environ["PATH_INFO"] == "/extract" and environ["REQUEST_METHOD"] == "POST":
+    path = environ["PATH_INFO"]
+    if path == "/extract" and environ["REQUEST_METHOD"] == "POST":
         return extract(environ, start_response)
-    if environ["PATH_INFO"] == PATH and ENVIRON_KEY in environ:
+    if path == PATH and ENVIRON_KEY in environ:
         record(environ[ENVIRON_KEY])  # trust the verified event, never re-parse the body
         body = json.dumps({"status": "processed"}, separators=(",", ":")).encode()
         start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
         return [body]
-    start_response("200 OK", [("Content-Type", "text/plain")])
-    return [b"Deliveries go to POST /webhooks/kreuzberg\n"]
+    if path == "/":
+        if environ["REQUEST_METHOD"] in ("GET", "HEAD"):
+            return _text(start_response, "200 OK", b"Deliveries go to POST /webhooks/kreuzberg\n")
+        return _text(start_response, "405 Method Not Allowed", b"Method Not Allowed\n", ("Allow", "GET, HEAD"))
+    # Never a 2xx at a path this app does not serve: a sender (or send-test) with a
+    # mistyped URL must see its deliveries refused, not acknowledged and lost.
+    return _text(start_response, "404 Not Found", b"Not Found\n")
 
 
 worker = worker_from_env(receiver)

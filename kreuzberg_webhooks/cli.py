@@ -1,9 +1,10 @@
 """The ``kreuzberg-webhooks`` command line: sign, verify, send-test and simulate.
 
 Standard library only. Exit status: 0 on success, 1 when a delivery is
-rejected, an endpoint does not answer 2xx or a simulation loses events, 2 for
-a usage error (a bad option, an unreadable file, a missing secret), 130 when
-interrupted. Errors are one line on stderr; a secret never appears in any output.
+rejected, an endpoint does not give the expected answer (send-test: a 2xx, or
+the refusal of a forgery) or a simulation loses events, 2 for a usage error
+(a bad option, an unreadable file, a missing secret), 130 when interrupted.
+Errors are one line on stderr; a secret never appears in any output.
 """
 
 from __future__ import annotations
@@ -49,6 +50,9 @@ _STATUSES = [status.value for status in JobStatus]
 _MAX_SHOWN_ANSWER = 2000
 _DEFAULT_WINDOW = ReplayWindow()
 _SHAPES = ["event", "document", "crawl", "webhook"]
+_ANY_2XX = (200, 299)
+#: --no-window: a window wider than any capture (a ReplayWindow is finite by construction).
+_NO_WINDOW = ReplayWindow(2.0**40, 2.0**40)
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -197,6 +201,22 @@ def _rate(value: str) -> float:
     return number
 
 
+def _expected_status(value: str) -> tuple[int, int]:
+    """``2xx``-style classes or one status code, as an inclusive range."""
+    text = value.strip().lower()
+    if len(text) == 3 and text[0] in "12345" and text[1:] == "xx":
+        low = int(text[0]) * 100
+        return low, low + 99
+    if text.isdigit() and text.isascii() and 100 <= int(text) <= 599:
+        return int(text), int(text)
+    raise argparse.ArgumentTypeError(f"expected a status code (401) or a class (2xx, 4xx), got {value!r}")
+
+
+def _describe_expected(expected: tuple[int, int]) -> str:
+    low, high = expected
+    return str(low) if low == high else f"{low // 100}xx"
+
+
 def _field(value: str) -> tuple[str, Any]:
     name, sep, raw = value.partition("=")
     if not sep or not name:
@@ -233,7 +253,7 @@ def _cmd_sign(args: argparse.Namespace, io: _IO) -> int:
 def _cmd_verify(args: argparse.Namespace, io: _IO) -> int:
     secrets = _secrets(args)
     body = _read_body(args.file, io.stdin)
-    window = ReplayWindow(math.inf, math.inf) if args.no_window else ReplayWindow(args.max_age, args.max_future)
+    window = _NO_WINDOW if args.no_window else ReplayWindow(args.max_age, args.max_future)
     schemes: list[SignatureScheme] = []
     if args.scheme in (None, "sha256"):
         schemes.append(Sha256Signature())
@@ -290,6 +310,10 @@ def _cmd_send_test(args: argparse.Namespace, io: _IO) -> int:
         headers[args.header] = sign_with(scheme, body, _WRONG_SECRET)
     elif secrets:
         headers[args.header] = sign_with(scheme, body, secrets[0])
+    # A negative check expects the refusal: exit 0 when the endpoint refuses
+    # a forgery, 1 when it accepts one (a CI gate), unless --expect says otherwise.
+    forged = "wrongly signed" if args.wrong_signature else "unsigned" if args.unsigned else None
+    expected = args.expect or ((401, 401) if forged else _ANY_2XX)
     ident = f"event_id={payload['event_id']}" if "event_id" in payload else f"job_id={payload.get('id')}"
     kind = (
         f"event={payload.get('event')}" if args.shape == "webhook" else f"status={payload.get('status', args.status)}"
@@ -306,7 +330,16 @@ def _cmd_send_test(args: argparse.Namespace, io: _IO) -> int:
     text = answer.body.decode("utf-8", "replace")
     if text:
         print(text if len(text) <= _MAX_SHOWN_ANSWER else text[:_MAX_SHOWN_ANSWER] + " [...]", file=io.stdout)
-    return EXIT_OK if 200 <= answer.status < 300 else EXIT_FAILED
+    wanted = _describe_expected(expected)
+    if expected[0] <= answer.status <= expected[1]:
+        if expected != _ANY_2XX:
+            refused = f"the {forged} delivery was refused" if forged else "answered"
+            print(f"ok: {refused} as expected ({wanted})", file=io.stdout)
+        return EXIT_OK
+    if 200 <= answer.status < 300 and expected[0] >= 300:
+        what = f"a {forged} delivery" if forged else "a delivery it should refuse"
+        raise CommandError(f"expected {wanted}, got {answer.status}: the endpoint ACCEPTED {what}")
+    raise CommandError(f"expected {wanted}, got {answer.status}")
 
 
 def _cmd_simulate(args: argparse.Namespace, io: _IO) -> int:
@@ -365,7 +398,7 @@ examples:
   {PROG} send-test http://127.0.0.1:8000/webhooks/kreuzberg --status failed
   {PROG} simulate http://127.0.0.1:8000/webhooks/kreuzberg --events 50 --time-scale 0.01
 
-exit status: 0 ok, 1 rejected / not delivered / events lost, 2 usage error."""
+exit status: 0 ok (send-test: the expected answer), 1 rejected / not delivered / events lost, 2 usage error."""
 
 
 def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
@@ -502,7 +535,9 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
         help="post one realistic signed delivery to your endpoint",
         description=_paragraphs(
             "The dashboard's 'Send test' button, on your own machine: post one realistic, signed "
-            "delivery to URL and print the status, the answer and the latency. Exits 0 on a 2xx answer."
+            "delivery to URL and print the status, the answer and the latency. Exits 0 when the answer is the "
+            "expected one: a 2xx, or 401 for --wrong-signature and --unsigned (a forgery must be refused), or "
+            "what --expect says; exits 1 otherwise, naming an endpoint that accepted a forgery."
         ),
         epilog=f"""examples:
   {prog} send-test http://127.0.0.1:8000/webhooks/kreuzberg
@@ -510,8 +545,8 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
   {prog} send-test URL --shape document                # the per-request webhook's job document
   {prog} send-test URL --shape webhook                 # the inline webhook's WebhookEvent, signed t=,v1=
   {prog} send-test URL --shape event --scheme t-v1     # the small event in the other signature format
-  {prog} send-test URL --wrong-signature               # expect 401: forgeries must be refused
-  {prog} send-test URL --field timestamp=0             # expect 400 stale_timestamp""",
+  {prog} send-test URL --wrong-signature               # exits 0 on 401: forgeries must be refused
+  {prog} send-test URL --field timestamp=0 --expect 400  # a stale capture must be refused""",
         formatter_class=_Formatter,
     )
     send_cmd.add_argument("url", type=_url, metavar="URL", help="the receiver's endpoint")
@@ -539,6 +574,13 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     signing.add_argument("--wrong-signature", action="store_true", help="sign with a wrong secret")
     scheme_option(signing, None, "the signature format (default: t-v1 for --shape webhook, else sha256)")
     header_option(send_cmd)
+    send_cmd.add_argument(
+        "--expect",
+        type=_expected_status,
+        metavar="STATUS",
+        help="the answer that counts as success: a code (401) or a class (2xx, 4xx); "
+        "default 2xx, or 401 with --wrong-signature or --unsigned",
+    )
     send_cmd.add_argument(
         "--timeout", type=_positive_float, default=30.0, metavar="SECONDS", help="default: %(default)g"
     )

@@ -162,6 +162,8 @@ class _Document:
     __slots__ = ()
     id: UUID
     status: JobStatus | str
+    created_at: datetime | None
+    raw: dict[str, Any]
     event_id = None
 
     @property
@@ -178,6 +180,14 @@ class _Document:
     def dedup_key(self) -> str:
         """The key replay protection uses for this event with static secrets (``keys.delivery_key``)."""
         return delivery_key(self)
+
+    @property
+    def signed_time(self) -> datetime | None:
+        """The latest time the document carries: ``created_at``, or its ``completed_at`` when that
+        is later. The verifier's document window bounds a replay by it (``docs/contract.md`` §4);
+        ``None`` when the document carries neither in ISO 8601."""
+        times = [t for t in (self.created_at, _lenient_datetime(self.raw.get("completed_at"))) if t is not None]
+        return max(times) if times else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -414,16 +424,30 @@ def parse_job_event(data: dict[str, Any]) -> JobEvent:
     return event
 
 
+def _lenient_uuid(value: Any) -> UUID | None:
+    try:
+        return _uuid(value, "job_ids")
+    except InvalidField:
+        return None
+
+
 def _crawl_job_ids(data: dict[str, Any]) -> tuple[UUID, ...] | None:
+    """The child jobs of a crawl document, or ``None`` when *data* is not one.
+
+    Lenient: the children are not the delivery's identity, dedupe key or
+    replay window, so an entry without an id (a page that failed), a ``null``
+    or anything else odd is skipped rather than refused (a 400 would lose the
+    crawl for good); ``raw`` keeps the listing as sent.
+    """
     ids = data.get("job_ids")
     if ids is None:
         jobs = data.get("jobs")
         if type(jobs) is not list:
             return None
-        ids = [job.get("job_id", job.get("id")) if type(job) is dict else job for job in jobs]
+        ids = [(job.get("job_id") or job.get("id")) if type(job) is dict else job for job in jobs]
     if type(ids) is not list:
-        raise InvalidField("the field 'job_ids' must be a list of UUID strings")
-    return tuple(_uuid(value, "job_ids") for value in ids)
+        return ()
+    return tuple(uuid for uuid in map(_lenient_uuid, ids) if uuid is not None)
 
 
 def parse_job_document(data: dict[str, Any]) -> JobDocument | CrawlJobDocument:

@@ -8,7 +8,8 @@ The hierarchy::
     │   ├── MissingSignature        401 missing_signature
     │   ├── MalformedSignature      401 malformed_signature
     │   ├── SignatureMismatch       401 signature_mismatch
-    │   └── UnknownProject          401 unknown_project
+    │   ├── UnknownProject          401 unknown_project
+    │   └── ProjectMismatch         401 project_mismatch
     ├── InvalidPayload              400
     │   ├── InvalidJSON             400 invalid_json
     │   ├── NotAnObject             400 not_an_object
@@ -46,6 +47,7 @@ __all__ = [
     "MissingSignature",
     "NotAnObject",
     "PayloadTooLarge",
+    "ProjectMismatch",
     "SecretsUnavailable",
     "SignatureError",
     "SignatureMismatch",
@@ -119,6 +121,18 @@ class UnknownProject(SignatureError):
 
     reason = "unknown_project"
     message = "No webhook secret is configured for this delivery's project."
+
+
+class ProjectMismatch(SignatureError):
+    """The signed body's ``project_id`` is not the one its secrets were chosen for.
+
+    The resolver is shown the ``project_id`` read from the body's first
+    64 KiB; a body that names another project further in (a duplicate key)
+    was not proven to come from that project.
+    """
+
+    reason = "project_mismatch"
+    message = "The delivery's project_id is not the project whose secret signed it."
 
 
 class InvalidPayload(WebhookError):

@@ -196,9 +196,9 @@ class DeliveryFactory:
         if shape == "event":
             return job_event_payload(now=self.clock.now, status=status, **overrides)
         if shape == "document":
-            return job_document_payload(status=status, **overrides)
+            return job_document_payload(now=self.clock.now, status=status, **overrides)
         if shape == "crawl":
-            return crawl_job_document_payload(status=status, **overrides)
+            return crawl_job_document_payload(now=self.clock.now, status=status, **overrides)
         if shape == "webhook":
             overrides.setdefault("event", event_type_for(status))
             return webhook_event_payload(now=self.clock.now, **overrides)

@@ -15,8 +15,9 @@ name                default                          meaning
 ``MAX_BODY_SIZE``   64 MiB                           larger bodies are answered 413
 ``MAX_AGE``         86400 s                          how old a signed ``timestamp`` may be
 ``MAX_FUTURE``      300 s                            how far ahead of the clock it may be
+``DOCUMENT_MAX_AGE``  604800 s (7 days)              how old a job document's ``created_at`` may be
 ``LEASE``           120 s                            how long a claim holds
-``RETENTION``       the replay window                how long a processed event is remembered
+``RETENTION``       the longest window (7 d 5 min)   how long a processed event is remembered
 ==================  ===============================  ==========================================================
 
 Each framework reads a name with its own look-up; keyword arguments given in
@@ -34,7 +35,7 @@ from .exceptions import ConfigurationError
 from .receiver import DEFAULT_LEASE, Receiver
 from .signing import DEFAULT_SCHEMES
 from .stores import AsyncReplayStore, ReplayStore, open_store
-from .verify import DEFAULT_SIGNATURE_HEADER
+from .verify import DEFAULT_DOCUMENT_WINDOW, DEFAULT_SIGNATURE_HEADER
 from .window import ReplayWindow
 
 __all__ = ["DEFAULTS", "MISSING", "receiver_from_settings"]
@@ -51,6 +52,7 @@ DEFAULTS: Final[Mapping[str, Any]] = {
     "MAX_BODY_SIZE": DEFAULT_MAX_BODY_SIZE,
     "MAX_AGE": _WINDOW.max_age,
     "MAX_FUTURE": _WINDOW.max_future,
+    "DOCUMENT_MAX_AGE": DEFAULT_DOCUMENT_WINDOW.max_age,
     "LEASE": DEFAULT_LEASE,
     "RETENTION": None,
 }
@@ -116,6 +118,9 @@ def receiver_from_settings(
             options["window"] = ReplayWindow(max_age=max_age, max_future=max_future)
         except TypeError as error:
             raise ConfigurationError(f"{describe('MAX_AGE')} / {describe('MAX_FUTURE')}: {error}") from None
+    document_max_age = get("DOCUMENT_MAX_AGE")
+    if "document_window" not in options:
+        options["document_window"] = ReplayWindow(max_age=document_max_age, max_future=max_future)
     options.setdefault("max_body_size", get("MAX_BODY_SIZE"))
     options.setdefault("lease", get("LEASE"))
     options.setdefault("retention", get("RETENTION"))

@@ -132,15 +132,18 @@ def webhook_event_payload(
     return _apply(payload, overrides)
 
 
-def job_document_payload(*, metadata: dict[str, Any] | None = None, **overrides: Any) -> dict[str, Any]:
-    """The full job document of a per-request webhook, with echoed ``metadata``."""
+def job_document_payload(
+    *, now: float | None = None, metadata: dict[str, Any] | None = None, **overrides: Any
+) -> dict[str, Any]:
+    """The full job document of a per-request webhook, with echoed ``metadata``; created at *now*
+    (default: the current time), inside the verifier's document window."""
     status = overrides.get("status", "completed")
     has_result = status in ("completed", "partial_success")
     payload: dict[str, Any] = {
         "id": str(uuid.uuid4()),
         "filename": "invoice.pdf",
         "status": status,
-        "created_at": "2025-12-21T10:00:00Z",
+        "created_at": _rfc3339(time.time() if now is None else now),
         "processing_time_ms": 1234,
         "error_message": "extraction failed" if status == "failed" else None,
         "result": {
@@ -157,7 +160,7 @@ def job_document_payload(*, metadata: dict[str, Any] | None = None, **overrides:
     return _apply(payload, overrides)
 
 
-def crawl_job_document_payload(*, job_count: int = 2, **overrides: Any) -> dict[str, Any]:
+def crawl_job_document_payload(*, job_count: int = 2, now: float | None = None, **overrides: Any) -> dict[str, Any]:
     """A crawl job's document: the *job_count* extraction jobs it spawned, listed in ``job_ids``."""
     fields: dict[str, Any] = {
         "filename": None,
@@ -166,7 +169,7 @@ def crawl_job_document_payload(*, job_count: int = 2, **overrides: Any) -> dict[
         "job_ids": [str(uuid.uuid4()) for _ in range(job_count)],
         **overrides,
     }
-    return job_document_payload(**fields)
+    return job_document_payload(now=now, **fields)
 
 
 def signed_delivery(

@@ -8,28 +8,31 @@ resolver, which is shown the body's ``project_id`` only to pick the secrets.
 
 from __future__ import annotations
 
+import inspect
 import logging
 import time
 import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeAlias, cast
+from typing import Any, NoReturn, TypeAlias, cast
 
+from ._settings import header_name
 from .body import DEFAULT_MAX_BODY_SIZE, BodyReader
 from .decoding import decode_json
-from .events import Event, JobEvent, WebhookEvent, parse_event
+from .events import CrawlJobDocument, Event, JobDocument, JobEvent, WebhookEvent, parse_event
 from .exceptions import (
     ConfigurationError,
-    InvalidJSON,
     InvalidPayload,
     MalformedSignature,
     MissingSignature,
     NotAnObject,
     PayloadTooLarge,
+    ProjectMismatch,
     SecretsUnavailable,
     UnknownProject,
     WebhookError,
 )
+from .resolver import AsyncSecretResolver, SecretResolver, is_async_resolver, peek_project_id
 from .signing import (
     DEFAULT_SCHEMES,
     SIGNATURE_PREFIX,
@@ -47,8 +50,10 @@ from .signing import (
 from .window import ReplayWindow
 
 __all__ = [
+    "DEFAULT_DOCUMENT_WINDOW",
     "DEFAULT_MAX_BODY_SIZE",
     "DEFAULT_SIGNATURE_HEADER",
+    "AsyncSecretResolver",
     "BodyReader",
     "ReplayWindow",
     "SecretResolver",
@@ -61,10 +66,14 @@ __all__ = [
 logger = logging.getLogger("kreuzberg_webhooks")
 
 DEFAULT_SIGNATURE_HEADER = "X-Webhook-Signature"
+#: How old a job document's latest signed time (``created_at``, or ``completed_at``)
+#: may be: generous, since it counts from the job's creation: long OCR jobs and
+#: the sender's hours of retries fit in it many times over. A captured document
+#: is refused once it is older; until then, the dedupe retention (which covers
+#: this span, see :attr:`Verifier.max_span`) answers it as a duplicate.
+DEFAULT_DOCUMENT_WINDOW = ReplayWindow(max_age=7 * 24 * 60 * 60, max_future=5 * 60)
 
-#: Given the not-yet-trusted ``project_id`` (or ``None``), returns the secrets to try.
-SecretResolver: TypeAlias = Callable[[str | None], "str | bytes | Iterable[str | bytes] | None"]
-Secrets: TypeAlias = "str | bytes | Iterable[str | bytes] | SecretResolver"
+Secrets: TypeAlias = "str | bytes | Iterable[str | bytes] | SecretResolver | AsyncSecretResolver"
 #: Called with a signed body that is not a valid delivery, and the error.
 InvalidPayloadCallback: TypeAlias = Callable[[bytes, InvalidPayload], None]
 
@@ -98,14 +107,65 @@ def _log_invalid_payload(body: bytes, error: InvalidPayload) -> None:
     )
 
 
+def _log_rejection(error: WebhookError) -> None:
+    logger.warning(
+        "webhook delivery rejected: %s (status=%d, event_id=%s)",
+        error.reason,
+        error.status_code,
+        error.event_id or "-",
+    )
+
+
+def _misconfigured_resolver(what: str) -> NoReturn:
+    # A bug in the application, not in the delivery: a 503 keeps the sender
+    # retrying (a 401 would lose the event for good), and the log says why on
+    # every delivery until it is fixed.
+    logger.error(
+        "the webhook secret resolver %s; it must return str, bytes, an iterable of them, or None "
+        "for an unknown project. Deliveries are answered 503 (retried by the sender) until it is fixed",
+        what,
+    )
+    raise SecretsUnavailable()
+
+
+def _resolved_secrets(answer: object) -> tuple[bytes, ...]:
+    """The keys of a resolver's answer; see :mod:`kreuzberg_webhooks.resolver` for what it may be."""
+    if answer is None:
+        raise UnknownProject()
+    if isinstance(answer, (str, bytes)):
+        items: tuple[object, ...] = (answer,)
+    elif isinstance(answer, (Mapping, bytearray, memoryview)) or not isinstance(answer, Iterable):
+        # A dict's keys are not its secrets; a bytearray would be iterated as numbers.
+        _misconfigured_resolver(f"returned a {type(answer).__name__}")
+    else:
+        try:
+            items = tuple(answer)
+        except Exception:
+            logger.exception("the webhook secret resolver's answer could not be iterated")
+            raise SecretsUnavailable() from None
+        odd = [type(item).__name__ for item in items if not isinstance(item, (str, bytes))]
+        if odd:
+            _misconfigured_resolver(f"returned a {type(answer).__name__} holding a {odd[0]}")
+    try:
+        return normalize_secrets(cast("tuple[str | bytes, ...]", items), warn=False)
+    except ConfigurationError:  # nothing, or only empty secrets: no secret for this project
+        raise UnknownProject() from None
+
+
 class Verifier:
     """Verifies one delivery: size, signature, payload and replay window.
 
     :param secrets: the webhook secret, several secrets (any of them verifies:
-        key rotation), or a callable given the delivery's not-yet-trusted
-        ``project_id`` that returns the secrets to try.
+        key rotation), or a resolver: a callable given the delivery's
+        not-yet-trusted ``project_id`` (read from the body's first 64 KiB, or
+        ``None``) that returns the secrets to try, or ``None`` for an unknown
+        project (see :mod:`kreuzberg_webhooks.resolver`). An ``async``
+        resolver works on the async path only (:meth:`check_async`, :meth:`verify_async`).
     :param header: the signature header's name (case-insensitive).
     :param window: the :class:`ReplayWindow` for the signed ``timestamp`` in the body.
+    :param document_window: the :class:`ReplayWindow` for a job document's
+        latest signed time (it carries no ``timestamp``); default
+        :data:`DEFAULT_DOCUMENT_WINDOW`, 7 days back and 5 minutes ahead.
     :param schemes: the signature formats accepted: ``"sha256"`` (``sha256=<hex>``
         over the body), ``"t-v1"`` (``t=<unix seconds>,v1=<hex>`` over
         ``"<t>." + body``, whose ``t`` has its own five-minute window), or
@@ -125,6 +185,7 @@ class Verifier:
     """
 
     __slots__ = (
+        "_async_resolver",
         "_clock",
         "_header_lower",
         "_header_name",
@@ -135,6 +196,7 @@ class Verifier:
         "_secrets",
         "_sha256_fast",
         "_timestamped_fast",
+        "document_window",
         "insecure_accept_unsigned",
         "max_body_size",
         "window",
@@ -146,17 +208,24 @@ class Verifier:
         *,
         header: str = DEFAULT_SIGNATURE_HEADER,
         window: ReplayWindow | None = None,
+        document_window: ReplayWindow | None = None,
         max_body_size: int = DEFAULT_MAX_BODY_SIZE,
         clock: Callable[[], float] = time.time,
         on_invalid_payload: InvalidPayloadCallback | None = None,
         insecure_accept_unsigned: bool = False,
         schemes: str | SignatureScheme | Iterable[str | SignatureScheme] = DEFAULT_SCHEMES,
     ) -> None:
-        if not isinstance(header, str) or not header.strip() or not header.isascii():
-            raise ConfigurationError("the signature header name must be a non-empty ASCII string")
-        if type(max_body_size) is not int or max_body_size <= 0:
+        header_name(header)
+        if type(max_body_size) is not int or max_body_size <= 0:  # type(), not isinstance: True is not a size
             raise ConfigurationError("max_body_size must be a positive integer number of bytes")
-        self._resolver: SecretResolver | None = None
+        for name, given in (("window", window), ("document_window", document_window)):
+            if given is not None and not isinstance(given, ReplayWindow):
+                raise ConfigurationError(f"{name} must be a ReplayWindow, not {type(given).__name__}")
+        if not callable(clock):
+            raise ConfigurationError("clock must be a callable returning unix seconds")
+        if on_invalid_payload is not None and not callable(on_invalid_payload):
+            raise ConfigurationError("on_invalid_payload must be callable")
+        self._resolver: SecretResolver | AsyncSecretResolver | None = None
         self._secrets: tuple[bytes, ...] = ()
         if secrets is None:
             if not insecure_accept_unsigned:
@@ -170,6 +239,7 @@ class Verifier:
                 self._secrets = normalize_secrets(secrets)
             except TypeError:  # e.g. Verifier(42): neither a secret, nor several, nor a callable
                 raise ConfigurationError("secrets must be a str, bytes, an iterable of them, or a callable") from None
+        self._async_resolver = is_async_resolver(self._resolver)
         self._macs = prekey(self._secrets)
         self._schemes = resolve_schemes(schemes)
         # With the built-in schemes only, a header's first characters say which
@@ -187,6 +257,7 @@ class Verifier:
         self._header_name = header
         self._header_lower = header.lower()
         self.window = window or ReplayWindow()
+        self.document_window = document_window or DEFAULT_DOCUMENT_WINDOW
         self.max_body_size = max_body_size
         self._clock = clock
         self._on_invalid_payload = on_invalid_payload or _log_invalid_payload
@@ -204,22 +275,59 @@ class Verifier:
 
     @property
     def max_span(self) -> float:
-        """The longest any accepted delivery stays acceptable: the body's window or a
-        scheme's own (``t=``), whichever is longer. A replay store must remember
-        an event at least this long."""
-        return max([self.window.span, *(scheme.window.span for scheme in self._schemes if scheme.window is not None)])
+        """The longest any accepted delivery stays acceptable: the body's window, the
+        job documents' window or a scheme's own (``t=``), whichever is longest. A
+        replay store must remember an event at least this long (the default retention)."""
+        return max(
+            self.window.span,
+            self.document_window.span,
+            *(scheme.window.span for scheme in self._schemes if scheme.window is not None),
+        )
+
+    def span_for(self, event: Event) -> float:
+        """How long a delivery of *event*'s kind is accepted, in seconds: the least its
+        dedupe entry must be kept. The event window's span for a small event, the
+        document window's for a job document, :attr:`max_span` for anything else
+        (a ``t=`` signature's own window may add to either)."""
+        if type(event) is JobEvent:
+            return max(self.window.span, self._scheme_span)
+        if type(event) is JobDocument or type(event) is CrawlJobDocument:
+            return max(self.document_window.span, self._scheme_span)
+        return self.max_span
+
+    @property
+    def _scheme_span(self) -> float:
+        return max((scheme.window.span for scheme in self._schemes if scheme.window is not None), default=0.0)
+
+    @property
+    def is_async(self) -> bool:
+        """Whether the secret resolver is a coroutine function: only :meth:`check_async` and
+        :meth:`verify_async` can use this verifier."""
+        return self._async_resolver
 
     def body_reader(self, content_length: str | None = None) -> BodyReader:
         """A :class:`BodyReader` bound to this verifier's size limit."""
         return BodyReader(self.max_body_size, content_length)
 
     def check(self, body: bytes, headers: Mapping[str, str], *, now: float | None = None) -> Verified:
-        """Like :meth:`verify`, with the signer's scope, and without the log line (the lifecycle writes it)."""
+        """Like :meth:`verify`, with the signer's scope, and without the log line (the lifecycle writes it).
+
+        Raises :class:`ConfigurationError` when the secret resolver is async
+        (:attr:`is_async`): that verifier needs :meth:`check_async`.
+        """
         return Verified(*self._verify(body, headers, now))
 
     async def check_async(self, body: bytes, headers: Mapping[str, str], *, now: float | None = None) -> Verified:
-        """:meth:`check` for the async path."""
-        return Verified(*self._verify(body, headers, now))
+        """:meth:`check` for the async path: an ``async`` secret resolver is awaited.
+
+        A plain resolver is called directly (keep it fast: it runs on the loop);
+        one that returns an awaitable has it awaited.
+        """
+        header = self._precheck(body, headers)
+        if self._resolver is None:
+            return Verified(*self._verified(body, header, None, None, now))
+        project = peek_project_id(body)
+        return Verified(*self._verified(body, header, await self._resolve_async(project), project, now))
 
     def verify(self, body: bytes, headers: Mapping[str, str], *, now: float | None = None) -> Event:
         """Return the typed event for a delivery, or raise a :class:`WebhookError`.
@@ -227,57 +335,82 @@ class Verifier:
         *headers* is any mapping of header names to values; the look-up is
         case-insensitive. An adapter that sees a header line twice must join
         the values with ``", "`` (RFC 9110), which is then malformed.
+
+        Raises :class:`ConfigurationError` when the secret resolver is async
+        (:attr:`is_async`): that verifier needs :meth:`verify_async`.
         """
         try:
             return self._verify(body, headers, now)[0]
         except WebhookError as error:
-            logger.warning(
-                "webhook delivery rejected: %s (status=%d, event_id=%s)",
-                error.reason,
-                error.status_code,
-                error.event_id or "-",
-            )
+            _log_rejection(error)
+            raise
+
+    async def verify_async(self, body: bytes, headers: Mapping[str, str], *, now: float | None = None) -> Event:
+        """:meth:`verify` for an event loop: an ``async`` secret resolver is awaited."""
+        try:
+            return (await self.check_async(body, headers, now=now)).event
+        except WebhookError as error:
+            _log_rejection(error)
             raise
 
     # A tuple, not a Verified: building a frozen dataclass costs 0.4 µs, a tenth of
     # verify() (benchmark row 1), and verify() does not need one.
     def _verify(self, body: bytes, headers: Mapping[str, str], now: float | None) -> tuple[Event, str]:
+        if self._async_resolver:
+            raise ConfigurationError(
+                "this verifier's secret resolver is a coroutine function: use the async path "
+                "(verify_async, handle_async, an async adapter), or pass a plain function"
+            )
+        header = self._precheck(body, headers)
+        if self._resolver is None:
+            return self._verified(body, header, None, None, now)
+        # Read the untrusted project_id only to choose which secrets to try,
+        # from a bounded prefix: a forged body costs no more than its HMAC.
+        project = peek_project_id(body)
+        return self._verified(body, header, self._resolve(project), project, now)
+
+    def _precheck(self, body: bytes, headers: Mapping[str, str]) -> str | None:
+        """Size and signature header, before anything is resolved or read."""
         if len(body) > self.max_body_size:
             raise PayloadTooLarge()
+        header = _header(headers, self._header_name, self._header_lower)
+        if header is None and not self.insecure_accept_unsigned:
+            raise MissingSignature()  # before the resolver: an unsigned request costs no look-up
+        return header
+
+    def _verified(
+        self,
+        body: bytes,
+        header: str | None,
+        resolved: tuple[bytes, ...] | None,
+        project: str | None,
+        now: float | None,
+    ) -> tuple[Event, str]:
+        """Signature, JSON, shape and windows, with the resolver's secrets (*resolved*) or the static ones."""
         if now is None:
             now = self._clock()
-        header = _header(headers, self._header_name, self._header_lower)
-        data: Any = None
-        decode_error: InvalidJSON | None = None
-        if self._resolver is not None:
-            # Read the untrusted project_id only to choose which secrets to try.
-            try:
-                data = decode_json(body)
-            except InvalidJSON as error:
-                decode_error = error
-            project = data.get("project_id") if type(data) is dict else None
-            scope = project if type(project) is str else ""
-            secrets = self._resolve(scope or None)
-        else:
-            scope = ""
-            secrets = self._secrets
+        secrets = self._secrets if resolved is None else resolved
         if self.insecure_accept_unsigned and (header is None or not secrets):
             pass
         elif header is None:
             raise MissingSignature()
         elif self._sha256_fast and type(header) is str and header.startswith(SIGNATURE_PREFIX):
-            verify_prekeyed(body, header, self._macs if self._resolver is None else prekey(secrets))
+            verify_prekeyed(body, header, self._macs if resolved is None else prekey(secrets))
         elif self._timestamped_fast is not None and type(header) is str and header.startswith("t="):
-            self._timestamped_fast.verify(body, header, self._macs if self._resolver is None else prekey(secrets), now)
+            self._timestamped_fast.verify(body, header, self._macs if resolved is None else prekey(secrets), now)
         else:
-            self._check_signature(body, header, self._macs if self._resolver is None else prekey(secrets), now)
+            self._check_signature(body, header, self._macs if resolved is None else prekey(secrets), now)
+        data: Any = None
         try:
-            if decode_error is not None:
-                raise decode_error
-            if data is None:
-                data = decode_json(body)
+            data = decode_json(body)
             if type(data) is not dict:
                 raise NotAnObject()
+            if self._resolver is not None:
+                signed_project = data.get("project_id")
+                if (signed_project if type(signed_project) is str else None) != project:
+                    # The secrets were chosen for another project than the one the
+                    # body names (a duplicate key past the scanned prefix).
+                    raise ProjectMismatch()
             event = parse_event(data)
         except InvalidPayload as error:
             candidate = data.get("event_id") if type(data) is dict else None
@@ -286,13 +419,29 @@ class Verifier:
                 error.event_id = candidate[:256]
             self._report_invalid(body, error)
             raise
+        scope = project or ""
         if type(event) is JobEvent:
             self.window.check(event.raw["timestamp"], now, event_id=event.event_id)
             if scope:
                 scope = str(event.project_id)  # one spelling of the project, whatever case the body used
         elif type(event) is WebhookEvent:
             self.window.check(event.timestamp.timestamp(), now, event_id=event.event_id)
+        elif type(event) is JobDocument or type(event) is CrawlJobDocument:
+            self._check_document(event, now)
         return event, scope
+
+    def _check_document(self, event: JobDocument | CrawlJobDocument, now: float) -> None:
+        signed_time = event.signed_time
+        if signed_time is None:
+            # Every vendor schema requires created_at, so a document without one
+            # is a sender change, not an attack (no one else can sign it): accepted,
+            # since a 400 would lose it for good, with its dedupe entry as the bound.
+            logger.warning(
+                "job document %s carries no created_at; accepted, deduplicated for the store's retention only",
+                event.job_id,
+            )
+            return
+        self.document_window.check(signed_time.timestamp(), now)
 
     def _check_signature(self, body: bytes, value: str | bytes, keys: Sequence[KeyedSecret], now: float) -> None:
         header = header_text(value)
@@ -309,26 +458,26 @@ class Verifier:
     def _resolve(self, project_id: str | None) -> tuple[bytes, ...]:
         assert self._resolver is not None
         try:
-            resolved = self._resolver(project_id)
+            answer = self._resolver(project_id)
         except Exception:
             logger.exception("the webhook secret resolver raised")
             raise SecretsUnavailable() from None
-        if resolved is None:
-            raise UnknownProject()
-        items: tuple[object, ...]
+        if inspect.isawaitable(answer):
+            if inspect.iscoroutine(answer):
+                answer.close()  # never awaited: no "coroutine was never awaited" warning on top
+            _misconfigured_resolver("returned an awaitable on the sync path (use verify_async, an async adapter)")
+        return _resolved_secrets(answer)
+
+    async def _resolve_async(self, project_id: str | None) -> tuple[bytes, ...]:
+        assert self._resolver is not None
         try:
-            items = (resolved,) if isinstance(resolved, (str, bytes)) else tuple(resolved)
-        except TypeError:
-            items = (resolved,)
-        if not all(isinstance(item, (str, bytes)) for item in items):
-            # Not secrets at all (42, [42]): a bug on our side, so a retryable
-            # 503 rather than a 401 that would lose the event for good.
-            logger.error("the webhook secret resolver returned neither secrets nor None")
-            raise SecretsUnavailable()
-        try:
-            return normalize_secrets(cast("tuple[str | bytes, ...]", items), warn=False)
-        except ConfigurationError:  # nothing, or only empty secrets: no secret for this project
-            raise UnknownProject() from None
+            answer = self._resolver(project_id)
+            if inspect.isawaitable(answer):
+                answer = await answer
+        except Exception:
+            logger.exception("the webhook secret resolver raised")
+            raise SecretsUnavailable() from None
+        return _resolved_secrets(answer)
 
     def _report_invalid(self, body: bytes, error: InvalidPayload) -> None:
         try:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .exceptions import ConfigurationError, FutureTimestamp, StaleTimestamp
+from ._settings import duration
+from .exceptions import FutureTimestamp, StaleTimestamp
 
 __all__ = ["ReplayWindow"]
 
@@ -22,8 +23,9 @@ class ReplayWindow:
     max_future: float = 5 * 60
 
     def __post_init__(self) -> None:
-        if not (self.max_age > 0 and self.max_future >= 0):
-            raise ConfigurationError("max_age must be positive and max_future not negative")
+        # Finite: an infinite window needs an infinite retention, which no store can keep.
+        duration(self.max_age, "max_age")
+        duration(self.max_future, "max_future", allow_zero=True)
 
     @property
     def span(self) -> float:

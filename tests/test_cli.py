@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import http.server
 import io
 import json
 import re
@@ -25,7 +26,7 @@ from typing import Any
 
 import pytest
 
-from kreuzberg_webhooks import Verifier, sign, sign_timestamped
+from kreuzberg_webhooks import Verifier, WebhookError, sign, sign_timestamped
 from kreuzberg_webhooks.cli import main
 from kreuzberg_webhooks.simulate import (
     MAX_ATTEMPTS,
@@ -270,6 +271,98 @@ def test_url_password_is_masked_in_output(run: Any) -> None:
     assert result.code == 1
     assert "hunter2" not in result.out + result.err
     assert "user:***@127.0.0.1" in result.err
+
+
+class Endpoint:
+    """A real HTTP endpoint on 127.0.0.1 in a thread: verifies like a receiver, or (``lax``) acknowledges anything."""
+
+    def __init__(self, *, lax: bool = False) -> None:
+        verifier = Verifier(SECRET)
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                status, answer = 200, b'{"status":"processed"}'
+                if not lax:
+                    try:
+                        verifier.verify(body, dict(self.headers.items()))
+                    except WebhookError as error:
+                        status, answer = error.status_code, json.dumps({"error": error.reason}).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(answer)))
+                self.end_headers()
+                self.wfile.write(answer)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/webhooks/kreuzberg"
+
+    def __enter__(self) -> Endpoint:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(10)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("flag", ["--wrong-signature", "--unsigned"])
+def test_a_negative_check_exits_0_when_the_endpoint_refuses_and_says_so(run: Any, flag: str) -> None:
+    with Endpoint() as endpoint:
+        result = run("send-test", endpoint.url, flag)
+    assert result.code == 0, result
+    assert re.search(r"^401 Unauthorized ", result.out, re.M)
+    assert result.out.splitlines()[-1].startswith("ok: the ")
+    assert "refused as expected (401)" in result.out
+    assert result.err == ""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("flag", "what"), [("--wrong-signature", "wrongly signed"), ("--unsigned", "unsigned")])
+def test_a_negative_check_exits_1_when_the_endpoint_accepts_the_forgery(run: Any, flag: str, what: str) -> None:
+    with Endpoint(lax=True) as endpoint:
+        result = run("send-test", endpoint.url, flag)
+    assert result.code == 1
+    assert re.search(r"^200 OK ", result.out, re.M)
+    assert f"expected 401, got 200: the endpoint ACCEPTED a {what} delivery" in result.err
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("args", "code", "said"),
+    [
+        pytest.param([], 0, None, id="valid-delivery-2xx"),
+        pytest.param(["--field", "timestamp=0"], 1, "expected 2xx, got 400", id="stale-without-expect"),
+        pytest.param(["--field", "timestamp=0", "--expect", "400"], 0, "ok: answered as expected (400)", id="stale"),
+        pytest.param(["--field", "timestamp=0", "--expect", "4xx"], 0, "as expected (4xx)", id="stale-class"),
+        pytest.param(["--expect", "401"], 1, "ACCEPTED a delivery it should refuse", id="valid-but-expected-401"),
+        pytest.param(["--wrong-signature", "--expect", "2xx"], 1, "expected 2xx, got 401", id="override"),
+    ],
+)
+def test_send_test_exits_0_exactly_when_the_answer_is_the_expected_one(
+    run: Any, args: list[str], code: int, said: str | None
+) -> None:
+    with Endpoint() as endpoint:
+        result = run("send-test", endpoint.url, *args)
+    assert result.code == code, result
+    if said is not None:
+        assert said in result.out + result.err
+
+
+@pytest.mark.parametrize("value", ["2XX ", "6xx", "x", "99", "600", "4x", "٤٠١"])
+def test_expect_takes_a_code_or_a_class(run: Any, value: str) -> None:
+    result = run("send-test", "http://127.0.0.1:1/", "--expect", value)
+    if value == "2XX ":
+        assert result.code == 1  # parsed; nothing listens on port 1
+    else:
+        assert result.code == 2
+        assert "argument --expect: expected a status code (401) or a class (2xx, 4xx)" in result.err
 
 
 def test_simulate_against_a_closed_port_dead_letters_every_event_and_exits_1(run: Any) -> None:

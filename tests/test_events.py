@@ -257,8 +257,6 @@ def test_a_naive_created_at_is_read_as_utc() -> None:
         pytest.param({"id": "nope"}, InvalidField, id="id-not-uuid"),
         pytest.param({"status": OMIT}, MissingField, id="status-missing"),
         pytest.param({"status": ["completed"]}, InvalidField, id="status-list"),
-        pytest.param({"job_ids": "nope"}, InvalidField, id="job-ids-string"),
-        pytest.param({"job_ids": ["nope"]}, InvalidField, id="job-ids-not-uuids"),
     ],
 )
 def test_a_document_with_a_bad_identity_is_invalid(overrides: dict[str, Any], error: type[InvalidPayload]) -> None:
@@ -287,6 +285,39 @@ def test_a_crawl_document_lists_the_jobs_it_spawned(listing: dict[str, Any]) -> 
     assert event.type == "job.completed"
     assert event.dedup_key == f"|{JOB_ID}|job.completed"
     assert event.event_id is None
+
+
+@pytest.mark.parametrize(
+    "listing",
+    [
+        pytest.param({"job_ids": [CHILD_IDS[0], None, CHILD_IDS[1]]}, id="null-in-job-ids"),
+        pytest.param({"job_ids": [CHILD_IDS[0], "nope", 42, [], CHILD_IDS[1]]}, id="odd-job-ids"),
+        pytest.param(
+            {"jobs": [{"job_id": CHILD_IDS[0]}, {"filename": "a.pdf", "status": "failed"}, {"id": CHILD_IDS[1]}]},
+            id="job-without-an-id",
+        ),
+        pytest.param(
+            {"jobs": [None, {"job_id": None, "id": CHILD_IDS[0]}, "x", {"id": 7}, [1], {"id": CHILD_IDS[1]}]},
+            id="odd-job-entries",
+        ),
+    ],
+)
+def test_odd_child_entries_of_a_crawl_are_skipped_and_kept_in_raw(listing: dict[str, Any]) -> None:
+    # Issue 10 item 9: the children are not identity, dedupe or window; a 400 would lose the crawl.
+    data = wire({"id": JOB_ID, "status": "partial_success", "created_at": "2025-12-21T10:00:00Z", **listing})
+    event = parse_event(data)
+    assert isinstance(event, CrawlJobDocument)
+    assert event.job_ids == tuple(UUID(i) for i in CHILD_IDS)
+    assert event.raw == data
+    assert event.dedup_key == f"|{JOB_ID}|job.completed"
+
+
+@pytest.mark.parametrize("job_ids", ["nope", 42, {"a": CHILD_IDS[0]}, True])
+def test_a_crawl_whose_job_ids_are_not_a_list_is_a_crawl_without_children(job_ids: Any) -> None:
+    event = parse_event(wire({"id": JOB_ID, "status": "completed", "job_ids": job_ids}))
+    assert isinstance(event, CrawlJobDocument)
+    assert event.job_ids == ()
+    assert event.raw["job_ids"] == job_ids
 
 
 def test_an_empty_crawl_is_still_a_crawl() -> None:

@@ -65,12 +65,14 @@ def test_the_same_job_and_type_is_handled_once_whatever_the_event_id_or_shape(re
     answers = [
         receiver.handle(*signed_delivery(SECRET, job_event_payload(now=NOW, job_id=job_id))).reason,
         receiver.handle(*signed_delivery(SECRET, job_event_payload(now=NOW, job_id=job_id))).reason,
-        receiver.handle(*signed_delivery(SECRET, job_document_payload(id=job_id))).reason,
-        receiver.handle(*signed_delivery(SECRET, job_document_payload(id=job_id, status="partial_success"))).reason,
+        receiver.handle(*signed_delivery(SECRET, job_document_payload(now=NOW, id=job_id))).reason,
+        receiver.handle(
+            *signed_delivery(SECRET, job_document_payload(now=NOW, id=job_id, status="partial_success"))
+        ).reason,
     ]
     assert answers == ["processed", "duplicate", "duplicate", "duplicate"]
     assert len(recorder.events) == 1
-    failed = receiver.handle(*signed_delivery(SECRET, job_document_payload(id=job_id, status="failed")))
+    failed = receiver.handle(*signed_delivery(SECRET, job_document_payload(now=NOW, id=job_id, status="failed")))
     assert failed.reason == "processed"  # another terminal type of the same job is another key
 
 

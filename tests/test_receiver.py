@@ -216,7 +216,7 @@ def test_deduplication_ignores_the_unsigned_idempotency_header(
 
 
 def test_a_job_document_is_processed_once(driver: Driver, receiver: Receiver, recorder: Recorder) -> None:
-    body, headers = signed_delivery(SECRET, job_document_payload(metadata={"request_id": "r-7"}))
+    body, headers = signed_delivery(SECRET, job_document_payload(now=NOW, metadata={"request_id": "r-7"}))
     assert driver.handle(receiver, body, headers).reason == "processed"
     assert driver.handle(receiver, body, headers).reason == "duplicate"
     (event,) = recorder.events
@@ -227,7 +227,7 @@ def test_a_job_document_is_processed_once(driver: Driver, receiver: Receiver, re
 def test_a_new_status_of_the_same_job_document_is_a_new_event(
     driver: Driver, receiver: Receiver, recorder: Recorder
 ) -> None:
-    payload = job_document_payload(status="failed")
+    payload = job_document_payload(now=NOW, status="failed")
     driver.handle(receiver, *signed_delivery(SECRET, payload))
     driver.handle(receiver, *signed_delivery(SECRET, dict(payload, status="cancelled", result=None)))
     assert [e.type for e in recorder.events] == ["job.failed", "job.cancelled"]
@@ -634,7 +634,7 @@ def test_the_defaults() -> None:
     receiver = Receiver(SECRET)
     assert isinstance(receiver.store, MemoryStore)
     assert receiver.lease == 120
-    assert receiver.retention == 24 * 3600 + 300
+    assert receiver.retention == receiver.verifier.max_span == 7 * 24 * 3600 + 300  # the document window
 
 
 def test_verifier_options_pass_through() -> None:

@@ -404,14 +404,16 @@ def test_the_receiver_forwards_schemes() -> None:
 
 def test_max_span_covers_the_longest_window_in_use() -> None:
     default = verifier()
-    assert default.max_span == default.window.span  # 24 h + 5 min beats 10 min
-    short = verifier(window=ReplayWindow(max_age=60, max_future=0))
+    # The job documents' 7 days + 5 min beat the body's 24 h + 5 min, which beat the t= 10 min.
+    assert default.max_span == default.document_window.span > default.window.span
+    tiny = ReplayWindow(max_age=30, max_future=0)
+    short = verifier(window=ReplayWindow(max_age=60, max_future=0), document_window=tiny)
     assert short.max_span == 600  # the t= window's 5 min back + 5 min ahead
     assert short.window.span == 60  # the body's window is still reachable as before
-    only_sha = verifier(window=ReplayWindow(max_age=60, max_future=0), schemes=("sha256",))
+    only_sha = verifier(window=ReplayWindow(max_age=60, max_future=0), document_window=tiny, schemes=("sha256",))
     assert only_sha.max_span == 60
-    unbounded = verifier(schemes=[TimestampedSignature(window=ReplayWindow(math.inf, math.inf))])
-    assert unbounded.max_span == math.inf
+    with pytest.raises(ConfigurationError):  # no window is unbounded: no store could cover it
+        TimestampedSignature(window=ReplayWindow(math.inf, math.inf))
 
 
 def test_a_custom_scheme_plugs_in() -> None:
@@ -434,7 +436,7 @@ def test_a_custom_scheme_plugs_in() -> None:
     v = verifier(schemes=[Prefixed(), "t-v1"])
     assert verdict(v, body, Prefixed().sign(body, SECRET)) == (200, "ok")
     assert verdict(v, body, sign(body, SECRET))[1] == "malformed_signature"
-    assert v.max_span == v.window.span
+    assert v.max_span == max(v.window.span, v.document_window.span)  # the custom 20 s window is shorter
 
 
 # -- the resolver path --------------------------------------------------------------------
@@ -568,9 +570,10 @@ def test_a_custom_scheme_listed_first_gets_the_headers_it_claims() -> None:
 
 def test_a_receiver_refuses_a_retention_shorter_than_the_t_window() -> None:
     # The body's window is one minute here, the t= window ten: retention must cover the ten.
+    minute = ReplayWindow(max_age=60, max_future=0)  # the job documents' window too, here
     with pytest.raises(ConfigurationError):
-        Receiver(SECRET, window=ReplayWindow(max_age=60, max_future=0), retention=120)
-    assert Receiver(SECRET, window=ReplayWindow(max_age=60, max_future=0)).retention == 600
+        Receiver(SECRET, window=minute, document_window=minute, retention=120)
+    assert Receiver(SECRET, window=minute, document_window=minute).retention == 600
 
 
 @pytest.mark.parametrize(

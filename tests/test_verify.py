@@ -423,7 +423,7 @@ def test_escaped_unicode_in_unknown_fields_is_kept() -> None:
 
 
 def test_a_job_document_is_verified_without_a_timestamp() -> None:
-    body, headers = signed_delivery(SECRET, job_document_payload())
+    body, headers = signed_delivery(SECRET, job_document_payload(now=NOW))
     assert isinstance(make_verifier().verify(body, headers), JobDocument)
 
 
@@ -584,7 +584,8 @@ def test_retention_shorter_than_the_window_span_is_refused(
     window: ReplayWindow, retention: float, refused: bool
 ) -> None:
     def build() -> Receiver:
-        return Receiver(SECRET, store=MemoryStore(), window=window, retention=retention)
+        # A document window no longer than the event window: the event window is the longest span here.
+        return Receiver(SECRET, store=MemoryStore(), window=window, document_window=window, retention=retention)
 
     if refused:
         with pytest.raises(ConfigurationError, match="shorter than the replay window"):
@@ -594,7 +595,15 @@ def test_retention_shorter_than_the_window_span_is_refused(
 
 
 def test_retention_defaults_to_the_window_span() -> None:
-    assert Receiver(SECRET, window=WINDOW).retention == WINDOW.span == 660
+    assert Receiver(SECRET, window=WINDOW, document_window=WINDOW).retention == WINDOW.span == 660
+
+
+def test_retention_covers_the_document_window_too() -> None:
+    # Issue 10 item 10: a job document is accepted for 7 days 5 minutes by default,
+    # so the store must remember it that long, or a replay inside it runs again.
+    assert Receiver(SECRET).retention == Verifier(SECRET).max_span == 7 * 24 * HOUR + 300
+    with pytest.raises(ConfigurationError, match="shorter than the replay window"):
+        Receiver(SECRET, retention=24 * HOUR + 300)
 
 
 # -- the body-size limit ---------------------------------------------------------------------------

@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable
 from typing import Literal
 
+from .._settings import refuse_duration
 from ..exceptions import ConfigurationError, StoreUnavailable
 from .base import Claim, ClaimState
 
@@ -19,6 +20,7 @@ logger = logging.getLogger("kreuzberg_webhooks")
 _DONE = Claim(ClaimState.DONE)
 #: The share of ``max_entries`` at which the store warns that it is filling up.
 _WARN_AT = 0.8
+_INF = float("inf")
 
 
 class MemoryStore:
@@ -55,6 +57,8 @@ class MemoryStore:
             raise ConfigurationError("max_entries must be a positive integer")
         if when_full not in ("evict", "refuse"):
             raise ConfigurationError(f"when_full must be 'evict' or 'refuse', not {when_full!r}")
+        if not callable(clock):
+            raise ConfigurationError("clock must be a callable returning monotonic seconds")
         self.max_entries = max_entries
         self.when_full = when_full
         self._warn_at = max(1, int(max_entries * _WARN_AT))
@@ -71,6 +75,8 @@ class MemoryStore:
 
     def claim(self, key: str, lease: float) -> Claim:
         """Take a lease on *key* unless it is done or leased."""
+        if not 0.0 < lease < _INF:  # also NaN: refused before anything is stored
+            raise refuse_duration("lease", lease)
         with self._lock:
             now = self._clock()
             entry = self._entries.get(key)
@@ -88,6 +94,8 @@ class MemoryStore:
 
     def complete(self, key: str, token: str, retention: float) -> None:
         """Mark *key* done for *retention* seconds."""
+        if not 0.0 < retention < _INF:
+            raise refuse_duration("retention", retention)
         with self._lock:
             self._entries.pop(key, None)  # re-added at the end: oldest processed keys come first
             self._add(key, None, self._clock() + retention)

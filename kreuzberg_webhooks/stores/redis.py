@@ -38,6 +38,7 @@ try:
 except ImportError as error:  # redis-py is the optional [redis] extra
     raise ImportError('the Redis replay store needs redis-py: pip install "kreuzberg-webhooks[redis]"') from error
 
+from .._settings import duration
 from ..exceptions import ConfigurationError, StoreUnavailable
 from .base import Claim, ClaimState
 
@@ -57,6 +58,7 @@ PREFIX_QUERY_PARAMETER = "key_prefix"
 _DONE = "done"
 _INFLIGHT = "inflight:"
 _STATES = (ClaimState.NEW, ClaimState.DONE, ClaimState.IN_FLIGHT)
+_TIMEOUTS = ("socket_timeout", "socket_connect_timeout")
 
 # KEYS[1] the delivery key; ARGV[1] "inflight:<token>"; ARGV[2] the lease in ms.
 # Returns {0, 0} NEW, {1, 0} DONE or {2, pttl} IN_FLIGHT. A value equal to
@@ -90,6 +92,14 @@ def _milliseconds(seconds: float, what: str) -> int:
     return max(1, math.ceil(seconds * 1000))
 
 
+def _url_timeout(value: str, name: str) -> None:
+    try:
+        seconds = float(value)
+    except ValueError:
+        raise ConfigurationError(f"{name} in the Redis URL must be a number of seconds, got {value!r}") from None
+    duration(seconds, name)
+
+
 def _claim_from_reply(reply: Any) -> Claim:
     state, pttl = int(reply[0]), int(reply[1])
     return Claim(_STATES[state], retry_after=max(pttl, 0) / 1000)
@@ -99,6 +109,9 @@ def _split_url(url: str, prefix: str | None) -> tuple[str, str]:
     """Take the ``key_prefix`` query parameter out of *url* (redis-py would refuse it)."""
     parts = urlsplit(url)
     query = parse_qsl(parts.query, keep_blank_values=True)
+    for name, value in query:
+        if name in _TIMEOUTS:
+            _url_timeout(value, name)
     from_url = [value for name, value in query if name == PREFIX_QUERY_PARAMETER]
     if from_url:
         rest = [(name, value) for name, value in query if name != PREFIX_QUERY_PARAMETER]
@@ -113,8 +126,10 @@ def _client_options(options: dict[str, Any], retry_class: type[Any]) -> dict[str
     # when Redis restarted fails once, then reconnects), so a down Redis is
     # answered 503 within about two time-outs; redis-py's own default retries
     # ten times. URL query options and explicit keyword options win.
-    options.setdefault("socket_timeout", DEFAULT_SOCKET_TIMEOUT)
-    options.setdefault("socket_connect_timeout", DEFAULT_SOCKET_TIMEOUT)
+    # None (wait forever) is refused too: a request stuck on Redis outlives the
+    # sender's 30 s time-out, and the sender's retry joins the same wait.
+    for name in _TIMEOUTS:
+        options[name] = duration(options.get(name, DEFAULT_SOCKET_TIMEOUT), name)
     options.setdefault("retry", retry_class(ExponentialBackoff(cap=0.5, base=0.05), 1))
     return options
 

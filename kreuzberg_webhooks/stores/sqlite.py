@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from .._settings import duration, refuse_duration
 from ..exceptions import ConfigurationError, StoreUnavailable
 from .base import Claim, ClaimState
 
@@ -23,6 +24,7 @@ CREATE TABLE IF NOT EXISTS kreuzberg_webhook_deliveries (
 ) WITHOUT ROWID
 """
 _TABLE = "kreuzberg_webhook_deliveries"
+_INF = float("inf")
 
 
 class SQLiteStore:
@@ -52,11 +54,11 @@ class SQLiteStore:
         if os.fspath(path) in ("", ":memory:"):
             raise ConfigurationError("SQLiteStore needs a file path; use MemoryStore for one process")
         path = Path(path)
-        if timeout <= 0:
-            raise ConfigurationError("timeout must be positive")
         self.path = path
-        self.timeout = timeout
-        self.purge_interval = purge_interval
+        self.timeout = duration(timeout, "timeout")
+        self.purge_interval = duration(purge_interval, "purge_interval", allow_zero=True)
+        if not callable(clock):
+            raise ConfigurationError("clock must be a callable returning unix seconds")
         self._clock = clock
         self._local = threading.local()
         self._next_purge = 0.0
@@ -86,6 +88,8 @@ class SQLiteStore:
 
     def claim(self, key: str, lease: float) -> Claim:
         """Take a lease on *key* unless it is done or leased (one transaction)."""
+        if not 0.0 < lease < _INF:  # also NaN: refused before anything is written
+            raise refuse_duration("lease", lease)
         try:
             conn = self._connection()
             now = self._clock()
@@ -116,6 +120,8 @@ class SQLiteStore:
 
     def complete(self, key: str, token: str, retention: float) -> None:
         """Mark *key* done for *retention* seconds."""
+        if not 0.0 < retention < _INF:
+            raise refuse_duration("retention", retention)
         self._execute_write(
             f"INSERT OR REPLACE INTO {_TABLE} (key, token, expires_at) VALUES (?, NULL, ?)",
             (key, self._clock() + retention),

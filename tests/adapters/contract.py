@@ -125,7 +125,7 @@ class AdapterContract:
         assert event.raw["shard"] == "eu-2"
 
     def test_job_document_shape_is_processed_once(self, post: Poster, recorder: Recorder) -> None:
-        body, headers = signed_delivery(SECRET, job_document_payload(metadata={"request_id": "r-1"}))
+        body, headers = signed_delivery(SECRET, job_document_payload(now=NOW, metadata={"request_id": "r-1"}))
         first = post("POST", PATH, body, pairs(headers))
         again = post("POST", PATH, body, pairs(headers))
         assert (first.status, again.status) == (200, 200)

@@ -32,7 +32,16 @@ from django.test import AsyncClient, Client, override_settings
 from django.urls import URLPattern, include, path, reverse
 from django.views import View
 
-from kreuzberg_webhooks import ClaimState, Event, MemoryStore, Receiver, ReplayStore, SQLiteStore, StoreUnavailable
+from kreuzberg_webhooks import (
+    ClaimState,
+    Event,
+    MemoryStore,
+    Receiver,
+    ReplayStore,
+    ReplayWindow,
+    SQLiteStore,
+    StoreUnavailable,
+)
 from kreuzberg_webhooks.adapters.django import (
     AsyncKreuzbergWebhookMixin,
     AsyncKreuzbergWebhookView,
@@ -536,6 +545,7 @@ def test_build_receiver_reads_every_setting() -> None:
             "SIGNATURE_HEADER": "X-Kreuzberg-Signature",
             "MAX_AGE": 600,
             "MAX_FUTURE": 30,
+            "DOCUMENT_MAX_AGE": 3600,
             "LEASE": 45,
             "RETENTION": 7200,
         }
@@ -546,6 +556,7 @@ def test_build_receiver_reads_every_setting() -> None:
     assert receiver.verifier.max_body_size == 2048
     assert receiver.verifier.header == "X-Kreuzberg-Signature"
     assert (receiver.verifier.window.max_age, receiver.verifier.window.max_future) == (600, 30)
+    assert receiver.verifier.document_window == ReplayWindow(max_age=3600, max_future=30)
     assert (receiver.lease, receiver.retention) == (45, 7200)
 
 

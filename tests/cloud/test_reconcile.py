@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from kreuzberg_webhooks import ConfigurationError, Event, Receiver, SQLiteStore
+from kreuzberg_webhooks import ConfigurationError, Event, Receiver, ReplayWindow, SQLiteStore
 from kreuzberg_webhooks.cloud import (
     AsyncJobsClient,
     AsyncReconciler,
@@ -252,7 +252,7 @@ def test_the_async_reconciler_dispatches_each_job_once(tmp_path: Path) -> None:
 
 
 def test_a_grace_the_replay_store_would_outlive_is_refused() -> None:
-    receiver = Receiver(SECRET, retention=86_700)
+    receiver = Receiver(SECRET, retention=86_700, document_window=ReplayWindow(max_age=86_400))
     with JobsClient(KEY, "http://127.0.0.1:9") as client:
         with pytest.raises(ConfigurationError, match="retention"):
             Reconciler(receiver, client, MemoryTracker(), grace=100_000)

@@ -176,6 +176,16 @@ class ExampleContract:
         if self.get_error is not None:
             assert json.loads(reply.body)["error"] == self.get_error
 
+    def test_a_delivery_to_a_path_it_does_not_serve_is_never_acknowledged(self, example: Example) -> None:
+        # Issue 10 item 11: a 2xx there would tell a mistyped sender its events arrived.
+        body, headers, payload = deliver()
+        for path in (PATH + "x", PATH + "/extra", "/webhook/kreuzberg", "/nowhere"):
+            reply = http_request(example.server.url + path, "POST", body, headers)
+            assert reply.status == 404, (path, reply)
+        assert not 200 <= http_request(example.server.url + "/", "POST", body, headers).status < 300
+        assert example.logged(payload["event_id"]) == []
+        assert example.post(body, headers).status == 200  # the right path still takes it
+
     def test_fifty_concurrent_copies_run_the_handler_exactly_once(self, example: Example) -> None:
         body, headers, payload = deliver()
         with ThreadPoolExecutor(max_workers=50) as pool:

@@ -118,22 +118,30 @@ def test_send_test_of_a_job_document_is_processed(example: Running) -> None:
 
 
 @pytest.mark.parametrize(
-    ("args", "status", "reason"),
+    ("args", "status", "reason", "code"),
     [
-        (["--wrong-signature"], 401, "signature_mismatch"),
-        (["--unsigned"], 401, "missing_signature"),
-        (["--field", "timestamp=0"], 400, "stale_timestamp"),
-        (["--field", "job_id=42"], 400, "invalid_field"),
+        (["--wrong-signature"], 401, "signature_mismatch", 0),  # refused as it should be: a CI gate passes
+        (["--unsigned"], 401, "missing_signature", 0),
+        (["--field", "timestamp=0", "--expect", "400"], 400, "stale_timestamp", 0),
+        (["--field", "timestamp=0"], 400, "stale_timestamp", 1),  # a 2xx was expected
+        (["--field", "job_id=42"], 400, "invalid_field", 1),
     ],
-    ids=["wrong-signature", "unsigned", "stale", "mistyped-field"],
+    ids=["wrong-signature", "unsigned", "stale-expected", "stale", "mistyped-field"],
 )
-def test_send_test_of_a_bad_delivery_shows_the_rejection_and_exits_1(
-    example: Running, args: list[str], status: int, reason: str
+def test_send_test_of_a_bad_delivery_shows_the_rejection_and_exits_by_the_expectation(
+    example: Running, args: list[str], status: int, reason: str, code: int
 ) -> None:
     result = cli("send-test", example.url("/webhooks/kreuzberg"), *args)
-    assert result.returncode == 1
+    assert result.returncode == code, result.stdout + result.stderr
     assert re.search(rf"^{status} ", result.stdout, re.M), result.stdout
-    assert json.loads(result.stdout.splitlines()[-1])["error"] == reason
+    answer = next(line for line in result.stdout.splitlines() if line.startswith("{"))
+    assert json.loads(answer)["error"] == reason
+
+
+def test_send_test_to_a_mistyped_path_is_refused_and_exits_1(example: Running) -> None:
+    result = cli("send-test", example.url("/webhooks/kreuzberg-typo"))
+    assert result.returncode == 1
+    assert "expected 2xx, got 404" in result.stderr
 
 
 def test_send_test_of_a_webhook_event_signed_t_v1_is_processed(example: Running) -> None:
@@ -158,8 +166,10 @@ def test_send_test_in_either_format_is_processed(example: Running, args: list[st
 
 def test_send_test_of_a_mis_signed_webhook_event_is_401(example: Running) -> None:
     result = cli("send-test", example.url("/webhooks/kreuzberg"), "--shape", "webhook", "--wrong-signature")
-    assert result.returncode == 1
-    assert json.loads(result.stdout.splitlines()[-1])["error"] == "signature_mismatch"
+    assert result.returncode == 0  # refused as it should be (issue 10 item 13)
+    answer = next(line for line in result.stdout.splitlines() if line.startswith("{"))
+    assert json.loads(answer)["error"] == "signature_mismatch"
+    assert "refused as expected (401)" in result.stdout
 
 
 # -- simulate ------------------------------------------------------------------------------

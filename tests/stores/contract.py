@@ -205,6 +205,20 @@ class StoreContract:
         store.release(key, "whatever")
         assert store.claim(key, self.LEASE).state is ClaimState.NEW
 
+    @pytest.mark.parametrize("seconds", [0, -1.0, float("nan"), float("inf")], ids=["zero", "negative", "nan", "inf"])
+    def test_a_lease_or_retention_that_cannot_work_is_refused(self, store: ReplayStore, seconds: float) -> None:
+        # Refused when handed over (issue 10 item 7), not stored to fail later:
+        # an infinite retention or lease must never reach the store's expiry.
+        key = new_key()
+        with pytest.raises(ValueError, match="lease"):
+            store.claim(key, seconds)
+        claim = store.claim(key, self.LEASE)
+        assert claim.state is ClaimState.NEW
+        assert claim.token is not None
+        with pytest.raises(ValueError, match="retention"):
+            store.complete(key, claim.token, seconds)
+        assert store.claim(key, self.LEASE).state is ClaimState.IN_FLIGHT  # the claim is as it was
+
     def test_tokens_differ_between_claims(self, store: ReplayStore) -> None:
         key = new_key()
         first = store.claim(key, self.LEASE).token

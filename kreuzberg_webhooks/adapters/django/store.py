@@ -30,6 +30,7 @@ from typing import Any
 
 from django.core.cache import caches
 
+from ..._settings import refuse_duration
 from ...exceptions import ConfigurationError, StoreUnavailable
 from ...stores.base import Claim, ClaimState
 
@@ -43,6 +44,7 @@ _DONE_CLAIM = Claim(ClaimState.DONE)
 # a very long id) is hashed so that every backend accepts the key (Memcached:
 # at most 250 characters, no spaces or control characters).
 _MAX_PLAIN_KEY = 200
+_INF = float("inf")
 
 
 def _timeout(seconds: float) -> int:
@@ -79,6 +81,10 @@ class DjangoCacheStore:
     ) -> None:
         if not isinstance(alias, str) or not alias:
             raise ConfigurationError("the cache alias must be a non-empty string")
+        if not isinstance(key_prefix, str):
+            raise ConfigurationError("key_prefix must be a string")
+        if not callable(clock):
+            raise ConfigurationError("clock must be a callable returning unix seconds")
         self.alias = alias
         self.key_prefix = key_prefix
         self._clock = clock
@@ -96,6 +102,8 @@ class DjangoCacheStore:
 
     def claim(self, key: str, lease: float) -> Claim:
         """Take a lease on *key* with ``cache.add`` unless it is done or leased."""
+        if not 0.0 < lease < _INF:  # also NaN; an infinite timeout overflows every backend
+            raise refuse_duration("lease", lease)
         cache, cache_key = self.cache, self.cache_key(key)
         seconds = _timeout(lease)
         token = secrets.token_hex(16)
@@ -116,6 +124,8 @@ class DjangoCacheStore:
 
     def complete(self, key: str, token: str, retention: float) -> None:
         """Mark *key* done for *retention* seconds."""
+        if not 0.0 < retention < _INF:
+            raise refuse_duration("retention", retention)
         self.cache.set(self.cache_key(key), _DONE, timeout=_timeout(retention))
 
     def release(self, key: str, token: str) -> None:
