@@ -124,6 +124,7 @@ def record(event: Event) -> None:
         return
     fields: dict[str, Any] = {"event_id": event.event_id, "job_id": str(event.job_id), "status": str(event.status)}
     if _cloud is not None:
+        _cloud.ensure_reconciling()  # a restarted worker reconciles from its first request on
         result, fields["via"] = _cloud.result_and_via(event)
         content = getattr(result, "content", None)
         fields["content_length"] = len(content) if isinstance(content, str) else None
@@ -139,7 +140,7 @@ def record(event: Event) -> None:
 class Cloud:
     """The polling half for an example app: the jobs client, the tracker, the reconciler."""
 
-    def __init__(self, receiver: Receiver) -> None:
+    def __init__(self, receiver: Receiver, *, asgi: bool = False) -> None:
         # Imported here: the examples run without httpx when KREUZBERG_API_URL is unset.
         from kreuzberg_webhooks.cloud import DEFAULT_GRACE, JobsClient, Reconciler, open_tracker
 
@@ -152,6 +153,7 @@ class Cloud:
         # Tracks submissions and closes them when their webhook is handled (a receiver observer);
         # its own passes serve WSGI apps, ASGI apps run an AsyncReconciler (asgi_lifespan).
         self.reconciler = Reconciler(receiver, self.client, self.tracker, grace=self.grace)
+        self.asgi = asgi  # ASGI apps reconcile in their lifespan (asgi_lifespan), not in a thread
         self._started_in: int | None = None
         self._lock = threading.Lock()
 
@@ -195,7 +197,7 @@ class Cloud:
     def ensure_reconciling(self) -> None:
         """Start this process's reconcile thread (WSGI apps) once, if ``KREUZBERG_RECONCILE_INTERVAL``
         is set. Started on first use, never at import: a thread does not survive gunicorn's fork."""
-        if not self.interval or self._started_in == os.getpid():
+        if self.asgi or not self.interval or self._started_in == os.getpid():
             return
         with self._lock:
             if self._started_in != os.getpid():
@@ -222,11 +224,12 @@ class Cloud:
 _cloud: Cloud | None = None
 
 
-def cloud_from_env(receiver: Receiver) -> Cloud | None:
-    """The app's :class:`Cloud` when ``KREUZBERG_API_URL`` is set, else ``None``."""
+def cloud_from_env(receiver: Receiver, *, asgi: bool = False) -> Cloud | None:
+    """The app's :class:`Cloud` when ``KREUZBERG_API_URL`` is set, else ``None``. *asgi*: the app
+    runs :meth:`Cloud.asgi_lifespan` (a task on its loop) instead of a reconcile thread."""
     global _cloud
     if os.environ.get("KREUZBERG_API_URL"):
-        _cloud = Cloud(receiver)
+        _cloud = Cloud(receiver, asgi=asgi)
     return _cloud
 
 

@@ -38,7 +38,7 @@ receiver = receiver_from_env(asynchronous=True)
 webhook = KreuzbergWebhook(receiver)
 
 worker = worker_from_env(receiver)  # KREUZBERG_INBOX=1: an inbox worker task runs with the app
-cloud = cloud_from_env(receiver)  # KREUZBERG_API_URL set: submit, fetch results, reconcile
+cloud = cloud_from_env(receiver, asgi=True)  # KREUZBERG_API_URL set: submit, fetch results, reconcile
 if worker is not None or cloud is not None:
     # The route below is the handler of a webhook it receives itself; the inbox worker and the
     # reconciler go through the receiver (receiver.process), which runs its own handlers: the

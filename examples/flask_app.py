@@ -65,6 +65,13 @@ def kreuzberg_webhook(event: Event) -> None:
     record(event)
 
 
+@app.before_request
+def reconcile_in_this_worker() -> None:
+    """With ``KREUZBERG_RECONCILE_INTERVAL`` set, this worker's reconcile thread starts with its first request."""
+    if cloud is not None:
+        cloud.ensure_reconciling()
+
+
 @app.post("/extract")
 def extract() -> tuple[dict[str, Any], int]:
     """A multipart ``file``, submitted to Kreuzberg Cloud; answered 202 with its job ids.

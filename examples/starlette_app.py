@@ -34,7 +34,7 @@ from kreuzberg_webhooks.adapters.asgi import KreuzbergWebhookMiddleware
 
 receiver = receiver_from_env(asynchronous=True)  # an ASGI app: the store's async flavour
 worker = worker_from_env(receiver)  # KREUZBERG_INBOX=1: an inbox worker task runs with the app
-cloud = cloud_from_env(receiver)  # KREUZBERG_API_URL set: submit, fetch results, reconcile
+cloud = cloud_from_env(receiver, asgi=True)  # KREUZBERG_API_URL set: submit, fetch results, reconcile
 
 
 @receiver.on()  # every event, including statuses Kreuzberg adds later

@@ -78,6 +78,8 @@ def extract(environ: dict[str, Any], start_response: Callable[..., Any]) -> list
 
 def application(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
     """The application's own routes; in guard mode, its webhook route gets only verified deliveries."""
+    if cloud is not None:
+        cloud.ensure_reconciling()  # this worker's reconcile thread, from its first request on
     path = environ["PATH_INFO"]
     if path == "/extract" and environ["REQUEST_METHOD"] == "POST":
         return extract(environ, start_response)
