@@ -150,10 +150,11 @@ async def run_guarded(
     """Run *app* and settle the delivery it claimed by how it ended; the core decides how.
 
     *claimed* returns the request's claimed delivery (``None`` while there is
-    none, or once someone else settled it). The status is taken from
-    ``http.response.start`` and the claim settled before that message goes
-    out, so a retry that arrives the moment the answer does finds the event
-    already done.
+    none, or once someone else settled it). The status comes from
+    ``http.response.start``; the claim is settled when the application sends
+    the last part of its body, before that part goes out: its code has run
+    (work done while streaming too), and a retry that arrives the moment the
+    answer is complete finds the event already done.
     """
     status: int | None = None
     settled = False
@@ -170,20 +171,20 @@ async def run_guarded(
         nonlocal status
         if message["type"] == "http.response.start" and status is None:
             status = message["status"]
+        elif message["type"] == "http.response.body" and not message.get("more_body", False):
             await settle(status)
         await send(message)
 
     try:
         await app(scope, receive, settle_then_send)
     except Exception as error:
-        if status is None and (answer := await settle(None, error)) is not None:
+        if (answer := await settle(None, error)) is not None and status is None:
             await send_outcome(send, answer)
         raise
     except BaseException:
-        if status is None:
-            await settle(None, cancelled=True)
+        await settle(None, cancelled=True)
         raise
-    if status is None and (answer := await settle(None)) is not None:  # returned without answering
+    if (answer := await settle(status)) is not None and status is None:  # returned without answering
         await send_outcome(send, answer)
 
 

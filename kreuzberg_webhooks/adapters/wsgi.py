@@ -237,10 +237,15 @@ class _Settlement:
 
 
 class _SettledOnClose:
-    """The application's response iterable; settles the claim when the server closes it.
+    """The application's response iterable; settles the claim before the response's last bytes leave.
 
-    PEP 3333 has the server call ``close()`` once the response is sent, or when
-    sending it failed, so that is when the outcome of the request is known.
+    Each chunk is passed on one step late: when the application's iterable
+    ends, every line of its code has run and its status is final, so the
+    claim is settled then, and only then does the last chunk go to the
+    server. A retry that arrives the moment the answer is complete finds the
+    event done; an application that fails while streaming (its work may
+    happen between chunks) has its claim released, and the retry is
+    processed. ``close()`` settles whatever is left (the server stopped early).
     """
 
     __slots__ = ("_iterable", "_settlement")
@@ -250,14 +255,21 @@ class _SettledOnClose:
         self._settlement = settlement
 
     def __iter__(self) -> Iterator[bytes]:
+        held: bytes | None = None
         try:
-            yield from self._iterable
+            for chunk in self._iterable:
+                if held is not None:
+                    yield held
+                held = chunk
         except Exception as error:
             self._settlement.settle(error)
             raise
         except BaseException:
             self._settlement.settle(cancelled=True)
             raise
+        self._settlement.settle()
+        if held is not None:
+            yield held
 
     def close(self) -> None:
         try:

@@ -438,3 +438,50 @@ def test_guard_mode_keeps_the_claim_of_a_cancelled_request() -> None:
         return (await receiver.handle_async(body, headers)).reason
 
     assert asyncio.run(scenario()) == "in_flight"
+
+
+def test_guard_mode_settles_after_work_done_while_streaming() -> None:
+    # A route that does its work between the parts of a streamed answer and fails
+    # half-way must not have its event marked done by the status it sent first.
+    store = MemoryStore()
+    receiver = Receiver(SECRET, store=store, clock=lambda: NOW)
+    fail = [True]
+    done: list[str] = []
+
+    async def route(scope: Any, receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"working", "more_body": True})
+        if fail[0]:
+            raise RuntimeError("broke while streaming")
+        done.append("work")
+        await send({"type": "http.response.body", "body": b"done", "more_body": False})
+
+    app = KreuzbergWebhookMiddleware(route, receiver=receiver, path=PATH, mode="guard")
+    body, headers = signed_delivery(SECRET, job_event_payload(now=NOW))
+    scope = {
+        "type": "http",
+        "method": "POST",
+        "path": PATH,
+        "root_path": "",
+        "headers": [(k.lower().encode(), v.encode()) for k, v in headers.items()],
+    }
+
+    def post() -> bytes:
+        sent: list[bytes] = []
+        messages = [{"type": "http.request", "body": body, "more_body": False}]
+
+        async def receive() -> dict[str, Any]:
+            return messages.pop(0)
+
+        async def send(message: dict[str, Any]) -> None:
+            sent.append(message.get("body", b""))
+
+        with contextlib.suppress(RuntimeError):
+            asyncio.run(app(scope, receive, send))
+        return b"".join(sent)
+
+    assert post() == b"working"  # broke half-way: released
+    fail[0] = False
+    assert post() == b"workingdone"  # the retry is processed
+    assert b"duplicate" in post()
+    assert done == ["work"]

@@ -313,7 +313,7 @@ def test_route_returning_a_non_2xx_response_releases_the_claim(recorder: Recorde
     assert len(calls) == 2
 
 
-def test_the_claim_is_settled_before_the_response_leaves(recorder: Recorder) -> None:
+def test_the_claim_is_settled_before_the_response_is_complete(recorder: Recorder) -> None:
     store = MemoryStore()
     app = webhook_app(make_receiver(recorder, store), recorder)
     payload = job_event_payload(now=NOW)
@@ -326,8 +326,8 @@ def test_the_claim_is_settled_before_the_response_leaves(recorder: Recorder) -> 
         return incoming.pop(0) if incoming else {"type": "http.disconnect"}
 
     async def send(message: dict[str, Any]) -> None:
-        if message["type"] == "http.response.start":
-            # A retry arriving the moment the answer does must find the event done, not in flight.
+        if message["type"] == "http.response.body" and not message.get("more_body", False):
+            # A retry arriving the moment the answer is complete must find the event done, not in flight.
             state_at_start.append(store.claim(key, 60).state.name)
 
     asyncio.run(app(post_scope(headers), receive, send))
