@@ -99,6 +99,8 @@ def test_500_jobs_with_lost_duplicated_webhooks_a_flaky_api_and_a_receiver_outag
             if batch == 25:
                 server.stop()  # the receiver is down for a while: webhooks fail and are retried
             if batch == 35:
+                # Down until the sender has given up on at least one event (its whole scaled schedule).
+                assert wait_until(lambda: any(e.outcome == "dead-lettered" for e in cloud.events), 60)
                 server.start()
         assert len(texts) == 500
 
@@ -120,6 +122,7 @@ def test_500_jobs_with_lost_duplicated_webhooks_a_flaky_api_and_a_receiver_outag
     assert vias["reconcile"] >= 150  # about 40 % of the webhooks were never sent
     assert vias["webhook"] >= 200
     assert stats.webhooks_dropped >= 150
+    assert stats.webhooks_lost >= 1  # dead-lettered while the receiver was down: the reconciler got them
     assert stats.api_faults > 0
 
 
