@@ -50,6 +50,38 @@ _WRITERS: dict[str, threading.Lock] = {}
 os.register_at_fork(after_in_child=_WRITERS.clear)
 
 
+class _Slot:
+    """One enqueue waiting for its group's commit."""
+
+    __slots__ = ("done", "entry", "error", "new")
+
+    def __init__(self, entry: InboxEntry) -> None:
+        self.entry = entry
+        self.done = False
+        self.new = False
+        self.error: BaseException | None = None
+
+
+class _Group:
+    """The enqueues of one process on one file: whoever holds ``committer`` writes them all."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.committer = threading.Lock()
+        self.pending: list[_Slot] = []
+
+
+_GROUPS: dict[str, _Group] = {}
+os.register_at_fork(after_in_child=_GROUPS.clear)
+
+
+def _groups(path: str) -> _Group:
+    group = _GROUPS.get(path)
+    if group is None:
+        group = _GROUPS.setdefault(path, _Group())
+    return group
+
+
 def _writers(path: str) -> threading.Lock:
     lock = _WRITERS.get(path)
     if lock is None:
@@ -155,25 +187,63 @@ class SQLiteInbox:
     # -- the writer --------------------------------------------------------------
 
     def enqueue(self, entry: InboxEntry) -> bool:
-        """Write *entry* as queued; ``False`` if its key is already in the inbox (any state)."""
+        """Write *entry* as queued; ``False`` if its key is already in the inbox (any state).
+
+        Returns once the write is committed. Writes that arrive together from several
+        threads are committed together (group commit): one transaction, one fsync, for
+        every delivery waiting at that moment.
+        """
+        slot = _Slot(entry)
+        group = _groups(self._key)
+        with group.lock:
+            group.pending.append(slot)
+        while True:
+            with group.committer:
+                if slot.done:
+                    break
+                with group.lock:
+                    batch, group.pending = group.pending, []
+                if batch:
+                    self._commit(batch)
+            if slot.done:
+                break
+        if slot.error is not None:
+            # A fresh exception per caller: the threads of one group must not share a traceback.
+            raise StoreUnavailable(f"SQLite inbox: {slot.error}") from slot.error
+        return slot.new
+
+    def _commit(self, batch: list[_Slot]) -> None:
         now = self._clock()
-        with self._write() as conn:
-            cursor = conn.execute(
-                f"INSERT OR IGNORE INTO {TABLE} ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'queued', 0, ?, NULL, ?)",
-                (
-                    entry.key,
-                    entry.scope,
-                    entry.event_id,
-                    entry.event_type,
-                    entry.job_id,
-                    entry.body,
-                    headers_to_text(entry.headers),
-                    entry.received_at,
-                    now,
-                    now,
-                ),
-            )
-            return cursor.rowcount == 1
+        try:
+            with self._write() as conn:
+                results = [
+                    conn.execute(
+                        f"INSERT OR IGNORE INTO {TABLE} ({COLUMNS}) "
+                        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'queued', 0, ?, NULL, ?)",
+                        (
+                            slot.entry.key,
+                            slot.entry.scope,
+                            slot.entry.event_id,
+                            slot.entry.event_type,
+                            slot.entry.job_id,
+                            slot.entry.body,
+                            headers_to_text(slot.entry.headers),
+                            slot.entry.received_at,
+                            now,
+                            now,
+                        ),
+                    ).rowcount
+                    == 1
+                    for slot in batch
+                ]
+        except BaseException as error:
+            for slot in batch:  # every waiter hears of it, none waits for a commit that will not come
+                slot.error, slot.done = error, True
+            if not isinstance(error, Exception):
+                raise
+            return
+        for slot, new in zip(batch, results, strict=True):
+            slot.new, slot.done = new, True
 
     # -- the worker ----------------------------------------------------------------
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import multiprocessing
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -104,3 +105,37 @@ def test_open_inbox_reads_a_sqlite_url(tmp_path: Path) -> None:
 def test_open_inbox_refuses_an_unknown_scheme() -> None:
     with pytest.raises(ConfigurationError, match="unknown inbox URL scheme"):
         open_inbox("memory://")
+
+
+def test_threads_enqueueing_together_are_committed_together_and_each_is_answered(tmp_path: Path) -> None:
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    inbox = SQLiteInbox(tmp_path / "inbox.sqlite3")
+    entries = [make_entry() for _ in range(200)]
+    barrier = threading.Barrier(16)
+
+    def write(index: int) -> list[bool]:
+        barrier.wait(timeout=30)
+        mine = entries[index::16]
+        return [inbox.enqueue(entry) for entry in mine] + [inbox.enqueue(entry) for entry in mine]
+
+    with ThreadPoolExecutor(16) as pool:
+        answers = [answer for answers in pool.map(write, range(16)) for answer in answers]
+    assert answers.count(True) == len(entries)
+    assert answers.count(False) == len(entries)
+    assert inbox.counts()[DeliveryState.QUEUED] == len(entries)
+
+
+def test_a_group_whose_commit_fails_answers_every_waiter(tmp_path: Path) -> None:
+    path = tmp_path / "inbox.sqlite3"
+    inbox = SQLiteInbox(path, timeout=0.2)
+    blocker = sqlite3.connect(path, isolation_level=None)
+    blocker.execute("BEGIN IMMEDIATE")  # another process holds the write lock past the time-out
+    try:
+        with pytest.raises(StoreUnavailable):
+            inbox.enqueue(make_entry())
+    finally:
+        blocker.execute("ROLLBACK")
+        blocker.close()
+    assert inbox.enqueue(make_entry()) is True
