@@ -34,7 +34,6 @@ __all__ = [
     "AsyncJobsClient",
     "JobsClient",
     "Submission",
-    "result_from_event",
 ]
 
 #: The vendor SDK's default (the seed's endpoint).
@@ -72,7 +71,7 @@ class Submission:
         return self.job_ids + self.crawl_job_ids
 
 
-def result_from_event(event: Any) -> JobResult | object | None:
+def _carried_result(event: Any) -> JobResult | object | None:
     """The result an event already carries, ``None`` when it has none to fetch (a failed or
     cancelled job, a crawl job), or the sentinel ``_NOT_FETCHED`` when it must be fetched."""
     if isinstance(event, CrawlJobDocument):
@@ -229,7 +228,7 @@ class _Base:
         return Submission(job_ids, crawl_ids, answer)
 
     def _result_flow(self, client: httpx.Client | httpx.AsyncClient, event: Any) -> Generator[Step, Answer, Any]:
-        carried = result_from_event(event)
+        carried = _carried_result(event)
         if carried is not _NOT_FETCHED:
             return carried
         document = yield from self._get_flow(client, event.job_id)

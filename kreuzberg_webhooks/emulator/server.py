@@ -44,7 +44,6 @@ __all__ = ["DEFAULT_MAX_UPLOAD", "Emulator", "EmulatorStats", "Faults"]
 #: The largest request body the emulator reads.
 DEFAULT_MAX_UPLOAD = 32 * 1024 * 1024
 _JOB_PATH = re.compile(r"^/v1/jobs/([^/]+)/?$")
-_TERMINAL = ("completed", "partial_success", "failed", "cancelled")
 _EVENT_TYPES = {
     "completed": "job.completed",
     "partial_success": "job.completed",
