@@ -3,10 +3,12 @@
 Before a body's signature is checked nothing of it may be trusted, and nothing
 of it may cost more than checking the signature does. The one thing read
 early is the top-level ``project_id`` (``docs/contract.md`` §4), only to choose
-which secrets to try, and it is read by :func:`peek_project_id`: a scan of at
-most the first :data:`PROJECT_ID_SCAN_LIMIT` bytes, in fixed memory, that
-builds none of the values it skips. A forged body of any size costs a
-resolver-backed verifier what it costs one with a static secret: one HMAC pass.
+which secrets to try. A body of up to :data:`PROJECT_ID_SCAN_LIMIT` bytes is
+decoded (bounded work, and the decode is kept for after the signature check);
+a larger one is read by :func:`peek_project_id`: a scan of its first
+:data:`PROJECT_ID_SCAN_LIMIT` bytes, in fixed memory, that builds none of the
+values it skips. A forged body of any size costs a resolver-backed verifier
+what it costs one with a static secret: one HMAC pass, plus at most 64 KiB read.
 
 A resolver answers with the secrets to try: a ``str`` or ``bytes``, an
 iterable of them (key rotation), or ``None`` when the project is unknown

@@ -22,6 +22,7 @@ from .decoding import decode_json
 from .events import CrawlJobDocument, Event, JobDocument, JobEvent, WebhookEvent, parse_event
 from .exceptions import (
     ConfigurationError,
+    InvalidJSON,
     InvalidPayload,
     MalformedSignature,
     MissingSignature,
@@ -32,7 +33,13 @@ from .exceptions import (
     UnknownProject,
     WebhookError,
 )
-from .resolver import AsyncSecretResolver, SecretResolver, is_async_resolver, peek_project_id
+from .resolver import (
+    PROJECT_ID_SCAN_LIMIT,
+    AsyncSecretResolver,
+    SecretResolver,
+    is_async_resolver,
+    peek_project_id,
+)
 from .signing import (
     DEFAULT_SCHEMES,
     SIGNATURE_PREFIX,
@@ -107,6 +114,30 @@ def _log_invalid_payload(body: bytes, error: InvalidPayload) -> None:
     )
 
 
+#: What _project_of answers for a body it did not decode.
+_UNDECODED: Any = object()
+
+
+def _project_of(body: bytes) -> tuple[str | None, Any]:
+    """The untrusted ``project_id`` to choose secrets by, and the decoded body when it was decoded.
+
+    Read only to choose which secrets to try, with bounded work: a body that
+    fits in :data:`~kreuzberg_webhooks.resolver.PROJECT_ID_SCAN_LIMIT` is
+    decoded whole (a few microseconds for an event, and the decode is kept for
+    after the signature check); a larger one is scanned in its first 64 KiB by
+    :func:`~kreuzberg_webhooks.resolver.peek_project_id`, in fixed memory, so a
+    forged body of any size costs what its HMAC costs.
+    """
+    if len(body) > PROJECT_ID_SCAN_LIMIT:
+        return peek_project_id(body), _UNDECODED
+    try:
+        data = decode_json(body)
+    except InvalidJSON as error:
+        return None, error
+    project = data.get("project_id") if type(data) is dict else None
+    return (project if type(project) is str else None), data
+
+
 def _log_rejection(error: WebhookError) -> None:
     logger.warning(
         "webhook delivery rejected: %s (status=%d, event_id=%s)",
@@ -157,7 +188,7 @@ class Verifier:
 
     :param secrets: the webhook secret, several secrets (any of them verifies:
         key rotation), or a resolver: a callable given the delivery's
-        not-yet-trusted ``project_id`` (read from the body's first 64 KiB, or
+        not-yet-trusted ``project_id`` (read within the body's first 64 KiB, or
         ``None``) that returns the secrets to try, or ``None`` for an unknown
         project (see :mod:`kreuzberg_webhooks.resolver`). An ``async``
         resolver works on the async path only (:meth:`check_async`, :meth:`verify_async`).
@@ -326,8 +357,8 @@ class Verifier:
         header = self._precheck(body, headers)
         if self._resolver is None:
             return Verified(*self._verified(body, header, None, None, now))
-        project = peek_project_id(body)
-        return Verified(*self._verified(body, header, await self._resolve_async(project), project, now))
+        project, decoded = _project_of(body)
+        return Verified(*self._verified(body, header, await self._resolve_async(project), project, now, decoded))
 
     def verify(self, body: bytes, headers: Mapping[str, str], *, now: float | None = None) -> Event:
         """Return the typed event for a delivery, or raise a :class:`WebhookError`.
@@ -364,10 +395,8 @@ class Verifier:
         header = self._precheck(body, headers)
         if self._resolver is None:
             return self._verified(body, header, None, None, now)
-        # Read the untrusted project_id only to choose which secrets to try,
-        # from a bounded prefix: a forged body costs no more than its HMAC.
-        project = peek_project_id(body)
-        return self._verified(body, header, self._resolve(project), project, now)
+        project, decoded = _project_of(body)
+        return self._verified(body, header, self._resolve(project), project, now, decoded)
 
     def _precheck(self, body: bytes, headers: Mapping[str, str]) -> str | None:
         """Size and signature header, before anything is resolved or read."""
@@ -385,8 +414,10 @@ class Verifier:
         resolved: tuple[bytes, ...] | None,
         project: str | None,
         now: float | None,
+        decoded: Any = _UNDECODED,
     ) -> tuple[Event, str]:
-        """Signature, JSON, shape and windows, with the resolver's secrets (*resolved*) or the static ones."""
+        """Signature, JSON, shape and windows, with the resolver's secrets (*resolved*) or the static
+        ones; *decoded* is what :func:`_project_of` decoded of a small body already."""
         if now is None:
             now = self._clock()
         secrets = self._secrets if resolved is None else resolved
@@ -402,7 +433,12 @@ class Verifier:
             self._check_signature(body, header, self._macs if resolved is None else prekey(secrets), now)
         data: Any = None
         try:
-            data = decode_json(body)
+            if decoded is _UNDECODED:
+                data = decode_json(body)
+            elif isinstance(decoded, InvalidJSON):
+                raise decoded
+            else:
+                data = decoded
             if type(data) is not dict:
                 raise NotAnObject()
             if self._resolver is not None:

@@ -21,7 +21,16 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 import kreuzberg_webhooks.verify as verify_module
-from kreuzberg_webhooks import ConfigurationError, JobEvent, ProjectMismatch, Verifier, WebhookError, sign
+from kreuzberg_webhooks import (
+    ConfigurationError,
+    JobEvent,
+    MemoryStore,
+    ProjectMismatch,
+    Receiver,
+    Verifier,
+    WebhookError,
+    sign,
+)
 from kreuzberg_webhooks.resolver import PROJECT_ID_SCAN_LIMIT, is_async_resolver, peek_project_id
 from kreuzberg_webhooks.testing import job_event_payload, signed_delivery
 
@@ -357,3 +366,21 @@ def test_verify_async_checks_like_verify() -> None:
     assert async_rejection(verifier, body, headers).reason == "stale_timestamp"
     assert async_rejection(verifier, body, {"X-Webhook-Signature": sign(body, OTHER)}).reason == "signature_mismatch"
     assert async_rejection(verifier, b"x" * (verifier.max_body_size + 1), headers).reason == "payload_too_large"
+
+
+# -- through the receiver ---------------------------------------------------------------------
+
+
+def test_an_async_resolver_serves_the_receivers_async_path_and_scopes_the_key() -> None:
+    payload = job_event_payload(now=NOW)
+    body, headers = signed_delivery(SECRET, payload)
+    receiver = Receiver(_async_function({payload["project_id"]: SECRET}), store=MemoryStore(), clock=lambda: NOW)
+    seen: list[Any] = []
+    receiver.on()(seen.append)
+    first = asyncio.run(receiver.handle_async(body, headers))
+    again = asyncio.run(receiver.handle_async(body, headers))
+    assert (first.reason, again.reason) == ("processed", "duplicate")
+    assert [str(event.job_id) for event in seen] == [payload["job_id"]]
+    assert asyncio.run(receiver.verifier.check_async(body, headers)).scope == payload["project_id"]
+    with pytest.raises(ConfigurationError, match="coroutine function"):
+        receiver.handle(body, headers)  # the sync path cannot await it: a setup error, not a 503 per delivery
