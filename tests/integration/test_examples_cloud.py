@@ -37,6 +37,12 @@ SETUPS: dict[str, tuple[Callable[[int], list[str]], dict[str, str]]] = {
         ),
         {"DJANGO_SETTINGS_MODULE": "kreuzberg_site.settings", "KREUZBERG_DJANGO_ASYNC": ""},
     ),
+    "django-asgi": (
+        functools.partial(
+            uvicorn_argv, "kreuzberg_site.asgi:application", app_dir=PROJECT, workers=2, extra=["--lifespan", "off"]
+        ),
+        {"DJANGO_SETTINGS_MODULE": "kreuzberg_site.settings"},  # asgi.py selects the async view
+    ),
 }
 
 
