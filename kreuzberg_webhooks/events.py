@@ -23,7 +23,7 @@ from enum import StrEnum
 from typing import Any, TypeAlias
 from uuid import UUID
 
-from ._hot import parse_uuid, slot_setter
+from ._hot import parse_uuid, project_uuid, slot_setter
 from .exceptions import InvalidField, MissingField
 from .keys import delivery_key
 
@@ -277,11 +277,8 @@ class WebhookEvent:
 
     @property
     def dedup_key(self) -> str:
-        """The signed identity replay protection is keyed on: the ``event_id``
-        (the job id and type when the sender left it out)."""
-        if self.event_id is None:
-            return f"webhook:{self.job_id}:{self.type}"
-        return "event:" + self.event_id
+        """The key replay protection uses for this event with static secrets (``keys.delivery_key``)."""
+        return delivery_key(self)
 
 
 # Built without __init__ as JobEvent is (see _set_event_id); no __post_init__ to skip.
@@ -407,7 +404,9 @@ def parse_job_event(data: dict[str, Any]) -> JobEvent:
     # Checked in this order, so the first bad field is the one reported.
     event_id = _identifier(data.get("event_id", _MISSING), "event_id")
     job_id = _uuid(data.get("job_id", _MISSING), "job_id")
-    project_id = _uuid(data.get("project_id", _MISSING), "project_id")
+    project = data.get("project_id", _MISSING)
+    # Every delivery to an endpoint carries the same project_id (or one of a few): remembered.
+    project_id = (type(project) is str and project_uuid(project)) or _uuid(project, "project_id")
     status = _status(data.get("status", _MISSING))
     error_message = _optional_str(data, "error_message")
     timestamp = _utc(_unix_seconds(data.get("timestamp", _MISSING)))

@@ -341,3 +341,15 @@ def test_scope_headers_view_answers_like_the_decoded_dict(raw: list[tuple[bytes,
     assert len(view) == len(decoded)
     lines = [value.decode("latin-1") for key, value in raw if key.lower() == name.lower().encode()]
     assert view.get(name) == (", ".join(lines) if lines else None)
+
+
+@PROPERTIES
+@given(values=st.lists(st.one_of(st.uuids().map(str), _uuid_like(), st.text(max_size=40)), max_size=200))
+def test_the_project_uuid_cache_answers_like_the_parser(values: list[str]) -> None:
+    from kreuzberg_webhooks._hot import project_uuid
+
+    for value in [*values, *values]:  # the second pass answers from the cache, past its bound too
+        expected = _uuid_reference(value)
+        parsed = project_uuid(value)
+        assert parsed == expected
+        assert parsed is None or parsed.int == uuid.UUID(value).int

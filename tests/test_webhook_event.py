@@ -183,7 +183,7 @@ def test_event_id_is_optional_as_in_the_vendor_schema() -> None:
     event = parse_event(payload(event_id=OMIT))
     assert isinstance(event, WebhookEvent)
     assert event.event_id is None
-    assert event.dedup_key == f"webhook:{JOB}:job.completed"
+    assert event.dedup_key == f"|{JOB}|job.completed"  # keyed on the job and type, like every shape
 
 
 def test_every_shape_has_job_id_and_type() -> None:
@@ -206,7 +206,7 @@ def test_the_event_is_frozen_slotted_and_compares_by_identity_fields() -> None:
     assert not hasattr(event, "__dict__")
     again = parse_event(payload(event_id="evt_1", metadata={"other": "metadata"}))
     assert again == event
-    assert event.dedup_key == "event:evt_1"
+    assert event.dedup_key == f"|{JOB}|job.completed"  # the event id is not the key: the job and type are
     assert "evt_1" in repr(event)
 
 
