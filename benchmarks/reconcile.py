@@ -3,12 +3,13 @@ against the emulator.
 
 The emulator runs as its own process (``kreuzberg-webhooks emulate``, no webhook
 URL: no webhook ever closes a job). For each mode, N finished jobs are submitted,
-tracked, and reconciled in one pass through a receiver with a no-op handler:
-the :class:`~kreuzberg_webhooks.cloud.Reconciler` (threads, 4 at once) and the
-:class:`~kreuzberg_webhooks.cloud.AsyncReconciler` (8 at once: httpcore's pool scans every connection per request), both on
-kept-alive connections. Reports jobs per second and HTTP requests per open job
-(counted by the client's request hook); the target is at least 1,000 jobs/s and
-exactly one request per open job per pass. Exits 1 if any job took more than one request.
+tracked, and reconciled in one pass through a receiver with a no-op handler: the
+:class:`~kreuzberg_webhooks.cloud.Reconciler` (threads, 4 at once) and the
+:class:`~kreuzberg_webhooks.cloud.AsyncReconciler` (8 at once: httpcore's pool
+scans every connection per request, so more costs more), both on kept-alive
+connections. Reports jobs per second and HTTP requests per open job (counted by
+the client's request hook); the target is at least 1,000 jobs/s and exactly one
+request per open job per pass. Exits 1 if any job took more than one request.
 """
 
 from __future__ import annotations
