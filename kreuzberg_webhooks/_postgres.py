@@ -23,6 +23,7 @@ try:
 except ImportError as error:  # psycopg is the optional [postgres] extra
     raise ImportError('PostgreSQL support needs psycopg 3: pip install "kreuzberg-webhooks[postgres]"') from error
 
+from ._settings import duration
 from .exceptions import ConfigurationError, StoreUnavailable
 
 __all__ = ["DEFAULT_CONNECT_TIMEOUT", "AsyncConnections", "SyncConnections", "check_table", "unavailable"]
@@ -45,8 +46,7 @@ def check_table(name: str) -> str:
 def _conninfo(url: str, connect_timeout: float) -> tuple[str, dict[str, Any]]:
     if not isinstance(url, str) or urlsplit(url).scheme not in ("postgres", "postgresql"):
         raise ConfigurationError("a PostgreSQL URL starts with postgresql:// (or postgres://)")
-    if not (math.isfinite(connect_timeout) and connect_timeout > 0):
-        raise ConfigurationError("connect_timeout must be a positive, finite number of seconds")
+    connect_timeout = duration(connect_timeout, "connect_timeout")  # also refuses True and "5"
     options: dict[str, Any] = {"autocommit": True}
     if "connect_timeout" not in dict(parse_qsl(urlsplit(url).query)):
         options["connect_timeout"] = max(1, math.ceil(connect_timeout))

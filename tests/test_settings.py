@@ -16,6 +16,7 @@ import pytest
 
 from kreuzberg_webhooks import ConfigurationError, MemoryStore, ReplayWindow, SQLiteStore, Verifier
 from kreuzberg_webhooks.adapters.django.store import DjangoCacheStore
+from kreuzberg_webhooks.stores.postgres import PostgresStore
 from kreuzberg_webhooks.stores.redis import AsyncRedisStore, RedisStore
 
 SECRET = "settings-test-secret-0123456789abcdef012"
@@ -46,6 +47,7 @@ SECONDS_SETTINGS: list[tuple[str, Callable[[Any, Path], object]]] = [
         "AsyncRedisStore.socket_timeout",
         lambda v, _: AsyncRedisStore.from_url("redis://127.0.0.1:1/0", socket_timeout=v),
     ),
+    ("PostgresStore.connect_timeout", lambda v, _: PostgresStore("postgresql://127.0.0.1:1/x", connect_timeout=v)),
 ]
 
 
