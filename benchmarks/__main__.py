@@ -291,6 +291,31 @@ def store_rows(settings: Settings, notes: list[str]) -> list[Row]:
     return rows
 
 
+def inbox_rows(settings: Settings, notes: list[str]) -> list[Row]:
+    from . import inbox
+
+    result = inbox.measure(
+        rounds=settings.http_rounds, duration=settings.http_duration, warmup=settings.http_warmup, feed_size=20_000
+    )
+    ours, theirs = result.inbox, result.endpoint
+    notes.append(
+        "Row 10: the same Starlette app under uvicorn (1 worker) in inbox mode (SQLite inbox, synchronous=FULL, "
+        "group commit; the embedded worker runs the handlers in the same process meanwhile) and in endpoint mode "
+        "(SQLite store, no-op handler in the request); wrk -t1 -c16 --latency, alternating rounds, medians."
+    )
+    return [
+        Row(
+            "10",
+            "SQLite inbox: acknowledgements at 16 connections",
+            f"{_rate(ours.rate)}, p50 {ours.p50:.1f} ms, p99 {ours.p99:.1f} ms",
+            f"endpoint mode, SQLite store: {_rate(theirs.rate)}, p99 {theirs.p99:.1f} ms",
+            f"{result.ratio:.2f}x throughput",
+            "≥ 0.8x throughput, p99 ≤ 10 ms",
+            result.ratio >= 0.8 and ours.p99 <= 10,
+        )
+    ]
+
+
 # -- the report -----------------------------------------------------------------
 
 
@@ -391,6 +416,7 @@ def main(argv: list[str] | None = None) -> int:
     ]
     if not args.no_http:
         steps.insert(2, ("rows 6-8: HTTP under uvicorn / gunicorn with wrk", lambda: http_rows(settings, notes)))
+        steps.append(("row 10: the SQLite inbox's acknowledgements", lambda: inbox_rows(settings, notes)))
     for title, step in steps:
         print(f"… {title}", flush=True)
         rows.extend(step())
