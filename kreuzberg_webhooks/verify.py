@@ -317,10 +317,11 @@ class Verifier:
 
     def span_for(self, event: Event) -> float:
         """How long a delivery of *event*'s kind is accepted, in seconds: the least its
-        dedupe entry must be kept. The event window's span for a small event, the
-        document window's for a job document, :attr:`max_span` for anything else
-        (a ``t=`` signature's own window may add to either)."""
-        if type(event) is JobEvent:
+        dedupe entry must be kept. The event window's span for an event with a signed
+        ``timestamp`` (a small event, a ``WebhookEvent``), the document window's for a
+        job document, :attr:`max_span` for anything else (a ``t=`` signature's own
+        window may add to either)."""
+        if type(event) is JobEvent or type(event) is WebhookEvent:
             return max(self.window.span, self._scheme_span)
         if type(event) is JobDocument or type(event) is CrawlJobDocument:
             return max(self.document_window.span, self._scheme_span)

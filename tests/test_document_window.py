@@ -23,6 +23,7 @@ from kreuzberg_webhooks.testing import (
     job_document_payload,
     job_event_payload,
     signed_delivery,
+    webhook_event_payload,
 )
 from kreuzberg_webhooks.verify import DEFAULT_DOCUMENT_WINDOW
 
@@ -120,6 +121,8 @@ def test_span_for_is_the_span_of_the_events_kind() -> None:
     body, headers = signed_delivery(SECRET, job_event_payload(now=NOW))
     assert verifier.span_for(document) == DEFAULT_DOCUMENT_WINDOW.span == verifier.max_span
     assert verifier.span_for(verifier.verify(body, headers)) == verifier.window.span == DAY + 300
+    inline, inline_headers = signed_delivery(SECRET, webhook_event_payload(now=NOW), scheme="sha256")
+    assert verifier.span_for(verifier.verify(inline, inline_headers)) == DAY + 300
 
 
 @settings(max_examples=200, deadline=None)
