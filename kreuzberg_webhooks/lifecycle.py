@@ -55,20 +55,24 @@ T = TypeVar("T")
 # -- the steps a flow yields ---------------------------------------------------
 
 # Where a step's time goes in the delivery's report (an index into _Timer.spent).
+# Steps are plain slotted dataclasses, not frozen ones: one is built per store
+# call and lives for one yield, and a frozen __init__ costs twice as much.
 _VERIFY, _STORE, _HANDLER = 0, 1, 2
 
 
-@dataclass(slots=True)
 class _Timer:
     """Where a delivery's time went, for its :class:`DeliveryReport`; the drivers add each step's time."""
 
-    started_at: float = field(default_factory=time.time)
-    start: float = field(default_factory=time.perf_counter)
-    #: Seconds spent verifying, in the store (or inbox), in the handlers.
-    spent: list[float] = field(default_factory=lambda: [0.0, 0.0, 0.0])
+    __slots__ = ("spent", "start", "started_at")
+
+    def __init__(self) -> None:
+        self.started_at = time.time()
+        self.start = time.perf_counter()
+        #: Seconds spent verifying, in the store (or inbox), in the handlers.
+        self.spent = [0.0, 0.0, 0.0]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, eq=False)
 class Verify:
     """Verify a delivery; the driver sends back a ``Verified`` or throws the :class:`WebhookError`."""
 
@@ -78,7 +82,7 @@ class Verify:
     phase = _VERIFY
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, eq=False)
 class StoreOp:
     """Call the replay store: ``claim``, ``complete`` or ``release`` with *args*."""
 
@@ -88,7 +92,7 @@ class StoreOp:
     phase = _STORE
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, eq=False)
 class Enqueue:
     """Write a verified delivery to the inbox; the driver sends back whether it was new."""
 
@@ -97,7 +101,7 @@ class Enqueue:
     phase = _STORE
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, eq=False)
 class Dispatch:
     """Run the handlers registered for *event*."""
 
@@ -290,24 +294,30 @@ def conclude(
     handler_error: BaseException | None = None,
 ) -> Outcome:
     """Write the delivery's one log line, tell the observers, and return *outcome*."""
-    event_id = _event_id(outcome.event)
     if store_error is not None:
         logger.error(
-            "replay store unavailable; delivery answered 503 (event_id=%s): %s",
-            event_id,
-            store_error,
+            "replay store unavailable; delivery answered 503 (event_id=%s): %s", _event_id(outcome.event), store_error
         )
     elif handler_error is not None:
         logger.error(
             "webhook handler raised; claim released (event_id=%s)",
-            event_id,
+            _event_id(outcome.event),
             exc_info=(type(handler_error), handler_error, handler_error.__traceback__),
         )
-    elif outcome.ok:
-        logger.info("webhook delivery %s (status=%d, event_id=%s)", outcome.reason, outcome.status_code, event_id)
+    elif outcome.status_code < 300:
+        if logger.isEnabledFor(logging.INFO):
+            logger.info(
+                "webhook delivery %s (status=%d, event_id=%s)",
+                outcome.reason,
+                outcome.status_code,
+                _event_id(outcome.event),
+            )
     else:
         logger.warning(
-            "webhook delivery rejected: %s (status=%d, event_id=%s)", outcome.reason, outcome.status_code, event_id
+            "webhook delivery rejected: %s (status=%d, event_id=%s)",
+            outcome.reason,
+            outcome.status_code,
+            _event_id(outcome.event),
         )
     _report(rx, outcome.status_code, outcome.reason, outcome.event, timer, mode, via)
     return outcome

@@ -6,6 +6,7 @@ import json
 from dataclasses import dataclass
 from typing import Literal, TypeAlias
 
+from ._hot import slot_setter
 from .events import Event
 from .exceptions import DeliveryInFlight, MethodNotAllowed, WebhookError
 
@@ -43,17 +44,17 @@ class Outcome:
     @classmethod
     def processed(cls, event: Event) -> Outcome:
         """200: the handlers ran."""
-        return cls(200, "processed", (_JSON,), b'{"status":"processed"}', event)
+        return _build(200, "processed", _PROCESSED_HEADERS, b'{"status":"processed"}', event)
 
     @classmethod
     def queued(cls, event: Event) -> Outcome:
         """202: written durably to the inbox; the handlers run later (``docs/contract.md`` §4b)."""
-        return cls(202, "queued", (_JSON,), b'{"status":"queued"}', event)
+        return _build(202, "queued", _PROCESSED_HEADERS, b'{"status":"queued"}', event)
 
     @classmethod
     def already_processed(cls, event: Event) -> Outcome:
         """200, marked duplicate: acknowledged, never redone."""
-        return cls(200, "duplicate", (_JSON, ("x-kreuzberg-duplicate", "true")), b'{"status":"duplicate"}', event)
+        return _build(200, "duplicate", _DUPLICATE_HEADERS, b'{"status":"duplicate"}', event)
 
     @classmethod
     def from_error(cls, error: WebhookError, event: Event | None = None) -> Outcome:
@@ -65,6 +66,27 @@ class Outcome:
             headers += (("allow", "POST"),)
         body = json.dumps({"error": error.reason, "detail": error.detail}, separators=(",", ":"))
         return cls(error.status_code, error.reason, headers, body.encode(), event)
+
+
+_PROCESSED_HEADERS = (_JSON,)
+_DUPLICATE_HEADERS = (_JSON, ("x-kreuzberg-duplicate", "true"))
+_set_status_code = slot_setter(Outcome, "status_code")
+_set_reason = slot_setter(Outcome, "reason")
+_set_headers = slot_setter(Outcome, "headers")
+_set_body = slot_setter(Outcome, "body")
+_set_event = slot_setter(Outcome, "event")
+
+
+def _build(status_code: int, reason: str, headers: tuple[tuple[str, str], ...], body: bytes, event: Event) -> Outcome:
+    """``Outcome(...)`` through its slots (``_hot.slot_setter``): every delivery ends in one, and the
+    frozen dataclass's ``__init__`` costs as much as a memory-store claim."""
+    outcome = Outcome.__new__(Outcome)
+    _set_status_code(outcome, status_code)
+    _set_reason(outcome, reason)
+    _set_headers(outcome, headers)
+    _set_body(outcome, body)
+    _set_event(outcome, event)
+    return outcome
 
 
 @dataclass(frozen=True, slots=True)

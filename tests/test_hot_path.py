@@ -353,3 +353,18 @@ def test_the_project_uuid_cache_answers_like_the_parser(values: list[str]) -> No
         parsed = project_uuid(value)
         assert parsed == expected
         assert parsed is None or parsed.int == uuid.UUID(value).int
+
+
+@pytest.mark.parametrize("build", ["processed", "queued", "already_processed"])
+def test_an_outcome_built_through_its_slots_equals_one_built_by_its_constructor(build: str) -> None:
+    from dataclasses import fields
+
+    from kreuzberg_webhooks import Outcome, parse_event
+    from kreuzberg_webhooks.testing import job_event_payload
+
+    event = parse_event(job_event_payload(now=1_800_000_000))
+    fast = getattr(Outcome, build)(event)
+    values = {f.name: getattr(fast, f.name) for f in fields(Outcome)}  # every slot was set
+    assert Outcome(**values) == fast
+    assert values["event"] is event
+    assert fast.status_code in (200, 202)
