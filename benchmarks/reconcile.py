@@ -1,12 +1,13 @@
-"""``python -m benchmarks.reconcile [--jobs N] [--mode both|sync|async]``: reconcile N tracked jobs
+"""``python -m benchmarks.reconcile [--jobs N] [--mode all|sync|async|async-threads]``: reconcile N tracked jobs
 against the emulator.
 
 The emulator runs as its own process (``kreuzberg-webhooks emulate``, no webhook
 URL: no webhook ever closes a job). For each mode, N finished jobs are submitted,
 tracked, and reconciled in one pass through a receiver with a no-op handler: the
-:class:`~kreuzberg_webhooks.cloud.Reconciler` (threads, 4 at once) and the
-:class:`~kreuzberg_webhooks.cloud.AsyncReconciler` (8 at once: httpcore's pool
-scans every connection per request, so more costs more), both on kept-alive
+:class:`~kreuzberg_webhooks.cloud.Reconciler` (threads, 4 at once), the
+:class:`~kreuzberg_webhooks.cloud.AsyncReconciler` with an ``AsyncJobsClient`` (8 at
+once: httpcore's pool scans every connection per request, so more costs more), and
+the AsyncReconciler with a sync ``JobsClient`` in worker threads, all on kept-alive
 connections. Reports jobs per second and HTTP requests per open job (counted by
 the client's request hook); the target is at least 1,000 jobs/s and exactly one
 request per open job per pass. Exits 1 if any job took more than one request.
@@ -50,7 +51,9 @@ def submit(base_url: str, key: str, count: int) -> list[str]:
     return ids
 
 
-async def reconcile(base_url: str, key: str, ids: list[str], concurrency: int) -> tuple[float, int, int]:
+async def reconcile(
+    base_url: str, key: str, ids: list[str], concurrency: int, *, threads: bool = False
+) -> tuple[float, int, int]:
     receiver = Receiver("benchmark-secret-0123456789abcdef0123456789")
     handled = 0
 
@@ -65,9 +68,18 @@ async def reconcile(base_url: str, key: str, ids: list[str], concurrency: int) -
         nonlocal requests
         requests += 1
 
+    def on_sync_request(request: httpx.Request) -> None:
+        nonlocal requests
+        requests += 1
+
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    async with httpx.AsyncClient(limits=limits, timeout=30, event_hooks={"request": [on_request]}) as http:
-        client = AsyncJobsClient(key, base_url, client=http)
+    async with (
+        httpx.AsyncClient(limits=limits, timeout=30, event_hooks={"request": [on_request]}) as http,
+    ):
+        sync_http = httpx.Client(limits=limits, timeout=30, event_hooks={"request": [on_sync_request]})
+        client: AsyncJobsClient | JobsClient = (
+            JobsClient(key, base_url, client=sync_http) if threads else AsyncJobsClient(key, base_url, client=http)
+        )
         reconciler = AsyncReconciler(
             receiver, client, MemoryTracker(), grace=1, concurrency=concurrency, batch_size=len(ids)
         )
@@ -75,6 +87,7 @@ async def reconcile(base_url: str, key: str, ids: list[str], concurrency: int) -
         started = time.perf_counter()
         report = await reconciler.run_once()
         elapsed = time.perf_counter() - started
+        sync_http.close()
     assert report.checked == len(ids), report.summary()
     assert len(report.processed) == len(ids) == handled, report.summary()
     return elapsed, requests, handled
@@ -103,11 +116,11 @@ def reconcile_sync(base_url: str, key: str, ids: list[str], concurrency: int) ->
 def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.reconcile")
     parser.add_argument("--jobs", type=int, default=10_000)
-    parser.add_argument("--mode", choices=["both", "async", "sync"], default="both")
+    parser.add_argument("--mode", choices=["all", "async", "async-threads", "sync"], default="all")
     parser.add_argument("--async-concurrency", type=int, default=8)
     parser.add_argument("--sync-concurrency", type=int, default=4)
     args = parser.parse_args()
-    modes = ["sync", "async"] if args.mode == "both" else [args.mode]
+    modes = ["sync", "async", "async-threads"] if args.mode == "all" else [args.mode]
     key = secrets.token_urlsafe(16)
     port = free_port()
     argv = [sys.executable, "-m", "kreuzberg_webhooks", "emulate", "--port", str(port), "--api-key", key]
@@ -119,9 +132,10 @@ def main() -> int:
         for mode in modes:
             ids = submit(server.url, key, args.jobs)  # fresh jobs per mode: each pass finds them all open
             time.sleep(0.1)  # every job past its (zero) delay
-            if mode == "async":
+            if mode.startswith("async"):
                 concurrency = args.async_concurrency
-                elapsed, requests, handled = asyncio.run(reconcile(server.url, key, ids, concurrency))
+                threads = mode == "async-threads"
+                elapsed, requests, handled = asyncio.run(reconcile(server.url, key, ids, concurrency, threads=threads))
             else:
                 concurrency = args.sync_concurrency
                 elapsed, requests, handled = reconcile_sync(server.url, key, ids, concurrency)
@@ -129,7 +143,7 @@ def main() -> int:
             exact = exact and requests == len(ids)
             met = rate >= TARGET_JOBS_PER_SECOND and requests == len(ids)
             print(
-                f"{mode:>5} (concurrency {concurrency}): reconciled {handled:,} tracked jobs in {elapsed:.2f} s = "
+                f"{mode:>13} (concurrency {concurrency}): reconciled {handled:,} tracked jobs in {elapsed:.2f} s = "
                 f"{rate:,.0f} jobs/s (target >= {TARGET_JOBS_PER_SECOND:,.0f}); "
                 f"{requests / len(ids):.2f} requests per open job (target 1.00): {'met' if met else 'NOT met'}"
             )

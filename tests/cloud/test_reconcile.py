@@ -226,7 +226,8 @@ def test_the_embedded_thread_reconciles_until_stopped() -> None:
     assert sorted(length for _, _, length, _ in recorder.seen) == [1, 2]
 
 
-def test_the_async_reconciler_dispatches_each_job_once(tmp_path: Path) -> None:
+@pytest.mark.parametrize("client_kind", ["async-client", "sync-client-in-threads"])
+def test_the_async_reconciler_dispatches_each_job_once(tmp_path: Path, client_kind: str) -> None:
     receiver = Receiver(SECRET, store=SQLiteStore(tmp_path / "replay.sqlite3"))
     seen: list[str] = []
 
@@ -235,9 +236,11 @@ def test_the_async_reconciler_dispatches_each_job_once(tmp_path: Path) -> None:
         seen.append(f"{event.job_id} {delivered_via()}")
 
     async def scenario(cloud: Emulator) -> None:
-        async with AsyncJobsClient(KEY, cloud.base_url, backoff=FAST) as client:
+        async with AsyncJobsClient(KEY, cloud.base_url, backoff=FAST) as async_client:
+            sync_client = JobsClient(KEY, cloud.base_url, backoff=FAST)
+            client = async_client if client_kind == "async-client" else sync_client
             reconciler = AsyncReconciler(receiver, client, SQLiteTracker(tmp_path / "t.db"), grace=0.01)
-            submission = await client.extract([(f"{n}.txt", b"x") for n in range(60)])
+            submission = await async_client.extract([(f"{n}.txt", b"x") for n in range(60)])
             await reconciler.track(submission.job_ids, delay=0)
             await asyncio.sleep(0.3)
             task = reconciler.start(0.05)
@@ -245,13 +248,16 @@ def test_the_async_reconciler_dispatches_each_job_once(tmp_path: Path) -> None:
             while len(seen) < 60 and time.monotonic() < deadline:
                 await asyncio.sleep(0.05)
             await reconciler.stop()
+            sync_client.close()
             assert task.done()
 
     with Emulator(KEY, job_delay=0.1, faults=Faults(api_errors=0.2, retry_after=0), seed=2) as cloud:
         asyncio.run(scenario(cloud))
+        requests = cloud.stats.job_requests
     assert len(seen) == 60
     assert len(set(seen)) == 60
     assert all(line.endswith(" reconcile") for line in seen)
+    assert len(requests) == 60
 
 
 def test_a_grace_the_replay_store_would_outlive_is_refused() -> None:
