@@ -206,19 +206,19 @@ class Cloud:
 
     @contextlib.asynccontextmanager
     async def asgi_lifespan(self) -> AsyncIterator[None]:
-        """An ASGI app's lifespan: an :class:`AsyncReconciler` pass every interval, on the app's loop."""
+        """An ASGI app's lifespan: an ``AsyncReconciler`` pass every interval, on the app's loop (its
+        requests go through the sync client in worker threads, the faster of httpx's two pools)."""
         if not self.interval:
             yield
             return
-        from kreuzberg_webhooks.cloud import AsyncJobsClient, AsyncReconciler
+        from kreuzberg_webhooks.cloud import AsyncReconciler
 
-        async with AsyncJobsClient() as client:
-            passes = AsyncReconciler(self.receiver, client, self.tracker, grace=self.grace, observe=False)
-            passes.start(self.interval)
-            try:
-                yield
-            finally:
-                await passes.stop()
+        passes = AsyncReconciler(self.receiver, self.client, self.tracker, grace=self.grace, observe=False)
+        passes.start(self.interval)
+        try:
+            yield
+        finally:
+            await passes.stop()
 
 
 _cloud: Cloud | None = None
