@@ -133,3 +133,31 @@ def serving(receiver: Any) -> Iterator[ReceiverServer]:
         yield server
     finally:
         server.stop()
+
+
+@contextmanager
+def worker_processes(argvs: list[list[str]], env: dict[str, str], logs: Any) -> Iterator[list[Any]]:
+    """Start task-queue workers (their own process groups); stop them when the block ends."""
+    import os
+    import subprocess
+
+    from tests.servers import ROOT, stop
+
+    procs: list[subprocess.Popen[bytes]] = []
+    try:
+        for index, argv in enumerate(argvs):
+            with (logs / f"worker-{index}.log").open("wb") as out:
+                procs.append(
+                    subprocess.Popen(
+                        argv,
+                        cwd=ROOT,
+                        env={**os.environ, **env},
+                        stdout=out,
+                        stderr=subprocess.STDOUT,
+                        start_new_session=True,
+                    )
+                )
+        yield procs
+    finally:
+        for proc in procs:
+            stop(proc, timeout=20)

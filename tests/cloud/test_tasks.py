@@ -15,7 +15,7 @@ import redis
 
 from kreuzberg_webhooks.cloud import SQLiteTracker, TrackedJob
 from kreuzberg_webhooks.emulator import Emulator
-from tests.inbox.test_task_queues import queue_workers
+from tests.cloud.support import worker_processes
 from tests.servers import BIN, ROOT
 
 if TYPE_CHECKING:
@@ -59,7 +59,7 @@ def test_a_celery_worker_runs_the_reconcile_task(setup: tuple[dict[str, str], li
             "--pool", "prefork", "-n", f"kwr-{uuid.uuid4().hex[:6]}@%h", "--without-gossip", "--without-mingle",
             "--without-heartbeat", "--loglevel", "WARNING",
         ]  # fmt: skip
-        with queue_workers([worker], env, tmp_path):
+        with worker_processes([worker], env, tmp_path):
             first: dict[str, Any] = tasks_app.reconcile.delay().get(timeout=120)
             second: dict[str, Any] = tasks_app.reconcile.delay().get(timeout=120)
     finally:
@@ -81,7 +81,7 @@ def test_an_rq_worker_runs_the_reconcile_job(setup: tuple[dict[str, str], list[s
     connection = redis.Redis.from_url(env["KREUZBERG_BROKER_URL"])
     queue = Queue(queue_name, connection=connection)
     worker = [str(BIN / "rq"), "worker", "--url", env["KREUZBERG_BROKER_URL"], "--logging_level", "WARNING", queue_name]
-    with queue_workers([worker], env, tmp_path):
+    with worker_processes([worker], env, tmp_path):
         job = queue.enqueue("kreuzberg_webhooks.cloud.tasks.rq_reconcile", "tests.cloud.tasks_app:reconciler")
         deadline = time.monotonic() + 120
         while job.get_status(refresh=True) not in ("finished", "failed"):
