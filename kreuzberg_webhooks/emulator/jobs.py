@@ -46,6 +46,8 @@ class Job:
     outcome: str
     webhook: WebhookConfig | None = None
     source_url: str | None = None
+    #: The extracted text; ``None``: the uploaded bytes, decoded.
+    extracted: str | None = None
 
     @classmethod
     def new(cls, filename: str, mime_type: str, data: bytes, *, now: float, delay: float, outcome: str) -> Job:
@@ -54,8 +56,8 @@ class Job:
 
     @property
     def text(self) -> str:
-        """The extracted text: the uploaded bytes, decoded."""
-        return self.data.decode("utf-8", "replace")
+        """The extracted text: the extractor's, else the uploaded bytes decoded."""
+        return self.extracted if self.extracted is not None else self.data.decode("utf-8", "replace")
 
     def status(self, now: float) -> str:
         """The status at unix time *now*."""

@@ -121,6 +121,8 @@ class Emulator:
     :param seed: makes the faults and failures repeatable.
     :param error_style: ``"envelope"`` (``{"error": {"code", "message"}}``) or ``"flat"`` (``{"error": "…"}``).
     :param status_case: ``"lower"``, or ``"upper"`` as the Pro API writes statuses.
+    :param extractor: ``(filename, data) -> text`` for each upload (the open-source ``kreuzberg``
+        library, say); an exception fails the job. Default: the uploaded bytes, decoded as UTF-8.
     """
 
     def __init__(
@@ -146,6 +148,7 @@ class Emulator:
         webhook_workers: int = 16,
         transport: Transport = http_transport,
         clock: Callable[[], float] = time.time,
+        extractor: Callable[[str, bytes], str] | None = None,
     ) -> None:
         if not isinstance(api_key, str) or not api_key:
             raise ConfigurationError("the emulator needs a non-empty API key")
@@ -180,6 +183,7 @@ class Emulator:
         self._webhook_workers = webhook_workers
         self._transport = transport
         self._clock = clock
+        self._extractor = extractor
         self._random = random.Random(seed)
         self._lock = threading.Lock()
         self._settled = threading.Condition(self._lock)
@@ -326,8 +330,15 @@ class Emulator:
     def _new_job(self, name: str, data: bytes, mime: str, now: float, webhook: WebhookConfig | None) -> Job:
         with self._lock:
             failed = self._random.random() < self.failure_rate
+        extracted = None
+        if self._extractor is not None and not failed:
+            try:
+                extracted = self._extractor(name, data)
+            except Exception:  # an upload the extractor cannot read: the job fails, as in the cloud
+                failed = True
         job = Job.new(name, mime, data, now=now, delay=self.job_delay, outcome="failed" if failed else "completed")
         job.webhook = webhook
+        job.extracted = extracted
         return job
 
     def _cased(self, document: dict[str, Any]) -> dict[str, Any]:

@@ -59,6 +59,20 @@ def test_extract_answers_202_and_the_job_ends_with_the_uploaded_text() -> None:
     assert uuid.UUID(document["id"]) == uuid.UUID(job_id)
 
 
+def test_an_extractor_gives_the_text_and_fails_what_it_cannot_read() -> None:
+    def extractor(filename: str, data: bytes) -> str:
+        if filename.endswith(".bin"):
+            raise ValueError("unsupported format")
+        return data.decode().upper()
+
+    with Emulator(KEY, job_delay=0, extractor=extractor) as emulator, api(emulator) as client:
+        readable, unreadable = emulator.submit([("a.txt", b"shout"), ("b.bin", b"\x00")])
+        first = poll_until_terminal(client, readable)
+        second = poll_until_terminal(client, unreadable)
+    assert first["result"]["content"] == "SHOUT"
+    assert second["status"] == "failed"
+
+
 def test_failed_jobs_have_no_result() -> None:
     with Emulator(KEY, job_delay=0, failure_rate=1.0) as emulator, api(emulator) as client:
         [job_id] = client.post("/v1/extract", files={"file": ("a.txt", b"x")}).json()["job_ids"]
