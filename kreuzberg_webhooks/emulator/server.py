@@ -23,6 +23,7 @@ import json
 import math
 import random
 import re
+import socket
 import threading
 import time
 import uuid
@@ -194,7 +195,7 @@ class Emulator:
         self._unfinished = 0  # jobs (and crawls with a webhook) whose finishing work has not run yet
         self.events: list[WebhookDelivery] = []
         self.stats = EmulatorStats()
-        self._server: ThreadingHTTPServer | None = None
+        self._server: _Server | None = None
         self._thread: threading.Thread | None = None
         self._scheduler: Scheduler | None = None
         self._sender: WebhookSender | None = None
@@ -238,6 +239,7 @@ class Emulator:
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
+            self._server.close_connections()
         if self._thread is not None:
             self._thread.join()
         if self._scheduler is not None:
@@ -570,7 +572,27 @@ class _Server(ThreadingHTTPServer):
 
     def __init__(self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler], emulator: Emulator) -> None:
         self.emulator = emulator
+        self.connections: set[socket.socket] = set()
+        self.connections_lock = threading.Lock()
         super().__init__(address, handler)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        with self.connections_lock:
+            self.connections.add(request)
+        super().process_request(request, client_address)
+
+    def shutdown_request(self, request: Any) -> None:
+        with self.connections_lock:
+            self.connections.discard(request)
+        super().shutdown_request(request)
+
+    def close_connections(self) -> None:
+        """End kept-alive connections too: a stopped emulator answers nothing more."""
+        with self.connections_lock:
+            connections = list(self.connections)
+        for connection in connections:
+            with contextlib.suppress(OSError):
+                connection.shutdown(socket.SHUT_RDWR)
 
 
 class _Handler(BaseHTTPRequestHandler):

@@ -104,6 +104,16 @@ def test_errors_in_both_body_styles(path: str, key: str, status: int, code: str,
         assert error["code"] == code
 
 
+def test_a_stopped_emulator_answers_nothing_more_even_on_a_kept_alive_connection() -> None:
+    emulator = Emulator(KEY).start()
+    client = api(emulator)
+    assert client.get("/v1/jobs").status_code == 200  # the connection is now kept alive
+    emulator.stop()
+    with pytest.raises(httpx.TransportError):
+        client.get("/v1/jobs")
+    client.close()
+
+
 def test_list_jobs_pages_most_recent_first() -> None:
     with Emulator(KEY) as emulator, api(emulator) as client:
         ids = emulator.submit([(f"{n}.txt", b"x") for n in range(5)])
