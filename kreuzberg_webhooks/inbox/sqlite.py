@@ -108,9 +108,11 @@ class SQLiteInbox:
         :class:`~kreuzberg_webhooks.stores.SQLiteStore` uses: the tables differ.
     :param timeout: seconds to wait for another process's write lock before
         the delivery is answered 503.
-    :param synchronous: SQLite's ``synchronous`` setting: ``"FULL"`` (fsync on
-        every commit) or ``"NORMAL"`` (a power cut may lose the last commits,
-        a crashed process loses nothing).
+    :param synchronous: SQLite's ``synchronous`` setting for the writes an answer
+        depends on (a new delivery, an operator's retry or purge): ``"FULL"``
+        (fsync on every commit) or ``"NORMAL"`` (a power cut may lose the last
+        commits, a crashed process loses nothing). The worker's bookkeeping
+        always commits ``NORMAL``.
     :param clock: wall-clock unix time, shared by every process.
     """
 
@@ -147,26 +149,36 @@ class SQLiteInbox:
         if conn is None or self._local.pid != pid:
             conn = sqlite3.connect(self.path, timeout=self.timeout, isolation_level=None, check_same_thread=True)
             conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute(f"PRAGMA synchronous={self.synchronous}")
+            conn.execute("PRAGMA synchronous=NORMAL")
             for statement in _SCHEMA:
                 conn.execute(statement)
             self._local.conn = conn
             self._local.pid = pid
+            self._local.synchronous = "NORMAL"
         return conn
 
+    def _synchronous(self, conn: sqlite3.Connection, mode: str) -> None:
+        if self._local.synchronous != mode:
+            conn.execute(f"PRAGMA synchronous={mode}")
+            self._local.synchronous = mode
+
     @contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
+    def _write(self, *, durable: bool = False) -> Iterator[sqlite3.Connection]:
         """One write transaction, taken with the write lock from its start (no upgrade deadlock).
 
         The threads of one process queue on a lock of their own first: SQLite makes a
         waiting writer sleep and poll (up to 100 ms a time), a Python lock hands over at once.
+        *durable* (the writes a 2xx answer depends on) commits with the inbox's
+        ``synchronous`` setting; the worker's bookkeeping commits without an fsync, since a
+        lost "done" after a power cut only runs a delivery whose replay-store key says done.
         """
         with _writers(self._key):
-            yield from self._transaction()
+            yield from self._transaction(self.synchronous if durable else "NORMAL")
 
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
+    def _transaction(self, synchronous: str) -> Iterator[sqlite3.Connection]:
         try:
             conn = self._connection()
+            self._synchronous(conn, synchronous)
             conn.execute("BEGIN IMMEDIATE")
             try:
                 yield conn
@@ -215,7 +227,7 @@ class SQLiteInbox:
     def _commit(self, batch: list[_Slot]) -> None:
         now = self._clock()
         try:
-            with self._write() as conn:
+            with self._write(durable=True) as conn:
                 results = [
                     conn.execute(
                         f"INSERT OR IGNORE INTO {TABLE} ({COLUMNS}) "
@@ -355,7 +367,7 @@ class SQLiteInbox:
         if isinstance(keys, str):
             raise TypeError("keys must be a sequence of keys, not one string")
         now = self._clock()
-        with self._write() as conn:
+        with self._write(durable=True) as conn:
             if state is not None:
                 if DeliveryState(state) is DeliveryState.RUNNING:
                     return 0
@@ -382,7 +394,7 @@ class SQLiteInbox:
             raise ValueError("a running delivery cannot be purged")
         if not (math.isfinite(older_than) and older_than >= 0):
             raise ValueError("older_than must be a non-negative number of seconds")
-        with self._write() as conn:
+        with self._write(durable=True) as conn:
             cursor = conn.execute(
                 f"DELETE FROM {TABLE} WHERE state = ? AND updated_at <= ?", (state.value, self._clock() - older_than)
             )

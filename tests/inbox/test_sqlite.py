@@ -139,3 +139,15 @@ def test_a_group_whose_commit_fails_answers_every_waiter(tmp_path: Path) -> None
         blocker.execute("ROLLBACK")
         blocker.close()
     assert inbox.enqueue(make_entry()) is True
+
+
+def test_a_new_delivery_commits_with_fsync_and_the_workers_bookkeeping_without(tmp_path: Path) -> None:
+    inbox = SQLiteInbox(tmp_path / "inbox.sqlite3")  # synchronous="FULL"
+    seen = []
+    inbox.enqueue(make_entry())
+    seen.append(inbox._connection().execute("PRAGMA synchronous").fetchone()[0])
+    (claim,) = inbox.claim_due(LEASE)
+    seen.append(inbox._connection().execute("PRAGMA synchronous").fetchone()[0])
+    inbox.complete(claim.key, claim.token)
+    seen.append(inbox._connection().execute("PRAGMA synchronous").fetchone()[0])
+    assert seen == [2, 1, 1]  # FULL, NORMAL, NORMAL
