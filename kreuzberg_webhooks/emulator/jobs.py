@@ -48,6 +48,8 @@ class Job:
     source_url: str | None = None
     #: The extracted text; ``None``: the uploaded bytes, decoded.
     extracted: str | None = None
+    #: Whether its webhooks have gone out (a cancelled job finishes early, once).
+    announced: bool = False
 
     @classmethod
     def new(cls, filename: str, mime_type: str, data: bytes, *, now: float, delay: float, outcome: str) -> Job:

@@ -324,6 +324,18 @@ class Emulator:
         with self._lock:
             return self._jobs[job_id].text
 
+    def cancel(self, job_id: str) -> bool:
+        """Cancel a job that has not finished: it ends ``cancelled`` now and its webhooks go out.
+        ``False`` if it had already finished (or is unknown)."""
+        now = self._clock()
+        with self._lock:
+            job = self._jobs.get(job_id)
+            if job is None or now >= job.finishes:
+                return False
+            job.outcome, job.finishes = "cancelled", now
+        self._schedule_finish(job)
+        return True
+
     def outcome_of(self, job_id: str) -> str:
         """The final status of a job."""
         with self._lock:
@@ -356,7 +368,8 @@ class Emulator:
         self._scheduler.at(time.monotonic() + max(0.0, unix_time - self._clock()), work)
 
     def _schedule_finish(self, job: Job) -> None:
-        self._at_finish(job.finishes, lambda: self._job_finished(job))
+        due = job.finishes  # a cancellation moves it: the earlier schedule then stands down
+        self._at_finish(due, lambda: self._job_finished(job, due))
 
     def _at_finish(self, unix_time: float, work: Callable[[], None]) -> None:
         with self._lock:
@@ -374,7 +387,11 @@ class Emulator:
 
     # -- webhooks ----------------------------------------------------------------------
 
-    def _job_finished(self, job: Job) -> None:
+    def _job_finished(self, job: Job, due: float) -> None:
+        with self._lock:
+            if job.announced or due != job.finishes:
+                return  # announced already, or a schedule a cancellation superseded
+            job.announced = True
         if self.webhook_url is not None:
             payload = new_dashboard_payload(job.id, self.project_id, job.outcome, job.finishes)
             self._send(job.id, job.outcome, self.webhook_url, self._webhook_secret, "dashboard", payload)

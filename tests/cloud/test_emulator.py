@@ -207,6 +207,18 @@ def test_dropped_webhooks_are_never_sent_and_duplicates_are_sent_twice() -> None
     assert [n for _, n in attempts] == [1, 2] * 3
 
 
+def test_a_cancelled_job_announces_itself_once() -> None:
+    with running_sink() as sink:
+        emulator = Emulator(KEY, webhook_url=sink.url, webhook_secret=SECRET, job_delay=0.3)
+        with emulator:
+            [job_id] = emulator.submit([("a.txt", b"a")])
+            assert emulator.cancel(job_id)
+            assert emulator.wait_for_webhooks(10)  # past the job's original finish too
+    [got] = sink.received
+    assert got.payload["status"] == "cancelled"
+    assert got.payload["job_id"] == job_id
+
+
 def test_a_failing_receiver_gets_every_retry_then_the_event_is_dead_lettered() -> None:
     with running_sink(lambda _: 503) as sink:
         emulator = Emulator(KEY, webhook_url=sink.url, webhook_secret=SECRET, job_delay=0, time_scale=0.001)

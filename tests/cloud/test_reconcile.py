@@ -195,6 +195,28 @@ def test_jobs_not_finished_are_checked_again_later() -> None:
     assert recorder.seen == [(job_id, "job.completed", 5, "reconcile")]
 
 
+def test_cancelled_and_failed_jobs_reach_their_handlers_once_without_a_result() -> None:
+    receiver = Receiver(SECRET)
+    recorder = Recorder()
+    with Emulator(KEY, job_delay=30) as cloud, JobsClient(KEY, cloud.base_url, backoff=FAST) as client:
+        recorder.client = client
+        receiver.on()(recorder)
+        reconciler = Reconciler(receiver, client, MemoryTracker(), grace=0.01, recheck=RECHECK)
+        [cancelled] = cloud.submit([("a.txt", b"never read")])
+        assert cloud.cancel(cancelled)
+        assert not cloud.cancel(cancelled)
+        reconciler.track([cancelled], delay=0)
+        report = reconciler.run_once()
+    with Emulator(KEY, job_delay=0, failure_rate=1.0) as cloud, JobsClient(KEY, cloud.base_url) as client:
+        recorder.client = client
+        reconciler = Reconciler(receiver, client, MemoryTracker(), grace=0.01, recheck=RECHECK, observe=False)
+        [failed] = cloud.submit([("b.txt", b"unreadable")])
+        reconciler.track([failed], delay=0)
+        assert wait_until(lambda: len(recorder.seen) == 2, 10, step=reconciler.run_once)
+    assert report.processed == [cancelled]
+    assert recorder.seen == [(cancelled, "job.cancelled", None, "reconcile"), (failed, "job.failed", None, "reconcile")]
+
+
 def test_a_crawl_job_is_dispatched_and_its_children_tracked() -> None:
     receiver = Receiver(SECRET)
     recorder = Recorder()
