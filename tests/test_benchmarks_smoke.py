@@ -35,7 +35,7 @@ def test_quick_benchmark_run_reports_every_row(tmp_path: Path) -> None:
     report = output.read_text(encoding="utf-8")
     assert report.startswith("# Benchmark results (quick smoke run")
     rows = re.findall(r"^\| (\d+)[^|]* \|", report, flags=re.MULTILINE)
-    assert sorted(set(rows), key=int) == [str(n) for n in range(1, 11)], report
+    assert sorted(set(rows), key=int) == [str(n) for n in range(1, 12)], report
     assert "not available" not in report, report
     for peer in ("standardwebhooks", "svix", "stripe"):
         assert f"vs `{peer}`" in report
