@@ -297,23 +297,28 @@ def inbox_rows(settings: Settings, notes: list[str]) -> list[Row]:
     result = inbox.measure(
         rounds=settings.http_rounds, duration=settings.http_duration, warmup=settings.http_warmup, feed_size=20_000
     )
-    ours, theirs = result.inbox, result.endpoint
+    theirs = result.modes["endpoint"]
     notes.append(
-        "Row 10: the same Starlette app under uvicorn (1 worker) in inbox mode (SQLite inbox, synchronous=FULL, "
-        "group commit; the embedded worker runs the handlers in the same process meanwhile) and in endpoint mode "
-        "(SQLite store, no-op handler in the request); wrk -t1 -c16 --latency, alternating rounds, medians."
+        "Row 10: the same Starlette app under uvicorn (1 worker) in inbox mode (SQLite inbox; the embedded worker "
+        "runs the handlers in the same process meanwhile) and in endpoint mode (SQLite store, no-op handler in the "
+        "request); synchronous=FULL (the default: an fsync per commit, shared by the writes that arrive together) "
+        "and NORMAL (the store's own setting); wrk -t1 -c16 --latency, rotating rounds, medians."
     )
-    return [
-        Row(
-            "10",
-            "SQLite inbox: acknowledgements at 16 connections",
-            f"{_rate(ours.rate)}, p50 {ours.p50:.1f} ms, p99 {ours.p99:.1f} ms",
-            f"endpoint mode, SQLite store: {_rate(theirs.rate)}, p99 {theirs.p99:.1f} ms",
-            f"{result.ratio:.2f}x throughput",
-            "≥ 0.8x throughput, p99 ≤ 10 ms",
-            result.ratio >= 0.8 and ours.p99 <= 10,
+    rows = []
+    for mode, label in (("inbox", "synchronous=FULL"), ("inbox-normal", "synchronous=NORMAL")):
+        ours, ratio = result.modes[mode], result.ratios[mode]
+        rows.append(
+            Row(
+                "10",
+                f"SQLite inbox ({label}): acknowledgements at 16 connections",
+                f"{_rate(ours.rate)}, p50 {ours.p50:.1f} ms, p99 {ours.p99:.1f} ms",
+                f"endpoint mode, SQLite store: {_rate(theirs.rate)}, p99 {theirs.p99:.1f} ms",
+                f"{ratio:.2f}x throughput",
+                "≥ 0.8x throughput, p99 ≤ 10 ms",
+                ratio >= 0.8 and ours.p99 <= 10,
+            )
         )
-    ]
+    return rows
 
 
 def reconcile_rows(settings: Settings, notes: list[str]) -> list[Row]:

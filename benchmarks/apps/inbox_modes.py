@@ -1,9 +1,10 @@
 """The inbox benchmark's app: the Starlette example's shape, in endpoint mode or inbox mode.
 
 ``KREUZBERG_BENCH_MODE``: ``endpoint`` (the SQLite replay store, a no-op handler run in the
-request) or ``inbox`` (the same store, plus a SQLite inbox: the request writes the delivery and
-answers 202; the embedded worker runs the no-op handler in the same process). The database
-file is ``KREUZBERG_BENCH_DB``.
+request), ``inbox`` (the same store, plus a SQLite inbox with ``synchronous=FULL``: the request
+writes the delivery and answers 202; the embedded worker runs the no-op handler in the same
+process) or ``inbox-normal`` (the inbox with ``synchronous=NORMAL``, the store's own setting).
+The database file is ``KREUZBERG_BENCH_DB``.
 """
 
 from __future__ import annotations
@@ -22,7 +23,8 @@ from ..deliveries import SECRET
 from .common import PATH
 
 DATABASE = os.environ["KREUZBERG_BENCH_DB"]
-INBOX = os.environ["KREUZBERG_BENCH_MODE"] == "inbox"
+MODE = os.environ["KREUZBERG_BENCH_MODE"]
+INBOX = MODE.startswith("inbox")
 
 # The inbox in a file of its own: SQLite has one writer per file, and the store and the inbox
 # then do not wait for each other.
