@@ -217,7 +217,7 @@ def the_whole_loop(secret: str) -> int:
     faults = Faults(drop=0.4, duplicate=0.25)
     with (
         tempfile.TemporaryDirectory(prefix="kreuzberg-demo-cloud-") as tmp,
-        Emulator(api_key, job_delay=0.5, time_scale=0.01, faults=faults, seed=2029) as cloud,
+        Emulator(api_key, job_delay=0.5, time_scale=0.01, faults=faults, seed=2033) as cloud,
     ):
         events_log = Path(tmp) / "events.jsonl"
         port = free_port()

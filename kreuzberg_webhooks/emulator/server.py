@@ -185,7 +185,11 @@ class Emulator:
         self._transport = transport
         self._clock = clock
         self._extractor = extractor
-        self._random = random.Random(seed)
+        # One stream per kind of draw: webhook faults then follow the order jobs finish in,
+        # whatever API requests and submissions happen meanwhile (a seed repeats a run).
+        self._webhook_random = random.Random(seed)
+        self._job_random = random.Random(None if seed is None else seed + 1)
+        self._api_random = random.Random(None if seed is None else seed + 2)
         self._lock = threading.Lock()
         self._settled = threading.Condition(self._lock)
         self._jobs: dict[str, Job] = {}
@@ -343,7 +347,7 @@ class Emulator:
 
     def _new_job(self, name: str, data: bytes, mime: str, now: float, webhook: WebhookConfig | None) -> Job:
         with self._lock:
-            failed = self._random.random() < self.failure_rate
+            failed = self._job_random.random() < self.failure_rate
         extracted = None
         if self._extractor is not None and not failed:
             try:
@@ -436,7 +440,7 @@ class Emulator:
     def _send(self, job_id: str, status: str, url: str, secret: str | None, fmt: str, payload: dict[str, Any]) -> None:
         faults = self.faults
         with self._lock:
-            draw = self._random.random
+            draw = self._webhook_random.random
             event = WebhookDelivery(
                 job_id,
                 status,
@@ -478,10 +482,10 @@ class Emulator:
         faults = self.faults
         with self._lock:
             self.stats.api_requests += 1
-            slow = faults.slow > 0 and self._random.random() < faults.slow
+            slow = faults.slow > 0 and self._api_random.random() < faults.slow
             status = None
-            if faults.api_errors > 0 and self._random.random() < faults.api_errors:
-                status = 429 if self._random.random() < 0.5 else 503
+            if faults.api_errors > 0 and self._api_random.random() < faults.api_errors:
+                status = 429 if self._api_random.random() < 0.5 else 503
                 self.stats.api_faults += 1
         return slow, status
 
