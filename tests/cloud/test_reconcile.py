@@ -120,7 +120,7 @@ def test_500_jobs_with_lost_duplicated_webhooks_a_flaky_api_and_a_receiver_outag
         assert length == len(texts[job_id])
     vias = recorder.vias()
     assert vias["reconcile"] >= 150  # about 40 % of the webhooks were never sent
-    assert vias["webhook"] >= 200
+    assert vias["webhook"] >= 150
     assert stats.webhooks_dropped >= 150
     assert stats.webhooks_lost >= 1  # dead-lettered while the receiver was down: the reconciler got them
     assert stats.api_faults > 0
