@@ -111,7 +111,9 @@ class Receiver:
         elif secrets is not None or verifier_options:
             raise ConfigurationError("pass either a verifier or the secrets and verifier options, not both")
         self.lease = _seconds("lease", lease)
-        span: float = getattr(verifier, "max_span", verifier.window.span)
+        # One key per (scope, job, type) whatever the shape, so every key is kept as long as
+        # the longest window: a job document may replay a job a small event already closed.
+        span = verifier.max_span
         if retention is None:
             retention = span
         elif not retention >= span:  # also refuses NaN
@@ -300,11 +302,14 @@ class Receiver:
         self._async_store = inspect.iscoroutinefunction(getattr(store, "claim", None))
 
     def require_sync(self) -> None:
-        """Raise :class:`ConfigurationError` unless the sync entry points can work (a sync store and inbox).
+        """Raise :class:`ConfigurationError` unless the sync entry points can work: a sync store,
+        inbox and secret resolver.
 
         Sync adapters (WSGI, Flask) call it when they are set up, so an async
         store is refused at start-up rather than answered 500 per delivery.
         """
+        if self.verifier.is_async:
+            raise ConfigurationError("the secret resolver is a coroutine function: use handle_async (an ASGI app)")
         if self._async_store:
             raise ConfigurationError(
                 "this receiver's store is async: use handle_async, begin_async, settle_async or process_async"

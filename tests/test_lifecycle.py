@@ -261,10 +261,13 @@ def test_sync_adapters_refuse_an_async_store_when_they_are_set_up() -> None:
         async def release(self, key: str, token: str) -> None:
             raise AssertionError
 
-    receiver = Receiver(SECRET, store=AsyncStore())  # type: ignore[arg-type]
-    with pytest.raises(ConfigurationError, match="async"):
-        KreuzbergWebhookMiddleware(lambda environ, start: [], receiver)
-    with pytest.raises(ConfigurationError, match="async"):
-        webhook(receiver)
-    with pytest.raises(ConfigurationError, match="async"):
-        KreuzbergWebhooks(Flask(__name__), receiver=receiver)
+    async def resolver(project: str | None) -> str:
+        return SECRET
+
+    for receiver in (Receiver(SECRET, store=AsyncStore()), Receiver(resolver)):  # type: ignore[arg-type]
+        with pytest.raises(ConfigurationError, match="async"):
+            KreuzbergWebhookMiddleware(lambda environ, start: [], receiver)
+        with pytest.raises(ConfigurationError, match="async"):
+            webhook(receiver)
+        with pytest.raises(ConfigurationError, match="async"):
+            KreuzbergWebhooks(Flask(__name__), receiver=receiver)
