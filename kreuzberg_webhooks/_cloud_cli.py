@@ -185,7 +185,7 @@ def add_cloud_commands(commands: Any, prog: str) -> None:
     reconcile.add_argument(
         "--tracker",
         metavar="URL",
-        help=f"sqlite:///, redis://, postgresql:// (default: ${TRACKER_ENV}, else the store's)",
+        help=f"sqlite:///, redis://, postgresql://, django:// (default: ${TRACKER_ENV}, else the store's)",
     )
     reconcile.add_argument("--api-url", metavar="URL", help=f"default: ${API_URL_ENV}, else https://api.xberg.io")
     reconcile.add_argument("--api-key", metavar="KEY", help=f"default: ${API_KEY_ENV}")
