@@ -16,7 +16,7 @@ from starlette.middleware import Middleware
 
 from kreuzberg_webhooks import Event, Receiver, SQLiteStore
 from kreuzberg_webhooks.adapters.asgi import KreuzbergWebhookMiddleware
-from kreuzberg_webhooks.inbox import SQLiteInbox
+from kreuzberg_webhooks.inbox import AsyncSQLiteInbox
 from kreuzberg_webhooks.inbox.worker import InboxWorker
 
 from ..deliveries import SECRET
@@ -28,7 +28,12 @@ INBOX = MODE.startswith("inbox")
 
 # The inbox in a file of its own: SQLite has one writer per file, and the store and the inbox
 # then do not wait for each other.
-receiver = Receiver(SECRET, store=SQLiteStore(DATABASE), inbox=SQLiteInbox(DATABASE + ".inbox") if INBOX else None)
+SYNCHRONOUS = "NORMAL" if MODE == "inbox-normal" else "FULL"
+receiver = Receiver(
+    SECRET,
+    store=SQLiteStore(DATABASE),
+    inbox=AsyncSQLiteInbox(DATABASE + ".inbox", synchronous=SYNCHRONOUS) if INBOX else None,
+)
 
 
 @receiver.on()

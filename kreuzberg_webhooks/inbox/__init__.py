@@ -31,13 +31,14 @@ from .base import (
     InboxWriter,
     RetryPolicy,
 )
-from .sqlite import SQLiteInbox
+from .sqlite import AsyncSQLiteInbox, SQLiteInbox
 from .worker import DeliveryFailure, InboxWorker
 
 __all__ = [
     "DEFAULT_LEASE",
     "AsyncInbox",
     "AsyncInboxWriter",
+    "AsyncSQLiteInbox",
     "DeliveryFailure",
     "DeliveryState",
     "Inbox",
@@ -56,17 +57,18 @@ def open_inbox(url: str, *, asynchronous: bool = False, **options: Any) -> Inbox
     """Open an inbox from a URL, for configuration that lives in the environment.
 
     ``sqlite:///relative.db`` or ``sqlite:////absolute/path.db`` →
-    :class:`SQLiteInbox`; ``postgresql://`` → the PostgreSQL inbox (``[postgres]``
-    extra); ``redis://``, ``rediss://`` or ``unix://`` → the Redis inbox
-    (``[redis]`` extra). *asynchronous* opens the async flavour where there is
-    one; *options* go to the inbox's constructor.
+    :class:`SQLiteInbox` (:class:`AsyncSQLiteInbox` when *asynchronous*);
+    ``postgresql://`` → the PostgreSQL inbox (``[postgres]`` extra);
+    ``redis://``, ``rediss://`` or ``unix://`` → the Redis inbox (``[redis]``
+    extra). *asynchronous* opens the async flavour; *options* go to the
+    inbox's constructor.
     """
     scheme = urlsplit(url).scheme.lower()
     if scheme == "sqlite":
         path = unquote(url.split("://", 1)[1])
         if path.startswith("/"):
             path = path[1:]  # sqlite:///x.db is relative, sqlite:////x.db absolute (SQLAlchemy's rule)
-        return SQLiteInbox(path, **options)
+        return AsyncSQLiteInbox(path, **options) if asynchronous else SQLiteInbox(path, **options)
     if scheme in ("postgres", "postgresql"):
         # Imported here: psycopg is an optional extra.
         postgres = importlib.import_module("kreuzberg_webhooks.inbox.postgres")

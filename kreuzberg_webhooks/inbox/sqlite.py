@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import math
 import os
 import secrets
@@ -17,7 +19,7 @@ from ..exceptions import ConfigurationError, StoreUnavailable
 from ._rows import COLUMNS, check_limit, headers_to_text, record_from_row, short_error
 from .base import DeliveryState, InboxClaim, InboxEntry, InboxRecord
 
-__all__ = ["SQLiteInbox"]
+__all__ = ["AsyncSQLiteInbox", "SQLiteInbox"]
 
 TABLE = "kreuzberg_webhook_inbox"
 
@@ -406,3 +408,100 @@ class SQLiteInbox:
         if conn is not None and self._local.pid == os.getpid():
             conn.close()
         self._local.conn = None
+
+
+class AsyncSQLiteInbox:
+    """The :class:`SQLiteInbox` for an event loop (ASGI applications).
+
+    Its operations run in worker threads. The enqueues of all the loop's requests
+    are committed in groups without a thread each: while one group's transaction
+    (and fsync) is under way, the deliveries that arrive wait together for the
+    next, so an acknowledgement costs a share of an fsync however many requests
+    are in flight. Every delivery is still answered only after its commit.
+
+    Parameters as :class:`SQLiteInbox`; the sync inbox is :attr:`sync`.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], **options: Any) -> None:
+        self.sync = SQLiteInbox(path, **options)
+        self._pending: list[tuple[_Slot, asyncio.Future[bool]]] = []
+        self._flusher: asyncio.Task[None] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    @property
+    def path(self) -> Path:
+        """The database file."""
+        return self.sync.path
+
+    async def enqueue(self, entry: InboxEntry) -> bool:
+        """Write *entry* as queued (in the next group commit); ``False`` if its key is already there."""
+        loop = asyncio.get_running_loop()
+        if self._loop is not loop:  # a new loop (a test's asyncio.run): nothing carries over
+            self._loop, self._pending, self._flusher = loop, [], None
+        future: asyncio.Future[bool] = loop.create_future()
+        self._pending.append((_Slot(entry), future))
+        if self._flusher is None or self._flusher.done():
+            self._flusher = loop.create_task(self._flush())
+        return await future
+
+    async def _flush(self) -> None:
+        while self._pending:
+            batch, self._pending = self._pending, []
+            slots = [slot for slot, _ in batch]
+            try:
+                await asyncio.to_thread(self.sync._commit, slots)
+            except BaseException as error:
+                for slot in slots:
+                    if not slot.done:
+                        slot.error, slot.done = error, True
+            for slot, future in batch:
+                if future.done():  # the request went away; its delivery was written all the same
+                    continue
+                if slot.error is not None:
+                    future.set_exception(StoreUnavailable(f"SQLite inbox: {slot.error}"))
+                else:
+                    future.set_result(slot.new)
+
+    async def claim_due(self, lease: float, limit: int = 1) -> list[InboxClaim]:
+        """See :meth:`SQLiteInbox.claim_due`."""
+        return await asyncio.to_thread(self.sync.claim_due, lease, limit)
+
+    async def claim(self, key: str, lease: float) -> InboxClaim | None:
+        """See :meth:`SQLiteInbox.claim`."""
+        return await asyncio.to_thread(self.sync.claim, key, lease)
+
+    async def complete(self, key: str, token: str) -> bool:
+        """See :meth:`SQLiteInbox.complete`."""
+        return await asyncio.to_thread(self.sync.complete, key, token)
+
+    async def fail(self, key: str, token: str, error: str, retry_at: float | None) -> bool:
+        """See :meth:`SQLiteInbox.fail`."""
+        return await asyncio.to_thread(self.sync.fail, key, token, error, retry_at)
+
+    async def release(self, key: str, token: str, retry_at: float) -> bool:
+        """See :meth:`SQLiteInbox.release`."""
+        return await asyncio.to_thread(self.sync.release, key, token, retry_at)
+
+    async def get(self, key_or_event_id: str) -> InboxRecord | None:
+        """See :meth:`SQLiteInbox.get`."""
+        return await asyncio.to_thread(self.sync.get, key_or_event_id)
+
+    async def list(self, state: DeliveryState | None = None, limit: int = 100) -> list[InboxRecord]:
+        """See :meth:`SQLiteInbox.list`."""
+        return await asyncio.to_thread(self.sync.list, state, limit)
+
+    async def counts(self) -> dict[DeliveryState, int]:
+        """See :meth:`SQLiteInbox.counts`."""
+        return await asyncio.to_thread(self.sync.counts)
+
+    async def retry(self, keys: Sequence[str] = (), *, state: DeliveryState | None = None) -> int:
+        """See :meth:`SQLiteInbox.retry`."""
+        return await asyncio.to_thread(functools.partial(self.sync.retry, keys, state=state))
+
+    async def purge(self, state: DeliveryState, older_than: float = 0.0) -> int:
+        """See :meth:`SQLiteInbox.purge`."""
+        return await asyncio.to_thread(self.sync.purge, state, older_than)
+
+    async def aclose(self) -> None:
+        """Close the calling thread's connection (the worker threads' close with them)."""
+        self.sync.close()

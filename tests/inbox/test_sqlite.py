@@ -10,7 +10,7 @@ import pytest
 
 from kreuzberg_webhooks import ConfigurationError, StoreUnavailable
 from kreuzberg_webhooks.inbox import DeliveryState, Inbox, open_inbox
-from kreuzberg_webhooks.inbox.sqlite import SQLiteInbox
+from kreuzberg_webhooks.inbox.sqlite import AsyncSQLiteInbox, SQLiteInbox
 from kreuzberg_webhooks.stores import SQLiteStore
 from tests.inbox.contract import LEASE, InboxContract, make_entry
 from tests.stores.contract import FrozenClock
@@ -151,3 +151,45 @@ def test_a_new_delivery_commits_with_fsync_and_the_workers_bookkeeping_without(t
     inbox.complete(claim.key, claim.token)
     seen.append(inbox._connection().execute("PRAGMA synchronous").fetchone()[0])
     assert seen == [2, 1, 1]  # FULL, NORMAL, NORMAL
+
+
+class TestAsyncSQLiteInbox(InboxContract):
+    """The whole contract through the async flavour, on an event loop in a thread."""
+
+    @pytest.fixture(autouse=True)
+    def _directory(self, tmp_path: Path) -> None:
+        self.directory = tmp_path
+
+    def make_inbox(self, clock: FrozenClock) -> Inbox:
+        from tests.inbox.test_postgres import OnLoopThread
+
+        return OnLoopThread(AsyncSQLiteInbox(self.directory / "inbox.sqlite3", clock=clock))  # type: ignore[arg-type,return-value]
+
+
+def test_concurrent_requests_on_one_loop_are_committed_in_groups_and_each_answered(tmp_path: Path) -> None:
+    import asyncio
+
+    inbox = AsyncSQLiteInbox(tmp_path / "inbox.sqlite3")
+    commits: list[int] = []
+    real_commit = inbox.sync._commit
+
+    def counting_commit(batch: list) -> None:  # type: ignore[type-arg]
+        commits.append(len(batch))
+        real_commit(batch)
+
+    inbox.sync._commit = counting_commit  # type: ignore[method-assign]
+    entries = [make_entry() for _ in range(100)]
+
+    async def scenario() -> list[bool]:
+        return list(await asyncio.gather(*(inbox.enqueue(e) for e in [*entries, *entries])))
+
+    answers = asyncio.run(scenario())
+    assert answers[: len(entries)] == [True] * len(entries)
+    assert answers[len(entries) :] == [False] * len(entries)
+    assert sum(commits) == 2 * len(entries)
+    assert len(commits) < len(entries)  # grouped, not one transaction per delivery
+    assert inbox.sync.counts()[DeliveryState.QUEUED] == len(entries)
+
+
+def test_open_inbox_gives_the_async_flavour_for_asynchronous(tmp_path: Path) -> None:
+    assert isinstance(open_inbox(f"sqlite:///{tmp_path}/a.sqlite3", asynchronous=True), AsyncSQLiteInbox)
