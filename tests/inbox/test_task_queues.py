@@ -14,18 +14,19 @@ from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from kreuzberg_webhooks.inbox import DeliveryState, SQLiteInbox
+from kreuzberg_webhooks.inbox import DeliveryState, SQLiteInbox, open_inbox
 from kreuzberg_webhooks.testing import job_event_payload, signed_delivery
 from tests.servers import BIN, ROOT, free_port, http_request, run_server, stop
 
 if TYPE_CHECKING:
+    from tests.postgres_server import PostgresServer
     from tests.redis_server import RedisServer
 
-pytest_plugins = ["tests.redis_server"]
+pytest_plugins = ["tests.postgres_server", "tests.redis_server"]
 
 SECRET = "task-queue-secret-0123456789abcdef0123456"
 EVENTS, COPIES, SENDERS = 1000, 3, 16
@@ -83,8 +84,8 @@ def rq_workers(count: int, env: dict[str, str]) -> list[list[str]]:
     ]  # fmt: skip
 
 
-def run_exactly_once(tmp_path: Path, redis_url: str, kind: str) -> None:
-    env = queue_env(tmp_path, redis_url, kind)
+def run_exactly_once(tmp_path: Path, redis_url: str, kind: str, **urls: str) -> None:
+    env = {**queue_env(tmp_path, redis_url, kind), **urls}
     deliveries = [signed_delivery(SECRET, job_event_payload()) for _ in range(EVENTS)]
     requests = [d for d in deliveries for _ in range(COPIES)]
     random.Random(12).shuffle(requests)
@@ -104,7 +105,7 @@ def run_exactly_once(tmp_path: Path, redis_url: str, kind: str) -> None:
 
         with ThreadPoolExecutor(SENDERS) as pool:
             statuses = Counter(pool.map(post, requests))
-        inbox = SQLiteInbox(tmp_path / "inbox.sqlite3")
+        inbox: Any = open_inbox(env["KREUZBERG_INBOX_URL"])
         deadline = time.monotonic() + 600
         while inbox.counts()[DeliveryState.DONE] < EVENTS:
             assert time.monotonic() < deadline, inbox.counts()
@@ -131,6 +132,29 @@ def test_celery_runs_every_handler_exactly_once(tmp_path: Path, redis_server: Re
 @pytest.mark.slow
 def test_rq_runs_every_handler_exactly_once(tmp_path: Path, redis_server: RedisServer) -> None:
     run_exactly_once(tmp_path, redis_server.url, "rq")
+
+
+@pytest.mark.slow
+def test_celery_over_postgresql_runs_every_handler_exactly_once(
+    tmp_path: Path, redis_server: RedisServer, postgres_server: PostgresServer
+) -> None:
+    from tests.postgres_server import new_database  # a plugin module: imported once registered
+
+    # The multi-machine shape: inbox and replay store in PostgreSQL, Redis as the broker only.
+    database = new_database(postgres_server.url)
+    run_exactly_once(tmp_path, redis_server.url, "celery", KREUZBERG_INBOX_URL=database, KREUZBERG_STORE_URL=database)
+
+
+@pytest.mark.slow
+def test_celery_over_redis_runs_every_handler_exactly_once(tmp_path: Path, redis_server: RedisServer) -> None:
+    prefix = f"?key_prefix=kw-{uuid.uuid4().hex[:8]}:"
+    run_exactly_once(
+        tmp_path,
+        redis_server.url,
+        "celery",
+        KREUZBERG_INBOX_URL=redis_server.url + prefix,
+        KREUZBERG_STORE_URL=redis_server.url + prefix,
+    )
 
 
 @pytest.mark.slow
