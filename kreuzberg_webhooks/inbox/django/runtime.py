@@ -17,6 +17,13 @@ __all__ = ["embedded_worker", "inbox_from_setting", "retry_policy_from_settings"
 def inbox_from_setting(value: Any) -> Any:
     """The inbox for an ``INBOX`` value: ``"django"`` (this app's table), an inbox URL, or an inbox."""
     if value == "django":
+        from django.apps import apps
+
+        if not apps.is_installed("kreuzberg_webhooks.inbox.django"):
+            raise ImproperlyConfigured(
+                "KREUZBERG_WEBHOOKS['INBOX'] is 'django': add 'kreuzberg_webhooks.inbox.django' to INSTALLED_APPS "
+                "and run manage.py migrate"
+            )
         from .inbox import DjangoInbox
 
         return DjangoInbox()
