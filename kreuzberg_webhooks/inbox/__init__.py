@@ -9,7 +9,8 @@ failed delivery is tried again (:class:`RetryPolicy`).
 inbox from a URL (PostgreSQL and Redis too). :class:`InboxWorker` runs the
 handlers of what the inbox holds, embedded in the application or as a process
 of its own (``kreuzberg-webhooks inbox worker``); task queues take over with
-:mod:`~kreuzberg_webhooks.inbox.celery` or :mod:`~kreuzberg_webhooks.inbox.rq`.
+:mod:`~kreuzberg_webhooks.inbox.celery`, :mod:`~kreuzberg_webhooks.inbox.rq` or
+:mod:`~kreuzberg_webhooks.inbox.dramatiq`.
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
 """The application the task-queue tests run: gunicorn serves it, Celery or RQ workers import it.
 
 Environment: ``KREUZBERG_WEBHOOK_SECRET``, ``KREUZBERG_INBOX_URL``, ``KREUZBERG_STORE_URL``,
-``KREUZBERG_EVENTS_LOG`` (one line per handler run), ``KREUZBERG_TASK_QUEUE`` (``celery`` or
-``rq``), ``KREUZBERG_BROKER_URL`` (Redis) and ``KREUZBERG_QUEUE_NAME``.
+``KREUZBERG_EVENTS_LOG`` (one line per handler run), ``KREUZBERG_TASK_QUEUE`` (``celery``,
+``rq`` or ``dramatiq``), ``KREUZBERG_BROKER_URL`` (Redis) and ``KREUZBERG_QUEUE_NAME``.
 """
 
 from __future__ import annotations
@@ -42,6 +42,14 @@ if os.environ["KREUZBERG_TASK_QUEUE"] == "celery":
         worker_hijack_root_logger=False,
     )
     queue = CeleryInbox(celery_app, inbox, policy=policy, lease=LEASE)
+elif os.environ["KREUZBERG_TASK_QUEUE"] == "dramatiq":
+    import dramatiq
+    from dramatiq.brokers.redis import RedisBroker
+
+    from kreuzberg_webhooks.inbox.dramatiq import DramatiqInbox
+
+    dramatiq.set_broker(RedisBroker(url=BROKER_URL, namespace=f"dramatiq-{QUEUE_NAME}"))
+    queue = DramatiqInbox(inbox, queue_name=QUEUE_NAME, policy=policy, lease=LEASE)
 else:
     import redis
 

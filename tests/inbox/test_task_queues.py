@@ -84,6 +84,24 @@ def rq_workers(count: int, env: dict[str, str]) -> list[list[str]]:
     ]  # fmt: skip
 
 
+def dramatiq_workers(count: int, env: dict[str, str]) -> list[list[str]]:
+    return [
+        [
+            str(BIN / "dramatiq"), "tests.inbox.queue_app", "--processes", "1", "--threads", "2",
+            "--queues", env["KREUZBERG_QUEUE_NAME"],
+        ]
+        for _ in range(count)
+    ]  # fmt: skip
+
+
+def queue_workers_for(kind: str, count: int, env: dict[str, str]) -> list[list[str]]:
+    if kind == "celery":
+        return celery_workers(count)
+    if kind == "rq":
+        return rq_workers(count, env)
+    return dramatiq_workers(count, env)
+
+
 def run_exactly_once(tmp_path: Path, redis_url: str, kind: str, **urls: str) -> None:
     env = {**queue_env(tmp_path, redis_url, kind), **urls}
     deliveries = [signed_delivery(SECRET, job_event_payload()) for _ in range(EVENTS)]
@@ -94,7 +112,7 @@ def run_exactly_once(tmp_path: Path, redis_url: str, kind: str, **urls: str) -> 
         str(BIN / "gunicorn"), "tests.inbox.queue_app:app", "--workers", "4",
         "--bind", f"127.0.0.1:{port}", "--log-level", "warning",
     ]  # fmt: skip
-    workers = celery_workers(2) if kind == "celery" else rq_workers(2, env)
+    workers = queue_workers_for(kind, 2, env)
     with (
         run_server(argv, port=port, env=env, log=tmp_path / "gunicorn.log") as server,
         queue_workers(workers, env, tmp_path),
@@ -135,6 +153,11 @@ def test_rq_runs_every_handler_exactly_once(tmp_path: Path, redis_server: RedisS
 
 
 @pytest.mark.slow
+def test_dramatiq_runs_every_handler_exactly_once(tmp_path: Path, redis_server: RedisServer) -> None:
+    run_exactly_once(tmp_path, redis_server.url, "dramatiq")
+
+
+@pytest.mark.slow
 def test_celery_over_postgresql_runs_every_handler_exactly_once(
     tmp_path: Path, redis_server: RedisServer, postgres_server: PostgresServer
 ) -> None:
@@ -158,7 +181,7 @@ def test_celery_over_redis_runs_every_handler_exactly_once(tmp_path: Path, redis
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("kind", ["celery", "rq"])
+@pytest.mark.parametrize("kind", ["celery", "rq", "dramatiq"])
 def test_failed_deliveries_are_retried_by_the_queue_and_run_once_after_recovery(
     tmp_path: Path, redis_server: RedisServer, kind: str
 ) -> None:
@@ -171,7 +194,7 @@ def test_failed_deliveries_are_retried_by_the_queue_and_run_once_after_recovery(
         str(BIN / "gunicorn"), "tests.inbox.queue_app:app", "--workers", "2",
         "--bind", f"127.0.0.1:{port}", "--log-level", "warning",
     ]  # fmt: skip
-    workers = celery_workers(2) if kind == "celery" else rq_workers(2, env)
+    workers = queue_workers_for(kind, 2, env)
     inbox = SQLiteInbox(tmp_path / "inbox.sqlite3")
     with (
         run_server(argv, port=port, env=env, log=tmp_path / "gunicorn.log") as server,
