@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Sequence
 from typing import Any
 
+from ..exceptions import ConfigurationError
 from .base import DeliveryState, InboxEntry, InboxRecord
 
 #: The columns every SQL inbox selects, in this order.
@@ -60,6 +62,13 @@ def record_from_row(row: Sequence[Any]) -> InboxRecord:
         updated_at=float(updated_at),
         lease_expires_at=float(next_attempt_at) if delivery_state is DeliveryState.RUNNING else None,
     )
+
+
+def check_lease(lease: float) -> float:
+    """*lease* as a float if it is a positive, finite number of seconds (else ConfigurationError)."""
+    if isinstance(lease, bool) or not (isinstance(lease, int | float) and math.isfinite(lease) and lease > 0):
+        raise ConfigurationError("lease must be a positive, finite number of seconds")
+    return float(lease)
 
 
 def check_limit(limit: int) -> int:

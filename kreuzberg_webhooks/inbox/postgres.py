@@ -17,8 +17,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from .._postgres import DEFAULT_CONNECT_TIMEOUT, AsyncConnections, SyncConnections, check_table
-from ..exceptions import ConfigurationError
-from ._rows import check_limit, headers_to_text, record_from_row, short_error
+from ._rows import check_lease, check_limit, headers_to_text, record_from_row, short_error
 from .base import DeliveryState, InboxClaim, InboxEntry, InboxRecord
 
 __all__ = ["DEFAULT_TABLE", "AsyncPostgresInbox", "PostgresInbox"]
@@ -42,12 +41,6 @@ _COLUMN_NAMES = (
     "updated_at",
 )
 _WHAT = "inbox"
-
-
-def _lease(lease: float) -> float:
-    if not (isinstance(lease, int | float) and math.isfinite(lease) and lease > 0):
-        raise ConfigurationError("lease must be a positive, finite number of seconds")
-    return float(lease)
 
 
 class _Statements:
@@ -256,12 +249,12 @@ class PostgresInbox:
 
     def claim_due(self, lease: float, limit: int = 1) -> list[InboxClaim]:
         """Lease up to *limit* due deliveries, oldest due first."""
-        lease, limit = _lease(lease), check_limit(limit)
+        lease, limit = check_lease(lease), check_limit(limit)
         return _claims(self._rows(self._sql.claim_due(self._clock(), lease, limit)))
 
     def claim(self, key: str, lease: float) -> InboxClaim | None:
         """Lease the delivery *key* whatever its next attempt time, unless it is done, dead or leased."""
-        rows = self._rows(self._sql.claim(key, self._clock(), _lease(lease)))
+        rows = self._rows(self._sql.claim(key, self._clock(), check_lease(lease)))
         return _claim(rows[0] if rows else None)
 
     def complete(self, key: str, token: str) -> bool:
@@ -356,12 +349,12 @@ class AsyncPostgresInbox:
 
     async def claim_due(self, lease: float, limit: int = 1) -> list[InboxClaim]:
         """Lease up to *limit* due deliveries, oldest due first."""
-        lease, limit = _lease(lease), check_limit(limit)
+        lease, limit = check_lease(lease), check_limit(limit)
         return _claims(await self._rows(self._sql.claim_due(self._clock(), lease, limit)))
 
     async def claim(self, key: str, lease: float) -> InboxClaim | None:
         """Lease the delivery *key* unless it is done, dead or leased."""
-        rows = await self._rows(self._sql.claim(key, self._clock(), _lease(lease)))
+        rows = await self._rows(self._sql.claim(key, self._clock(), check_lease(lease)))
         return _claim(rows[0] if rows else None)
 
     async def complete(self, key: str, token: str) -> bool:

@@ -35,7 +35,7 @@ except ImportError as error:  # redis-py is the optional [redis] extra
 
 from ..exceptions import ConfigurationError, StoreUnavailable
 from ..stores.redis import _client_options, _split_url
-from ._rows import check_limit, headers_to_text, record_from_row, short_error
+from ._rows import check_lease, check_limit, headers_to_text, record_from_row, short_error
 from .base import DeliveryState, InboxClaim, InboxEntry, InboxRecord
 
 __all__ = ["DEFAULT_PREFIX", "AsyncRedisInbox", "RedisInbox"]
@@ -296,12 +296,6 @@ def _records(reply: Sequence[Any], limit: int) -> list[InboxRecord]:
     return records[:limit]
 
 
-def _lease(lease: float) -> float:
-    if not (isinstance(lease, int | float) and math.isfinite(lease) and lease > 0):
-        raise ConfigurationError("lease must be a positive, finite number of seconds")
-    return float(lease)
-
-
 def _unavailable(error: Exception) -> NoReturn:
     logger.warning("Redis inbox: %s: %s", type(error).__name__, error)
     raise StoreUnavailable("The Redis inbox is unavailable; retry later.") from error
@@ -412,12 +406,12 @@ class RedisInbox(_Scripts):
 
     def claim_due(self, lease: float, limit: int = 1) -> list[InboxClaim]:
         """Lease up to *limit* due deliveries, oldest due first."""
-        lease, limit = _lease(lease), check_limit(limit)
+        lease, limit = check_lease(lease), check_limit(limit)
         return _claims(self._run("claim_due", self._clock(), lease, limit, secrets.token_hex(12)))
 
     def claim(self, key: str, lease: float) -> InboxClaim | None:
         """Lease the delivery *key* unless it is done, dead or leased."""
-        reply = self._run("claim", key, self._clock(), _lease(lease), secrets.token_hex(16))
+        reply = self._run("claim", key, self._clock(), check_lease(lease), secrets.token_hex(16))
         if not reply:
             return None
         row = _row(reply)
@@ -502,12 +496,12 @@ class AsyncRedisInbox(_Scripts):
 
     async def claim_due(self, lease: float, limit: int = 1) -> list[InboxClaim]:
         """Lease up to *limit* due deliveries, oldest due first."""
-        lease, limit = _lease(lease), check_limit(limit)
+        lease, limit = check_lease(lease), check_limit(limit)
         return _claims(await self._run("claim_due", self._clock(), lease, limit, secrets.token_hex(12)))
 
     async def claim(self, key: str, lease: float) -> InboxClaim | None:
         """Lease the delivery *key* unless it is done, dead or leased."""
-        reply = await self._run("claim", key, self._clock(), _lease(lease), secrets.token_hex(16))
+        reply = await self._run("claim", key, self._clock(), check_lease(lease), secrets.token_hex(16))
         if not reply:
             return None
         row = _row(reply)

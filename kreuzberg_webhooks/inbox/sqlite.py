@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from ..exceptions import ConfigurationError, StoreUnavailable
-from ._rows import COLUMNS, check_limit, headers_to_text, record_from_row, short_error
+from ._rows import COLUMNS, check_lease, check_limit, headers_to_text, record_from_row, short_error
 from .base import DeliveryState, InboxClaim, InboxEntry, InboxRecord
 
 __all__ = ["AsyncSQLiteInbox", "SQLiteInbox"]
@@ -89,12 +89,6 @@ def _writers(path: str) -> threading.Lock:
     if lock is None:
         lock = _WRITERS.setdefault(path, threading.Lock())  # atomic under the GIL
     return lock
-
-
-def _lease(lease: float) -> float:
-    if not (isinstance(lease, int | float) and math.isfinite(lease) and lease > 0):
-        raise ConfigurationError("lease must be a positive, finite number of seconds")
-    return float(lease)
 
 
 class SQLiteInbox:
@@ -263,7 +257,7 @@ class SQLiteInbox:
 
     def claim_due(self, lease: float, limit: int = 1) -> list[InboxClaim]:
         """Lease up to *limit* due deliveries, oldest due first."""
-        lease, limit = _lease(lease), check_limit(limit)
+        lease, limit = check_lease(lease), check_limit(limit)
         now = self._clock()
         # A read first: an idle worker polling an empty inbox never takes the write lock.
         if not self._read(f"SELECT 1 FROM {TABLE} WHERE {_CLAIMABLE} LIMIT 1", (now,)):
@@ -276,7 +270,7 @@ class SQLiteInbox:
 
     def claim(self, key: str, lease: float) -> InboxClaim | None:
         """Lease the delivery *key* whatever its next attempt time, unless it is done, dead or leased."""
-        lease = _lease(lease)
+        lease = check_lease(lease)
         now = self._clock()
         with self._write() as conn:
             row = conn.execute(

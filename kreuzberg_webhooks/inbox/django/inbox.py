@@ -12,8 +12,8 @@ from django.db import DatabaseError, IntegrityError, transaction
 from django.db.models import F, Q
 from django.db.models.functions import Greatest
 
-from ...exceptions import ConfigurationError, StoreUnavailable
-from .._rows import check_limit, headers_to_text, record_from_row, short_error
+from ...exceptions import StoreUnavailable
+from .._rows import check_lease, check_limit, headers_to_text, record_from_row, short_error
 from ..base import DeliveryState, InboxClaim, InboxEntry, InboxRecord
 from .models import InboxDelivery
 
@@ -34,12 +34,6 @@ _COLUMNS = (
     "last_error",
     "updated_at",
 )
-
-
-def _lease(lease: float) -> float:
-    if not (isinstance(lease, int | float) and math.isfinite(lease) and lease > 0):
-        raise ConfigurationError("lease must be a positive, finite number of seconds")
-    return float(lease)
 
 
 def _record(row: Sequence[Any]) -> InboxRecord:
@@ -116,7 +110,7 @@ class DjangoInbox:
 
     def claim_due(self, lease: float, limit: int = 1) -> list[InboxClaim]:
         """Lease up to *limit* due deliveries, oldest due first."""
-        lease, limit = _lease(lease), check_limit(limit)
+        lease, limit = check_lease(lease), check_limit(limit)
         now = self._clock()
 
         def claim() -> list[InboxClaim]:
@@ -132,7 +126,7 @@ class DjangoInbox:
 
     def claim(self, key: str, lease: float) -> InboxClaim | None:
         """Lease the delivery *key* unless it is done, dead or leased."""
-        lease = _lease(lease)
+        lease = check_lease(lease)
         now = self._clock()
 
         def claim() -> InboxClaim | None:
