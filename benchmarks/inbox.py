@@ -13,6 +13,7 @@ medians of rounds. Each request is a distinct, freshly signed event.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import re
 import statistics
 import subprocess
@@ -64,12 +65,18 @@ class InboxResult:
     ratios: dict[str, float]
 
 
-def measure(*, rounds: int, duration: float, warmup: float, feed_size: int) -> InboxResult:
-    """Serve both modes side by side and measure them in alternating rounds."""
-    with tempfile.TemporaryDirectory(prefix="kreuzberg-bench-inbox-") as tmp:
+def measure(
+    *, rounds: int, duration: float, warmup: float, feed_size: int, servers_for: dict[str, str] | None = None
+) -> InboxResult:
+    """Serve every mode side by side and measure them in rotating rounds.
+
+    *servers_for* adds modes whose inbox is at a URL (``{"inbox-redis": "redis://…"}``).
+    """
+    with tempfile.TemporaryDirectory(prefix="kreuzberg-bench-inbox-") as tmp, contextlib.ExitStack() as stack:
         directory = Path(tmp)
         feed = write_feed(directory, feed_size)
-        modes = MODES
+        extra = servers_for or {}
+        modes = (*MODES, *extra)
         ports = {mode: free_port() for mode in modes}
         feeds = {mode: Feed(feed.path, feed.count) for mode in modes}
         results: dict[str, list[tuple[float, float, float]]] = {mode: [] for mode in modes}
@@ -81,20 +88,23 @@ def measure(*, rounds: int, duration: float, warmup: float, feed_size: int) -> I
                 "KREUZBERG_BENCH_MODE": mode,
                 "KREUZBERG_BENCH_DB": str(directory / f"{mode}.sqlite3"),
             }
+            if mode in extra:
+                env["KREUZBERG_BENCH_INBOX_URL"] = extra[mode]
             argv = [
                 str(BIN / "uvicorn"), "benchmarks.apps.inbox_modes:app",
                 "--host", "127.0.0.1", "--port", str(ports[mode]), "--workers", "1",
                 "--loop", "uvloop", "--http", "httptools", "--log-level", "warning", "--no-access-log",
             ]  # fmt: skip
             servers.append(serve(argv, port=ports[mode], log=directory / f"{mode}.log", env=env, cwd=ROOT))
-        with servers[0], servers[1], servers[2]:
-            if warmup:
-                for mode in modes:
-                    wrk_latency(ports[mode], feeds[mode], warmup)
-            for index in range(rounds):
-                for mode in modes[index % len(modes) :] + modes[: index % len(modes)]:
-                    rate, p50, p99, _ = wrk_latency(ports[mode], feeds[mode], duration)
-                    results[mode].append((rate, p50, p99))
+        for server in servers:
+            stack.enter_context(server)
+        if warmup:
+            for mode in modes:
+                wrk_latency(ports[mode], feeds[mode], warmup)
+        for index in range(rounds):
+            for mode in modes[index % len(modes) :] + modes[: index % len(modes)]:
+                rate, p50, p99, _ = wrk_latency(ports[mode], feeds[mode], duration)
+                results[mode].append((rate, p50, p99))
 
     def summary(mode: str) -> ModeResult:
         rates, p50s, p99s = zip(*results[mode], strict=True)
@@ -113,8 +123,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--duration", type=float, default=3.0)
     parser.add_argument("--warmup", type=float, default=1.0)
     parser.add_argument("--feed", type=int, default=200_000, help="distinct signed deliveries")
+    parser.add_argument("--servers", action="store_true", help="also the Redis and PostgreSQL inboxes (real servers)")
     args = parser.parse_args(argv)
-    result = measure(rounds=args.rounds, duration=args.duration, warmup=args.warmup, feed_size=args.feed)
+    with contextlib.ExitStack() as stack:
+        urls: dict[str, str] = {}
+        if args.servers:
+            urls = _start_servers(stack)
+        result = measure(
+            rounds=args.rounds, duration=args.duration, warmup=args.warmup, feed_size=args.feed, servers_for=urls
+        )
     print("| mode | acknowledgements/s | p50 | p99 |")
     print("|---|---|---|---|")
     for mode, found in result.modes.items():
@@ -122,6 +139,18 @@ def main(argv: list[str] | None = None) -> int:
     for mode, ratio in result.ratios.items():
         print(f"{mode} / endpoint throughput: {ratio:.2f}x (target >= 0.8x); p99 target <= 10 ms")
     return 0
+
+
+def _start_servers(stack: contextlib.ExitStack) -> dict[str, str]:
+    """A throw-away redis-server and PostgreSQL cluster on loopback, stopped when *stack* closes."""
+    from tests.postgres_server import PostgresServer  # the tests' initdb helper (dev group: pytest)
+
+    from .stores import redis_server
+
+    directory = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="kreuzberg-bench-servers-")))
+    redis_port = stack.enter_context(redis_server(directory))
+    postgres = stack.enter_context(PostgresServer().running())
+    return {"inbox-redis": f"redis://127.0.0.1:{redis_port}/0", "inbox-postgres": postgres.url}
 
 
 if __name__ == "__main__":
