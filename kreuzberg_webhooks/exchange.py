@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 
 from .body import BodyReader
 from .exceptions import MethodNotAllowed, PayloadTooLarge, WebhookError
+from .lifecycle import _Timer, conclude
 from .outcome import Outcome
 
 if TYPE_CHECKING:
@@ -71,8 +72,6 @@ class Exchange:
         return b"" if self._reader is None else self._reader.body()
 
     def _refuse(self, error: WebhookError) -> None:
-        from .lifecycle import _Timer, conclude
-
         self._reader = None
         self.answer = conclude(self._receiver, Outcome.from_error(error), _Timer(), "endpoint")
 
