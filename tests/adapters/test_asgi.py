@@ -400,6 +400,17 @@ def test_require_lets_a_broken_installed_framework_fail_as_itself(tmp_path: Path
     assert "pip install" not in result.stderr
 
 
+def post_scope(headers: dict[str, str]) -> dict[str, Any]:
+    """The smallest ASGI scope of a POST to the webhook path, for tests that drive the middleware directly."""
+    return {
+        "type": "http",
+        "method": "POST",
+        "path": PATH,
+        "root_path": "",
+        "headers": [(k.lower().encode(), v.encode()) for k, v in headers.items()],
+    }
+
+
 def test_guard_mode_keeps_the_claim_of_a_cancelled_request() -> None:
     # A timeout middleware (or the server) cancels the request while the route's
     # code may still run in a thread: releasing the claim then would let the
@@ -414,13 +425,7 @@ def test_guard_mode_keeps_the_claim_of_a_cancelled_request() -> None:
 
     middleware = KreuzbergWebhookMiddleware(route, receiver=receiver, path=PATH, mode="guard")
     body, headers = signed_delivery(SECRET, job_event_payload(now=NOW))
-    scope = {
-        "type": "http",
-        "method": "POST",
-        "path": PATH,
-        "root_path": "",
-        "headers": [(k.lower().encode(), v.encode()) for k, v in headers.items()],
-    }
+    scope = post_scope(headers)
     messages = [{"type": "http.request", "body": body, "more_body": False}]
 
     async def receive() -> dict[str, Any]:
@@ -458,13 +463,7 @@ def test_guard_mode_settles_after_work_done_while_streaming() -> None:
 
     app = KreuzbergWebhookMiddleware(route, receiver=receiver, path=PATH, mode="guard")
     body, headers = signed_delivery(SECRET, job_event_payload(now=NOW))
-    scope = {
-        "type": "http",
-        "method": "POST",
-        "path": PATH,
-        "root_path": "",
-        "headers": [(k.lower().encode(), v.encode()) for k, v in headers.items()],
-    }
+    scope = post_scope(headers)
 
     def post() -> bytes:
         sent: list[bytes] = []
