@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 
 from .body import BodyReader
 from .exceptions import MethodNotAllowed, PayloadTooLarge, WebhookError
-from .lifecycle import _Timer, conclude
+from .lifecycle import _Trace, conclude
 from .outcome import Outcome
 
 if TYPE_CHECKING:
@@ -73,7 +73,7 @@ class Exchange:
 
     def _refuse(self, error: WebhookError) -> None:
         self._reader = None
-        self.answer = conclude(self._receiver, Outcome.from_error(error), _Timer(), "endpoint")
+        self.answer = conclude(self._receiver, Outcome.from_error(error), _Trace(), "endpoint")
 
 
 def _content_length(headers: Mapping[str, str]) -> str | None:

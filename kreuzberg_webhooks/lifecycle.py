@@ -54,18 +54,20 @@ T = TypeVar("T")
 
 # -- the steps a flow yields ---------------------------------------------------
 
-# Where a step's time goes in the delivery's report (an index into _Timer.spent).
+# Where a step's time goes in the delivery's report (an index into _Trace.spent).
 # Steps are plain slotted dataclasses, not frozen ones: one is built per store
 # call and lives for one yield, and a frozen __init__ costs twice as much.
 _VERIFY, _STORE, _HANDLER = 0, 1, 2
 
 
-class _Timer:
-    """Where a delivery's time went, for its :class:`DeliveryReport`; the drivers add each step's time."""
+class _Trace:
+    """What a delivery's :class:`DeliveryReport` is made of: who signed it, and where its time
+    went (the drivers add each step's time)."""
 
-    __slots__ = ("spent", "start", "started_at")
+    __slots__ = ("scope", "spent", "start", "started_at")
 
-    def __init__(self) -> None:
+    def __init__(self, scope: str = "") -> None:
+        self.scope = scope
         self.started_at = time.time()
         self.start = time.perf_counter()
         #: Seconds spent verifying, in the store (or inbox), in the handlers.
@@ -78,7 +80,7 @@ class Verify:
 
     body: bytes
     headers: Mapping[str, str]
-    timer: _Timer
+    trace: _Trace
     phase = _VERIFY
 
 
@@ -88,7 +90,7 @@ class StoreOp:
 
     name: Literal["claim", "complete", "release"]
     args: tuple[Any, ...]
-    timer: _Timer
+    trace: _Trace
     phase = _STORE
 
 
@@ -97,7 +99,7 @@ class Enqueue:
     """Write a verified delivery to the inbox; the driver sends back whether it was new."""
 
     entry: Any
-    timer: _Timer
+    trace: _Trace
     phase = _STORE
 
 
@@ -106,7 +108,7 @@ class Dispatch:
     """Run the handlers registered for *event*."""
 
     event: Event
-    timer: _Timer
+    trace: _Trace
     phase = _HANDLER
 
 
@@ -126,7 +128,7 @@ class Delivery:
     key: str
     token: str
     scope: str = ""
-    _timer: _Timer = field(default_factory=_Timer, compare=False, repr=False)
+    _trace: _Trace = field(default_factory=_Trace, compare=False, repr=False)
 
 
 # -- the flows ------------------------------------------------------------------
@@ -134,66 +136,68 @@ class Delivery:
 
 def deliver(rx: Receiver, body: bytes, headers: Mapping[str, str]) -> Flow[Outcome]:
     """Endpoint (or inbox) mode: one delivery from its bytes to the answer."""
-    timer = _Timer()
+    trace = _Trace()
     mode: Mode = "endpoint" if rx.inbox is None else "inbox"
     try:
-        verified = yield Verify(body, headers, timer)
+        verified = yield Verify(body, headers, trace)
     except WebhookError as error:
-        return conclude(rx, Outcome.from_error(error), timer, mode)
+        return conclude(rx, Outcome.from_error(error), trace, mode)
     event: Event = verified.event
+    trace.scope = verified.scope
     key = delivery_key(event, verified.scope)
     if rx.inbox is not None:
-        entry = rx.inbox_entry(event, key, verified.scope, body, headers, timer.started_at)
+        entry = rx.inbox_entry(event, key, verified.scope, body, headers, trace.started_at)
         try:
-            new = yield Enqueue(entry, timer)
+            new = yield Enqueue(entry, trace)
         except Exception as error:
-            return conclude(rx, _store_error(event), timer, mode, store_error=_store_detail(error))
-        return conclude(rx, Outcome.queued(event) if new else Outcome.already_processed(event), timer, mode)
-    return (yield from _claim_and_run(rx, event, key, timer, "endpoint", "webhook"))
+            return conclude(rx, _store_error(event), trace, mode, store_error=_store_detail(error))
+        return conclude(rx, Outcome.queued(event) if new else Outcome.already_processed(event), trace, mode)
+    return (yield from _claim_and_run(rx, event, key, trace, "endpoint", "webhook"))
 
 
 def process(rx: Receiver, event: Event, scope: str, via: str) -> Flow[Outcome]:
     """A trusted event (from the inbox, from the jobs API): claim, run the handlers, settle."""
-    return (yield from _claim_and_run(rx, event, delivery_key(event, scope), _Timer(), "process", via))
+    return (yield from _claim_and_run(rx, event, delivery_key(event, scope), _Trace(scope), "process", via))
 
 
-def _claim_and_run(rx: Receiver, event: Event, key: str, timer: _Timer, mode: Mode, via: str) -> Flow[Outcome]:
+def _claim_and_run(rx: Receiver, event: Event, key: str, trace: _Trace, mode: Mode, via: str) -> Flow[Outcome]:
     try:
-        claim: Claim = yield StoreOp("claim", (key, rx.lease), timer)
+        claim: Claim = yield StoreOp("claim", (key, rx.lease), trace)
     except Exception as error:
-        return conclude(rx, _store_error(event), timer, mode, via, store_error=_store_detail(error))
+        return conclude(rx, _store_error(event), trace, mode, via, store_error=_store_detail(error))
     if claim.state is not ClaimState.NEW:
-        return conclude(rx, _refused(event, claim), timer, mode, via)
+        return conclude(rx, _refused(event, claim), trace, mode, via)
     token = claim.token or ""
     try:
-        yield Dispatch(event, timer)
+        yield Dispatch(event, trace)
     except Exception as error:
-        yield from _release(rx, event, key, token, timer)
-        outcome = Outcome.from_error(HandlerFailed(event_id=event.event_id), event)
-        return conclude(rx, outcome, timer, mode, via, handler_error=error)
+        yield from _release(rx, event, key, token, trace)
+        outcome = Outcome.from_error(HandlerFailed(event_id=event.event_id), event, cause=error)
+        return conclude(rx, outcome, trace, mode, via, handler_error=error)
     try:
-        yield StoreOp("complete", (key, token, rx.retention), timer)
+        yield StoreOp("complete", (key, token, rx.retention), trace)
     except Exception:
         _settle_error(event, "mark an event done")
-    return conclude(rx, Outcome.processed(event), timer, mode, via)
+    return conclude(rx, Outcome.processed(event), trace, mode, via)
 
 
 def begin(rx: Receiver, body: bytes, headers: Mapping[str, str]) -> Flow[Delivery | Outcome]:
     """Guard mode, first half: verify and claim for code the adapter runs itself."""
-    timer = _Timer()
+    trace = _Trace()
     try:
-        verified = yield Verify(body, headers, timer)
+        verified = yield Verify(body, headers, trace)
     except WebhookError as error:
-        return conclude(rx, Outcome.from_error(error), timer, "guard")
+        return conclude(rx, Outcome.from_error(error), trace, "guard")
     event: Event = verified.event
+    trace.scope = verified.scope
     key = delivery_key(event, verified.scope)
     try:
-        claim: Claim = yield StoreOp("claim", (key, rx.lease), timer)
+        claim: Claim = yield StoreOp("claim", (key, rx.lease), trace)
     except Exception as error:
-        return conclude(rx, _store_error(event), timer, "guard", store_error=_store_detail(error))
+        return conclude(rx, _store_error(event), trace, "guard", store_error=_store_detail(error))
     if claim.state is not ClaimState.NEW:
-        return conclude(rx, _refused(event, claim), timer, "guard")
-    return Delivery(event, key, claim.token or "", verified.scope, timer)
+        return conclude(rx, _refused(event, claim), trace, "guard")
+    return Delivery(event, key, claim.token or "", verified.scope, trace)
 
 
 def settle(
@@ -216,35 +220,35 @@ def settle(
       until its lease expires, since code of this delivery may still be
       running in a thread, and releasing it could run the event twice.
     """
-    event, timer = delivery.event, delivery._timer
-    spent = timer.spent
-    spent[_HANDLER] = time.perf_counter() - timer.start - spent[_VERIFY] - spent[_STORE]  # the application's code
+    event, trace = delivery.event, delivery._trace
+    spent = trace.spent
+    spent[_HANDLER] = time.perf_counter() - trace.start - spent[_VERIFY] - spent[_STORE]  # the application's code
     if cancelled:
         logger.warning("webhook request cancelled; claim kept until its lease expires (event_id=%s)", _event_id(event))
-        _report(rx, 499, "cancelled", event, timer, "guard", "webhook")
+        _report(rx, 499, "cancelled", event, trace, "guard", "webhook")
         return None
     if error is None and status is not None and 200 <= status < 300:
         try:
-            yield StoreOp("complete", (delivery.key, delivery.token, rx.retention), timer)
+            yield StoreOp("complete", (delivery.key, delivery.token, rx.retention), trace)
         except Exception:
             _settle_error(event, "settle a delivery")
-        conclude(rx, Outcome(status, "processed", (), b"", event), timer, "guard")
+        conclude(rx, Outcome(status, "processed", (), b"", event), trace, "guard")
         return None
-    yield from _release(rx, event, delivery.key, delivery.token, timer, "settle a delivery")
+    yield from _release(rx, event, delivery.key, delivery.token, trace, "settle a delivery")
     if error is None and status is not None:
         # The application answered, just not 2xx: its answer stands, and the retry will be processed.
-        conclude(rx, Outcome(status, "released", (), b"", event), timer, "guard")
+        conclude(rx, Outcome(status, "released", (), b"", event), trace, "guard")
         return None
-    outcome = Outcome.from_error(HandlerFailed(event_id=event.event_id), event)
     failure = error if error is not None else RuntimeError("the application sent no response")
-    return conclude(rx, outcome, timer, "guard", handler_error=failure)
+    outcome = Outcome.from_error(HandlerFailed(event_id=event.event_id), event, cause=failure)
+    return conclude(rx, outcome, trace, "guard", handler_error=failure)
 
 
 def _release(
-    rx: Receiver, event: Event, key: str, token: str, timer: _Timer, action: str = "release a claim"
+    rx: Receiver, event: Event, key: str, token: str, trace: _Trace, action: str = "release a claim"
 ) -> Flow[None]:
     try:
-        yield StoreOp("release", (key, token), timer)
+        yield StoreOp("release", (key, token), trace)
     except Exception:
         _settle_error(event, action)
 
@@ -286,7 +290,7 @@ def _settle_error(event: Event, action: str) -> None:
 def conclude(
     rx: Receiver,
     outcome: Outcome,
-    timer: _Timer,
+    trace: _Trace,
     mode: Mode,
     via: str = "webhook",
     *,
@@ -319,11 +323,11 @@ def conclude(
             outcome.status_code,
             _event_id(outcome.event),
         )
-    _report(rx, outcome.status_code, outcome.reason, outcome.event, timer, mode, via)
+    _report(rx, outcome.status_code, outcome.reason, outcome.event, trace, mode, via)
     return outcome
 
 
-def _report(rx: Receiver, status: int, reason: str, event: Event | None, timer: _Timer, mode: Mode, via: str) -> None:
+def _report(rx: Receiver, status: int, reason: str, event: Event | None, trace: _Trace, mode: Mode, via: str) -> None:
     if not rx.observers:
         return
     report = DeliveryReport(
@@ -332,14 +336,15 @@ def _report(rx: Receiver, status: int, reason: str, event: Event | None, timer: 
         duplicate=reason == "duplicate",
         mode=mode,
         via=via,
+        scope=trace.scope,
         event_type=None if event is None else event.type,
         event_id=None if event is None else event.event_id,
         job_id=None if event is None else str(event.job_id),
-        started_at=timer.started_at,
-        verify_seconds=timer.spent[_VERIFY],
-        store_seconds=timer.spent[_STORE],
-        handler_seconds=timer.spent[_HANDLER],
-        total_seconds=time.perf_counter() - timer.start,
+        started_at=trace.started_at,
+        verify_seconds=trace.spent[_VERIFY],
+        store_seconds=trace.spent[_STORE],
+        handler_seconds=trace.spent[_HANDLER],
+        total_seconds=time.perf_counter() - trace.start,
     )
     for observer in rx.observers:
         try:
@@ -367,7 +372,7 @@ def run_sync(rx: Receiver, flow: Flow[T]) -> T:
             value = _perform_sync(rx, step)
         except Exception as failure:
             error = failure
-        step.timer.spent[step.phase] += time.perf_counter() - begun
+        step.trace.spent[step.phase] += time.perf_counter() - begun
 
 
 def _perform_sync(rx: Receiver, step: Step) -> Any:
@@ -416,7 +421,7 @@ async def _drive_async(rx: Receiver, flow: Flow[T], error: Exception | None) -> 
                 value = await _perform_async(rx, step)
             except Exception as failure:
                 error = failure
-        step.timer.spent[step.phase] += time.perf_counter() - begun
+        step.trace.spent[step.phase] += time.perf_counter() - begun
 
 
 async def _continue_after(rx: Receiver, flow: Flow[Any], handlers: asyncio.Future[None]) -> None:

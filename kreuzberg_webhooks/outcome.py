@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal, TypeAlias
 
 from ._hot import slot_setter
@@ -30,6 +30,8 @@ class Outcome:
     headers: tuple[tuple[str, str], ...]
     body: bytes
     event: Event | None = None
+    #: The handler's exception, for a ``handler_error`` (never sent: the inbox worker keeps it).
+    error: BaseException | None = field(default=None, compare=False, repr=False)
 
     @property
     def ok(self) -> bool:
@@ -57,15 +59,20 @@ class Outcome:
         return _build(200, "duplicate", _DUPLICATE_HEADERS, b'{"status":"duplicate"}', event)
 
     @classmethod
-    def from_error(cls, error: WebhookError, event: Event | None = None) -> Outcome:
-        """The answer for *error*: its status and a small JSON body with the reason code."""
+    def from_error(
+        cls, error: WebhookError, event: Event | None = None, *, cause: BaseException | None = None
+    ) -> Outcome:
+        """The answer for *error*: its status and a small JSON body with the reason code.
+
+        *cause* is what went wrong underneath (the handler's exception), kept on
+        :attr:`error` for the code that drives the lifecycle, never sent."""
         headers: tuple[tuple[str, str], ...] = (_JSON,)
         if isinstance(error, DeliveryInFlight):
             headers += (("retry-after", str(error.retry_after)),)
         elif isinstance(error, MethodNotAllowed):
             headers += (("allow", "POST"),)
         body = json.dumps({"error": error.reason, "detail": error.detail}, separators=(",", ":"))
-        return cls(error.status_code, error.reason, headers, body.encode(), event)
+        return cls(error.status_code, error.reason, headers, body.encode(), event, cause)
 
 
 _PROCESSED_HEADERS = (_JSON,)
@@ -75,6 +82,7 @@ _set_reason = slot_setter(Outcome, "reason")
 _set_headers = slot_setter(Outcome, "headers")
 _set_body = slot_setter(Outcome, "body")
 _set_event = slot_setter(Outcome, "event")
+_set_error = slot_setter(Outcome, "error")
 
 
 def _build(status_code: int, reason: str, headers: tuple[tuple[str, str], ...], body: bytes, event: Event) -> Outcome:
@@ -86,6 +94,7 @@ def _build(status_code: int, reason: str, headers: tuple[tuple[str, str], ...], 
     _set_headers(outcome, headers)
     _set_body(outcome, body)
     _set_event(outcome, event)
+    _set_error(outcome, None)
     return outcome
 
 
@@ -103,6 +112,8 @@ class DeliveryReport:
     mode: Mode
     #: ``webhook``, ``inbox``, ``reconcile`` …: which path brought the event.
     via: str
+    #: Who signed it (``kreuzberg_webhooks.keys``): ``""`` with static secrets, else the project.
+    scope: str
     event_type: str | None
     event_id: str | None
     job_id: str | None

@@ -271,3 +271,36 @@ def test_sync_adapters_refuse_an_async_store_when_they_are_set_up() -> None:
             webhook(receiver)
         with pytest.raises(ConfigurationError, match="async"):
             KreuzbergWebhooks(Flask(__name__), receiver=receiver)
+
+
+def test_a_handler_error_outcome_carries_the_exception_and_the_report_the_scope(recorder: Recorder) -> None:
+    reports: list[DeliveryReport] = []
+    receiver = tenants_receiver(MemoryStore(), recorder)
+    receiver.add_observer(reports.append)
+    recorder.fail = True
+    payload = job_event_payload(now=NOW, project_id=PROJECT_B)
+    outcome = receiver.handle(*signed_delivery(SECRET_B, payload))
+    assert outcome.reason == "handler_error"
+    assert isinstance(outcome.error, RuntimeError)  # kept for the inbox worker, never in the body
+    assert b"on purpose" not in outcome.body
+    assert [(r.reason, r.scope) for r in reports] == [("handler_error", PROJECT_B)]
+
+
+def test_a_webhook_closes_a_tracked_job_only_in_the_jobs_own_scope(recorder: Recorder) -> None:
+    from kreuzberg_webhooks.cloud import Reconciler
+    from kreuzberg_webhooks.cloud.tracking.memory import MemoryTracker
+
+    tracker = MemoryTracker()
+    receiver = tenants_receiver(MemoryStore(), recorder)
+    reconciler = Reconciler(receiver, None, tracker, scope=PROJECT_B)  # type: ignore[arg-type]
+    payload = job_event_payload(now=NOW, project_id=PROJECT_B)
+    reconciler.track([payload["job_id"]])
+    # Tenant A signs B's job id with its own secret: processed in A's scope, B's tracked job stays open.
+    receiver.handle(*signed_delivery(SECRET_A, dict(payload, project_id=PROJECT_A)))
+    entry = tracker.get(payload["job_id"])
+    assert entry is not None
+    assert not entry.closed
+    receiver.handle(*signed_delivery(SECRET_B, payload))  # B's own webhook closes it
+    entry = tracker.get(payload["job_id"])
+    assert entry is not None
+    assert entry.closed

@@ -167,7 +167,8 @@ class _Core:
 
     def observe(self, report: Any) -> None:
         """A receiver observer: a terminal event handled (or acknowledged as a duplicate)
-        by the webhook path closes its tracked job."""
+        by the webhook path closes its tracked job — only when it was signed in the
+        job's own scope, so one tenant cannot close another tenant's job."""
         if (
             report.job_id
             and report.via != "reconcile"
@@ -175,7 +176,9 @@ class _Core:
             and report.event_type in _TERMINAL_TYPES
         ):
             try:
-                self.tracker.close([str(report.job_id)], self._clock() + self.closed_retention)
+                tracked = self.tracker.get(str(report.job_id))
+                if tracked is not None and tracked.scope == report.scope:
+                    self.tracker.close([tracked.job_id], self._clock() + self.closed_retention)
             except Exception:  # the reconciler's own check then closes it later
                 logger.warning("could not close tracked job %s after its webhook", report.job_id, exc_info=True)
 

@@ -24,7 +24,6 @@ from __future__ import annotations
 import asyncio
 import atexit
 import contextlib
-import contextvars
 import inspect
 import logging
 import math
@@ -69,30 +68,6 @@ class DeliveryFailure:
 
 #: A callable told about a failed attempt (``on_failure``) or a delivery that went dead (``on_dead``).
 FailureHook = Callable[[DeliveryFailure], object]
-
-
-# -- capturing the handler's exception ------------------------------------------------
-#
-# Receiver.process answers with an Outcome whose reason is "handler_error" but
-# does not carry the exception; the lifecycle logs it with exc_info. The worker
-# keeps the error for the operator (last_error) by reading that log record in
-# its own context only: a filter that never drops a record.
-
-_captured: contextvars.ContextVar[list[BaseException] | None] = contextvars.ContextVar(
-    "kreuzberg_inbox_captured", default=None
-)
-
-
-class _CaptureHandlerErrors(logging.Filter):
-    def filter(self, record: logging.LogRecord) -> bool:
-        sink = _captured.get()
-        if sink is not None and record.exc_info and record.exc_info[1] is not None:
-            sink.append(record.exc_info[1])
-        return True
-
-
-_capture_filter = _CaptureHandlerErrors()
-logger.addFilter(_capture_filter)
 
 
 def _describe(error: BaseException) -> str:
@@ -222,15 +197,11 @@ class InboxWorker:
         if isinstance(event, _Decision):
             decision = event
         else:
-            sink: list[BaseException] = []
-            token = _captured.set(sink)
             try:
                 outcome = self.receiver.process(event, scope=claim.record.entry.scope, via="inbox")
-                decision = self._decide(claim, outcome.reason, outcome, sink[-1] if sink else None)
+                decision = self._decide(claim, outcome.reason, outcome, outcome.error)
             except Exception as error:
                 decision = self._crashed(claim, error)
-            finally:
-                _captured.reset(token)
         self._settle(claim, decision)
         return decision.state
 
@@ -255,15 +226,11 @@ class InboxWorker:
         if isinstance(event, _Decision):
             decision = event
         else:
-            sink: list[BaseException] = []
-            token = _captured.set(sink)
             try:
                 outcome = await self.receiver.process_async(event, scope=claim.record.entry.scope, via="inbox")
-                decision = self._decide(claim, outcome.reason, outcome, sink[-1] if sink else None)
+                decision = self._decide(claim, outcome.reason, outcome, outcome.error)
             except Exception as error:
                 decision = self._crashed(claim, error)
-            finally:
-                _captured.reset(token)
         await self._settle_async(claim, decision)
         return decision.state
 
