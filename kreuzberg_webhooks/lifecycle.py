@@ -408,12 +408,21 @@ async def _drive_async(rx: Receiver, flow: Flow[T], error: Exception | None) -> 
         value = error = None
         begun = time.perf_counter()
         if isinstance(step, Dispatch):
-            handlers = asyncio.ensure_future(rx.dispatch_async(step.event))
+            handlers = rx.handlers_for(step.event)
             try:
-                await asyncio.shield(handlers)
-            except asyncio.CancelledError:
-                _detach(_continue_after(rx, flow, handlers))
-                raise
+                if rx.runs_in_threads(handlers):
+                    # A thread cannot be stopped: the handlers get a task of their own,
+                    # which a cancelled request leaves to finish (and settle) alone.
+                    running = asyncio.ensure_future(rx.dispatch_async(step.event, handlers))
+                    try:
+                        await asyncio.shield(running)
+                    except asyncio.CancelledError:
+                        _detach(_continue_after(rx, flow, running))
+                        raise
+                elif handlers:
+                    # Coroutines only: cancelled with the request, so no code of it runs on
+                    # (the claim is then left to its lease).
+                    await rx.dispatch_async(step.event, handlers)
             except Exception as failure:
                 error = failure
         else:
@@ -435,10 +444,18 @@ async def _continue_after(rx: Receiver, flow: Flow[Any], handlers: asyncio.Futur
 
 
 async def _perform_async(rx: Receiver, step: Step) -> Any:
-    if isinstance(step, Verify):
-        return await rx.verifier.check_async(step.body, step.headers)
     if isinstance(step, StoreOp):
-        return await _call(getattr(rx.store, step.name), step.args, rx.store)
+        method = getattr(rx.store, step.name)
+        if rx._inline_store:
+            return method(*step.args)
+        if rx._async_store:
+            return await method(*step.args)
+        return await asyncio.to_thread(method, *step.args)
+    if isinstance(step, Verify):
+        verifier = rx.verifier
+        if verifier.is_async:  # an async secret resolver is awaited
+            return await verifier.check_async(step.body, step.headers)
+        return verifier.check(step.body, step.headers)
     assert isinstance(step, Enqueue)
     assert rx.inbox is not None
     return await _call(rx.inbox.enqueue, (step.entry,), rx.inbox)

@@ -131,6 +131,9 @@ class Receiver:
         if on_outcome is not None:
             self.add_observer(on_outcome)
         self._handlers: dict[str, list[Handler]] = {}
+        # The ids of the registered handlers that are coroutine functions (looked
+        # up on every async delivery; a handler object need not be hashable).
+        self._coroutines: set[int] = set()
 
     # -- the handler registry ------------------------------------------------
 
@@ -157,6 +160,8 @@ class Receiver:
         if not callable(handler):
             raise ConfigurationError("a handler must be callable")
         self._handlers.setdefault(event_type, []).append(handler)
+        if inspect.iscoroutinefunction(handler):
+            self._coroutines.add(id(handler))
 
     def add_observer(self, observer: Observer) -> None:
         """Call *observer* once per delivery with its :class:`DeliveryReport`; it must not raise."""
@@ -179,10 +184,14 @@ class Receiver:
             if inspect.isawaitable(result):
                 run_coroutine(result)
 
-    async def dispatch_async(self, event: Event) -> None:
-        """Run *event*'s handlers on the loop; sync handlers run in a worker thread."""
-        for handler in self.handlers_for(event):
-            if inspect.iscoroutinefunction(handler):
+    def runs_in_threads(self, handlers: list[Handler]) -> bool:
+        """Whether :meth:`dispatch_async` would run any of *handlers* in a worker thread."""
+        return any(id(handler) not in self._coroutines for handler in handlers)
+
+    async def dispatch_async(self, event: Event, handlers: list[Handler] | None = None) -> None:
+        """Run *event*'s handlers (or *handlers*) on the loop; sync handlers run in a worker thread."""
+        for handler in self.handlers_for(event) if handlers is None else handlers:
+            if id(handler) in self._coroutines:
                 await handler(event)
                 continue
             result = await asyncio.to_thread(handler, event)
@@ -300,6 +309,8 @@ class Receiver:
     def store(self, store: ReplayStore | AsyncReplayStore) -> None:
         self._store = store
         self._async_store = inspect.iscoroutinefunction(getattr(store, "claim", None))
+        # A sync store that never blocks (the in-memory one) is called on the loop, no thread.
+        self._inline_store = not self._async_store and bool(getattr(store, "nonblocking", False))
 
     def require_sync(self) -> None:
         """Raise :class:`ConfigurationError` unless the sync entry points can work: a sync store,
