@@ -21,7 +21,7 @@ import math
 import time
 from collections.abc import Awaitable, Coroutine, Generator, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal, TypeAlias, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeAlias, TypeVar, cast
 
 from .events import Event
 from .exceptions import DeliveryInFlight, HandlerFailed, StoreUnavailable, WebhookError
@@ -367,12 +367,13 @@ def run_sync(rx: Receiver, flow: Flow[T]) -> T:
             result: T = stop.value
             return result
         value = error = None
-        begun = time.perf_counter()
+        begun = time.perf_counter() if rx.observers else 0.0  # timed only for someone to read
         try:
             value = _perform_sync(rx, step)
         except Exception as failure:
             error = failure
-        step.trace.spent[step.phase] += time.perf_counter() - begun
+        if begun:
+            step.trace.spent[step.phase] += time.perf_counter() - begun
 
 
 def _perform_sync(rx: Receiver, step: Step) -> Any:
@@ -398,6 +399,8 @@ async def run_async(rx: Receiver, flow: Flow[T]) -> T:
 
 
 async def _drive_async(rx: Receiver, flow: Flow[T], error: Exception | None) -> T:
+    # The common steps are performed right here, not in a helper coroutine: on the
+    # event loop an extra await per step costs as much as a memory-store claim.
     value: Any = None
     while True:
         try:
@@ -406,31 +409,43 @@ async def _drive_async(rx: Receiver, flow: Flow[T], error: Exception | None) -> 
             result: T = stop.value
             return result
         value = error = None
-        begun = time.perf_counter()
-        if isinstance(step, Dispatch):
-            handlers = rx.handlers_for(step.event)
-            try:
-                if rx.runs_in_threads(handlers):
+        begun = time.perf_counter() if rx.observers else 0.0  # timed only for someone to read
+        try:
+            if type(step) is StoreOp:
+                method = getattr(rx.store, step.name)
+                if rx._inline_store:
+                    value = method(*step.args)
+                elif rx._async_store:
+                    value = await method(*step.args)
+                else:
+                    value = await asyncio.to_thread(method, *step.args)
+            elif type(step) is Verify:
+                verifier = rx.verifier
+                if verifier.is_async:  # an async secret resolver is awaited
+                    value = await verifier.check_async(step.body, step.headers)
+                else:
+                    value = verifier.check(step.body, step.headers)
+            elif type(step) is Dispatch:
+                handlers, threaded = rx._table(step.event)
+                if threaded:
                     # A thread cannot be stopped: the handlers get a task of their own,
                     # which a cancelled request leaves to finish (and settle) alone.
-                    running = asyncio.ensure_future(rx.dispatch_async(step.event, handlers))
+                    running = asyncio.ensure_future(rx.dispatch_async(step.event))
                     try:
                         await asyncio.shield(running)
                     except asyncio.CancelledError:
                         _detach(_continue_after(rx, flow, running))
                         raise
                 elif handlers:
-                    # Coroutines only: cancelled with the request, so no code of it runs on
-                    # (the claim is then left to its lease).
-                    await rx.dispatch_async(step.event, handlers)
-            except Exception as failure:
-                error = failure
-        else:
-            try:
-                value = await _perform_async(rx, step)
-            except Exception as failure:
-                error = failure
-        step.trace.spent[step.phase] += time.perf_counter() - begun
+                    # Coroutines only: cancelled with the request, so no code of it runs
+                    # on (the claim is then left to its lease).
+                    await rx.dispatch_async(step.event)
+            else:
+                value = await _enqueue_async(rx, cast(Enqueue, step))
+        except Exception as failure:
+            error = failure
+        if begun:
+            step.trace.spent[step.phase] += time.perf_counter() - begun
 
 
 async def _continue_after(rx: Receiver, flow: Flow[Any], handlers: asyncio.Future[None]) -> None:
@@ -443,30 +458,13 @@ async def _continue_after(rx: Receiver, flow: Flow[Any], handlers: asyncio.Futur
     await _drive_async(rx, flow, error)
 
 
-async def _perform_async(rx: Receiver, step: Step) -> Any:
-    if isinstance(step, StoreOp):
-        method = getattr(rx.store, step.name)
-        if rx._inline_store:
-            return method(*step.args)
-        if rx._async_store:
-            return await method(*step.args)
-        return await asyncio.to_thread(method, *step.args)
-    if isinstance(step, Verify):
-        verifier = rx.verifier
-        if verifier.is_async:  # an async secret resolver is awaited
-            return await verifier.check_async(step.body, step.headers)
-        return verifier.check(step.body, step.headers)
-    assert isinstance(step, Enqueue)
-    assert rx.inbox is not None
-    return await _call(rx.inbox.enqueue, (step.entry,), rx.inbox)
-
-
-async def _call(method: Any, args: tuple[Any, ...], owner: object) -> Any:
-    if inspect.iscoroutinefunction(method):
-        return await method(*args)
-    if getattr(owner, "nonblocking", False):
-        return method(*args)  # never blocks (the in-memory store): no thread
-    return await asyncio.to_thread(method, *args)
+async def _enqueue_async(rx: Receiver, step: Enqueue) -> Any:
+    enqueue = rx.inbox.enqueue
+    if inspect.iscoroutinefunction(enqueue):
+        return await enqueue(step.entry)
+    if getattr(rx.inbox, "nonblocking", False):
+        return enqueue(step.entry)
+    return await asyncio.to_thread(enqueue, step.entry)
 
 
 _background: set[asyncio.Task[None]] = set()

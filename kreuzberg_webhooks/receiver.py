@@ -134,6 +134,7 @@ class Receiver:
         # The ids of the registered handlers that are coroutine functions (looked
         # up on every async delivery; a handler object need not be hashable).
         self._coroutines: set[int] = set()
+        self._dispatch_table: dict[tuple[str, bool], tuple[tuple[Handler, ...], bool]] = {}
 
     # -- the handler registry ------------------------------------------------
 
@@ -162,6 +163,7 @@ class Receiver:
         self._handlers.setdefault(event_type, []).append(handler)
         if inspect.iscoroutinefunction(handler):
             self._coroutines.add(id(handler))
+        self._dispatch_table.clear()
 
     def add_observer(self, observer: Observer) -> None:
         """Call *observer* once per delivery with its :class:`DeliveryReport`; it must not raise."""
@@ -171,26 +173,35 @@ class Receiver:
 
     def handlers_for(self, event: Event) -> list[Handler]:
         """The handlers that run for *event*, in order."""
-        handlers = list(self._handlers.get(event.type, ()))
-        if getattr(event, "status", None) == JobStatus.PARTIAL_SUCCESS:
-            handlers[:0] = self._handlers.get(PARTIAL_SUCCESS, ())
-        handlers.extend(self._handlers.get(CATCH_ALL, ()))
-        return handlers
+        return list(self._table(event)[0])
+
+    def _table(self, event: Event) -> tuple[tuple[Handler, ...], bool]:
+        """*event*'s handlers, and whether any of them runs in a thread on the async path.
+
+        Looked up on every delivery, so kept per (type, partial) until a handler is added.
+        """
+        partial = getattr(event, "status", None) == JobStatus.PARTIAL_SUCCESS
+        entry = self._dispatch_table.get((event.type, partial))
+        if entry is None:
+            handlers = (
+                *(self._handlers.get(PARTIAL_SUCCESS, ()) if partial else ()),
+                *self._handlers.get(event.type, ()),
+                *self._handlers.get(CATCH_ALL, ()),
+            )
+            entry = handlers, any(id(handler) not in self._coroutines for handler in handlers)
+            self._dispatch_table[(event.type, partial)] = entry
+        return entry
 
     def dispatch(self, event: Event) -> None:
         """Run *event*'s handlers here, in order; a coroutine handler is run to completion."""
-        for handler in self.handlers_for(event):
+        for handler in self._table(event)[0]:
             result = handler(event)
             if inspect.isawaitable(result):
                 run_coroutine(result)
 
-    def runs_in_threads(self, handlers: list[Handler]) -> bool:
-        """Whether :meth:`dispatch_async` would run any of *handlers* in a worker thread."""
-        return any(id(handler) not in self._coroutines for handler in handlers)
-
-    async def dispatch_async(self, event: Event, handlers: list[Handler] | None = None) -> None:
-        """Run *event*'s handlers (or *handlers*) on the loop; sync handlers run in a worker thread."""
-        for handler in self.handlers_for(event) if handlers is None else handlers:
+    async def dispatch_async(self, event: Event) -> None:
+        """Run *event*'s handlers on the loop; sync handlers run in a worker thread."""
+        for handler in self._table(event)[0]:
             if id(handler) in self._coroutines:
                 await handler(event)
                 continue

@@ -81,7 +81,8 @@ class MemoryStore:
             now = self._clock()
             entry = self._entries.get(key)
             if entry is None:
-                self._make_room(now)
+                if len(self._entries) >= self.max_entries:
+                    self._make_room(now)
             elif entry[1] > now:
                 if entry[0] is None:
                     return _DONE
@@ -129,8 +130,6 @@ class MemoryStore:
             self._entries.clear()
 
     def _make_room(self, now: float) -> None:
-        if len(self._entries) < self.max_entries:
-            return
         # Scan for expired keys at most once per earliest expiry, so a store
         # full of live keys does not rescan on every claim.
         if now >= self._next_purge:
