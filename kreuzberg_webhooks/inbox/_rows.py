@@ -10,11 +10,25 @@ from typing import Any
 from ..exceptions import ConfigurationError
 from .base import DeliveryState, InboxEntry, InboxRecord
 
-#: The columns every SQL inbox selects, in this order.
-COLUMNS = (
-    "key, scope, event_id, event_type, job_id, body, headers, received_at, "
-    "state, attempts, next_attempt_at, last_error, updated_at"
+#: The columns every SQL inbox (and the Django model) selects, in this order: what
+#: :func:`record_from_row` reads back.
+COLUMN_NAMES = (
+    "key",
+    "scope",
+    "event_id",
+    "event_type",
+    "job_id",
+    "body",
+    "headers",
+    "received_at",
+    "state",
+    "attempts",
+    "next_attempt_at",
+    "last_error",
+    "updated_at",
 )
+#: The same, as a SQL select list.
+COLUMNS = ", ".join(COLUMN_NAMES)
 #: The most characters of an error kept: a traceback's last line, not a novel.
 MAX_ERROR = 2000
 

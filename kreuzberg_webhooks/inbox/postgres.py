@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from .._postgres import DEFAULT_CONNECT_TIMEOUT, AsyncConnections, SyncConnections, check_table
-from ._rows import check_lease, check_limit, headers_to_text, record_from_row, short_error
+from ._rows import COLUMN_NAMES, check_lease, check_limit, headers_to_text, record_from_row, short_error
 from .base import DeliveryState, InboxClaim, InboxEntry, InboxRecord
 
 __all__ = ["DEFAULT_TABLE", "AsyncPostgresInbox", "PostgresInbox"]
@@ -25,21 +25,6 @@ __all__ = ["DEFAULT_TABLE", "AsyncPostgresInbox", "PostgresInbox"]
 #: The table the inbox keeps deliveries in (created if missing).
 DEFAULT_TABLE = "kreuzberg_webhook_inbox"
 
-_COLUMN_NAMES = (
-    "key",
-    "scope",
-    "event_id",
-    "event_type",
-    "job_id",
-    "body",
-    "headers",
-    "received_at",
-    "state",
-    "attempts",
-    "next_attempt_at",
-    "last_error",
-    "updated_at",
-)
 _WHAT = "inbox"
 
 
@@ -48,8 +33,8 @@ class _Statements:
 
     def __init__(self, table: str) -> None:
         t = self.table = check_table(table)
-        self.columns = ", ".join(_COLUMN_NAMES)
-        self.qualified = ", ".join(f"{t}.{name}" for name in _COLUMN_NAMES)
+        self.columns = ", ".join(COLUMN_NAMES)
+        self.qualified = ", ".join(f"{t}.{name}" for name in COLUMN_NAMES)
         self.schema = (
             f"""CREATE TABLE IF NOT EXISTS {t} (
                 key TEXT PRIMARY KEY,
@@ -181,12 +166,12 @@ class _Statements:
 
 
 def _claims(rows: Sequence[Sequence[Any]]) -> list[InboxClaim]:
-    ordered = sorted(rows, key=lambda row: (row[len(_COLUMN_NAMES) + 1], row[0]))  # oldest due first
-    return [InboxClaim(record_from_row(row), row[len(_COLUMN_NAMES)]) for row in ordered]
+    ordered = sorted(rows, key=lambda row: (row[len(COLUMN_NAMES) + 1], row[0]))  # oldest due first
+    return [InboxClaim(record_from_row(row), row[len(COLUMN_NAMES)]) for row in ordered]
 
 
 def _claim(row: Sequence[Any] | None) -> InboxClaim | None:
-    return None if row is None else InboxClaim(record_from_row(row), row[len(_COLUMN_NAMES)])
+    return None if row is None else InboxClaim(record_from_row(row), row[len(COLUMN_NAMES)])
 
 
 def _counts(rows: Sequence[Sequence[Any]]) -> dict[DeliveryState, int]:

@@ -13,27 +13,11 @@ from django.db.models import F, Q
 from django.db.models.functions import Greatest
 
 from ...exceptions import StoreUnavailable
-from .._rows import check_lease, check_limit, headers_to_text, record_from_row, short_error
+from .._rows import COLUMN_NAMES, check_lease, check_limit, headers_to_text, record_from_row, short_error
 from ..base import DeliveryState, InboxClaim, InboxEntry, InboxRecord
 from .models import InboxDelivery
 
 __all__ = ["DjangoInbox"]
-
-_COLUMNS = (
-    "key",
-    "scope",
-    "event_id",
-    "event_type",
-    "job_id",
-    "body",
-    "headers",
-    "received_at",
-    "state",
-    "attempts",
-    "next_attempt_at",
-    "last_error",
-    "updated_at",
-)
 
 
 def _record(row: Sequence[Any]) -> InboxRecord:
@@ -105,7 +89,7 @@ class DjangoInbox:
         )
         if taken != 1:
             return None  # another worker got there first
-        fresh = self._rows.filter(key=key).values_list(*_COLUMNS).first()
+        fresh = self._rows.filter(key=key).values_list(*COLUMN_NAMES).first()
         return None if fresh is None else InboxClaim(_record(fresh), token)
 
     def claim_due(self, lease: float, limit: int = 1) -> list[InboxClaim]:
@@ -117,7 +101,7 @@ class DjangoInbox:
             rows = list(
                 self._rows.filter(state__in=("queued", "running"), next_attempt_at__lte=now)
                 .order_by("next_attempt_at", "key")
-                .values_list(*_COLUMNS)[:limit]
+                .values_list(*COLUMN_NAMES)[:limit]
             )
             return [c for row in rows if (c := self._take(row, now, lease)) is not None]
 
@@ -132,7 +116,7 @@ class DjangoInbox:
         def claim() -> InboxClaim | None:
             row = (
                 self._rows.filter(Q(state="queued") | Q(state="running", next_attempt_at__lte=now), key=key)
-                .values_list(*_COLUMNS)
+                .values_list(*COLUMN_NAMES)
                 .first()
             )
             return None if row is None else self._take(row, now, lease)
@@ -170,10 +154,13 @@ class DjangoInbox:
         """The delivery with this key, else the latest with this event id."""
 
         def get() -> InboxRecord | None:
-            row = self._rows.filter(key=key_or_event_id).values_list(*_COLUMNS).first()
+            row = self._rows.filter(key=key_or_event_id).values_list(*COLUMN_NAMES).first()
             if row is None:
                 row = (
-                    self._rows.filter(event_id=key_or_event_id).order_by("-received_at").values_list(*_COLUMNS).first()
+                    self._rows.filter(event_id=key_or_event_id)
+                    .order_by("-received_at")
+                    .values_list(*COLUMN_NAMES)
+                    .first()
                 )
             return None if row is None else _record(row)
 
@@ -185,7 +172,7 @@ class DjangoInbox:
         limit = check_limit(limit)
         rows = self._rows.all() if state is None else self._rows.filter(state=DeliveryState(state).value)
         result: list[InboxRecord] = self._guard(
-            lambda: [_record(r) for r in rows.order_by("-received_at", "key").values_list(*_COLUMNS)[:limit]]
+            lambda: [_record(r) for r in rows.order_by("-received_at", "key").values_list(*COLUMN_NAMES)[:limit]]
         )
         return result
 
