@@ -45,4 +45,8 @@ class BodyReader:
 
     def body(self) -> bytes:
         """The whole body read so far."""
-        return b"".join(self._chunks)
+        body = b"".join(self._chunks)
+        # Keep the joined body instead of its parts: the reader lives as long as the
+        # request, and two copies of a 50 MiB document would both stay alive.
+        self._chunks = [body]
+        return body

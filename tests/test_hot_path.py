@@ -368,3 +368,16 @@ def test_an_outcome_built_through_its_slots_equals_one_built_by_its_constructor(
     assert Outcome(**values) == fast
     assert values["event"] is event
     assert fast.status_code in (200, 202)
+
+
+def test_a_body_reader_keeps_one_copy_of_the_body_once_joined() -> None:
+    from kreuzberg_webhooks.body import BodyReader
+
+    reader = BodyReader(100)
+    for chunk in (b"ab", b"cd", b"ef"):
+        reader.feed(chunk)
+    body = reader.body()
+    assert body == b"abcdef"
+    assert reader.body() is body  # the parts were let go: no second copy of a large document
+    reader.feed(b"g")
+    assert reader.body() == b"abcdefg"
