@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeAlias, TypeVar, cast
 from .events import Event
 from .exceptions import DeliveryInFlight, HandlerFailed, StoreUnavailable, WebhookError
 from .keys import delivery_key
-from .outcome import DeliveryReport, Mode, Outcome
+from .outcome import DeliveryReport, Mode, Outcome, application_answer
 from .stores.base import Claim, ClaimState
 
 if TYPE_CHECKING:
@@ -221,8 +221,9 @@ def settle(
       running in a thread, and releasing it could run the event twice.
     """
     event, trace = delivery.event, delivery._trace
-    spent = trace.spent
-    spent[_HANDLER] = time.perf_counter() - trace.start - spent[_VERIFY] - spent[_STORE]  # the application's code
+    if rx.observers:  # the application's code: what is left of the time since the delivery began
+        spent = trace.spent
+        spent[_HANDLER] = time.perf_counter() - trace.start - spent[_VERIFY] - spent[_STORE]
     if cancelled:
         logger.warning("webhook request cancelled; claim kept until its lease expires (event_id=%s)", _event_id(event))
         _report(rx, 499, "cancelled", event, trace, "guard", "webhook")
@@ -232,12 +233,12 @@ def settle(
             yield StoreOp("complete", (delivery.key, delivery.token, rx.retention), trace)
         except Exception:
             _settle_error(event, "settle a delivery")
-        conclude(rx, Outcome(status, "processed", (), b"", event), trace, "guard")
+        conclude(rx, application_answer(status, "processed", event), trace, "guard")
         return None
     yield from _release(rx, event, delivery.key, delivery.token, trace, "settle a delivery")
     if error is None and status is not None:
         # The application answered, just not 2xx: its answer stands, and the retry will be processed.
-        conclude(rx, Outcome(status, "released", (), b"", event), trace, "guard")
+        conclude(rx, application_answer(status, "released", event), trace, "guard")
         return None
     failure = error if error is not None else RuntimeError("the application sent no response")
     outcome = Outcome.from_error(HandlerFailed(event_id=event.event_id), event, cause=failure)
@@ -387,7 +388,7 @@ def _perform_sync(rx: Receiver, step: Step) -> Any:
     return None
 
 
-async def run_async(rx: Receiver, flow: Flow[T]) -> T:
+def run_async(rx: Receiver, flow: Flow[T]) -> Coroutine[Any, Any, T]:
     """Drive *flow* on an event loop: async stores and handlers are awaited, blocking ones run in a thread.
 
     The handlers run in a task of their own. If the request is cancelled while
@@ -395,7 +396,7 @@ async def run_async(rx: Receiver, flow: Flow[T]) -> T:
     interrupted: the flow goes on in the background and settles the claim when
     they end, so no claim is released while code of its delivery still runs.
     """
-    return await _drive_async(rx, flow, None)
+    return _drive_async(rx, flow, None)  # the driver's own coroutine: one frame fewer per delivery
 
 
 async def _drive_async(rx: Receiver, flow: Flow[T], error: Exception | None) -> T:
@@ -412,7 +413,7 @@ async def _drive_async(rx: Receiver, flow: Flow[T], error: Exception | None) -> 
         begun = time.perf_counter() if rx.observers else 0.0  # timed only for someone to read
         try:
             if type(step) is StoreOp:
-                method = getattr(rx.store, step.name)
+                method = getattr(rx._store, step.name)
                 if rx._inline_store:
                     value = method(*step.args)
                 elif rx._async_store:

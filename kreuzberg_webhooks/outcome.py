@@ -10,7 +10,7 @@ from ._hot import slot_setter
 from .events import Event
 from .exceptions import DeliveryInFlight, MethodNotAllowed, WebhookError
 
-__all__ = ["DeliveryReport", "Mode", "Outcome"]
+__all__ = ["DeliveryReport", "Mode", "Outcome", "application_answer"]
 
 _JSON = ("content-type", "application/json")
 
@@ -96,6 +96,11 @@ def _build(status_code: int, reason: str, headers: tuple[tuple[str, str], ...], 
     _set_event(outcome, event)
     _set_error(outcome, None)
     return outcome
+
+
+def application_answer(status_code: int, reason: str, event: Event) -> Outcome:
+    """What the application's own view answered (guard mode): its status, for the log and the report."""
+    return _build(status_code, reason, (), b"", event)
 
 
 @dataclass(frozen=True, slots=True)

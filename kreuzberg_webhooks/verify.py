@@ -13,8 +13,7 @@ import logging
 import time
 import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any, NoReturn, TypeAlias, cast
+from typing import Any, NamedTuple, NoReturn, TypeAlias, cast
 
 from ._settings import header_name
 from .body import DEFAULT_MAX_BODY_SIZE, BodyReader
@@ -85,9 +84,12 @@ Secrets: TypeAlias = "str | bytes | Iterable[str | bytes] | SecretResolver | Asy
 InvalidPayloadCallback: TypeAlias = Callable[[bytes, InvalidPayload], None]
 
 
-@dataclass(frozen=True, slots=True)
-class Verified:
-    """A verified delivery: its typed event, and the scope of who signed it (``kreuzberg_webhooks.keys``)."""
+class Verified(NamedTuple):
+    """A verified delivery: its typed event, and the scope of who signed it (``kreuzberg_webhooks.keys``).
+
+    A named tuple, not a frozen dataclass: one is built for every delivery, for
+    a third of the cost.
+    """
 
     event: Event
     #: ``""`` with static secrets; the project the resolver was asked for otherwise.

@@ -381,3 +381,13 @@ def test_a_body_reader_keeps_one_copy_of_the_body_once_joined() -> None:
     assert reader.body() is body  # the parts were let go: no second copy of a large document
     reader.feed(b"g")
     assert reader.body() == b"abcdefg"
+
+
+def test_a_claim_built_through_its_slots_equals_one_built_by_its_constructor() -> None:
+    from dataclasses import fields
+
+    from kreuzberg_webhooks.stores.base import Claim, ClaimState, new_claim
+
+    fast = new_claim("token-7")
+    values = {f.name: getattr(fast, f.name) for f in fields(Claim)}  # every slot was set
+    assert Claim(**values) == fast == Claim(ClaimState.NEW, "token-7")
