@@ -2,7 +2,8 @@
 
 Sync: one connection per thread and per process (a connection inherited across
 ``fork()`` is never used by the child), opened on first use and opened again
-after an error, so a restarted server costs one failed operation. Async: a
+after an error or when the server hung up on it while it was idle, so a
+restarted server costs no failed operation on a connection that was idle. Async: a
 small pool of connections on the running event loop. Every operation runs in
 autocommit mode, or in one explicit transaction.
 """
@@ -13,6 +14,7 @@ import asyncio
 import contextlib
 import math
 import os
+import select
 import threading
 from collections.abc import AsyncIterator, Iterator
 from typing import Any, NoReturn
@@ -71,13 +73,39 @@ class SyncConnections:
         and drops the connection (the next call reconnects)."""
         conn: psycopg.Connection[Any] | None = getattr(self._local, "conn", None)
         try:
-            if conn is None or conn.closed or self._local.pid != os.getpid():
+            if conn is not None and not self._alive(conn):
+                self._drop()
+                conn = None
+            if conn is None:
                 conn = psycopg.connect(self.url, **self._options)
                 self._local.conn, self._local.pid = conn, os.getpid()
             yield conn
         except psycopg.Error as error:
             self._drop()
             unavailable(what, error)
+
+    def _alive(self, conn: psycopg.Connection[Any]) -> bool:
+        """Whether this thread's connection can be used: this process's, open, and not hung up.
+
+        A server that shuts down tells its idle clients so before it closes their
+        sockets. A socket with something to read between two operations therefore
+        means the connection may be dead: one round trip then settles it, and spares
+        a delivery the 503 of a connection that outlived a server restart. A quiet
+        socket costs a non-blocking ``select``, no round trip.
+        """
+        if conn.closed or self._local.pid != os.getpid():
+            return False
+        try:
+            readable, _, _ = select.select([conn.fileno()], [], [], 0)
+        except (OSError, ValueError):
+            return False
+        if not readable:
+            return True
+        try:
+            conn.execute("SELECT 1")
+        except psycopg.Error:
+            return False
+        return True
 
     def _drop(self) -> None:
         conn = getattr(self._local, "conn", None)

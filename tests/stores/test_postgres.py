@@ -154,6 +154,20 @@ def test_a_stopped_server_is_store_unavailable_and_a_restarted_one_serves_again(
     store.close()
 
 
+def test_a_connection_idle_through_a_restart_costs_no_failed_operation(own_postgres_server: PostgresServer) -> None:
+    store = PostgresStore(own_postgres_server.url)
+    key = new_key()
+    token = store.claim(key, 60).token
+    assert token is not None
+    store.complete(key, token, 600)
+    # The connection sits idle while the server restarts: its next use must not be a 503.
+    own_postgres_server.stop()
+    own_postgres_server.start()
+    assert store.claim(key, 60).state is ClaimState.DONE
+    assert store.claim(new_key(), 60).state is ClaimState.NEW
+    store.close()
+
+
 @pytest.mark.slow
 def test_the_async_store_is_unavailable_while_the_server_is_down(own_postgres_server: PostgresServer) -> None:
     async def scenario() -> None:
