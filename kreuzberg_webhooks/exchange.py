@@ -24,6 +24,7 @@ from .body import BodyReader
 from .exceptions import MethodNotAllowed, PayloadTooLarge, WebhookError
 from .lifecycle import _Trace, conclude
 from .outcome import Outcome
+from .verify import header_value
 
 if TYPE_CHECKING:
     from .receiver import Receiver
@@ -46,7 +47,7 @@ class Exchange:
             self._refuse(MethodNotAllowed())
             return
         try:
-            self._reader = receiver.verifier.body_reader(_content_length(headers))
+            self._reader = receiver.verifier.body_reader(header_value(headers, "content-length"))
         except PayloadTooLarge as error:
             self._refuse(error)
 
@@ -74,10 +75,3 @@ class Exchange:
     def _refuse(self, error: WebhookError) -> None:
         self._reader = None
         self.answer = conclude(self._receiver, Outcome.from_error(error), _Trace(), "endpoint")
-
-
-def _content_length(headers: Mapping[str, str]) -> str | None:
-    value = headers.get("content-length")
-    if value is None:
-        value = headers.get("Content-Length")
-    return value

@@ -23,7 +23,7 @@ from .lifecycle import Delivery, run_async, run_coroutine, run_sync
 from .outcome import DeliveryReport, Outcome
 from .stores.base import AsyncReplayStore, ReplayStore
 from .stores.memory import MemoryStore
-from .verify import Secrets, Verifier
+from .verify import Secrets, Verifier, header_value
 
 __all__ = [
     "CATCH_ALL",
@@ -299,7 +299,7 @@ class Receiver:
         from .inbox.base import InboxEntry  # the inbox is optional: imported when it is used
 
         wanted = (self.verifier.header.lower(), "x-idempotency-key")
-        kept = tuple((name, value) for name in wanted if (value := _header(headers, name)) is not None)
+        kept = tuple((name, value) for name in wanted if (value := header_value(headers, name)) is not None)
         return InboxEntry(
             key=key,
             scope=scope,
@@ -338,12 +338,3 @@ class Receiver:
             )
         if self.inbox is not None and inspect.iscoroutinefunction(self.inbox.enqueue):
             raise ConfigurationError("this receiver's inbox is async: use handle_async")
-
-
-def _header(headers: Mapping[str, str], name: str) -> str | None:
-    value = headers.get(name)
-    if value is None:
-        for key, candidate in headers.items():
-            if key.lower() == name:
-                return candidate
-    return value

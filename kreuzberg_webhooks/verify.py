@@ -96,6 +96,11 @@ class Verified(NamedTuple):
     scope: str
 
 
+def header_value(headers: Mapping[str, str], name: str) -> str | None:
+    """The value of header *name* in any mapping of headers, whatever the case of its keys."""
+    return _header(headers, name, name.lower())
+
+
 def _header(headers: Mapping[str, str], name: str, lower: str) -> str | None:
     value = headers.get(name)
     if value is None:
