@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 from asgiref.sync import iscoroutinefunction
-from django.core.checks import CheckMessage
+from django.core.checks import CheckMessage, run_checks
 from django.core.exceptions import ImproperlyConfigured
 from django.core.handlers.wsgi import WSGIRequest
 from django.core.management import call_command
@@ -692,6 +692,77 @@ def check_ids(options: Any, **django_settings: Any) -> list[str]:
 )
 def test_system_checks(options: Any, expected: list[str]) -> None:
     assert check_ids(options) == expected
+
+
+def all_check_ids(options: Any, **django_settings: Any) -> list[str]:
+    """The ids of every message this package's registered system checks give."""
+    with override_settings(KREUZBERG_WEBHOOKS=options, **django_settings):
+        messages = run_checks()
+    return sorted(str(m.id) for m in messages if str(m.id).startswith("kreuzberg_webhooks."))
+
+
+class _OwnInboxWebhook(KreuzbergWebhookMixin, View):  # type: ignore[misc]
+    def handle_event(self, request: HttpRequest, event: Event) -> None:
+        return None
+
+
+class _OtherWebhook(KreuzbergWebhookMixin, View):  # type: ignore[misc]
+    def handle_event(self, request: HttpRequest, event: Event) -> None:
+        return None
+
+
+def _own_inbox_receiver(tmp: str) -> Receiver:
+    from kreuzberg_webhooks.inbox import SQLiteInbox
+
+    return Receiver(SECRET, inbox=SQLiteInbox(f"{tmp}/own-inbox.sqlite3"))
+
+
+_GOOD = {"SECRET": SECRET, "STORE": "sqlite:///hooks.db"}
+_INBOX = {**_GOOD, "INBOX": "sqlite:///inbox.sqlite3"}
+
+
+@pytest.mark.parametrize(
+    ("options", "expected"),
+    [
+        pytest.param(_INBOX, [], id="inbox-url"),
+        pytest.param({**_GOOD, "STORE": "sqllite:///hooks.db"}, ["kreuzberg_webhooks.E005"], id="store-scheme-typo"),
+        pytest.param(
+            {**_GOOD, "STORE": "sqlite:////no/such/directory/hooks.db"},
+            ["kreuzberg_webhooks.E005"],
+            id="store-directory-missing",
+        ),
+        pytest.param({**_GOOD, "STORE": 42}, ["kreuzberg_webhooks.E005"], id="store-not-a-store"),
+        pytest.param({**_GOOD, "INBOX": "djnago"}, ["kreuzberg_webhooks.E006"], id="inbox-typo"),
+        pytest.param({**_GOOD, "INBOX": "django"}, ["kreuzberg_webhooks.E006"], id="inbox-app-missing"),
+        pytest.param({**_GOOD, "INBOX": "sqlite:////no/such/dir/i.db"}, ["kreuzberg_webhooks.E006"], id="inbox-dir"),
+        pytest.param({**_GOOD, "INBOX": 42}, ["kreuzberg_webhooks.E006"], id="inbox-not-an-inbox"),
+        pytest.param({**_INBOX, "INBOX_RETRY": {"first_delay": -1}}, ["kreuzberg_webhooks.E007"], id="retry-negative"),
+        pytest.param({**_INBOX, "INBOX_RETRY": {"FIRST_DELAI": 1}}, ["kreuzberg_webhooks.E007"], id="retry-typo"),
+        pytest.param({**_INBOX, "INBOX_RETRY": "fast"}, ["kreuzberg_webhooks.E007"], id="retry-not-a-dict"),
+        pytest.param({**_GOOD, "INBOX_WORKER": True}, ["kreuzberg_webhooks.E006"], id="worker-without-inbox"),
+    ],
+)
+def test_system_checks_refuse_stores_inboxes_and_retry_policies_that_cannot_work(
+    options: Any, expected: list[str]
+) -> None:
+    assert all_check_ids(options) == expected
+
+
+def test_system_checks_refuse_webhook_views_whose_handle_event_no_worker_can_run(tmp_path: Any) -> None:
+    ready = path("webhooks/", include("kreuzberg_webhooks.adapters.django.urls"))
+    one = path("hooks/one", _OtherWebhook.as_view())
+    own = path("hooks/own", _OwnInboxWebhook.as_view(receiver=_own_inbox_receiver(str(tmp_path))))
+    ready_own = path("hooks/ready", KreuzbergWebhookView.as_view(receiver=_own_inbox_receiver(str(tmp_path))))
+    # One view, or several that share a handle_event: the worker runs it.
+    assert all_check_ids(_INBOX, ROOT_URLCONF=URLConf(one)) == []
+    assert all_check_ids(_INBOX, ROOT_URLCONF=URLConf(ready, path("again", KreuzbergWebhookView.as_view()))) == []
+    # Without an inbox every view runs its handle_event in the request.
+    assert all_check_ids(_GOOD, ROOT_URLCONF=URLConf(ready, one)) == []
+    # Two different ones: which one a queued delivery came in through is not known.
+    assert all_check_ids(_INBOX, ROOT_URLCONF=URLConf(ready, one)) == ["kreuzberg_webhooks.E008"]
+    # A view of its own with an inbox: no Django worker runs its handle_event, nor sends the signal.
+    assert all_check_ids(_GOOD, ROOT_URLCONF=URLConf(own)) == ["kreuzberg_webhooks.E008"]
+    assert all_check_ids(_GOOD, ROOT_URLCONF=URLConf(ready_own)) == ["kreuzberg_webhooks.W005"]
 
 
 def test_shared_cache_backend_passes_the_store_check() -> None:

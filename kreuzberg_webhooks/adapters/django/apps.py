@@ -6,7 +6,7 @@ from __future__ import annotations
 from django.apps import AppConfig
 from django.core import checks
 
-from .checks import check_settings, check_store
+from .checks import check_inbox, check_settings, check_store, check_views
 
 
 class KreuzbergWebhooksConfig(AppConfig):  # type: ignore[misc]
@@ -19,3 +19,5 @@ class KreuzbergWebhooksConfig(AppConfig):  # type: ignore[misc]
     def ready(self) -> None:
         checks.register(check_settings, checks.Tags.security)
         checks.register(check_store, checks.Tags.caches)
+        checks.register(check_inbox, checks.Tags.compatibility)
+        checks.register(check_views, checks.Tags.urls)

@@ -8,25 +8,40 @@
 ``kreuzberg_webhooks.W001``  a secret shorter than 32 bytes
 ``kreuzberg_webhooks.W002``  a per-process store (``LocMemCache``, ``memory://``): no sharing between workers
 ``kreuzberg_webhooks.W003``  the ``"cache"`` store is on ``FileBasedCache``, whose ``add`` is not atomic
+``kreuzberg_webhooks.E005``  ``STORE`` cannot open: an unknown URL scheme, a missing extra, no such directory
+``kreuzberg_webhooks.E006``  ``INBOX`` cannot work (an unknown value or URL, ``"django"`` without its app,
+                             ``INBOX_WORKER`` without ``INBOX``)
+``kreuzberg_webhooks.E007``  ``INBOX_RETRY`` is not a retry policy (an unknown option, a negative delay …)
+``kreuzberg_webhooks.E008``  inbox mode: no worker can tell which webhook view's ``handle_event`` to run,
+                             or a view's own receiver has an inbox (its ``handle_event`` would never run)
+``kreuzberg_webhooks.W001``  a secret shorter than 32 bytes
+``kreuzberg_webhooks.W002``  a per-process store (``LocMemCache``, ``memory://``): no sharing between workers
+``kreuzberg_webhooks.W003``  the ``"cache"`` store is on ``FileBasedCache``, whose ``add`` is not atomic
 ``kreuzberg_webhooks.W004``  an unknown key in ``KREUZBERG_WEBHOOKS`` (a typo?)
+``kreuzberg_webhooks.W005``  the ready view with a receiver of its own that has an inbox: a worker of
+                             yours runs its handlers, but ``webhook_received`` is never sent
 =========================  ===============================================================
 """
 
 from __future__ import annotations
 
+import importlib.util
+import os
 from collections.abc import Iterable, Mapping
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 from django.conf import settings
 from django.core import checks
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.module_loading import import_string
 
+from ...exceptions import ConfigurationError
 from ...signing import MIN_SECRET_BYTES
 from ...stores import MemoryStore
 from .conf import KNOWN_SETTINGS, SETTING, settings_dict
 
-__all__ = ["check_settings", "check_store"]
+__all__ = ["check_inbox", "check_settings", "check_store", "check_views"]
 
 _LOCMEM = "django.core.cache.backends.locmem.LocMemCache"
 _FILEBASED = "django.core.cache.backends.filebased.FileBasedCache"
@@ -115,6 +130,9 @@ def check_store(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMess
     if isinstance(configured, checks.CheckMessage) or configured.get("RECEIVER") is not None:
         return []
     store = configured.get("STORE", KNOWN_SETTINGS["STORE"])
+    problem = _store_problem(store)
+    if problem is not None:
+        return [checks.Error(f"{SETTING}['STORE'] {problem}.", id="kreuzberg_webhooks.E005")]
     per_process = checks.Warning(
         "The Kreuzberg webhook replay store is per process.",
         hint="Under several worker processes a retried delivery can be processed once per worker: "
@@ -156,3 +174,143 @@ def check_store(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMess
             )
         ]
     return []
+
+
+# -- URLs, the inbox and inbox mode -------------------------------------------------------------
+
+#: The extra (its module, its pip name) a URL scheme needs.
+_STORE_SCHEMES: Mapping[str, tuple[str, str] | None] = {
+    "memory": None,
+    "sqlite": None,
+    "redis": ("redis", "redis"),
+    "rediss": ("redis", "redis"),
+    "unix": ("redis", "redis"),
+    "postgres": ("psycopg", "postgres"),
+    "postgresql": ("psycopg", "postgres"),
+}
+_INBOX_SCHEMES = {scheme: needs for scheme, needs in _STORE_SCHEMES.items() if scheme != "memory"}
+
+
+def _url_problem(url: str, schemes: Mapping[str, tuple[str, str] | None]) -> str | None:
+    """Why *url* cannot open (without opening it: no connection, no file created), or ``None``."""
+    scheme = urlsplit(url).scheme.lower()
+    if scheme not in schemes:
+        known = ", ".join(f"{name}://" for name in schemes if name != "unix")
+        return f"is {url.split(':', 1)[0]!r}… — an unknown URL scheme (use {known})"
+    needs = schemes[scheme]
+    if needs is not None and importlib.util.find_spec(needs[0]) is None:
+        return f'needs the [{needs[1]}] extra: pip install "kreuzberg-webhooks[{needs[1]}]"'
+    if scheme == "sqlite":
+        path = unquote(url.split("://", 1)[1])
+        path = path[1:] if path.startswith("/") else path
+        directory = os.path.dirname(os.path.abspath(path)) if path and path != ":memory:" else ""
+        if directory and not os.path.isdir(directory):
+            return f"is in a directory that does not exist ({directory})"
+    return None
+
+
+def _store_problem(store: Any) -> str | None:
+    if store == "cache":
+        return None  # E003 and E004 tell what is wrong with the cache
+    if isinstance(store, str):
+        return _url_problem(store, _STORE_SCHEMES)
+    if all(callable(getattr(store, name, None)) for name in ("claim", "complete", "release")):
+        return None
+    return "must be 'cache', a store URL or a replay store (with claim, complete and release)"
+
+
+def _inbox_problem(inbox: Any) -> str | None:
+    if inbox == "django":
+        from django.apps import apps
+
+        if not apps.is_installed("kreuzberg_webhooks.inbox.django"):
+            return "is 'django', but 'kreuzberg_webhooks.inbox.django' is not in INSTALLED_APPS"
+        return None
+    if isinstance(inbox, str):
+        return _url_problem(inbox, _INBOX_SCHEMES)
+    if callable(getattr(inbox, "enqueue", None)):
+        return None
+    return "must be 'django', an inbox URL or an inbox (with an enqueue method)"
+
+
+def check_inbox(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    """The inbox settings: ``INBOX``, ``INBOX_WORKER``, ``INBOX_RETRY``."""
+    configured = _configured()
+    if isinstance(configured, checks.CheckMessage):
+        return []
+    messages: list[checks.CheckMessage] = []
+    inbox = configured.get("INBOX")
+    if inbox is not None:
+        problem = _inbox_problem(inbox)
+        if problem is not None:
+            messages.append(checks.Error(f"{SETTING}['INBOX'] {problem}.", id="kreuzberg_webhooks.E006"))
+    elif configured.get("INBOX_WORKER") and configured.get("RECEIVER") is None:
+        messages.append(
+            checks.Error(
+                f"{SETTING}['INBOX_WORKER'] is set, but 'INBOX' is not: there is no inbox to work on.",
+                hint="Set 'INBOX' (e.g. 'django'), or remove 'INBOX_WORKER'.",
+                id="kreuzberg_webhooks.E006",
+            )
+        )
+    if configured.get("INBOX_RETRY") is not None:
+        from ...inbox.base import RetryPolicy
+
+        retry = configured["INBOX_RETRY"]
+        if not isinstance(retry, RetryPolicy):
+            try:
+                if not isinstance(retry, Mapping):
+                    raise TypeError("it must be a dict of RetryPolicy options or a RetryPolicy")
+                RetryPolicy(**{str(name).lower(): option for name, option in retry.items()})
+            except (ConfigurationError, TypeError, ValueError) as error:
+                messages.append(checks.Error(f"{SETTING}['INBOX_RETRY']: {error}", id="kreuzberg_webhooks.E007"))
+    return messages
+
+
+def check_views(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    """Inbox mode: every mounted webhook view's ``handle_event`` can run from a worker."""
+    try:
+        from .conf import get_receiver
+        from .inbox_mode import inbox_view, mounted_views
+
+        views = mounted_views()
+        configured = get_receiver() if views else None
+    except Exception:
+        return []  # a broken URLconf or configuration: Django's own checks and the ones above say so
+    messages: list[checks.CheckMessage] = []
+    if configured is not None and configured.inbox is not None:
+        try:
+            inbox_view(configured=configured)
+        except ImproperlyConfigured as error:
+            messages.append(
+                checks.Error(
+                    f"Inbox mode: {error}.",
+                    hint="Mount one webhook view (or several with the same handle_event), or move the code "
+                    "into on() handlers and mount the ready view.",
+                    id="kreuzberg_webhooks.E008",
+                )
+            )
+    for view in views:
+        own = view.own_receiver
+        if own is None or own is configured or own.inbox is None:
+            continue
+        name = view.view_class.__qualname__
+        if not view.ready_handle_event:
+            messages.append(
+                checks.Error(
+                    f"The webhook view {name} at {view.route!r} has a receiver of its own with an inbox: it answers "
+                    "202 and its handle_event never runs (a worker runs only the receiver's handlers).",
+                    hint=f"Configure the inbox in {SETTING}['INBOX'] and leave the view's receiver unset: the "
+                    "Django worker then runs the view's handle_event.",
+                    id="kreuzberg_webhooks.E008",
+                )
+            )
+        else:
+            messages.append(
+                checks.Warning(
+                    f"The webhook view {name} at {view.route!r} has a receiver of its own with an inbox: a worker "
+                    "runs that receiver's handlers, but webhook_received is never sent for its deliveries.",
+                    hint=f"Configure the inbox in {SETTING}['INBOX'] and leave the view's receiver unset.",
+                    id="kreuzberg_webhooks.W005",
+                )
+            )
+    return messages

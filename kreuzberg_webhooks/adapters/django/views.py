@@ -114,6 +114,10 @@ class KreuzbergWebhookMixin(_WebhookViewBase):
     own: a 2xx marks the event processed, anything else releases the claim so
     the sender's retry runs it again. If it raises, the answer is 500 and the
     claim is released.
+
+    In inbox mode (``KREUZBERG_WEBHOOKS["INBOX"]``) the view answers ``202``
+    and the inbox worker runs ``handle_event`` later, with ``request=None``
+    (:mod:`~kreuzberg_webhooks.adapters.django.inbox_mode`).
     """
 
     def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
@@ -122,7 +126,7 @@ class KreuzbergWebhookMixin(_WebhookViewBase):
         exchange = read_exchange(request, receiver)
         if exchange.answer is not None:
             return outcome_response(exchange.answer)
-        if receiver.inbox is not None:  # inbox mode: written durably, answered 202; a worker runs the handlers
+        if receiver.inbox is not None:  # inbox mode: written durably, answered 202; a worker runs handle_event
             return outcome_response(receiver.handle(exchange.body, exchange.headers))
         started = receiver.begin(exchange.body, exchange.headers)
         if isinstance(started, Outcome):

@@ -55,14 +55,16 @@ def retry_policy_from_settings() -> RetryPolicy:
 
 
 class _SettingsWorker(InboxWorker):
-    """Looks the configured receiver up before each round: handlers registered by apps whose
-    ``ready()`` ran after the worker started (and a receiver rebuilt by ``override_settings``)
-    are the ones that run."""
+    """Looks the worker's receiver up before each round
+    (:func:`~kreuzberg_webhooks.adapters.django.inbox_mode.worker_receiver`): each delivery runs
+    the mounted webhook view's ``handle_event`` — the ready view's runs the handlers registered
+    with ``on()``, then sends ``webhook_received`` — with the handlers of apps whose ``ready()``
+    ran after the worker started, and the receiver ``override_settings`` rebuilt."""
 
     def run_once(self) -> int:
-        from ...adapters.django.conf import get_receiver
+        from ...adapters.django.inbox_mode import worker_receiver
 
-        self.receiver = get_receiver()
+        self.receiver = worker_receiver()
         return super().run_once()
 
 

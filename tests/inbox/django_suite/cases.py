@@ -6,6 +6,8 @@ from __future__ import annotations
 import io
 import json
 import os
+import subprocess
+import sys
 import time
 from typing import Any
 
@@ -18,9 +20,9 @@ django.setup()
 import pytest  # noqa: E402
 from django.contrib.auth.models import User  # noqa: E402
 from django.core.management import call_command  # noqa: E402
-from django.test import Client  # noqa: E402
+from django.test import Client, override_settings  # noqa: E402
 
-from kreuzberg_webhooks.adapters.django import get_receiver, on  # noqa: E402
+from kreuzberg_webhooks.adapters.django import KreuzbergWebhookView, get_receiver, on, webhook_received  # noqa: E402
 from kreuzberg_webhooks.inbox import DeliveryState, Inbox  # noqa: E402
 from kreuzberg_webhooks.inbox.django.inbox import DjangoInbox  # noqa: E402
 from kreuzberg_webhooks.inbox.django.models import InboxDelivery  # noqa: E402
@@ -32,6 +34,7 @@ from tests.inbox.contract import LEASE, InboxContract, make_entry  # noqa: E402
 from tests.inbox.support import CountingHandler  # noqa: E402
 from tests.stores.contract import FrozenClock  # noqa: E402
 
+from . import views  # noqa: E402
 from .settings import SECRET  # noqa: E402
 
 call_command("migrate", verbosity=0)
@@ -160,3 +163,75 @@ def test_the_management_command_lists_retries_and_purges() -> None:
     call_command("kreuzberg_inbox", "purge", "--state", "queued", stdout=out)
     assert out.getvalue().strip() == "purged 1 queued delivery"
     assert DjangoInbox().counts() == dict.fromkeys(DeliveryState, 0)
+
+
+def _post(path: str, body: bytes, headers: dict[str, str]) -> tuple[int, Any]:
+    extra = {f"HTTP_{name.upper().replace('-', '_')}": value for name, value in headers.items()}
+    answer = Client().post(path, data=body, content_type="application/json", **extra)
+    return answer.status_code, json.loads(answer.content)
+
+
+def test_in_inbox_mode_the_worker_runs_the_handlers_and_sends_the_signal_once() -> None:
+    received: list[tuple[Any, str | None, Any]] = []
+
+    def on_received(sender: Any, event: Any, request: Any, **kwargs: Any) -> None:
+        received.append((sender, event.event_id, request))
+
+    webhook_received.connect(on_received)
+    try:
+        body, headers = signed_delivery(SECRET, job_event_payload())
+        event_id = json.loads(body)["event_id"]
+        assert _post("/webhooks/kreuzberg", body, headers) == (202, {"status": "queued"})
+        assert received == []
+        assert embedded_worker().drain() == 1
+        assert _post("/webhooks/kreuzberg", body, headers) == (200, {"status": "duplicate"})
+        assert embedded_worker().drain() == 0
+    finally:
+        webhook_received.disconnect(on_received)
+    assert received == [(KreuzbergWebhookView, event_id, None)]
+    assert sum(HANDLER.calls.values()) == 1
+    assert InboxDelivery.objects.get().state == "done"
+
+
+@pytest.mark.parametrize(("urlconf", "view"), [("mixin_urls", "sync"), ("async_mixin_urls", "async")])
+def test_in_inbox_mode_the_worker_runs_the_mounted_views_handle_event_once(urlconf: str, view: str) -> None:
+    views.CALLS.clear()
+    body, headers = signed_delivery(SECRET, job_event_payload())
+    event_id = json.loads(body)["event_id"]
+    with override_settings(ROOT_URLCONF=f"tests.inbox.django_suite.{urlconf}"):
+        assert _post("/hooks/kreuzberg", body, headers) == (202, {"status": "queued"})
+        assert views.CALLS == []
+        assert embedded_worker().drain() == 1
+        assert _post("/hooks/kreuzberg", body, headers) == (200, {"status": "duplicate"})
+        assert embedded_worker().drain() == 0
+    assert [(view, event_id, None)] == views.CALLS
+    # The view's handle_event is the handler, as when it runs in the request: it does not call
+    # the on() handlers, so they do not run either.
+    assert HANDLER.calls == {}
+    assert InboxDelivery.objects.get().state == "done"
+
+
+def test_the_inbox_worker_command_runs_the_mounted_views_handle_event(tmp_path: Any) -> None:
+    log = tmp_path / "events.log"
+    body, headers = signed_delivery(SECRET, job_event_payload())
+    event_id = json.loads(body)["event_id"]
+    with override_settings(ROOT_URLCONF="tests.inbox.django_suite.mixin_urls"):
+        assert _post("/hooks/kreuzberg", body, headers) == (202, {"status": "queued"})
+    env = {
+        **os.environ,
+        "KREUZBERG_TEST_EVENTS_LOG": str(log),
+        "KREUZBERG_TEST_URLCONF": "tests.inbox.django_suite.mixin_urls",
+    }
+    command = [sys.executable, "-m", "django", "kreuzberg_inbox", "worker", "--poll-interval", "0.1"]
+    worker = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 60
+        while InboxDelivery.objects.get().state != "done" and worker.poll() is None:
+            assert time.monotonic() < deadline, "the worker did not process the delivery"
+            time.sleep(0.05)
+    finally:
+        worker.terminate()
+        output = worker.communicate(timeout=30)[0].decode(errors="replace")
+    assert InboxDelivery.objects.get().state == "done", output
+    assert log.read_text().splitlines() == [f"sync {event_id}"]
+    assert HANDLER.calls == {}

@@ -39,7 +39,7 @@ TEMPLATES = [
     }
 ]
 DATABASES = {"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": os.environ["KREUZBERG_TEST_DB"]}}
-ROOT_URLCONF = "tests.inbox.django_suite.urls"
+ROOT_URLCONF = os.environ.get("KREUZBERG_TEST_URLCONF", "tests.inbox.django_suite.urls")
 USE_TZ = True
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 KREUZBERG_WEBHOOKS = {

@@ -1,0 +1,7 @@
+from __future__ import annotations
+
+from django.urls import path
+
+from .views import JobWebhook
+
+urlpatterns = [path("hooks/kreuzberg", JobWebhook.as_view())]
