@@ -18,6 +18,7 @@ Usage::
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, Iterator, Mapping, MutableMapping, Sequence
 from typing import Any, TypeAlias
 
@@ -25,6 +26,7 @@ from ..exchange import Exchange
 from ..lifecycle import Delivery
 from ..outcome import Outcome
 from ..receiver import Receiver
+from ._background import detach
 from ._mount import Mode, check_mount
 
 __all__ = [
@@ -155,9 +157,18 @@ async def run_guarded(
     the last part of its body, before that part goes out: its code has run
     (work done while streaming too), and a retry that arrives the moment the
     answer is complete finds the event already done.
+
+    *app* runs in a task of its own. If the request is cancelled while it runs
+    (a timeout middleware, a client gone), the application is not interrupted —
+    a route running in a thread cannot be — but left to finish: its end settles
+    the claim as it would have (a 2xx marks the event done), and what it sends
+    afterwards goes nowhere. So the sender's retry finds the event done rather
+    than running the route again once the lease ends (endpoint mode does the
+    same with its handlers, ``lifecycle.run_async``).
     """
     status: int | None = None
     settled = False
+    detached = False
 
     async def settle(code: int | None, error: BaseException | None = None, *, cancelled: bool = False) -> Any:
         nonlocal settled
@@ -173,18 +184,35 @@ async def run_guarded(
             status = message["status"]
         elif message["type"] == "http.response.body" and not message.get("more_body", False):
             await settle(status)
-        await send(message)
+        if not detached:  # once the request is cancelled, nobody listens
+            await send(message)
 
+    async def finish(running: asyncio.Future[None]) -> Outcome | None:
+        """Settle by how *running* (the application) ended; the answer to send if it sent none."""
+        try:
+            await running
+        except asyncio.CancelledError:
+            await settle(None, cancelled=True)  # cancelled itself: its code may still run in a thread
+            raise
+        except Exception as error:
+            answer: Outcome | None = await settle(None, error)
+            raise
+        answer = await settle(status)
+        return answer if status is None else None  # returned without answering
+
+    running = asyncio.ensure_future(app(scope, receive, settle_then_send))
     try:
-        await app(scope, receive, settle_then_send)
+        await asyncio.shield(running)
+    except asyncio.CancelledError:
+        if not running.done():
+            detached = True
+            detach(finish(running))
+            raise
     except Exception as error:
         if (answer := await settle(None, error)) is not None and status is None:
             await send_outcome(send, answer)
         raise
-    except BaseException:
-        await settle(None, cancelled=True)
-        raise
-    if (answer := await settle(status)) is not None and status is None:  # returned without answering
+    if (answer := await finish(running)) is not None:
         await send_outcome(send, answer)
 
 

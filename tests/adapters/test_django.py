@@ -15,20 +15,21 @@ import io
 import json
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from types import ModuleType
 from typing import Any
 
 import pytest
-from asgiref.sync import iscoroutinefunction
+from asgiref.sync import iscoroutinefunction, sync_to_async
 from django.core.checks import CheckMessage, run_checks
 from django.core.exceptions import ImproperlyConfigured
 from django.core.handlers.wsgi import WSGIRequest
 from django.core.management import call_command
 from django.core.management.base import SystemCheckError
 from django.http import HttpRequest, HttpResponse, JsonResponse
-from django.test import AsyncClient, Client, override_settings
+from django.test import AsyncClient, AsyncRequestFactory, Client, override_settings
 from django.urls import URLPattern, include, path, reverse
 from django.views import View
 
@@ -381,6 +382,46 @@ def test_signal_receiver_that_raises_is_500_and_the_retry_is_processed(asynchron
     assert (retry.status, json.loads(retry.body)) == (200, {"status": "processed"})
     # At-least-once: the handler before the failing receiver ran on both attempts.
     assert len(recorder.events) == 2
+
+
+def test_async_view_cancelled_mid_handle_event_settles_by_its_end() -> None:
+    # Django cancels an async view when the client goes away (and a timeout middleware does too)
+    # while handle_event's code runs in a thread: its end still settles the claim, so the
+    # sender's retry finds the event done instead of running it again once the lease ends.
+    receiver = Receiver(SECRET, store=MemoryStore(), clock=lambda: NOW, lease=1)
+    started, release = threading.Event(), threading.Event()
+    ran: list[str | None] = []
+
+    class Slow(AsyncKreuzbergWebhookMixin, View):  # type: ignore[misc]
+        async def handle_event(self, request: HttpRequest, event: Event) -> None:
+            def work() -> None:
+                started.set()
+                release.wait(30)
+                ran.append(event.event_id)
+
+            await sync_to_async(work, thread_sensitive=False)()
+
+    view = Slow.as_view(receiver=receiver)
+    body, headers = signed_delivery(SECRET, job_event_payload(now=NOW))
+    request = AsyncRequestFactory().post(PATH, data=body, content_type="application/json", headers=headers)
+
+    async def scenario() -> str:
+        running = asyncio.ensure_future(view(request))
+        deadline = time.monotonic() + 30
+        while not started.is_set():
+            assert time.monotonic() < deadline
+            await asyncio.sleep(0.01)
+        running.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await running
+        release.set()
+        while (retry := await receiver.handle_async(body, headers)).reason == "in_flight":
+            assert time.monotonic() < deadline
+            await asyncio.sleep(0.01)
+        return retry.reason
+
+    assert asyncio.run(scenario()) == "duplicate"
+    assert ran == [json.loads(body)["event_id"]]
 
 
 # -- the mixin's handle_event ---------------------------------------------------------------

@@ -8,6 +8,7 @@ sender takes as permanent: a large job document would be lost.)
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from typing import Any, ClassVar
 
@@ -18,8 +19,10 @@ from django.views.decorators.csrf import csrf_exempt
 
 from ...events import Event
 from ...exchange import Exchange
+from ...lifecycle import Delivery
 from ...outcome import Outcome
 from ...receiver import Receiver
+from .._background import detach
 from .conf import get_receiver, get_setting
 from .signals import webhook_received
 
@@ -184,15 +187,19 @@ class AsyncKreuzbergWebhookMixin(_WebhookViewBase):
         started = await receiver.begin_async(exchange.body, exchange.headers)
         if isinstance(started, Outcome):
             return outcome_response(started)
+        # handle_event runs in a task of its own: if the request is cancelled (Django does when
+        # the client goes away, a timeout middleware does) while its code runs in a thread, it
+        # is left to finish and its end settles the claim, as in the request.
+        running = asyncio.ensure_future(self.handle_event(request, started.event))
         try:
-            response = await self.handle_event(request, started.event)
+            response = await asyncio.shield(running)
+        except asyncio.CancelledError:
+            detach(_settle_when_done(receiver, started, running))
+            raise
         except Exception as error:
             answer = await receiver.settle_async(started, None, error)
             assert answer is not None  # the core answers a raising view
             return outcome_response(answer)
-        except BaseException:
-            await receiver.settle_async(started, None, cancelled=True)
-            raise
         if response is None:
             response = outcome_response(Outcome.processed(started.event))
         await receiver.settle_async(started, response.status_code)
@@ -217,6 +224,19 @@ class AsyncKreuzbergWebhookMixin(_WebhookViewBase):
             return response
 
         return answer()
+
+
+async def _settle_when_done(receiver: Receiver, started: Delivery, running: asyncio.Future[Any]) -> None:
+    """Settle a cancelled request's claim by how its ``handle_event`` ends."""
+    try:
+        response = await running
+    except asyncio.CancelledError:
+        await receiver.settle_async(started, None, cancelled=True)  # cancelled itself: the lease decides
+        raise
+    except Exception as error:
+        await receiver.settle_async(started, None, error)
+        return
+    await receiver.settle_async(started, 200 if response is None else response.status_code)
 
 
 class KreuzbergWebhookView(KreuzbergWebhookMixin, View):  # type: ignore[misc]
