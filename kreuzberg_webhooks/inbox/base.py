@@ -17,11 +17,15 @@ answers 2xx; a worker processes it later, out of the request
   lease. Each claim counts an attempt.
 * ``claim(key, lease)`` — lease one delivery by key (a task queue's message
   carries only the key); ``None`` when it is done, dead or leased.
+* ``renew(key, token, lease)`` — extend a held lease to *lease* seconds from
+  now (the worker's heartbeat while a handler runs), only while *token* holds it.
 * ``complete(key, token)``, ``fail(key, token, error, retry_at)`` and
   ``release(key, token, retry_at)`` — settle a claim, only while *token*
   still holds it (a lease that expired and was claimed again belongs to the
   new owner).
-* ``get``, ``list``, ``counts``, ``retry`` and ``purge`` — operations.
+* ``get``, ``list``, ``counts``, ``retry`` and ``purge`` — operations. ``list``
+  answers records whose ``entry.body`` is empty (a listing never loads the
+  bodies); ``get`` has the body.
 
 Inboxes raise :class:`~kreuzberg_webhooks.exceptions.StoreUnavailable` (or any
 exception) when they cannot be reached; the receiver answers 503.
@@ -99,7 +103,7 @@ class InboxRecord:
     attempts: int
     #: Unix time from which a queued delivery may be claimed.
     next_attempt_at: float
-    #: The last failure's one-line description, kept after a later success.
+    #: The last failure's one-line description; cleared when the delivery is done.
     last_error: str | None
     #: Unix time of the last change of state.
     updated_at: float
@@ -215,6 +219,8 @@ class Inbox(Protocol):
 
     def claim(self, key: str, lease: float) -> InboxClaim | None: ...
 
+    def renew(self, key: str, token: str, lease: float) -> bool: ...
+
     def complete(self, key: str, token: str) -> bool: ...
 
     def fail(self, key: str, token: str, error: str, retry_at: float | None) -> bool: ...
@@ -241,6 +247,8 @@ class AsyncInbox(Protocol):
     async def claim_due(self, lease: float, limit: int = 1) -> list[InboxClaim]: ...
 
     async def claim(self, key: str, lease: float) -> InboxClaim | None: ...
+
+    async def renew(self, key: str, token: str, lease: float) -> bool: ...
 
     async def complete(self, key: str, token: str) -> bool: ...
 

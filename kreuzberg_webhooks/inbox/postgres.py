@@ -17,7 +17,16 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from .._postgres import DEFAULT_CONNECT_TIMEOUT, AsyncConnections, SyncConnections, check_table
-from ._rows import COLUMN_NAMES, check_lease, check_limit, headers_to_text, record_from_row, short_error
+from ._rows import (
+    COLUMN_NAMES,
+    LISTED,
+    check_lease,
+    check_limit,
+    headers_to_text,
+    record_from_listed_row,
+    record_from_row,
+    short_error,
+)
 from .base import DeliveryState, InboxClaim, InboxEntry, InboxRecord
 
 __all__ = ["DEFAULT_TABLE", "AsyncPostgresInbox", "PostgresInbox"]
@@ -107,7 +116,13 @@ class _Statements:
         )
 
     def complete(self, key: str, token: str, now: float) -> tuple[str, tuple[Any, ...]]:
-        return self.settle(key, token, "state = 'done'", (), now)
+        return self.settle(key, token, "state = 'done', last_error = NULL", (), now)
+
+    def renew(self, key: str, token: str, lease: float, now: float) -> tuple[str, tuple[Any, ...]]:
+        return (
+            f"UPDATE {self.table} SET next_attempt_at = %s WHERE key = %s AND state = 'running' AND lease_token = %s",
+            (now + check_lease(lease), key, token),
+        )
 
     def fail(self, key: str, token: str, error: str, retry_at: float | None, now: float) -> tuple[str, tuple[Any, ...]]:
         if retry_at is None:
@@ -131,9 +146,9 @@ class _Statements:
     def list(self, state: DeliveryState | None, limit: int) -> tuple[str, tuple[Any, ...]]:
         limit = check_limit(limit)
         if state is None:
-            return f"SELECT {self.columns} FROM {self.table} ORDER BY received_at DESC, key LIMIT %s", (limit,)
+            return f"SELECT {LISTED} FROM {self.table} ORDER BY received_at DESC, key LIMIT %s", (limit,)
         return (
-            f"SELECT {self.columns} FROM {self.table} WHERE state = %s ORDER BY received_at DESC, key LIMIT %s",
+            f"SELECT {LISTED} FROM {self.table} WHERE state = %s ORDER BY received_at DESC, key LIMIT %s",
             (DeliveryState(state).value, limit),
         )
 
@@ -246,6 +261,10 @@ class PostgresInbox:
         """Mark the claimed delivery done; ``False`` if *token* no longer holds it."""
         return self._rowcount(self._sql.complete(key, token, self._clock())) == 1
 
+    def renew(self, key: str, token: str, lease: float) -> bool:
+        """Extend the claim's lease to *lease* seconds from now (the worker's heartbeat)."""
+        return self._rowcount(self._sql.renew(key, token, lease, self._clock())) == 1
+
     def fail(self, key: str, token: str, error: str, retry_at: float | None) -> bool:
         """Record a failed attempt: queued again from *retry_at*, or dead when it is ``None``."""
         return self._rowcount(self._sql.fail(key, token, error, retry_at, self._clock())) == 1
@@ -260,8 +279,8 @@ class PostgresInbox:
         return record_from_row(rows[0]) if rows else None
 
     def list(self, state: DeliveryState | None = None, limit: int = 100) -> list[InboxRecord]:
-        """Up to *limit* deliveries (in *state*), the latest received first."""
-        return [record_from_row(row) for row in self._rows(self._sql.list(state, limit))]
+        """Up to *limit* deliveries (in *state*), the latest received first, without their bodies."""
+        return [record_from_listed_row(row) for row in self._rows(self._sql.list(state, limit))]
 
     def counts(self) -> dict[DeliveryState, int]:
         """How many deliveries are in each state."""
@@ -346,6 +365,10 @@ class AsyncPostgresInbox:
         """Mark the claimed delivery done."""
         return await self._rowcount(self._sql.complete(key, token, self._clock())) == 1
 
+    async def renew(self, key: str, token: str, lease: float) -> bool:
+        """Extend the claim's lease to *lease* seconds from now (the worker's heartbeat)."""
+        return await self._rowcount(self._sql.renew(key, token, lease, self._clock())) == 1
+
     async def fail(self, key: str, token: str, error: str, retry_at: float | None) -> bool:
         """Record a failed attempt: queued again from *retry_at*, or dead."""
         return await self._rowcount(self._sql.fail(key, token, error, retry_at, self._clock())) == 1
@@ -360,8 +383,8 @@ class AsyncPostgresInbox:
         return record_from_row(rows[0]) if rows else None
 
     async def list(self, state: DeliveryState | None = None, limit: int = 100) -> list[InboxRecord]:
-        """Up to *limit* deliveries (in *state*), the latest received first."""
-        return [record_from_row(row) for row in await self._rows(self._sql.list(state, limit))]
+        """Up to *limit* deliveries (in *state*), the latest received first, without their bodies."""
+        return [record_from_listed_row(row) for row in await self._rows(self._sql.list(state, limit))]
 
     async def counts(self) -> dict[DeliveryState, int]:
         """How many deliveries are in each state."""

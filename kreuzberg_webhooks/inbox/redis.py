@@ -67,8 +67,11 @@ _LIB = """
 local P = ARGV[1]
 local FIELDS = {'scope','event_id','event_type','job_id','body','headers','received_at','state',
                 'attempts','next_attempt_at','last_error','updated_at','lease_token'}
-local function row(key)
-    local values = redis.call('HMGET', P .. 'd:' .. key, unpack(FIELDS))
+-- A listing reads every field but the body ('-' is no field: HMGET answers nil for it).
+local LISTED = {'scope','event_id','event_type','job_id','-','headers','received_at','state',
+                'attempts','next_attempt_at','last_error','updated_at','lease_token'}
+local function row(key, fields)
+    local values = redis.call('HMGET', P .. 'd:' .. key, unpack(fields or FIELDS))
     table.insert(values, 1, key)
     return values
 end
@@ -152,6 +155,7 @@ end
 redis.call('HSET', d, 'state', to, 'updated_at', now)
 redis.call('HDEL', d, 'lease_token')
 if ARGV[7] ~= '' then redis.call('HSET', d, 'last_error', ARGV[7]) end
+if to == 'done' then redis.call('HDEL', d, 'last_error') end
 if ARGV[8] == '1' and tonumber(redis.call('HGET', d, 'attempts')) > 0 then redis.call('HINCRBY', d, 'attempts', -1) end
 if to == 'queued' then
     redis.call('HSET', d, 'next_attempt_at', ARGV[6])
@@ -160,6 +164,21 @@ else
     redis.call('ZREM', P .. 'due', key)
 end
 move(key, 'running', to, redis.call('HGET', d, 'received_at'))
+return 1
+"""
+)
+
+# ARGV: prefix, key, token, lease end
+_RENEW = (
+    _LIB
+    + """
+local key, token, ends = ARGV[2], ARGV[3], ARGV[4]
+local d = P .. 'd:' .. key
+if redis.call('HGET', d, 'state') ~= 'running' or redis.call('HGET', d, 'lease_token') ~= token then
+    return 0
+end
+redis.call('HSET', d, 'next_attempt_at', ends)
+redis.call('ZADD', P .. 'due', ends, key)
 return 1
 """
 )
@@ -187,7 +206,7 @@ if ARGV[2] ~= '' then states = {ARGV[2]} end
 local out = {}
 for _, state in ipairs(states) do
     for _, key in ipairs(redis.call('ZREVRANGE', P .. 's:' .. state, 0, limit - 1)) do
-        table.insert(out, row(key))
+        table.insert(out, row(key, LISTED))
     end
 end
 return out
@@ -349,6 +368,7 @@ class _Scripts:
                 ("claim_due", _CLAIM_DUE),
                 ("claim", _CLAIM),
                 ("settle", _SETTLE),
+                ("renew", _RENEW),
                 ("get", _GET),
                 ("list", _LIST),
                 ("counts", _COUNTS),
@@ -421,6 +441,11 @@ class RedisInbox(_Scripts):
         """Mark the claimed delivery done."""
         return int(self._run("settle", *self._settle_args(key, token, self._clock(), "done", None, "", False))) == 1
 
+    def renew(self, key: str, token: str, lease: float) -> bool:
+        """Extend the claim's lease to *lease* seconds from now (the worker's heartbeat)."""
+        until = repr(self._clock() + check_lease(lease))
+        return int(self._run("renew", key, token, until)) == 1
+
     def fail(self, key: str, token: str, error: str, retry_at: float | None) -> bool:
         """Record a failed attempt: queued again from *retry_at*, or dead."""
         to = "dead" if retry_at is None else "queued"
@@ -438,7 +463,7 @@ class RedisInbox(_Scripts):
         return record_from_row(_row(reply)) if reply else None
 
     def list(self, state: DeliveryState | None = None, limit: int = 100) -> list[InboxRecord]:
-        """Up to *limit* deliveries (in *state*), the latest received first."""
+        """Up to *limit* deliveries (in *state*), the latest received first, without their bodies."""
         limit = check_limit(limit)
         return _records(self._run("list", "" if state is None else DeliveryState(state).value, limit), limit)
 
@@ -512,6 +537,11 @@ class AsyncRedisInbox(_Scripts):
         args = self._settle_args(key, token, self._clock(), "done", None, "", False)
         return int(await self._run("settle", *args)) == 1
 
+    async def renew(self, key: str, token: str, lease: float) -> bool:
+        """Extend the claim's lease to *lease* seconds from now (the worker's heartbeat)."""
+        until = repr(self._clock() + check_lease(lease))
+        return int(await self._run("renew", key, token, until)) == 1
+
     async def fail(self, key: str, token: str, error: str, retry_at: float | None) -> bool:
         """Record a failed attempt: queued again from *retry_at*, or dead."""
         to = "dead" if retry_at is None else "queued"
@@ -529,7 +559,7 @@ class AsyncRedisInbox(_Scripts):
         return record_from_row(_row(reply)) if reply else None
 
     async def list(self, state: DeliveryState | None = None, limit: int = 100) -> list[InboxRecord]:
-        """Up to *limit* deliveries (in *state*), the latest received first."""
+        """Up to *limit* deliveries (in *state*), the latest received first, without their bodies."""
         limit = check_limit(limit)
         return _records(await self._run("list", "" if state is None else DeliveryState(state).value, limit), limit)
 

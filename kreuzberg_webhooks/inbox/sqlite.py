@@ -16,7 +16,16 @@ from pathlib import Path
 from typing import Any, Literal
 
 from ..exceptions import ConfigurationError, StoreUnavailable
-from ._rows import COLUMNS, check_lease, check_limit, headers_to_text, record_from_row, short_error
+from ._rows import (
+    COLUMNS,
+    LISTED,
+    check_lease,
+    check_limit,
+    headers_to_text,
+    record_from_listed_row,
+    record_from_row,
+    short_error,
+)
 from .base import DeliveryState, InboxClaim, InboxEntry, InboxRecord
 
 __all__ = ["AsyncSQLiteInbox", "SQLiteInbox"]
@@ -311,7 +320,18 @@ class SQLiteInbox:
 
     def complete(self, key: str, token: str) -> bool:
         """Mark the claimed delivery done; ``False`` if *token* no longer holds it."""
-        return self._settle(key, token, "state = 'done'", ())
+        return self._settle(key, token, "state = 'done', last_error = NULL", ())
+
+    def renew(self, key: str, token: str, lease: float) -> bool:
+        """Extend the claim's lease to *lease* seconds from now (the worker's heartbeat while a
+        handler runs); ``False`` if *token* no longer holds it."""
+        lease = check_lease(lease)
+        with self._write() as conn:
+            cursor = conn.execute(
+                f"UPDATE {TABLE} SET next_attempt_at = ? WHERE key = ? AND state = 'running' AND lease_token = ?",
+                (self._clock() + lease, key, token),
+            )
+            return cursor.rowcount == 1
 
     def fail(self, key: str, token: str, error: str, retry_at: float | None) -> bool:
         """Record a failed attempt: queued again from *retry_at*, or dead when it is ``None``."""
@@ -339,16 +359,17 @@ class SQLiteInbox:
         return record_from_row(rows[0]) if rows else None
 
     def list(self, state: DeliveryState | None = None, limit: int = 100) -> list[InboxRecord]:
-        """Up to *limit* deliveries (in *state*), the latest received first."""
+        """Up to *limit* deliveries (in *state*), the latest received first, without their
+        bodies (``entry.body`` is empty: :meth:`get` has it)."""
         limit = check_limit(limit)
         if state is None:
-            rows = self._read(f"SELECT {COLUMNS} FROM {TABLE} ORDER BY received_at DESC, key LIMIT ?", (limit,))
+            rows = self._read(f"SELECT {LISTED} FROM {TABLE} ORDER BY received_at DESC, key LIMIT ?", (limit,))
         else:
             rows = self._read(
-                f"SELECT {COLUMNS} FROM {TABLE} WHERE state = ? ORDER BY received_at DESC, key LIMIT ?",
+                f"SELECT {LISTED} FROM {TABLE} WHERE state = ? ORDER BY received_at DESC, key LIMIT ?",
                 (DeliveryState(state).value, limit),
             )
-        return [record_from_row(row) for row in rows]
+        return [record_from_listed_row(row) for row in rows]
 
     def counts(self) -> dict[DeliveryState, int]:
         """How many deliveries are in each state."""
@@ -467,6 +488,10 @@ class AsyncSQLiteInbox:
     async def complete(self, key: str, token: str) -> bool:
         """See :meth:`SQLiteInbox.complete`."""
         return await asyncio.to_thread(self.sync.complete, key, token)
+
+    async def renew(self, key: str, token: str, lease: float) -> bool:
+        """See :meth:`SQLiteInbox.renew`."""
+        return await asyncio.to_thread(self.sync.renew, key, token, lease)
 
     async def fail(self, key: str, token: str, error: str, retry_at: float | None) -> bool:
         """See :meth:`SQLiteInbox.fail`."""

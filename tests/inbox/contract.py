@@ -238,7 +238,8 @@ class InboxContract:
         clock.advance(10**6)
         assert inbox.claim_due(LEASE) == []
 
-    def test_the_last_error_is_kept_after_a_later_success(self, inbox: Inbox, clock: FrozenClock) -> None:
+    def test_the_last_error_is_cleared_when_the_delivery_is_done(self, inbox: Inbox, clock: FrozenClock) -> None:
+        # A done delivery shows no error: the failure it had is history, not its state.
         entry = make_entry()
         inbox.enqueue(entry)
         claim = self._claim_one(inbox)
@@ -247,7 +248,26 @@ class InboxContract:
         inbox.complete(claim.key, claim.token)
         record = inbox.get(entry.key)
         assert record is not None
-        assert (record.state, record.attempts, record.last_error) == (DeliveryState.DONE, 2, "first try failed")
+        assert (record.state, record.attempts, record.last_error) == (DeliveryState.DONE, 2, None)
+
+    def test_renew_extends_the_lease_only_for_its_holder(self, inbox: Inbox, clock: FrozenClock) -> None:
+        # A worker whose handler runs longer than the lease renews it (a heartbeat), so
+        # only a dead worker's claim runs out.
+        entry = make_entry()
+        inbox.enqueue(entry)
+        claim = self._claim_one(inbox)
+        clock.advance(LEASE - 1)
+        assert inbox.renew(claim.key, claim.token, LEASE) is True
+        assert inbox.renew(claim.key, "not-the-token", LEASE) is False
+        clock.advance(LEASE - 1)
+        assert inbox.claim_due(LEASE) == []
+        assert inbox.claim(entry.key, LEASE) is None
+        record = inbox.get(entry.key)
+        assert record is not None
+        assert (record.state, record.attempts) == (DeliveryState.RUNNING, 1)
+        assert record.lease_expires_at == NOW + 2 * LEASE - 1
+        assert inbox.complete(claim.key, claim.token) is True
+        assert inbox.renew(claim.key, claim.token, LEASE) is False  # done: nothing to renew
 
     def test_a_long_error_is_shortened(self, inbox: Inbox) -> None:
         entry = make_entry()
@@ -291,6 +311,21 @@ class InboxContract:
         assert [r.key for r in inbox.list(DeliveryState.DEAD)] == [entries[0].key]
         assert [r.key for r in inbox.list(DeliveryState.QUEUED, limit=2)] == [entries[3].key, entries[2].key]
         assert inbox.list(DeliveryState.DONE) == []
+
+    def test_list_leaves_the_bodies_out_and_get_brings_them(self, inbox: Inbox) -> None:
+        # Listing 20 deliveries of 16 MiB must not load 320 MiB: a listed record's body is empty.
+        entries = [make_entry(received_at=NOW + i) for i in range(3)]
+        for entry in entries:
+            inbox.enqueue(entry)
+        listed = inbox.list()
+        assert [r.key for r in listed] == [e.key for e in reversed(entries)]
+        assert {r.entry.body for r in listed} == {b""}
+        assert [(r.entry.event_id, r.entry.job_id, r.entry.headers) for r in listed] == [
+            (e.event_id, e.job_id, e.headers) for e in reversed(entries)
+        ]
+        record = inbox.get(entries[0].key)
+        assert record is not None
+        assert record.entry.body == entries[0].body
 
     def test_counts_per_state(self, inbox: Inbox) -> None:
         for _ in range(3):

@@ -13,7 +13,16 @@ from django.db.models import F, Q
 from django.db.models.functions import Greatest
 
 from ...exceptions import StoreUnavailable
-from .._rows import COLUMN_NAMES, check_lease, check_limit, headers_to_text, record_from_row, short_error
+from .._rows import (
+    COLUMN_NAMES,
+    LISTED_NAMES,
+    check_lease,
+    check_limit,
+    headers_to_text,
+    record_from_listed_row,
+    record_from_row,
+    short_error,
+)
 from ..base import DeliveryState, InboxClaim, InboxEntry, InboxRecord
 from .models import InboxDelivery
 
@@ -136,7 +145,13 @@ class DjangoInbox:
 
     def complete(self, key: str, token: str) -> bool:
         """Mark the claimed delivery done."""
-        return self._settle(key, token, state="done")
+        return self._settle(key, token, state="done", last_error=None)
+
+    def renew(self, key: str, token: str, lease: float) -> bool:
+        """Extend the claim's lease to *lease* seconds from now (the worker's heartbeat)."""
+        until = self._clock() + check_lease(lease)
+        update = self._rows.filter(key=key, state="running", lease_token=token).update
+        return bool(self._guard(lambda: update(next_attempt_at=until)) == 1)
 
     def fail(self, key: str, token: str, error: str, retry_at: float | None) -> bool:
         """Record a failed attempt: queued again from *retry_at*, or dead."""
@@ -172,7 +187,10 @@ class DjangoInbox:
         limit = check_limit(limit)
         rows = self._rows.all() if state is None else self._rows.filter(state=DeliveryState(state).value)
         result: list[InboxRecord] = self._guard(
-            lambda: [_record(r) for r in rows.order_by("-received_at", "key").values_list(*COLUMN_NAMES)[:limit]]
+            lambda: [
+                record_from_listed_row(r)
+                for r in rows.order_by("-received_at", "key").values_list(*LISTED_NAMES)[:limit]
+            ]
         )
         return result
 
