@@ -1,12 +1,22 @@
-"""The admin: list deliveries, filter them by state, process failed ones again."""
+"""The admin: list deliveries, filter them by state, process failed ones again.
+
+Permissions: viewing needs the model's *view* permission; "process again" its
+*change* permission (the forms stay read-only: a delivery is what the sender
+signed); deleting its *delete* permission, and never a running delivery (a
+worker holds it, as ``kreuzberg_inbox purge`` refuses too).
+"""
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from typing import Any
 
 from django.contrib import admin, messages
+from django.contrib.admin.actions import delete_selected as django_delete_selected
+from django.contrib.auth import get_permission_codename
 from django.http import HttpRequest
+from django.utils.html import format_html
 
 from .inbox import DjangoInbox
 from .models import InboxDelivery
@@ -30,7 +40,7 @@ class InboxDeliveryAdmin(admin.ModelAdmin):  # type: ignore[misc]
         "received", "next_attempt", "updated", "last_error", "headers", "body_text",
     )  # fmt: skip
     exclude = ("body", "received_at", "next_attempt_at", "updated_at", "lease_token")
-    actions = ["process_again"]
+    actions = ["process_again", "delete_selected"]
 
     @admin.display(description="received", ordering="received_at")  # type: ignore[untyped-decorator]
     def received(self, obj: InboxDelivery) -> str:
@@ -51,9 +61,18 @@ class InboxDeliveryAdmin(admin.ModelAdmin):  # type: ignore[misc]
 
     @admin.display(description="body")  # type: ignore[untyped-decorator]
     def body_text(self, obj: InboxDelivery) -> str:
-        return bytes(obj.body).decode("utf-8", "replace")
+        """The body as received, indented when it is JSON; escaped, read-only."""
+        raw = bytes(obj.body)
+        try:
+            text = json.dumps(json.loads(raw), indent=2, ensure_ascii=False)
+        except ValueError:
+            text = raw.decode("utf-8", "replace")
+        shown: str = format_html('<pre style="white-space: pre-wrap; margin: 0">{}</pre>', text)
+        return shown
 
-    @admin.action(description="Process again (queue the selected deliveries now)")  # type: ignore[untyped-decorator]
+    @admin.action(  # type: ignore[untyped-decorator]
+        description="Process again (queue the selected deliveries now)", permissions=["process"]
+    )
     def process_again(self, request: HttpRequest, queryset: Any) -> None:
         keys = list(queryset.values_list("key", flat=True))
         changed = DjangoInbox(queryset.db).retry(keys)
@@ -62,8 +81,38 @@ class InboxDeliveryAdmin(admin.ModelAdmin):  # type: ignore[misc]
         if skipped:
             self.message_user(request, f"{skipped} running deliver{'y is' if skipped == 1 else 'ies are'} left alone.")
 
+    @admin.action(  # type: ignore[untyped-decorator]
+        description="Delete the selected deliveries (a running one is left alone)", permissions=["delete"]
+    )
+    def delete_selected(self, request: HttpRequest, queryset: Any) -> Any:
+        """Django's delete action (with its confirmation page) on what is not running."""
+        running = queryset.filter(state="running").count()
+        if running:
+            self.message_user(
+                request,
+                f"{running} running deliver{'y is' if running == 1 else 'ies are'} left alone: a worker holds "
+                f"{'it' if running == 1 else 'them'}.",
+                messages.WARNING,
+            )
+        return django_delete_selected(self, request, queryset.exclude(state="running"))
+
+    def delete_queryset(self, request: HttpRequest, queryset: Any) -> None:
+        # One DELETE whose WHERE re-checks the state: a delivery a worker claimed since the
+        # confirmation page is not deleted under it.
+        queryset.exclude(state="running").delete()
+
+    def has_process_permission(self, request: HttpRequest) -> bool:
+        """The "process again" action needs the model's change permission."""
+        opts = self.opts
+        return bool(request.user.has_perm(f"{opts.app_label}.{get_permission_codename('change', opts)}"))
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        if obj is not None and obj.state == InboxDelivery.State.RUNNING:
+            return False  # a worker holds it
+        return bool(super().has_delete_permission(request, obj))
+
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False  # deliveries come from the sender, verified
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
+        return False  # read-only forms: a delivery is what the sender signed

@@ -18,9 +18,12 @@ import django
 django.setup()
 
 import pytest  # noqa: E402
-from django.contrib.auth.models import User  # noqa: E402
+from django.contrib.admin.utils import quote as admin_quote  # noqa: E402
+from django.contrib.auth.models import Permission, User  # noqa: E402
 from django.core.management import call_command  # noqa: E402
 from django.test import Client, override_settings  # noqa: E402
+from django.urls import reverse  # noqa: E402
+from django.utils.html import escape  # noqa: E402
 
 from kreuzberg_webhooks.adapters.django import KreuzbergWebhookView, get_receiver, on, webhook_received  # noqa: E402
 from kreuzberg_webhooks.inbox import DeliveryState, Inbox  # noqa: E402
@@ -235,3 +238,91 @@ def test_the_inbox_worker_command_runs_the_mounted_views_handle_event(tmp_path: 
     assert InboxDelivery.objects.get().state == "done", output
     assert log.read_text().splitlines() == [f"sync {event_id}"]
     assert HANDLER.calls == {}
+
+
+CHANGELIST = "/admin/kreuzberg_webhooks_inbox/inboxdelivery/"
+
+
+def _staff(username: str, *codenames: str) -> Client:
+    """A client logged in as a staff user with only these permissions on the inbox's model."""
+    User.objects.filter(username=username).delete()
+    user = User.objects.create_user(username, password="staff-password-123", is_staff=True)
+    for codename in codenames:
+        user.user_permissions.add(
+            Permission.objects.get(codename=codename, content_type__app_label="kreuzberg_webhooks_inbox")
+        )
+    client = Client()
+    assert client.login(username=username, password="staff-password-123")
+    return client
+
+
+def _admin_client() -> Client:
+    User.objects.filter(username="admin").delete()
+    User.objects.create_superuser("admin", "admin@example.com", "admin-password-123")
+    client = Client()
+    assert client.login(username="admin", password="admin-password-123")
+    return client
+
+
+def test_a_view_only_staff_user_cannot_process_deliveries_again() -> None:
+    dead = _dead_delivery()
+    viewer = _staff("viewer", "view_inboxdelivery")
+    page = viewer.get(CHANGELIST)
+    assert page.status_code == 200
+    assert b"process_again" not in page.content
+    viewer.post(CHANGELIST, {"action": "process_again", "_selected_action": [dead]}, follow=True)
+    assert InboxDelivery.objects.get(key=dead).state == "dead"
+    operator = _staff("operator", "view_inboxdelivery", "change_inboxdelivery")
+    assert b"process_again" in operator.get(CHANGELIST).content
+    operator.post(CHANGELIST, {"action": "process_again", "_selected_action": [dead]}, follow=True)
+    assert InboxDelivery.objects.get(key=dead).state == "queued"
+
+
+def test_the_admin_never_deletes_a_running_delivery() -> None:
+    inbox = DjangoInbox()
+    entry = make_entry()
+    inbox.enqueue(entry)
+    assert inbox.claim(entry.key, LEASE) is not None  # a worker is running it
+    running, dead = entry.key, _dead_delivery()
+    deleter = _staff("deleter", "view_inboxdelivery", "delete_inboxdelivery")
+    confirm = deleter.post(CHANGELIST, {"action": "delete_selected", "_selected_action": [running, dead]})
+    assert confirm.status_code == 200
+    answer = deleter.post(
+        CHANGELIST, {"action": "delete_selected", "_selected_action": [running, dead], "post": "yes"}, follow=True
+    )
+    assert answer.status_code == 200
+    assert list(InboxDelivery.objects.values_list("key", flat=True)) == [running]
+    one = reverse("admin:kreuzberg_webhooks_inbox_inboxdelivery_delete", args=[admin_quote(running)])
+    assert deleter.post(one, {"post": "yes"}).status_code == 403
+    assert InboxDelivery.objects.get(key=running).state == "running"
+
+
+def test_the_admin_shows_the_body_as_indented_json_and_escaped() -> None:
+    client = _admin_client()
+    payload = job_event_payload()
+    payload["note"] = "<script>alert(1)</script>"
+    body, headers = signed_delivery(SECRET, payload)
+    assert get_receiver().handle(body, headers).status_code == 202
+    key = InboxDelivery.objects.get().key
+    page = client.get(reverse("admin:kreuzberg_webhooks_inbox_inboxdelivery_change", args=[admin_quote(key)]))
+    assert page.status_code == 200
+    pretty = json.dumps(json.loads(body), indent=2, ensure_ascii=False)
+    assert escape(pretty).encode() in page.content
+    assert b"<script>alert(1)</script>" not in page.content
+    assert b'name="body"' not in page.content  # shown, never editable
+
+
+def test_a_delivery_processed_again_to_done_shows_no_old_error() -> None:
+    client = _admin_client()
+    body, headers = signed_delivery(SECRET, job_event_payload())
+    assert get_receiver().handle(body, headers).status_code == 202
+    HANDLER.failing = True
+    assert embedded_worker().drain() == 1
+    row = InboxDelivery.objects.get()
+    assert (row.state, "downstream is down" in (row.last_error or "")) == ("queued", True)
+    HANDLER.failing = False
+    client.post(CHANGELIST, {"action": "process_again", "_selected_action": [row.key]}, follow=True)
+    assert embedded_worker().drain() == 1
+    row = InboxDelivery.objects.get()
+    assert (row.state, row.last_error) == ("done", None)
+    assert b"downstream is down" not in client.get(CHANGELIST).content

@@ -48,3 +48,5 @@ KREUZBERG_WEBHOOKS = {
     "INBOX": "django",
     "INBOX_RETRY": {"first_delay": 1, "max_delay": 1, "max_attempts": 2, "max_age": None},
 }
+# The admin tests log several users in: a fast hasher (test accounts only).
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
