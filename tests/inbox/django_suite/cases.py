@@ -20,7 +20,7 @@ django.setup()
 import pytest  # noqa: E402
 from django.contrib.admin.utils import quote as admin_quote  # noqa: E402
 from django.contrib.auth.models import Permission, User  # noqa: E402
-from django.core.management import call_command  # noqa: E402
+from django.core.management import CommandError, call_command  # noqa: E402
 from django.test import Client, override_settings  # noqa: E402
 from django.urls import reverse  # noqa: E402
 from django.utils.html import escape  # noqa: E402
@@ -326,3 +326,35 @@ def test_a_delivery_processed_again_to_done_shows_no_old_error() -> None:
     row = InboxDelivery.objects.get()
     assert (row.state, row.last_error) == ("done", None)
     assert b"downstream is down" not in client.get(CHANGELIST).content
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["list", "--limit", "0"],
+        ["list", "--limit", "-3"],
+        ["purge", "--state", "done", "--older-than", "nan"],
+        ["purge", "--state", "done", "--older-than", "-5"],
+        ["purge", "--state", "done", "--older-than", "inf"],
+        ["worker", "--poll-interval", "0"],
+        ["worker", "--poll-interval", "nan"],
+        ["worker", "--poll-interval", "-1"],
+    ],
+    ids=" ".join,
+)
+def test_the_management_command_refuses_bad_numbers_with_one_line(argv: list[str]) -> None:
+    with pytest.raises(CommandError) as refused:
+        call_command("kreuzberg_inbox", *argv, stdout=io.StringIO(), stderr=io.StringIO())
+    message = str(refused.value)
+    assert message
+    assert "\n" not in message
+    assert InboxDelivery.objects.count() == 0
+
+
+def test_the_management_command_line_prints_no_traceback_for_a_bad_limit() -> None:
+    command = [sys.executable, "-m", "django", "kreuzberg_inbox", "list", "--limit", "0"]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
+    # argparse's usage, then one line that says what is wrong.
+    assert "error: argument --limit: 0 is not a positive whole number" in result.stderr.splitlines()[-1]
