@@ -6,6 +6,8 @@ from datetime import UTC, datetime
 
 from django.db import models
 
+from ...keys import MAX_EVENT_ID_LENGTH, MAX_EVENT_TYPE_LENGTH, MAX_JOB_ID_LENGTH, MAX_KEY_LENGTH, MAX_SCOPE_LENGTH
+
 __all__ = ["InboxDelivery"]
 
 
@@ -18,11 +20,14 @@ class InboxDelivery(models.Model):  # type: ignore[misc]
         DONE = "done", "done"
         DEAD = "dead", "dead"
 
-    key = models.CharField(max_length=255, primary_key=True)
-    scope = models.CharField(max_length=255, blank=True, default="")
-    event_id = models.CharField(max_length=255, null=True, blank=True, db_index=True)
-    event_type = models.CharField(max_length=64)
-    job_id = models.CharField(max_length=64, db_index=True)
+    # Every column holds the longest value the verifier lets through (kreuzberg_webhooks.keys.MAX_*,
+    # docs/contract.md): a longer one would be refused by the database on every retry.
+    key = models.CharField(max_length=MAX_KEY_LENGTH, primary_key=True)
+    scope = models.CharField(max_length=max(255, MAX_SCOPE_LENGTH), blank=True, default="")
+    event_id = models.CharField(max_length=MAX_EVENT_ID_LENGTH, null=True, blank=True, db_index=True)
+    event_type = models.CharField(max_length=MAX_EVENT_TYPE_LENGTH)
+    #: ``""`` for an event that names no job (an unknown event type, keyed by its event id).
+    job_id = models.CharField(max_length=MAX_JOB_ID_LENGTH, db_index=True)
     body = models.BinaryField()
     headers = models.TextField(default="[]")
     received_at = models.FloatField(db_index=True)
