@@ -36,8 +36,10 @@ Needs the ``[flask]`` extra: ``pip install "kreuzberg-webhooks[flask]"``.
 
 from __future__ import annotations
 
+import difflib
 import functools
 import sys
+import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, cast
@@ -47,12 +49,12 @@ from ..exchange import Exchange
 from ..lifecycle import Delivery
 from ..outcome import Outcome
 from ..receiver import CATCH_ALL, Handler, Receiver, check_event_type
-from ..settings import MISSING, receiver_from_settings
+from ..settings import DEFAULTS, MISSING, receiver_from_settings
 from ._missing import require
 
 require("flask", "flask")
 
-from flask import Flask, Response, current_app, got_request_exception, request  # noqa: E402
+from flask import Blueprint, Flask, Response, current_app, got_request_exception, request  # noqa: E402
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge  # noqa: E402
 
 __all__ = ["EXTENSION_KEY", "KreuzbergWebhooks", "outcome_response", "webhook"]
@@ -177,9 +179,49 @@ def webhook(receiver: Receiver) -> Callable[[View], View]:
     receiver.require_sync()
 
     def decorate(view: View) -> View:
+        _refuse_registered(view, sys._getframe(1))
         return _guard(view, lambda: receiver)
 
     return decorate
+
+
+def _refuse_registered(view: View, frame: Any) -> None:
+    """Refuse to wrap a view a route already registered as it is (``@webhook`` above ``@app.post``).
+
+    The route decorator registers the function it gets and returns it unchanged,
+    so ``@webhook`` above it wraps a function Flask already serves unverified.
+    The applications and blueprints in the decorating code's scope (a module's
+    ``app``, a factory's local one) are asked whether they route to *view*.
+    """
+    scopes = (frame.f_locals, frame.f_globals) if frame is not None else ()
+    for namespace in scopes:
+        for value in list(namespace.values()):
+            if isinstance(value, Flask):
+                registered = any(function is view for function in value.view_functions.values())
+            elif isinstance(value, Blueprint):
+                # A blueprint records each route as a deferred function whose closure holds the view.
+                registered = any(
+                    cell.cell_contents is view
+                    for deferred in value.deferred_functions
+                    for cell in (getattr(deferred, "__closure__", None) or ())
+                    if _filled(cell)
+                )
+            else:
+                continue
+            if registered:
+                raise ConfigurationError(
+                    f"@webhook is above the route decorator of {getattr(view, '__name__', view)!r}: the route "
+                    "already serves the view unverified. Put @webhook under the route decorator "
+                    "(@app.post(...) first, then @webhook(receiver))"
+                )
+
+
+def _filled(cell: Any) -> bool:
+    try:
+        cell.cell_contents  # noqa: B018
+    except ValueError:  # an empty cell
+        return False
+    return True
 
 
 @dataclass(frozen=True)
@@ -199,6 +241,24 @@ def _receiver_from_config(config: Mapping[str, Any], options: Mapping[str, Any])
         return MISSING if value is None else value
 
     return receiver_from_settings(lookup, options, describe=lambda name: f"KREUZBERG_WEBHOOK_{name}")
+
+
+#: The prefix of the extension's ``app.config`` keys, and the names it reads besides the shared settings.
+_PREFIX = "KREUZBERG_WEBHOOK_"
+_FLASK_NAMES = ("URL", "HEADER")
+
+
+def _warn_unknown_keys(config: Mapping[str, Any]) -> None:
+    known = [_PREFIX + name for name in (*DEFAULTS, *_FLASK_NAMES)]
+    for key in config:
+        if isinstance(key, str) and key.startswith(_PREFIX) and key not in known:
+            guess = difflib.get_close_matches(key, known, n=1)
+            hint = f" (did you mean {guess[0]!r}?)" if guess else ""
+            warnings.warn(
+                f"app.config has an unknown key {key!r}{hint}; it is ignored. Known keys: {', '.join(known)}",
+                UserWarning,
+                stacklevel=3,
+            )
 
 
 class KreuzbergWebhooks:
@@ -251,7 +311,12 @@ class KreuzbergWebhooks:
             self.init_app(app)
 
     def init_app(self, app: Flask) -> None:
-        """Build this application's receiver from its config and, if asked, register the endpoint."""
+        """Build this application's receiver from its config and, if asked, register the endpoint.
+
+        A ``KREUZBERG_WEBHOOK_*`` key that is no setting (a typo) is warned about:
+        a misspelt store would otherwise fall back to the per-process default.
+        """
+        _warn_unknown_keys(app.config)
         if self._receiver is not None:
             receiver = self._receiver
         else:
@@ -294,6 +359,7 @@ class KreuzbergWebhooks:
 
     def verified(self, view: View) -> View:
         """Like :func:`webhook`, with the current application's receiver: ``@webhooks.verified``."""
+        _refuse_registered(view, sys._getframe(1))
         return _guard(view, self.receiver_for)
 
     def _endpoint(self) -> Response:

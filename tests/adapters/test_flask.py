@@ -430,3 +430,90 @@ def test_receiver_and_options_together_are_refused(receiver: Receiver) -> None:
 def test_import_without_flask_names_the_extra() -> None:
     message = import_error_without("flask", "kreuzberg_webhooks.adapters.flask")
     assert 'pip install "kreuzberg-webhooks[flask]"' in message
+
+
+# -- new-user traps ------------------------------------------------------------------------
+
+
+def test_webhook_above_the_route_decorator_is_refused_at_start_up() -> None:
+    receiver = make_receiver(Recorder())
+    app = Flask(__name__)
+    with pytest.raises(ConfigurationError, match=r"under the route decorator"):
+
+        @webhook(receiver)
+        @app.post(PATH)
+        def unprotected(event: Event | None = None) -> dict[str, str]:
+            return {"status": "processed"}
+
+    # Had it passed, Flask would serve the view itself: an unsigned POST would run it.
+    assert app.test_client().post(PATH, data=b"{}").status_code == 200
+
+
+def test_webhook_above_a_blueprint_route_is_refused_at_start_up() -> None:
+    from flask import Blueprint
+
+    receiver = make_receiver(Recorder())
+    hooks = Blueprint("hooks", __name__)
+    with pytest.raises(ConfigurationError, match=r"under the route decorator"):
+
+        @webhook(receiver)
+        @hooks.post(PATH)
+        def unprotected(event: Event | None = None) -> dict[str, str]:
+            return {"status": "processed"}
+
+
+def test_webhook_above_the_route_in_an_application_factory_is_refused() -> None:
+    receiver = make_receiver(Recorder())
+
+    def create_app() -> Flask:
+        app = Flask(__name__)
+
+        @webhook(receiver)
+        @app.post(PATH)
+        def unprotected(event: Event | None = None) -> dict[str, str]:
+            return {"status": "processed"}
+
+        return app
+
+    with pytest.raises(ConfigurationError, match=r"under the route decorator"):
+        create_app()
+
+
+def test_webhook_under_the_route_decorator_protects_the_route() -> None:
+    receiver = make_receiver(Recorder())
+    app = Flask(__name__)
+
+    @app.post(PATH)
+    @webhook(receiver)
+    def protected(event: Event) -> dict[str, str]:
+        return {"status": "processed"}
+
+    assert app.test_client().post(PATH, data=b"{}").status_code == 401
+
+
+@pytest.mark.parametrize(
+    ("key", "guess"),
+    [
+        ("KREUZBERG_WEBHOOK_STORAGE", "KREUZBERG_WEBHOOK_STORE"),
+        ("KREUZBERG_WEBHOOK_SECRETZ", "KREUZBERG_WEBHOOK_SECRET"),
+    ],
+)
+def test_an_unknown_config_key_is_warned_about(key: str, guess: str) -> None:
+    app = Flask(__name__)
+    app.config["KREUZBERG_WEBHOOK_SECRET"] = SECRET
+    app.config[key] = "sqlite:///typo.db"
+    with pytest.warns(UserWarning, match=rf"unknown key {key!r}.*did you mean {guess!r}"):
+        KreuzbergWebhooks(app)
+
+
+def test_known_config_keys_give_no_warning(recwarn: pytest.WarningsRecorder) -> None:
+    app = Flask(__name__)
+    app.config.update(
+        KREUZBERG_WEBHOOK_SECRET=SECRET,
+        KREUZBERG_WEBHOOK_STORE="memory://",
+        KREUZBERG_WEBHOOK_URL="/webhooks/kreuzberg",
+        KREUZBERG_WEBHOOK_HEADER="X-Webhook-Signature",
+        KREUZBERG_WEBHOOK_MAX_AGE=300,
+    )
+    KreuzbergWebhooks(app)
+    assert [str(w.message) for w in recwarn if "KREUZBERG_WEBHOOK" in str(w.message)] == []
