@@ -65,7 +65,7 @@ if worker is not None:
     app.add_middleware(KreuzbergWebhookMiddleware, receiver=receiver, path="/webhooks/kreuzberg")
 
 
-@app.post("/webhooks/kreuzberg")
+@app.post("/webhooks/kreuzberg", **webhook.route_options())  # its body, header and answers in /docs
 def kreuzberg(event: Annotated[Event, Depends(webhook)]) -> dict[str, str]:
     """Record the job; the text is fetched later with ``GET /v1/jobs/{job_id}``.
 
