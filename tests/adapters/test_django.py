@@ -13,6 +13,7 @@ import contextlib
 import importlib.util
 import io
 import json
+import re
 import subprocess
 import sys
 import threading
@@ -948,3 +949,22 @@ def test_importing_the_adapter_without_django_names_the_extra() -> None:
     assert result.returncode != 0
     assert "ImportError" in result.stderr
     assert 'pip install "kreuzberg-webhooks[django]"' in result.stderr
+
+
+def test_the_testing_guides_django_path_answers_with_the_documented_urlconf() -> None:
+    # docs/testing.md shows kreuzberg_post.django(client, "<path>") for the project that mounts the
+    # include as the Django guide does: that path must reach the view (no 404, no redirect).
+    from pathlib import Path
+
+    from kreuzberg_webhooks.pytest_plugin import post_with_django
+
+    guide = (Path(__file__).resolve().parents[2] / "docs" / "testing.md").read_text()
+    paths = re.findall(r'kreuzberg_post\.django\(client, "([^"]+)"\)', guide)
+    assert paths
+    recorder = Recorder()
+    with mounted(path("webhooks/", include(fresh_urls(asynchronous=False))), RECEIVER=make_receiver(recorder)):
+        for documented in paths:
+            body, headers = signed_delivery(SECRET, job_event_payload(now=NOW))
+            response = post_with_django(Client(), documented, (body, headers))
+            assert (documented, response.status_code) == (documented, 200)
+    assert len(recorder.events) == len(paths)
