@@ -97,3 +97,33 @@ def test_entry_point_selects_the_view_flavour(entry_point: str, is_async: bool, 
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == str(is_async)
+
+
+@pytest.mark.parametrize("server", list(SERVERS))
+def test_in_inbox_mode_the_worker_runs_the_handler_and_sends_the_signal_once(server: str, tmp_path: Path) -> None:
+    import json
+    import time
+
+    from tests.integration.example_contract import deliver
+    from tests.servers import http_request
+
+    env = {**django_env(tmp_path), "KREUZBERG_INBOX": "1"}
+    if server == "uvicorn":
+        del env["KREUZBERG_DJANGO_ASYNC"]  # asgi.py selects the async view
+    with serve_example(SERVERS[server], tmp_path, env) as example:
+        body, headers, payload = deliver()
+        url = example.server.url + "/webhooks/kreuzberg"
+        first = http_request(url, body=body, headers=headers)
+        assert (first.status, json.loads(first.body)) == (202, {"status": "queued"})
+        signal_line = f"Kreuzberg job.completed for job {payload['job_id']} (status completed)"
+        deadline = time.monotonic() + 60
+        while signal_line not in example.server.output():
+            assert time.monotonic() < deadline, example.server.output()
+            time.sleep(0.05)
+        again = http_request(url, body=body, headers=headers)
+        assert (again.status, json.loads(again.body)) == (200, {"status": "duplicate"})
+        output = example.server.output()
+    # The on() handler wrote one line to the events log; the signal receiver logged once.
+    logged = [json.loads(line) for line in example.events_log.read_text().splitlines()]
+    assert [entry["event_id"] for entry in logged] == [payload["event_id"]]
+    assert output.count(signal_line) == 1

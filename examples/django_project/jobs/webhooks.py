@@ -2,7 +2,8 @@
 
 A handler registered with ``on()`` runs once per event (retries and duplicates
 are answered before it); the ``webhook_received`` signal is sent right after,
-for the parts of a project that prefer Django signals.
+for the parts of a project that prefer Django signals. In inbox mode
+(``KREUZBERG_INBOX=1``) both run in the inbox worker, with ``request=None``.
 """
 
 from __future__ import annotations
@@ -30,4 +31,5 @@ def record_job(event: Event) -> None:
 
 @receiver(webhook_received)
 def log_job(sender: Any, event: Event, **kwargs: Any) -> None:
-    logger.info("Kreuzberg job %s is %s", event.job_id, event.status)
+    # An event of a type this version does not know carries no status.
+    logger.info("Kreuzberg %s for job %s (status %s)", event.type, event.job_id, getattr(event, "status", None))
