@@ -807,6 +807,14 @@ def test_system_checks_refuse_webhook_views_whose_handle_event_no_worker_can_run
     assert all_check_ids(_GOOD, ROOT_URLCONF=URLConf(ready_own)) == ["kreuzberg_webhooks.W005"]
 
 
+def test_the_system_checks_open_no_store(tmp_path: Any) -> None:
+    store = tmp_path / "hooks.db"
+    options = {"SECRET": SECRET, "STORE": f"sqlite:///{store}", "INBOX": f"sqlite:///{tmp_path / 'inbox.db'}"}
+    ready = path("webhooks/", include("kreuzberg_webhooks.adapters.django.urls"))
+    assert all_check_ids(options, ROOT_URLCONF=URLConf(ready)) == []
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
 def test_shared_cache_backend_passes_the_store_check() -> None:
     caches = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": "redis://127.0.0.1"}}
     assert check_ids({"SECRET": SECRET, "STORE": "cache"}, CACHES=caches) == []

@@ -268,16 +268,25 @@ def check_inbox(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMess
 
 def check_views(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
     """Inbox mode: every mounted webhook view's ``handle_event`` can run from a worker."""
+    configured_settings = _configured()
+    if isinstance(configured_settings, checks.CheckMessage):
+        return []
     try:
         from .conf import get_receiver
         from .inbox_mode import inbox_view, mounted_views
 
         views = mounted_views()
-        configured = get_receiver() if views else None
+        # The configured receiver is built (its store opened) only when a receiver is compared
+        # with it: `manage.py check` creates no database file of its own.
+        compared = configured_settings.get("RECEIVER") is not None or any(v.own_receiver is not None for v in views)
+        configured = get_receiver() if views and compared else None
     except Exception:
         return []  # a broken URLconf or configuration: Django's own checks and the ones above say so
     messages: list[checks.CheckMessage] = []
-    if configured is not None and configured.inbox is not None:
+    inbox_mode = (
+        configured.inbox is not None if configured is not None else configured_settings.get("INBOX") is not None
+    )
+    if views and inbox_mode:
         try:
             inbox_view(configured=configured)
         except ImproperlyConfigured as error:
