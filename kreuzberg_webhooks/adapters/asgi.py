@@ -26,7 +26,7 @@ from ..exchange import Exchange
 from ..lifecycle import Delivery
 from ..outcome import Outcome
 from ..receiver import Receiver
-from ._background import detach
+from ._background import Outliving, detach
 from ._mount import Mode, check_mount
 
 __all__ = [
@@ -187,33 +187,29 @@ async def run_guarded(
         if not detached:  # once the request is cancelled, nobody listens
             await send(message)
 
-    async def finish(running: asyncio.Future[None]) -> Outcome | None:
-        """Settle by how *running* (the application) ended; the answer to send if it sent none."""
-        try:
-            await running
-        except asyncio.CancelledError:
-            await settle(None, cancelled=True)  # cancelled itself: its code may still run in a thread
-            raise
-        except Exception as error:
-            answer: Outcome | None = await settle(None, error)
-            raise
-        answer = await settle(status)
-        return answer if status is None else None  # returned without answering
+    async def conclude(error: BaseException | None) -> Outcome | None:
+        """Settle by how the application ended; the answer to send if it sent none."""
+        if error is None or isinstance(error, Exception):
+            answer: Outcome | None = await settle(None if error is not None else status, error)
+            return answer if status is None else None
+        await settle(None, cancelled=True)  # cancelled itself: its code may still run in a thread
+        return None
 
-    running = asyncio.ensure_future(app(scope, receive, settle_then_send))
+    async def conclude_later(running: Outliving[None]) -> None:
+        await running.ended()
+        await conclude(running.error)
+
+    running: Outliving[None] = Outliving(app(scope, receive, settle_then_send))
     try:
-        await asyncio.shield(running)
+        await running.wait()
     except asyncio.CancelledError:
-        if not running.done():
-            detached = True
-            detach(finish(running))
-            raise
-    except Exception as error:
-        if (answer := await settle(None, error)) is not None and status is None:
-            await send_outcome(send, answer)
+        detached = True
+        detach(conclude_later(running))
         raise
-    if (answer := await finish(running)) is not None:
+    if (answer := await conclude(running.error)) is not None:
         await send_outcome(send, answer)
+    if running.error is not None:
+        raise running.error
 
 
 def _route_path(scope: Scope) -> str:

@@ -22,7 +22,7 @@ from ...exchange import Exchange
 from ...lifecycle import Delivery
 from ...outcome import Outcome
 from ...receiver import Receiver
-from .._background import detach
+from .._background import Outliving, detach
 from .conf import get_receiver, get_setting
 from .signals import webhook_received
 
@@ -190,16 +190,21 @@ class AsyncKreuzbergWebhookMixin(_WebhookViewBase):
         # handle_event runs in a task of its own: if the request is cancelled (Django does when
         # the client goes away, a timeout middleware does) while its code runs in a thread, it
         # is left to finish and its end settles the claim, as in the request.
-        running = asyncio.ensure_future(self.handle_event(request, started.event))
+        running = Outliving(self.handle_event(request, started.event))
         try:
-            response = await asyncio.shield(running)
+            await running.wait()
         except asyncio.CancelledError:
             detach(_settle_when_done(receiver, started, running))
             raise
-        except Exception as error:
+        error = running.error
+        if isinstance(error, Exception):
             answer = await receiver.settle_async(started, None, error)
             assert answer is not None  # the core answers a raising view
             return outcome_response(answer)
+        if error is not None:  # cancelled itself, or a BaseException: its code may still run
+            await receiver.settle_async(started, None, cancelled=True)
+            raise error
+        response = running.value
         if response is None:
             response = outcome_response(Outcome.processed(started.event))
         await receiver.settle_async(started, response.status_code)
@@ -226,17 +231,17 @@ class AsyncKreuzbergWebhookMixin(_WebhookViewBase):
         return answer()
 
 
-async def _settle_when_done(receiver: Receiver, started: Delivery, running: asyncio.Future[Any]) -> None:
+async def _settle_when_done(receiver: Receiver, started: Delivery, running: Outliving[Any]) -> None:
     """Settle a cancelled request's claim by how its ``handle_event`` ends."""
-    try:
-        response = await running
-    except asyncio.CancelledError:
-        await receiver.settle_async(started, None, cancelled=True)  # cancelled itself: the lease decides
-        raise
-    except Exception as error:
+    await running.ended()
+    error = running.error
+    if isinstance(error, Exception):
         await receiver.settle_async(started, None, error)
-        return
-    await receiver.settle_async(started, 200 if response is None else response.status_code)
+    elif error is not None:  # cancelled itself: the lease decides
+        await receiver.settle_async(started, None, cancelled=True)
+    else:
+        response = running.value
+        await receiver.settle_async(started, 200 if response is None else response.status_code)
 
 
 class KreuzbergWebhookView(KreuzbergWebhookMixin, View):  # type: ignore[misc]
