@@ -484,3 +484,56 @@ def test_guard_mode_settles_after_work_done_while_streaming() -> None:
     assert post() == b"workingdone"  # the retry is processed
     assert b"duplicate" in post()
     assert done == ["work"]
+
+
+@pytest.mark.parametrize(("fails", "retry"), [(False, "duplicate"), (True, "processed")])
+def test_guard_mode_settles_a_cancelled_requests_route_by_how_it_ends(fails: bool, retry: str) -> None:
+    # The request is cancelled while the route waits on a thread; the route is left to finish.
+    # Its end settles the claim: done when it answered 2xx, released when it raised. What it
+    # sends after the cancellation goes nowhere (the timeout middleware has answered).
+    import threading
+    import time
+
+    receiver = Receiver(SECRET, store=MemoryStore(), clock=lambda: NOW)
+    gate, entered = threading.Event(), threading.Event()
+    ended: list[str] = []
+
+    async def route(scope: Any, receive: Any, send: Any) -> None:
+        entered.set()
+        await asyncio.to_thread(gate.wait, 30)
+        ended.append("route")
+        if fails:
+            raise RuntimeError("failed after the request was cancelled")
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    middleware = KreuzbergWebhookMiddleware(route, receiver=receiver, path=PATH, mode="guard")
+    body, headers = signed_delivery(SECRET, job_event_payload(now=NOW))
+    messages = [{"type": "http.request", "body": body, "more_body": False}]
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return messages.pop(0) if messages else {"type": "http.disconnect"}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    async def scenario() -> str:
+        request = asyncio.ensure_future(middleware(post_scope(headers), receive, send))
+        deadline = time.monotonic() + 30
+        while not entered.is_set():
+            assert time.monotonic() < deadline
+            await asyncio.sleep(0.01)
+        request.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await request
+        assert (await receiver.handle_async(body, headers)).reason == "in_flight"  # the route still runs
+        gate.set()
+        while (answer := await receiver.handle_async(body, headers)).reason == "in_flight":
+            assert time.monotonic() < deadline
+            await asyncio.sleep(0.01)
+        return answer.reason
+
+    assert asyncio.run(scenario()) == retry
+    assert ended == ["route"]
+    assert sent == []
