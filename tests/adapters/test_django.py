@@ -782,6 +782,11 @@ _INBOX = {**_GOOD, "INBOX": "sqlite:///inbox.sqlite3"}
         pytest.param({**_INBOX, "INBOX_RETRY": {"FIRST_DELAI": 1}}, ["kreuzberg_webhooks.E007"], id="retry-typo"),
         pytest.param({**_INBOX, "INBOX_RETRY": "fast"}, ["kreuzberg_webhooks.E007"], id="retry-not-a-dict"),
         pytest.param({**_GOOD, "INBOX_WORKER": True}, ["kreuzberg_webhooks.E006"], id="worker-without-inbox"),
+        pytest.param(
+            {"RECEIVER": "some.module.receiver", "INBOX": "sqlite:///inbox.sqlite3"},
+            ["kreuzberg_webhooks.E006"],
+            id="inbox-beside-a-ready-receiver",
+        ),
     ],
 )
 def test_system_checks_refuse_stores_inboxes_and_retry_policies_that_cannot_work(

@@ -10,7 +10,7 @@
 ``kreuzberg_webhooks.W003``  the ``"cache"`` store is on ``FileBasedCache``, whose ``add`` is not atomic
 ``kreuzberg_webhooks.E005``  ``STORE`` cannot open: an unknown URL scheme, a missing extra, no such directory
 ``kreuzberg_webhooks.E006``  ``INBOX`` cannot work (an unknown value or URL, ``"django"`` without its app,
-                             ``INBOX_WORKER`` without ``INBOX``)
+                             ``INBOX_WORKER`` without ``INBOX``, ``INBOX`` beside ``RECEIVER``)
 ``kreuzberg_webhooks.E007``  ``INBOX_RETRY`` is not a retry policy (an unknown option, a negative delay …)
 ``kreuzberg_webhooks.E008``  inbox mode: no worker can tell which webhook view's ``handle_event`` to run,
                              or a view's own receiver has an inbox (its ``handle_event`` would never run)
@@ -240,7 +240,16 @@ def check_inbox(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMess
         return []
     messages: list[checks.CheckMessage] = []
     inbox = configured.get("INBOX")
-    if inbox is not None:
+    if inbox is not None and configured.get("RECEIVER") is not None:
+        messages.append(
+            checks.Error(
+                f"{SETTING} sets both 'RECEIVER' and 'INBOX': a ready receiver is used as it is, so 'INBOX' "
+                "would be ignored and deliveries handled in the request.",
+                hint="Give the receiver its inbox (Receiver(..., inbox=...)) and remove 'INBOX'.",
+                id="kreuzberg_webhooks.E006",
+            )
+        )
+    elif inbox is not None:
         problem = _inbox_problem(inbox)
         if problem is not None:
             messages.append(checks.Error(f"{SETTING}['INBOX'] {problem}.", id="kreuzberg_webhooks.E006"))
