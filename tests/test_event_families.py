@@ -411,3 +411,14 @@ def test_the_job_event_still_parses_without_a_uuid_job_id() -> None:
     inline = parse_event(webhook_event_payload(now=NOW, job_id="01jdq8z6w1n3k4m5p6q7r8s9t0"))
     assert isinstance(inline, WebhookEvent)
     assert inline.job_id == "01jdq8z6w1n3k4m5p6q7r8s9t0"  # kept as sent
+
+
+def test_a_resolver_answering_plain_secrets_for_no_project_is_warned_about_once(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    verifier = Verifier(lambda project: SECRET, clock=FrozenClock(NOW))
+    for _ in range(3):
+        assert verifier.check(*signed_delivery(SECRET, webhook_event_payload(now=NOW), signed_at=NOW)).scope == ""
+    warned = [record for record in caplog.records if "answer a mapping" in record.getMessage()]
+    assert len(warned) == 1
+    assert SECRET not in caplog.text
