@@ -28,6 +28,7 @@ import inspect
 import logging
 import math
 import os
+import sys
 import threading
 import time
 import traceback
@@ -163,6 +164,7 @@ class InboxWorker:
         self._finished: dict[str, None] = {}
         self._stopping = False
         self._outer_stop: threading.Event | None = None
+        self._deferred = False  # started in a gunicorn master: the thread starts in its workers
         self._async_inbox = inspect.iscoroutinefunction(getattr(inbox, "claim_due", None))
         self._thread: threading.Thread | None = None
         self._busy = threading.Lock()
@@ -475,21 +477,27 @@ class InboxWorker:
     def start(self) -> None:
         """Run the worker in a daemon thread (for WSGI apps); idempotent.
 
-        The thread follows the application into forked processes (gunicorn
-        ``--preload`` imports the app before forking its workers, and a thread
-        does not survive ``fork()``): each child starts its own. At interpreter
-        exit the thread is stopped after its current delivery.
+        The thread follows the application into forked processes (a thread does
+        not survive ``fork()``): each child starts its own. Under ``gunicorn
+        --preload`` the master imports the application before forking its
+        workers: there the thread is not started at all, so only the worker
+        processes claim and run deliveries. At interpreter exit the thread is
+        stopped after its current delivery.
         """
         if self._thread is not None and self._thread.is_alive():
             return
         if self._async_inbox or inspect.iscoroutinefunction(getattr(self.receiver.store, "claim", None)):
             raise ConfigurationError("an async inbox or replay store runs in a task: use start_async")
-        self._stop.clear()
-        self._thread = threading.Thread(target=self.run, name="kreuzberg-inbox-worker", daemon=True)
-        self._thread.start()
         if self not in _threaded:
             _threaded.add(self)
             atexit.register(self.stop, 5.0)
+        self._stop.clear()
+        if _preloading_in_gunicorn_master():
+            logger.info("gunicorn --preload: the inbox worker starts in each worker process, not in the master")
+            self._deferred = True
+            return
+        self._thread = threading.Thread(target=self.run, name="kreuzberg-inbox-worker", daemon=True)
+        self._thread.start()
 
     def init_app(self, app: Any) -> None:
         """Flask: run the worker thread for *app* (``worker.init_app(app)``), found again in
@@ -500,8 +508,9 @@ class InboxWorker:
     def _restart_in_child(self) -> None:
         # The parent's thread did not come along, and its locks were copied in whatever state.
         self._busy = threading.Lock()
-        if self._thread is None or self._stop.is_set():
+        if (self._thread is None and not self._deferred) or self._stop.is_set():
             return
+        self._deferred = False
         self._thread = None
         self._stop = threading.Event()
         self._wake = threading.Event()
@@ -617,6 +626,26 @@ class InboxWorker:
 
 _threaded: weakref.WeakSet[InboxWorker] = weakref.WeakSet()
 _held: list[InboxWorker] = []
+
+
+def _preloading_in_gunicorn_master() -> bool:
+    """Whether gunicorn's master is importing the application (``--preload``) on this stack.
+
+    The master calls the application's loader from ``Arbiter.setup``; a worker process
+    loads it (or inherits it) under ``Arbiter.spawn_worker``.
+    """
+    if "gunicorn.arbiter" not in sys.modules:
+        return False
+    frame = sys._getframe(1)
+    while frame is not None:
+        code = frame.f_code
+        if code.co_filename.endswith(os.path.join("gunicorn", "arbiter.py")):
+            if code.co_name == "spawn_worker":
+                return False
+            if code.co_name == "setup":
+                return True
+        frame = frame.f_back  # type: ignore[assignment]
+    return False
 
 
 def _before_fork() -> None:
