@@ -268,7 +268,12 @@ def add_inbox_commands(commands: Any, prog: str) -> None:
         "--receiver", required=True, metavar="MODULE:ATTR", help="the Receiver whose handlers run (import path)"
     )
     store_option(worker_cmd)
-    worker_cmd.add_argument("--lease", type=_positive_float, default=300.0, help="seconds a claim holds (%(default)s)")
+    worker_cmd.add_argument(
+        "--lease",
+        type=_positive_float,
+        default=None,
+        help="seconds a dead worker's claim holds; renewed while a handler runs (default: the receiver's lease)",
+    )
     worker_cmd.add_argument("--poll-interval", type=_positive_float, default=1.0, help="seconds (%(default)s)")
     worker_cmd.add_argument("--retry-delay", type=_positive_float, default=10.0, help="first retry delay (%(default)s)")
     worker_cmd.add_argument("--retry-max-delay", type=_positive_float, default=3600.0, help="cap (%(default)s)")

@@ -55,8 +55,11 @@ __all__ = [
     "RetryPolicy",
 ]
 
-#: Seconds a worker holds a claimed delivery before another worker may take it over.
-DEFAULT_LEASE = 300.0
+#: Seconds a worker holds a claimed delivery before another worker may take it over, when
+#: nothing else says: the receiver's own default lease (``Receiver(lease=...)``, 120 s). While
+#: a handler runs the worker renews its claim (a heartbeat), so the lease bounds how long a
+#: dead worker's delivery waits, not how long a handler may run.
+DEFAULT_LEASE = 120.0
 
 
 @dataclass(frozen=True, slots=True)

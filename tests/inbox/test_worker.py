@@ -510,3 +510,22 @@ def test_a_handler_slower_than_the_lease_runs_once_while_another_worker_polls(tm
     record = inbox.get(entry.key)
     assert record is not None
     assert record.attempts == 1
+
+
+def test_every_lease_defaults_to_the_receivers_and_rq_kills_only_after_its_job_timeout(tmp_path: Path) -> None:
+    # One rule: a lease is how long a dead worker's claim holds (the receiver's, unless given);
+    # a handler's time limit is a separate thing (RQ's job_timeout), never the lease.
+    import redis
+
+    from kreuzberg_webhooks.inbox.queues import TaskQueueInbox
+    from kreuzberg_webhooks.inbox.rq import DEFAULT_JOB_TIMEOUT, RQInbox
+
+    inbox = SQLiteInbox(tmp_path / "inbox.sqlite3")
+    receiver = Receiver(SECRET, store=MemoryStore(), inbox=inbox, lease=45)
+    assert InboxWorker(receiver).lease == 45
+    queue = TaskQueueInbox(inbox, lambda key, countdown: None)
+    queue.bind(receiver)
+    assert queue.worker.lease == 45
+    rq_inbox = RQInbox(redis.Redis(), inbox, import_path="tests.nowhere:queue", lease=30)
+    assert rq_inbox._job_timeout == DEFAULT_JOB_TIMEOUT == 3600
+    assert RQInbox(redis.Redis(), inbox, import_path="tests.nowhere:queue", job_timeout=90)._job_timeout == 90
