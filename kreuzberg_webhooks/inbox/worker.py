@@ -251,15 +251,17 @@ class InboxWorker:
             decision = self._already_finished(claim) or self._run(claim)
             self._settle(claim, decision)
         finally:
-            heartbeat.set()
+            # Joined: a fork (see _before_fork) must not find it in the middle of a write.
+            heartbeat(True)
         return decision.state
 
-    def _heartbeat(self, claim: InboxClaim) -> threading.Event:
-        """Renew *claim*'s lease every third of it until the returned event is set."""
+    def _heartbeat(self, claim: InboxClaim) -> Callable[[bool], None]:
+        """Renew *claim*'s lease every third of it until the returned function is called
+        (with ``True``: and the thread has ended)."""
         done = threading.Event()
         renew = getattr(self.inbox, "renew", None)
         if renew is None or inspect.iscoroutinefunction(renew):
-            return done
+            return lambda join: None
 
         def beat() -> None:
             while not done.wait(self.lease / 3):
@@ -270,8 +272,15 @@ class InboxWorker:
                 except Exception as error:
                     logger.warning("inbox lease not renewed (key=%s): %s", claim.key, error)
 
-        threading.Thread(target=beat, name="kreuzberg-inbox-heartbeat", daemon=True).start()
-        return done
+        thread = threading.Thread(target=beat, name="kreuzberg-inbox-heartbeat", daemon=True)
+        thread.start()
+
+        def end(join: bool) -> None:
+            done.set()
+            if join:
+                thread.join()
+
+        return end
 
     def _settle(self, claim: InboxClaim, decision: _Decision) -> None:
         for delay in (*SETTLE_RETRY_DELAYS, None):
@@ -330,7 +339,8 @@ class InboxWorker:
         """The heartbeat for the event loop: a task for an async inbox, else the thread."""
         renew = getattr(self.inbox, "renew", None)
         if not inspect.iscoroutinefunction(renew):
-            return self._heartbeat(claim).set
+            stop_thread = self._heartbeat(claim)
+            return lambda: stop_thread(False)  # not joined: the event loop does not wait for a write
 
         async def beat() -> None:
             while True:
@@ -344,10 +354,10 @@ class InboxWorker:
 
         task = asyncio.get_running_loop().create_task(beat())
 
-        def end() -> None:
+        def cancel() -> None:
             task.cancel()
 
-        return end
+        return cancel
 
     async def _settle_async(self, claim: InboxClaim, decision: _Decision) -> None:
         for delay in (*SETTLE_RETRY_DELAYS, None):
