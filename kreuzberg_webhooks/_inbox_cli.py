@@ -140,17 +140,18 @@ def _cmd_retry(args: argparse.Namespace, io: Any) -> int:
         raise UsageError("give EVENT_ID… or --state STATE (not both)")
     if args.state == "running":
         raise UsageError("a running delivery is being processed; it cannot be retried")
-    if args.state == "done" and not args.include_done:
+    include_done = getattr(args, "include_done", False)  # manage.py kreuzberg_inbox may not offer it
+    if args.state == "done" and not include_done:
         raise UsageError(f"--state done: {_DONE_AGAIN}; add --include-done if that is what you want")
     inbox = _open(args)
     found = {key: inbox.get(key) for key in dict.fromkeys(args.event_ids)}
     missing = [key for key, record in found.items() if record is None]
     done = [key for key, record in found.items() if record is not None and record.state.value == "done"]
-    refused = [] if args.include_done else done
+    refused = [] if include_done else done
     targets = [key for key in found if key not in missing and key not in refused]
     changed = inbox.retry(targets, state=_state(args.state)) if targets or args.state else 0
     print(f"queued {changed} deliver{'y' if changed == 1 else 'ies'} again", file=io.stdout)
-    if args.include_done and (done or args.state == "done"):
+    if include_done and (done or args.state == "done"):
         print(f"note: {_DONE_AGAIN}", file=io.stderr)
     if refused:
         print(
