@@ -62,6 +62,8 @@ _FIELDS = (
     "lease_token",
 )
 _STATES = [state.value for state in DeliveryState]
+#: Seconds between tries to read ``maxmemory-policy`` from a Redis that could not be reached.
+_RECHECK = 30.0
 
 # Helpers every script starts with. KEYS[1] is the prefix's "due" key; the prefix is ARGV[1].
 _LIB = """
@@ -377,6 +379,7 @@ class _Scripts:
         # maxmemory-policy is checked on the first round trip that reaches Redis (and by
         # from_url at once): an inbox that Redis may evict from is refused.
         self._checked = False
+        self._next_check = 0.0  # after a check that could not reach Redis: not before this (monotonic)
         self.scripts = {
             name: client.register_script(source)
             for name, source in (
@@ -435,6 +438,9 @@ class RedisInbox(_Scripts):
         try:
             info = self.client.info("memory")
         except (redis.RedisError, OSError) as error:
+            # Checked again in a while, not before every operation: a Redis that is down
+            # costs each 503 one round trip, not two.
+            self._next_check = time.monotonic() + _RECHECK
             logger.warning("Redis inbox: maxmemory-policy not checked yet: %s: %s", type(error).__name__, error)
             return
         self._checked = True
@@ -443,7 +449,7 @@ class RedisInbox(_Scripts):
             raise refusal
 
     def _run(self, name: str, *args: Any) -> Any:
-        if not self._checked:
+        if not self._checked and time.monotonic() >= self._next_check:
             self._check()
         try:
             return self.scripts[name](keys=self._keys(), args=[self.prefix, *args])
@@ -543,6 +549,9 @@ class AsyncRedisInbox(_Scripts):
         try:
             info = await self.client.info("memory")
         except (redis.RedisError, OSError) as error:
+            # Checked again in a while, not before every operation: a Redis that is down
+            # costs each 503 one round trip, not two.
+            self._next_check = time.monotonic() + _RECHECK
             logger.warning("Redis inbox: maxmemory-policy not checked yet: %s: %s", type(error).__name__, error)
             return
         self._checked = True
@@ -551,7 +560,7 @@ class AsyncRedisInbox(_Scripts):
             raise refusal
 
     async def _run(self, name: str, *args: Any) -> Any:
-        if not self._checked:
+        if not self._checked and time.monotonic() >= self._next_check:
             await self._check()
         try:
             return await self.scripts[name](keys=self._keys(), args=[self.prefix, *args])
