@@ -43,6 +43,7 @@ def hung_broker() -> Iterator[str]:
         connection.close()
 
 
+@pytest.mark.slow
 def test_a_hung_broker_still_gets_the_webhook_answered_and_the_sweep_runs_it(tmp_path: Path, hung_broker: str) -> None:
     app = celery.Celery("hung", broker=hung_broker)
     inbox = SQLiteInbox(tmp_path / "inbox.sqlite3")

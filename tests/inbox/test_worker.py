@@ -529,3 +529,42 @@ def test_every_lease_defaults_to_the_receivers_and_rq_kills_only_after_its_job_t
     rq_inbox = RQInbox(redis.Redis(), inbox, import_path="tests.nowhere:queue", lease=30)
     assert rq_inbox._job_timeout == DEFAULT_JOB_TIMEOUT == 3600
     assert RQInbox(redis.Redis(), inbox, import_path="tests.nowhere:queue", job_timeout=90)._job_timeout == 90
+
+
+def test_an_async_handler_slower_than_the_lease_runs_once_on_an_async_inbox(tmp_path: Path) -> None:
+    from kreuzberg_webhooks.inbox import AsyncSQLiteInbox
+
+    lease = 0.6
+    runs: list[str] = []
+
+    async def scenario() -> DeliveryState | None:
+        inbox = AsyncSQLiteInbox(tmp_path / "inbox.sqlite3")
+        store = MemoryStore()
+        release = asyncio.Event()
+
+        async def slow(event: Event) -> None:
+            runs.append(str(event.job_id))
+            await release.wait()
+
+        receivers = [Receiver(SECRET, store=store, lease=lease) for _ in range(2)]
+        for receiver in receivers:
+            receiver.on()(slow)
+        workers = [InboxWorker(r, inbox, lease=lease, poll_interval=0.02) for r in receivers]
+        entry = entry_for(received_at=time.time())
+        await inbox.enqueue(entry)
+        async with workers[0].running_task(), workers[1].running_task():
+            deadline = time.monotonic() + 30
+            while not runs:
+                assert time.monotonic() < deadline
+                await asyncio.sleep(0.02)
+            started = time.time()
+            while len(runs) == 1 and time.time() < started + 3 * lease:  # three leases, both polling
+                await asyncio.sleep(0.02)
+            release.set()
+            while (record := await inbox.get(entry.key)) is None or record.state is DeliveryState.RUNNING:
+                assert time.monotonic() < deadline
+                await asyncio.sleep(0.02)
+        return record.state
+
+    assert asyncio.run(scenario()) is DeliveryState.DONE
+    assert len(runs) == 1
