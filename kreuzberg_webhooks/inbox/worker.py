@@ -437,8 +437,9 @@ class InboxWorker:
         return len(claims)
 
     def _halting(self) -> bool:
+        # Only while run() or run_async() is stopping: drain() after a stop still processes.
         outer = self._outer_stop
-        return self._stopping or self._stop.is_set() or (outer is not None and outer.is_set())
+        return self._stopping or (outer is not None and outer.is_set())
 
     async def run_once_async(self) -> int:
         """The async :meth:`run_once`: the inbox's own coroutines, or a sync inbox in a thread."""
@@ -471,18 +472,21 @@ class InboxWorker:
         """Process deliveries until *stop* (default: :meth:`stop`) is set."""
         stop = stop or self._stop
         self._outer_stop = stop
-        while not stop.is_set():
-            try:
-                claimed = self.run_once()
-            except StoreUnavailable as error:
-                logger.warning("inbox unavailable; the worker waits: %s", error)
-                claimed = 0
-            except Exception:
-                logger.exception("inbox worker error; it carries on")
-                claimed = 0
-            if claimed < self.batch:
-                self._wake.wait(self.poll_interval)
-                self._wake.clear()
+        try:
+            while not stop.is_set():
+                try:
+                    claimed = self.run_once()
+                except StoreUnavailable as error:
+                    logger.warning("inbox unavailable; the worker waits: %s", error)
+                    claimed = 0
+                except Exception:
+                    logger.exception("inbox worker error; it carries on")
+                    claimed = 0
+                if claimed < self.batch:
+                    self._wake.wait(self.poll_interval)
+                    self._wake.clear()
+        finally:
+            self._outer_stop = None
 
     def start(self) -> None:
         """Run the worker in a daemon thread (for WSGI apps); idempotent.
@@ -610,6 +614,8 @@ class InboxWorker:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        finally:
+            self._stopping = False
 
     @contextlib.asynccontextmanager
     async def running_task(self) -> AsyncIterator[InboxWorker]:

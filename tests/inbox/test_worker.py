@@ -568,3 +568,17 @@ def test_an_async_handler_slower_than_the_lease_runs_once_on_an_async_inbox(tmp_
 
     assert asyncio.run(scenario()) is DeliveryState.DONE
     assert len(runs) == 1
+
+
+def test_a_stopped_worker_still_drains_when_asked(tmp_path: Path, handler: CountingHandler) -> None:
+    # Stopping gives back what a running loop claimed; it does not turn later drains into give-backs.
+    inbox = SQLiteInbox(tmp_path / "inbox.sqlite3")
+    receiver = Receiver(SECRET, store=MemoryStore())
+    receiver.on()(handler)
+    worker = InboxWorker(receiver, inbox, poll_interval=0.02)
+    worker.start()
+    worker.stop()
+    entry = entry_for(received_at=time.time())
+    inbox.enqueue(entry)
+    assert worker.drain() == 1
+    assert handler.calls == {entry.job_id: 1}
