@@ -303,7 +303,7 @@ class InboxWorker:
         if decision.state is DeliveryState.DONE:
             self._finished[claim.key] = None
             while len(self._finished) > _REMEMBERED:
-                self._finished.pop(next(iter(self._finished)))
+                self._finished.pop(next(iter(self._finished), ""), None)
         return False
 
     def _renewed(self) -> float:
