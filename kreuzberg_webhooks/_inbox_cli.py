@@ -128,19 +128,39 @@ def _cmd_show(args: argparse.Namespace, io: Any) -> int:
     return EXIT_OK
 
 
+_DONE_AGAIN = (
+    "a done delivery's handlers have run; queued again, it is found done in the replay store and "
+    "marked done without running until the store forgets its key (the receiver's retention), and "
+    "runs again after that"
+)
+
+
 def _cmd_retry(args: argparse.Namespace, io: Any) -> int:
     if bool(args.event_ids) == bool(args.state):
         raise UsageError("give EVENT_ID… or --state STATE (not both)")
     if args.state == "running":
         raise UsageError("a running delivery is being processed; it cannot be retried")
+    include_done = getattr(args, "include_done", False)  # manage.py kreuzberg_inbox may not offer it
+    if args.state == "done" and not include_done:
+        raise UsageError(f"--state done: {_DONE_AGAIN}; add --include-done if that is what you want")
     inbox = _open(args)
-    missing = [key for key in args.event_ids if inbox.get(key) is None]
-    changed = inbox.retry(args.event_ids, state=_state(args.state))
+    found = {key: inbox.get(key) for key in dict.fromkeys(args.event_ids)}
+    missing = [key for key, record in found.items() if record is None]
+    done = [key for key, record in found.items() if record is not None and record.state.value == "done"]
+    refused = [] if include_done else done
+    targets = [key for key in found if key not in missing and key not in refused]
+    changed = inbox.retry(targets, state=_state(args.state)) if targets or args.state else 0
     print(f"queued {changed} deliver{'y' if changed == 1 else 'ies'} again", file=io.stdout)
+    if include_done and (done or args.state == "done"):
+        print(f"note: {_DONE_AGAIN}", file=io.stderr)
+    if refused:
+        print(
+            f"not queued, done already: {' '.join(refused)} ({_DONE_AGAIN}; add --include-done to queue it anyway)",
+            file=io.stderr,
+        )
     if missing:
         print(f"not found: {' '.join(missing)}", file=io.stderr)
-        return EXIT_FAILED
-    return EXIT_OK
+    return EXIT_FAILED if missing or refused else EXIT_OK
 
 
 def _cmd_purge(args: argparse.Namespace, io: Any) -> int:
@@ -224,6 +244,12 @@ def add_inbox_commands(commands: Any, prog: str) -> None:
     retry_cmd.add_argument("event_ids", metavar="EVENT_ID", nargs="*", help="event ids (or delivery keys)")
     store_option(retry_cmd)
     retry_cmd.add_argument("--state", choices=_STATES, help="every delivery in this state (e.g. dead)")
+    retry_cmd.add_argument(
+        "--include-done",
+        action="store_true",
+        help="also queue done deliveries (refused otherwise): their handlers ran, and run again only once "
+        "the replay store has forgotten them",
+    )
     retry_cmd.set_defaults(run=_guard(_cmd_retry))
 
     purge_cmd = actions.add_parser("purge", help="delete done (or dead) deliveries")
@@ -243,7 +269,12 @@ def add_inbox_commands(commands: Any, prog: str) -> None:
         "--receiver", required=True, metavar="MODULE:ATTR", help="the Receiver whose handlers run (import path)"
     )
     store_option(worker_cmd)
-    worker_cmd.add_argument("--lease", type=_positive_float, default=300.0, help="seconds a claim holds (%(default)s)")
+    worker_cmd.add_argument(
+        "--lease",
+        type=_positive_float,
+        default=None,
+        help="seconds a dead worker's claim holds; renewed while a handler runs (default: the receiver's lease)",
+    )
     worker_cmd.add_argument("--poll-interval", type=_positive_float, default=1.0, help="seconds (%(default)s)")
     worker_cmd.add_argument("--retry-delay", type=_positive_float, default=10.0, help="first retry delay (%(default)s)")
     worker_cmd.add_argument("--retry-max-delay", type=_positive_float, default=3600.0, help="cap (%(default)s)")

@@ -86,12 +86,19 @@ class Verify:
 
 @dataclass(slots=True, eq=False)
 class StoreOp:
-    """Call the replay store: ``claim``, ``complete`` or ``release`` with *args*."""
+    """Call the replay store: ``claim``, ``complete`` or ``release`` with *args*, after
+    *delay* seconds (a retry's backoff)."""
 
     name: Literal["claim", "complete", "release"]
     args: tuple[Any, ...]
     trace: _Trace
+    delay: float = 0.0
     phase = _STORE
+
+
+#: Seconds to wait before each new try of a ``complete`` the store refused (a short outage
+#: at mark-done must not leave a handled event to run again once its lease ends).
+COMPLETE_RETRY_DELAYS = (0.05, 0.25, 1.0)
 
 
 @dataclass(slots=True, eq=False)
@@ -174,10 +181,7 @@ def _claim_and_run(rx: Receiver, event: Event, key: str, trace: _Trace, mode: Mo
         yield from _release(rx, event, key, token, trace)
         outcome = Outcome.from_error(HandlerFailed(event_id=event.event_id), event, cause=error)
         return conclude(rx, outcome, trace, mode, via, handler_error=error)
-    try:
-        yield StoreOp("complete", (key, token, rx.retention), trace)
-    except Exception:
-        _settle_error(event, "mark an event done")
+    yield from _complete(rx, event, key, token, trace, "mark an event done")
     return conclude(rx, Outcome.processed(event), trace, mode, via)
 
 
@@ -229,10 +233,7 @@ def settle(
         _report(rx, 499, "cancelled", event, trace, "guard", "webhook")
         return None
     if error is None and status is not None and 200 <= status < 300:
-        try:
-            yield StoreOp("complete", (delivery.key, delivery.token, rx.retention), trace)
-        except Exception:
-            _settle_error(event, "settle a delivery")
+        yield from _complete(rx, event, delivery.key, delivery.token, trace, "settle a delivery")
         conclude(rx, application_answer(status, "processed", event), trace, "guard")
         return None
     yield from _release(rx, event, delivery.key, delivery.token, trace, "settle a delivery")
@@ -243,6 +244,20 @@ def settle(
     failure = error if error is not None else RuntimeError("the application sent no response")
     outcome = Outcome.from_error(HandlerFailed(event_id=event.event_id), event, cause=failure)
     return conclude(rx, outcome, trace, "guard", handler_error=failure)
+
+
+def _complete(rx: Receiver, event: Event, key: str, token: str, trace: _Trace, action: str) -> Flow[None]:
+    """Mark the event done, tried again after each of :data:`COMPLETE_RETRY_DELAYS`."""
+    delays = (0.0, *COMPLETE_RETRY_DELAYS)
+    for tries, delay in enumerate(delays, 1):
+        try:
+            yield StoreOp("complete", (key, token, rx.retention), trace, delay)
+            return
+        except Exception:
+            if tries == len(delays):
+                _settle_error(event, action)
+            else:
+                logger.warning("replay store failed to %s; trying again (event_id=%s)", action, _event_id(event))
 
 
 def _release(
@@ -379,6 +394,8 @@ def run_sync(rx: Receiver, flow: Flow[T]) -> T:
 
 def _perform_sync(rx: Receiver, step: Step) -> Any:
     if isinstance(step, StoreOp):
+        if step.delay:
+            time.sleep(step.delay)
         return getattr(rx.store, step.name)(*step.args)
     if isinstance(step, Verify):
         return rx.verifier.check(step.body, step.headers)
@@ -413,6 +430,8 @@ async def _drive_async(rx: Receiver, flow: Flow[T], error: Exception | None) -> 
         begun = time.perf_counter() if rx.observers else 0.0  # timed only for someone to read
         try:
             if type(step) is StoreOp:
+                if step.delay:
+                    await asyncio.sleep(step.delay)
                 method = getattr(rx._store, step.name)
                 if rx._inline_store:
                     value = method(*step.args)

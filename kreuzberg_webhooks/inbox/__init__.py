@@ -17,9 +17,9 @@ from __future__ import annotations
 
 import importlib
 from typing import Any
-from urllib.parse import unquote, urlsplit
 
 from ..exceptions import ConfigurationError
+from ..stores._url import check_url, sqlite_path
 from .base import (
     DEFAULT_LEASE,
     AsyncInbox,
@@ -64,11 +64,9 @@ def open_inbox(url: str, *, asynchronous: bool = False, **options: Any) -> Inbox
     extra). *asynchronous* opens the async flavour; *options* go to the
     inbox's constructor.
     """
-    scheme = urlsplit(url).scheme.lower()
+    scheme = check_url(url, "inbox").scheme.lower()
     if scheme == "sqlite":
-        path = unquote(url.split("://", 1)[1])
-        if path.startswith("/"):
-            path = path[1:]  # sqlite:///x.db is relative, sqlite:////x.db absolute (SQLAlchemy's rule)
+        path = sqlite_path(url, "inbox")
         return AsyncSQLiteInbox(path, **options) if asynchronous else SQLiteInbox(path, **options)
     if scheme in ("postgres", "postgresql"):
         # Imported here: psycopg is an optional extra.

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Sequence
 from typing import Any
 
-from ..exceptions import ConfigurationError
+from .._settings import duration
 from .base import DeliveryState, InboxEntry, InboxRecord
 
 #: The columns every SQL inbox (and the Django model) selects, in this order: what
@@ -91,9 +90,7 @@ def record_from_listed_row(row: Sequence[Any]) -> InboxRecord:
 
 def check_lease(lease: float) -> float:
     """*lease* as a float if it is a positive, finite number of seconds (else ConfigurationError)."""
-    if isinstance(lease, bool) or not (isinstance(lease, int | float) and math.isfinite(lease) and lease > 0):
-        raise ConfigurationError("lease must be a positive, finite number of seconds")
-    return float(lease)
+    return duration(lease, "lease")
 
 
 def check_limit(limit: int) -> int:

@@ -39,6 +39,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Protocol, runtime_checkable
 
+from .._settings import duration
 from ..exceptions import ConfigurationError
 
 __all__ = [
@@ -54,8 +55,11 @@ __all__ = [
     "RetryPolicy",
 ]
 
-#: Seconds a worker holds a claimed delivery before another worker may take it over.
-DEFAULT_LEASE = 300.0
+#: Seconds a worker holds a claimed delivery before another worker may take it over, when
+#: nothing else says: the receiver's own default lease (``Receiver(lease=...)``, 120 s). While
+#: a handler runs the worker renews its claim (a heartbeat), so the lease bounds how long a
+#: dead worker's delivery waits, not how long a handler may run.
+DEFAULT_LEASE = 120.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,12 +139,7 @@ class InboxClaim:
 
 
 def _seconds(value: float, what: str, *, allow_zero: bool = False) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ConfigurationError(f"{what} must be a number of seconds")
-    number = float(value)
-    if not math.isfinite(number) or number < 0 or (number == 0 and not allow_zero):
-        raise ConfigurationError(f"{what} must be a {'non-negative' if allow_zero else 'positive'}, finite number")
-    return number
+    return duration(value, what, allow_zero=allow_zero)
 
 
 @dataclass(frozen=True, slots=True)

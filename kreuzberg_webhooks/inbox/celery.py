@@ -33,7 +33,7 @@ except ImportError as error:  # celery is the optional [celery] extra
 import time
 
 from .base import Inbox, RetryPolicy
-from .queues import TaskQueueInbox
+from .queues import DEFAULT_SEND_TIMEOUT, TaskQueueInbox
 from .worker import FailureHook
 
 __all__ = ["DEFAULT_TASK_NAME", "CeleryInbox"]
@@ -50,6 +50,8 @@ class CeleryInbox(TaskQueueInbox):
         Redis, or SQLite on one machine).
     :param task_name: the processing task's name.
     :param queue: the Celery queue the messages go to (default: the app's default queue).
+    :param send_timeout: seconds a message may take to reach the broker; after that the
+        webhook is answered all the same (the delivery is durable) and the sweep runs it.
 
     Other parameters as :class:`~kreuzberg_webhooks.inbox.worker.InboxWorker`.
     """
@@ -66,9 +68,17 @@ class CeleryInbox(TaskQueueInbox):
         on_failure: FailureHook | Sequence[FailureHook] = (),
         on_dead: FailureHook | Sequence[FailureHook] = (),
         clock: Callable[[], float] = time.time,
+        send_timeout: float = DEFAULT_SEND_TIMEOUT,
     ) -> None:
         super().__init__(
-            inbox, self._send_task, policy=policy, lease=lease, on_failure=on_failure, on_dead=on_dead, clock=clock
+            inbox,
+            self._send_task,
+            policy=policy,
+            lease=lease,
+            on_failure=on_failure,
+            on_dead=on_dead,
+            clock=clock,
+            send_timeout=send_timeout,
         )
         self.app = app
         self.queue = queue
@@ -85,7 +95,9 @@ class CeleryInbox(TaskQueueInbox):
         self.sweep_task: Any = sweep
 
     def _send_task(self, key: str, countdown: float) -> None:
-        options: dict[str, Any] = {}
+        # No connection retries of Celery's own: the send is bounded by send_timeout, and
+        # a message that does not go out is the sweep's.
+        options: dict[str, Any] = {"retry": False}
         if countdown > 0:
             options["countdown"] = countdown
         if self.queue is not None:

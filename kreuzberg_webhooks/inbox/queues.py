@@ -18,10 +18,12 @@ messages without a handler running twice:
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
+from .._settings import duration
 from ..exceptions import ConfigurationError
 from .base import DeliveryState, Inbox, InboxEntry, InboxRecord, RetryPolicy
 from .worker import FailureHook, InboxWorker
@@ -32,6 +34,9 @@ if TYPE_CHECKING:
 __all__ = ["TaskQueueInbox"]
 
 logger = logging.getLogger("kreuzberg_webhooks")
+
+#: Seconds a message may take to reach the broker before the delivery is left to the sweep.
+DEFAULT_SEND_TIMEOUT = 3.0
 
 
 class TaskQueueInbox:
@@ -49,6 +54,12 @@ class TaskQueueInbox:
 
     The inbox's read operations (``get``, ``list``, ``counts``, ``retry``,
     ``purge``) are passed through, so operations tools can use this object too.
+
+    Every message is sent within *send_timeout* seconds or given up (the
+    delivery is already durable: the sweep runs it). While a send to a broker
+    that accepts connections but never answers is still hanging, later messages
+    are not tried at all, so a hung broker costs one request *send_timeout*
+    seconds and the others nothing.
     """
 
     def __init__(
@@ -61,6 +72,7 @@ class TaskQueueInbox:
         on_failure: FailureHook | Sequence[FailureHook] = (),
         on_dead: FailureHook | Sequence[FailureHook] = (),
         clock: Callable[[], float] = time.time,
+        send_timeout: float = DEFAULT_SEND_TIMEOUT,
     ) -> None:
         if not callable(getattr(inbox, "enqueue", None)) or not callable(getattr(inbox, "claim", None)):
             raise ConfigurationError(
@@ -78,6 +90,8 @@ class TaskQueueInbox:
             "clock": clock,
         }
         self._clock = clock
+        self.send_timeout = duration(send_timeout, "send_timeout")
+        self._hanging: threading.Thread | None = None
         self._worker: InboxWorker | None = None
 
     # -- wiring ------------------------------------------------------------------------
@@ -117,11 +131,36 @@ class TaskQueueInbox:
                 self._send_logged(entry.key)
         return new
 
-    def _send_logged(self, key: str) -> None:
-        try:
-            self.send(key)
-        except Exception:
-            logger.exception("task queue refused the message for %s; the inbox sweep will run it", key)
+    def _send_logged(self, key: str, countdown: float = 0.0) -> None:
+        """Send within ``send_timeout`` seconds, or log and leave the delivery to the sweep."""
+        hanging = self._hanging
+        if hanging is not None and hanging.is_alive():
+            logger.error("task queue broker not answering; the inbox sweep will run %s", key)
+            return
+        failure: list[BaseException] = []
+
+        def send() -> None:
+            try:
+                self.send(key, countdown)
+            except Exception as error:
+                failure.append(error)
+
+        thread = threading.Thread(target=send, name="kreuzberg-inbox-send", daemon=True)
+        thread.start()
+        thread.join(self.send_timeout)
+        if thread.is_alive():
+            self._hanging = thread
+            logger.error(
+                "task queue broker did not take the message for %s within %.1f s; the inbox sweep will run it",
+                key,
+                self.send_timeout,
+            )
+        elif failure:
+            logger.error(
+                "task queue refused the message for %s; the inbox sweep will run it",
+                key,
+                exc_info=failure[0],
+            )
 
     # -- the queue worker's side -----------------------------------------------------------
 
@@ -140,13 +179,13 @@ class TaskQueueInbox:
             if record is None or record.state in (DeliveryState.DONE, DeliveryState.DEAD):
                 return "skipped"
             # Leased by another worker, which may have died: look again when its lease ends.
-            self.send(key, self._wait(record) + 1.0)
+            self._send_logged(key, self._wait(record) + 1.0)
             return "deferred"
         state = worker.process(claim)
         if state is DeliveryState.QUEUED:
             record = self.inbox.get(key)
             if record is not None and record.state is DeliveryState.QUEUED:
-                self.send(key, self._wait(record))
+                self._send_logged(key, self._wait(record))
             return "retry"
         return state.value
 

@@ -13,7 +13,8 @@ Every operation is one Lua script, so it is atomic against every other
 worker. A delivery is acknowledged once Redis has accepted the write: it is as
 durable as Redis's persistence — run it with ``appendonly yes`` (and
 ``appendfsync always`` if a power cut must lose nothing) and
-``maxmemory-policy noeviction``.
+``maxmemory-policy noeviction``: an inbox on a Redis that may evict keys
+(``allkeys-lru`` and the like) is refused with a ConfigurationError.
 
 Needs the ``[redis]`` extra: ``pip install "kreuzberg-webhooks[redis]"``.
 """
@@ -61,6 +62,8 @@ _FIELDS = (
     "lease_token",
 )
 _STATES = [state.value for state in DeliveryState]
+#: Seconds between tries to read ``maxmemory-policy`` from a Redis that could not be reached.
+_RECHECK = 30.0
 
 # Helpers every script starts with. KEYS[1] is the prefix's "due" key; the prefix is ARGV[1].
 _LIB = """
@@ -277,6 +280,18 @@ return deleted
 )
 
 
+def _eviction(info: Any) -> ConfigurationError | None:
+    """The refusal for a Redis whose ``maxmemory-policy`` (from ``INFO memory``) may evict deliveries."""
+    policy = _text(info.get("maxmemory_policy")) if isinstance(info, dict) else None
+    if policy is None or policy == "noeviction":
+        return None
+    return ConfigurationError(
+        f"this Redis evicts keys under memory pressure (maxmemory-policy {policy}): acknowledged "
+        "deliveries could vanish. The inbox needs maxmemory-policy noeviction (CONFIG SET "
+        "maxmemory-policy noeviction, or in redis.conf), or a Redis of its own"
+    )
+
+
 def _text(value: Any) -> str | None:
     return None if value is None else value.decode() if isinstance(value, bytes) else str(value)
 
@@ -361,6 +376,10 @@ class _Scripts:
         self.prefix = prefix
         self._clock = clock
         self._owns_client = False
+        # maxmemory-policy is checked on the first round trip that reaches Redis (and by
+        # from_url at once): an inbox that Redis may evict from is refused.
+        self._checked = False
+        self._next_check = 0.0  # after a check that could not reach Redis: not before this (monotonic)
         self.scripts = {
             name: client.register_script(source)
             for name, source in (
@@ -412,9 +431,26 @@ class RedisInbox(_Scripts):
             prefix = DEFAULT_PREFIX
         inbox = cls(redis.Redis.from_url(url, **_client_options(options, Retry)), prefix=prefix, clock=clock)
         inbox._owns_client = True
+        inbox._check()  # refused at start-up, not per delivery
         return inbox
 
+    def _check(self) -> None:
+        try:
+            info = self.client.info("memory")
+        except (redis.RedisError, OSError) as error:
+            # Checked again in a while, not before every operation: a Redis that is down
+            # costs each 503 one round trip, not two.
+            self._next_check = time.monotonic() + _RECHECK
+            logger.warning("Redis inbox: maxmemory-policy not checked yet: %s: %s", type(error).__name__, error)
+            return
+        self._checked = True
+        refusal = _eviction(info)
+        if refusal is not None:
+            raise refusal
+
     def _run(self, name: str, *args: Any) -> Any:
+        if not self._checked and time.monotonic() >= self._next_check:
+            self._check()
         try:
             return self.scripts[name](keys=self._keys(), args=[self.prefix, *args])
         except (redis.RedisError, OSError) as error:
@@ -509,7 +545,23 @@ class AsyncRedisInbox(_Scripts):
         inbox._owns_client = True
         return inbox
 
+    async def _check(self) -> None:
+        try:
+            info = await self.client.info("memory")
+        except (redis.RedisError, OSError) as error:
+            # Checked again in a while, not before every operation: a Redis that is down
+            # costs each 503 one round trip, not two.
+            self._next_check = time.monotonic() + _RECHECK
+            logger.warning("Redis inbox: maxmemory-policy not checked yet: %s: %s", type(error).__name__, error)
+            return
+        self._checked = True
+        refusal = _eviction(info)
+        if refusal is not None:
+            raise refusal
+
     async def _run(self, name: str, *args: Any) -> Any:
+        if not self._checked and time.monotonic() >= self._next_check:
+            await self._check()
         try:
             return await self.scripts[name](keys=self._keys(), args=[self.prefix, *args])
         except (redis.RedisError, OSError) as error:

@@ -20,6 +20,7 @@ lost job left behind. Needs the ``[rq]`` extra.
 from __future__ import annotations
 
 import importlib
+import math
 import time
 from collections.abc import Callable, Sequence
 from datetime import timedelta
@@ -30,12 +31,16 @@ try:
 except ImportError as error:  # rq is the optional [rq] extra
     raise ImportError('the RQ binding needs rq: pip install "kreuzberg-webhooks[rq]"') from error
 
+from .._settings import duration
 from ..exceptions import ConfigurationError
-from .base import DEFAULT_LEASE, Inbox, RetryPolicy
+from .base import Inbox, RetryPolicy
 from .queues import TaskQueueInbox
 from .worker import FailureHook
 
-__all__ = ["DEFAULT_QUEUE", "RQInbox", "process_delivery", "sweep"]
+__all__ = ["DEFAULT_JOB_TIMEOUT", "DEFAULT_QUEUE", "RQInbox", "process_delivery", "sweep"]
+
+#: Seconds RQ lets a delivery's job run by default before it kills it (a handler's time limit).
+DEFAULT_JOB_TIMEOUT = 3600.0
 
 #: The RQ queue the jobs go to by default.
 DEFAULT_QUEUE = "kreuzberg-webhooks"
@@ -48,6 +53,9 @@ class RQInbox(TaskQueueInbox):
     :param inbox: a sync inbox every web and RQ worker can reach.
     :param import_path: ``"module:attribute"`` where this object lives, for the RQ worker.
     :param queue_name: the RQ queue.
+    :param job_timeout: seconds RQ lets one delivery's job run before it kills it (its
+        delivery then comes back after its lease). Not a lease: the worker renews the
+        delivery's claim while its handlers run.
 
     Other parameters as :class:`~kreuzberg_webhooks.inbox.worker.InboxWorker`.
     """
@@ -59,6 +67,7 @@ class RQInbox(TaskQueueInbox):
         *,
         import_path: str,
         queue_name: str = DEFAULT_QUEUE,
+        job_timeout: float = DEFAULT_JOB_TIMEOUT,
         policy: RetryPolicy | None = None,
         lease: float | None = None,
         on_failure: FailureHook | Sequence[FailureHook] = (),
@@ -72,7 +81,7 @@ class RQInbox(TaskQueueInbox):
         )
         self.import_path = import_path
         self.queue = rq.Queue(queue_name, connection=connection)
-        self._job_timeout = int(lease or DEFAULT_LEASE)
+        self._job_timeout = max(math.ceil(duration(job_timeout, "job_timeout")), 1)
 
     def _enqueue_job(self, key: str, countdown: float) -> None:
         options: dict[str, Any] = {"job_timeout": self._job_timeout, "result_ttl": 0, "failure_ttl": 7 * 24 * 3600}

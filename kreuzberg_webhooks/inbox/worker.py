@@ -28,6 +28,7 @@ import inspect
 import logging
 import math
 import os
+import sys
 import threading
 import time
 import traceback
@@ -36,6 +37,7 @@ from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 
+from .._settings import duration
 from ..decoding import decode_json
 from ..events import Event, parse_event
 from ..exceptions import ConfigurationError, StoreUnavailable, WebhookError
@@ -47,6 +49,13 @@ if TYPE_CHECKING:
 __all__ = ["DeliveryFailure", "FailureHook", "InboxWorker"]
 
 logger = logging.getLogger("kreuzberg_webhooks")
+
+#: Seconds a stopping worker waits for the deliveries it is processing (see ``shutdown_grace``).
+DEFAULT_SHUTDOWN_GRACE = 30.0
+#: Seconds to wait before each new try of a settlement the inbox refused (then, while the
+#: lease holds, every last one of them).
+SETTLE_RETRY_DELAYS = (0.1, 0.5, 2.0)
+_REMEMBERED = 10_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,7 +107,18 @@ class InboxWorker:
     :param poll_interval: seconds between looks at an empty inbox.
     :param on_failure: called with a :class:`DeliveryFailure` after every failed attempt.
     :param on_dead: called with a :class:`DeliveryFailure` when a delivery goes dead.
+    :param shutdown_grace: seconds :meth:`stop` and :meth:`stop_async` (an ASGI
+        ``lifespan.shutdown``, a SIGTERM) wait for the deliveries being processed to
+        finish and be settled; one still running after it comes back after its lease.
     :param clock: wall-clock unix time (the inbox's own clock should agree).
+
+    While a handler runs, the worker renews its claim every third of the lease
+    (a heartbeat: ``inbox.renew``), so a handler may take longer than the lease
+    and only a dead worker's claim runs out. A delivery whose handlers ran but
+    whose settlement the inbox refused is settled again, with a backoff, for as
+    long as its lease holds; if the inbox is still down, this worker remembers
+    the delivery as finished and settles it without running it again when it
+    claims it next.
     """
 
     def __init__(
@@ -112,6 +132,7 @@ class InboxWorker:
         poll_interval: float = 0.5,
         on_failure: FailureHook | Sequence[FailureHook] = (),
         on_dead: FailureHook | Sequence[FailureHook] = (),
+        shutdown_grace: float = DEFAULT_SHUTDOWN_GRACE,
         clock: Callable[[], float] = time.time,
     ) -> None:
         if inbox is None:
@@ -123,12 +144,11 @@ class InboxWorker:
                 raise ConfigurationError(f"the inbox has no {operation}() method: it cannot feed a worker")
         if lease is None:
             lease = float(getattr(receiver, "lease", DEFAULT_LEASE))
-        if not (isinstance(lease, int | float) and math.isfinite(lease) and lease > 0):
-            raise ConfigurationError("lease must be a positive, finite number of seconds")
+        lease = duration(lease, "lease")
         if type(batch) is not int or batch < 1:
             raise ConfigurationError("batch must be a positive whole number")
-        if not (isinstance(poll_interval, int | float) and math.isfinite(poll_interval) and poll_interval > 0):
-            raise ConfigurationError("poll_interval must be a positive, finite number of seconds")
+        poll_interval = duration(poll_interval, "poll_interval")
+        shutdown_grace = duration(shutdown_grace, "shutdown_grace", allow_zero=True)
         self.receiver = receiver
         self.inbox = inbox
         self.policy = policy if policy is not None else RetryPolicy()
@@ -137,7 +157,14 @@ class InboxWorker:
         self.poll_interval = float(poll_interval)
         self.on_failure = _hooks(on_failure)
         self.on_dead = _hooks(on_dead)
+        self.shutdown_grace = float(shutdown_grace)
         self._clock = clock
+        # Deliveries whose handlers ran but whose "done" the inbox would not take: a later
+        # claim of one is settled without running it again (bounded, oldest forgotten first).
+        self._finished: dict[str, None] = {}
+        self._stopping = False
+        self._outer_stop: threading.Event | None = None
+        self._deferred = False  # started in a gunicorn master: the thread starts in its workers
         self._async_inbox = inspect.iscoroutinefunction(getattr(inbox, "claim_due", None))
         self._thread: threading.Thread | None = None
         self._busy = threading.Lock()
@@ -191,21 +218,99 @@ class InboxWorker:
         logger.exception("inbox worker could not process %s", claim.key)
         return self._decide(claim, "handler_error", None, error)
 
-    def process(self, claim: InboxClaim) -> DeliveryState:
-        """Run one claimed delivery's handlers and settle it; returns its new state."""
+    def _already_finished(self, claim: InboxClaim) -> _Decision | None:
+        if claim.key not in self._finished:
+            return None
+        logger.warning("inbox delivery's handlers already ran here; settling it as done (key=%s)", claim.key)
+        return _Decision(DeliveryState.DONE)
+
+    def _run(self, claim: InboxClaim) -> _Decision:
         event = self._unrunnable(claim)
         if isinstance(event, _Decision):
-            decision = event
-        else:
-            try:
-                outcome = self.receiver.process(event, scope=claim.record.entry.scope, via="inbox")
-                decision = self._decide(claim, outcome.reason, outcome, outcome.error)
-            except Exception as error:
-                decision = self._crashed(claim, error)
-        self._settle(claim, decision)
+            return event
+        try:
+            outcome = self.receiver.process(event, scope=claim.record.entry.scope, via="inbox")
+        except Exception as error:
+            return self._crashed(claim, error)
+        return self._decide(claim, outcome.reason, outcome, outcome.error)
+
+    async def _run_async(self, claim: InboxClaim) -> _Decision:
+        event = self._unrunnable(claim)
+        if isinstance(event, _Decision):
+            return event
+        try:
+            outcome = await self.receiver.process_async(event, scope=claim.record.entry.scope, via="inbox")
+        except Exception as error:
+            return self._crashed(claim, error)
+        return self._decide(claim, outcome.reason, outcome, outcome.error)
+
+    def process(self, claim: InboxClaim) -> DeliveryState:
+        """Run one claimed delivery's handlers and settle it; returns its new state."""
+        heartbeat = self._heartbeat(claim)
+        try:
+            decision = self._already_finished(claim) or self._run(claim)
+            self._settle(claim, decision)
+        finally:
+            # Joined: a fork (see _before_fork) must not find it in the middle of a write.
+            heartbeat(True)
         return decision.state
 
+    def _heartbeat(self, claim: InboxClaim) -> Callable[[bool], None]:
+        """Renew *claim*'s lease every third of it until the returned function is called
+        (with ``True``: and the thread has ended)."""
+        done = threading.Event()
+        renew = getattr(self.inbox, "renew", None)
+        if renew is None or inspect.iscoroutinefunction(renew):
+            return lambda join: None
+
+        def beat() -> None:
+            while not done.wait(self.lease / 3):
+                try:
+                    if not renew(claim.key, claim.token, self.lease):
+                        logger.warning("inbox lease lost while its handlers ran (key=%s)", claim.key)
+                        return
+                except Exception as error:
+                    logger.warning("inbox lease not renewed (key=%s): %s", claim.key, error)
+
+        thread = threading.Thread(target=beat, name="kreuzberg-inbox-heartbeat", daemon=True)
+        thread.start()
+
+        def end(join: bool) -> None:
+            done.set()
+            if join:
+                thread.join()
+
+        return end
+
     def _settle(self, claim: InboxClaim, decision: _Decision) -> None:
+        for delay in (*SETTLE_RETRY_DELAYS, None):
+            try:
+                self._settle_once(claim, decision)
+            except Exception as error:
+                if not self._settle_again(claim, decision, delay, error):
+                    return
+                time.sleep(delay or 0.0)
+            else:
+                self._finished.pop(claim.key, None)
+                return
+
+    def _settle_again(self, claim: InboxClaim, decision: _Decision, delay: float | None, error: Exception) -> bool:
+        """Whether to try a refused settlement again after *delay*; else remember a finished one."""
+        if delay is not None and self._clock() + delay < (claim.record.lease_expires_at or 0.0) + self._renewed():
+            logger.warning("inbox refused to settle %s; trying again in %.1f s: %s", claim.key, delay, error)
+            return True
+        logger.error("inbox refused to settle %s; it comes back after its lease: %s", claim.key, error)
+        if decision.state is DeliveryState.DONE:
+            self._finished[claim.key] = None
+            while len(self._finished) > _REMEMBERED:
+                self._finished.pop(next(iter(self._finished), ""), None)
+        return False
+
+    def _renewed(self) -> float:
+        # With a heartbeat the lease is renewed for as long as the settlement is tried.
+        return math.inf if callable(getattr(self.inbox, "renew", None)) else 0.0
+
+    def _settle_once(self, claim: InboxClaim, decision: _Decision) -> None:
         inbox = cast(Inbox, self.inbox)
         if decision.failure is not None:
             failure = decision.failure
@@ -222,21 +327,53 @@ class InboxWorker:
 
     async def process_async(self, claim: InboxClaim) -> DeliveryState:
         """The async :meth:`process` (``Receiver.process_async``)."""
-        event = self._unrunnable(claim)
-        if isinstance(event, _Decision):
-            decision = event
-        else:
-            try:
-                outcome = await self.receiver.process_async(event, scope=claim.record.entry.scope, via="inbox")
-                decision = self._decide(claim, outcome.reason, outcome, outcome.error)
-            except Exception as error:
-                decision = self._crashed(claim, error)
-        await self._settle_async(claim, decision)
+        heartbeat = self._heartbeat_async(claim)
+        try:
+            decision = self._already_finished(claim) or await self._run_async(claim)
+            await self._settle_async(claim, decision)
+        finally:
+            heartbeat()
         return decision.state
 
+    def _heartbeat_async(self, claim: InboxClaim) -> Callable[[], None]:
+        """The heartbeat for the event loop: a task for an async inbox, else the thread."""
+        renew = getattr(self.inbox, "renew", None)
+        if not inspect.iscoroutinefunction(renew):
+            stop_thread = self._heartbeat(claim)
+            return lambda: stop_thread(False)  # not joined: the event loop does not wait for a write
+
+        async def beat() -> None:
+            while True:
+                await asyncio.sleep(self.lease / 3)
+                try:
+                    if not await renew(claim.key, claim.token, self.lease):
+                        logger.warning("inbox lease lost while its handlers ran (key=%s)", claim.key)
+                        return
+                except Exception as error:
+                    logger.warning("inbox lease not renewed (key=%s): %s", claim.key, error)
+
+        task = asyncio.get_running_loop().create_task(beat())
+
+        def cancel() -> None:
+            task.cancel()
+
+        return cancel
+
     async def _settle_async(self, claim: InboxClaim, decision: _Decision) -> None:
+        for delay in (*SETTLE_RETRY_DELAYS, None):
+            try:
+                await self._settle_once_async(claim, decision)
+            except Exception as error:
+                if not self._settle_again(claim, decision, delay, error):
+                    return
+                await asyncio.sleep(delay or 0.0)
+            else:
+                self._finished.pop(claim.key, None)
+                return
+
+    async def _settle_once_async(self, claim: InboxClaim, decision: _Decision) -> None:
         if not self._async_inbox:
-            await asyncio.to_thread(self._settle, claim, decision)
+            await asyncio.to_thread(self._settle_once, claim, decision)
             return
         inbox = cast(AsyncInbox, self.inbox)
         if decision.failure is not None:
@@ -278,7 +415,10 @@ class InboxWorker:
     # -- many deliveries ---------------------------------------------------------------
 
     def run_once(self) -> int:
-        """Claim up to ``batch`` due deliveries and process them; how many were claimed."""
+        """Claim up to ``batch`` due deliveries and process them; how many were claimed.
+
+        Once the worker is stopping, the claimed deliveries not yet started are given back.
+        """
         if self._async_inbox:
             raise ConfigurationError("this worker's inbox is async: use run_once_async or start_async")
         if inspect.iscoroutinefunction(getattr(self.receiver.store, "claim", None)):
@@ -290,8 +430,16 @@ class InboxWorker:
             claims = inbox.claim_due(self.lease, self.batch)
         for claim in claims:
             with self._busy:
-                self.process(claim)
+                if self._halting():
+                    inbox.release(claim.key, claim.token, self._clock())
+                else:
+                    self.process(claim)
         return len(claims)
+
+    def _halting(self) -> bool:
+        # Only while run() or run_async() is stopping: drain() after a stop still processes.
+        outer = self._outer_stop
+        return self._stopping or (outer is not None and outer.is_set())
 
     async def run_once_async(self) -> int:
         """The async :meth:`run_once`: the inbox's own coroutines, or a sync inbox in a thread."""
@@ -300,7 +448,12 @@ class InboxWorker:
         else:
             claims = await asyncio.to_thread(cast(Inbox, self.inbox).claim_due, self.lease, self.batch)
         for claim in claims:
-            await self.process_async(claim)
+            if not self._stopping:
+                await self.process_async(claim)
+            elif self._async_inbox:
+                await cast(AsyncInbox, self.inbox).release(claim.key, claim.token, self._clock())
+            else:
+                await asyncio.to_thread(cast(Inbox, self.inbox).release, claim.key, claim.token, self._clock())
         return len(claims)
 
     def drain(self, *, max_rounds: int = 10_000) -> int:
@@ -318,37 +471,47 @@ class InboxWorker:
     def run(self, stop: threading.Event | None = None) -> None:
         """Process deliveries until *stop* (default: :meth:`stop`) is set."""
         stop = stop or self._stop
-        while not stop.is_set():
-            try:
-                claimed = self.run_once()
-            except StoreUnavailable as error:
-                logger.warning("inbox unavailable; the worker waits: %s", error)
-                claimed = 0
-            except Exception:
-                logger.exception("inbox worker error; it carries on")
-                claimed = 0
-            if claimed < self.batch:
-                self._wake.wait(self.poll_interval)
-                self._wake.clear()
+        self._outer_stop = stop
+        try:
+            while not stop.is_set():
+                try:
+                    claimed = self.run_once()
+                except StoreUnavailable as error:
+                    logger.warning("inbox unavailable; the worker waits: %s", error)
+                    claimed = 0
+                except Exception:
+                    logger.exception("inbox worker error; it carries on")
+                    claimed = 0
+                if claimed < self.batch:
+                    self._wake.wait(self.poll_interval)
+                    self._wake.clear()
+        finally:
+            self._outer_stop = None
 
     def start(self) -> None:
         """Run the worker in a daemon thread (for WSGI apps); idempotent.
 
-        The thread follows the application into forked processes (gunicorn
-        ``--preload`` imports the app before forking its workers, and a thread
-        does not survive ``fork()``): each child starts its own. At interpreter
-        exit the thread is stopped after its current delivery.
+        The thread follows the application into forked processes (a thread does
+        not survive ``fork()``): each child starts its own. Under ``gunicorn
+        --preload`` the master imports the application before forking its
+        workers: there the thread is not started at all, so only the worker
+        processes claim and run deliveries. At interpreter exit the thread is
+        stopped after its current delivery.
         """
         if self._thread is not None and self._thread.is_alive():
             return
         if self._async_inbox or inspect.iscoroutinefunction(getattr(self.receiver.store, "claim", None)):
             raise ConfigurationError("an async inbox or replay store runs in a task: use start_async")
-        self._stop.clear()
-        self._thread = threading.Thread(target=self.run, name="kreuzberg-inbox-worker", daemon=True)
-        self._thread.start()
         if self not in _threaded:
             _threaded.add(self)
             atexit.register(self.stop, 5.0)
+        self._stop.clear()
+        if _preloading_in_gunicorn_master():
+            logger.info("gunicorn --preload: the inbox worker starts in each worker process, not in the master")
+            self._deferred = True
+            return
+        self._thread = threading.Thread(target=self.run, name="kreuzberg-inbox-worker", daemon=True)
+        self._thread.start()
 
     def init_app(self, app: Any) -> None:
         """Flask: run the worker thread for *app* (``worker.init_app(app)``), found again in
@@ -359,16 +522,20 @@ class InboxWorker:
     def _restart_in_child(self) -> None:
         # The parent's thread did not come along, and its locks were copied in whatever state.
         self._busy = threading.Lock()
-        if self._thread is None or self._stop.is_set():
+        if (self._thread is None and not self._deferred) or self._stop.is_set():
             return
+        self._deferred = False
         self._thread = None
         self._stop = threading.Event()
         self._wake = threading.Event()
         self.start()
 
-    def stop(self, timeout: float = 30.0) -> None:
-        """Stop the thread after the delivery it is processing (an unfinished one comes
-        back after its lease)."""
+    def stop(self, timeout: float | None = None) -> None:
+        """Stop claiming, and wait up to *timeout* seconds (default ``shutdown_grace``) for the
+        delivery being processed to finish and be settled (one still running after that comes
+        back after its lease); the claimed ones not yet started are given back."""
+        if timeout is None:
+            timeout = self.shutdown_grace
         self._stop.set()
         self._wake.set()
         thread, self._thread = self._thread, None
@@ -403,7 +570,7 @@ class InboxWorker:
     async def run_async(self) -> None:
         """Process deliveries on this event loop until cancelled or :meth:`stop_async`."""
         self._async_wake = wake = asyncio.Event()
-        while True:
+        while not self._stopping:
             try:
                 claimed = await self.run_once_async()
             except asyncio.CancelledError:
@@ -414,7 +581,7 @@ class InboxWorker:
             except Exception:
                 logger.exception("inbox worker error; it carries on")
                 claimed = 0
-            if claimed < self.batch:
+            if claimed < self.batch and not self._stopping:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(wake.wait(), self.poll_interval)
                 wake.clear()
@@ -423,15 +590,32 @@ class InboxWorker:
         """Run the worker as a task on the running loop (for ASGI apps); idempotent."""
         if self._task is not None and not self._task.done():
             return
+        self._stopping = False
         self._task = asyncio.get_running_loop().create_task(self.run_async(), name="kreuzberg-inbox-worker")
 
     async def stop_async(self) -> None:
-        """Cancel the task; a delivery it was processing comes back after its lease."""
+        """Stop claiming, let the deliveries being processed finish and be settled (for up to
+        ``shutdown_grace`` seconds), then end the task. The claimed deliveries not yet started
+        are given back; one still running after the grace comes back after its lease."""
         task, self._task = self._task, None
-        if task is not None:
+        if task is None:
+            return
+        self._stopping = True
+        if self._async_wake is not None:
+            self._async_wake.set()
+        try:
+            await asyncio.wait_for(asyncio.shield(task), self.shutdown_grace)
+        except TimeoutError:
+            logger.warning(
+                "inbox worker stopped after a grace of %.0f s with a handler still running; "
+                "its delivery comes back after its lease",
+                self.shutdown_grace,
+            )
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        finally:
+            self._stopping = False
 
     @contextlib.asynccontextmanager
     async def running_task(self) -> AsyncIterator[InboxWorker]:
@@ -458,6 +642,26 @@ class InboxWorker:
 
 _threaded: weakref.WeakSet[InboxWorker] = weakref.WeakSet()
 _held: list[InboxWorker] = []
+
+
+def _preloading_in_gunicorn_master() -> bool:
+    """Whether gunicorn's master is importing the application (``--preload``) on this stack.
+
+    The master calls the application's loader from ``Arbiter.setup``; a worker process
+    loads it (or inherits it) under ``Arbiter.spawn_worker``.
+    """
+    if "gunicorn.arbiter" not in sys.modules:
+        return False
+    frame = sys._getframe(1)
+    while frame is not None:
+        code = frame.f_code
+        if code.co_filename.endswith(os.path.join("gunicorn", "arbiter.py")):
+            if code.co_name == "spawn_worker":
+                return False
+            if code.co_name == "setup":
+                return True
+        frame = frame.f_back  # type: ignore[assignment]
+    return False
 
 
 def _before_fork() -> None:

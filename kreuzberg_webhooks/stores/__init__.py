@@ -9,9 +9,9 @@ store on Django's cache in :mod:`kreuzberg_webhooks.adapters.django`.
 from __future__ import annotations
 
 import importlib
-from urllib.parse import unquote, urlsplit
 
 from ..exceptions import ConfigurationError
+from ._url import check_url, sqlite_path
 from .base import AsyncReplayStore, Claim, ClaimState, ReplayStore
 from .memory import MemoryStore
 from .sqlite import SQLiteStore
@@ -28,13 +28,11 @@ def open_store(url: str, *, asynchronous: bool = False) -> ReplayStore | AsyncRe
     *asynchronous*), which needs the ``[redis]`` extra; ``postgresql://`` →
     the PostgreSQL store (likewise), which needs the ``[postgres]`` extra.
     """
-    scheme = urlsplit(url).scheme.lower()
+    scheme = check_url(url, "replay store").scheme.lower()
     if scheme == "memory":
         return MemoryStore()
     if scheme == "sqlite":
-        path = unquote(url.split("://", 1)[1])
-        if path.startswith("/"):
-            path = path[1:]  # sqlite:///x.db is relative, sqlite:////x.db absolute (SQLAlchemy's rule)
+        path = sqlite_path(url, "replay store")
         return SQLiteStore(path)
     if scheme in ("redis", "rediss", "unix"):
         # Imported here: redis-py is an optional extra.

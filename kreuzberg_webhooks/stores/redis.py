@@ -26,7 +26,7 @@ import logging
 import math
 import secrets
 from typing import Any, NoReturn
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlencode, urlunsplit
 
 try:
     import redis
@@ -40,6 +40,7 @@ except ImportError as error:  # redis-py is the optional [redis] extra
 
 from .._settings import duration
 from ..exceptions import ConfigurationError, StoreUnavailable
+from ._url import check_url
 from .base import Claim, ClaimState
 
 __all__ = ["DEFAULT_PREFIX", "DEFAULT_SOCKET_TIMEOUT", "PREFIX_QUERY_PARAMETER", "AsyncRedisStore", "RedisStore"]
@@ -107,7 +108,7 @@ def _claim_from_reply(reply: Any) -> Claim:
 
 def _split_url(url: str, prefix: str | None) -> tuple[str, str]:
     """Take the ``key_prefix`` query parameter out of *url* (redis-py would refuse it)."""
-    parts = urlsplit(url)
+    parts = check_url(url, "Redis")
     query = parse_qsl(parts.query, keep_blank_values=True)
     for name, value in query:
         if name in _TIMEOUTS:

@@ -204,3 +204,70 @@ def test_the_worker_command_processes_the_inbox_until_sigterm(tmp_path: Path, in
         _, err = proc.communicate(timeout=30)
     assert proc.returncode == 0, err
     assert sorted((tmp_path / "events.log").read_text().split()) == sorted(e.job_id for e in entries)
+
+
+def done(inbox: SQLiteInbox) -> str:
+    entry = make_entry()
+    inbox.enqueue(entry)
+    claim = inbox.claim(entry.key, LEASE)
+    assert claim is not None
+    inbox.complete(claim.key, claim.token)
+    assert entry.event_id is not None
+    return entry.event_id
+
+
+def test_retry_refuses_a_done_delivery_unless_told_so(
+    capsys: pytest.CaptureFixture[str], inbox: SQLiteInbox, inbox_path: Path
+) -> None:
+    finished, failed = done(inbox), dead(inbox)
+    store = f"sqlite:///{inbox_path}"
+    code, out, err = run(capsys, "inbox", "retry", finished, failed, "--store", store)
+    assert code == 1
+    assert out.strip() == "queued 1 delivery again"
+    assert f"not queued, done already: {finished}" in err
+    assert "--include-done" in err
+    assert [r.state for r in (inbox.get(finished), inbox.get(failed)) if r] == [
+        DeliveryState.DONE,
+        DeliveryState.QUEUED,
+    ]
+    code, _, err = run(capsys, "inbox", "retry", "--state", "done", "--store", store)
+    assert code == 2
+    assert "--include-done" in err
+    assert inbox.counts()[DeliveryState.DONE] == 1
+    # Asked for: queued, and told what the worker will do with it.
+    code, out, err = run(capsys, "inbox", "retry", finished, "--include-done", "--store", store)
+    assert (code, out.strip()) == (0, "queued 1 delivery again")
+    assert "replay store" in err
+    record = inbox.get(finished)
+    assert record is not None
+    assert record.state is DeliveryState.QUEUED
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["list", "--store", "sqlite:///%00x"],
+        ["list", "--store", "postgresql://[::1/db"],
+        ["list", "--store", "redis://localhost:99999"],
+        ["list", "--store", "postgresql://localhost:99999/db"],
+        ["list", "--store", "sqlite:///inbox.db?mode=ro"],
+        ["list", "--store", "sqlite:///inbox.db", "--limit", "0"],
+        ["list", "--store", "sqlite:///inbox.db", "--limit", "-3"],
+        ["purge", "--store", "sqlite:///inbox.db", "--state", "done", "--older-than", "nan"],
+        ["purge", "--store", "sqlite:///inbox.db", "--state", "done", "--older-than", "-5"],
+        ["purge", "--store", "sqlite:///inbox.db", "--state", "done", "--older-than", "inf"],
+        ["worker", "--receiver", "tests.inbox.support:SECRET", "--store", "sqlite:///inbox.db", "--poll-interval", "0"],
+    ],
+    ids=str,
+)
+def test_a_bad_url_or_number_is_one_line_and_exit_2(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, argv: list[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    code, out, err = run(capsys, "inbox", *argv)
+    assert code == 2
+    assert out == ""
+    assert err.startswith("kreuzberg-webhooks")
+    assert len(err.strip().splitlines()) == 1, err
+    assert "Traceback" not in err
+    assert [p.name for p in tmp_path.iterdir()] in ([], ["inbox.db"])  # never "inbox.db?mode=ro"

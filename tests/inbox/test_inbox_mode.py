@@ -36,7 +36,9 @@ def test_a_delivery_is_queued_then_processed_once_by_the_worker(tmp_path: Path) 
     assert (again.status_code, again.reason) == (200, "duplicate")
     InboxWorker(receiver, clock=clock).drain()
     assert sum(handler.calls.values()) == 1
-    (record,) = inbox.list()
+    (listed,) = inbox.list()
+    record = inbox.get(listed.key)
+    assert record is not None
     assert record.state is DeliveryState.DONE
     assert record.entry.body == body
     assert dict(record.entry.headers)["x-webhook-signature"] == headers["X-Webhook-Signature"]

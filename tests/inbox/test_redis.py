@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
 import redis
 
-from kreuzberg_webhooks import StoreUnavailable
+from kreuzberg_webhooks import ConfigurationError, StoreUnavailable
 from kreuzberg_webhooks.inbox import DeliveryState, Inbox, open_inbox
 from kreuzberg_webhooks.inbox.redis import AsyncRedisInbox, RedisInbox
 from tests.inbox.contract import LEASE, InboxContract, make_entry
@@ -93,3 +95,34 @@ def test_the_async_inbox_raises_store_unavailable_when_the_server_is_gone() -> N
         await inbox.aclose()
 
     asyncio.run(scenario())
+
+
+@pytest.fixture
+def evicting_redis(tmp_path: Path) -> Iterator[str]:
+    """A real redis-server that evicts any key under memory pressure (``allkeys-lru``)."""
+    from tests.redis_server import RedisServer
+
+    extra = ["--maxmemory", "64mb", "--maxmemory-policy", "allkeys-lru"]
+    with RedisServer(tmp_path / "redis", extra_args=extra).running() as server:
+        assert redis.Redis.from_url(server.url).config_get("maxmemory-policy") == {"maxmemory-policy": "allkeys-lru"}
+        yield server.url
+
+
+@pytest.mark.slow
+def test_an_inbox_on_a_redis_that_may_evict_its_deliveries_is_refused(evicting_redis: str) -> None:
+    # Under allkeys-lru an acknowledged delivery can vanish: the docs require noeviction.
+    with pytest.raises(ConfigurationError, match="noeviction"):
+        RedisInbox.from_url(evicting_redis, prefix=fresh_prefix())
+    with pytest.raises(ConfigurationError, match="noeviction"):
+        open_inbox(evicting_redis)
+
+    async def first_write() -> None:
+        inbox = AsyncRedisInbox.from_url(evicting_redis, prefix=fresh_prefix())
+        try:
+            await inbox.enqueue(make_entry())
+        finally:
+            await inbox.aclose()
+
+    with pytest.raises(ConfigurationError, match="noeviction"):
+        asyncio.run(first_write())
+    assert redis.Redis.from_url(evicting_redis).dbsize() == 0  # nothing was acknowledged

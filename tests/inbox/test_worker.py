@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -96,7 +98,7 @@ def test_a_handler_failing_for_an_hour_runs_once_after_it_recovers(
     assert handler.calls == {entry.job_id: 1 for entry in entries}
     records = inbox.list()
     assert {r.state for r in records} == {DeliveryState.DONE}
-    assert all(r.last_error and "downstream is down" in r.last_error for r in records)
+    assert all(r.last_error is None for r in records)  # done: the outage's error is history
     # 10, 20, … 600 s between attempts: about 13 failed attempts each in the hour.
     assert all(10 <= r.attempts <= 16 for r in records)
     assert len(failures) == sum(r.attempts - 1 for r in records)
@@ -383,3 +385,200 @@ def test_a_thread_is_refused_for_an_async_replay_store(inbox: SQLiteInbox) -> No
         worker.start()
     with pytest.raises(ConfigurationError, match="async"):
         worker.run_once()
+
+
+# -- an outage at mark-done, a handler slower than the lease ------------------------------------
+
+
+class _FlakyCompleteStore(MemoryStore):
+    """A replay store that is down for the first *failures* calls of ``complete``."""
+
+    def __init__(self, failures: int, **options: object) -> None:
+        super().__init__(**options)  # type: ignore[arg-type]
+        self.failures = failures
+
+    def complete(self, key: str, token: str, retention: float) -> None:
+        if self.failures > 0:
+            self.failures -= 1
+            raise StoreUnavailable("replay store down at mark-done")
+        super().complete(key, token, retention)
+
+
+class _FlakyCompleteInbox(SQLiteInbox):
+    """A SQLite inbox that is down for the first *failures* calls of ``complete``."""
+
+    failures = 0
+
+    def complete(self, key: str, token: str) -> bool:
+        if self.failures > 0:
+            self.failures -= 1
+            raise StoreUnavailable("inbox down at mark-done")
+        return super().complete(key, token)
+
+
+@pytest.fixture
+def no_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The retries' number and order are what is tested; their waits only slow the test down.
+    import kreuzberg_webhooks.inbox.worker as worker_module
+    import kreuzberg_webhooks.lifecycle as lifecycle
+
+    monkeypatch.setattr(lifecycle, "COMPLETE_RETRY_DELAYS", (0.0, 0.0, 0.0), raising=False)
+    monkeypatch.setattr(worker_module, "SETTLE_RETRY_DELAYS", (0.0, 0.0, 0.0), raising=False)
+
+
+@pytest.mark.usefixtures("no_backoff")
+def test_a_short_outage_at_mark_done_still_runs_the_handler_once(
+    tmp_path: Path, clock: FrozenClock, handler: CountingHandler
+) -> None:
+    store = _FlakyCompleteStore(1, clock=clock)
+    inbox = _FlakyCompleteInbox(tmp_path / "inbox.sqlite3", clock=clock)
+    inbox.failures = 1
+    receiver = Receiver(SECRET, store=store, clock=clock)
+    receiver.on()(handler)
+    worker = InboxWorker(receiver, inbox, lease=LEASE, clock=clock)
+    entry = entry_for(received_at=NOW)
+    inbox.enqueue(entry)
+    worker.drain()
+    clock.advance(10 * receiver.lease)  # every lease over: an unsettled claim would be taken again
+    worker.drain()
+    assert handler.calls == {entry.job_id: 1}
+    record = inbox.get(entry.key)
+    assert record is not None
+    assert record.state is DeliveryState.DONE
+    assert store.claim(entry.key, LEASE).state.value == "done"
+
+
+@pytest.mark.usefixtures("no_backoff")
+def test_a_delivery_whose_done_the_inbox_refused_is_settled_on_its_next_claim_without_running(
+    tmp_path: Path, clock: FrozenClock, handler: CountingHandler
+) -> None:
+    # Both down for longer than the retries: the worker remembers that the handlers ran.
+    store = _FlakyCompleteStore(100, clock=clock)
+    inbox = _FlakyCompleteInbox(tmp_path / "inbox.sqlite3", clock=clock)
+    inbox.failures = 10
+    receiver = Receiver(SECRET, store=store, clock=clock)
+    receiver.on()(handler)
+    worker = InboxWorker(receiver, inbox, lease=LEASE, clock=clock)
+    entry = entry_for(received_at=NOW)
+    inbox.enqueue(entry)
+    worker.drain()
+    record = inbox.get(entry.key)
+    assert record is not None
+    assert record.state is DeliveryState.RUNNING  # the inbox never heard
+    inbox.failures = 0
+    clock.advance(10 * receiver.lease)
+    worker.drain()
+    assert handler.calls == {entry.job_id: 1}
+    record = inbox.get(entry.key)
+    assert record is not None
+    assert record.state is DeliveryState.DONE
+
+
+def _wait(condition: Callable[[], bool], what: str, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.02)
+
+
+def test_a_handler_slower_than_the_lease_runs_once_while_another_worker_polls(tmp_path: Path) -> None:
+    lease = 0.6
+    inbox = SQLiteInbox(tmp_path / "inbox.sqlite3")
+    store = MemoryStore()
+    runs: list[str] = []
+    release = threading.Event()
+
+    def slow(event: Event) -> None:
+        runs.append(str(event.job_id))
+        release.wait(30)
+
+    receivers = [Receiver(SECRET, store=store, lease=lease) for _ in range(2)]
+    for receiver in receivers:
+        receiver.on()(slow)
+    workers = [InboxWorker(r, inbox, lease=lease, poll_interval=0.02) for r in receivers]
+    entry = entry_for(received_at=time.time())
+    inbox.enqueue(entry)
+    with workers[0].running_thread():
+        _wait(lambda: len(runs) == 1, "the handler to start")
+        started = time.time()
+        with workers[1].running_thread():
+            # Three leases pass with the handler still running, the other worker polling.
+            _wait(lambda: len(runs) > 1 or time.time() > started + 3 * lease, "three leases")
+            release.set()
+            _wait(lambda: (r := inbox.get(entry.key)) is not None and r.state is DeliveryState.DONE, "done")
+    assert runs == [entry.job_id]
+    record = inbox.get(entry.key)
+    assert record is not None
+    assert record.attempts == 1
+
+
+def test_every_lease_defaults_to_the_receivers_and_rq_kills_only_after_its_job_timeout(tmp_path: Path) -> None:
+    # One rule: a lease is how long a dead worker's claim holds (the receiver's, unless given);
+    # a handler's time limit is a separate thing (RQ's job_timeout), never the lease.
+    import redis
+
+    from kreuzberg_webhooks.inbox.queues import TaskQueueInbox
+    from kreuzberg_webhooks.inbox.rq import DEFAULT_JOB_TIMEOUT, RQInbox
+
+    inbox = SQLiteInbox(tmp_path / "inbox.sqlite3")
+    receiver = Receiver(SECRET, store=MemoryStore(), inbox=inbox, lease=45)
+    assert InboxWorker(receiver).lease == 45
+    queue = TaskQueueInbox(inbox, lambda key, countdown: None)
+    queue.bind(receiver)
+    assert queue.worker.lease == 45
+    rq_inbox = RQInbox(redis.Redis(), inbox, import_path="tests.nowhere:queue", lease=30)
+    assert rq_inbox._job_timeout == DEFAULT_JOB_TIMEOUT == 3600
+    assert RQInbox(redis.Redis(), inbox, import_path="tests.nowhere:queue", job_timeout=90)._job_timeout == 90
+
+
+def test_an_async_handler_slower_than_the_lease_runs_once_on_an_async_inbox(tmp_path: Path) -> None:
+    from kreuzberg_webhooks.inbox import AsyncSQLiteInbox
+
+    lease = 0.6
+    runs: list[str] = []
+
+    async def scenario() -> DeliveryState | None:
+        inbox = AsyncSQLiteInbox(tmp_path / "inbox.sqlite3")
+        store = MemoryStore()
+        release = asyncio.Event()
+
+        async def slow(event: Event) -> None:
+            runs.append(str(event.job_id))
+            await release.wait()
+
+        receivers = [Receiver(SECRET, store=store, lease=lease) for _ in range(2)]
+        for receiver in receivers:
+            receiver.on()(slow)
+        workers = [InboxWorker(r, inbox, lease=lease, poll_interval=0.02) for r in receivers]
+        entry = entry_for(received_at=time.time())
+        await inbox.enqueue(entry)
+        async with workers[0].running_task(), workers[1].running_task():
+            deadline = time.monotonic() + 30
+            while not runs:
+                assert time.monotonic() < deadline
+                await asyncio.sleep(0.02)
+            started = time.time()
+            while len(runs) == 1 and time.time() < started + 3 * lease:  # three leases, both polling
+                await asyncio.sleep(0.02)
+            release.set()
+            while (record := await inbox.get(entry.key)) is None or record.state is DeliveryState.RUNNING:
+                assert time.monotonic() < deadline
+                await asyncio.sleep(0.02)
+        return record.state
+
+    assert asyncio.run(scenario()) is DeliveryState.DONE
+    assert len(runs) == 1
+
+
+def test_a_stopped_worker_still_drains_when_asked(tmp_path: Path, handler: CountingHandler) -> None:
+    # Stopping gives back what a running loop claimed; it does not turn later drains into give-backs.
+    inbox = SQLiteInbox(tmp_path / "inbox.sqlite3")
+    receiver = Receiver(SECRET, store=MemoryStore())
+    receiver.on()(handler)
+    worker = InboxWorker(receiver, inbox, poll_interval=0.02)
+    worker.start()
+    worker.stop()
+    entry = entry_for(received_at=time.time())
+    inbox.enqueue(entry)
+    assert worker.drain() == 1
+    assert handler.calls == {entry.job_id: 1}

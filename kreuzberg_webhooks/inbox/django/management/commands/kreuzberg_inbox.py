@@ -58,6 +58,7 @@ class Command(BaseCommand):  # type: ignore[misc]
         retry_cmd = actions.add_parser("retry", help="queue deliveries again")
         retry_cmd.add_argument("event_ids", nargs="*")
         retry_cmd.add_argument("--state", choices=("queued", "done", "dead"))
+        retry_cmd.add_argument("--include-done", action="store_true")
         purge_cmd = actions.add_parser("purge", help="delete done (or dead) deliveries")
         purge_cmd.add_argument("--state", choices=("done", "dead", "queued"), required=True)
         purge_cmd.add_argument("--older-than", type=_seconds(zero=True), default=0.0)
