@@ -358,3 +358,15 @@ def test_the_management_command_line_prints_no_traceback_for_a_bad_limit() -> No
     assert "Traceback" not in result.stderr
     # argparse's usage, then one line that says what is wrong.
     assert "error: argument --limit: 0 is not a positive whole number" in result.stderr.splitlines()[-1]
+
+
+def test_the_workers_receiver_keys_deliveries_as_the_configured_one_does() -> None:
+    from kreuzberg_webhooks.adapters.django.inbox_mode import worker_receiver
+
+    configured, worker = get_receiver(), worker_receiver()
+    assert worker is not configured
+    shared = ("verifier", "store", "inbox", "lease", "retention", "observers")
+    assert all(getattr(worker, name) is getattr(configured, name) for name in shared)
+    assert worker_receiver() is worker  # built once per settings and URLconf
+    with override_settings(ROOT_URLCONF="tests.inbox.django_suite.mixin_urls"):
+        assert worker_receiver() is not worker
