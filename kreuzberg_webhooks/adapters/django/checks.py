@@ -227,6 +227,8 @@ def _inbox_problem(inbox: Any) -> str | None:
             return "is 'django', but 'kreuzberg_webhooks.inbox.django' is not in INSTALLED_APPS"
         return None
     if isinstance(inbox, str):
+        if "://" not in inbox:
+            return f"is {inbox!r}: use 'django' (the inbox app's table) or an inbox URL (sqlite:///…, redis://…)"
         return _url_problem(inbox, _INBOX_SCHEMES)
     if callable(getattr(inbox, "enqueue", None)):
         return None
