@@ -7,6 +7,7 @@ here first (``docs/contract.md`` §2).
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from collections.abc import Callable
@@ -219,6 +220,10 @@ BODIES: list[Any] = [
 ]
 
 
+async def _twice_async(receiver: Receiver, delivery: tuple[bytes, dict[str, str]]) -> tuple[Any, Any]:
+    return await receiver.handle_async(*delivery), await receiver.handle_async(*delivery)
+
+
 def deliver(body: dict[str, Any]) -> tuple[bytes, dict[str, str]]:
     """Signed as the service signs: ``t=…,v1=…`` over ``"<t>." + body``."""
     return signed_delivery(SECRET, json.dumps(body).encode(), scheme="t-v1", signed_at=NOW)
@@ -236,15 +241,19 @@ def test_every_body_the_vendor_sdk_builds_verifies_into_its_family(
     assert event.raw == body
 
 
+@pytest.mark.parametrize("path", ["sync", "async"])
 @pytest.mark.parametrize(("build", "kind", "event_type", "identity"), BODIES)
 def test_every_body_the_vendor_sdk_builds_sent_twice_is_handled_once(
-    build: Callable[[], dict[str, Any]], kind: type, event_type: str, identity: str | None
+    build: Callable[[], dict[str, Any]], kind: type, event_type: str, identity: str | None, path: str
 ) -> None:
     receiver = Receiver(SECRET, clock=FrozenClock(NOW))
     handled: list[Event] = []
     receiver.on(event_type)(handled.append)
     delivery = deliver(build())
-    first, second = receiver.handle(*delivery), receiver.handle(*delivery)
+    if path == "sync":
+        first, second = receiver.handle(*delivery), receiver.handle(*delivery)
+    else:
+        first, second = asyncio.run(_twice_async(receiver, delivery))
     assert (first.status_code, first.reason) == (200, "processed")
     assert (second.status_code, second.reason) == (200, "duplicate")
     assert [type(event) for event in handled] == [kind]
