@@ -447,3 +447,15 @@ def test_a_known_family_event_that_cannot_be_read_is_kept_by_its_event_id(
     assert [type(event) for event in every] == [UnknownEvent]
     assert typed == []  # handlers typed for the family never see what it could not read
     assert "cannot read" in caplog.text
+
+
+def test_a_job_the_reconciler_reads_in_upper_case_is_the_job_its_webhook_closed() -> None:
+    from kreuzberg_webhooks.events import parse_job_document
+
+    rx = receiver()
+    completed: list[Event] = []
+    rx.on("job.completed")(completed.append)
+    assert send(rx, webhook_event_payload(now=NOW, job_id=JOB)).reason == "processed"
+    fetched = parse_job_document(job_document_payload(now=NOW, id=JOB.upper(), status="COMPLETED"))
+    assert rx.process(fetched, via="reconcile").reason == "duplicate"
+    assert len(completed) == 1
