@@ -15,6 +15,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from kreuzberg_cloud._generated.models import JobResponse as KreuzbergCloudJobResponse
+from kreuzberg_cloud._generated.models.job_status import JOB_STATUS_VALUES as KREUZBERG_CLOUD_STATUSES
 from xberg_io_sdk._generated_api.models import AutoTuneWebhookEvent as SdkAutoTuneWebhookEvent
 from xberg_io_sdk._generated_api.models import CrawlProgress as SdkCrawlProgress
 from xberg_io_sdk._generated_api.models import CrawlWebhookEvent as SdkCrawlWebhookEvent
@@ -372,3 +374,15 @@ def test_the_parsed_fields_agree_with_the_sdk_reading_the_same_body() -> None:
         theirs.job_id,
         theirs.timestamp,
     )
+
+
+@pytest.mark.parametrize("status", sorted(KREUZBERG_CLOUD_STATUSES))
+def test_every_job_document_kreuzberg_cloud_sdk_models_is_a_job_document(status: str) -> None:
+    # kreuzberg-cloud-sdk 0.3.1's JobResponse: the older shape, no job_type, a null result.
+    body = KreuzbergCloudJobResponse(
+        created_at=WHEN - timedelta(minutes=1), filename="a.pdf", id=uuid.uuid4(), status=status, result=None
+    ).to_dict()
+    event = Verifier(SECRET, clock=FrozenClock(NOW)).verify(*deliver(body))
+    assert isinstance(event, JobDocument)
+    assert (event.job_id, event.status, event.result, event.job_type) == (body["id"], status, None, None)
+    assert event.type == ("job.completed" if status == "partial_success" else f"job.{status}")
