@@ -36,8 +36,9 @@ __all__ = [
     "Submission",
 ]
 
-#: The vendor SDK's default (the seed's endpoint).
-DEFAULT_BASE_URL = "https://api.xberg.io"
+#: The hosted service's API, as the vendor's kreuzberg-cloud-sdk documents it (its ``DEFAULT_BASE_URL``);
+#: a self-hosted Xberg deployment has none and must be given its own.
+DEFAULT_BASE_URL = "https://api.kreuzberg.dev"
 API_URL_ENV = "KREUZBERG_API_URL"
 API_KEY_ENV = "KREUZBERG_API_KEY"
 
@@ -136,6 +137,10 @@ class _Base:
             raise ConfigurationError(f"no API key: pass api_key= or set {API_KEY_ENV}")
         url = (base_url or os.environ.get(API_URL_ENV) or DEFAULT_BASE_URL).rstrip("/")
         parts = urlsplit(url)
+        try:
+            parts.port  # noqa: B018 - raises ValueError for a port out of range
+        except ValueError:
+            raise ConfigurationError(f"the API base URL has no valid port: {url!r}") from None
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ConfigurationError(f"the API base URL must be http:// or https://, not {url!r}")
         if not (timeout > 0 and retry_deadline > 0):
@@ -242,7 +247,8 @@ class JobsClient(_Base):
 
     :param api_key: the API key (default ``$KREUZBERG_API_KEY``). It never appears in
         errors, reprs or logs.
-    :param base_url: default ``$KREUZBERG_API_URL``, else ``https://api.xberg.io``.
+    :param base_url: default ``$KREUZBERG_API_URL``, else ``https://api.kreuzberg.dev`` (the hosted
+        service, as the vendor's kreuzberg-cloud-sdk documents it); a self-hosted deployment needs its own.
     :param client: an ``httpx.Client`` to reuse (its connections, proxies, transport);
         the jobs client never closes a client it was given.
     :param timeout: seconds per request, for the client it creates.

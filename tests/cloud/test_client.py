@@ -261,7 +261,7 @@ def test_base_url_and_key_come_from_the_environment(cloud: Emulator, monkeypatch
         assert client.base_url == cloud.base_url
         assert client.get_job(job_id).job_id == uuid.UUID(job_id)
     monkeypatch.delenv("KREUZBERG_API_URL")
-    assert JobsClient().base_url == "https://api.xberg.io"
+    assert JobsClient().base_url == "https://api.kreuzberg.dev"  # kreuzberg-cloud-sdk's DEFAULT_BASE_URL
 
 
 def test_the_api_key_never_appears_in_errors_reprs_or_logs(caplog: pytest.LogCaptureFixture) -> None:
