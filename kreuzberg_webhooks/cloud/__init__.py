@@ -23,11 +23,13 @@ from .errors import (
     InvalidJobId,
     InvalidResponse,
     JobNotFound,
+    JobNotReady,
     JobsAPIError,
     JobTimeout,
     PermanentAPIError,
     ServerError,
 )
+from .models import JobList, JobResults, JobSummary
 from .policy import Backoff, parse_job_response, parse_retry_after
 from .reconcile import DEFAULT_GRACE, AsyncReconciler, Reconciler, ReconcileReport, delivered_via
 from .tracking import JobTracker, MemoryTracker, SQLiteTracker, TrackedJob, open_tracker
@@ -44,7 +46,11 @@ __all__ = [
     "InvalidAPIKey",
     "InvalidJobId",
     "InvalidResponse",
+    "JobList",
     "JobNotFound",
+    "JobNotReady",
+    "JobResults",
+    "JobSummary",
     "JobTimeout",
     "JobTracker",
     "JobsAPIError",

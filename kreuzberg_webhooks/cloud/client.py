@@ -25,6 +25,7 @@ import httpx
 from ..events import CrawlJobDocument, Event, JobDocument, JobResult
 from ..exceptions import ConfigurationError
 from .errors import InvalidResponse, JobTimeout
+from .models import JobList, JobResults
 from .policy import Answer, Backoff, JobLookup, Send, Sleep, Step, is_terminal, parse_job_response, retrying
 
 __all__ = [
@@ -181,6 +182,53 @@ class _Base:
             raise InvalidResponse(f"GET {path} answered {response.status_code} with a body that is not JSON") from None
         return parse_job_response(data)
 
+    def _call_flow(
+        self,
+        client: httpx.Client | httpx.AsyncClient,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        job_id: str | None = None,
+    ) -> Generator[Step, Answer, Any]:
+        """One request with the retry policy; the decoded JSON body (``None`` for an empty one)."""
+        response = yield from retrying(
+            lambda: self._build(client, method, path, params=params),
+            what=f"{method} {path}",
+            secret=self._api_key.value,
+            backoff=self.backoff,
+            deadline=self._clock() + self.retry_deadline,
+            clock=self._clock,
+            job_id=job_id,
+        )
+        if not response.content:
+            return None
+        try:
+            return json.loads(response.content)
+        except ValueError:
+            raise InvalidResponse(
+                f"{method} {path} answered {response.status_code} with a body that is not JSON"
+            ) from None
+
+    def _result_set_flow(
+        self, client: httpx.Client | httpx.AsyncClient, job_id: str | UUID
+    ) -> Generator[Step, Answer, JobResults]:
+        ident = str(job_id)
+        data = yield from self._call_flow(client, "GET", f"/v1/jobs/{quote(ident, safe='')}/result", job_id=ident)
+        return JobResults.from_dict(data)
+
+    def _list_flow(
+        self, client: httpx.Client | httpx.AsyncClient, limit: int, offset: int
+    ) -> Generator[Step, Answer, JobList]:
+        data = yield from self._call_flow(client, "GET", "/v1/jobs", params={"limit": limit, "offset": offset})
+        return JobList.from_dict(data)
+
+    def _cancel_flow(
+        self, client: httpx.Client | httpx.AsyncClient, job_id: str | UUID
+    ) -> Generator[Step, Answer, None]:
+        ident = str(job_id)
+        yield from self._call_flow(client, "DELETE", f"/v1/jobs/{quote(ident, safe='')}", job_id=ident)
+
     def _wait_flow(
         self,
         client: httpx.Client | httpx.AsyncClient,
@@ -314,6 +362,22 @@ class JobsClient(_Base):
         result: JobLookup = self._run(self._wait_flow(self._client, job_id, timeout, poll_interval, max_interval))
         return result
 
+    def get_result(self, job_id: str | UUID) -> JobResults:
+        """``GET /v1/jobs/{job_id}/result``: a finished job's stored results;
+        :class:`~kreuzberg_webhooks.cloud.JobNotReady` (409) until it has finished successfully."""
+        result: JobResults = self._run(self._result_set_flow(self._client, job_id))
+        return result
+
+    def list_jobs(self, *, limit: int = 50, offset: int = 0) -> JobList:
+        """``GET /v1/jobs``: a page of job summaries, newest first."""
+        result: JobList = self._run(self._list_flow(self._client, limit, offset))
+        return result
+
+    def cancel_job(self, job_id: str | UUID) -> None:
+        """``DELETE /v1/jobs/{job_id}``: cancel a job (a finished one stays as it is); its
+        ``job.cancelled`` webhook follows."""
+        self._run(self._cancel_flow(self._client, job_id))
+
     def iter_child_jobs(self, crawl: CrawlJobDocument | str | UUID) -> Iterator[JobLookup]:
         """Each extraction job a crawl job spawned, fetched one after the other."""
         if not isinstance(crawl, CrawlJobDocument):
@@ -401,6 +465,20 @@ class AsyncJobsClient(_Base):
         """Poll until the job is terminal (1 s, doubling, capped at 30 s); :class:`JobTimeout` after *timeout*."""
         result: JobLookup = await self._run(self._wait_flow(self._client, job_id, timeout, poll_interval, max_interval))
         return result
+
+    async def get_result(self, job_id: str | UUID) -> JobResults:
+        """``GET /v1/jobs/{job_id}/result``; see :meth:`JobsClient.get_result`."""
+        result: JobResults = await self._run(self._result_set_flow(self._client, job_id))
+        return result
+
+    async def list_jobs(self, *, limit: int = 50, offset: int = 0) -> JobList:
+        """``GET /v1/jobs``; see :meth:`JobsClient.list_jobs`."""
+        result: JobList = await self._run(self._list_flow(self._client, limit, offset))
+        return result
+
+    async def cancel_job(self, job_id: str | UUID) -> None:
+        """``DELETE /v1/jobs/{job_id}``; see :meth:`JobsClient.cancel_job`."""
+        await self._run(self._cancel_flow(self._client, job_id))
 
     async def iter_child_jobs(self, crawl: CrawlJobDocument | str | UUID) -> AsyncIterator[JobLookup]:
         """Each extraction job a crawl job spawned, fetched one after the other."""

@@ -78,6 +78,7 @@ class Faults:
     :param duplicate: delivered events sent once more.
     :param concurrent: events whose first attempt is sent twice at the same moment.
     :param api_errors: API requests answered 503 or 429 (with ``Retry-After``), half each.
+    :param rate_limited: API requests answered 429 (with ``Retry-After``).
     :param slow: API requests answered only after *slow_seconds*.
     :param retry_after: the ``Retry-After`` of an injected 429: whole seconds (0 and negative
         values included), or a string sent as it is (an HTTP date, say).
@@ -87,12 +88,13 @@ class Faults:
     duplicate: float = 0.0
     concurrent: float = 0.0
     api_errors: float = 0.0
+    rate_limited: float = 0.0
     slow: float = 0.0
     slow_seconds: float = 1.0
     retry_after: int | str = 1
 
     def __post_init__(self) -> None:
-        for name in ("drop", "duplicate", "concurrent", "api_errors", "slow"):
+        for name in ("drop", "duplicate", "concurrent", "api_errors", "rate_limited", "slow"):
             _rate(name, getattr(self, name))
         if not (math.isfinite(self.slow_seconds) and self.slow_seconds >= 0):
             raise ConfigurationError("slow_seconds must be a non-negative number")
@@ -559,6 +561,9 @@ class Emulator:
             status = None
             if faults.api_errors > 0 and self._api_random.random() < faults.api_errors:
                 status = 429 if self._api_random.random() < 0.5 else 503
+            elif faults.rate_limited > 0 and self._api_random.random() < faults.rate_limited:
+                status = 429
+            if status is not None:
                 self.stats.api_faults += 1
         return slow, status
 
