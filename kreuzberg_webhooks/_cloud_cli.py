@@ -166,7 +166,15 @@ def _cmd_reconcile(args: argparse.Namespace, io: Any) -> int:
         tracker = open_tracker(tracker_url)
         client = JobsClient(args.api_key, args.api_url)
         reconciler = Reconciler(
-            receiver, client, tracker, scope=args.scope, grace=args.grace, concurrency=args.concurrency, observe=False
+            receiver,
+            client,
+            tracker,
+            scope=args.scope,
+            grace=args.grace,
+            concurrency=args.concurrency,
+            observe=False,
+            max_age=args.max_age,
+            not_found_grace=args.not_found_grace,
         )
     except ConfigurationError as error:
         raise UsageError(str(error)) from None
@@ -181,7 +189,9 @@ def _cmd_reconcile(args: argparse.Namespace, io: Any) -> int:
             print(report.summary(), file=io.stdout, flush=True)
             for job_id, reason in report.failed:
                 print(f"  failed {job_id}: {reason}", file=io.stdout, flush=True)
-            failed = failed or bool(report.failed)
+            for job_id, reason in report.abandoned:
+                print(f"  given up {job_id}: {reason}", file=io.stdout, flush=True)
+            failed = failed or bool(report.failed) or bool(report.abandoned)
             if args.interval is None:
                 break
             time.sleep(args.interval)
@@ -198,7 +208,7 @@ def add_cloud_commands(commands: Any, prog: str) -> None:
             "GET /v1/jobs/{id} each, and every terminal one goes through the app's receiver "
             "(receiver.process), whose replay store keeps each job's handlers to once. APP names the "
             "receiver as module:attribute. Needs the [cloud] extra. Exits 1 when a job failed "
-            "permanently (404 purged, 400) or the API key is refused."
+            "permanently (404 after --not-found-grace, 400), was given up after --max-age, or the API key is refused."
         ),
         epilog=f"""examples:
   export {API_KEY_ENV}=... {API_URL_ENV}=https://api.kreuzberg.dev
@@ -222,6 +232,20 @@ def add_cloud_commands(commands: Any, prog: str) -> None:
         "--grace", type=_positive_float, default=900.0, metavar="SECONDS", help="wait after tracking (default: 900)"
     )
     reconcile.add_argument("--concurrency", type=_positive_int, default=8, metavar="N", help="default: 8")
+    reconcile.add_argument(
+        "--max-age",
+        type=_positive_float,
+        default=86400.0,
+        metavar="SECONDS",
+        help="give up on a job still not finished this long after tracking (default: 86400)",
+    )
+    reconcile.add_argument(
+        "--not-found-grace",
+        type=_non_negative_float,
+        default=300.0,
+        metavar="SECONDS",
+        help="a 404 this soon after tracking is checked again (default: 300)",
+    )
     reconcile.add_argument(
         "--interval", type=_positive_float, metavar="SECONDS", help="run a pass every SECONDS (default: one pass)"
     )

@@ -31,7 +31,15 @@ from .errors import (
 )
 from .models import JobList, JobResults, JobSummary
 from .policy import Backoff, parse_job_response, parse_retry_after
-from .reconcile import DEFAULT_GRACE, AsyncReconciler, Reconciler, ReconcileReport, delivered_via
+from .reconcile import (
+    DEFAULT_GRACE,
+    DEFAULT_MAX_AGE,
+    DEFAULT_NOT_FOUND_GRACE,
+    AsyncReconciler,
+    Reconciler,
+    ReconcileReport,
+    delivered_via,
+)
 from .tracking import JobTracker, MemoryTracker, SQLiteTracker, TrackedJob, open_tracker
 
 __all__ = [
@@ -39,6 +47,8 @@ __all__ = [
     "API_URL_ENV",
     "DEFAULT_BASE_URL",
     "DEFAULT_GRACE",
+    "DEFAULT_MAX_AGE",
+    "DEFAULT_NOT_FOUND_GRACE",
     "APIUnavailable",
     "AsyncJobsClient",
     "AsyncReconciler",
