@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..events import JobResult
+from ..events import JobResult, WebhookDelivery
 from .errors import InvalidResponse
 
 __all__ = ["JobList", "JobResults", "JobSummary", "delivery_of"]
@@ -25,15 +25,15 @@ def _status(value: Any) -> str:
     return value.lower() if isinstance(value, str) else ""
 
 
-def delivery_of(data: Any) -> dict[str, Any] | None:
-    """A ``webhook_delivery`` block (``{attempt_count, status, last_error}``) as a plain dict, or
-    ``None`` when there is none or it is unreadable."""
+def delivery_of(data: Any) -> WebhookDelivery | None:
+    """A ``webhook_delivery`` block (``{attempt_count, status, last_error}``), or ``None`` when
+    there is none or it is unreadable."""
     if not isinstance(data, Mapping):
         return None
     count, status = data.get("attempt_count"), data.get("status")
     if isinstance(count, bool) or not isinstance(count, int) or not isinstance(status, str):
         return None
-    return {"attempt_count": count, "status": status.lower(), "last_error": _str(data.get("last_error"))}
+    return WebhookDelivery(count, status.lower(), _str(data.get("last_error")))
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,8 +47,8 @@ class JobSummary:
     mime_type: str | None
     created_at: str | None
     completed_at: str | None
-    #: The service's record of the job's request webhook: ``{attempt_count, status, last_error}``.
-    webhook_delivery: dict[str, Any] | None
+    #: The service's record of the job's request webhook.
+    webhook_delivery: WebhookDelivery | None
     parent_crawl_job_id: str | None
     source_url: str | None
     raw: dict[str, Any] = field(repr=False, compare=False)

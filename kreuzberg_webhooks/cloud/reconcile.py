@@ -37,7 +37,6 @@ from ..exceptions import ConfigurationError
 from ..simulate import MAX_ATTEMPTS, RETRY_DELAYS, SENDER_TIMEOUT
 from .client import AsyncJobsClient, JobsClient
 from .errors import InvalidAPIKey, JobNotFound, JobsAPIError, PermanentAPIError
-from .models import delivery_of
 from .policy import Backoff, JobLookup, is_terminal
 from .tracking.base import JobTracker, TrackedJob
 
@@ -206,9 +205,9 @@ class _Core:
         reason = getattr(outcome, "reason", "")
         children = document.job_ids if isinstance(document, CrawlJobDocument) else ()
         if reason == "processed":
-            delivery = delivery_of(getattr(document, "raw", {}).get("webhook_delivery"))
-            if delivery is not None and delivery["status"] == "delivered":
-                attempts = delivery["attempt_count"]
+            delivery = getattr(document, "webhook_delivery", None)
+            if delivery is not None and delivery.delivered:
+                attempts = delivery.attempt_count
                 logger.warning(
                     "job %s: the service delivered its webhook (%d attempt%s) but this receiver never processed "
                     "it; processed now by reconciliation (a proxy or another app answering 2xx at the webhook URL?)",

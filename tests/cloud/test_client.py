@@ -310,9 +310,9 @@ def test_async_client_does_the_same(cloud: Emulator) -> None:
     assert len(children) == 1
 
 
-def test_get_result_answers_the_stored_results_once_the_job_is_done(cloud: Emulator) -> None:
-    [job_id] = cloud.submit([("a.txt", b"stored text", "text/plain")])
-    with client_for(cloud) as client:
+def test_get_result_answers_the_stored_results_once_the_job_is_done() -> None:
+    with Emulator(KEY, job_delay=1.0) as cloud, client_for(cloud) as client:
+        [job_id] = cloud.submit([("a.txt", b"stored text", "text/plain")])
         with pytest.raises(JobNotReady) as early:
             client.get_result(job_id)
         client.wait_for_job(job_id, timeout=10, poll_interval=0.01)

@@ -169,6 +169,9 @@ def test_inline_webhook_is_a_timestamp_signed_event_with_results_and_metadata() 
     assert hmac.compare_digest(digest, expected)
     event = Verifier(inline_secret).verify(got.body, got.headers)  # the package reads the vendor's format
     assert isinstance(event, WebhookEvent)
+    assert event.has_inline_results
+    assert event.result is not None
+    assert event.result.content == "hello"
     payload = got.payload
     assert payload["event"] == "job.completed"
     assert payload["metadata"] == {"request_id": "r-1"}
