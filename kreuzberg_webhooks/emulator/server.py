@@ -7,7 +7,8 @@ mime_type}]``, or ``urls: [{url, crawl_config}]`` for a crawl), and answers 202
 with the new ``job_ids`` (and ``crawl_job_ids``). ``GET /v1/jobs/{id}`` answers
 the job (or crawl-job) document, ``GET /v1/jobs/{id}/result`` its result (409
 until it is done), ``GET /v1/jobs`` job summaries, ``DELETE /v1/jobs/{id}``
-cancels. Every request needs ``Authorization: Bearer <api key>``; every error
+cancels, ``POST /v1/sandbox/key`` mints a sandbox key (as kreuzberg-cloud-sdk's
+``from_sandbox`` asks). Every request needs ``Authorization: Bearer <api key>``; every error
 is ``{"error": {"code", "message"}}``, and a request body that stops arriving is
 answered 408 after ``read_timeout``. A job finishes after
 ``job_delay`` seconds with the uploaded text as its extracted content, then its
@@ -191,6 +192,7 @@ class Emulator:
         if webhook_url is not None and urlsplit(webhook_url).scheme not in ("http", "https"):
             raise ConfigurationError("webhook_url must be an http:// or https:// URL")
         self._api_key = api_key.encode()
+        self._sandbox_keys: set[bytes] = set()
         self.host = host
         self._port = port
         self.webhook_url = webhook_url
@@ -550,7 +552,19 @@ class Emulator:
 
     def _authorized(self, header: str | None) -> bool:
         scheme, _, key = (header or "").partition(" ")
-        return scheme.lower() == "bearer" and hmac.compare_digest(key.strip().encode(), self._api_key)
+        given = key.strip().encode()
+        if scheme.lower() != "bearer":
+            return False
+        with self._lock:
+            sandbox = given in self._sandbox_keys
+        return hmac.compare_digest(given, self._api_key) or sandbox
+
+    def _sandbox_key(self) -> tuple[int, dict[str, Any]]:
+        """``POST /v1/sandbox/key`` (no API key needed): a new key this emulator accepts from now on."""
+        key = "sandbox_" + uuid.uuid4().hex
+        with self._lock:
+            self._sandbox_keys.add(key.encode())
+        return 201, {"api_key": key, "expires_at": rfc3339(self._clock() + 3600), "pages_remaining": 100}
 
     def _draw_fault(self) -> tuple[bool, int | None]:
         """Whether to answer slowly, and an injected status (503 or 429) or ``None``."""
@@ -843,10 +857,13 @@ class _Handler(BaseHTTPRequestHandler):
         if fault == 503:
             self._answer(503, emulator.error_body("service_unavailable", "Database connection unavailable"))
             return
+        path, _, query = self.path.partition("?")
+        if method == "POST" and path.rstrip("/") == "/v1/sandbox/key":
+            self._answer(*emulator._sandbox_key())
+            return
         if not emulator._authorized(self.headers.get("Authorization")):
             self._answer(401, emulator.error_body("unauthorized", "Missing or invalid API key"))
             return
-        path, _, query = self.path.partition("?")
         route = path.rstrip("/")
         if route == "/v1/extract":
             if method != "POST":
