@@ -32,7 +32,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 from uuid import UUID
 
-from ..events import CrawlJobDocument
+from ..events import CrawlJobDocument, canonical_job_id
 from ..exceptions import ConfigurationError
 from ..simulate import MAX_ATTEMPTS, RETRY_DELAYS, SENDER_TIMEOUT
 from .client import AsyncJobsClient, JobsClient
@@ -182,7 +182,13 @@ class _Core:
     def entries(self, job_ids: Iterable[str | UUID], scope: str | None, delay: float | None) -> list[TrackedJob]:
         now = self._clock()
         check_at = now + (self.grace if delay is None else delay)
-        return [TrackedJob(str(UUID(str(i))), self.scope if scope is None else scope, now, check_at) for i in job_ids]
+        entries = []
+        for given in job_ids:
+            job_id = canonical_job_id(str(given))
+            if job_id is None:
+                raise ConfigurationError(f"not a job id: {str(given)[:80]!r}")
+            entries.append(TrackedJob(job_id, self.scope if scope is None else scope, now, check_at))
+        return entries
 
     def observe(self, report: Any) -> None:
         """A receiver observer: a terminal event handled (or acknowledged as a duplicate)

@@ -217,3 +217,19 @@ def test_a_404_closes_a_job_only_after_the_not_found_grace(make_tracker: Callabl
     assert not open_entry.closed
     assert [job_id for job_id, _ in late.failed] == [lagging]
     assert "404" in late.failed[0][1]
+
+
+def test_job_ids_are_tracked_in_their_canonical_form_ulids_included() -> None:
+    from kreuzberg_webhooks import Receiver
+    from kreuzberg_webhooks.cloud import JobsClient, Reconciler
+
+    tracker = MemoryTracker()
+    with JobsClient("key", "http://127.0.0.1:9") as client:
+        reconciler = Reconciler(Receiver("s" * 32), client, tracker, observe=False)
+        upper = uuid.uuid4()
+        reconciler.track(["01JDQ8Z6W1N3K4M5P6Q7R8S9T0", str(upper).upper(), upper])
+        with pytest.raises(ConfigurationError):
+            reconciler.track([""])
+    assert tracker.get("01JDQ8Z6W1N3K4M5P6Q7R8S9T0") is not None
+    assert tracker.get(str(upper)) is not None
+    assert len(tracker) == 2
