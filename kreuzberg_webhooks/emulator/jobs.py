@@ -213,9 +213,11 @@ class CrawlJob:
 
     def status(self, now: float) -> str:
         """``crawling``, ``extracting``, then ``completed`` (``partial_success`` if some jobs failed,
-        ``failed`` if all did)."""
+        ``failed`` if all did); ``cancelled`` once it was cancelled (``DELETE``)."""
         if now < self.finishes:
             return "extracting" if any(now >= job.finishes for job in self.jobs) else "crawling"
+        if any(job.outcome == "cancelled" for job in self.jobs):
+            return "cancelled"
         failed = sum(job.outcome != "completed" for job in self.jobs)
         if failed and failed == len(self.jobs):
             return "failed"

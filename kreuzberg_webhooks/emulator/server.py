@@ -477,6 +477,8 @@ class Emulator:
             status = crawl.status(finished)
             progress = crawl.progress(finished)
             document = self._cased(crawl.document(finished))
+        if status == "cancelled":
+            return  # the crawl family has no cancelled event: the service sends none
         if self.inline_format == "event":
             payload: dict[str, Any] = {
                 "event": "crawl.failed" if status == "failed" else "crawl.completed",

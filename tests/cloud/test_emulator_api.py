@@ -311,3 +311,16 @@ def test_faults_can_answer_any_retry_after() -> None:
     with Emulator(KEY, faults=Faults(api_errors=1.0, retry_after="-3"), seed=2) as emulator, api(emulator) as client:
         answers = [client.get("/v1/jobs") for _ in range(12)]
     assert {r.headers["Retry-After"] for r in answers if r.status_code == 429} == {"-3"}
+
+
+def test_a_cancelled_crawl_reads_cancelled_and_sends_no_crawl_webhook() -> None:
+    with running_sink() as sink, Emulator(KEY, job_delay=1.0) as emulator, api(emulator) as client:
+        crawl_id = emulator.submit_crawl(["https://example.com/a", "https://example.com/b"], WebhookConfig(sink.url))
+        assert client.delete(f"/v1/jobs/{crawl_id}").status_code == 204
+        assert emulator.wait_for_webhooks(10)  # every finish has run, the superseded ones too
+        crawl = client.get(f"/v1/jobs/{crawl_id}").json()
+        summary = client.get("/v1/jobs").json()["jobs"][0]
+    assert crawl["status"] == "cancelled"
+    assert {child["status"] for child in crawl["jobs"]} == {"cancelled"}
+    assert summary["status"] == "cancelled"
+    assert sink.received == []
