@@ -29,7 +29,7 @@ from .cli import (
     _rate,
     _url,
 )
-from .exceptions import ConfigurationError
+from .exceptions import ConfigurationError, StoreUnavailable
 
 __all__ = ["API_KEY_ENV", "API_URL_ENV", "TRACKER_ENV", "add_cloud_commands"]
 
@@ -149,7 +149,7 @@ def _load_receiver(spec: str, app_dir: str | None) -> Any:
 
 def _cmd_reconcile(args: argparse.Namespace, io: Any) -> int:
     try:
-        from .cloud import JobsAPIError, JobsClient, Reconciler, open_tracker  # needs httpx: the [cloud] extra
+        importlib.import_module(".cloud", __package__)  # needs httpx: the [cloud] extra
     except ImportError:
         raise UsageError('reconcile needs the [cloud] extra: pip install "kreuzberg-webhooks[cloud]"') from None
 
@@ -162,6 +162,16 @@ def _cmd_reconcile(args: argparse.Namespace, io: Any) -> int:
     if not tracker_url:
         raise UsageError(f"no tracker: pass --tracker URL or set {TRACKER_ENV} (the app's replay-store URL works)")
     receiver = _load_receiver(args.app, args.app_dir)
+    try:
+        return _reconcile_passes(args, io, receiver, tracker_url)
+    except StoreUnavailable as error:  # the tracker is down or unreachable: a transient failure, one line
+        print(f"reconcile: {error}", file=io.stderr, flush=True)
+        return EXIT_FAILED
+
+
+def _reconcile_passes(args: argparse.Namespace, io: Any, receiver: Any, tracker_url: str) -> int:
+    from .cloud import JobsAPIError, JobsClient, Reconciler, open_tracker
+
     try:
         tracker = open_tracker(tracker_url)
         client = JobsClient(args.api_key, args.api_url)

@@ -116,3 +116,14 @@ def test_emulate_with_the_kreuzberg_extractor_reads_an_html_upload(tmp_path: Pat
     assert "<p>" not in content  # read by kreuzberg, not echoed
     assert html["mime_type"] == "text/html"
     assert text["result"]["content"].strip() == "plain words"  # type: ignore[index]
+
+
+def test_reconcile_with_a_tracker_it_cannot_reach_is_one_line_and_exit_1(tmp_path: Path) -> None:
+    (tmp_path / "app.py").write_text("from kreuzberg_webhooks import Receiver\nreceiver = Receiver('s' * 32)\n")
+    unreachable = f"sqlite:///{tmp_path / 'no-such-dir' / 'tracker.sqlite3'}"
+    args = ["reconcile", "--app-dir", str(tmp_path), "app:receiver", "--tracker", unreachable]
+    result = cli(*args, env={"KREUZBERG_API_URL": "http://127.0.0.1:9"})
+    assert result.returncode == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    [line] = result.stderr.strip().splitlines()
+    assert "tracker" in line
