@@ -284,3 +284,13 @@ def test_every_document_summary_result_error_and_webhook_parses_with_the_sdks_mo
         else:
             assert WebhookEvent.from_dict(body).job_id == body["job_id"]
     assert str(uuid.UUID(documents[0]["id"])) == ok
+
+
+def test_inline_document_webhooks_parse_as_the_sdks_job_documents() -> None:
+    with running_sink() as hooks, Emulator(KEY, job_delay=0, inline_format="document") as emulator:
+        [job_id] = emulator.submit([("a.txt", b"doc", "text/plain")], webhook=WebhookConfig(hooks.url))
+        crawl_id = emulator.submit_crawl(["https://example.com/a"], WebhookConfig(hooks.url))
+        received = hooks.wait_for(2)
+    by_id = {received_.payload["id"]: received_.payload for received_ in received}
+    assert GetJobResponseVariant0.from_dict(by_id[job_id]).result.content == "doc"
+    assert GetJobResponseVariant1.from_dict(by_id[crawl_id]).status == "completed"
