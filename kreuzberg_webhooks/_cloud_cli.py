@@ -29,7 +29,7 @@ from .cli import (
     _rate,
     _url,
 )
-from .exceptions import ConfigurationError
+from .exceptions import ConfigurationError, StoreUnavailable
 
 __all__ = ["API_KEY_ENV", "API_URL_ENV", "TRACKER_ENV", "add_cloud_commands"]
 
@@ -45,11 +45,31 @@ def _api_key(args: argparse.Namespace) -> str:
     return key
 
 
+def _port(value: str) -> int:
+    port = _non_negative_int(value)
+    if port > 65535:
+        raise argparse.ArgumentTypeError(f"not a TCP port (0-65535): {value!r}")
+    return port
+
+
+def _retry_after(value: str) -> int | str:
+    """Whole seconds (0 and negative values included), else the header value as it is (an HTTP date)."""
+    try:
+        return int(value)
+    except ValueError:
+        return value
+
+
 def _cmd_emulate(args: argparse.Namespace, io: Any) -> int:
     from .emulator import Emulator, Faults  # standard library only, but not needed by the other commands
 
     secret = args.webhook_secret or (os.environ.get(_SECRET_ENV) if args.webhook_url else None)
     try:
+        extractor = None
+        if args.extractor == "kreuzberg":
+            from .emulator.extract import kreuzberg_extractor
+
+            extractor = kreuzberg_extractor()
         faults = Faults(
             drop=args.drop,
             duplicate=args.duplicates,
@@ -73,6 +93,8 @@ def _cmd_emulate(args: argparse.Namespace, io: Any) -> int:
             seed=args.seed,
             error_style=args.error_style,
             status_case=args.status_case,
+            extractor=extractor,
+            read_timeout=args.read_timeout,
         )
     except ConfigurationError as error:
         raise UsageError(str(error)) from None
@@ -81,8 +103,9 @@ def _cmd_emulate(args: argparse.Namespace, io: Any) -> int:
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:
         emulator.start()
-    except OSError as error:
-        raise UsageError(f"cannot listen on {args.host}:{args.port}: {error.strerror or error}") from None
+    except (OSError, OverflowError, ValueError, UnicodeError) as error:  # a busy port, a host that is no address
+        reason = getattr(error, "strerror", None) or str(error)
+        raise UsageError(f"cannot listen on {args.host}:{args.port}: {reason}") from None
     try:
         hook = f"; dashboard webhook -> {args.webhook_url}" if args.webhook_url else ""
         print(f"Kreuzberg Cloud emulator on {emulator.base_url}{hook} (Ctrl-C stops it)", file=io.stdout, flush=True)
@@ -125,7 +148,10 @@ def _load_receiver(spec: str, app_dir: str | None) -> Any:
 
 
 def _cmd_reconcile(args: argparse.Namespace, io: Any) -> int:
-    from .cloud import JobsAPIError, JobsClient, Reconciler, open_tracker  # needs httpx: the [cloud] extra
+    try:
+        importlib.import_module(".cloud", __package__)  # needs httpx: the [cloud] extra
+    except ImportError:
+        raise UsageError('reconcile needs the [cloud] extra: pip install "kreuzberg-webhooks[cloud]"') from None
 
     tracker_url = (
         args.tracker
@@ -137,10 +163,28 @@ def _cmd_reconcile(args: argparse.Namespace, io: Any) -> int:
         raise UsageError(f"no tracker: pass --tracker URL or set {TRACKER_ENV} (the app's replay-store URL works)")
     receiver = _load_receiver(args.app, args.app_dir)
     try:
+        return _reconcile_passes(args, io, receiver, tracker_url)
+    except StoreUnavailable as error:  # the tracker is down or unreachable: a transient failure, one line
+        print(f"reconcile: {error}", file=io.stderr, flush=True)
+        return EXIT_FAILED
+
+
+def _reconcile_passes(args: argparse.Namespace, io: Any, receiver: Any, tracker_url: str) -> int:
+    from .cloud import JobsAPIError, JobsClient, Reconciler, open_tracker
+
+    try:
         tracker = open_tracker(tracker_url)
         client = JobsClient(args.api_key, args.api_url)
         reconciler = Reconciler(
-            receiver, client, tracker, scope=args.scope, grace=args.grace, concurrency=args.concurrency, observe=False
+            receiver,
+            client,
+            tracker,
+            scope=args.scope,
+            grace=args.grace,
+            concurrency=args.concurrency,
+            observe=False,
+            max_age=args.max_age,
+            not_found_grace=args.not_found_grace,
         )
     except ConfigurationError as error:
         raise UsageError(str(error)) from None
@@ -155,7 +199,9 @@ def _cmd_reconcile(args: argparse.Namespace, io: Any) -> int:
             print(report.summary(), file=io.stdout, flush=True)
             for job_id, reason in report.failed:
                 print(f"  failed {job_id}: {reason}", file=io.stdout, flush=True)
-            failed = failed or bool(report.failed)
+            for job_id, reason in report.abandoned:
+                print(f"  given up {job_id}: {reason}", file=io.stdout, flush=True)
+            failed = failed or bool(report.failed) or bool(report.abandoned)
             if args.interval is None:
                 break
             time.sleep(args.interval)
@@ -172,10 +218,10 @@ def add_cloud_commands(commands: Any, prog: str) -> None:
             "GET /v1/jobs/{id} each, and every terminal one goes through the app's receiver "
             "(receiver.process), whose replay store keeps each job's handlers to once. APP names the "
             "receiver as module:attribute. Needs the [cloud] extra. Exits 1 when a job failed "
-            "permanently (404 purged, 400) or the API key is refused."
+            "permanently (404 after --not-found-grace, 400), was given up after --max-age, or the API key is refused."
         ),
         epilog=f"""examples:
-  export {API_KEY_ENV}=... {API_URL_ENV}=https://api.xberg.io
+  export {API_KEY_ENV}=... {API_URL_ENV}=https://api.kreuzberg.dev
   {prog} reconcile --app-dir examples flask_app:receiver --tracker sqlite:///kreuzberg-webhooks.sqlite3
   {prog} reconcile myapp.hooks:receiver --tracker redis://localhost:6379/0 --interval 60""",
         formatter_class=_Formatter,
@@ -187,13 +233,29 @@ def add_cloud_commands(commands: Any, prog: str) -> None:
         metavar="URL",
         help=f"sqlite:///, redis://, postgresql://, django:// (default: ${TRACKER_ENV}, else the store's)",
     )
-    reconcile.add_argument("--api-url", metavar="URL", help=f"default: ${API_URL_ENV}, else https://api.xberg.io")
+    reconcile.add_argument(
+        "--api-url", metavar="URL", help=f"default: ${API_URL_ENV}, else https://api.kreuzberg.dev (the vendor's)"
+    )
     reconcile.add_argument("--api-key", metavar="KEY", help=f"default: ${API_KEY_ENV}")
     reconcile.add_argument("--scope", default="", help="the events' dedupe scope (a project id with a resolver)")
     reconcile.add_argument(
         "--grace", type=_positive_float, default=900.0, metavar="SECONDS", help="wait after tracking (default: 900)"
     )
     reconcile.add_argument("--concurrency", type=_positive_int, default=8, metavar="N", help="default: 8")
+    reconcile.add_argument(
+        "--max-age",
+        type=_positive_float,
+        default=86400.0,
+        metavar="SECONDS",
+        help="give up on a job still not finished this long after tracking (default: 86400)",
+    )
+    reconcile.add_argument(
+        "--not-found-grace",
+        type=_non_negative_float,
+        default=300.0,
+        metavar="SECONDS",
+        help="a 404 this soon after tracking is checked again (default: 300)",
+    )
     reconcile.add_argument(
         "--interval", type=_positive_float, metavar="SECONDS", help="run a pass every SECONDS (default: one pass)"
     )
@@ -203,8 +265,10 @@ def add_cloud_commands(commands: Any, prog: str) -> None:
         "emulate",
         help="run a local Kreuzberg Cloud (jobs API and webhooks)",
         description=_paragraphs(
-            "Run a local Kreuzberg Cloud on 127.0.0.1: POST /v1/extract, GET /v1/jobs/{id} and GET /v1/jobs, "
-            "behind an API key. Jobs finish after --job-delay seconds with the uploaded text as their content; "
+            "Run a local Kreuzberg Cloud on 127.0.0.1: POST /v1/extract, GET /v1/jobs/{id}, GET /v1/jobs/{id}/result, "
+            "GET /v1/jobs and DELETE /v1/jobs/{id}, behind an API key, for the vendor's own clients too. Jobs finish "
+            "after --job-delay seconds with the uploaded text as their content (--extractor kreuzberg: what the "
+            "kreuzberg library reads); "
             "their webhooks go to --webhook-url (the dashboard's small event, signed sha256=) and to the webhook "
             "block of each request, on the sender's retry schedule (5 s, 30 s, 5 min, 5 min; times --time-scale). "
             "Faults are fractions between 0 and 1. The API key and secrets never appear in any output."
@@ -216,7 +280,7 @@ def add_cloud_commands(commands: Any, prog: str) -> None:
         formatter_class=_Formatter,
     )
     emulate.add_argument("--host", default="127.0.0.1", help="default: %(default)s")
-    emulate.add_argument("--port", type=_non_negative_int, default=8400, help="default: %(default)s (0: any free)")
+    emulate.add_argument("--port", type=_port, default=8400, help="default: %(default)s (0: any free)")
     emulate.add_argument("--api-key", metavar="KEY", help=f"the API key clients must send (default: ${API_KEY_ENV})")
     hooks = emulate.add_argument_group("webhooks")
     hooks.add_argument("--webhook-url", type=_url, metavar="URL", help="the project's dashboard webhook")
@@ -227,10 +291,23 @@ def add_cloud_commands(commands: Any, prog: str) -> None:
         default="event",
         help="what a request's own webhook block gets: the WebhookEvent signed t=,v1= (default) or the job document",
     )
+    emulate.add_argument(
+        "--extractor",
+        choices=["text", "kreuzberg"],
+        default="text",
+        help="text: the upload decoded (default); kreuzberg: the kreuzberg library (the [kreuzberg] extra)",
+    )
     timing = emulate.add_argument_group("timing")
     timing.add_argument("--job-delay", type=_non_negative_float, default=0.5, metavar="SECONDS", help="default: 0.5")
     timing.add_argument(
         "--time-scale", type=_positive_float, default=1.0, metavar="FACTOR", help="scales the retry schedule"
+    )
+    timing.add_argument(
+        "--read-timeout",
+        type=_positive_float,
+        default=10.0,
+        metavar="SECONDS",
+        help="an unfinished request body gets 408, an idle connection is closed (default: 10)",
     )
     faults = emulate.add_argument_group("faults")
     faults.add_argument("--fail-rate", type=_rate, default=0.0, metavar="RATE", help="jobs that end failed")
@@ -240,7 +317,13 @@ def add_cloud_commands(commands: Any, prog: str) -> None:
     faults.add_argument("--api-errors", type=_rate, default=0.0, metavar="RATE", help="API requests answered 503/429")
     faults.add_argument("--slow", type=_rate, default=0.0, metavar="RATE", help="API requests answered slowly")
     faults.add_argument("--slow-seconds", type=_non_negative_float, default=1.0, metavar="SECONDS", help="default: 1")
-    faults.add_argument("--retry-after", type=_non_negative_int, default=1, metavar="SECONDS", help="429's Retry-After")
+    faults.add_argument(
+        "--retry-after",
+        type=_retry_after,
+        default=1,
+        metavar="VALUE",
+        help="429's Retry-After: seconds (0 or negative too) or an HTTP date (default: 1)",
+    )
     faults.add_argument("--seed", type=int, metavar="N", help="repeat the same faults")
     api = emulate.add_argument_group("API flavour")
     api.add_argument("--error-style", choices=["envelope", "flat"], default="envelope", help="error bodies")

@@ -23,13 +23,23 @@ from .errors import (
     InvalidJobId,
     InvalidResponse,
     JobNotFound,
+    JobNotReady,
     JobsAPIError,
     JobTimeout,
     PermanentAPIError,
     ServerError,
 )
+from .models import JobList, JobResults, JobSummary
 from .policy import Backoff, parse_job_response, parse_retry_after
-from .reconcile import DEFAULT_GRACE, AsyncReconciler, Reconciler, ReconcileReport, delivered_via
+from .reconcile import (
+    DEFAULT_GRACE,
+    DEFAULT_MAX_AGE,
+    DEFAULT_NOT_FOUND_GRACE,
+    AsyncReconciler,
+    Reconciler,
+    ReconcileReport,
+    delivered_via,
+)
 from .tracking import JobTracker, MemoryTracker, SQLiteTracker, TrackedJob, open_tracker
 
 __all__ = [
@@ -37,6 +47,8 @@ __all__ = [
     "API_URL_ENV",
     "DEFAULT_BASE_URL",
     "DEFAULT_GRACE",
+    "DEFAULT_MAX_AGE",
+    "DEFAULT_NOT_FOUND_GRACE",
     "APIUnavailable",
     "AsyncJobsClient",
     "AsyncReconciler",
@@ -44,7 +56,11 @@ __all__ = [
     "InvalidAPIKey",
     "InvalidJobId",
     "InvalidResponse",
+    "JobList",
     "JobNotFound",
+    "JobNotReady",
+    "JobResults",
+    "JobSummary",
     "JobTimeout",
     "JobTracker",
     "JobsAPIError",

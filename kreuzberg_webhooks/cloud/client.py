@@ -25,6 +25,7 @@ import httpx
 from ..events import CrawlJobDocument, Event, JobDocument, JobResult
 from ..exceptions import ConfigurationError
 from .errors import InvalidResponse, JobTimeout
+from .models import JobList, JobResults
 from .policy import Answer, Backoff, JobLookup, Send, Sleep, Step, is_terminal, parse_job_response, retrying
 
 __all__ = [
@@ -36,8 +37,9 @@ __all__ = [
     "Submission",
 ]
 
-#: The vendor SDK's default (the seed's endpoint).
-DEFAULT_BASE_URL = "https://api.xberg.io"
+#: The hosted service's API, as the vendor's kreuzberg-cloud-sdk documents it (its ``DEFAULT_BASE_URL``);
+#: a self-hosted Xberg deployment has none and must be given its own.
+DEFAULT_BASE_URL = "https://api.kreuzberg.dev"
 API_URL_ENV = "KREUZBERG_API_URL"
 API_KEY_ENV = "KREUZBERG_API_KEY"
 
@@ -136,6 +138,10 @@ class _Base:
             raise ConfigurationError(f"no API key: pass api_key= or set {API_KEY_ENV}")
         url = (base_url or os.environ.get(API_URL_ENV) or DEFAULT_BASE_URL).rstrip("/")
         parts = urlsplit(url)
+        try:
+            parts.port  # noqa: B018 - raises ValueError for a port out of range
+        except ValueError:
+            raise ConfigurationError(f"the API base URL has no valid port: {url!r}") from None
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ConfigurationError(f"the API base URL must be http:// or https://, not {url!r}")
         if not (timeout > 0 and retry_deadline > 0):
@@ -175,6 +181,53 @@ class _Base:
         except ValueError:
             raise InvalidResponse(f"GET {path} answered {response.status_code} with a body that is not JSON") from None
         return parse_job_response(data)
+
+    def _call_flow(
+        self,
+        client: httpx.Client | httpx.AsyncClient,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        job_id: str | None = None,
+    ) -> Generator[Step, Answer, Any]:
+        """One request with the retry policy; the decoded JSON body (``None`` for an empty one)."""
+        response = yield from retrying(
+            lambda: self._build(client, method, path, params=params),
+            what=f"{method} {path}",
+            secret=self._api_key.value,
+            backoff=self.backoff,
+            deadline=self._clock() + self.retry_deadline,
+            clock=self._clock,
+            job_id=job_id,
+        )
+        if not response.content:
+            return None
+        try:
+            return json.loads(response.content)
+        except ValueError:
+            raise InvalidResponse(
+                f"{method} {path} answered {response.status_code} with a body that is not JSON"
+            ) from None
+
+    def _result_set_flow(
+        self, client: httpx.Client | httpx.AsyncClient, job_id: str | UUID
+    ) -> Generator[Step, Answer, JobResults]:
+        ident = str(job_id)
+        data = yield from self._call_flow(client, "GET", f"/v1/jobs/{quote(ident, safe='')}/result", job_id=ident)
+        return JobResults.from_dict(data)
+
+    def _list_flow(
+        self, client: httpx.Client | httpx.AsyncClient, limit: int, offset: int
+    ) -> Generator[Step, Answer, JobList]:
+        data = yield from self._call_flow(client, "GET", "/v1/jobs", params={"limit": limit, "offset": offset})
+        return JobList.from_dict(data)
+
+    def _cancel_flow(
+        self, client: httpx.Client | httpx.AsyncClient, job_id: str | UUID
+    ) -> Generator[Step, Answer, None]:
+        ident = str(job_id)
+        yield from self._call_flow(client, "DELETE", f"/v1/jobs/{quote(ident, safe='')}", job_id=ident)
 
     def _wait_flow(
         self,
@@ -242,7 +295,8 @@ class JobsClient(_Base):
 
     :param api_key: the API key (default ``$KREUZBERG_API_KEY``). It never appears in
         errors, reprs or logs.
-    :param base_url: default ``$KREUZBERG_API_URL``, else ``https://api.xberg.io``.
+    :param base_url: default ``$KREUZBERG_API_URL``, else ``https://api.kreuzberg.dev`` (the hosted
+        service, as the vendor's kreuzberg-cloud-sdk documents it); a self-hosted deployment needs its own.
     :param client: an ``httpx.Client`` to reuse (its connections, proxies, transport);
         the jobs client never closes a client it was given.
     :param timeout: seconds per request, for the client it creates.
@@ -307,6 +361,22 @@ class JobsClient(_Base):
         """Poll until the job is terminal (1 s, doubling, capped at 30 s); :class:`JobTimeout` after *timeout*."""
         result: JobLookup = self._run(self._wait_flow(self._client, job_id, timeout, poll_interval, max_interval))
         return result
+
+    def get_result(self, job_id: str | UUID) -> JobResults:
+        """``GET /v1/jobs/{job_id}/result``: a finished job's stored results;
+        :class:`~kreuzberg_webhooks.cloud.JobNotReady` (409) until it has finished successfully."""
+        result: JobResults = self._run(self._result_set_flow(self._client, job_id))
+        return result
+
+    def list_jobs(self, *, limit: int = 50, offset: int = 0) -> JobList:
+        """``GET /v1/jobs``: a page of job summaries, newest first."""
+        result: JobList = self._run(self._list_flow(self._client, limit, offset))
+        return result
+
+    def cancel_job(self, job_id: str | UUID) -> None:
+        """``DELETE /v1/jobs/{job_id}``: cancel a job (a finished one stays as it is); its
+        ``job.cancelled`` webhook follows."""
+        self._run(self._cancel_flow(self._client, job_id))
 
     def iter_child_jobs(self, crawl: CrawlJobDocument | str | UUID) -> Iterator[JobLookup]:
         """Each extraction job a crawl job spawned, fetched one after the other."""
@@ -395,6 +465,20 @@ class AsyncJobsClient(_Base):
         """Poll until the job is terminal (1 s, doubling, capped at 30 s); :class:`JobTimeout` after *timeout*."""
         result: JobLookup = await self._run(self._wait_flow(self._client, job_id, timeout, poll_interval, max_interval))
         return result
+
+    async def get_result(self, job_id: str | UUID) -> JobResults:
+        """``GET /v1/jobs/{job_id}/result``; see :meth:`JobsClient.get_result`."""
+        result: JobResults = await self._run(self._result_set_flow(self._client, job_id))
+        return result
+
+    async def list_jobs(self, *, limit: int = 50, offset: int = 0) -> JobList:
+        """``GET /v1/jobs``; see :meth:`JobsClient.list_jobs`."""
+        result: JobList = await self._run(self._list_flow(self._client, limit, offset))
+        return result
+
+    async def cancel_job(self, job_id: str | UUID) -> None:
+        """``DELETE /v1/jobs/{job_id}``; see :meth:`JobsClient.cancel_job`."""
+        await self._run(self._cancel_flow(self._client, job_id))
 
     async def iter_child_jobs(self, crawl: CrawlJobDocument | str | UUID) -> AsyncIterator[JobLookup]:
         """Each extraction job a crawl job spawned, fetched one after the other."""

@@ -4,7 +4,8 @@
     ├── PermanentAPIError           a 4xx a retry cannot fix (never retried)
     │   ├── InvalidJobId            400 the id is malformed
     │   ├── InvalidAPIKey           401 the API key is missing or wrong
-    │   └── JobNotFound             404 unknown, another project's, or purged
+    │   ├── JobNotFound             404 unknown, another project's, or purged
+    │   └── JobNotReady             409 get_result: the job has not finished successfully
     ├── ServerError                 another 5xx (not retried, as the vendor's SDK)
     ├── APIUnavailable              429/502/503/504/time-outs/connection errors until the deadline
     ├── InvalidResponse             a 2xx whose body is not a job document
@@ -25,6 +26,7 @@ __all__ = [
     "InvalidJobId",
     "InvalidResponse",
     "JobNotFound",
+    "JobNotReady",
     "JobTimeout",
     "JobsAPIError",
     "PermanentAPIError",
@@ -61,6 +63,10 @@ class InvalidAPIKey(PermanentAPIError):
 
 class JobNotFound(PermanentAPIError):
     """404: no such job for this key (wrong project, or purged)."""
+
+
+class JobNotReady(PermanentAPIError):
+    """409: the job has no result (yet): it is still running, failed or was cancelled."""
 
 
 class ServerError(JobsAPIError):

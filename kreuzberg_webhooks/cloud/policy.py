@@ -7,8 +7,9 @@ its result — the model of ``httpx.Auth.auth_flow``. Policy lives here once.
 
 The cadence is the seed's (``docs/contract.md`` §4c): 1 s, doubling, capped
 at 30 s; 429, 502, 503, 504, time-outs and connection errors are retried,
-honouring ``Retry-After`` (seconds or an HTTP date) within a deadline;
-400, 401 and 404 are permanent.
+honouring ``Retry-After`` (seconds or an HTTP date) within a deadline, but
+never waiting less than the backoff (a ``Retry-After`` of 0, negative or in
+the past would otherwise be a request storm); 400, 401, 404 and 409 are permanent.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from .errors import (
     InvalidJobId,
     InvalidResponse,
     JobNotFound,
+    JobNotReady,
     JobsAPIError,
     PermanentAPIError,
     ServerError,
@@ -150,6 +152,8 @@ def error_for(response: httpx.Response, what: str, secret: str, job_id: str | No
         kind = InvalidAPIKey
     elif status == 404 and job_id is not None:
         kind = JobNotFound
+    elif status == 409 and job_id is not None:
+        kind = JobNotReady
     elif 400 <= status < 500 and status != 429:
         kind = PermanentAPIError
     elif status in RETRYABLE_STATUSES:
@@ -218,10 +222,11 @@ def retrying(
             retryable = status in RETRYABLE_STATUSES and (retry_sent or status in (429, 503))
             if not retryable:
                 raise error_for(answer, what, secret, job_id)
-            wait = parse_retry_after(answer.headers.get("retry-after"))
+            # The backoff is a floor under every wait: a Retry-After of 0, negative or in the past
+            # must not turn retries into a storm; a longer one is honoured.
+            asked = parse_retry_after(answer.headers.get("retry-after"))
             reason = f"answered {status}"
-            if wait is None:
-                wait = backoff.delay(attempt)
+            wait = max(backoff.delay(attempt), asked or 0.0)
             last: JobsAPIError = error_for(answer, what, secret, job_id)
         elif isinstance(answer, httpx.TransportError):
             if not retry_sent and not isinstance(answer, (httpx.ConnectError, httpx.ConnectTimeout)):

@@ -32,16 +32,18 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 from uuid import UUID
 
-from ..events import CrawlJobDocument
+from ..events import CrawlJobDocument, canonical_job_id
 from ..exceptions import ConfigurationError
 from ..simulate import MAX_ATTEMPTS, RETRY_DELAYS, SENDER_TIMEOUT
 from .client import AsyncJobsClient, JobsClient
-from .errors import InvalidAPIKey, JobsAPIError, PermanentAPIError
+from .errors import InvalidAPIKey, JobNotFound, JobsAPIError, PermanentAPIError
 from .policy import Backoff, JobLookup, is_terminal
 from .tracking.base import JobTracker, TrackedJob
 
 __all__ = [
     "DEFAULT_GRACE",
+    "DEFAULT_MAX_AGE",
+    "DEFAULT_NOT_FOUND_GRACE",
     "AsyncReconciler",
     "ReconcileReport",
     "Reconciler",
@@ -58,6 +60,10 @@ _SCHEDULE = sum(RETRY_DELAYS) + MAX_ATTEMPTS * SENDER_TIMEOUT
 DEFAULT_RECHECK = Backoff(initial=30.0, cap=600.0)
 #: How long a closed job is remembered, so a late ``track()`` does not reopen it.
 DEFAULT_CLOSED_RETENTION = 3600.0
+#: A tracked job still not terminal a day after it was tracked is reported and no longer polled.
+DEFAULT_MAX_AGE = 86400.0
+#: A 404 within this many seconds of tracking is the API lagging its own submission: checked again.
+DEFAULT_NOT_FOUND_GRACE = 300.0
 _TERMINAL_TYPES = frozenset({"job.completed", "job.failed", "job.cancelled"})
 
 _VIA: contextvars.ContextVar[str] = contextvars.ContextVar("kreuzberg_webhooks_via", default="webhook")
@@ -93,6 +99,8 @@ class ReconcileReport:
     retried: int = 0
     #: Jobs the API answered permanently about (404 purged, 400): ``(job_id, reason)``; closed.
     failed: list[tuple[str, str]] = field(default_factory=list)
+    #: Jobs still not terminal at the age limit, reported and no longer tracked: ``(job_id, reason)``.
+    abandoned: list[tuple[str, str]] = field(default_factory=list)
     #: Child jobs of finished crawl jobs, tracked for the next pass.
     children: int = 0
     seconds: float = 0.0
@@ -103,6 +111,7 @@ class ReconcileReport:
             f"checked {self.checked} tracked jobs in {self.seconds:.2f} s: {len(self.processed)} processed, "
             f"{self.duplicates} already processed by webhook, {self.pending} not finished, "
             f"{self.retried} to retry, {len(self.failed)} failed permanently"
+            + (f", {len(self.abandoned)} given up after the age limit" if self.abandoned else "")
             + (f", {self.children} crawl children tracked" if self.children else "")
         )
 
@@ -113,7 +122,7 @@ class _Verdict:
 
     entry: TrackedJob
     action: str  # "close" | "reschedule"
-    kind: str  # "processed" | "duplicate" | "pending" | "retry" | "failed"
+    kind: str  # "processed" | "duplicate" | "pending" | "retry" | "failed" | "abandoned"
     next_check: float = 0.0
     reason: str = ""
     children: tuple[str, ...] = ()
@@ -135,6 +144,9 @@ class _Core:
         closed_retention: float,
         observe: bool,
         clock: Callable[[], float],
+        max_age: float = DEFAULT_MAX_AGE,
+        not_found_grace: float = DEFAULT_NOT_FOUND_GRACE,
+        on_abandoned: Callable[[TrackedJob, str], None] | None = None,
     ) -> None:
         if not (math.isfinite(grace) and grace > 0):
             raise ConfigurationError("grace must be a positive number of seconds")
@@ -144,6 +156,10 @@ class _Core:
                 f"grace ({grace:g} s) must be shorter than the replay store's retention ({retention:g} s): "
                 "a job processed by webhook could be forgotten before the reconciler checks it"
             )
+        if not (math.isfinite(max_age) and max_age > grace):
+            raise ConfigurationError(f"max_age ({max_age:g} s) must be a finite number of seconds above grace")
+        if not (math.isfinite(not_found_grace) and not_found_grace >= 0):
+            raise ConfigurationError("not_found_grace must be 0 or a positive number of seconds")
         if grace < _SCHEDULE:
             logger.info("reconcile grace %.0f s is shorter than the sender's retry schedule (%.0f s)", grace, _SCHEDULE)
         if not (lease > 0 and batch_size >= 1 and closed_retention > 0):
@@ -156,6 +172,9 @@ class _Core:
         self.lease = float(lease)
         self.batch_size = int(batch_size)
         self.closed_retention = float(closed_retention)
+        self.max_age = float(max_age)
+        self.not_found_grace = float(not_found_grace)
+        self.on_abandoned = on_abandoned
         self._clock = clock
         if observe:
             receiver.add_observer(self.observe)
@@ -163,7 +182,13 @@ class _Core:
     def entries(self, job_ids: Iterable[str | UUID], scope: str | None, delay: float | None) -> list[TrackedJob]:
         now = self._clock()
         check_at = now + (self.grace if delay is None else delay)
-        return [TrackedJob(str(UUID(str(i))), self.scope if scope is None else scope, now, check_at) for i in job_ids]
+        entries = []
+        for given in job_ids:
+            job_id = canonical_job_id(str(given))
+            if job_id is None:
+                raise ConfigurationError(f"not a job id: {str(given)[:80]!r}")
+            entries.append(TrackedJob(job_id, self.scope if scope is None else scope, now, check_at))
+        return entries
 
     def observe(self, report: Any) -> None:
         """A receiver observer: a terminal event handled (or acknowledged as a duplicate)
@@ -186,21 +211,44 @@ class _Core:
         reason = getattr(outcome, "reason", "")
         children = document.job_ids if isinstance(document, CrawlJobDocument) else ()
         if reason == "processed":
+            delivery = getattr(document, "webhook_delivery", None)
+            if delivery is not None and delivery.delivered:
+                attempts = delivery.attempt_count
+                logger.warning(
+                    "job %s: the service delivered its webhook (%d attempt%s) but this receiver never processed "
+                    "it; processed now by reconciliation (a proxy or another app answering 2xx at the webhook URL?)",
+                    entry.job_id,
+                    attempts,
+                    "" if attempts == 1 else "s",
+                )
             return _Verdict(entry, "close", "processed", children=children)
         if reason == "duplicate":
             return _Verdict(entry, "close", "duplicate", children=children)
         # in_flight (a webhook is being handled right now), handler_error, store_unavailable
         return self.retry(entry, now, reason or "not processed")
 
-    def pending(self, entry: TrackedJob, now: float) -> _Verdict:
-        return _Verdict(entry, "reschedule", "pending", now + self.recheck.delay(entry.checks))
+    def too_old(self, entry: TrackedJob, now: float, why: str) -> _Verdict | None:
+        """Give up on a job tracked more than ``max_age`` ago: it is reported and no longer polled."""
+        age = now - entry.tracked_at
+        if age < self.max_age:
+            return None
+        reason = f"{why} {age:.0f} s after it was tracked (max_age {self.max_age:g} s)"
+        return _Verdict(entry, "close", "abandoned", reason=reason)
+
+    def pending(self, entry: TrackedJob, now: float, status: str = "not terminal") -> _Verdict:
+        old = self.too_old(entry, now, f"still {status}")
+        return old or _Verdict(entry, "reschedule", "pending", now + self.recheck.delay(entry.checks))
 
     def retry(self, entry: TrackedJob, now: float, reason: str) -> _Verdict:
-        return _Verdict(entry, "reschedule", "retry", now + self.recheck.delay(entry.checks), reason)
+        old = self.too_old(entry, now, f"still failing ({reason})")
+        return old or _Verdict(entry, "reschedule", "retry", now + self.recheck.delay(entry.checks), reason)
 
     def verdict_for_error(self, entry: TrackedJob, error: JobsAPIError, now: float) -> _Verdict:
         if isinstance(error, InvalidAPIKey):
             raise error  # every other job would fail the same way: end the pass
+        if isinstance(error, JobNotFound) and now - entry.tracked_at < self.not_found_grace:
+            logger.info("tracked job %s: 404 within the not-found grace; checked again later", entry.job_id)
+            return self.retry(entry, now, f"{error} (within the not-found grace)")
         if isinstance(error, PermanentAPIError):
             logger.error("tracked job %s: %s; no longer tracked", entry.job_id, error)
             return _Verdict(entry, "close", "failed", reason=str(error))
@@ -232,9 +280,20 @@ class _Core:
                 report.pending += 1
             elif verdict.kind == "retry":
                 report.retried += 1
+            elif verdict.kind == "abandoned":
+                report.abandoned.append((verdict.entry.job_id, verdict.reason))
+                self.abandon(verdict)
             else:
                 report.failed.append((verdict.entry.job_id, verdict.reason))
         report.children += len(children)
+
+    def abandon(self, verdict: _Verdict) -> None:
+        logger.warning("tracked job %s: %s; no longer tracked", verdict.entry.job_id, verdict.reason)
+        if self.on_abandoned is not None:
+            try:
+                self.on_abandoned(verdict.entry, verdict.reason)
+            except Exception:
+                logger.exception("on_abandoned failed for tracked job %s", verdict.entry.job_id)
 
 
 class Reconciler(_Core):
@@ -252,6 +311,12 @@ class Reconciler(_Core):
     :param lease: seconds a pass holds the jobs it took (another reconciler skips them).
     :param concurrency: requests in flight at once.
     :param observe: close tracked jobs when the receiver reports their webhook (default on).
+    :param max_age: seconds after tracking when a job still not terminal (or still failing to
+        fetch) is given up: logged as a WARNING, handed to *on_abandoned*, listed in the pass's
+        ``abandoned`` and no longer polled (default one day).
+    :param not_found_grace: seconds after tracking during which a 404 is the API lagging its own
+        submission: the job is checked again; a 404 later closes it as failed (default 300).
+    :param on_abandoned: ``(tracked_job, reason) -> None``, called for each job given up.
     """
 
     def __init__(
@@ -269,6 +334,9 @@ class Reconciler(_Core):
         closed_retention: float = DEFAULT_CLOSED_RETENTION,
         observe: bool = True,
         clock: Callable[[], float] = time.time,
+        max_age: float = DEFAULT_MAX_AGE,
+        not_found_grace: float = DEFAULT_NOT_FOUND_GRACE,
+        on_abandoned: Callable[[TrackedJob, str], None] | None = None,
     ) -> None:
         super().__init__(
             receiver,
@@ -281,6 +349,9 @@ class Reconciler(_Core):
             closed_retention=closed_retention,
             observe=observe,
             clock=clock,
+            max_age=max_age,
+            not_found_grace=not_found_grace,
+            on_abandoned=on_abandoned,
         )
         if concurrency < 1:
             raise ConfigurationError("concurrency must be at least 1")
@@ -300,7 +371,7 @@ class Reconciler(_Core):
         except JobsAPIError as error:
             return self.verdict_for_error(entry, error, now)
         if not is_terminal(document):
-            return self.pending(entry, now)
+            return self.pending(entry, now, str(document.status))
         with _via("reconcile"):
             outcome = self.receiver.process(document, scope=entry.scope, via="reconcile")
         return self.verdict_for_document(entry, document, outcome, now)
@@ -375,6 +446,9 @@ class AsyncReconciler(_Core):
         closed_retention: float = DEFAULT_CLOSED_RETENTION,
         observe: bool = True,
         clock: Callable[[], float] = time.time,
+        max_age: float = DEFAULT_MAX_AGE,
+        not_found_grace: float = DEFAULT_NOT_FOUND_GRACE,
+        on_abandoned: Callable[[TrackedJob, str], None] | None = None,
     ) -> None:
         super().__init__(
             receiver,
@@ -387,6 +461,9 @@ class AsyncReconciler(_Core):
             closed_retention=closed_retention,
             observe=observe,
             clock=clock,
+            max_age=max_age,
+            not_found_grace=not_found_grace,
+            on_abandoned=on_abandoned,
         )
         if concurrency < 1:
             raise ConfigurationError("concurrency must be at least 1")
@@ -411,7 +488,7 @@ class AsyncReconciler(_Core):
             except JobsAPIError as error:
                 return self.verdict_for_error(entry, error, now)
         if not is_terminal(document):
-            return self.pending(entry, now)
+            return self.pending(entry, now, str(document.status))
         with _via("reconcile"):
             outcome = await self.receiver.process_async(document, scope=entry.scope, via="reconcile")
         return self.verdict_for_document(entry, document, outcome, now)

@@ -1,10 +1,16 @@
 """A local Kreuzberg Cloud: the jobs API and its webhooks, on 127.0.0.1, standard library only.
 
 ``POST /v1/extract`` takes a multipart form (``file`` parts and an optional
-``webhook`` part holding ``{"url", "secret", "metadata"}`` as JSON) or a JSON
-body, and answers 202 with the new ``job_ids``. ``GET /v1/jobs/{id}``
-answers the job (or crawl-job) document, ``GET /v1/jobs`` lists jobs. Every
-request needs ``Authorization: Bearer <api key>``. A job finishes after
+``webhook`` part holding ``{"url", "secret", "metadata"}`` as JSON; an empty
+``url`` is no webhook) or a JSON body (``documents: [{data (base64), filename,
+mime_type}]``, or ``urls: [{url, crawl_config}]`` for a crawl), and answers 202
+with the new ``job_ids`` (and ``crawl_job_ids``). ``GET /v1/jobs/{id}`` answers
+the job (or crawl-job) document, ``GET /v1/jobs/{id}/result`` its result (409
+until it is done), ``GET /v1/jobs`` job summaries, ``DELETE /v1/jobs/{id}``
+cancels, ``POST /v1/sandbox/key`` mints a sandbox key (as kreuzberg-cloud-sdk's
+``from_sandbox`` asks). Every request needs ``Authorization: Bearer <api key>``; every error
+is ``{"error": {"code", "message"}}``, and a request body that stops arriving is
+answered 408 after ``read_timeout``. A job finishes after
 ``job_delay`` seconds with the uploaded text as its extracted content, then its
 webhooks go out: to the project's dashboard webhook (``webhook_url``, the small
 event signed ``sha256=``) and to the request's own ``webhook`` block (the
@@ -12,15 +18,18 @@ inline format: a WebhookDelivery signed ``t=…,v1=…``, or the full job docume
 
 :class:`Faults` injects what production does to a client: webhooks never sent,
 sent twice, sent twice at once, slow API answers, and API answers 503 or 429
-with ``Retry-After``.
+with any ``Retry-After`` (0, negative or a date in the past included).
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import contextlib
 import hmac
 import json
 import math
+import mimetypes
 import random
 import re
 import socket
@@ -36,7 +45,7 @@ from urllib.parse import parse_qs, urlsplit
 from ..exceptions import ConfigurationError
 from ..simulate import MIN_TIMEOUT, SENDER_TIMEOUT, Transport, http_transport
 from ..verify import DEFAULT_SIGNATURE_HEADER
-from .jobs import CrawlJob, Job, WebhookConfig, rfc3339
+from .jobs import FAILURE_REASON, CrawlJob, Job, WebhookConfig, rfc3339
 from .multipart import FormError, parse_form
 from .webhooks import Scheduler, WebhookDelivery, WebhookSender, new_dashboard_payload
 
@@ -44,7 +53,10 @@ __all__ = ["DEFAULT_MAX_UPLOAD", "Emulator", "EmulatorStats", "Faults"]
 
 #: The largest request body the emulator reads.
 DEFAULT_MAX_UPLOAD = 32 * 1024 * 1024
-_JOB_PATH = re.compile(r"^/v1/jobs/([^/]+)/?$")
+_JOB_PATH = re.compile(r"^/v1/jobs/([^/]+?)(/result)?/?$")
+#: The vendor's limits on a webhook block's metadata.
+MAX_METADATA_ENTRIES = 100
+MAX_METADATA_BYTES = 8 * 1024
 _EVENT_TYPES = {
     "completed": "job.completed",
     "partial_success": "job.completed",
@@ -67,25 +79,31 @@ class Faults:
     :param duplicate: delivered events sent once more.
     :param concurrent: events whose first attempt is sent twice at the same moment.
     :param api_errors: API requests answered 503 or 429 (with ``Retry-After``), half each.
+    :param rate_limited: API requests answered 429 (with ``Retry-After``).
     :param slow: API requests answered only after *slow_seconds*.
-    :param retry_after: the ``Retry-After`` seconds of an injected 429.
+    :param retry_after: the ``Retry-After`` of an injected 429: whole seconds (0 and negative
+        values included), or a string sent as it is (an HTTP date, say).
     """
 
     drop: float = 0.0
     duplicate: float = 0.0
     concurrent: float = 0.0
     api_errors: float = 0.0
+    rate_limited: float = 0.0
     slow: float = 0.0
     slow_seconds: float = 1.0
-    retry_after: int = 1
+    retry_after: int | str = 1
 
     def __post_init__(self) -> None:
-        for name in ("drop", "duplicate", "concurrent", "api_errors", "slow"):
+        for name in ("drop", "duplicate", "concurrent", "api_errors", "rate_limited", "slow"):
             _rate(name, getattr(self, name))
         if not (math.isfinite(self.slow_seconds) and self.slow_seconds >= 0):
             raise ConfigurationError("slow_seconds must be a non-negative number")
-        if not isinstance(self.retry_after, int) or self.retry_after < 0:
-            raise ConfigurationError("retry_after must be a whole number of seconds, 0 or more")
+        value = self.retry_after
+        if isinstance(value, bool) or not isinstance(value, (int, str)):
+            raise ConfigurationError("retry_after must be whole seconds or a header value")
+        if isinstance(value, str) and (not value.strip() or any(c in value for c in "\r\n")):
+            raise ConfigurationError("retry_after must be a one-line header value")
 
 
 @dataclass(slots=True)
@@ -122,8 +140,13 @@ class Emulator:
     :param seed: makes the faults and failures repeatable.
     :param error_style: ``"envelope"`` (``{"error": {"code", "message"}}``) or ``"flat"`` (``{"error": "…"}``).
     :param status_case: ``"lower"``, or ``"upper"`` as the Pro API writes statuses.
-    :param extractor: ``(filename, data) -> text`` for each upload (the open-source ``kreuzberg``
-        library, say); an exception fails the job. Default: the uploaded bytes, decoded as UTF-8.
+    :param extractor: ``(filename, data, mime_type) -> text`` for each upload (the open-source
+        ``kreuzberg`` library: :func:`~kreuzberg_webhooks.emulator.extract.kreuzberg_extractor`),
+        run in the emulator's worker pool, never on a request's thread; the job stays
+        ``processing`` until it returns, and an exception fails the job with its message as the
+        ``error``. Default: the uploaded bytes, decoded as UTF-8.
+    :param read_timeout: seconds a connection may sit without sending (a request line, headers
+        or body): an unfinished body is answered 408, an idle kept-alive connection closed.
     """
 
     def __init__(
@@ -149,7 +172,8 @@ class Emulator:
         webhook_workers: int = 16,
         transport: Transport = http_transport,
         clock: Callable[[], float] = time.time,
-        extractor: Callable[[str, bytes], str] | None = None,
+        extractor: Callable[[str, bytes, str], str] | None = None,
+        read_timeout: float = 10.0,
     ) -> None:
         if not isinstance(api_key, str) or not api_key:
             raise ConfigurationError("the emulator needs a non-empty API key")
@@ -163,9 +187,12 @@ class Emulator:
             raise ConfigurationError("job_delay must be a non-negative number of seconds")
         if not (math.isfinite(time_scale) and time_scale > 0):
             raise ConfigurationError("time_scale must be a positive number")
+        if not (math.isfinite(read_timeout) and read_timeout > 0):
+            raise ConfigurationError("read_timeout must be a positive number of seconds")
         if webhook_url is not None and urlsplit(webhook_url).scheme not in ("http", "https"):
             raise ConfigurationError("webhook_url must be an http:// or https:// URL")
         self._api_key = api_key.encode()
+        self._sandbox_keys: set[bytes] = set()
         self.host = host
         self._port = port
         self.webhook_url = webhook_url
@@ -185,6 +212,7 @@ class Emulator:
         self._transport = transport
         self._clock = clock
         self._extractor = extractor
+        self.read_timeout = float(read_timeout)
         # One stream per kind of draw: webhook faults then follow the order jobs finish in,
         # whatever API requests and submissions happen meanwhile (a seed repeats a run).
         self._webhook_random = random.Random(seed)
@@ -272,43 +300,46 @@ class Emulator:
     # -- jobs (also usable in-process) --------------------------------------------------
 
     def submit(
-        self, files: Iterable[tuple[str, bytes]], webhook: WebhookConfig | None = None, *, mime_type: str = ""
+        self,
+        files: Iterable[tuple[str, bytes] | tuple[str, bytes, str]],
+        webhook: WebhookConfig | None = None,
+        *,
+        mime_type: str = "",
     ) -> list[str]:
-        """Create one job per ``(filename, data)``; returns their ids."""
+        """Create one job per ``(filename, data[, mime type])``; returns their ids. A file without
+        a mime type gets *mime_type*, else one guessed from its name."""
         now = self._clock()
-        jobs = [
-            self._new_job(name, data, mime_type or "application/octet-stream", now, webhook) for name, data in files
-        ]
+        jobs = [self._new_job(spec[0], spec[1], _mime_of(spec, mime_type), now, webhook) for spec in files]
         with self._lock:
             for job in jobs:
                 self._jobs[job.id] = job
                 self._order.append(job.id)
             self.stats.jobs += len(jobs)
         for job in jobs:
-            self._schedule_finish(job)
+            self._start(job)
         return [job.id for job in jobs]
 
     def submit_crawl(self, urls: Iterable[str], webhook: WebhookConfig | None = None) -> str:
-        """Create a crawl job with one extraction job per URL (its text names the URL); returns its id."""
+        """Create a crawl job with one extraction job per URL (its text names the URL); returns its id.
+        Its webhook (the crawl family: ``crawl.completed``/``crawl.failed``) goes out when its last
+        job has finished."""
         now = self._clock()
         seed_urls = list(urls)
-        jobs = []
+        crawl = CrawlJob(str(uuid.uuid4()), seed_urls, [], now, webhook)
         for url in seed_urls:
             name = url.rstrip("/").rsplit("/", 1)[-1] or "index.html"
             job = self._new_job(name, f"Page at {url}".encode(), "text/html", now, None)
             job.source_url = url
-            jobs.append(job)
-        crawl = CrawlJob(str(uuid.uuid4()), seed_urls, jobs, now, webhook)
+            job.parent_crawl_job_id = crawl.id
+            crawl.jobs.append(job)
         with self._lock:
-            for job in jobs:
+            for job in crawl.jobs:
                 self._jobs[job.id] = job
             self._crawls[crawl.id] = crawl
             self._order.append(crawl.id)
-            self.stats.jobs += len(jobs)
-        for job in jobs:
-            self._schedule_finish(job)
-        if webhook is not None:
-            self._at_finish(crawl.finishes, lambda: self._crawl_finished(crawl))
+            self.stats.jobs += len(crawl.jobs)
+        for job in crawl.jobs:
+            self._start(job)
         return crawl.id
 
     def document(self, job_id: str) -> dict[str, Any] | None:
@@ -317,10 +348,10 @@ class Emulator:
         with self._lock:
             job = self._jobs.get(job_id)
             crawl = self._crawls.get(job_id)
-        if job is not None:
-            return self._cased(job.document(now))
-        if crawl is not None:
-            return self._cased(crawl.document(now))
+            if job is not None:
+                return self._cased(job.document(now))
+            if crawl is not None:
+                return self._cased(crawl.document(now))
         return None
 
     def text_of(self, job_id: str) -> str:
@@ -329,14 +360,19 @@ class Emulator:
             return self._jobs[job_id].text
 
     def cancel(self, job_id: str) -> bool:
-        """Cancel a job that has not finished: it ends ``cancelled`` now and its webhooks go out.
-        ``False`` if it had already finished (or is unknown)."""
+        """Cancel a job (or each job of a crawl) that has not finished: it ends ``cancelled`` now and
+        its webhooks (``job.cancelled``) go out. ``False`` if it had already finished (or is unknown)."""
         now = self._clock()
+        with self._lock:
+            crawl = self._crawls.get(job_id)
+        if crawl is not None:
+            cancelled = [self.cancel(job.id) for job in crawl.jobs]  # every job, not up to the first
+            return any(cancelled)
         with self._lock:
             job = self._jobs.get(job_id)
             if job is None or now >= job.finishes:
                 return False
-            job.outcome, job.finishes = "cancelled", now
+            job.outcome, job.finishes, job.error = "cancelled", now, None
         self._schedule_finish(job)
         return True
 
@@ -348,16 +384,35 @@ class Emulator:
     def _new_job(self, name: str, data: bytes, mime: str, now: float, webhook: WebhookConfig | None) -> Job:
         with self._lock:
             failed = self._job_random.random() < self.failure_rate
-        extracted = None
-        if self._extractor is not None and not failed:
-            try:
-                extracted = self._extractor(name, data)
-            except Exception:  # an upload the extractor cannot read: the job fails, as in the cloud
-                failed = True
         job = Job.new(name, mime, data, now=now, delay=self.job_delay, outcome="failed" if failed else "completed")
         job.webhook = webhook
-        job.extracted = extracted
+        if self._extractor is not None and not failed:
+            job.finishes = math.inf  # processing until the extractor has read it
         return job
+
+    def _start(self, job: Job) -> None:
+        """Schedule a new job's end: now plus its delay, or once the extractor has read it."""
+        if not math.isinf(job.finishes):
+            self._schedule_finish(job)
+            return
+        extractor = self._extractor
+        assert extractor is not None
+
+        def extract() -> None:
+            try:
+                text, error = extractor(job.filename, job.data, job.mime_type), None
+            except Exception as exc:  # an upload the extractor cannot read: the job fails, as in the cloud
+                text, error = None, f"{type(exc).__name__}: {exc}"[:500]
+            with self._lock:
+                if job.outcome == "cancelled":
+                    return  # cancelled while it was being read: that finish is scheduled already
+                job.extracted = text
+                if error is not None:
+                    job.outcome, job.error = "failed", error
+                job.finishes = max(self._clock(), job.created + self.job_delay)
+            self._schedule_finish(job)
+
+        self._at_finish(self._clock(), extract)
 
     def _cased(self, document: dict[str, Any]) -> dict[str, Any]:
         if self.status_case == "upper":
@@ -396,6 +451,8 @@ class Emulator:
             if job.announced or due != job.finishes:
                 return  # announced already, or a schedule a cancellation superseded
             job.announced = True
+            crawl = self._crawls.get(job.parent_crawl_job_id) if job.parent_crawl_job_id else None
+            crawl_done = crawl is not None and crawl.webhook is not None and all(j.announced for j in crawl.jobs)
         if self.webhook_url is not None:
             payload = new_dashboard_payload(job.id, self.project_id, job.outcome, job.finishes)
             self._send(job.id, job.outcome, self.webhook_url, self._webhook_secret, "dashboard", payload)
@@ -403,23 +460,42 @@ class Emulator:
             if self.inline_format == "event":
                 payload = self._inline_event(job)
             else:
-                payload = {**self._cased(job.document(job.finishes)), "metadata": job.webhook.metadata}
-            self._send(job.id, job.outcome, job.webhook.url, job.webhook.secret, self.inline_format, payload)
+                with self._lock:
+                    document = self._cased(job.document(job.finishes))
+                payload = {**document, "metadata": job.webhook.metadata}
+            job.delivery = self._send(
+                job.id, job.outcome, job.webhook.url, job.webhook.secret, self.inline_format, payload
+            )
+        if crawl_done:
+            assert crawl is not None
+            self._crawl_finished(crawl)
 
     def _crawl_finished(self, crawl: CrawlJob) -> None:
         assert crawl.webhook is not None
-        status = crawl.status(crawl.finishes)
+        with self._lock:
+            finished = crawl.finishes
+            status = crawl.status(finished)
+            progress = crawl.progress(finished)
+            document = self._cased(crawl.document(finished))
+        if status == "cancelled":
+            return  # the crawl family has no cancelled event: the service sends none
         if self.inline_format == "event":
             payload: dict[str, Any] = {
-                "event": _EVENT_TYPES.get(status, f"job.{status}"),
+                "event": "crawl.failed" if status == "failed" else "crawl.completed",
                 "event_id": str(uuid.uuid4()),
-                "job_id": crawl.id,
-                "timestamp": rfc3339(crawl.finishes),
+                "crawl_job_id": crawl.id,
+                "status": status.upper() if self.status_case == "upper" else status,
+                "progress": progress,
+                "timestamp": rfc3339(finished),
                 "metadata": crawl.webhook.metadata,
             }
+            if status == "failed":
+                payload["error"] = {"code": "CRAWL_FAILED", "message": "no page of the crawl could be extracted"}
         else:
-            payload = {**self._cased(crawl.document(crawl.finishes)), "metadata": crawl.webhook.metadata}
-        self._send(crawl.id, status, crawl.webhook.url, crawl.webhook.secret, self.inline_format, payload)
+            payload = {**document, "metadata": crawl.webhook.metadata}
+        crawl.delivery = self._send(
+            crawl.id, status, crawl.webhook.url, crawl.webhook.secret, self.inline_format, payload
+        )
 
     def _inline_event(self, job: Job) -> dict[str, Any]:
         assert job.webhook is not None
@@ -434,10 +510,12 @@ class Emulator:
         if results is not None:
             payload["results"] = results
         if job.outcome == "failed":
-            payload["error"] = {"code": "2001", "message": "the document could not be read"}
+            payload["error"] = {"code": "EXTRACTION_ERROR", "message": job.error or FAILURE_REASON}
         return payload
 
-    def _send(self, job_id: str, status: str, url: str, secret: str | None, fmt: str, payload: dict[str, Any]) -> None:
+    def _send(
+        self, job_id: str, status: str, url: str, secret: str | None, fmt: str, payload: dict[str, Any]
+    ) -> WebhookDelivery:
         faults = self.faults
         with self._lock:
             draw = self._webhook_random.random
@@ -458,6 +536,7 @@ class Emulator:
             self._pending_webhooks += 1
         assert self._sender is not None
         self._sender.send(event)
+        return event
 
     def _webhook_settled(self, event: WebhookDelivery) -> None:
         with self._settled:
@@ -475,7 +554,19 @@ class Emulator:
 
     def _authorized(self, header: str | None) -> bool:
         scheme, _, key = (header or "").partition(" ")
-        return scheme.lower() == "bearer" and hmac.compare_digest(key.strip().encode(), self._api_key)
+        given = key.strip().encode()
+        if scheme.lower() != "bearer":
+            return False
+        with self._lock:
+            sandbox = given in self._sandbox_keys
+        return hmac.compare_digest(given, self._api_key) or sandbox
+
+    def _sandbox_key(self) -> tuple[int, dict[str, Any]]:
+        """``POST /v1/sandbox/key`` (no API key needed): a new key this emulator accepts from now on."""
+        key = "sandbox_" + uuid.uuid4().hex
+        with self._lock:
+            self._sandbox_keys.add(key.encode())
+        return 201, {"api_key": key, "expires_at": rfc3339(self._clock() + 3600), "pages_remaining": 100}
 
     def _draw_fault(self) -> tuple[bool, int | None]:
         """Whether to answer slowly, and an injected status (503 or 429) or ``None``."""
@@ -486,6 +577,9 @@ class Emulator:
             status = None
             if faults.api_errors > 0 and self._api_random.random() < faults.api_errors:
                 status = 429 if self._api_random.random() < 0.5 else 503
+            elif faults.rate_limited > 0 and self._api_random.random() < faults.rate_limited:
+                status = 429
+            if status is not None:
                 self.stats.api_faults += 1
         return slow, status
 
@@ -506,8 +600,34 @@ class Emulator:
         with self._lock:
             ids = list(reversed(self._order))
             page = ids[offset : offset + limit]
-            items = [(self._jobs.get(i) or self._crawls[i]).summary(now) for i in page]
-        return 200, {"jobs": [self._cased(item) for item in items], "total": len(ids), "limit": limit, "offset": offset}
+            items = [self._cased((self._jobs.get(i) or self._crawls[i]).summary(now)) for i in page]
+        return 200, {"jobs": items, "total": len(ids), "limit": limit, "offset": offset}
+
+    def _result(self, job_id: str) -> tuple[int, dict[str, Any]]:
+        now = self._clock()
+        with self._lock:
+            job = self._jobs.get(job_id)
+            if job is None:
+                found = job_id in self._crawls
+                return (
+                    (409, self.error_body("conflict", "a crawl job's results are its jobs' results"))
+                    if found
+                    else (
+                        404,
+                        self.error_body("job_not_found", "Job not found"),
+                    )
+                )
+            if now < job.finishes or job.result() is None:
+                return 409, self.error_body("conflict", f"the job is {job.status(now)}, it has no result")
+            return 200, self._cased(job.result_envelope())
+
+    def _delete(self, job_id: str) -> tuple[int, dict[str, Any] | None]:
+        with self._lock:
+            known = job_id in self._jobs or job_id in self._crawls
+        if not known:
+            return 404, self.error_body("job_not_found", "Job not found")
+        self.cancel(job_id)  # a job that already finished stays as it is: 204 all the same
+        return 204, None
 
     def error_body(self, code: str, message: str) -> dict[str, Any]:
         """An error body in the configured style."""
@@ -516,66 +636,129 @@ class Emulator:
         return {"error": {"code": code, "message": message}}
 
     def _extract(self, content_type: str, body: bytes) -> tuple[int, dict[str, Any]]:
-        files: list[tuple[str, bytes]] = []
-        urls: list[str] = []
-        webhook_data: Any = None
-        if content_type.lower().startswith("multipart/form-data"):
-            try:
-                parts = parse_form(content_type, body)
-            except FormError as error:
-                return 400, self.error_body("validation", f"unreadable form: {error}")
-            for part in parts:
-                if part.name == "webhook":
-                    try:
-                        webhook_data = json.loads(part.data)
-                    except ValueError:
-                        return 400, self.error_body("validation", "the webhook field is not JSON")
-                elif part.filename is not None or part.name in ("file", "files"):
-                    files.append((part.filename or part.name, part.data))
-        elif content_type.lower().startswith("application/json"):
-            try:
-                data = json.loads(body)
-            except ValueError:
-                return 400, self.error_body("validation", "the body is not JSON")
-            if not isinstance(data, dict):
-                return 400, self.error_body("validation", "the body is not a JSON object")
-            webhook_data = data.get("webhook")
-            for document in data.get("documents") or []:
-                if isinstance(document, dict) and isinstance(document.get("url"), str):
-                    urls.append(document["url"])
-                elif isinstance(document, dict) and isinstance(document.get("content"), str):
-                    files.append((str(document.get("filename") or "document.txt"), document["content"].encode()))
-                else:
-                    return 400, self.error_body("validation", "each document needs a 'url' or a 'content'")
-        else:
-            return 400, self.error_body("validation", "send multipart/form-data or application/json")
-        if not files and not urls:
-            return 400, self.error_body("validation", "At least one document or URL is required")
-        webhook = None
-        if webhook_data is not None:
-            webhook = _webhook_config(webhook_data)
-            if webhook is None:
-                return 400, self.error_body(
-                    "validation", "webhook must be {url: http(s) URL, secret?: string, metadata?: object}"
-                )
+        try:
+            files, urls, webhook = _read_submission(content_type, body)
+        except _Invalid as error:
+            return 400, self.error_body("validation", str(error))
         answer: dict[str, Any] = {"job_ids": self.submit(files, webhook) if files else [], "status": "pending"}
         if urls:
             answer["crawl_job_ids"] = [self.submit_crawl(urls, webhook)]
         return 202, answer
 
 
+class _Invalid(ValueError):
+    """A submission the API answers 400."""
+
+
+def _mime_of(spec: tuple[str, bytes] | tuple[str, bytes, str], default: str) -> str:
+    if len(spec) > 2 and spec[2]:
+        return str(spec[2])
+    return default or mimetypes.guess_type(spec[0])[0] or "application/octet-stream"
+
+
+def _read_submission(
+    content_type: str, body: bytes
+) -> tuple[list[tuple[str, bytes, str]], list[str], WebhookConfig | None]:
+    """The files, crawl URLs and webhook of a ``POST /v1/extract`` body; :class:`_Invalid` says why not."""
+    files: list[tuple[str, bytes, str]] = []
+    urls: list[str] = []
+    webhook_data: Any = None
+    kind = content_type.split(";", 1)[0].strip().lower()
+    if kind == "multipart/form-data":
+        try:
+            parts = parse_form(content_type, body)
+        except (FormError, ValueError, LookupError) as error:
+            raise _Invalid(f"unreadable form: {error}") from None
+        for part in parts:
+            if part.name == "webhook":
+                try:
+                    webhook_data = json.loads(part.data)
+                except ValueError:
+                    raise _Invalid("the webhook field is not JSON") from None
+            elif part.filename is not None or part.name in ("file", "files"):
+                files.append((part.filename or part.name, part.data, part.content_type))
+    elif kind == "application/json":
+        try:
+            data = json.loads(body)
+        except ValueError:
+            raise _Invalid("the body is not JSON") from None
+        if not isinstance(data, dict):
+            raise _Invalid("the body is not a JSON object")
+        webhook_data = data.get("webhook")
+        for document in _items(data, "documents"):
+            _read_document(document, files, urls)
+        for item in _items(data, "urls"):
+            urls.append(_read_url(item))
+    else:
+        raise _Invalid("send multipart/form-data or application/json")
+    if not files and not urls:
+        raise _Invalid("At least one document or URL is required")
+    return files, urls, _webhook_config(webhook_data)
+
+
+def _items(data: dict[str, Any], name: str) -> list[Any]:
+    value = data.get(name)
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise _Invalid(f"{name} must be a list")
+    return value
+
+
+def _read_document(document: Any, files: list[tuple[str, bytes, str]], urls: list[str]) -> None:
+    if not isinstance(document, dict):
+        raise _Invalid("each document must be an object")
+    filename, mime_type = document.get("filename"), document.get("mime_type")
+    if filename is not None and not isinstance(filename, str):
+        raise _Invalid("a document's filename must be a string")
+    if mime_type is not None and not isinstance(mime_type, str):
+        raise _Invalid("a document's mime_type must be a string")
+    if "url" in document:
+        urls.append(_read_url(document))
+        return
+    data, content = document.get("data"), document.get("content")
+    if isinstance(data, str):
+        try:
+            raw = base64.b64decode(data, validate=True)
+        except (binascii.Error, ValueError):
+            raise _Invalid("a document's data must be base64") from None
+    elif isinstance(content, str):
+        raw = content.encode()
+    else:
+        raise _Invalid("each document needs its data (base64), or a url")
+    name = filename or "document"
+    files.append((name, raw, mime_type or mimetypes.guess_type(name)[0] or "application/octet-stream"))
+
+
+def _read_url(item: Any) -> str:
+    url = item.get("url") if isinstance(item, dict) else item
+    if isinstance(item, dict) and not isinstance(item.get("crawl_config", {}), (dict, type(None))):
+        raise _Invalid("crawl_config must be an object")
+    if not isinstance(url, str) or urlsplit(url).scheme not in ("http", "https") or not urlsplit(url).netloc:
+        raise _Invalid("each url must be an http(s) URL")
+    return url
+
+
 def _webhook_config(data: Any) -> WebhookConfig | None:
+    """The request's webhook; ``None`` when it has none — no block, or an empty ``url``
+    (kreuzberg-cloud-sdk always sends ``{"url": ""}``)."""
+    if data is None:
+        return None
     if not isinstance(data, dict):
+        raise _Invalid("webhook must be {url: http(s) URL, secret?: string, metadata?: object}")
+    url, secret, metadata = data.get("url"), data.get("secret"), data.get("metadata")
+    if url is None or url == "":
         return None
-    url, secret, metadata = data.get("url"), data.get("secret"), data.get("metadata", {})
-    if not isinstance(url, str) or urlsplit(url).scheme not in ("http", "https"):
-        return None
+    if not isinstance(url, str) or urlsplit(url).scheme not in ("http", "https") or not urlsplit(url).netloc:
+        raise _Invalid("the webhook url must be an http(s) URL")
     if secret is not None and not isinstance(secret, str):
-        return None
+        raise _Invalid("the webhook secret must be a string")
     if metadata is None:
         metadata = {}
     if not isinstance(metadata, dict):
-        return None
+        raise _Invalid("the webhook metadata must be an object")
+    if len(metadata) > MAX_METADATA_ENTRIES or len(json.dumps(metadata).encode()) > MAX_METADATA_BYTES:
+        raise _Invalid(f"the webhook metadata holds at most {MAX_METADATA_ENTRIES} entries and 8 KiB")
     return WebhookConfig(url, secret or None, metadata)
 
 
@@ -624,6 +807,11 @@ class _Handler(BaseHTTPRequestHandler):
     server_version = "kreuzberg-emulator"
     server: _Server
 
+    @property
+    def timeout(self) -> float:  # type: ignore[override]
+        """The socket time-out (``StreamRequestHandler.setup`` applies it): the emulator's read time-out."""
+        return self.server.emulator.read_timeout
+
     def log_message(self, format: str, *args: Any) -> None:
         """Silent: a request line is not worth a line on stderr (and headers are never logged)."""
 
@@ -633,18 +821,34 @@ class _Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         self._serve("POST")
 
+    def do_DELETE(self) -> None:
+        self._serve("DELETE")
+
+    def do_PUT(self) -> None:
+        self._serve("PUT")
+
+    def do_PATCH(self) -> None:
+        self._serve("PATCH")
+
     def _serve(self, method: str) -> None:
         emulator = self.server.emulator
         body = b""
-        if method == "POST":
-            length = self.headers.get("Content-Length")
+        length = self.headers.get("Content-Length")
+        if method in ("POST", "PUT", "PATCH") or length is not None:
             if length is None or not length.isdigit():
                 self._answer(411, emulator.error_body("validation", "a Content-Length is required"), close=True)
                 return
             if int(length) > emulator.max_upload:
                 self._answer(413, emulator.error_body("payload_too_large", "the upload is too large"), close=True)
                 return
-            body = self.rfile.read(int(length))
+            try:
+                body = self.rfile.read(int(length))
+            except TimeoutError:
+                body = None  # type: ignore[assignment]
+            if body is None or len(body) < int(length):
+                message = f"the request body did not arrive within {emulator.read_timeout:g} s"
+                self._answer(408, emulator.error_body("request_timeout", message), close=True)
+                return
         slow, fault = emulator._draw_fault()
         if slow:
             time.sleep(emulator.faults.slow_seconds)
@@ -655,38 +859,65 @@ class _Handler(BaseHTTPRequestHandler):
         if fault == 503:
             self._answer(503, emulator.error_body("service_unavailable", "Database connection unavailable"))
             return
+        path, _, query = self.path.partition("?")
+        if method == "POST" and path.rstrip("/") == "/v1/sandbox/key":
+            self._answer(*emulator._sandbox_key())
+            return
         if not emulator._authorized(self.headers.get("Authorization")):
             self._answer(401, emulator.error_body("unauthorized", "Missing or invalid API key"))
             return
-        path, _, query = self.path.partition("?")
-        if method == "POST" and path.rstrip("/") == "/v1/extract":
+        route = path.rstrip("/")
+        if route == "/v1/extract":
+            if method != "POST":
+                self._answer(405, emulator.error_body("method_not_allowed", f"{method} is not allowed here"))
+                return
             self._answer(*emulator._extract(self.headers.get("Content-Type", ""), body))
             return
-        if method == "GET" and path.rstrip("/") == "/v1/jobs":
+        if route == "/v1/jobs":
+            if method != "GET":
+                self._answer(405, emulator.error_body("method_not_allowed", f"{method} is not allowed here"))
+                return
             self._answer(*emulator._list(query))
             return
         match = _JOB_PATH.match(path)
-        if method == "GET" and match:
-            job_id = match.group(1)
-            if not _is_uuid(job_id):
-                self._answer(400, emulator.error_body("validation", "Invalid job ID format"))
-                return
-            emulator._count_job_request(job_id)
-            document = emulator.document(job_id)
-            if document is None:
-                self._answer(404, emulator.error_body("job_not_found", "Job not found"))
-            else:
-                self._answer(200, document)
+        if match is None:
+            self._answer(404, emulator.error_body("not_found", "No such route"))
             return
-        self._answer(404, emulator.error_body("not_found", "No such route"))
+        job_id, result = match.group(1), match.group(2) is not None
+        allowed = ("GET",) if result else ("GET", "DELETE")
+        if method not in allowed:
+            self._answer(405, emulator.error_body("method_not_allowed", f"{method} is not allowed here"))
+            return
+        if not _is_uuid(job_id):
+            self._answer(400, emulator.error_body("validation", "Invalid job ID format"))
+            return
+        job_id = str(uuid.UUID(job_id))
+        if method == "DELETE":
+            self._answer(*emulator._delete(job_id))
+            return
+        if result:
+            self._answer(*emulator._result(job_id))
+            return
+        emulator._count_job_request(job_id)
+        document = emulator.document(job_id)
+        if document is None:
+            self._answer(404, emulator.error_body("job_not_found", "Job not found"))
+        else:
+            self._answer(200, document)
 
     def _answer(
-        self, status: int, payload: dict[str, Any], headers: dict[str, str] | None = None, *, close: bool = False
+        self,
+        status: int,
+        payload: dict[str, Any] | None,
+        headers: dict[str, str] | None = None,
+        *,
+        close: bool = False,
     ) -> None:
-        data = json.dumps(payload, separators=(",", ":")).encode()
+        data = b"" if payload is None else json.dumps(payload, separators=(",", ":")).encode()
         with contextlib.suppress(OSError):  # the client went away
             self.send_response(status)
-            self.send_header("Content-Type", "application/json")
+            if payload is not None:
+                self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(data)))
             for name, value in (headers or {}).items():
                 self.send_header(name, value)
@@ -694,4 +925,5 @@ class _Handler(BaseHTTPRequestHandler):
                 self.send_header("Connection", "close")
                 self.close_connection = True
             self.end_headers()
-            self.wfile.write(data)
+            if data:
+                self.wfile.write(data)

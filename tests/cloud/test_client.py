@@ -19,6 +19,7 @@ from kreuzberg_webhooks.cloud import (
     InvalidAPIKey,
     InvalidJobId,
     JobNotFound,
+    JobNotReady,
     JobsAPIError,
     JobsClient,
     JobTimeout,
@@ -261,7 +262,7 @@ def test_base_url_and_key_come_from_the_environment(cloud: Emulator, monkeypatch
         assert client.base_url == cloud.base_url
         assert client.get_job(job_id).job_id == job_id
     monkeypatch.delenv("KREUZBERG_API_URL")
-    assert JobsClient().base_url == "https://api.xberg.io"
+    assert JobsClient().base_url == "https://api.kreuzberg.dev"  # kreuzberg-cloud-sdk's DEFAULT_BASE_URL
 
 
 def test_the_api_key_never_appears_in_errors_reprs_or_logs(caplog: pytest.LogCaptureFixture) -> None:
@@ -307,3 +308,69 @@ def test_async_client_does_the_same(cloud: Emulator) -> None:
     assert result is not None
     assert result.content == "one"
     assert len(children) == 1
+
+
+def test_get_result_answers_the_stored_results_once_the_job_is_done() -> None:
+    with Emulator(KEY, job_delay=1.0) as cloud, client_for(cloud) as client:
+        [job_id] = cloud.submit([("a.txt", b"stored text", "text/plain")])
+        with pytest.raises(JobNotReady) as early:
+            client.get_result(job_id)
+        client.wait_for_job(job_id, timeout=10, poll_interval=0.01)
+        stored = client.get_result(job_id)
+        with pytest.raises(JobNotFound):
+            client.get_result(uuid.uuid4())
+    assert early.value.status_code == 409
+    assert (stored.job_id, stored.status, stored.cached) == (job_id, "completed", False)
+    [document] = stored.results
+    assert (document.content, document.mime_type) == ("stored text", "text/plain")
+
+
+def test_list_jobs_pages_summaries(cloud: Emulator) -> None:
+    ids = cloud.submit([(f"{n}.txt", b"x", "text/plain") for n in range(3)])
+    with client_for(cloud) as client:
+        page = client.list_jobs(limit=2, offset=1)
+        with pytest.raises(PermanentAPIError):
+            client.list_jobs(limit=0)
+    assert (page.total, page.limit, page.offset) == (3, 2, 1)
+    assert [summary.job_id for summary in page.jobs] == list(reversed(ids))[1:3]
+    assert {(s.job_type, s.mime_type, s.status) for s in page.jobs} <= {
+        ("extraction", "text/plain", status) for status in ("pending", "processing", "completed")
+    }
+
+
+def test_cancel_job_cancels_and_an_unknown_job_is_not_found() -> None:
+    with Emulator(KEY, job_delay=30) as cloud, client_for(cloud) as client:
+        [job_id] = cloud.submit([("a.txt", b"x")])
+        client.cancel_job(job_id)
+        client.cancel_job(job_id)  # a finished job: nothing more to do, no error
+        document = client.get_job(job_id)
+        with pytest.raises(JobNotFound):
+            client.cancel_job(uuid.uuid4())
+    assert document.status == JobStatus.CANCELLED
+
+
+def test_the_async_client_lists_cancels_and_gets_results(cloud: Emulator) -> None:
+    async def run() -> tuple[Any, Any, Any]:
+        async with AsyncJobsClient(KEY, cloud.base_url, backoff=FAST) as client:
+            [done, doomed] = cloud.submit([("a.txt", b"async text"), ("b.txt", b"b")])
+            await client.cancel_job(doomed)
+            await client.wait_for_job(done, timeout=10, poll_interval=0.01)
+            return await client.get_result(done), await client.list_jobs(limit=5), await client.get_job(doomed)
+
+    stored, page, cancelled = asyncio.run(run())
+    assert [document.content for document in stored.results] == ["async text"]
+    assert page.total == 2
+    assert cancelled.status == JobStatus.CANCELLED
+
+
+@pytest.mark.parametrize("retry_after", ["0", "-5", "Wed, 21 Oct 2015 07:28:00 GMT"], ids=["zero", "negative", "past"])
+def test_a_retry_after_of_zero_negative_or_past_still_waits_the_backoff(retry_after: str) -> None:
+    backoff = Backoff(initial=0.05, cap=0.2)
+    faults = Faults(rate_limited=1.0, retry_after=retry_after)
+    with Emulator(KEY, faults=faults) as cloud:
+        client = JobsClient(KEY, cloud.base_url, backoff=backoff, retry_deadline=0.5)
+        with client, pytest.raises(APIUnavailable):
+            client.get_job(uuid.uuid4())
+        requests = cloud.stats.api_requests
+    # 0.05 + 0.1 + 0.2 + 0.2 ... within 0.5 s: a handful of requests, not a storm
+    assert 2 <= requests <= 8

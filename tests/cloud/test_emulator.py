@@ -51,7 +51,7 @@ def test_extract_answers_202_and_the_job_ends_with_the_uploaded_text() -> None:
         [job_id] = answer["job_ids"]
         first = client.get(f"/v1/jobs/{job_id}").json()
         assert first["status"] in ("pending", "processing")
-        assert first["result"] is None
+        assert "result" not in first
         document = poll_until_terminal(client, job_id)
     assert document["status"] == "completed"
     assert document["filename"] == "note.txt"
@@ -60,7 +60,7 @@ def test_extract_answers_202_and_the_job_ends_with_the_uploaded_text() -> None:
 
 
 def test_an_extractor_gives_the_text_and_fails_what_it_cannot_read() -> None:
-    def extractor(filename: str, data: bytes) -> str:
+    def extractor(filename: str, data: bytes, mime_type: str) -> str:
         if filename.endswith(".bin"):
             raise ValueError("unsupported format")
         return data.decode().upper()
@@ -71,6 +71,7 @@ def test_an_extractor_gives_the_text_and_fails_what_it_cannot_read() -> None:
         second = poll_until_terminal(client, unreadable)
     assert first["result"]["content"] == "SHOUT"
     assert second["status"] == "failed"
+    assert second["error"] == "ValueError: unsupported format"
 
 
 def test_failed_jobs_have_no_result() -> None:
@@ -78,7 +79,7 @@ def test_failed_jobs_have_no_result() -> None:
         [job_id] = client.post("/v1/extract", files={"file": ("a.txt", b"x")}).json()["job_ids"]
         document = poll_until_terminal(client, job_id)
     assert document["status"] == "failed"
-    assert document["result"] is None
+    assert "result" not in document
 
 
 @pytest.mark.parametrize(
@@ -169,10 +170,12 @@ def test_inline_webhook_is_a_timestamp_signed_event_with_results_and_metadata() 
     event = Verifier(inline_secret).verify(got.body, got.headers)  # the package reads the vendor's format
     assert isinstance(event, WebhookEvent)
     assert event.has_inline_results
+    assert event.result is not None
+    assert event.result.content == "hello"
     payload = got.payload
     assert payload["event"] == "job.completed"
     assert payload["metadata"] == {"request_id": "r-1"}
-    assert payload["results"][0]["content"] == "hello"
+    assert payload["results"]["content"] == "hello"
 
 
 def test_inline_document_format_carries_the_full_job_document() -> None:

@@ -159,7 +159,7 @@ def test_permanent_api_errors_are_reported_and_not_retried(tmp_path: Path, caplo
     receiver = Receiver(SECRET)
     with Emulator(KEY) as cloud, JobsClient(KEY, cloud.base_url, backoff=FAST) as client:
         tracker = MemoryTracker()
-        reconciler = Reconciler(receiver, client, tracker, grace=0.01, recheck=RECHECK)
+        reconciler = Reconciler(receiver, client, tracker, grace=0.01, recheck=RECHECK, not_found_grace=0)
         purged = str(uuid.uuid4())
         reconciler.track([purged], delay=0)
         report = reconciler.run_once()
@@ -289,3 +289,30 @@ def test_a_grace_the_replay_store_would_outlive_is_refused() -> None:
             Reconciler(receiver, client, MemoryTracker(), grace=100_000)
         with pytest.raises(ConfigurationError):
             Reconciler(receiver, client, MemoryTracker(), grace=0)
+
+
+def test_a_job_the_service_says_it_delivered_but_this_receiver_never_saw_is_processed_with_a_warning(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from kreuzberg_webhooks.emulator import WebhookConfig
+
+    receiver = Receiver(SECRET)
+    recorder = Recorder()
+    receiver.on()(recorder)
+    # drop=1.0: lost on the way after the service counted it delivered (a proxy answered 2xx)
+    with Emulator(KEY, job_delay=0, faults=Faults(drop=1.0)) as cloud, JobsClient(KEY, cloud.base_url) as client:
+        [job_id] = cloud.submit([("a.txt", b"never seen")], webhook=WebhookConfig("http://127.0.0.1:9/hook"))
+        assert cloud.wait_for_webhooks(10)
+        assert client.get_job(job_id).raw["webhook_delivery"]["status"] == "delivered"
+        reconciler = Reconciler(receiver, client, MemoryTracker(), grace=0.05, observe=False)
+        reconciler.track([job_id])
+        time.sleep(0.06)
+        with caplog.at_level(logging.WARNING, logger="kreuzberg_webhooks.cloud"):
+            report = reconciler.run_once()
+            again = reconciler.run_once()
+    assert report.processed == [job_id]
+    assert again.checked == 0
+    assert recorder.per_job() == Counter({job_id: 1})
+    [warning] = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert job_id in warning.getMessage()
+    assert "1 attempt" in warning.getMessage()

@@ -69,7 +69,7 @@ def test_permanent_failures_and_a_refused_key_exit_1_without_printing_the_key(tm
     with Emulator(KEY) as cloud:
         purged = str(uuid.uuid4())
         track(tmp_path, purged)
-        result = run(tmp_path, url=cloud.base_url)
+        result = run(tmp_path, "--not-found-grace", "0", url=cloud.base_url)
         track(tmp_path, str(uuid.uuid4()))
         refused = run(tmp_path, url=cloud.base_url, key="wrong-" + KEY)
     assert result.returncode == 1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 import uuid
@@ -141,3 +142,94 @@ def test_open_tracker_refuses_unknown_schemes(tmp_path: Path) -> None:
         open_tracker("mongodb://x")
     with pytest.raises(ConfigurationError):
         SQLiteTracker(":memory:")
+
+
+RECONCILE_KEY = "tracking-reconcile-key-0123456789"
+
+
+class _Reported:
+    """The reconciler's outcome hook for jobs it gives up on."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, str]] = []
+
+    def __call__(self, entry: TrackedJob, reason: str) -> None:
+        self.calls.append((entry.job_id, reason))
+
+
+@pytest.mark.slow
+def test_a_job_that_never_finishes_is_reported_and_dropped_after_the_age_limit(
+    make_tracker: Callable[[], JobTracker], caplog: pytest.LogCaptureFixture
+) -> None:
+    from kreuzberg_webhooks import Receiver
+    from kreuzberg_webhooks.cloud import JobsClient, Reconciler
+    from kreuzberg_webhooks.emulator import Emulator
+    from kreuzberg_webhooks.testing import FrozenClock
+
+    tracker = make_tracker()
+    clock = FrozenClock(time.time())
+    reported = _Reported()
+    receiver = Receiver("tracking-reconcile-secret-0123456789abcdef")
+    with Emulator(RECONCILE_KEY, job_delay=3600) as cloud, JobsClient(RECONCILE_KEY, cloud.base_url) as client:
+        [stuck] = cloud.submit([("stuck.pdf", b"x")])
+        reconciler = Reconciler(
+            receiver, client, tracker, grace=10, max_age=100, on_abandoned=reported, clock=clock, observe=False
+        )
+        reconciler.track([stuck])
+        clock.advance(11)
+        first = reconciler.run_once()
+        clock.advance(100)
+        with caplog.at_level(logging.WARNING, logger="kreuzberg_webhooks.cloud"):
+            second = reconciler.run_once()
+        clock.advance(1000)
+        third = reconciler.run_once()
+    assert (first.pending, first.abandoned) == (1, [])
+    assert [job_id for job_id, _ in second.abandoned] == [stuck]
+    assert reported.calls == [(stuck, second.abandoned[0][1])]
+    assert "still pending" in reported.calls[0][1]
+    assert any(stuck in r.getMessage() and r.levelno == logging.WARNING for r in caplog.records)
+    assert third.checked == 0  # dropped from tracking: never polled again
+    entry = tracker.get(stuck)
+    assert entry is None or entry.closed
+
+
+@pytest.mark.slow
+def test_a_404_closes_a_job_only_after_the_not_found_grace(make_tracker: Callable[[], JobTracker]) -> None:
+    from kreuzberg_webhooks import Receiver
+    from kreuzberg_webhooks.cloud import JobsClient, Reconciler
+    from kreuzberg_webhooks.emulator import Emulator
+    from kreuzberg_webhooks.testing import FrozenClock
+
+    tracker = make_tracker()
+    clock = FrozenClock(time.time())
+    receiver = Receiver("tracking-reconcile-secret-0123456789abcdef")
+    lagging = str(uuid.uuid4())  # the API does not know it yet
+    with Emulator(RECONCILE_KEY) as cloud, JobsClient(RECONCILE_KEY, cloud.base_url) as client:
+        reconciler = Reconciler(receiver, client, tracker, grace=10, not_found_grace=120, clock=clock, observe=False)
+        reconciler.track([lagging])
+        clock.advance(11)
+        early = reconciler.run_once()
+        open_entry = tracker.get(lagging)
+        clock.advance(200)
+        late = reconciler.run_once()
+    assert (early.retried, early.failed) == (1, [])
+    assert open_entry is not None
+    assert not open_entry.closed
+    assert [job_id for job_id, _ in late.failed] == [lagging]
+    assert "404" in late.failed[0][1]
+
+
+def test_job_ids_are_tracked_in_their_canonical_form_ulids_included() -> None:
+    from kreuzberg_webhooks import Receiver
+    from kreuzberg_webhooks.cloud import JobsClient, Reconciler
+
+    tracker = MemoryTracker()
+    with JobsClient("key", "http://127.0.0.1:9") as client:
+        reconciler = Reconciler(Receiver("s" * 32), client, tracker, observe=False)
+        upper = uuid.uuid4()
+        reconciler.track(["01JDQ8Z6W1N3K4M5P6Q7R8S9T0", str(upper).upper(), upper])
+        with pytest.raises(ConfigurationError):
+            reconciler.track([""])
+    assert tracker.get("01JDQ8Z6W1N3K4M5P6Q7R8S9T0") is not None
+    assert tracker.get(str(upper)) is not None
+    assert len(tracker) == 2

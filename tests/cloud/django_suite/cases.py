@@ -19,7 +19,9 @@ from kreuzberg_webhooks.cloud import JobTracker, open_tracker  # noqa: E402
 from kreuzberg_webhooks.cloud.django.models import TrackedJobRow  # noqa: E402
 from kreuzberg_webhooks.cloud.django.tracker import DjangoTracker  # noqa: E402
 from tests.cloud.test_tracking import (  # noqa: E402
+    test_a_404_closes_a_job_only_after_the_not_found_grace,
     test_a_job_closed_before_it_is_tracked_stays_closed,
+    test_a_job_that_never_finishes_is_reported_and_dropped_after_the_age_limit,
     test_a_tracked_job_is_due_after_its_delay_and_then_leased,
     test_closed_jobs_are_not_rescheduled_and_are_forgotten,
     test_due_is_oldest_first_and_bounded,
@@ -29,7 +31,9 @@ from tests.cloud.test_tracking import (  # noqa: E402
 call_command("migrate", verbosity=0)
 
 __all__ = [
+    "test_a_404_closes_a_job_only_after_the_not_found_grace",
     "test_a_job_closed_before_it_is_tracked_stays_closed",
+    "test_a_job_that_never_finishes_is_reported_and_dropped_after_the_age_limit",
     "test_a_tracked_job_is_due_after_its_delay_and_then_leased",
     "test_closed_jobs_are_not_rescheduled_and_are_forgotten",
     "test_due_is_oldest_first_and_bounded",
