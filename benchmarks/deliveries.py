@@ -80,8 +80,10 @@ def standard_webhooks(body: bytes) -> dict[str, str]:
     from standardwebhooks.webhooks import Webhook
 
     msg_id = "msg_" + os.urandom(8).hex()
-    signature = Webhook(PEER_SECRET).sign(msg_id, datetime.now(UTC), body.decode())
-    return {"webhook-id": msg_id, "webhook-timestamp": str(int(time.time())), "webhook-signature": signature}
+    # Whole seconds, signed and sent alike (standardwebhooks 1.3 signs the datetime as given).
+    now = datetime.now(UTC).replace(microsecond=0)
+    signature = Webhook(PEER_SECRET).sign(msg_id, now, body.decode())
+    return {"webhook-id": msg_id, "webhook-timestamp": str(int(now.timestamp())), "webhook-signature": signature}
 
 
 def svix(body: bytes) -> dict[str, str]:

@@ -1,9 +1,11 @@
 """One request at the webhook path, before any I/O is done: the method, the headers, the body as it arrives.
 
-An adapter asks the receiver for an :class:`Exchange`, feeds it the body's
-chunks as it reads them, and sends :attr:`Exchange.answer` as soon as there is
-one (405 for a method other than ``POST``, 413 the moment the body passes the
-limit); otherwise the complete :attr:`Exchange.body` goes on to the lifecycle::
+An :class:`Exchange` knows nothing of the receiver: it is given the request's
+method and headers, the body size limit and who observes the deliveries. An
+adapter feeds it the body's chunks as it reads them, and sends
+:attr:`Exchange.answer` as soon as there is one (405 for a method other than
+``POST``, 413 the moment the body passes the limit); otherwise the complete
+:attr:`Exchange.body` goes on to the lifecycle::
 
     exchange = receiver.exchange(method, headers)
     for chunk in stream:
@@ -17,28 +19,26 @@ limit); otherwise the complete :attr:`Exchange.body` goes on to the lifecycle::
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import TYPE_CHECKING
+from collections.abc import Mapping, Sequence
 
 from .body import BodyReader
 from .exceptions import MethodNotAllowed, PayloadTooLarge, WebhookError
-from .lifecycle import _Trace, conclude
-from .outcome import Outcome
+from .outcome import Observer, Outcome, conclude
 from .verify import header_value
-
-if TYPE_CHECKING:
-    from .receiver import Receiver
 
 __all__ = ["Exchange"]
 
 
 class Exchange:
-    """The request side of one delivery: decides 405 and 413, and collects the body under the limit."""
+    """The request side of one delivery: decides 405 and 413, and collects the body under *limit* bytes.
 
-    __slots__ = ("_reader", "_receiver", "answer", "headers")
+    A refusal is logged and reported to *observers* like every other answer.
+    """
 
-    def __init__(self, receiver: Receiver, method: str, headers: Mapping[str, str]) -> None:
-        self._receiver = receiver
+    __slots__ = ("_observers", "_reader", "answer", "headers")
+
+    def __init__(self, method: str, headers: Mapping[str, str], limit: int, observers: Sequence[Observer] = ()) -> None:
+        self._observers = observers
         self.headers = headers
         #: The answer to send now, without going further; ``None`` while the request may go on.
         self.answer: Outcome | None = None
@@ -47,7 +47,7 @@ class Exchange:
             self._refuse(MethodNotAllowed())
             return
         try:
-            self._reader = receiver.verifier.body_reader(header_value(headers, "content-length"))
+            self._reader = BodyReader(limit, header_value(headers, "content-length"))
         except PayloadTooLarge as error:
             self._refuse(error)
 
@@ -74,4 +74,4 @@ class Exchange:
 
     def _refuse(self, error: WebhookError) -> None:
         self._reader = None
-        self.answer = conclude(self._receiver, Outcome.from_error(error), _Trace(), "endpoint")
+        self.answer = conclude(Outcome.from_error(error), "endpoint", self._observers)

@@ -1,23 +1,44 @@
-"""What one delivery ends in: the answer to send (:class:`Outcome`) and what happened (:class:`DeliveryReport`)."""
+"""What one delivery ends in: the answer to send (:class:`Outcome`), what happened
+(:class:`DeliveryReport`), and :func:`conclude`, which writes the delivery's one log line and
+tells the observers.
+
+Nothing here knows the :class:`~kreuzberg_webhooks.Receiver`: the flows
+(:mod:`kreuzberg_webhooks.lifecycle`) and the :class:`~kreuzberg_webhooks.exchange.Exchange`
+pass the observers and the timings in as plain values.
+"""
 
 from __future__ import annotations
 
 import json
+import logging
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal, TypeAlias
 
-from ._hot import slot_setter
 from .events import Event
 from .exceptions import DeliveryInFlight, MethodNotAllowed, WebhookError
 
-__all__ = ["DeliveryReport", "Mode", "Outcome", "application_answer"]
+__all__ = [
+    "DeliveryMode",
+    "DeliveryReport",
+    "Observer",
+    "Outcome",
+    "Timings",
+    "application_answer",
+    "conclude",
+    "event_label",
+    "report",
+]
+
+logger = logging.getLogger("kreuzberg_webhooks")
 
 _JSON = ("content-type", "application/json")
 
-#: How a delivery was handled: answered by the receiver's handlers, by the
-#: application's own view (guard), written to the inbox, or a trusted event
-#: processed by :meth:`Receiver.process` (the inbox worker, the reconciler).
-Mode: TypeAlias = Literal["endpoint", "guard", "inbox", "process"]
+#: How a delivery was handled: answered by the receiver's handlers (``endpoint``), by the
+#: application's own view (``guard``), written to the inbox (``inbox``), or a trusted event run
+#: by :meth:`Receiver.process` (``process``: the inbox worker, the reconciler).
+DeliveryMode: TypeAlias = Literal["endpoint", "guard", "inbox", "process"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,17 +67,17 @@ class Outcome:
     @classmethod
     def processed(cls, event: Event) -> Outcome:
         """200: the handlers ran."""
-        return _build(200, "processed", _PROCESSED_HEADERS, b'{"status":"processed"}', event)
+        return cls(200, "processed", _PLAIN_HEADERS, b'{"status":"processed"}', event)
 
     @classmethod
     def queued(cls, event: Event) -> Outcome:
         """202: written durably to the inbox; the handlers run later (``docs/contract.md`` §4b)."""
-        return _build(202, "queued", _PROCESSED_HEADERS, b'{"status":"queued"}', event)
+        return cls(202, "queued", _PLAIN_HEADERS, b'{"status":"queued"}', event)
 
     @classmethod
     def already_processed(cls, event: Event) -> Outcome:
         """200, marked duplicate: acknowledged, never redone."""
-        return _build(200, "duplicate", _DUPLICATE_HEADERS, b'{"status":"duplicate"}', event)
+        return cls(200, "duplicate", _DUPLICATE_HEADERS, b'{"status":"duplicate"}', event)
 
     @classmethod
     def from_error(
@@ -75,32 +96,13 @@ class Outcome:
         return cls(error.status_code, error.reason, headers, body.encode(), event, cause)
 
 
-_PROCESSED_HEADERS = (_JSON,)
+_PLAIN_HEADERS = (_JSON,)
 _DUPLICATE_HEADERS = (_JSON, ("x-kreuzberg-duplicate", "true"))
-_set_status_code = slot_setter(Outcome, "status_code")
-_set_reason = slot_setter(Outcome, "reason")
-_set_headers = slot_setter(Outcome, "headers")
-_set_body = slot_setter(Outcome, "body")
-_set_event = slot_setter(Outcome, "event")
-_set_error = slot_setter(Outcome, "error")
-
-
-def _build(status_code: int, reason: str, headers: tuple[tuple[str, str], ...], body: bytes, event: Event) -> Outcome:
-    """``Outcome(...)`` through its slots (``_hot.slot_setter``): every delivery ends in one, and the
-    frozen dataclass's ``__init__`` costs as much as a memory-store claim."""
-    outcome = Outcome.__new__(Outcome)
-    _set_status_code(outcome, status_code)
-    _set_reason(outcome, reason)
-    _set_headers(outcome, headers)
-    _set_body(outcome, body)
-    _set_event(outcome, event)
-    _set_error(outcome, None)
-    return outcome
 
 
 def application_answer(status_code: int, reason: str, event: Event) -> Outcome:
     """What the application's own view answered (guard mode): its status, for the log and the report."""
-    return _build(status_code, reason, (), b"", event)
+    return Outcome(status_code, reason, (), b"", event)
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,7 +116,7 @@ class DeliveryReport:
     status_code: int
     reason: str
     duplicate: bool
-    mode: Mode
+    mode: DeliveryMode
     #: ``webhook``, ``inbox``, ``reconcile`` …: which path brought the event.
     via: str
     #: Who signed it (``kreuzberg_webhooks.keys``): ``""`` with static secrets, else the project.
@@ -133,3 +135,117 @@ class DeliveryReport:
     def ok(self) -> bool:
         """Whether the answer was 2xx."""
         return 200 <= self.status_code < 300
+
+
+#: Called once per delivery with its :class:`DeliveryReport`.
+Observer: TypeAlias = Callable[[DeliveryReport], None]
+
+
+class Timings:
+    """Where one delivery's time went, for its :class:`DeliveryReport`.
+
+    Kept only when someone observes the deliveries: the drivers add each step's
+    seconds to its phase (``verify``, ``store`` or ``handlers``).
+    """
+
+    __slots__ = ("handlers", "start", "started_at", "store", "verify")
+
+    def __init__(self) -> None:
+        #: Unix time the delivery started.
+        self.started_at = time.time()
+        #: ``time.perf_counter()`` when it started.
+        self.start = time.perf_counter()
+        self.verify = 0.0
+        self.store = 0.0
+        self.handlers = 0.0
+
+    def add(self, phase: Literal["verify", "store", "handlers"], seconds: float) -> None:
+        """Count *seconds* more in *phase*."""
+        setattr(self, phase, getattr(self, phase) + seconds)
+
+
+def event_label(event: Event | None) -> str:
+    """How the log names *event*: its ``event_id``, else ``job_id/type``, else ``-``."""
+    if event is None:
+        return "-"
+    return event.event_id or f"{event.job_id}/{event.type}"
+
+
+def conclude(
+    outcome: Outcome,
+    mode: DeliveryMode,
+    observers: Sequence[Observer],
+    timings: Timings | None = None,
+    *,
+    via: str = "webhook",
+    scope: str = "",
+    store_error: str | None = None,
+    handler_error: BaseException | None = None,
+) -> Outcome:
+    """Write the delivery's one log line, tell the *observers*, and return *outcome*."""
+    if store_error is not None:
+        logger.error(
+            "replay store unavailable; delivery answered 503 (event_id=%s): %s", event_label(outcome.event), store_error
+        )
+    elif handler_error is not None:
+        logger.error(
+            "webhook handler raised; claim released (event_id=%s)",
+            event_label(outcome.event),
+            exc_info=(type(handler_error), handler_error, handler_error.__traceback__),
+        )
+    elif outcome.status_code < 300:
+        if logger.isEnabledFor(logging.INFO):
+            logger.info(
+                "webhook delivery %s (status=%d, event_id=%s)",
+                outcome.reason,
+                outcome.status_code,
+                event_label(outcome.event),
+            )
+    else:
+        logger.warning(
+            "webhook delivery rejected: %s (status=%d, event_id=%s)",
+            outcome.reason,
+            outcome.status_code,
+            event_label(outcome.event),
+        )
+    if observers:
+        report(observers, outcome.status_code, outcome.reason, outcome.event, timings, mode, via, scope)
+    return outcome
+
+
+def report(
+    observers: Sequence[Observer],
+    status: int,
+    reason: str,
+    event: Event | None,
+    timings: Timings | None,
+    mode: DeliveryMode,
+    via: str,
+    scope: str,
+) -> None:
+    """Tell each observer what the delivery came to; an observer that raises changes nothing."""
+    if not observers:
+        return
+    if timings is None:  # the observer was added while the delivery ran
+        timings = Timings()
+    delivery_report = DeliveryReport(
+        status_code=status,
+        reason=reason,
+        duplicate=reason == "duplicate",
+        mode=mode,
+        via=via,
+        scope=scope,
+        event_type=None if event is None else event.type,
+        event_id=None if event is None else event.event_id,
+        job_id=None if event is None else event.job_id,
+        started_at=timings.started_at,
+        verify_seconds=timings.verify,
+        store_seconds=timings.store,
+        handler_seconds=timings.handlers,
+        total_seconds=time.perf_counter() - timings.start,
+    )
+    for observer in observers:
+        try:
+            observer(delivery_report)
+        except Exception:
+            logger.exception("a delivery observer raised; the answer is unchanged")

@@ -1,9 +1,12 @@
 """The :class:`Receiver`: configuration, the one handler registry, and the entry points adapters call.
 
 Every decision of a delivery — which status answers which situation, when a
-claim is taken, completed or released, what is logged — is made once, in
-:mod:`kreuzberg_webhooks.lifecycle`; the methods here pick a flow and a driver
-(sync or async). ``docs/contract.md`` §4 is the table they implement.
+claim is taken, completed or released, what is logged — is made once, in the
+flows of :mod:`kreuzberg_webhooks.lifecycle`, which are given plain values (the
+lease, the retention, the observers) and never see the receiver. The methods
+here start a flow, hand it to a driver (:mod:`kreuzberg_webhooks.drivers`, sync
+or async) and perform the steps it yields: verify, call the store or the inbox,
+run the handlers. ``docs/contract.md`` §4 is the table they implement.
 """
 
 from __future__ import annotations
@@ -12,10 +15,13 @@ import asyncio
 import difflib
 import inspect
 import math
+import time
+import warnings
 from collections.abc import Callable, Mapping
 from typing import Any, Literal, Never, TypeAlias, TypeVar, cast, overload
 
 from . import lifecycle
+from .drivers import run_async, run_coroutine, run_sync
 from .events import (
     AutoTuneWebhookEvent,
     CrawlJobDocument,
@@ -30,8 +36,8 @@ from .events import (
 )
 from .exceptions import ConfigurationError
 from .exchange import Exchange
-from .lifecycle import Delivery, run_async, run_coroutine, run_sync
-from .outcome import DeliveryReport, Outcome
+from .lifecycle import Delivery, DeliveryStep, Enqueue, RunHandlers, StoreCall, Verify
+from .outcome import Observer, Outcome, Timings
 from .stores.base import AsyncReplayStore, ReplayStore
 from .stores.memory import MemoryStore
 from .verify import Secrets, Verifier, header_value
@@ -96,8 +102,6 @@ AutoTuneEventType: TypeAlias = Literal[
 ]
 
 Handler: TypeAlias = Callable[[Event], Any]
-#: Called once per delivery with its :class:`~kreuzberg_webhooks.DeliveryReport`.
-Observer: TypeAlias = Callable[[DeliveryReport], None]
 H = TypeVar("H", bound=Handler)
 # What on() hands back for each family: the handler, whose parameter may be any of the
 # family's shapes (a handler for "job.completed" may take a JobEvent only).
@@ -186,7 +190,7 @@ class Receiver:
         # The ids of the registered handlers that are coroutine functions (looked
         # up on every async delivery; a handler object need not be hashable).
         self._coroutines: set[int] = set()
-        self._dispatch_table: dict[tuple[str, bool | None], tuple[tuple[Handler, ...], bool]] = {}
+        self._handlers_by_kind: dict[tuple[str, bool | None], tuple[tuple[Handler, ...], bool]] = {}
 
     # -- the handler registry ------------------------------------------------
 
@@ -233,7 +237,7 @@ class Receiver:
         self._handlers.setdefault(event_type, []).append(cast("Handler", handler))
         if inspect.iscoroutinefunction(handler):
             self._coroutines.add(id(handler))
-        self._dispatch_table.clear()
+        self._handlers_by_kind.clear()
 
     def add_observer(self, observer: Observer) -> None:
         """Call *observer* once per delivery with its :class:`DeliveryReport`; it must not raise."""
@@ -243,9 +247,9 @@ class Receiver:
 
     def handlers_for(self, event: Event) -> list[Handler]:
         """The handlers that run for *event*, in order."""
-        return list(self._table(event)[0])
+        return list(self._lookup(event)[0])
 
-    def _table(self, event: Event) -> tuple[tuple[Handler, ...], bool]:
+    def _lookup(self, event: Event) -> tuple[tuple[Handler, ...], bool]:
         """*event*'s handlers, and whether any of them runs in a thread on the async path.
 
         Looked up on every delivery, so kept per (type, partial) until a handler is added.
@@ -258,7 +262,7 @@ class Receiver:
         )
         if type(event) is UnknownEvent:
             partial = None
-        entry = self._dispatch_table.get((kind, partial))
+        entry = self._handlers_by_kind.get((kind, partial))
         if entry is None:
             handlers = (
                 *(self._handlers.get(PARTIAL_SUCCESS, ()) if partial else ()),
@@ -266,19 +270,19 @@ class Receiver:
                 *self._handlers.get(CATCH_ALL, ()),
             )
             entry = handlers, any(id(handler) not in self._coroutines for handler in handlers)
-            self._dispatch_table[(kind, partial)] = entry
+            self._handlers_by_kind[(kind, partial)] = entry
         return entry
 
     def dispatch(self, event: Event) -> None:
         """Run *event*'s handlers here, in order; a coroutine handler is run to completion."""
-        for handler in self._table(event)[0]:
+        for handler in self._lookup(event)[0]:
             result = handler(event)
             if inspect.isawaitable(result):
                 run_coroutine(result)
 
     async def dispatch_async(self, event: Event) -> None:
         """Run *event*'s handlers on the loop; sync handlers run in a worker thread."""
-        for handler in self._table(event)[0]:
+        for handler in self._lookup(event)[0]:
             if id(handler) in self._coroutines:
                 await handler(event)
                 continue
@@ -290,16 +294,24 @@ class Receiver:
 
     def exchange(self, method: str, headers: Mapping[str, str]) -> Exchange:
         """Start a request at the webhook path: see :class:`~kreuzberg_webhooks.exchange.Exchange`."""
-        return Exchange(self, method, headers)
+        return Exchange(method, headers, self.verifier.max_body_size, self.observers)
 
     def handle(self, body: bytes, headers: Mapping[str, str]) -> Outcome:
         """Process one delivery synchronously and return the answer to send."""
         self.require_sync()
-        return run_sync(self, lifecycle.deliver(self, body, headers))
+        timings = Timings() if self.observers else None
+        flow = lifecycle.deliver(
+            body, headers, self.inbox is not None, self.lease, self.retention, self.observers, timings
+        )
+        return run_sync(flow, self._perform, timings)
 
     async def handle_async(self, body: bytes, headers: Mapping[str, str]) -> Outcome:
         """Process one delivery on an event loop; sync handlers run in a worker thread."""
-        return await run_async(self, lifecycle.deliver(self, body, headers))
+        timings = Timings() if self.observers else None
+        flow = lifecycle.deliver(
+            body, headers, self.inbox is not None, self.lease, self.retention, self.observers, timings
+        )
+        return await run_async(flow, self._perform_async, timings)
 
     def process(self, event: Event, *, scope: str = "", via: str = "webhook") -> Outcome:
         """Run the handlers of a *trusted* event exactly once (the inbox worker, the reconciler).
@@ -309,11 +321,15 @@ class Receiver:
         event that also arrives by webhook runs its handlers once in all.
         """
         self.require_sync()
-        return run_sync(self, lifecycle.process(self, event, scope, via))
+        timings = Timings() if self.observers else None
+        flow = lifecycle.handle_trusted(event, scope, via, self.lease, self.retention, self.observers, timings)
+        return run_sync(flow, self._perform, timings)
 
     async def process_async(self, event: Event, *, scope: str = "", via: str = "webhook") -> Outcome:
         """The async :meth:`process`."""
-        return await run_async(self, lifecycle.process(self, event, scope, via))
+        timings = Timings() if self.observers else None
+        flow = lifecycle.handle_trusted(event, scope, via, self.lease, self.retention, self.observers, timings)
+        return await run_async(flow, self._perform_async, timings)
 
     # -- guard mode: the application's own view is the handler -----------------
 
@@ -324,11 +340,14 @@ class Receiver:
         :class:`Outcome` to send at once (an error, a duplicate, in flight).
         """
         self.require_sync()
-        return run_sync(self, lifecycle.begin(self, body, headers))
+        timings = Timings() if self.observers else None
+        return run_sync(lifecycle.begin(body, headers, self.lease, self.observers, timings), self._perform, timings)
 
     async def begin_async(self, body: bytes, headers: Mapping[str, str]) -> Delivery | Outcome:
         """The async :meth:`begin`."""
-        return await run_async(self, lifecycle.begin(self, body, headers))
+        timings = Timings() if self.observers else None
+        flow = lifecycle.begin(body, headers, self.lease, self.observers, timings)
+        return await run_async(flow, self._perform_async, timings)
 
     def settle(
         self,
@@ -346,7 +365,8 @@ class Receiver:
         to send when the application sent none, else ``None``.
         """
         self.require_sync()
-        return run_sync(self, lifecycle.settle(self, delivery, status, error, cancelled=cancelled))
+        flow = lifecycle.settle(delivery, status, error, cancelled, self.retention, self.observers)
+        return run_sync(flow, self._perform, delivery.timings)
 
     async def settle_async(
         self,
@@ -357,35 +377,81 @@ class Receiver:
         cancelled: bool = False,
     ) -> Outcome | None:
         """The async :meth:`settle`."""
-        return await run_async(self, lifecycle.settle(self, delivery, status, error, cancelled=cancelled))
+        flow = lifecycle.settle(delivery, status, error, cancelled, self.retention, self.observers)
+        return await run_async(flow, self._perform_async, delivery.timings)
 
     def finish(self, delivery: Delivery, status_code: int) -> None:
-        """Settle *delivery* by the status the application answered (:meth:`settle` with a status)."""
+        """Deprecated: ``settle(delivery, status_code)``, the one name for settling a delivery."""
+        warnings.warn("Receiver.finish is deprecated: use Receiver.settle", DeprecationWarning, stacklevel=2)
         self.settle(delivery, status_code)
 
     async def finish_async(self, delivery: Delivery, status_code: int) -> None:
-        """The async :meth:`finish`."""
+        """Deprecated: ``settle_async(delivery, status_code)``."""
+        warnings.warn(
+            "Receiver.finish_async is deprecated: use Receiver.settle_async", DeprecationWarning, stacklevel=2
+        )
         await self.settle_async(delivery, status_code)
 
-    # -- the inbox ------------------------------------------------------------------
+    # -- performing the flows' steps ------------------------------------------------
+    # Both dispatch the same way, step type by step type; they differ only by await.
 
-    def inbox_entry(
-        self, event: Event, key: str, scope: str, body: bytes, headers: Mapping[str, str], received_at: float
-    ) -> Any:
+    def _perform(self, step: DeliveryStep) -> Any:
+        if isinstance(step, StoreCall):
+            if step.delay:
+                time.sleep(step.delay)
+            return getattr(self._store, step.name)(*step.args)
+        if isinstance(step, Verify):
+            return self.verifier.check(step.body, step.headers)
+        if isinstance(step, RunHandlers):
+            return self.dispatch(step.event)
+        return self.inbox.enqueue(self._inbox_entry(step))
+
+    async def _perform_async(self, step: DeliveryStep) -> Any:
+        if isinstance(step, StoreCall):
+            if step.delay:
+                await asyncio.sleep(step.delay)
+            call = getattr(self._store, step.name)
+            if self._async_store:
+                return await call(*step.args)
+            if self._inline_store:  # never blocks: called on the loop
+                return call(*step.args)
+            return await asyncio.to_thread(call, *step.args)
+        if isinstance(step, Verify):
+            if self.verifier.is_async:  # an async secret resolver is awaited
+                return await self.verifier.check_async(step.body, step.headers)
+            return self.verifier.check(step.body, step.headers)
+        if isinstance(step, RunHandlers):
+            handlers, threaded = self._lookup(step.event)
+            if threaded:
+                # A thread cannot be stopped: the handlers get a task of their own (the
+                # driver lets a cancelled request leave it to finish, and settle, alone).
+                return asyncio.ensure_future(self.dispatch_async(step.event))
+            if handlers:  # coroutines only: cancelled with the request (the claim is then left to its lease)
+                await self.dispatch_async(step.event)
+            return None
+        entry, enqueue = self._inbox_entry(step), self.inbox.enqueue
+        if inspect.iscoroutinefunction(enqueue):
+            return await enqueue(entry)
+        if getattr(self.inbox, "nonblocking", False):
+            return enqueue(entry)
+        return await asyncio.to_thread(enqueue, entry)
+
+    def _inbox_entry(self, step: Enqueue) -> Any:
         """What the inbox keeps of a verified delivery: the body and the headers that verify it again."""
         from .inbox.base import InboxEntry  # the inbox is optional: imported when it is used
 
+        event, headers = step.event, step.headers
         wanted = (self.verifier.header.lower(), "x-idempotency-key")
         kept = tuple((name, value) for name in wanted if (value := header_value(headers, name)) is not None)
         return InboxEntry(
-            key=key,
-            scope=scope,
+            key=step.key,
+            scope=step.scope,
             event_id=event.event_id,
             event_type=event.type,
             job_id=event.job_id or "",  # "" for an unknown family's event: keyed by its event_id
-            body=body,
+            body=step.body,
             headers=kept,
-            received_at=received_at,
+            received_at=step.received_at,
         )
 
     @property

@@ -52,7 +52,7 @@ class Driver:
     def begin(self, receiver: Receiver, body: bytes, headers: dict[str, str]) -> Delivery | Outcome:
         raise NotImplementedError
 
-    def finish(self, receiver: Receiver, delivery: Delivery, status: int) -> None:
+    def settle(self, receiver: Receiver, delivery: Delivery, status: int) -> None:
         raise NotImplementedError
 
 
@@ -65,8 +65,8 @@ class SyncDriver(Driver):
     def begin(self, receiver: Receiver, body: bytes, headers: dict[str, str]) -> Delivery | Outcome:
         return receiver.begin(body, headers)
 
-    def finish(self, receiver: Receiver, delivery: Delivery, status: int) -> None:
-        receiver.finish(delivery, status)
+    def settle(self, receiver: Receiver, delivery: Delivery, status: int) -> None:
+        receiver.settle(delivery, status)
 
 
 class AsyncDriver(Driver):
@@ -78,8 +78,8 @@ class AsyncDriver(Driver):
     def begin(self, receiver: Receiver, body: bytes, headers: dict[str, str]) -> Delivery | Outcome:
         return asyncio.run(receiver.begin_async(body, headers))
 
-    def finish(self, receiver: Receiver, delivery: Delivery, status: int) -> None:
-        asyncio.run(receiver.finish_async(delivery, status))
+    def settle(self, receiver: Receiver, delivery: Delivery, status: int) -> None:
+        asyncio.run(receiver.settle_async(delivery, status))
 
 
 @pytest.fixture(params=[SyncDriver(), AsyncDriver()], ids=["handle", "handle_async"])
@@ -547,7 +547,7 @@ def test_on_returns_the_function_unchanged() -> None:
     assert receiver.on("job.failed")(handler) is handler
 
 
-# -- guard mode: begin / finish ---------------------------------------------------------------------------
+# -- guard mode: begin / settle ---------------------------------------------------------------------------
 
 
 def test_guard_mode_2xx_completes_the_event(driver: Driver) -> None:
@@ -560,7 +560,7 @@ def test_guard_mode_2xx_completes_the_event(driver: Driver) -> None:
     while_running = driver.begin(receiver, body, headers)
     assert isinstance(while_running, Outcome)
     assert_error(while_running, 429, "in_flight")
-    driver.finish(receiver, started, 204)
+    driver.settle(receiver, started, 204)
     again = driver.begin(receiver, body, headers)
     assert isinstance(again, Outcome)
     assert (again.status_code, again.reason) == (200, "duplicate")
@@ -572,7 +572,7 @@ def test_guard_mode_non_2xx_releases_the_claim(driver: Driver, status: int) -> N
     body, headers = delivery()
     started = driver.begin(receiver, body, headers)
     assert isinstance(started, Delivery)
-    driver.finish(receiver, started, status)
+    driver.settle(receiver, started, status)
     assert isinstance(driver.begin(receiver, body, headers), Delivery)
 
 
@@ -591,14 +591,14 @@ def test_guard_mode_with_the_store_down_is_503(driver: Driver) -> None:
     assert_error(outcome, 503, "store_unavailable")
 
 
-def test_guard_mode_finish_survives_a_store_failure(driver: Driver, caplog: pytest.LogCaptureFixture) -> None:
+def test_guard_mode_settle_survives_a_store_failure(driver: Driver, caplog: pytest.LogCaptureFixture) -> None:
     store = FlakyStore(set())
     receiver = make_receiver(store)
     started = driver.begin(receiver, *delivery())
     assert isinstance(started, Delivery)
     store.failing = {"complete", "release"}
-    driver.finish(receiver, started, 200)
-    driver.finish(receiver, started, 500)
+    driver.settle(receiver, started, 200)
+    driver.settle(receiver, started, 500)
     assert "replay store failed to settle a delivery" in caplog.text
 
 

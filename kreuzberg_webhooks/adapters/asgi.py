@@ -164,7 +164,7 @@ async def run_guarded(
     the claim as it would have (a 2xx marks the event done), and what it sends
     afterwards goes nowhere. So the sender's retry finds the event done rather
     than running the route again once the lease ends (endpoint mode does the
-    same with its handlers, ``lifecycle.run_async``).
+    same with its handlers, ``drivers.run_async``).
     """
     status: int | None = None
     settled = False

@@ -21,8 +21,6 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Protocol, runtime_checkable
 
-from .._hot import slot_setter
-
 __all__ = ["AsyncReplayStore", "Claim", "ClaimState", "ReplayStore"]
 
 
@@ -42,21 +40,6 @@ class Claim:
     state: ClaimState
     token: str | None = None
     retry_after: float = 0.0
-
-
-_set_claim_state = slot_setter(Claim, "state")
-_set_claim_token = slot_setter(Claim, "token")
-_set_claim_retry_after = slot_setter(Claim, "retry_after")
-
-
-def new_claim(token: str) -> Claim:
-    """``Claim(ClaimState.NEW, token)`` through its slots (``_hot.slot_setter``): the in-memory
-    store answers one on every delivery, and the frozen dataclass's ``__init__`` costs three times as much."""
-    claim = Claim.__new__(Claim)
-    _set_claim_state(claim, ClaimState.NEW)
-    _set_claim_token(claim, token)
-    _set_claim_retry_after(claim, 0.0)
-    return claim
 
 
 @runtime_checkable

@@ -11,7 +11,7 @@ from typing import Literal
 
 from .._settings import refuse_duration
 from ..exceptions import ConfigurationError, StoreUnavailable
-from .base import Claim, ClaimState, new_claim
+from .base import Claim, ClaimState
 
 __all__ = ["MemoryStore"]
 
@@ -91,7 +91,7 @@ class MemoryStore:
                 del self._entries[key]  # expired: re-added at the end, in the order of its new expiry
             token = next(self._tokens)
             self._add(key, token, now + lease)
-        return new_claim(token)
+        return Claim(ClaimState.NEW, token)
 
     def complete(self, key: str, token: str, retention: float) -> None:
         """Mark *key* done for *retention* seconds."""

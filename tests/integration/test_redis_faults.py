@@ -306,7 +306,7 @@ def test_defaults_a_slow_handler_is_not_run_again_by_the_retry_that_comes_meanwh
     assert answer(meanwhile) == (429, "in_flight")
     assert dict(meanwhile.headers)["retry-after"] == str(int(DEFAULT_LEASE - 35))
     clock.t += 60  # the handler finally finishes after 95 s, inside the 120 s lease
-    receiver.finish(delivery, 200)
+    receiver.settle(delivery, 200)
     clock.t += RETRIES[1]
     assert answer(receiver.handle(body, headers)) == (200, "duplicate")
 

@@ -1,0 +1,125 @@
+"""The two drivers of the lifecycle's flows (:mod:`kreuzberg_webhooks.lifecycle`): sync and async.
+
+A driver sends a flow the result of each step it yields, or throws the step's
+error in, until the flow returns. It performs no step itself: it is handed a
+*perform* callable (the receiver's), and it adds each step's time to the
+delivery's :class:`~kreuzberg_webhooks.outcome.Timings` when someone observes.
+Both dispatch the same way; they differ only by ``await``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import time
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any, TypeVar
+
+from .lifecycle import DeliveryStep, Flow
+from .outcome import Timings
+
+__all__ = ["run_async", "run_coroutine", "run_sync"]
+
+T = TypeVar("T")
+
+
+def run_sync(flow: Flow[T], perform: Callable[[DeliveryStep], Any], timings: Timings | None = None) -> T:
+    """Drive *flow* in this thread: each step is performed by ``perform(step)``."""
+    value: Any = None
+    error: Exception | None = None
+    while True:
+        try:
+            step = flow.send(value) if error is None else flow.throw(error)
+        except StopIteration as stop:
+            result: T = stop.value
+            return result
+        value = error = None
+        begun = 0.0 if timings is None else time.perf_counter()
+        try:
+            value = perform(step)
+        except Exception as failure:
+            error = failure
+        if timings is not None:
+            timings.add(step.phase, time.perf_counter() - begun)
+
+
+async def run_async(
+    flow: Flow[T],
+    perform: Callable[[DeliveryStep], Awaitable[Any]],
+    timings: Timings | None = None,
+    error: Exception | None = None,
+) -> T:
+    """Drive *flow* on an event loop: each step is performed by ``await perform(step)``.
+
+    A step may answer with a future: work running in a task of its own (handlers
+    that run in a thread, which cannot be stopped). If the request is cancelled
+    while it runs, the work is not interrupted: the flow goes on in the
+    background and settles the claim when the work ends, so no claim is released
+    while code of its delivery still runs.
+    """
+    value: Any = None
+    while True:
+        try:
+            step = flow.send(value) if error is None else flow.throw(error)
+        except StopIteration as stop:
+            result: T = stop.value
+            return result
+        value = error = None
+        begun = 0.0 if timings is None else time.perf_counter()
+        try:
+            value = await perform(step)
+            if isinstance(value, asyncio.Future):
+                try:
+                    value = await asyncio.shield(value)
+                except asyncio.CancelledError:
+                    _detach(_continue_after(flow, perform, timings, value))
+                    raise
+        except Exception as failure:
+            error = failure
+        if timings is not None:
+            timings.add(step.phase, time.perf_counter() - begun)
+
+
+async def _continue_after(
+    flow: Flow[Any],
+    perform: Callable[[DeliveryStep], Awaitable[Any]],
+    timings: Timings | None,
+    work: asyncio.Future[Any],
+) -> None:
+    """The rest of a cancelled request's flow, once the work it was waiting for has ended."""
+    error: Exception | None = None
+    try:
+        await work
+    except Exception as failure:
+        error = failure
+    await run_async(flow, perform, timings, error)
+
+
+_background: set[asyncio.Task[None]] = set()
+
+
+def _detach(coroutine: Coroutine[Any, Any, None]) -> None:
+    # Keep a reference, or the task could be collected before it settles.
+    task = asyncio.ensure_future(coroutine)
+    _background.add(task)
+    task.add_done_callback(_background.discard)
+
+
+def run_coroutine(awaitable: Awaitable[T]) -> T:
+    """Run *awaitable* to completion from sync code.
+
+    With no event loop in this thread, ``asyncio.run``; with one (sync code
+    called from a coroutine, a Jupyter kernel), on a fresh loop in another
+    thread, since this thread's loop cannot be re-entered. Either way the
+    handler runs: a running loop is never a reason to answer 500.
+    """
+
+    async def main() -> T:
+        return await awaitable
+
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(main())
+    with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="kreuzberg-webhooks") as pool:
+        return pool.submit(asyncio.run, main()).result()

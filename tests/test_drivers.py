@@ -1,0 +1,84 @@
+"""The two drivers (``kreuzberg_webhooks.drivers``): they send each step's result or throw its error,
+count its time, and let work of a cancelled request finish and settle."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Generator
+from typing import Any
+
+import pytest
+
+from kreuzberg_webhooks.drivers import run_async, run_sync
+from kreuzberg_webhooks.lifecycle import DeliveryStep, RunHandlers, StoreCall, Verify
+from kreuzberg_webhooks.outcome import Timings
+
+
+def flow(log: list[Any]) -> Generator[DeliveryStep, Any, str]:
+    log.append(("verified", (yield Verify(b"", {}))))
+    try:
+        yield StoreCall("claim", ("k", 1.0))
+    except KeyError as error:
+        log.append(("thrown", error.args[0]))
+    log.append(("handlers", (yield RunHandlers(None))))  # type: ignore[arg-type]
+    return "done"
+
+
+def perform(step: DeliveryStep) -> Any:
+    if isinstance(step, StoreCall):
+        raise KeyError("store down")
+    return type(step).__name__
+
+
+def test_the_sync_driver_sends_results_throws_errors_and_counts_each_phase() -> None:
+    log: list[Any] = []
+    timings = Timings()
+    assert run_sync(flow(log), perform, timings) == "done"
+    assert log == [("verified", "Verify"), ("thrown", "store down"), ("handlers", "RunHandlers")]
+    assert timings.verify > 0
+    assert timings.store > 0
+    assert timings.handlers > 0
+
+
+def test_the_async_driver_dispatches_like_the_sync_one() -> None:
+    async def perform_async(step: DeliveryStep) -> Any:
+        return perform(step)
+
+    log: list[Any] = []
+    assert asyncio.run(run_async(flow(log), perform_async)) == "done"
+    assert log == [("verified", "Verify"), ("thrown", "store down"), ("handlers", "RunHandlers")]
+
+
+def test_work_of_a_cancelled_request_finishes_and_the_flow_settles_after_it() -> None:
+    settled: list[str] = []
+
+    def guarded() -> Generator[DeliveryStep, Any, None]:
+        yield RunHandlers(None)  # type: ignore[arg-type]
+        yield StoreCall("complete", ())
+        settled.append("complete")
+
+    async def main() -> None:
+        gate = asyncio.Event()
+
+        async def handlers() -> None:
+            await gate.wait()
+
+        async def perform_async(step: DeliveryStep) -> Any:
+            if isinstance(step, RunHandlers):
+                return asyncio.ensure_future(handlers())  # work in a task of its own
+            return None
+
+        request = asyncio.ensure_future(run_async(guarded(), perform_async))
+        await asyncio.sleep(0)
+        request.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await request
+        assert settled == []  # the work still runs: nothing settled yet
+        gate.set()
+        for _ in range(100):  # poll: the background flow settles once the work ends
+            if settled:
+                break
+            await asyncio.sleep(0)
+
+    asyncio.run(main())
+    assert settled == ["complete"]
