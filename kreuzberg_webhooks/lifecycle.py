@@ -191,7 +191,10 @@ def _claim_and_run(
         yield from _release(event, key, token)
         outcome = Outcome.from_error(HandlerFailed(event_id=event.event_id), event, cause=error)
         return conclude(outcome, mode, observers, timings, via=via, scope=scope, handler_error=error)
-    yield from _complete(event, key, token, retention, "mark an event done")
+    try:
+        yield StoreCall("complete", (key, token, retention))
+    except Exception:
+        yield from _retry_complete(event, key, token, retention, "mark an event done")
     return conclude(Outcome.processed(event), mode, observers, timings, via=via, scope=scope)
 
 
@@ -245,7 +248,10 @@ def settle(
         report(observers, 499, "cancelled", event, timings, "guard", "webhook", scope)
         return None
     if error is None and status is not None and 200 <= status < 300:
-        yield from _complete(event, delivery.key, delivery.token, retention, "settle a delivery")
+        try:
+            yield StoreCall("complete", (delivery.key, delivery.token, retention))
+        except Exception:
+            yield from _retry_complete(event, delivery.key, delivery.token, retention, "settle a delivery")
         conclude(application_answer(status, "processed", event), "guard", observers, timings, scope=scope)
         return None
     yield from _release(event, delivery.key, delivery.token, "settle a delivery")
@@ -258,18 +264,16 @@ def settle(
     return conclude(outcome, "guard", observers, timings, scope=scope, handler_error=failure)
 
 
-def _complete(event: Event, key: str, token: str, retention: float, action: str) -> Flow[None]:
-    """Mark the event done, tried again after each of :data:`COMPLETE_RETRY_DELAYS`."""
-    delays = (0.0, *COMPLETE_RETRY_DELAYS)
-    for tries, delay in enumerate(delays, 1):
+def _retry_complete(event: Event, key: str, token: str, retention: float, action: str) -> Flow[None]:
+    """After a ``complete`` the store refused: try again after each of :data:`COMPLETE_RETRY_DELAYS`."""
+    for tries, delay in enumerate(COMPLETE_RETRY_DELAYS, 1):
+        logger.warning("replay store failed to %s; trying again (event_id=%s)", action, event_label(event))
         try:
             yield StoreCall("complete", (key, token, retention), delay)
             return
         except Exception:
-            if tries == len(delays):
+            if tries == len(COMPLETE_RETRY_DELAYS):
                 _settle_error(event, action)
-            else:
-                logger.warning("replay store failed to %s; trying again (event_id=%s)", action, event_label(event))
 
 
 def _release(event: Event, key: str, token: str, action: str = "release a claim") -> Flow[None]:

@@ -277,7 +277,7 @@ class Receiver:
         """Run *event*'s handlers here, in order; a coroutine handler is run to completion."""
         for handler in self._lookup(event)[0]:
             result = handler(event)
-            if inspect.isawaitable(result):
+            if result is not None and inspect.isawaitable(result):  # most handlers return None
                 run_coroutine(result)
 
     async def dispatch_async(self, event: Event) -> None:
