@@ -105,6 +105,46 @@ def timestamped_verify_row(*, rounds: int, batch: int) -> VerifyResult:
     return VerifyResult(interleave(candidates, rounds=rounds), sizes[len(sizes) // 2], ())
 
 
+def slot_build_row(*, rounds: int, batch: int) -> Timings:
+    """Row 1 slots: a ``JobEvent`` built as ``parse_job_event`` builds it (its slots' setters,
+    ``_hot.slot_setter``) against the dataclass's own constructor, from the same field values."""
+    from dataclasses import fields
+
+    from kreuzberg_webhooks._hot import slot_setter
+    from kreuzberg_webhooks.events import JobEvent, parse_job_event
+
+    names = [field.name for field in fields(JobEvent)]
+    setters = [slot_setter(JobEvent, name) for name in names]
+    values = [
+        tuple(getattr(parse_job_event(json.loads(deliveries.event_body())), name) for name in names)
+        for _ in range(batch)
+    ]
+
+    event_id, job_id, project_id, status, error_message, timestamp, attempt_count, raw = setters
+
+    def through_slots(built: Any, _: Any) -> object:  # as parse_job_event does it, setter by setter
+        event = JobEvent.__new__(JobEvent)
+        event_id(event, built[0])
+        job_id(event, built[1])
+        project_id(event, built[2])
+        status(event, built[3])
+        error_message(event, built[4])
+        timestamp(event, built[5])
+        attempt_count(event, built[6])
+        raw(event, built[7])
+        return event
+
+    def through_constructor(built: Any, _: Any) -> object:
+        return JobEvent(*built)
+
+    inputs = [(built, None) for built in values]
+    candidates = {
+        "slots": Candidate(through_slots, inputs),
+        "constructor": Candidate(through_constructor, inputs),
+    }
+    return interleave(candidates, rounds=rounds)
+
+
 def lifecycle_row(*, rounds: int, batch: int) -> Timings:
     """Row 3: ``Receiver.handle`` (verify, claim, no-op handler, complete) vs ``verify`` on the same events.
 

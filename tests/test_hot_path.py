@@ -261,12 +261,12 @@ def test_the_fast_uuid_parser_equals_uuid_uuid_on_any_string(value: str) -> None
     attempt=st.integers(min_value=1, max_value=10),
     error=st.one_of(st.none(), st.text(max_size=20)),
 )
-def test_a_job_event_built_through_its_slots_equals_one_built_by_its_constructor(
+def test_an_event_built_through_its_slots_equals_one_built_by_its_constructor(
     status: str, attempt: int, error: str | None
 ) -> None:
     from dataclasses import fields
 
-    from kreuzberg_webhooks.testing import job_event_payload
+    from kreuzberg_webhooks.testing import job_event_payload, webhook_event_payload
 
     data = job_event_payload(now=1_800_000_000, status=status, attempt_count=attempt, error_message=error)
     fast = events.parse_job_event(data)
@@ -275,6 +275,12 @@ def test_a_job_event_built_through_its_slots_equals_one_built_by_its_constructor
     assert values["job_id"] == data["job_id"]
     assert values["project_id"] == uuid.UUID(data["project_id"])
     assert values["raw"] is data
+    # The inline webhook's WebhookEvent is built the same way (_hot.slot_setter).
+    inline = webhook_event_payload(now=1_800_000_000, event="job.completed" if error is None else "job.failed")
+    built = events.parse_webhook_event(inline)
+    webhook_values = {f.name: getattr(built, f.name) for f in fields(events.WebhookEvent)}
+    assert events.WebhookEvent(**webhook_values) == built
+    assert webhook_values["raw"] is inline
 
 
 # -- HMAC from pre-keyed states -----------------------------------------------------
