@@ -120,7 +120,7 @@ def _list(value: Any) -> list[Any]:
     return value if isinstance(value, list) else []
 
 
-class _Base:
+class _JobsClientBase:
     """Settings and flows shared by both clients."""
 
     def __init__(
@@ -290,7 +290,7 @@ class _Base:
         return document.result if isinstance(document, JobDocument) else None
 
 
-class JobsClient(_Base):
+class JobsClient(_JobsClientBase):
     """A synchronous client of the jobs API.
 
     :param api_key: the API key (default ``$KREUZBERG_API_KEY``). It never appears in
@@ -402,7 +402,7 @@ class JobsClient(_Base):
         return result
 
 
-class AsyncJobsClient(_Base):
+class AsyncJobsClient(_JobsClientBase):
     """The asynchronous twin of :class:`JobsClient` (same parameters, ``httpx.AsyncClient``)."""
 
     def __init__(

@@ -128,7 +128,7 @@ class _Verdict:
     children: tuple[str, ...] = ()
 
 
-class _Core:
+class _ReconcilerBase:
     """Settings and decisions shared by the sync and async reconcilers."""
 
     def __init__(
@@ -296,7 +296,7 @@ class _Core:
                 logger.exception("on_abandoned failed for tracked job %s", verdict.entry.job_id)
 
 
-class Reconciler(_Core):
+class Reconciler(_ReconcilerBase):
     """Checks tracked jobs no webhook closed, and dispatches the terminal ones (sync).
 
     :param receiver: the app's :class:`~kreuzberg_webhooks.Receiver`; its handlers run through
@@ -422,7 +422,7 @@ class Reconciler(_Core):
             self._thread = None
 
 
-class AsyncReconciler(_Core):
+class AsyncReconciler(_ReconcilerBase):
     """The asynchronous :class:`Reconciler`: ``receiver.process_async``, at most *concurrency*
     requests in flight on kept-alive connections. Tracker calls run in a worker thread.
 
