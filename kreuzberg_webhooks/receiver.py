@@ -73,6 +73,9 @@ DEFAULT_LEASE = 120.0
 #: for the completed events whose status is ``partial_success``, before the
 #: ``job.completed`` ones see them too.
 PARTIAL_SUCCESS = "job.partial_success"
+# The plain strings the enum members equal: compared on every delivery.
+_JOB_COMPLETED = EventType.JOB_COMPLETED.value
+_PARTIAL_SUCCESS = JobStatus.PARTIAL_SUCCESS.value
 #: Everything :meth:`Receiver.on` accepts.
 EVENT_TYPES: tuple[str, ...] = (*(str(t) for t in EventType), PARTIAL_SUCCESS, UNKNOWN, CATCH_ALL)
 
@@ -257,11 +260,11 @@ class Receiver:
         kind = event.type
         # A partial success of the job family only (a crawl's is a crawl.completed);
         # None for an unknown family's event, whose own handlers are "unknown"'s.
-        partial: bool | None = getattr(event, "status", None) == JobStatus.PARTIAL_SUCCESS and (
-            kind == EventType.JOB_COMPLETED
-        )
+        partial: bool | None
         if type(event) is UnknownEvent:
             partial = None
+        else:
+            partial = kind == _JOB_COMPLETED and getattr(event, "status", None) == _PARTIAL_SUCCESS
         entry = self._handlers_by_kind.get((kind, partial))
         if entry is None:
             handlers = (

@@ -602,6 +602,24 @@ def test_guard_mode_settle_survives_a_store_failure(driver: Driver, caplog: pyte
     assert "replay store failed to settle a delivery" in caplog.text
 
 
+def test_finish_is_the_deprecated_name_of_settle() -> None:
+    receiver = make_receiver()
+    body, headers = delivery()
+    started = receiver.begin(body, headers)
+    assert isinstance(started, Delivery)
+    with pytest.deprecated_call(match="use Receiver.settle"):
+        receiver.finish(started, 200)
+    again = receiver.begin(body, headers)
+    assert isinstance(again, Outcome)
+    assert again.duplicate  # finish settled it as done, as settle does
+    other_body, other_headers = delivery()
+    other = asyncio.run(receiver.begin_async(other_body, other_headers))
+    assert isinstance(other, Delivery)
+    with pytest.deprecated_call(match="use Receiver.settle_async"):
+        asyncio.run(receiver.finish_async(other, 500))
+    assert isinstance(receiver.begin(other_body, other_headers), Delivery)  # released, as settle_async does
+
+
 # -- configuration -----------------------------------------------------------------------------------------
 
 
