@@ -15,13 +15,14 @@ import json
 import logging
 import math
 import os
+import re
 import sys
 import textwrap
 import time
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import IO, Any, NoReturn
+from typing import IO, Any, NoReturn, TypeVar
 from urllib.parse import urlsplit
 
 from . import __version__
@@ -53,6 +54,14 @@ _SHAPES = ["event", "document", "crawl", "webhook"]
 _ANY_2XX = (200, 299)
 #: --no-window: a window wider than any capture (a ReplayWindow is finite by construction).
 _NO_WINDOW = ReplayWindow(2.0**40, 2.0**40)
+
+#: Bounds of the sender's numbers: beyond them a run cannot work (threads, memory, the OS's timers).
+MAX_EVENTS = 1_000_000
+MAX_CONCURRENCY = 1024
+MAX_TIMEOUT = 86_400.0
+MAX_TIME_SCALE = 1000.0
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_N = TypeVar("_N", int, float)
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -144,14 +153,44 @@ def _secrets(args: argparse.Namespace, *, required: bool = True) -> list[str]:
 
 
 def _url(value: str) -> str:
-    parts = urlsplit(value)
+    shown = redact_url(value)
+    try:
+        parts = urlsplit(value)
+    except ValueError as error:  # an unclosed or malformed IPv6 literal: "http://[::1/"
+        raise argparse.ArgumentTypeError(f"not a valid URL ({shown!r}): {error}") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise argparse.ArgumentTypeError(f"not an http:// or https:// URL: {shown!r}")
     try:
         port = parts.port
     except ValueError:
-        port = -1
-    if parts.scheme not in ("http", "https") or not parts.hostname or port == -1:
-        raise argparse.ArgumentTypeError(f"not an http:// or https:// URL: {redact_url(value)!r}")
+        port_text = parts.netloc.rpartition("@")[2].rpartition("]")[2].rpartition(":")[2]
+        if port_text.isascii() and port_text.isdigit():
+            raise argparse.ArgumentTypeError(f"port {int(port_text)} is not between 1 and 65535: {shown!r}") from None
+        raise argparse.ArgumentTypeError(f"not a port number: {port_text!r} in {shown!r}") from None
+    if port == 0:
+        raise argparse.ArgumentTypeError(f"port 0 is not between 1 and 65535: {shown!r}")
     return value
+
+
+def _header_name(value: str) -> str:
+    """An HTTP header name (an RFC 9110 token), checked before anything is sent."""
+    if not _TOKEN.fullmatch(value):
+        raise argparse.ArgumentTypeError(f"not a header name: {value!r}")
+    return value
+
+
+def _at_most(parse: Callable[[str], _N], limit: _N, unit: str = "") -> Callable[[str], _N]:
+    """*parse*, refusing values above *limit*: a number that cannot work is refused when it is given."""
+
+    def parse_bounded(value: str) -> _N:
+        number = parse(value)
+        if number > limit:
+            shown = f"{limit:g}" if isinstance(limit, float) else str(limit)
+            raise argparse.ArgumentTypeError(f"must be at most {shown}{unit}: {value!r}")
+        return number
+
+    parse_bounded.__name__ = parse.__name__  # argparse names the type in its messages
+    return parse_bounded
 
 
 def _positive_float(value: str) -> float:
@@ -439,6 +478,7 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     def header_option(command: argparse.ArgumentParser) -> None:
         command.add_argument(
             "--header",
+            type=_header_name,
             default=DEFAULT_SIGNATURE_HEADER,
             metavar="NAME",
             help="the signature header's name (default: %(default)s)",
@@ -582,7 +622,11 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
         "default 2xx, or 401 with --wrong-signature or --unsigned",
     )
     send_cmd.add_argument(
-        "--timeout", type=_positive_float, default=30.0, metavar="SECONDS", help="default: %(default)g"
+        "--timeout",
+        type=_at_most(_positive_float, MAX_TIMEOUT, " seconds"),
+        default=30.0,
+        metavar="SECONDS",
+        help="default: %(default)g",
     )
     secret_options(send_cmd)
     send_cmd.set_defaults(run=_cmd_send_test)
@@ -607,9 +651,19 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     )
     simulate_cmd.add_argument("url", type=_url, metavar="URL", help="the receiver's endpoint")
     load = simulate_cmd.add_argument_group("load")
-    load.add_argument("--events", type=_positive_int, default=20, metavar="N", help="events to send (default: 20)")
     load.add_argument(
-        "--concurrency", type=_positive_int, default=4, metavar="N", help="events in flight at once (default: 4)"
+        "--events",
+        type=_at_most(_positive_int, MAX_EVENTS),
+        default=20,
+        metavar="N",
+        help=f"events to send (default: 20, at most {MAX_EVENTS:,})",
+    )
+    load.add_argument(
+        "--concurrency",
+        type=_at_most(_positive_int, MAX_CONCURRENCY),
+        default=4,
+        metavar="N",
+        help=f"events in flight at once (default: 4, at most {MAX_CONCURRENCY})",
     )
     load.add_argument(
         "--duplicates",
@@ -620,7 +674,7 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     )
     load.add_argument(
         "--concurrent-duplicates",
-        type=_non_negative_int,
+        type=_at_most(_non_negative_int, MAX_EVENTS),
         default=0,
         metavar="K",
         help="events whose first attempt is sent twice at the same moment (default: 0)",
@@ -628,13 +682,16 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     timing = simulate_cmd.add_argument_group("timing")
     timing.add_argument(
         "--time-scale",
-        type=_positive_float,
+        type=_at_most(_positive_float, MAX_TIME_SCALE),
         default=1.0,
         metavar="FACTOR",
-        help="multiply the backoff and the time-out (default: 1, the real schedule; 0.01: seconds)",
+        help="multiply the backoff and the time-out (default: 1, the real schedule; 0.01: seconds; at most 1000)",
     )
     timing.add_argument(
-        "--timeout", type=_positive_float, metavar="SECONDS", help="per-request time-out (default: 30 s scaled, >= 1 s)"
+        "--timeout",
+        type=_at_most(_positive_float, MAX_TIMEOUT, " seconds"),
+        metavar="SECONDS",
+        help="per-request time-out (default: 30 s scaled, >= 1 s; at most a day)",
     )
     payload = simulate_cmd.add_argument_group("payload")
     payload.add_argument("--status", choices=_STATUSES, metavar="STATUS", help="every event's status (default: a mix)")

@@ -115,13 +115,25 @@ Transport: TypeAlias = Callable[[str, bytes, dict[str, str], float], Answer]
 
 
 def redact_url(url: str) -> str:
-    """*url* with any password replaced by ``***``, for messages."""
-    parts = urlsplit(url)
+    """*url* with any password replaced by ``***``, for messages; a URL that does not parse too."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # a malformed IPv6 literal; its userinfo is still to hide
+        return _redact_unparsed(url)
     if parts.password is None:
         return url
     netloc = parts.netloc.rsplit("@", 1)
     userinfo = f"{parts.username}:***" if parts.username else "***"
     return SplitResult(parts.scheme, f"{userinfo}@{netloc[-1]}", parts.path, parts.query, parts.fragment).geturl()
+
+
+def _redact_unparsed(url: str) -> str:
+    scheme, sep, rest = url.partition("//")
+    end = min((i for i in (rest.find(c) for c in "/?#") if i >= 0), default=len(rest))
+    userinfo, at, host = rest[:end].rpartition("@")
+    if not sep or not at or ":" not in userinfo:
+        return url
+    return f"{scheme}//{userinfo.partition(':')[0]}:***@{host}{rest[end:]}"
 
 
 def http_transport(url: str, body: bytes, headers: dict[str, str], timeout: float) -> Answer:
@@ -410,6 +422,11 @@ class Simulation:
         self.concurrency = concurrency
         self.delays = tuple(delay * time_scale for delay in RETRY_DELAYS)
         self.timeout = timeout if timeout is not None else max(MIN_TIMEOUT, SENDER_TIMEOUT * time_scale)
+        # Refused here rather than as an OverflowError from a socket or a wait in the middle of a run.
+        if not 0 < max(self.delays) <= threading.TIMEOUT_MAX:
+            raise ValueError(f"the time scale {time_scale!r} makes a backoff longer than any timer can wait")
+        if not 0 < self.timeout <= threading.TIMEOUT_MAX:
+            raise ValueError(f"the time-out must be a positive number of seconds a timer can hold, not {timeout!r}")
         self.duplicates = duplicates
         self.concurrent_duplicates = concurrent_duplicates
         self.shape = shape

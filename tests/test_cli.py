@@ -191,7 +191,7 @@ def test_verify_warns_about_a_weak_secret_on_one_line(run: Any, body_file: Path)
         (["sign", "."], 2, "sign: error: cannot read '.': Is a directory"),
         (["verify", "-"], 2, "verify: error: the following arguments are required: --signature"),
         (["send-test", "localhost:8000/hooks"], 2, "not an http:// or https:// URL: 'localhost:8000/hooks'"),
-        (["send-test", "http://127.0.0.1:99999/"], 2, "not an http:// or https:// URL"),
+        (["send-test", "http://127.0.0.1:99999/"], 2, "port 99999 is not between 1 and 65535"),
         (["send-test", "ftp://example.com/"], 2, "not an http:// or https:// URL"),
         (["simulate", "http://127.0.0.1:1/", "--events", "0"], 2, "argument --events: must be at least 1: '0'"),
         (["simulate", "http://127.0.0.1:1/", "--duplicates", "1.5"], 2, "must be between 0 and 1: '1.5'"),
@@ -432,6 +432,44 @@ def test_errors_in_a_real_process_are_one_line_without_traceback(tmp_path: Path)
         assert result.stderr.count("\n") == 1, result.stderr
         assert "Traceback" not in result.stderr
         assert SECRET not in result.stdout + result.stderr
+
+
+_CLOSED = "http://127.0.0.1:9/hooks"  # never reached: every case is refused before sending
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["send-test", "http://127.0.0.1:99999/hooks"], "port 99999 is not between 1 and 65535"),
+        (["simulate", "http://127.0.0.1:99999/hooks"], "port 99999 is not between 1 and 65535"),
+        (["send-test", "http://127.0.0.1:0/hooks"], "port 0 is not between 1 and 65535"),
+        (["send-test", "http://[::1/"], "not a valid URL ('http://[::1/'): Invalid IPv6 URL"),
+        (["simulate", "http://[::1/hooks"], "not a valid URL ('http://[::1/hooks'): Invalid IPv6 URL"),
+        (["send-test", "http://user:hunter2-pw@[::1/"], "not a valid URL ('http://user:***@[::1/')"),
+        (["send-test", "http://[zz::1]:8000/"], "not a valid URL ('http://[zz::1]:8000/')"),
+        (["simulate", _CLOSED, "--events", "99999999999999999999999"], "--events: must be at most 1000000"),
+        (["simulate", _CLOSED, "--concurrency", "100000000"], "--concurrency: must be at most 1024"),
+        (["simulate", _CLOSED, "--concurrent-duplicates", "1" + "0" * 30], "--concurrent-duplicates: must be at most"),
+        (["send-test", _CLOSED, "--timeout", "1e300"], "--timeout: must be at most 86400 seconds: '1e300'"),
+        (["simulate", _CLOSED, "--timeout", "1e12"], "--timeout: must be at most 86400 seconds: '1e12'"),
+        (["simulate", _CLOSED, "--time-scale", "1e300"], "--time-scale: must be at most 1000: '1e300'"),
+        (["send-test", _CLOSED, "--header", ""], "--header: not a header name: ''"),
+        (["send-test", _CLOSED, "--header", "X Signature"], "--header: not a header name: 'X Signature'"),
+        (["simulate", _CLOSED, "--header", "X-Sig:"], "--header: not a header name: 'X-Sig:'"),
+    ],
+    ids=lambda value: " ".join(value)[:60] if isinstance(value, list) else "",
+)
+def test_bad_input_to_the_console_script_is_one_line_and_exit_2(argv: list[str], message: str) -> None:
+    env = {"KREUZBERG_WEBHOOK_SECRET": SECRET, "PATH": str(BIN)}
+    result = subprocess.run(
+        [str(BIN / "kreuzberg-webhooks"), *argv], capture_output=True, text=True, env=env, check=False, timeout=60
+    )
+    assert (result.returncode, result.stdout) == (2, ""), result.stderr
+    assert result.stderr.count("\n") == 1, result.stderr
+    assert result.stderr.startswith(f"kreuzberg-webhooks {argv[0]}: error: "), result.stderr
+    assert message in result.stderr
+    assert "hunter2" not in result.stderr
+    assert SECRET not in result.stderr
 
 
 def test_the_command_line_imports_nothing_outside_the_standard_library() -> None:
