@@ -31,12 +31,15 @@ from .exceptions import ConfigurationError, WebhookError
 from .signing import Sha256Signature, SignatureScheme, TimestampedSignature
 from .simulate import Simulation, Transport, http_transport, redact_url
 from .testing import (
+    EVENT_TYPES,
     SCHEMES,
     crawl_job_document_payload,
     default_scheme,
     job_document_payload,
     job_event_payload,
+    payload_for_event,
     sign_with,
+    statuses_for_event,
     webhook_event_payload,
 )
 from .verify import DEFAULT_MAX_BODY_SIZE, DEFAULT_SIGNATURE_HEADER, ReplayWindow, Verifier
@@ -61,6 +64,8 @@ MAX_CONCURRENCY = 1024
 MAX_TIMEOUT = 86_400.0
 MAX_TIME_SCALE = 1000.0
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+#: An ``event`` name for --event: the vendor's are ``family.outcome``; an unknown one is sent as given.
+_EVENT_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.:-]{0,127}")
 _N = TypeVar("_N", int, float)
 
 EXIT_OK = 0
@@ -323,8 +328,29 @@ def _cmd_verify(args: argparse.Namespace, io: _IO) -> int:
     return EXIT_OK
 
 
-def _build_payload(shape: str, status: str, fields: Sequence[tuple[str, Any]]) -> dict[str, Any]:
+def _event_name(value: str) -> str:
+    if value != "all" and not _EVENT_NAME.fullmatch(value):
+        raise argparse.ArgumentTypeError(f"not an event name: {value!r} (e.g. crawl.completed)")
+    return value
+
+
+def _check_event_status(event: str, status: str | None) -> None:
+    allowed = statuses_for_event(event)
+    if status is not None and allowed and status not in allowed:
+        raise UsageError(f"--event {event} does not carry --status {status}: expected {' or '.join(allowed)}")
+
+
+def _build_payload(
+    shape: str | None, status: str | None, fields: Sequence[tuple[str, Any]], event: str | None = None
+) -> dict[str, Any]:
     overrides = dict(fields)
+    if event is not None:
+        if shape not in (None, "webhook"):
+            raise UsageError(f"--event sends a webhook of the event's family: it does not go with --shape {shape}")
+        _check_event_status(event, status)
+        return payload_for_event(event, status=status, **overrides)
+    shape = shape or "event"
+    status = status or "completed"
     if shape == "document":
         return job_document_payload(status=status, **overrides)
     if shape == "crawl":
@@ -337,9 +363,26 @@ def _build_payload(shape: str, status: str, fields: Sequence[tuple[str, Any]]) -
     return job_event_payload(status=status, **overrides)
 
 
+def _expand_event(name: str) -> tuple[str, ...]:
+    return EVENT_TYPES if name == "all" else (name,)
+
+
+def _describe_payload(payload: dict[str, Any], shape: str | None, status: str | None) -> str:
+    """``event status=failed``, ``webhook event=job.failed``, ``crawl event=crawl.completed status=…``."""
+    event = payload.get("event")
+    if event is None:
+        return f"{shape or 'event'} status={payload.get('status', status)}"
+    family = str(event).split(".", 1)[0] if str(event) in EVENT_TYPES else "unknown"
+    label = {"job": "webhook", "auto_tune": "auto-tune"}.get(family, family)
+    extra = f" status={payload['status']}" if family == "crawl" else ""
+    return f"{label} event={event}{extra}"
+
+
 def _cmd_send_test(args: argparse.Namespace, io: _IO) -> int:
     secrets = [] if args.unsigned else _secrets(args)
-    payload = _build_payload(args.shape, args.status, args.field)
+    if args.event == "all":
+        raise UsageError("--event all is for simulate: send-test sends one event")
+    payload = _build_payload(args.shape, args.status, args.field, args.event)
     body = json.dumps(payload, separators=(",", ":")).encode()
     headers = {"Content-Type": "application/json", "User-Agent": f"kreuzberg-webhook/send-test ({PROG} {__version__})"}
     if "event_id" in payload and "event" not in payload:
@@ -354,10 +397,8 @@ def _cmd_send_test(args: argparse.Namespace, io: _IO) -> int:
     forged = "wrongly signed" if args.wrong_signature else "unsigned" if args.unsigned else None
     expected = args.expect or ((401, 401) if forged else _ANY_2XX)
     ident = f"event_id={payload['event_id']}" if "event_id" in payload else f"job_id={payload.get('id')}"
-    kind = (
-        f"event={payload.get('event')}" if args.shape == "webhook" else f"status={payload.get('status', args.status)}"
-    )
-    print(f"POST {redact_url(args.url)}  {args.shape} {kind}  {scheme}  {ident}", file=io.stdout)
+    kind = _describe_payload(payload, args.shape, args.status)
+    print(f"POST {redact_url(args.url)}  {kind}  {scheme}  {ident}", file=io.stdout)
     if args.show_body:
         print(body.decode(), file=io.stdout)
     answer = io.transport(args.url, body, headers, args.timeout)
@@ -387,6 +428,15 @@ def _cmd_simulate(args: argparse.Namespace, io: _IO) -> int:
         raise UsageError(
             f"--concurrent-duplicates ({args.concurrent_duplicates}) is more than --events ({args.events})"
         )
+    event_types: tuple[str, ...] | None = None
+    if args.event:
+        if args.shape not in (None, "webhook"):
+            raise UsageError(
+                f"--event sends webhooks of the events' families: it does not go with --shape {args.shape}"
+            )
+        event_types = tuple(dict.fromkeys(name for given in args.event for name in _expand_event(given)))
+        for event in event_types:
+            _check_event_status(event, args.status)
     simulation = Simulation(
         args.url,
         secrets[0] if secrets else None,
@@ -396,7 +446,8 @@ def _cmd_simulate(args: argparse.Namespace, io: _IO) -> int:
         timeout=args.timeout,
         duplicates=args.duplicates,
         concurrent_duplicates=args.concurrent_duplicates,
-        shape=args.shape,
+        shape=args.shape or "event",
+        event_types=event_types,
         status=args.status,
         seed=args.seed,
         scheme=args.scheme,
@@ -585,6 +636,9 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
   {prog} send-test URL --shape document                # the per-request webhook's job document
   {prog} send-test URL --shape webhook                 # the inline webhook's WebhookEvent, signed t=,v1=
   {prog} send-test URL --shape event --scheme t-v1     # the small event in the other signature format
+  {prog} send-test URL --event crawl.completed --status partial_success   # a crawl webhook
+  {prog} send-test URL --event auto_tune.failed        # an auto-tune webhook
+  {prog} send-test URL --event document.indexed        # an event this version does not know
   {prog} send-test URL --wrong-signature               # exits 0 on 401: forgeries must be refused
   {prog} send-test URL --field timestamp=0 --expect 400  # a stale capture must be refused""",
         formatter_class=_Formatter,
@@ -592,12 +646,23 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     send_cmd.add_argument("url", type=_url, metavar="URL", help="the receiver's endpoint")
     payload = send_cmd.add_argument_group("payload")
     payload.add_argument(
-        "--status", choices=_STATUSES, default="completed", metavar="STATUS", help="the job status (default: completed)"
+        "--event",
+        type=_event_name,
+        metavar="EVENT",
+        help="a webhook of EVENT's family, signed t=,v1=: job.completed, job.failed, job.cancelled (WebhookEvent), "
+        "crawl.completed, crawl.failed (CrawlWebhookEvent), auto_tune.completed, auto_tune.failed "
+        "(AutoTuneWebhookEvent), or any other name: an event this version does not know",
+    )
+    payload.add_argument(
+        "--status",
+        choices=_STATUSES,
+        metavar="STATUS",
+        help="the job status (default: completed; with --event, the one it implies: "
+        "crawl.completed takes partial_success too)",
     )
     payload.add_argument(
         "--shape",
         choices=_SHAPES,
-        default="event",
         help="the small event (default), a job document, a crawl-job document, or the inline webhook's WebhookEvent",
     )
     payload.add_argument(
@@ -646,6 +711,7 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
         epilog=f"""examples:
   {prog} simulate URL --events 100 --time-scale 0.01        # the whole schedule in seconds
   {prog} simulate URL --duplicates 0.2 --concurrent-duplicates 5
+  {prog} simulate URL --event all --duplicates 0.5        # every family the vendor sends
   {prog} simulate URL --events 1000 --concurrency 16 --time-scale 0.001 --timeout 2""",
         formatter_class=_Formatter,
     )
@@ -694,8 +760,16 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
         help="per-request time-out (default: 30 s scaled, >= 1 s; at most a day)",
     )
     payload = simulate_cmd.add_argument_group("payload")
+    payload.add_argument(
+        "--event",
+        type=_event_name,
+        action="append",
+        metavar="EVENT",
+        help="send webhooks of EVENT's family (repeatable: a mix; 'all': every event the vendor sends, "
+        "job, crawl and auto-tune)",
+    )
     payload.add_argument("--status", choices=_STATUSES, metavar="STATUS", help="every event's status (default: a mix)")
-    payload.add_argument("--shape", choices=_SHAPES, default="event", help="default: event")
+    payload.add_argument("--shape", choices=_SHAPES, help="default: event")
     payload.add_argument("--seed", type=int, metavar="N", help="repeat the same statuses and injected duplicates")
     simulate_cmd.add_argument("--unsigned", action="store_true", help="send no signature header")
     scheme_option(simulate_cmd, None, "the signature format (default: t-v1 for --shape webhook, else sha256)")

@@ -203,6 +203,23 @@ def test_verify_warns_about_a_weak_secret_on_one_line(run: Any, body_file: Path)
         ),
         (["send-test", "http://127.0.0.1:1/", "--status", "done"], 2, "argument --status: invalid choice: 'done'"),
         (["send-test", "http://127.0.0.1:1/", "--field", "=1"], 2, "expected NAME=VALUE, got '=1'"),
+        (
+            ["send-test", "http://127.0.0.1:1/", "--event", "crawl.completed", "--shape", "document"],
+            2,
+            "--event sends a webhook of the event's family: it does not go with --shape document",
+        ),
+        (
+            ["send-test", "http://127.0.0.1:1/", "--event", "job.failed", "--status", "completed"],
+            2,
+            "--event job.failed does not carry --status completed: expected failed",
+        ),
+        (
+            ["simulate", "http://127.0.0.1:1/", "--event", "all", "--status", "partial_success"],
+            2,
+            "--event job.failed does not carry --status partial_success",
+        ),
+        (["send-test", "http://127.0.0.1:1/", "--event", "all"], 2, "--event all is for simulate"),
+        (["send-test", "http://127.0.0.1:1/", "--event", "job completed"], 2, "not an event name: 'job completed'"),
         (["bogus"], 2, "invalid choice: 'bogus'"),
         ([], 2, "choose a command: sign, verify, send-test or simulate"),
         (["sign", "--secret-file", "/nonexistent/key"], 2, "cannot read the secret file '/nonexistent/key'"),
