@@ -8,7 +8,10 @@ lifecycle — uses the standard library only; framework adapters live in
 from __future__ import annotations
 
 from .events import (
+    AutoTuneWebhookEvent,
     CrawlJobDocument,
+    CrawlProgress,
+    CrawlWebhookEvent,
     Event,
     EventType,
     JobDocument,
@@ -16,6 +19,8 @@ from .events import (
     JobFailure,
     JobResult,
     JobStatus,
+    UnknownEvent,
+    WebhookDelivery,
     WebhookEvent,
     parse_event,
 )
@@ -44,6 +49,14 @@ from .exceptions import (
     UnknownProject,
     WebhookError,
 )
+from .keys import (
+    MAX_EVENT_ID_LENGTH,
+    MAX_EVENT_TYPE_LENGTH,
+    MAX_JOB_ID_LENGTH,
+    MAX_KEY_LENGTH,
+    MAX_SCOPE_LENGTH,
+    MAX_STATUS_LENGTH,
+)
 from .outcome import DeliveryReport
 from .receiver import Delivery, Outcome, Receiver
 from .signing import (
@@ -63,12 +76,21 @@ __version__ = "0.1.0"
 __all__ = [
     "DEFAULT_MAX_BODY_SIZE",
     "DEFAULT_SIGNATURE_HEADER",
+    "MAX_EVENT_ID_LENGTH",
+    "MAX_EVENT_TYPE_LENGTH",
+    "MAX_JOB_ID_LENGTH",
+    "MAX_KEY_LENGTH",
+    "MAX_SCOPE_LENGTH",
+    "MAX_STATUS_LENGTH",
     "AsyncReplayStore",
+    "AutoTuneWebhookEvent",
     "BodyReader",
     "Claim",
     "ClaimState",
     "ConfigurationError",
     "CrawlJobDocument",
+    "CrawlProgress",
+    "CrawlWebhookEvent",
     "Delivery",
     "DeliveryInFlight",
     "DeliveryReport",
@@ -107,9 +129,11 @@ __all__ = [
     "TimestampOutOfWindow",
     "TimestampedSignature",
     "TransientError",
+    "UnknownEvent",
     "UnknownProject",
     "Verifier",
     "WeakSecretWarning",
+    "WebhookDelivery",
     "WebhookError",
     "WebhookEvent",
     "__version__",

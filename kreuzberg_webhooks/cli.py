@@ -324,7 +324,7 @@ def _cmd_verify(args: argparse.Namespace, io: _IO) -> int:
         where = f"event_id={event.event_id or '-'} job_id={event.job_id} results={results} (WebhookEvent)"
     else:
         where = f"job_id={event.job_id} ({type(event).__name__})"
-    print(f"ok: {event.type} status={event.status} {where}", file=io.stdout)
+    print(f"ok: {event.type} status={getattr(event, 'status', '-')} {where}", file=io.stdout)
     return EXIT_OK
 
 

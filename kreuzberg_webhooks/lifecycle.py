@@ -340,7 +340,7 @@ def _report(rx: Receiver, status: int, reason: str, event: Event | None, trace: 
         scope=trace.scope,
         event_type=None if event is None else event.type,
         event_id=None if event is None else event.event_id,
-        job_id=None if event is None else str(event.job_id),
+        job_id=None if event is None else event.job_id,
         started_at=trace.started_at,
         verify_seconds=trace.spent[_VERIFY],
         store_seconds=trace.spent[_STORE],

@@ -13,10 +13,21 @@ import difflib
 import inspect
 import math
 from collections.abc import Callable, Mapping
-from typing import Any, TypeAlias, TypeVar
+from typing import Any, Literal, Never, TypeAlias, TypeVar, cast, overload
 
 from . import lifecycle
-from .events import Event, EventType, JobStatus
+from .events import (
+    AutoTuneWebhookEvent,
+    CrawlJobDocument,
+    CrawlWebhookEvent,
+    Event,
+    EventType,
+    JobDocument,
+    JobEvent,
+    JobStatus,
+    UnknownEvent,
+    WebhookEvent,
+)
 from .exceptions import ConfigurationError
 from .exchange import Exchange
 from .lifecycle import Delivery, run_async, run_coroutine, run_sync
@@ -29,15 +40,23 @@ __all__ = [
     "CATCH_ALL",
     "DEFAULT_LEASE",
     "EVENT_TYPES",
+    "UNKNOWN",
+    "AutoTuneEventType",
+    "CrawlEventType",
     "Delivery",
     "Handler",
+    "JobEventType",
     "Observer",
     "Outcome",
     "Receiver",
 ]
 
-#: Register a handler for every event type with ``@receiver.on()`` or ``@receiver.on("*")``.
+#: Register a handler for every event, of every family, with ``@receiver.on()`` or
+#: ``@receiver.on("*")``: the one catch-all, which also sees :class:`UnknownEvent`.
 CATCH_ALL = "*"
+#: Register a handler for the signed events of families this version does not know
+#: (:class:`~kreuzberg_webhooks.UnknownEvent`) with ``@receiver.on("unknown")``.
+UNKNOWN = "unknown"
 #: How long a claim holds before another request may take the event over.
 #: Longer than the sender's 30 s time-out, so a slow handler is not run twice
 #: by the next retry (5 s later); shorter than the 5-minute step of the retry
@@ -49,12 +68,45 @@ DEFAULT_LEASE = 120.0
 #: ``job.completed`` ones see them too.
 PARTIAL_SUCCESS = "job.partial_success"
 #: Everything :meth:`Receiver.on` accepts.
-EVENT_TYPES: tuple[str, ...] = (*(str(t) for t in EventType), PARTIAL_SUCCESS, CATCH_ALL)
+EVENT_TYPES: tuple[str, ...] = (*(str(t) for t in EventType), PARTIAL_SUCCESS, UNKNOWN, CATCH_ALL)
+
+#: The handler types of the job family: their handlers take a :class:`JobEvent`, a
+#: :class:`WebhookEvent` or a :class:`JobDocument`.
+JobEventType: TypeAlias = Literal[
+    "job.completed",
+    "job.failed",
+    "job.cancelled",
+    "job.partial_success",
+    EventType.JOB_COMPLETED,
+    EventType.JOB_FAILED,
+    EventType.JOB_CANCELLED,
+]
+#: The handler types of the crawl family: a :class:`CrawlWebhookEvent` or a :class:`CrawlJobDocument`.
+CrawlEventType: TypeAlias = Literal[
+    "crawl.completed",
+    "crawl.failed",
+    "crawl.cancelled",
+    EventType.CRAWL_COMPLETED,
+    EventType.CRAWL_FAILED,
+    EventType.CRAWL_CANCELLED,
+]
+#: The handler types of the auto-tune family: an :class:`AutoTuneWebhookEvent`.
+AutoTuneEventType: TypeAlias = Literal[
+    "auto_tune.completed", "auto_tune.failed", EventType.AUTO_TUNE_COMPLETED, EventType.AUTO_TUNE_FAILED
+]
 
 Handler: TypeAlias = Callable[[Event], Any]
 #: Called once per delivery with its :class:`~kreuzberg_webhooks.DeliveryReport`.
 Observer: TypeAlias = Callable[[DeliveryReport], None]
 H = TypeVar("H", bound=Handler)
+# What on() hands back for each family: the handler, whose parameter may be any of the
+# family's shapes (a handler for "job.completed" may take a JobEvent only).
+_JobE = TypeVar("_JobE", bound=JobEvent | JobDocument | WebhookEvent)
+_CrawlE = TypeVar("_CrawlE", bound=CrawlWebhookEvent | CrawlJobDocument)
+_AnyE = TypeVar("_AnyE", bound=Event)
+_R = TypeVar("_R")
+_AutoTuneH = TypeVar("_AutoTuneH", bound=Callable[[AutoTuneWebhookEvent], Any])
+_UnknownH = TypeVar("_UnknownH", bound=Callable[[UnknownEvent], Any])
 
 
 def _seconds(name: str, value: float) -> float:
@@ -134,33 +186,51 @@ class Receiver:
         # The ids of the registered handlers that are coroutine functions (looked
         # up on every async delivery; a handler object need not be hashable).
         self._coroutines: set[int] = set()
-        self._dispatch_table: dict[tuple[str, bool], tuple[tuple[Handler, ...], bool]] = {}
+        self._dispatch_table: dict[tuple[str, bool | None], tuple[tuple[Handler, ...], bool]] = {}
 
     # -- the handler registry ------------------------------------------------
 
-    def on(self, event_type: str = CATCH_ALL) -> Callable[[H], H]:
-        """Register a handler for ``job.completed``, ``job.failed``, ``job.cancelled``,
-        ``job.partial_success`` (completed events with a partial result), or for
-        every event with no argument.
+    @overload
+    def on(self, event_type: JobEventType) -> Callable[[Callable[[_JobE], _R]], Callable[[_JobE], _R]]: ...  # type: ignore[overload-overlap]
+    @overload
+    def on(self, event_type: CrawlEventType) -> Callable[[Callable[[_CrawlE], _R]], Callable[[_CrawlE], _R]]: ...  # type: ignore[overload-overlap]
+    @overload
+    def on(self, event_type: AutoTuneEventType) -> Callable[[_AutoTuneH], _AutoTuneH]: ...  # type: ignore[overload-overlap]
+    @overload
+    def on(self, event_type: Literal["unknown"]) -> Callable[[_UnknownH], _UnknownH]: ...  # type: ignore[overload-overlap]
+    @overload
+    def on(self, event_type: Literal["*"] = ...) -> Callable[[H], H]: ...  # type: ignore[overload-overlap]
+    @overload
+    def on(self, event_type: str) -> Callable[[Callable[[_AnyE], _R]], Callable[[_AnyE], _R]]: ...
+
+    def on(self, event_type: str = CATCH_ALL) -> Callable[[Any], Any]:
+        """Register a handler for an event type: ``job.completed``, ``job.failed``,
+        ``job.cancelled``, ``job.partial_success`` (completed events with a partial
+        result), ``crawl.completed``, ``crawl.failed``, ``crawl.cancelled``,
+        ``auto_tune.completed``, ``auto_tune.failed``, ``unknown`` (signed events of a
+        family this version does not know), or for every event with no argument
+        (``"*"``, which sees unknown events too).
 
         Handlers take the typed event; they may be plain functions or coroutine
-        functions. Handlers for the type run before catch-alls. A type that is
-        never delivered (a typo) is refused here, not discovered in production.
+        functions, and may be typed for the family's shape they expect (a
+        ``job.completed`` handler may take a :class:`JobEvent` only, and type-check).
+        Handlers for the type run before catch-alls. A type that is never
+        delivered (a typo) is refused here, not discovered in production.
         """
         check_event_type(event_type)
 
-        def register(handler: H) -> H:
+        def register(handler: Callable[[Never], Any]) -> Callable[[Never], Any]:
             self.add_handler(event_type, handler)
             return handler
 
         return register
 
-    def add_handler(self, event_type: str, handler: Handler) -> None:
+    def add_handler(self, event_type: str, handler: Callable[[Never], Any]) -> None:
         """Register *handler* for *event_type* (``"*"`` for every event)."""
         check_event_type(event_type)
         if not callable(handler):
             raise ConfigurationError("a handler must be callable")
-        self._handlers.setdefault(event_type, []).append(handler)
+        self._handlers.setdefault(event_type, []).append(cast("Handler", handler))
         if inspect.iscoroutinefunction(handler):
             self._coroutines.add(id(handler))
         self._dispatch_table.clear()
@@ -180,16 +250,23 @@ class Receiver:
 
         Looked up on every delivery, so kept per (type, partial) until a handler is added.
         """
-        partial = getattr(event, "status", None) == JobStatus.PARTIAL_SUCCESS
-        entry = self._dispatch_table.get((event.type, partial))
+        kind = event.type
+        # A partial success of the job family only (a crawl's is a crawl.completed);
+        # None for an unknown family's event, whose own handlers are "unknown"'s.
+        partial: bool | None = getattr(event, "status", None) == JobStatus.PARTIAL_SUCCESS and (
+            kind == EventType.JOB_COMPLETED
+        )
+        if type(event) is UnknownEvent:
+            partial = None
+        entry = self._dispatch_table.get((kind, partial))
         if entry is None:
             handlers = (
                 *(self._handlers.get(PARTIAL_SUCCESS, ()) if partial else ()),
-                *self._handlers.get(event.type, ()),
+                *self._handlers.get(UNKNOWN if partial is None else kind, ()),
                 *self._handlers.get(CATCH_ALL, ()),
             )
             entry = handlers, any(id(handler) not in self._coroutines for handler in handlers)
-            self._dispatch_table[(event.type, partial)] = entry
+            self._dispatch_table[(kind, partial)] = entry
         return entry
 
     def dispatch(self, event: Event) -> None:
@@ -305,7 +382,7 @@ class Receiver:
             scope=scope,
             event_id=event.event_id,
             event_type=event.type,
-            job_id=str(event.job_id),
+            job_id=event.job_id or "",  # "" for an unknown family's event: keyed by its event_id
             body=body,
             headers=kept,
             received_at=received_at,

@@ -14,11 +14,23 @@ import time
 import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, NamedTuple, NoReturn, TypeAlias, cast
+from uuid import UUID
 
 from ._settings import header_name
 from .body import DEFAULT_MAX_BODY_SIZE, BodyReader
 from .decoding import decode_json
-from .events import CrawlJobDocument, Event, JobDocument, JobEvent, WebhookEvent, parse_event
+from .events import (
+    AutoTuneWebhookEvent,
+    CrawlJobDocument,
+    CrawlWebhookEvent,
+    Event,
+    JobDocument,
+    JobEvent,
+    UnknownEvent,
+    WebhookEvent,
+    canonical_job_id,
+    parse_event,
+)
 from .exceptions import (
     ConfigurationError,
     InvalidJSON,
@@ -32,6 +44,7 @@ from .exceptions import (
     UnknownProject,
     WebhookError,
 )
+from .keys import MAX_SCOPE_LENGTH, bounded
 from .resolver import (
     PROJECT_ID_SCAN_LIMIT,
     AsyncSecretResolver,
@@ -92,8 +105,14 @@ class Verified(NamedTuple):
     """
 
     event: Event
-    #: ``""`` with static secrets; the project the resolver was asked for otherwise.
+    #: ``""`` with static secrets; with a resolver, the project the verifying secret belongs to
+    #: (``docs/contract.md`` §4c), ``""`` when the resolver did not say.
     scope: str
+
+
+#: What a resolver's answer gives the verifier: the keys to try and, when the answer
+#: named them (a mapping), the project each key belongs to.
+_Resolved: TypeAlias = "tuple[tuple[bytes, ...], tuple[str, ...] | None]"
 
 
 def header_value(headers: Mapping[str, str], name: str) -> str | None:
@@ -160,34 +179,73 @@ def _misconfigured_resolver(what: str) -> NoReturn:
     # every delivery until it is fixed.
     logger.error(
         "the webhook secret resolver %s; it must return str, bytes, an iterable of them, or None "
-        "for an unknown project. Deliveries are answered 503 (retried by the sender) until it is fixed",
+        "for an unknown project (or a mapping of project ids to those). "
+        "Deliveries are answered 503 (retried by the sender) until it is fixed",
         what,
     )
     raise SecretsUnavailable()
 
 
-def _resolved_secrets(answer: object) -> tuple[bytes, ...]:
+_BYTES_LIKE = (bytes, bytearray, memoryview)
+
+
+def project_scope(project: str) -> str:
+    """The scope a project id gives: a UUID written lower-case with hyphens, anything else
+    as given (its digest past :data:`~kreuzberg_webhooks.keys.MAX_SCOPE_LENGTH`)."""
+    return canonical_job_id(project) or bounded(project, MAX_SCOPE_LENGTH)
+
+
+def _secret_items(answer: object, what: str) -> tuple[str | bytes, ...]:
+    """One answer's secrets (a secret or an iterable of them), bytes-like ones as ``bytes``."""
+    if isinstance(answer, str):
+        return (answer,)
+    if isinstance(answer, _BYTES_LIKE):
+        return (bytes(answer),)
+    if isinstance(answer, Mapping) or not isinstance(answer, Iterable):
+        _misconfigured_resolver(f"returned {what}a {type(answer).__name__}")
+    try:
+        items = tuple(answer)
+    except Exception:
+        logger.exception("the webhook secret resolver's answer could not be iterated")
+        raise SecretsUnavailable() from None
+    odd = [type(item).__name__ for item in items if not isinstance(item, (str, *_BYTES_LIKE))]
+    if odd:
+        _misconfigured_resolver(f"returned {what}a {type(answer).__name__} holding a {odd[0]}")
+    return tuple(bytes(item) if isinstance(item, (bytearray, memoryview)) else item for item in items)
+
+
+def _keys(items: tuple[str | bytes, ...]) -> tuple[bytes, ...]:
+    try:
+        return normalize_secrets(items, warn=False)
+    except ConfigurationError:  # nothing, or only empty secrets: no secret for this project
+        return ()
+
+
+def _resolved_secrets(answer: object) -> _Resolved:
     """The keys of a resolver's answer; see :mod:`kreuzberg_webhooks.resolver` for what it may be."""
     if answer is None:
         raise UnknownProject()
-    if isinstance(answer, (str, bytes)):
-        items: tuple[object, ...] = (answer,)
-    elif isinstance(answer, (Mapping, bytearray, memoryview)) or not isinstance(answer, Iterable):
-        # A dict's keys are not its secrets; a bytearray would be iterated as numbers.
-        _misconfigured_resolver(f"returned a {type(answer).__name__}")
-    else:
-        try:
-            items = tuple(answer)
-        except Exception:
-            logger.exception("the webhook secret resolver's answer could not be iterated")
-            raise SecretsUnavailable() from None
-        odd = [type(item).__name__ for item in items if not isinstance(item, (str, bytes))]
-        if odd:
-            _misconfigured_resolver(f"returned a {type(answer).__name__} holding a {odd[0]}")
-    try:
-        return normalize_secrets(cast("tuple[str | bytes, ...]", items), warn=False)
-    except ConfigurationError:  # nothing, or only empty secrets: no secret for this project
-        raise UnknownProject() from None
+    if isinstance(answer, Mapping):
+        # {project id: its secrets}: the verifying key names the signer's project.
+        keys: list[bytes] = []
+        owners: list[str] = []
+        for project, secrets in answer.items():
+            if isinstance(project, UUID):
+                project = str(project)
+            if not isinstance(project, str) or not project:
+                _misconfigured_resolver(f"returned a mapping keyed by a {type(project).__name__}, not a project id")
+            if secrets is None:
+                continue
+            found = _keys(_secret_items(secrets, f"for project {project!r} "))
+            keys.extend(found)
+            owners.extend([project_scope(project)] * len(found))
+        if not keys:
+            raise UnknownProject()
+        return tuple(keys), tuple(owners)
+    found = _keys(_secret_items(answer, ""))
+    if not found:
+        raise UnknownProject()
+    return found, None
 
 
 class Verifier:
@@ -328,11 +386,11 @@ class Verifier:
         ``timestamp`` (a small event, a ``WebhookEvent``), the document window's for a
         job document, :attr:`max_span` for anything else (a ``t=`` signature's own
         window may add to either)."""
-        if type(event) is JobEvent or type(event) is WebhookEvent:
-            return max(self.window.span, self._scheme_span)
-        if type(event) is JobDocument or type(event) is CrawlJobDocument:
+        if isinstance(event, (JobDocument, CrawlJobDocument)):
             return max(self.document_window.span, self._scheme_span)
-        return self.max_span
+        if isinstance(event, UnknownEvent) and event.timestamp is None:
+            return self.max_span
+        return max(self.window.span, self._scheme_span)
 
     @property
     def _scheme_span(self) -> float:
@@ -424,7 +482,7 @@ class Verifier:
         self,
         body: bytes,
         header: str | None,
-        resolved: tuple[bytes, ...] | None,
+        resolved: _Resolved | None,
         project: str | None,
         now: float | None,
         decoded: Any = _UNDECODED,
@@ -433,17 +491,20 @@ class Verifier:
         ones; *decoded* is what :func:`_project_of` decoded of a small body already."""
         if now is None:
             now = self._clock()
-        secrets = self._secrets if resolved is None else resolved
+        secrets = self._secrets if resolved is None else resolved[0]
+        index: int | None = None
         if self.insecure_accept_unsigned and (header is None or not secrets):
             pass
         elif header is None:
             raise MissingSignature()
         elif self._sha256_fast and type(header) is str and header.startswith(SIGNATURE_PREFIX):
-            verify_prekeyed(body, header, self._macs if resolved is None else prekey(secrets))
+            index = verify_prekeyed(body, header, self._macs if resolved is None else prekey(secrets))
         elif self._timestamped_fast is not None and type(header) is str and header.startswith("t="):
-            self._timestamped_fast.verify(body, header, self._macs if resolved is None else prekey(secrets), now)
+            index = self._timestamped_fast.verify(
+                body, header, self._macs if resolved is None else prekey(secrets), now
+            )
         else:
-            self._check_signature(body, header, self._macs if resolved is None else prekey(secrets), now)
+            index = self._check_signature(body, header, self._macs if resolved is None else prekey(secrets), now)
         data: Any = None
         try:
             if decoded is _UNDECODED:
@@ -468,19 +529,31 @@ class Verifier:
                 error.event_id = candidate[:256]
             self._report_invalid(body, error)
             raise
-        scope = project or ""
         if type(event) is JobEvent:
             window, signed = self.window, event.raw["timestamp"]
             # The comparisons inline, the call only to raise: row 1 runs this on every delivery.
             if now - signed > window.max_age or signed - now > window.max_future:
                 window.check(signed, now, event_id=event.event_id)
-            if scope:
-                scope = str(event.project_id)  # one spelling of the project, whatever case the body used
-        elif type(event) is WebhookEvent:
-            self.window.check(event.timestamp.timestamp(), now, event_id=event.event_id)
         elif type(event) is JobDocument or type(event) is CrawlJobDocument:
             self._check_document(event, now)
-        return event, scope
+        else:
+            # The webhook families, and an unknown one's event that carries a usable time.
+            signed_at = cast("WebhookEvent | CrawlWebhookEvent | AutoTuneWebhookEvent | UnknownEvent", event).timestamp
+            if signed_at is not None:
+                self.window.check(signed_at.timestamp(), now, event_id=event.event_id)
+        if resolved is None:
+            return event, ""
+        return event, self._scope(resolved[1], index, project)
+
+    def _scope(self, owners: tuple[str, ...] | None, index: int | None, project: str | None) -> str:
+        """Who signed a delivery the resolver chose secrets for: the project that owns the
+        verifying secret (``docs/contract.md`` §4c), so one job keys alike in every shape."""
+        if owners is not None and index is not None:
+            return owners[index]  # the resolver named each secret's project
+        if project is not None:
+            return project_scope(project)  # the resolver answered for this project
+        # Asked for no project and answered plain secrets: the owner is unknown.
+        return ""
 
     def _check_document(self, event: JobDocument | CrawlJobDocument, now: float) -> None:
         signed_time = event.signed_time
@@ -495,19 +568,18 @@ class Verifier:
             return
         self.document_window.check(signed_time.timestamp(), now)
 
-    def _check_signature(self, body: bytes, value: str | bytes, keys: Sequence[KeyedSecret], now: float) -> None:
+    def _check_signature(self, body: bytes, value: str | bytes, keys: Sequence[KeyedSecret], now: float) -> int:
         header = header_text(value)
         for scheme in self._schemes:
             if scheme.claims(header):
-                scheme.verify(body, header, keys, now)
-                return
+                return scheme.verify(body, header, keys, now)
         known = known_scheme_for(header)
         if known is not None:
             accepted = ", ".join(scheme.name for scheme in self._schemes)
             raise MalformedSignature(f"a {known} signature, and this receiver accepts only: {accepted}")
         raise MalformedSignature()
 
-    def _resolve(self, project_id: str | None) -> tuple[bytes, ...]:
+    def _resolve(self, project_id: str | None) -> _Resolved:
         assert self._resolver is not None
         try:
             answer = self._resolver(project_id)
@@ -520,7 +592,7 @@ class Verifier:
             _misconfigured_resolver("returned an awaitable on the sync path (use verify_async, an async adapter)")
         return _resolved_secrets(answer)
 
-    async def _resolve_async(self, project_id: str | None) -> tuple[bytes, ...]:
+    async def _resolve_async(self, project_id: str | None) -> _Resolved:
         assert self._resolver is not None
         try:
             answer = self._resolver(project_id)

@@ -144,7 +144,7 @@ def test_verify_accepts_any_of_several_secrets(run: Any, body_file: Path) -> Non
             "stale_timestamp",
             400,
         ),
-        ({"job_id": "nope"}, "good", [], "invalid_field", 400),
+        ({"job_id": 42}, "good", [], "invalid_field", 400),
         ({"status": None}, "good", [], "invalid_field", 400),
     ],
     ids=["mismatch", "malformed", "empty", "stale", "future", "max-age", "bad-job-id", "null-status"],

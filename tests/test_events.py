@@ -26,6 +26,7 @@ from kreuzberg_webhooks.testing import OMIT, job_document_payload, job_event_pay
 JOB_ID = "550e8400-e29b-41d4-a716-446655440000"
 PROJECT_ID = "1cbb9d72-660a-4df2-ba3d-66d83b6afaff"
 CHILD_IDS = ["0b7f9a36-4c55-4a4f-9d65-6f7f0f0c8b11", "7a1e2b0c-3d4e-4f50-8a6b-7c8d9e0f1a2b"]
+CHILD_IDS_CANONICAL = tuple(CHILD_IDS)
 
 
 def wire(payload: dict[str, Any]) -> dict[str, Any]:
@@ -52,7 +53,7 @@ def test_the_documented_small_event_parses_into_proper_types() -> None:
     event = parse_event(data)
     assert isinstance(event, JobEvent)
     assert event.event_id == "01HZQ3K4M5N6P7Q8R9S0T1V2W3"
-    assert event.job_id == UUID(JOB_ID)
+    assert event.job_id == JOB_ID
     assert event.project_id == UUID(PROJECT_ID)
     assert event.status is JobStatus.COMPLETED
     assert event.error_message is None
@@ -138,10 +139,10 @@ def test_events_are_frozen_and_compare_on_their_identity() -> None:
         pytest.param({"timestamp": OMIT}, MissingField, "timestamp", id="timestamp-missing"),
         pytest.param({"event_id": 42}, InvalidField, "event_id", id="event-id-int"),
         pytest.param({"event_id": ""}, InvalidField, "event_id", id="event-id-empty"),
-        pytest.param({"event_id": "x" * 257}, InvalidField, "event_id", id="event-id-too-long"),
         pytest.param({"event_id": "a\nb"}, InvalidField, "event_id", id="event-id-newline"),
         pytest.param({"event_id": "\ud800"}, InvalidField, "event_id", id="event-id-lone-surrogate"),
-        pytest.param({"job_id": "not-a-uuid"}, InvalidField, "job_id", id="job-id-not-uuid"),
+        pytest.param({"job_id": ""}, InvalidField, "job_id", id="job-id-empty"),
+        pytest.param({"job_id": "a\nb"}, InvalidField, "job_id", id="job-id-newline"),
         pytest.param({"job_id": 12345}, InvalidField, "job_id", id="job-id-int"),
         pytest.param({"project_id": None}, InvalidField, "project_id", id="project-id-null"),
         pytest.param({"status": ""}, InvalidField, "status", id="status-empty"),
@@ -187,7 +188,7 @@ def test_a_job_document_parses_with_its_echoed_metadata() -> None:
     )
     event = parse_event(data)
     assert isinstance(event, JobDocument)
-    assert event.id == event.job_id == UUID(JOB_ID)
+    assert event.id == event.job_id == JOB_ID
     assert event.event_id is None
     assert event.status is JobStatus.COMPLETED
     assert event.type == "job.completed"
@@ -254,7 +255,8 @@ def test_a_naive_created_at_is_read_as_utc() -> None:
     ("overrides", "error"),
     [
         pytest.param({"id": OMIT}, MissingField, id="id-missing"),
-        pytest.param({"id": "nope"}, InvalidField, id="id-not-uuid"),
+        pytest.param({"id": ""}, InvalidField, id="id-empty"),
+        pytest.param({"id": 42}, InvalidField, id="id-a-number"),
         pytest.param({"status": OMIT}, MissingField, id="status-missing"),
         pytest.param({"status": ["completed"]}, InvalidField, id="status-list"),
     ],
@@ -279,11 +281,11 @@ def test_a_crawl_document_lists_the_jobs_it_spawned(listing: dict[str, Any]) -> 
     data = wire({"id": JOB_ID, "status": "completed", "metadata": {"crawl": "site-1"}, **listing})
     event = parse_event(data)
     assert isinstance(event, CrawlJobDocument)
-    assert event.job_ids == tuple(UUID(i) for i in CHILD_IDS)
-    assert event.job_id == UUID(JOB_ID)
+    assert event.job_ids == CHILD_IDS_CANONICAL
+    assert event.job_id == JOB_ID
     assert event.metadata == {"crawl": "site-1"}
-    assert event.type == "job.completed"
-    assert event.dedup_key == f"|{JOB_ID}|job.completed"
+    assert event.type == "crawl.completed"
+    assert event.dedup_key == f"|{JOB_ID}|crawl.completed"
     assert event.event_id is None
 
 
@@ -291,13 +293,13 @@ def test_a_crawl_document_lists_the_jobs_it_spawned(listing: dict[str, Any]) -> 
     "listing",
     [
         pytest.param({"job_ids": [CHILD_IDS[0], None, CHILD_IDS[1]]}, id="null-in-job-ids"),
-        pytest.param({"job_ids": [CHILD_IDS[0], "nope", 42, [], CHILD_IDS[1]]}, id="odd-job-ids"),
+        pytest.param({"job_ids": [CHILD_IDS[0], "", 42, [], CHILD_IDS[1]]}, id="odd-job-ids"),
         pytest.param(
             {"jobs": [{"job_id": CHILD_IDS[0]}, {"filename": "a.pdf", "status": "failed"}, {"id": CHILD_IDS[1]}]},
             id="job-without-an-id",
         ),
         pytest.param(
-            {"jobs": [None, {"job_id": None, "id": CHILD_IDS[0]}, "x", {"id": 7}, [1], {"id": CHILD_IDS[1]}]},
+            {"jobs": [None, {"job_id": None, "id": CHILD_IDS[0]}, "", {"id": 7}, [1], {"id": CHILD_IDS[1]}]},
             id="odd-job-entries",
         ),
     ],
@@ -307,9 +309,9 @@ def test_odd_child_entries_of_a_crawl_are_skipped_and_kept_in_raw(listing: dict[
     data = wire({"id": JOB_ID, "status": "partial_success", "created_at": "2025-12-21T10:00:00Z", **listing})
     event = parse_event(data)
     assert isinstance(event, CrawlJobDocument)
-    assert event.job_ids == tuple(UUID(i) for i in CHILD_IDS)
+    assert event.job_ids == CHILD_IDS_CANONICAL
     assert event.raw == data
-    assert event.dedup_key == f"|{JOB_ID}|job.completed"
+    assert event.dedup_key == f"|{JOB_ID}|crawl.completed"
 
 
 @pytest.mark.parametrize("job_ids", ["nope", 42, {"a": CHILD_IDS[0]}, True])
@@ -323,7 +325,7 @@ def test_a_crawl_whose_job_ids_are_not_a_list_is_a_crawl_without_children(job_id
 def test_an_empty_crawl_is_still_a_crawl() -> None:
     event = parse_event(wire({"id": JOB_ID, "status": "cancelled", "job_ids": []}))
     assert isinstance(event, CrawlJobDocument)
-    assert (event.job_ids, event.type) == ((), "job.cancelled")
+    assert (event.job_ids, event.type) == ((), "crawl.cancelled")
 
 
 # -- enums -----------------------------------------------------------------------------

@@ -154,7 +154,7 @@ REJECTED = [
                  "signature_mismatch", id="401-forged"),
     pytest.param(lambda: signed_delivery(SECRET, b"{not json"), 400, "invalid_json", id="400-not-json"),
     pytest.param(lambda: signed_delivery(SECRET, b"[]"), 400, "not_an_object", id="400-not-an-object"),
-    pytest.param(lambda: delivery(job_id="nope"), 400, "invalid_field", id="400-field-type"),
+    pytest.param(lambda: delivery(job_id=42), 400, "invalid_field", id="400-field-type"),
     pytest.param(lambda: signed_delivery(SECRET, {"event_id": "e-1"}), 400, "missing_field", id="400-field-missing"),
     pytest.param(lambda: delivery(timestamp=int(NOW) - 601), 400, "stale_timestamp", id="400-stale"),
     pytest.param(lambda: delivery(timestamp=int(NOW) + 61), 400, "future_timestamp", id="400-future"),
@@ -661,7 +661,7 @@ def test_outcome_header_names_are_lower_case(driver: Driver, receiver: Receiver)
 
 
 def test_error_bodies_never_echo_the_secret_the_signature_or_the_body(driver: Driver, receiver: Receiver) -> None:
-    payload = job_event_payload(now=NOW, job_id="looks-secret-0042", error_message="PRIVATE-TEXT")
+    payload = job_event_payload(now=NOW, job_id="looks-secret-0042", error_message="PRIVATE-TEXT", attempt_count=0)
     body, headers = signed_delivery("wrong-secret-0123456789abcdef0123456", payload)
     good = sign(body, SECRET)
     for outcome in (driver.handle(receiver, body, headers), driver.handle(receiver, *signed_delivery(SECRET, payload))):

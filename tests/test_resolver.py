@@ -239,13 +239,11 @@ async def _coroutine() -> str:
 @pytest.mark.parametrize(
     ("answer", "named"),
     [
-        pytest.param(lambda: {SECRET: "x"}, "dict", id="dict"),
-        pytest.param(lambda: bytearray(SECRET.encode()), "bytearray", id="bytearray"),
-        pytest.param(lambda: memoryview(SECRET.encode()), "memoryview", id="memoryview"),
+        pytest.param(lambda: {12345: SECRET}, "mapping keyed by a int", id="mapping-keyed-by-a-number"),
+        pytest.param(lambda: {"project-a": 12345}, "for project 'project-a' a int", id="mapping-to-a-number"),
         pytest.param(lambda: 12345, "int", id="int"),
         pytest.param(lambda: [SECRET, 12345], "list holding a int", id="list-with-an-int"),
         pytest.param(lambda: (SECRET, None), "tuple holding a NoneType", id="tuple-with-none"),
-        pytest.param(lambda: [bytearray(b"k" * 32)], "list holding a bytearray", id="list-of-bytearray"),
         pytest.param(_coroutine, "awaitable", id="coroutine-from-a-sync-call"),
     ],
 )
@@ -272,6 +270,10 @@ def test_a_misconfigured_resolver_is_a_loud_503_never_a_401(
         pytest.param([OTHER, SECRET], id="list"),
         pytest.param((OTHER.encode(), SECRET), id="tuple-mixed"),
         pytest.param(frozenset({SECRET}), id="frozenset"),
+        pytest.param(bytearray(SECRET.encode()), id="bytearray"),
+        pytest.param(memoryview(SECRET.encode()), id="memoryview"),
+        pytest.param([OTHER, bytearray(SECRET.encode())], id="list-of-bytearray"),
+        pytest.param({"project-a": [OTHER, memoryview(SECRET.encode())]}, id="mapping-of-projects"),
         pytest.param("generator", id="generator"),
     ],
 )
@@ -350,13 +352,13 @@ def test_a_raising_async_resolver_is_503_with_the_traceback_logged(caplog: pytes
 
 
 def test_a_misconfigured_async_resolver_is_a_loud_503(caplog: pytest.LogCaptureFixture) -> None:
-    async def wrong(_project: str | None) -> dict[str, str]:
-        return {SECRET: SECRET}
+    async def wrong(_project: str | None) -> dict[int, str]:
+        return {42: SECRET}
 
     body, headers = signed_delivery(SECRET, job_event_payload(now=NOW))
     error = async_rejection(make_verifier(wrong), body, headers)
     assert (error.status_code, error.reason) == (503, "secrets_unavailable")
-    assert "returned a dict" in caplog.text
+    assert "returned a mapping keyed by a int" in caplog.text
 
 
 def test_verify_async_checks_like_verify() -> None:

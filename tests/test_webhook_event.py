@@ -6,7 +6,6 @@ import dataclasses
 import json
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
-from uuid import UUID
 
 import pytest
 from hypothesis import given, settings
@@ -14,6 +13,7 @@ from hypothesis import strategies as st
 
 from kreuzberg_webhooks import (
     CrawlJobDocument,
+    CrawlWebhookEvent,
     EventType,
     InvalidField,
     JobDocument,
@@ -52,7 +52,7 @@ def test_a_completed_event_with_inline_results() -> None:
     assert isinstance(event, WebhookEvent)
     assert event.type is EventType.JOB_COMPLETED
     assert event.status is JobStatus.COMPLETED
-    assert (event.event_id, event.job_id) == ("evt_01", UUID(JOB))
+    assert (event.event_id, event.job_id) == ("evt_01", JOB)
     assert event.timestamp == datetime.fromtimestamp(NOW, UTC)
     assert event.metadata == {"batch": "2026-09"}
     assert event.results == data["results"]
@@ -132,7 +132,8 @@ def test_any_rfc3339_time_round_trips(moment: datetime) -> None:
     [
         pytest.param({"job_id": OMIT}, MissingField, "job_id", id="no-job-id"),
         pytest.param({"timestamp": OMIT}, MissingField, "timestamp", id="no-timestamp"),
-        pytest.param({"job_id": "job-42"}, InvalidField, "job_id", id="job-id-not-a-uuid"),
+        pytest.param({"job_id": ""}, InvalidField, "job_id", id="job-id-empty"),
+        pytest.param({"job_id": 42}, InvalidField, "job_id", id="job-id-a-number"),
         pytest.param({"timestamp": "yesterday"}, InvalidField, "timestamp", id="timestamp-not-a-time"),
         pytest.param({"timestamp": "2027-13-45T00:00:00Z"}, InvalidField, "timestamp", id="impossible-date"),
         pytest.param({"timestamp": "2" * 100}, InvalidField, "timestamp", id="absurdly-long-time"),
@@ -141,7 +142,6 @@ def test_any_rfc3339_time_round_trips(moment: datetime) -> None:
         pytest.param({"timestamp": "9999-12-31T23:59:59-23:00"}, InvalidField, "timestamp", id="past-year-9999"),
         pytest.param({"event_id": ""}, InvalidField, "event_id", id="empty-event-id"),
         pytest.param({"event_id": 7}, InvalidField, "event_id", id="numeric-event-id"),
-        pytest.param({"event": "job." + "x" * 80}, InvalidField, "event", id="event-too-long"),
         pytest.param({"event": "job.\n"}, InvalidField, "event", id="event-with-newline"),
     ],
 )
@@ -150,11 +150,11 @@ def test_identifying_fields_are_strict(overrides: dict[str, Any], error: type[Ex
         parse_event(payload(**overrides))
 
 
-def test_an_event_that_is_not_job_dot_is_still_a_webhook_event() -> None:
-    # Forward compatibility: an event kind this version does not know is delivered, not dropped.
+def test_a_crawl_event_naming_its_crawl_job_id_the_older_way_is_still_a_crawl() -> None:
+    # Forward compatibility: the crawl family read from a body that names its id "job_id".
     event = parse_event({"event": "crawl.completed", "job_id": JOB, "timestamp": NOW})
-    assert isinstance(event, WebhookEvent)
-    assert (event.type, event.status, event.event_id) == ("crawl.completed", "crawl.completed", None)
+    assert isinstance(event, CrawlWebhookEvent)
+    assert (event.type, event.status, event.event_id, event.job_id) == ("crawl.completed", "completed", None, JOB)
 
 
 def test_a_non_string_event_is_invalid() -> None:
@@ -171,12 +171,12 @@ def test_unknown_type_and_fields_are_kept() -> None:
 
 
 def test_odd_optional_fields_fall_back_to_empty() -> None:
-    event = parse_event(payload(metadata=["not", "a", "map"], results={"content": "x"}))
+    event = parse_event(payload(metadata=["not", "a", "map"], results="x"))
     assert isinstance(event, WebhookEvent)
     assert event.metadata == {}
-    assert event.results is None  # not a list: left in raw, and the handler is told to fetch
+    assert event.results is None  # neither an object nor a list: left in raw, and the handler is told to fetch
     assert event.must_fetch_results
-    assert event.raw["results"] == {"content": "x"}
+    assert event.raw["results"] == "x"
 
 
 def test_event_id_is_optional_as_in_the_vendor_schema() -> None:
@@ -194,8 +194,8 @@ def test_every_shape_has_job_id_and_type() -> None:
         parse_event(payload()),
     ]
     assert [type(event) for event in shapes] == [JobEvent, JobDocument, CrawlJobDocument, WebhookEvent]
-    assert {event.job_id for event in shapes} == {UUID(JOB)}
-    assert {event.type for event in shapes} == {"job.completed"}
+    assert {event.job_id for event in shapes} == {JOB}
+    assert {event.type for event in shapes} == {"job.completed", "crawl.completed"}
 
 
 def test_the_event_is_frozen_slotted_and_compares_by_identity_fields() -> None:

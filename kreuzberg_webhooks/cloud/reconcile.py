@@ -116,7 +116,7 @@ class _Verdict:
     kind: str  # "processed" | "duplicate" | "pending" | "retry" | "failed"
     next_check: float = 0.0
     reason: str = ""
-    children: tuple[UUID, ...] = ()
+    children: tuple[str, ...] = ()
 
 
 class _Core:
