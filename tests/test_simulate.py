@@ -371,7 +371,7 @@ def test_every_family_can_be_simulated_each_event_one_of_them_signed_t_v1() -> N
 
 
 def test_a_status_an_event_cannot_carry_is_refused_when_given() -> None:
-    with pytest.raises(ValueError, match="crawl.failed does not carry the status 'completed'"):
+    with pytest.raises(ValueError, match=r"crawl\.failed does not carry the status 'completed'"):
         simulation(Scripted(200), event_types=["crawl.failed"], status="completed")
     with pytest.raises(ValueError, match="event_types is empty"):
         simulation(Scripted(200), event_types=[])

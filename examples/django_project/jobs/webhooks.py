@@ -30,4 +30,4 @@ def record_job(event: Event) -> None:
 
 @receiver(webhook_received)
 def log_job(sender: Any, event: Event, **kwargs: Any) -> None:
-    logger.info("Kreuzberg job %s is %s", event.job_id, event.status)
+    logger.info("Kreuzberg %s %s", event.type, event.job_id or event.event_id)  # an unknown event has no status
