@@ -323,7 +323,10 @@ def _cmd_verify(args: argparse.Namespace, io: _IO) -> int:
         results = "inline" if event.has_inline_results else ("fetch" if event.must_fetch_results else "none")
         where = f"event_id={event.event_id or '-'} job_id={event.job_id} results={results} (WebhookEvent)"
     else:
-        where = f"job_id={event.job_id} ({type(event).__name__})"
+        event_id = getattr(event, "event_id", None)
+        ids = [f"event_id={event_id}"] if event_id else []
+        ids += [f"job_id={event.job_id}"] if event.job_id is not None else []
+        where = f"{' '.join(ids)} ({type(event).__name__})"
     print(f"ok: {event.type} status={getattr(event, 'status', '-')} {where}", file=io.stdout)
     return EXIT_OK
 
@@ -574,7 +577,8 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
             "otherwise prints the reason code (signature_mismatch, stale_timestamp, missing_field...) "
             "and the status a receiver would answer, and exits 1. Both signature formats verify "
             "(sha256=<hex>, and t=<unix seconds>,v1=<hex> whose t must be within 5 minutes), "
-            "and every payload shape: the small event, the job documents and the WebhookEvent."
+            "and every payload shape: the small event, the job documents, and the webhooks of every family "
+            "(job, crawl, auto-tune, and an event this version does not know, by its event_id)."
         ),
         epilog=f"""examples:
   {prog} verify body.json --signature sha256=4f2c...

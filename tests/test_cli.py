@@ -31,7 +31,12 @@ from kreuzberg_webhooks.cli import main
 from kreuzberg_webhooks.simulate import (
     MAX_ATTEMPTS,
 )
-from kreuzberg_webhooks.testing import job_document_payload, job_event_payload, webhook_event_payload
+from kreuzberg_webhooks.testing import (
+    job_document_payload,
+    job_event_payload,
+    payload_for_event,
+    webhook_event_payload,
+)
 from tests.servers import BIN, free_port
 
 SECRET = "cli-unit-secret-do-not-print-0123456789abcdef"
@@ -121,6 +126,34 @@ def test_verify_accepts_a_job_document(run: Any) -> None:
     assert result.code == 0
     assert result.out.startswith("ok: job.cancelled status=cancelled job_id=")
     assert "JobDocument" in result.out
+
+
+@pytest.mark.parametrize(
+    ("event", "shown"),
+    [
+        (
+            "crawl.failed",
+            "ok: crawl.failed status=failed event_id={event_id} job_id={crawl_job_id} (CrawlWebhookEvent)",
+        ),
+        (
+            "auto_tune.completed",
+            "ok: auto_tune.completed status=completed event_id={event_id} job_id={auto_tune_job_id} "
+            "(AutoTuneWebhookEvent)",
+        ),
+        ("document.indexed", "ok: document.indexed status=- event_id={event_id} (UnknownEvent)"),
+    ],
+    ids=lambda value: value if "." in value and " " not in value else None,
+)
+def test_verify_names_the_family_and_identity_of_every_webhook(
+    run: Any, tmp_path: Path, event: str, shown: str
+) -> None:
+    payload = payload_for_event(event)
+    path = tmp_path / "body.json"
+    path.write_bytes(json.dumps(payload).encode())
+    signature = sign_timestamped(path.read_bytes(), SECRET)
+    result = run("verify", str(path), "--signature", signature)
+    assert (result.code, result.err) == (0, "")
+    assert result.out == shown.format(**payload) + "\n"
 
 
 def test_verify_accepts_any_of_several_secrets(run: Any, body_file: Path) -> None:
