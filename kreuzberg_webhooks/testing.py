@@ -371,7 +371,7 @@ def signed_delivery(
 
     *scheme* is ``"sha256"`` (``sha256=<hex>`` over the body) or ``"t-v1"``
     (``t=<signed_at>,v1=<hex>``; *signed_at* defaults to now). By default a
-    ``WebhookEvent`` payload (one with an ``event``) is signed ``t-v1``, as the
+    webhook of any family (a payload with an ``event``) is signed ``t-v1``, as the
     sender does, and everything else ``sha256``.
     """
     if payload is None:
@@ -394,7 +394,7 @@ def signed_delivery(
 
 
 def default_scheme(payload: dict[str, Any] | bytes | None) -> str:
-    """The format the sender signs *payload* with: ``t-v1`` for a ``WebhookEvent``, else ``sha256``."""
+    """The format the sender signs *payload* with: ``t-v1`` for a webhook of any family, else ``sha256``."""
     return "t-v1" if isinstance(payload, dict) and "event" in payload else "sha256"
 
 
