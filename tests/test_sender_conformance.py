@@ -23,6 +23,7 @@ from xberg_io_sdk._generated_api.models.get_job_response_variant_0 import GetJob
 from xberg_io_sdk._generated_api.models.get_job_response_variant_1 import GetJobResponseVariant1
 from xberg_io_sdk._generated_api.models.webhook_event import WebhookEvent as SDKWebhookEvent
 
+import kreuzberg_webhooks as kw
 from kreuzberg_webhooks import Verifier
 from kreuzberg_webhooks.cli import main
 from kreuzberg_webhooks.pytest_plugin import DeliveryFactory
@@ -36,6 +37,7 @@ from kreuzberg_webhooks.testing import (
     job_document_payload,
     job_event_payload,
     new_event_id,
+    new_ulid,
     payload_for_event,
     signed_delivery,
     unknown_event_payload,
@@ -282,3 +284,27 @@ def test_signed_family_deliveries_are_signed_t_v1_as_the_sender_signs_them() -> 
         _, headers = signed_delivery(SECRET, payload_for_event(event))
         assert headers["X-Webhook-Signature"].startswith("t=")
         assert "X-Idempotency-Key" not in headers
+
+
+_FAMILY_CLASSES = {"job": kw.WebhookEvent, "crawl": kw.CrawlWebhookEvent, "auto_tune": kw.AutoTuneWebhookEvent}
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    event=st.sampled_from([*EVENT_TYPES, "document.indexed", "rag.reindexed"]),
+    partial=st.booleans(),
+    ulid_job=st.booleans(),
+)
+def test_the_packages_verifier_reads_every_kit_body_as_its_family_with_its_identity(
+    event: str, partial: bool, ulid_job: bool
+) -> None:
+    clock = FrozenClock()
+    status = "partial_success" if partial and event == "crawl.completed" else None
+    overrides = {"job_id": new_ulid(clock.now)} if ulid_job and event.startswith("job.") else {}
+    payload = payload_for_event(event, now=clock.now, status=status, **overrides)
+    typed = Verifier(SECRET, clock=clock).verify(*signed_delivery(SECRET, payload, signed_at=clock.now))
+    family = event.split(".", 1)[0]
+    assert isinstance(typed, _FAMILY_CLASSES.get(family, kw.UnknownEvent))
+    assert (typed.type, typed.event_id) == (event, payload["event_id"])
+    identity = payload.get("job_id") or payload.get("crawl_job_id") or payload.get("auto_tune_job_id")
+    assert typed.job_id == identity
