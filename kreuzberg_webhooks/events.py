@@ -23,6 +23,7 @@ hyphens, anything else (a ULID) as sent.
 
 from __future__ import annotations
 
+import logging
 import math
 import re
 from collections.abc import Callable
@@ -42,6 +43,8 @@ from .keys import (
     bounded,
     delivery_key,
 )
+
+logger = logging.getLogger("kreuzberg_webhooks")
 
 __all__ = [
     "AutoTuneWebhookEvent",
@@ -947,6 +950,26 @@ def _parse_unlisted(data: dict[str, Any]) -> Event:
     return parse_unknown_event(data)
 
 
+def _unreadable(data: dict[str, Any], error: InvalidPayload) -> UnknownEvent:
+    """A known family's event whose fields this version cannot read: still identified by its
+    ``event_id`` (when it has a printable one), so kept as an :class:`UnknownEvent` for the
+    catch-all handlers rather than refused (``docs/contract.md`` §2e); else *error* is raised."""
+    event_id = data.get("event_id")
+    if type(event_id) is not str or not event_id or not event_id.isprintable():
+        raise error
+    try:
+        event = parse_unknown_event(data)
+    except InvalidPayload:
+        raise error from None
+    logger.warning(
+        "a %s event this version cannot read (%s: %s) is kept as an UnknownEvent for the catch-all handlers",
+        event.type,
+        error.reason,
+        error.detail,
+    )
+    return event
+
+
 def parse_event(data: dict[str, Any]) -> Event:
     """Build the typed event for a decoded payload of any shape.
 
@@ -960,12 +983,15 @@ def parse_event(data: dict[str, Any]) -> Event:
     """
     kind = data.get("event")
     if type(kind) is str:
-        parser = _PARSERS.get(kind)
-        if parser is not None:
-            return parser(data)
-        named = _parse_named(data, kind)
-        if named is not None:
-            return named
+        try:
+            parser = _PARSERS.get(kind)
+            if parser is not None:
+                return parser(data)
+            named = _parse_named(data, kind)
+            if named is not None:
+                return named
+        except InvalidPayload as error:
+            return _unreadable(data, error)
         if "event_id" in data:
             return _parse_unlisted(data)
     if "event_id" in data and ("project_id" in data or ("status" in data and "id" not in data)):

@@ -11,23 +11,69 @@ from __future__ import annotations
 from typing import Any
 
 from .exceptions import WebhookError
+from .keys import MAX_EVENT_ID_LENGTH, MAX_JOB_ID_LENGTH
 from .signing import DEFAULT_SCHEMES
 from .verify import DEFAULT_SIGNATURE_HEADER
 
 __all__ = ["ANSWER_SCHEMA", "ERROR_SCHEMA", "PAYLOAD_SCHEMAS", "webhook_operation"]
 
 _UUID = {"type": "string", "format": "uuid"}
+_JOB_ID = {
+    "type": "string",
+    "minLength": 1,
+    "description": "A UUID (an extraction or crawl job) or a ULID (a RAG job); one longer than "
+    f"{MAX_JOB_ID_LENGTH} characters is accepted and keyed by its digest.",
+}
+_EVENT_ID = {
+    "type": "string",
+    "minLength": 1,
+    "description": "Stable across retries of the same event (a UUID from the service); one longer than "
+    f"{MAX_EVENT_ID_LENGTH} characters is accepted and keyed by its digest.",
+}
 _STATUS = {
     "type": "string",
-    "description": "The job's terminal status: completed, partial_success, failed or cancelled "
-    "(a status this version does not know is accepted and passed on as a string).",
+    "description": "The job's status: completed, partial_success, failed or cancelled when it is final "
+    "(any case: COMPLETED is completed; a status this version does not know is accepted and passed on "
+    "as a lower-case string).",
     "examples": ["completed"],
 }
 _METADATA = {
-    "type": "object",
+    "type": ["object", "null"],
     "additionalProperties": True,
     "description": "The metadata given when the job was submitted, echoed back.",
 }
+_TIMESTAMP = {
+    "type": ["string", "integer"],
+    "description": "When the event happened: an RFC 3339 date-time (or unix seconds).",
+}
+_ERROR = {
+    "type": "object",
+    "description": "Why the job failed.",
+    "properties": {"code": {"type": "string"}, "message": {"type": "string"}},
+    "additionalProperties": True,
+}
+_PROGRESS = {
+    "type": "object",
+    "description": "The crawl's counters.",
+    "properties": {
+        name: {"type": "integer"}
+        for name in ("documents_discovered", "documents_extracted", "documents_failed", "pages_crawled")
+    },
+    "additionalProperties": True,
+}
+_RESULT = {
+    "type": ["object", "null"],
+    "description": "The extraction result; absent until the job is done.",
+    "properties": {
+        "content": {"type": ["string", "null"]},
+        "mime_type": {"type": ["string", "null"]},
+        "tables": {"type": "array"},
+        "images": {"type": "array"},
+        "metadata": {"type": "object", "additionalProperties": True},
+    },
+    "additionalProperties": True,
+}
+_TIME = {"type": ["string", "integer", "null"], "description": "ISO 8601 (or unix seconds)."}
 
 #: The JSON Schema of every body shape the receiver accepts, by name. Each is
 #: lenient like the receiver: unknown fields are allowed and kept in ``event.raw``.
@@ -38,8 +84,8 @@ PAYLOAD_SCHEMAS: dict[str, dict[str, Any]] = {
         "type": "object",
         "required": ["event_id", "job_id", "project_id", "status", "timestamp"],
         "properties": {
-            "event_id": {"type": "string", "description": "Stable across retries of the same event."},
-            "job_id": _UUID,
+            "event_id": _EVENT_ID,
+            "job_id": _JOB_ID,
             "project_id": _UUID,
             "status": _STATUS,
             "error_message": {"type": ["string", "null"], "description": "Why the job failed."},
@@ -50,79 +96,137 @@ PAYLOAD_SCHEMAS: dict[str, dict[str, Any]] = {
     },
     "JobDocument": {
         "title": "JobDocument",
-        "description": "The full job document of a per-request webhook.",
+        "description": "An extraction job's document (``job_type`` ``extraction``): a per-request webhook's "
+        "body, or ``GET /v1/jobs/{id}``.",
         "type": "object",
         "required": ["id", "status"],
         "properties": {
-            "id": _UUID,
+            "id": _JOB_ID,
+            "job_type": {"type": "string", "enum": ["extraction"]},
             "status": _STATUS,
             "filename": {"type": ["string", "null"]},
-            "created_at": {"type": ["string", "null"], "format": "date-time"},
+            "mime_type": {"type": ["string", "null"]},
+            "created_at": _TIME,
+            "completed_at": _TIME,
             "processing_time_ms": {"type": ["integer", "null"]},
-            "error_message": {"type": ["string", "null"]},
-            "result": {
-                "type": ["object", "null"],
-                "description": "The extraction result, when the job produced one.",
+            "error": {"type": ["string", "null"], "description": "Why the job failed."},
+            "error_message": {"type": ["string", "null"], "description": "Why the job failed (older field)."},
+            "result": _RESULT,
+            "webhook_delivery": {
+                "type": "object",
+                "description": "The service's own record of the job's inline webhook.",
                 "properties": {
-                    "content": {"type": ["string", "null"]},
-                    "mime_type": {"type": ["string", "null"]},
-                    "tables": {"type": "array"},
-                    "images": {"type": "array"},
-                    "metadata": {"type": "object", "additionalProperties": True},
+                    "attempt_count": {"type": "integer"},
+                    "status": {"type": "string", "enum": ["pending", "delivered", "failed"]},
+                    "last_error": {"type": ["string", "null"]},
                 },
                 "additionalProperties": True,
             },
+            "child_job_ids": {"type": "array", "items": {"type": "string"}},
+            "parent_crawl_job_id": {"type": ["string", "null"]},
+            "source_url": {"type": ["string", "null"]},
+            "cached": {"type": ["boolean", "null"]},
+            "pages_extracted": {"type": ["integer", "null"]},
+            "tables_extracted": {"type": ["integer", "null"]},
+            "images_extracted": {"type": ["integer", "null"]},
             "metadata": _METADATA,
         },
         "additionalProperties": True,
     },
     "WebhookEvent": {
         "title": "WebhookEvent",
-        "description": "The event of an inline webhook (the ``webhook`` block of ``POST /v1/extract``), "
+        "description": "The job event of an inline webhook (the ``webhook`` block of ``POST /v1/extract``), "
         "usually signed ``t=…,v1=…``.",
         "type": "object",
         "required": ["event", "job_id", "timestamp"],
         "properties": {
-            "event": {"type": "string", "description": "The event type.", "examples": ["job.completed"]},
-            "event_id": {"type": "string", "description": "Stable across retries of the same event."},
-            "job_id": _UUID,
-            "timestamp": {
-                "type": ["string", "integer"],
-                "description": "When the event happened: an RFC 3339 date-time (or unix seconds).",
+            "event": {
+                "type": "string",
+                "description": "The event type: job.completed, job.failed or job.cancelled.",
+                "examples": ["job.completed"],
             },
+            "event_id": _EVENT_ID,
+            "job_id": _JOB_ID,
+            "timestamp": _TIMESTAMP,
             "results": {
-                "type": "array",
-                "description": "The results, on job.completed, when they fit in 100 KiB; "
-                "otherwise fetch them with GET /v1/jobs/{job_id}.",
+                "type": ["object", "array"],
+                "description": "The result (an object, the ``result`` of GET /v1/jobs/{job_id}; a list from older "
+                "senders), on job.completed, when it fits in 100 KiB; otherwise fetch it.",
             },
-            "error": {
-                "type": "object",
-                "description": "Why the job failed, on job.failed.",
-                "properties": {"code": {"type": "string"}, "message": {"type": "string"}},
-                "additionalProperties": True,
-            },
+            "error": _ERROR,
+            "metadata": _METADATA,
+        },
+        "additionalProperties": True,
+    },
+    "CrawlWebhookEvent": {
+        "title": "CrawlWebhookEvent",
+        "description": "A crawl's webhook: crawl.completed (status completed or partial_success) or crawl.failed.",
+        "type": "object",
+        "required": ["event", "crawl_job_id", "timestamp"],
+        "properties": {
+            "event": {"type": "string", "examples": ["crawl.completed"]},
+            "event_id": _EVENT_ID,
+            "crawl_job_id": _JOB_ID,
+            "status": _STATUS,
+            "timestamp": _TIMESTAMP,
+            "progress": _PROGRESS,
+            "error": _ERROR,
+            "metadata": _METADATA,
+        },
+        "additionalProperties": True,
+    },
+    "AutoTuneWebhookEvent": {
+        "title": "AutoTuneWebhookEvent",
+        "description": "An auto-tune run's webhook: auto_tune.completed or auto_tune.failed.",
+        "type": "object",
+        "required": ["event", "auto_tune_job_id", "timestamp"],
+        "properties": {
+            "event": {"type": "string", "examples": ["auto_tune.completed"]},
+            "event_id": _EVENT_ID,
+            "auto_tune_job_id": _JOB_ID,
+            "project_id": _UUID,
+            "status": _STATUS,
+            "timestamp": _TIMESTAMP,
+            "trials_completed": {"type": "integer"},
+            "trials_total": {"type": "integer"},
+            "best_score": {"type": ["number", "null"]},
+            "error": _ERROR,
             "metadata": _METADATA,
         },
         "additionalProperties": True,
     },
     "CrawlJobDocument": {
         "title": "CrawlJobDocument",
-        "description": "A crawl job's document, listing the extraction jobs it spawned "
-        "(in ``job_ids``, or as the ``jobs`` entries' ids).",
+        "description": "A crawl job's document (``job_type`` ``crawl``), listing the extraction jobs it spawned "
+        "(the ``jobs`` entries' ids, or ``job_ids``).",
         "type": "object",
         "required": ["id", "status"],
         "properties": {
-            "id": _UUID,
+            "id": _JOB_ID,
+            "job_type": {"type": "string", "enum": ["crawl"]},
             "status": _STATUS,
-            "job_ids": {"type": "array", "items": _UUID},
+            "job_ids": {"type": "array", "items": {"type": "string"}},
             "jobs": {"type": "array", "items": {"type": "object", "additionalProperties": True}},
-            "created_at": {"type": ["string", "null"], "format": "date-time"},
+            "progress": _PROGRESS,
+            "output_mode": {"type": "string"},
+            "seed_urls": {"type": "array", "items": {"type": "string"}},
+            "pages": {"type": "array"},
+            "created_at": _TIME,
             "filename": {"type": ["string", "null"]},
             "processing_time_ms": {"type": ["integer", "null"]},
             "error_message": {"type": ["string", "null"]},
             "result": {"type": ["object", "null"], "additionalProperties": True},
             "metadata": _METADATA,
         },
+        "additionalProperties": True,
+    },
+    "UnknownEvent": {
+        "title": "UnknownEvent",
+        "description": "A signed event of a family this version does not know: any ``event`` with an "
+        "``event_id``. Acknowledged, deduplicated by its ``event_id`` and handed to the catch-all handlers.",
+        "type": "object",
+        "required": ["event", "event_id"],
+        "properties": {"event": {"type": "string"}, "event_id": _EVENT_ID, "timestamp": _TIMESTAMP},
         "additionalProperties": True,
     },
 }

@@ -10,12 +10,19 @@ a larger one is read by :func:`peek_project_id`: a scan of its first
 values it skips. A forged body of any size costs a resolver-backed verifier
 what it costs one with a static secret: one HMAC pass, plus at most 64 KiB read.
 
-A resolver answers with the secrets to try: a ``str`` or ``bytes``, an
-iterable of them (key rotation), or ``None`` when the project is unknown
-(401). Anything else (a ``dict``, a ``bytearray``, a number, a coroutine from
-a sync call) is a bug in the application, not in the delivery: it is logged
-as an error naming what was returned and answered 503, so the sender keeps
-retrying while someone fixes it, instead of the event being refused for good.
+A resolver answers with the secrets to try: a ``str`` or bytes (``bytes``,
+``bytearray``, ``memoryview``), an iterable of them (key rotation), a mapping
+of project ids to such answers, or ``None`` when the project is unknown (401).
+The delivery is scoped by the project that owns the secret which verified it
+(``docs/contract.md`` §4c): the project the resolver was asked for, or, for a
+mapping, the key under which the verifying secret was listed. A body that names
+no project (a ``WebhookEvent``, a job document) is resolved with ``None``:
+answer it with the mapping, so that one job keys alike in every shape. Anything
+else (a mapping keyed by something that is not a project id, a number, a
+coroutine from a sync call) is a bug in the application, not in the delivery:
+it is logged as an error naming what was returned and answered 503, so the
+sender keeps retrying while someone fixes it, instead of the event being
+refused for good.
 """
 
 from __future__ import annotations
@@ -23,7 +30,7 @@ from __future__ import annotations
 import inspect
 import json
 import re
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import TypeAlias
 
 __all__ = [
@@ -35,8 +42,11 @@ __all__ = [
     "peek_project_id",
 ]
 
-#: What a resolver may answer: one secret, several, or ``None`` for an unknown project.
-ResolvedSecrets: TypeAlias = "str | bytes | Iterable[str | bytes] | None"
+#: What a resolver may answer: one secret, several, a mapping of project ids to them
+#: (the project each secret belongs to), or ``None`` for an unknown project.
+ResolvedSecrets: TypeAlias = (
+    "str | bytes | Iterable[str | bytes] | Mapping[str, str | bytes | Iterable[str | bytes] | None] | None"
+)
 #: Given the not-yet-trusted ``project_id`` (or ``None``), returns the secrets to try.
 SecretResolver: TypeAlias = Callable[[str | None], ResolvedSecrets]
 #: The same, as a coroutine function; only the async path (``Verifier.verify_async``) can await it.

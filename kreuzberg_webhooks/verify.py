@@ -254,8 +254,10 @@ class Verifier:
     :param secrets: the webhook secret, several secrets (any of them verifies:
         key rotation), or a resolver: a callable given the delivery's
         not-yet-trusted ``project_id`` (read within the body's first 64 KiB, or
-        ``None``) that returns the secrets to try, or ``None`` for an unknown
-        project (see :mod:`kreuzberg_webhooks.resolver`). An ``async``
+        ``None``) that returns the secrets to try, a mapping of project ids to
+        their secrets, or ``None`` for an unknown project (see
+        :mod:`kreuzberg_webhooks.resolver`). The delivery's scope is the project
+        that owns the secret which verified it (``docs/contract.md`` §4c). An ``async``
         resolver works on the async path only (:meth:`check_async`, :meth:`verify_async`).
     :param header: the signature header's name (case-insensitive).
     :param window: the :class:`ReplayWindow` for the signed ``timestamp`` in the body.
@@ -292,6 +294,7 @@ class Verifier:
         "_secrets",
         "_sha256_fast",
         "_timestamped_fast",
+        "_warned_unowned",
         "document_window",
         "insecure_accept_unsigned",
         "max_body_size",
@@ -357,6 +360,7 @@ class Verifier:
         self.max_body_size = max_body_size
         self._clock = clock
         self._on_invalid_payload = on_invalid_payload or _log_invalid_payload
+        self._warned_unowned = False
         self.insecure_accept_unsigned = insecure_accept_unsigned
 
     @property
@@ -553,6 +557,13 @@ class Verifier:
         if project is not None:
             return project_scope(project)  # the resolver answered for this project
         # Asked for no project and answered plain secrets: the owner is unknown.
+        if not self._warned_unowned:
+            self._warned_unowned = True
+            logger.warning(
+                "the webhook secret resolver answered plain secrets for a body that names no project: such "
+                "deliveries are scoped '' while a small event of the same job is scoped by its project, so one "
+                "job could run twice; answer a mapping {project_id: secrets} for them (docs/contract.md §4c)"
+            )
         return ""
 
     def _check_document(self, event: JobDocument | CrawlJobDocument, now: float) -> None:

@@ -411,3 +411,39 @@ def test_the_job_event_still_parses_without_a_uuid_job_id() -> None:
     inline = parse_event(webhook_event_payload(now=NOW, job_id="01jdq8z6w1n3k4m5p6q7r8s9t0"))
     assert isinstance(inline, WebhookEvent)
     assert inline.job_id == "01jdq8z6w1n3k4m5p6q7r8s9t0"  # kept as sent
+
+
+def test_a_resolver_answering_plain_secrets_for_no_project_is_warned_about_once(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    verifier = Verifier(lambda project: SECRET, clock=FrozenClock(NOW))
+    for _ in range(3):
+        assert verifier.check(*signed_delivery(SECRET, webhook_event_payload(now=NOW), signed_at=NOW)).scope == ""
+    warned = [record for record in caplog.records if "answer a mapping" in record.getMessage()]
+    assert len(warned) == 1
+    assert SECRET not in caplog.text
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        pytest.param({"event": "job.completed", "job_id": 42, "timestamp": RFC3339}, id="job-id-a-number"),
+        pytest.param({"event": "job.failed", "timestamp": RFC3339}, id="job-without-job-id"),
+        pytest.param({"event": "crawl.completed", "timestamp": RFC3339}, id="crawl-without-its-id"),
+        pytest.param({"event": "auto_tune.failed", "auto_tune_job_id": "", "timestamp": RFC3339}, id="empty-tune-id"),
+        pytest.param({"event": "job.completed", "job_id": JOB, "timestamp": "yesterday"}, id="unreadable-time"),
+    ],
+)
+def test_a_known_family_event_that_cannot_be_read_is_kept_by_its_event_id(
+    body: dict[str, Any], caplog: pytest.LogCaptureFixture
+) -> None:
+    rx = receiver()
+    every: list[Event] = []
+    typed: list[Event] = []
+    rx.on()(every.append)
+    rx.on(body["event"])(typed.append)
+    body = {**body, "event_id": "kept-1"}
+    assert [send(rx, body).reason for _ in range(2)] == ["processed", "duplicate"]
+    assert [type(event) for event in every] == [UnknownEvent]
+    assert typed == []  # handlers typed for the family never see what it could not read
+    assert "cannot read" in caplog.text

@@ -23,6 +23,8 @@ from kreuzberg_webhooks.testing import (
     webhook_event_payload,
 )
 
+from . import test_vendor_sdk_bodies as sdk
+
 SECRET = "openapi-test-secret-0123456789abcdef0123"
 HEADER = "X-Kreuzberg-Signature"
 PATH = "/webhooks/kreuzberg"
@@ -183,8 +185,48 @@ def test_in_inbox_mode_a_new_delivery_is_202_and_no_handler_answer_is_documented
         ("CrawlJobDocument", crawl_job_document_payload()),
         ("WebhookEvent", webhook_event_payload()),
         ("WebhookEvent", webhook_event_payload(event="job.failed")),
+        (
+            "WebhookEvent",
+            sdk.job_event("job.completed", sdk.ULID, results=sdk.WebhookEventResults.from_dict(sdk.RESULT)),
+        ),
+        (
+            "CrawlWebhookEvent",
+            sdk.crawl_event("crawl.failed", "failed", sdk.CRAWL_ID, error=sdk.WebhookEventError("E", "m")),
+        ),
+        ("AutoTuneWebhookEvent", sdk.auto_tune_event("auto_tune.completed", "completed", best_score=0.5)),
+        (
+            "JobDocument",
+            sdk.extraction_document(
+                "failed",
+                error="encrypted",
+                completed_at="2027-01-15T08:00:03Z",
+                webhook_delivery={"attempt_count": 5, "status": "failed", "last_error": "HTTP 503"},
+                parent_crawl_job_id=str(sdk.CRAWL_ID),
+                source_url="https://example.com/a",
+                cached=False,
+                child_job_ids=[],
+                pages_extracted=1,
+                tables_extracted=0,
+                images_extracted=0,
+                processing_time_ms=5,
+            ),
+        ),
+        ("CrawlJobDocument", sdk.crawl_document(sdk.CRAWL_ID, "completed")),
+        ("UnknownEvent", {"event": "dataset.published", "event_id": "e-1", "timestamp": "2027-01-15T08:00:00Z"}),
     ],
-    ids=["job-event", "job-document", "crawl-document", "webhook-event", "webhook-event-failed"],
+    ids=[
+        "job-event",
+        "job-document",
+        "crawl-document",
+        "webhook-event",
+        "webhook-event-failed",
+        "sdk-webhook-event",
+        "sdk-crawl-webhook-event",
+        "sdk-auto-tune-webhook-event",
+        "sdk-job-document",
+        "sdk-crawl-document",
+        "unknown-event",
+    ],
 )
 def test_each_schema_names_the_fields_of_a_real_payload_of_its_shape(shape: str, payload: dict[str, Any]) -> None:
     schema = PAYLOAD_SCHEMAS[shape]
