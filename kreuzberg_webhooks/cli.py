@@ -63,6 +63,8 @@ MAX_EVENTS = 1_000_000
 MAX_CONCURRENCY = 1024
 MAX_TIMEOUT = 86_400.0
 MAX_TIME_SCALE = 1000.0
+#: The largest t= a receiver reads as unix seconds (12 digits); a longer one is refused as malformed.
+MAX_TIMESTAMP = 999_999_999_999
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 #: An ``event`` name for --event: the vendor's are ``family.outcome``; an unknown one is sent as given.
 _EVENT_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.:-]{0,127}")
@@ -561,7 +563,10 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     )
     scheme_option(sign_cmd, "sha256", "the signature format (default: %(default)s)")
     sign_cmd.add_argument(
-        "--timestamp", type=_non_negative_int, metavar="UNIX", help="the t= of a t-v1 signature (default: now)"
+        "--timestamp",
+        type=_at_most(_non_negative_int, MAX_TIMESTAMP),
+        metavar="UNIX",
+        help="the t= of a t-v1 signature (default: now)",
     )
     header_option(sign_cmd)
     secret_options(sign_cmd)

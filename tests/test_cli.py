@@ -506,6 +506,10 @@ _CLOSED = "http://127.0.0.1:9/hooks"  # never reached: every case is refused bef
         (["send-test", _CLOSED, "--header", ""], "--header: not a header name: ''"),
         (["send-test", _CLOSED, "--header", "X Signature"], "--header: not a header name: 'X Signature'"),
         (["simulate", _CLOSED, "--header", "X-Sig:"], "--header: not a header name: 'X-Sig:'"),
+        (
+            ["sign", "--scheme", "t-v1", "--timestamp", "99999999999999999999999"],
+            "--timestamp: must be at most 999999999999: '99999999999999999999999'",
+        ),
     ],
     ids=lambda value: " ".join(value)[:60] if isinstance(value, list) else "",
 )
