@@ -268,9 +268,13 @@ def _field(value: str) -> tuple[str, Any]:
     if not sep or not name:
         raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got {value!r}")
     try:
-        return name, json.loads(raw)
+        return name, json.loads(raw, parse_constant=_not_json)
     except ValueError:
-        return name, raw  # not JSON: a plain string
+        return name, raw  # not JSON (NaN and Infinity are not either): a plain string
+
+
+def _not_json(constant: str) -> NoReturn:
+    raise ValueError(f"{constant} is not JSON")
 
 
 @contextlib.contextmanager

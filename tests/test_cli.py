@@ -602,3 +602,13 @@ def test_verify_restricted_to_t_v1_refuses_sha256(run: Any, body_file: Path) -> 
     result = run("verify", str(body_file), "--signature", sign(body_file.read_bytes(), SECRET), "--scheme", "t-v1")
     assert result.code == 1
     assert "malformed_signature" in result.err
+
+
+@pytest.mark.parametrize("value", ["NaN", "Infinity", "-Infinity", "[1, NaN]"])
+def test_a_field_value_that_is_not_json_is_sent_as_a_string_never_as_an_invalid_body(
+    value: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("KREUZBERG_WEBHOOK_SECRET", SECRET)
+    main(["send-test", f"http://127.0.0.1:{free_port()}/", "--show-body", "--timeout", "2", "--field", f"note={value}"])
+    body = capsys.readouterr().out.splitlines()[1]
+    assert json.loads(body, parse_constant=lambda constant: pytest.fail(f"{constant} in the body"))["note"] == value
