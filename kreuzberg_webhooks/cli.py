@@ -690,7 +690,7 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     signing = send_cmd.add_argument_group("signature")
     signing.add_argument("--unsigned", action="store_true", help="send no signature header")
     signing.add_argument("--wrong-signature", action="store_true", help="sign with a wrong secret")
-    scheme_option(signing, None, "the signature format (default: t-v1 for --shape webhook, else sha256)")
+    scheme_option(signing, None, "the signature format (default: t-v1 for --event and --shape webhook, else sha256)")
     header_option(send_cmd)
     send_cmd.add_argument(
         "--expect",
@@ -785,7 +785,9 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     payload.add_argument("--shape", choices=_SHAPES, help="default: event")
     payload.add_argument("--seed", type=int, metavar="N", help="repeat the same statuses and injected duplicates")
     simulate_cmd.add_argument("--unsigned", action="store_true", help="send no signature header")
-    scheme_option(simulate_cmd, None, "the signature format (default: t-v1 for --shape webhook, else sha256)")
+    scheme_option(
+        simulate_cmd, None, "the signature format (default: t-v1 for --event and --shape webhook, else sha256)"
+    )
     simulate_cmd.add_argument("--no-progress", action="store_true", help="no progress bar, even on a terminal")
     header_option(simulate_cmd)
     secret_options(simulate_cmd)
