@@ -329,7 +329,7 @@ class DeliveryPoster:
     Without a delivery, each method posts a fresh valid ``job.completed`` one::
 
         kreuzberg_post.flask(app.test_client(), "/webhooks/kreuzberg")
-        kreuzberg_post.django(client, "/webhooks/kreuzberg/", kreuzberg_delivery("failed"))
+        kreuzberg_post.django(client, "/webhooks/kreuzberg", kreuzberg_delivery("failed"))
         kreuzberg_post.starlette(app, "/webhooks/kreuzberg", kreuzberg_delivery(mis_signed=True))
     """
 
