@@ -8,7 +8,10 @@ to the standard library by a property test in ``tests/test_hot_path.py``.
 - :func:`parse_uuid`: the value ``uuid.UUID(text)`` computes, stored in the
   UUID's two slots directly (as CPython 3.14's own ``uuid4`` does); ``UUID``'s
   general constructor was a fifth of a delivery's cost. :func:`project_uuid`
-  remembers the few project ids an endpoint sees (a bounded LRU cache).
+  remembers the few project ids an endpoint sees (a bounded LRU cache). A job
+  id is a string (``events.canonical_job_id``): one already spelled as a
+  canonical UUID is kept without building a ``UUID`` at all, and only another
+  spelling goes through :func:`parse_uuid` to be rewritten.
 """
 
 from __future__ import annotations

@@ -747,6 +747,8 @@ def parse_job_document(data: dict[str, Any]) -> JobDocument | CrawlJobDocument:
     metadata = _mapping(data.get("metadata"))
     created_at = _lenient_datetime(data.get("created_at"))
     job_type = _lenient_str(data.get("job_type"))
+    if job_type is not None:
+        job_type = job_type.lower()  # in one case, as the statuses are
     job_ids = _crawl_job_ids(data)
     if job_type == "crawl" or (job_type is None and job_ids is not None):
         return CrawlJobDocument(

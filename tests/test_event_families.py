@@ -447,3 +447,23 @@ def test_a_known_family_event_that_cannot_be_read_is_kept_by_its_event_id(
     assert [type(event) for event in every] == [UnknownEvent]
     assert typed == []  # handlers typed for the family never see what it could not read
     assert "cannot read" in caplog.text
+
+
+def test_a_job_the_reconciler_reads_in_upper_case_is_the_job_its_webhook_closed() -> None:
+    from kreuzberg_webhooks.events import parse_job_document
+
+    rx = receiver()
+    completed: list[Event] = []
+    rx.on("job.completed")(completed.append)
+    assert send(rx, webhook_event_payload(now=NOW, job_id=JOB)).reason == "processed"
+    fetched = parse_job_document(job_document_payload(now=NOW, id=JOB.upper(), status="COMPLETED"))
+    assert rx.process(fetched, via="reconcile").reason == "duplicate"
+    assert len(completed) == 1
+
+
+def test_the_job_type_decides_the_document_whatever_its_case() -> None:
+    crawl = parse_event({"id": JOB, "status": "CRAWLING", "job_type": "CRAWL"})
+    extraction = parse_event({"id": JOB, "status": "completed", "job_type": "extraction", "jobs": []})
+    assert isinstance(crawl, CrawlJobDocument)
+    assert (crawl.job_type, crawl.status, crawl.type) == ("crawl", "crawling", "crawl.crawling")
+    assert isinstance(extraction, JobDocument)  # the discriminator wins over the shape

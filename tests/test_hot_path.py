@@ -391,3 +391,23 @@ def test_a_claim_built_through_its_slots_equals_one_built_by_its_constructor() -
     fast = new_claim("token-7")
     values = {f.name: getattr(fast, f.name) for f in fields(Claim)}  # every slot was set
     assert Claim(**values) == fast == Claim(ClaimState.NEW, "token-7")
+
+
+@PROPERTIES
+@given(value=st.one_of(_uuid_like(), st.text(alphabet=_HEX + "-{}:urnid _x", max_size=60), st.text(max_size=200)))
+@example(value="1CBB9D72-660A-4DF2-BA3D-66D83B6AFAFF")
+@example(value="01JDQ8Z6W1N3K4M5P6Q7R8S9T0")
+@example(value="1cbb9d72660a4df2ba3d66d83b6afaff")
+@example(value="")
+@example(value="a\nb")
+def test_a_job_id_is_canonical_as_uuid_uuid_spells_it_and_any_other_id_is_kept(value: str) -> None:
+    canonical = events.canonical_job_id(value)
+    expected = _uuid_reference(value)
+    if not value or not value.isprintable():
+        assert canonical is None
+    elif expected is not None:
+        assert canonical == str(expected)
+    elif len(value) <= events.MAX_JOB_ID_LENGTH:
+        assert canonical == value
+    else:
+        assert canonical == events.bounded(value, events.MAX_JOB_ID_LENGTH)

@@ -7,6 +7,7 @@ here first (``docs/contract.md`` §2).
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from collections.abc import Callable
@@ -14,6 +15,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from kreuzberg_cloud._generated.models import JobResponse as KreuzbergCloudJobResponse
+from kreuzberg_cloud._generated.models.job_status import JOB_STATUS_VALUES as KREUZBERG_CLOUD_STATUSES
 from xberg_io_sdk._generated_api.models import AutoTuneWebhookEvent as SdkAutoTuneWebhookEvent
 from xberg_io_sdk._generated_api.models import CrawlProgress as SdkCrawlProgress
 from xberg_io_sdk._generated_api.models import CrawlWebhookEvent as SdkCrawlWebhookEvent
@@ -219,6 +222,10 @@ BODIES: list[Any] = [
 ]
 
 
+async def _twice_async(receiver: Receiver, delivery: tuple[bytes, dict[str, str]]) -> tuple[Any, Any]:
+    return await receiver.handle_async(*delivery), await receiver.handle_async(*delivery)
+
+
 def deliver(body: dict[str, Any]) -> tuple[bytes, dict[str, str]]:
     """Signed as the service signs: ``t=…,v1=…`` over ``"<t>." + body``."""
     return signed_delivery(SECRET, json.dumps(body).encode(), scheme="t-v1", signed_at=NOW)
@@ -236,15 +243,19 @@ def test_every_body_the_vendor_sdk_builds_verifies_into_its_family(
     assert event.raw == body
 
 
+@pytest.mark.parametrize("path", ["sync", "async"])
 @pytest.mark.parametrize(("build", "kind", "event_type", "identity"), BODIES)
 def test_every_body_the_vendor_sdk_builds_sent_twice_is_handled_once(
-    build: Callable[[], dict[str, Any]], kind: type, event_type: str, identity: str | None
+    build: Callable[[], dict[str, Any]], kind: type, event_type: str, identity: str | None, path: str
 ) -> None:
     receiver = Receiver(SECRET, clock=FrozenClock(NOW))
     handled: list[Event] = []
     receiver.on(event_type)(handled.append)
     delivery = deliver(build())
-    first, second = receiver.handle(*delivery), receiver.handle(*delivery)
+    if path == "sync":
+        first, second = receiver.handle(*delivery), receiver.handle(*delivery)
+    else:
+        first, second = asyncio.run(_twice_async(receiver, delivery))
     assert (first.status_code, first.reason) == (200, "processed")
     assert (second.status_code, second.reason) == (200, "duplicate")
     assert [type(event) for event in handled] == [kind]
@@ -363,3 +374,15 @@ def test_the_parsed_fields_agree_with_the_sdk_reading_the_same_body() -> None:
         theirs.job_id,
         theirs.timestamp,
     )
+
+
+@pytest.mark.parametrize("status", sorted(KREUZBERG_CLOUD_STATUSES))
+def test_every_job_document_kreuzberg_cloud_sdk_models_is_a_job_document(status: str) -> None:
+    # kreuzberg-cloud-sdk 0.3.1's JobResponse: the older shape, no job_type, a null result.
+    body = KreuzbergCloudJobResponse(
+        created_at=WHEN - timedelta(minutes=1), filename="a.pdf", id=uuid.uuid4(), status=status, result=None
+    ).to_dict()
+    event = Verifier(SECRET, clock=FrozenClock(NOW)).verify(*deliver(body))
+    assert isinstance(event, JobDocument)
+    assert (event.job_id, event.status, event.result, event.job_type) == (body["id"], status, None, None)
+    assert event.type == ("job.completed" if status == "partial_success" else f"job.{status}")

@@ -63,7 +63,7 @@ class InboxEntry:
     :param scope: the project key the delivery was verified under ("" for static secrets).
     :param event_id: the sender's event id, when the body has one.
     :param event_type: ``job.completed``, ``job.failed``…
-    :param job_id: the job's UUID, as a string.
+    :param job_id: the job's id as ``event.job_id`` spells it; ``""`` for an ``UnknownEvent``.
     :param body: the raw request body, exactly as signed.
     :param headers: the signature header and ``X-Idempotency-Key``, names in lower case.
     :param received_at: unix time the delivery arrived.
