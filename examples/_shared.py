@@ -39,7 +39,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-from kreuzberg_webhooks import DEFAULT_MAX_BODY_SIZE, Event, Receiver
+from kreuzberg_webhooks import DEFAULT_MAX_BODY_SIZE, Event, JobDocument, JobEvent, Receiver, WebhookEvent
 from kreuzberg_webhooks.inbox import RetryPolicy, open_inbox
 from kreuzberg_webhooks.inbox.worker import InboxWorker
 from kreuzberg_webhooks.stores import open_store
@@ -112,9 +112,9 @@ def worker_from_env(receiver: Receiver) -> InboxWorker | None:
 
 
 def record(event: Event) -> None:
-    """Append one JSON line per processed event to ``KREUZBERG_EVENTS_LOG``: a stand-in for
-    "store the job's text". With ``KREUZBERG_API_URL`` set the text is fetched unless the
-    delivery carries it; ``content_length`` is its length, ``via`` which path brought the event.
+    """Append one JSON line per processed event of any family to ``KREUZBERG_EVENTS_LOG``: a stand-in
+    for "store the job's text". With ``KREUZBERG_API_URL`` set an extraction job's text is fetched
+    unless the delivery carries it; ``content_length`` is its length, ``via`` which path brought the event.
     Raises while ``KREUZBERG_FAULT_FILE`` exists (a downstream outage, for fault drills)."""
     fault = os.environ.get("KREUZBERG_FAULT_FILE")
     if fault and Path(fault).exists():
@@ -122,9 +122,18 @@ def record(event: Event) -> None:
     path = os.environ.get("KREUZBERG_EVENTS_LOG")
     if not path:
         return
-    fields: dict[str, Any] = {"event_id": event.event_id, "job_id": str(event.job_id), "status": str(event.status)}
+    # Every family alike: a job, a crawl (job_id is its crawl_job_id), an auto-tune run, and an
+    # event this version does not know (no job, no status: keyed by its event_id).
+    status = getattr(event, "status", None)
+    fields: dict[str, Any] = {
+        "event_id": event.event_id,
+        "type": event.type,
+        "job_id": event.job_id,
+        "status": None if status is None else str(status),
+    }
     if _cloud is not None:
         _cloud.ensure_reconciling()  # a restarted worker reconciles from its first request on
+    if _cloud is not None and isinstance(event, (JobEvent, JobDocument, WebhookEvent)):  # an extraction job
         result, fields["via"] = _cloud.result_and_via(event)
         content = getattr(result, "content", None)
         fields["content_length"] = len(content) if isinstance(content, str) else None

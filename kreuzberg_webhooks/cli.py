@@ -15,13 +15,14 @@ import json
 import logging
 import math
 import os
+import re
 import sys
 import textwrap
 import time
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import IO, Any, NoReturn
+from typing import IO, Any, NoReturn, TypeVar
 from urllib.parse import urlsplit
 
 from . import __version__
@@ -30,12 +31,15 @@ from .exceptions import ConfigurationError, WebhookError
 from .signing import Sha256Signature, SignatureScheme, TimestampedSignature
 from .simulate import Simulation, Transport, http_transport, redact_url
 from .testing import (
+    EVENT_TYPES,
     SCHEMES,
     crawl_job_document_payload,
     default_scheme,
     job_document_payload,
     job_event_payload,
+    payload_for_event,
     sign_with,
+    statuses_for_event,
     webhook_event_payload,
 )
 from .verify import DEFAULT_MAX_BODY_SIZE, DEFAULT_SIGNATURE_HEADER, ReplayWindow, Verifier
@@ -53,6 +57,18 @@ _SHAPES = ["event", "document", "crawl", "webhook"]
 _ANY_2XX = (200, 299)
 #: --no-window: a window wider than any capture (a ReplayWindow is finite by construction).
 _NO_WINDOW = ReplayWindow(2.0**40, 2.0**40)
+
+#: Bounds of the sender's numbers: beyond them a run cannot work (threads, memory, the OS's timers).
+MAX_EVENTS = 1_000_000
+MAX_CONCURRENCY = 1024
+MAX_TIMEOUT = 86_400.0
+MAX_TIME_SCALE = 1000.0
+#: The largest t= a receiver reads as unix seconds (12 digits); a longer one is refused as malformed.
+MAX_TIMESTAMP = 999_999_999_999
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+#: An ``event`` name for --event: the vendor's are ``family.outcome``; an unknown one is sent as given.
+_EVENT_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.:-]{0,127}")
+_N = TypeVar("_N", int, float)
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -144,14 +160,44 @@ def _secrets(args: argparse.Namespace, *, required: bool = True) -> list[str]:
 
 
 def _url(value: str) -> str:
-    parts = urlsplit(value)
+    shown = redact_url(value)
+    try:
+        parts = urlsplit(value)
+    except ValueError as error:  # an unclosed or malformed IPv6 literal: "http://[::1/"
+        raise argparse.ArgumentTypeError(f"not a valid URL ({shown!r}): {error}") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise argparse.ArgumentTypeError(f"not an http:// or https:// URL: {shown!r}")
     try:
         port = parts.port
     except ValueError:
-        port = -1
-    if parts.scheme not in ("http", "https") or not parts.hostname or port == -1:
-        raise argparse.ArgumentTypeError(f"not an http:// or https:// URL: {redact_url(value)!r}")
+        port_text = parts.netloc.rpartition("@")[2].rpartition("]")[2].rpartition(":")[2]
+        if port_text.isascii() and port_text.isdigit():
+            raise argparse.ArgumentTypeError(f"port {int(port_text)} is not between 1 and 65535: {shown!r}") from None
+        raise argparse.ArgumentTypeError(f"not a port number: {port_text!r} in {shown!r}") from None
+    if port == 0:
+        raise argparse.ArgumentTypeError(f"port 0 is not between 1 and 65535: {shown!r}")
     return value
+
+
+def _header_name(value: str) -> str:
+    """An HTTP header name (an RFC 9110 token), checked before anything is sent."""
+    if not _TOKEN.fullmatch(value):
+        raise argparse.ArgumentTypeError(f"not a header name: {value!r}")
+    return value
+
+
+def _at_most(parse: Callable[[str], _N], limit: _N, unit: str = "") -> Callable[[str], _N]:
+    """*parse*, refusing values above *limit*: a number that cannot work is refused when it is given."""
+
+    def parse_bounded(value: str) -> _N:
+        number = parse(value)
+        if number > limit:
+            shown = f"{limit:g}" if isinstance(limit, float) else str(limit)
+            raise argparse.ArgumentTypeError(f"must be at most {shown}{unit}: {value!r}")
+        return number
+
+    parse_bounded.__name__ = parse.__name__  # argparse names the type in its messages
+    return parse_bounded
 
 
 def _positive_float(value: str) -> float:
@@ -222,9 +268,13 @@ def _field(value: str) -> tuple[str, Any]:
     if not sep or not name:
         raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got {value!r}")
     try:
-        return name, json.loads(raw)
+        return name, json.loads(raw, parse_constant=_not_json)
     except ValueError:
-        return name, raw  # not JSON: a plain string
+        return name, raw  # not JSON (NaN and Infinity are not either): a plain string
+
+
+def _not_json(constant: str) -> NoReturn:
+    raise ValueError(f"{constant} is not JSON")
 
 
 @contextlib.contextmanager
@@ -279,13 +329,37 @@ def _cmd_verify(args: argparse.Namespace, io: _IO) -> int:
         results = "inline" if event.has_inline_results else ("fetch" if event.must_fetch_results else "none")
         where = f"event_id={event.event_id or '-'} job_id={event.job_id} results={results} (WebhookEvent)"
     else:
-        where = f"job_id={event.job_id} ({type(event).__name__})"
+        event_id = getattr(event, "event_id", None)
+        ids = [f"event_id={event_id}"] if event_id else []
+        ids += [f"job_id={event.job_id}"] if event.job_id is not None else []
+        where = f"{' '.join(ids)} ({type(event).__name__})"
     print(f"ok: {event.type} status={getattr(event, 'status', '-')} {where}", file=io.stdout)
     return EXIT_OK
 
 
-def _build_payload(shape: str, status: str, fields: Sequence[tuple[str, Any]]) -> dict[str, Any]:
+def _event_name(value: str) -> str:
+    if value != "all" and not _EVENT_NAME.fullmatch(value):
+        raise argparse.ArgumentTypeError(f"not an event name: {value!r} (e.g. crawl.completed)")
+    return value
+
+
+def _check_event_status(event: str, status: str | None) -> None:
+    allowed = statuses_for_event(event)
+    if status is not None and allowed and status not in allowed:
+        raise UsageError(f"--event {event} does not carry --status {status}: expected {' or '.join(allowed)}")
+
+
+def _build_payload(
+    shape: str | None, status: str | None, fields: Sequence[tuple[str, Any]], event: str | None = None
+) -> dict[str, Any]:
     overrides = dict(fields)
+    if event is not None:
+        if shape not in (None, "webhook"):
+            raise UsageError(f"--event sends a webhook of the event's family: it does not go with --shape {shape}")
+        _check_event_status(event, status)
+        return payload_for_event(event, status=status, **overrides)
+    shape = shape or "event"
+    status = status or "completed"
     if shape == "document":
         return job_document_payload(status=status, **overrides)
     if shape == "crawl":
@@ -298,9 +372,26 @@ def _build_payload(shape: str, status: str, fields: Sequence[tuple[str, Any]]) -
     return job_event_payload(status=status, **overrides)
 
 
+def _expand_event(name: str) -> tuple[str, ...]:
+    return EVENT_TYPES if name == "all" else (name,)
+
+
+def _describe_payload(payload: dict[str, Any], shape: str | None, status: str | None) -> str:
+    """``event status=failed``, ``webhook event=job.failed``, ``crawl event=crawl.completed status=…``."""
+    event = payload.get("event")
+    if event is None:
+        return f"{shape or 'event'} status={payload.get('status', status)}"
+    family = str(event).split(".", 1)[0] if str(event) in EVENT_TYPES else "unknown"
+    label = {"job": "webhook", "auto_tune": "auto-tune"}.get(family, family)
+    extra = f" status={payload['status']}" if family == "crawl" else ""
+    return f"{label} event={event}{extra}"
+
+
 def _cmd_send_test(args: argparse.Namespace, io: _IO) -> int:
     secrets = [] if args.unsigned else _secrets(args)
-    payload = _build_payload(args.shape, args.status, args.field)
+    if args.event == "all":
+        raise UsageError("--event all is for simulate: send-test sends one event")
+    payload = _build_payload(args.shape, args.status, args.field, args.event)
     body = json.dumps(payload, separators=(",", ":")).encode()
     headers = {"Content-Type": "application/json", "User-Agent": f"kreuzberg-webhook/send-test ({PROG} {__version__})"}
     if "event_id" in payload and "event" not in payload:
@@ -315,10 +406,8 @@ def _cmd_send_test(args: argparse.Namespace, io: _IO) -> int:
     forged = "wrongly signed" if args.wrong_signature else "unsigned" if args.unsigned else None
     expected = args.expect or ((401, 401) if forged else _ANY_2XX)
     ident = f"event_id={payload['event_id']}" if "event_id" in payload else f"job_id={payload.get('id')}"
-    kind = (
-        f"event={payload.get('event')}" if args.shape == "webhook" else f"status={payload.get('status', args.status)}"
-    )
-    print(f"POST {redact_url(args.url)}  {args.shape} {kind}  {scheme}  {ident}", file=io.stdout)
+    kind = _describe_payload(payload, args.shape, args.status)
+    print(f"POST {redact_url(args.url)}  {kind}  {scheme}  {ident}", file=io.stdout)
     if args.show_body:
         print(body.decode(), file=io.stdout)
     answer = io.transport(args.url, body, headers, args.timeout)
@@ -348,6 +437,15 @@ def _cmd_simulate(args: argparse.Namespace, io: _IO) -> int:
         raise UsageError(
             f"--concurrent-duplicates ({args.concurrent_duplicates}) is more than --events ({args.events})"
         )
+    event_types: tuple[str, ...] | None = None
+    if args.event:
+        if args.shape not in (None, "webhook"):
+            raise UsageError(
+                f"--event sends webhooks of the events' families: it does not go with --shape {args.shape}"
+            )
+        event_types = tuple(dict.fromkeys(name for given in args.event for name in _expand_event(given)))
+        for event in event_types:
+            _check_event_status(event, args.status)
     simulation = Simulation(
         args.url,
         secrets[0] if secrets else None,
@@ -357,7 +455,8 @@ def _cmd_simulate(args: argparse.Namespace, io: _IO) -> int:
         timeout=args.timeout,
         duplicates=args.duplicates,
         concurrent_duplicates=args.concurrent_duplicates,
-        shape=args.shape,
+        shape=args.shape or "event",
+        event_types=event_types,
         status=args.status,
         seed=args.seed,
         scheme=args.scheme,
@@ -439,6 +538,7 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     def header_option(command: argparse.ArgumentParser) -> None:
         command.add_argument(
             "--header",
+            type=_header_name,
             default=DEFAULT_SIGNATURE_HEADER,
             metavar="NAME",
             help="the signature header's name (default: %(default)s)",
@@ -467,7 +567,10 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     )
     scheme_option(sign_cmd, "sha256", "the signature format (default: %(default)s)")
     sign_cmd.add_argument(
-        "--timestamp", type=_non_negative_int, metavar="UNIX", help="the t= of a t-v1 signature (default: now)"
+        "--timestamp",
+        type=_at_most(_non_negative_int, MAX_TIMESTAMP),
+        metavar="UNIX",
+        help="the t= of a t-v1 signature (default: now)",
     )
     header_option(sign_cmd)
     secret_options(sign_cmd)
@@ -483,7 +586,8 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
             "otherwise prints the reason code (signature_mismatch, stale_timestamp, missing_field...) "
             "and the status a receiver would answer, and exits 1. Both signature formats verify "
             "(sha256=<hex>, and t=<unix seconds>,v1=<hex> whose t must be within 5 minutes), "
-            "and every payload shape: the small event, the job documents and the WebhookEvent."
+            "and every payload shape: the small event, the job documents, and the webhooks of every family "
+            "(job, crawl, auto-tune, and an event this version does not know, by its event_id)."
         ),
         epilog=f"""examples:
   {prog} verify body.json --signature sha256=4f2c...
@@ -545,6 +649,9 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
   {prog} send-test URL --shape document                # the per-request webhook's job document
   {prog} send-test URL --shape webhook                 # the inline webhook's WebhookEvent, signed t=,v1=
   {prog} send-test URL --shape event --scheme t-v1     # the small event in the other signature format
+  {prog} send-test URL --event crawl.completed --status partial_success   # a crawl webhook
+  {prog} send-test URL --event auto_tune.failed        # an auto-tune webhook
+  {prog} send-test URL --event document.indexed        # an event this version does not know
   {prog} send-test URL --wrong-signature               # exits 0 on 401: forgeries must be refused
   {prog} send-test URL --field timestamp=0 --expect 400  # a stale capture must be refused""",
         formatter_class=_Formatter,
@@ -552,12 +659,23 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     send_cmd.add_argument("url", type=_url, metavar="URL", help="the receiver's endpoint")
     payload = send_cmd.add_argument_group("payload")
     payload.add_argument(
-        "--status", choices=_STATUSES, default="completed", metavar="STATUS", help="the job status (default: completed)"
+        "--event",
+        type=_event_name,
+        metavar="EVENT",
+        help="a webhook of EVENT's family, signed t=,v1=: job.completed, job.failed, job.cancelled (WebhookEvent), "
+        "crawl.completed, crawl.failed (CrawlWebhookEvent), auto_tune.completed, auto_tune.failed "
+        "(AutoTuneWebhookEvent), or any other name: an event this version does not know",
+    )
+    payload.add_argument(
+        "--status",
+        choices=_STATUSES,
+        metavar="STATUS",
+        help="the job status (default: completed; with --event, the one it implies: "
+        "crawl.completed takes partial_success too)",
     )
     payload.add_argument(
         "--shape",
         choices=_SHAPES,
-        default="event",
         help="the small event (default), a job document, a crawl-job document, or the inline webhook's WebhookEvent",
     )
     payload.add_argument(
@@ -572,7 +690,7 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     signing = send_cmd.add_argument_group("signature")
     signing.add_argument("--unsigned", action="store_true", help="send no signature header")
     signing.add_argument("--wrong-signature", action="store_true", help="sign with a wrong secret")
-    scheme_option(signing, None, "the signature format (default: t-v1 for --shape webhook, else sha256)")
+    scheme_option(signing, None, "the signature format (default: t-v1 for --event and --shape webhook, else sha256)")
     header_option(send_cmd)
     send_cmd.add_argument(
         "--expect",
@@ -582,7 +700,11 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
         "default 2xx, or 401 with --wrong-signature or --unsigned",
     )
     send_cmd.add_argument(
-        "--timeout", type=_positive_float, default=30.0, metavar="SECONDS", help="default: %(default)g"
+        "--timeout",
+        type=_at_most(_positive_float, MAX_TIMEOUT, " seconds"),
+        default=30.0,
+        metavar="SECONDS",
+        help="default: %(default)g",
     )
     secret_options(send_cmd)
     send_cmd.set_defaults(run=_cmd_send_test)
@@ -602,14 +724,25 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
         epilog=f"""examples:
   {prog} simulate URL --events 100 --time-scale 0.01        # the whole schedule in seconds
   {prog} simulate URL --duplicates 0.2 --concurrent-duplicates 5
+  {prog} simulate URL --event all --duplicates 0.5        # every family the vendor sends
   {prog} simulate URL --events 1000 --concurrency 16 --time-scale 0.001 --timeout 2""",
         formatter_class=_Formatter,
     )
     simulate_cmd.add_argument("url", type=_url, metavar="URL", help="the receiver's endpoint")
     load = simulate_cmd.add_argument_group("load")
-    load.add_argument("--events", type=_positive_int, default=20, metavar="N", help="events to send (default: 20)")
     load.add_argument(
-        "--concurrency", type=_positive_int, default=4, metavar="N", help="events in flight at once (default: 4)"
+        "--events",
+        type=_at_most(_positive_int, MAX_EVENTS),
+        default=20,
+        metavar="N",
+        help=f"events to send (default: 20, at most {MAX_EVENTS:,})",
+    )
+    load.add_argument(
+        "--concurrency",
+        type=_at_most(_positive_int, MAX_CONCURRENCY),
+        default=4,
+        metavar="N",
+        help=f"events in flight at once (default: 4, at most {MAX_CONCURRENCY})",
     )
     load.add_argument(
         "--duplicates",
@@ -620,7 +753,7 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     )
     load.add_argument(
         "--concurrent-duplicates",
-        type=_non_negative_int,
+        type=_at_most(_non_negative_int, MAX_EVENTS),
         default=0,
         metavar="K",
         help="events whose first attempt is sent twice at the same moment (default: 0)",
@@ -628,20 +761,33 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     timing = simulate_cmd.add_argument_group("timing")
     timing.add_argument(
         "--time-scale",
-        type=_positive_float,
+        type=_at_most(_positive_float, MAX_TIME_SCALE),
         default=1.0,
         metavar="FACTOR",
-        help="multiply the backoff and the time-out (default: 1, the real schedule; 0.01: seconds)",
+        help="multiply the backoff and the time-out (default: 1, the real schedule; 0.01: seconds; at most 1000)",
     )
     timing.add_argument(
-        "--timeout", type=_positive_float, metavar="SECONDS", help="per-request time-out (default: 30 s scaled, >= 1 s)"
+        "--timeout",
+        type=_at_most(_positive_float, MAX_TIMEOUT, " seconds"),
+        metavar="SECONDS",
+        help="per-request time-out (default: 30 s scaled, >= 1 s; at most a day)",
     )
     payload = simulate_cmd.add_argument_group("payload")
+    payload.add_argument(
+        "--event",
+        type=_event_name,
+        action="append",
+        metavar="EVENT",
+        help="send webhooks of EVENT's family (repeatable: a mix; 'all': every event the vendor sends, "
+        "job, crawl and auto-tune)",
+    )
     payload.add_argument("--status", choices=_STATUSES, metavar="STATUS", help="every event's status (default: a mix)")
-    payload.add_argument("--shape", choices=_SHAPES, default="event", help="default: event")
+    payload.add_argument("--shape", choices=_SHAPES, help="default: event")
     payload.add_argument("--seed", type=int, metavar="N", help="repeat the same statuses and injected duplicates")
     simulate_cmd.add_argument("--unsigned", action="store_true", help="send no signature header")
-    scheme_option(simulate_cmd, None, "the signature format (default: t-v1 for --shape webhook, else sha256)")
+    scheme_option(
+        simulate_cmd, None, "the signature format (default: t-v1 for --event and --shape webhook, else sha256)"
+    )
     simulate_cmd.add_argument("--no-progress", action="store_true", help="no progress bar, even on a terminal")
     header_option(simulate_cmd)
     secret_options(simulate_cmd)

@@ -7,7 +7,8 @@ the fixtures are there in every test session without a ``conftest.py``:
   (override the fixture to use your app's test secret);
 * ``kreuzberg_clock`` — a :class:`~kreuzberg_webhooks.testing.FrozenClock`;
 * ``kreuzberg_delivery`` — a :class:`DeliveryFactory` building signed deliveries
-  of any payload shape (the inline webhook's ``WebhookEvent`` too), any status,
+  of any payload shape and every webhook family (``event="crawl.completed"``,
+  ``"auto_tune.failed"``, an event this version does not know…), any status,
   any field overridden, signed in either format (``scheme="sha256"`` or
   ``"t-v1"``) with any secret, mis-signed or unsigned;
 * ``kreuzberg_store`` — a fresh :class:`~kreuzberg_webhooks.MemoryStore` on the frozen clock;
@@ -46,6 +47,7 @@ from .testing import (
     default_scheme,
     job_document_payload,
     job_event_payload,
+    payload_for_event,
     signed_delivery,
     webhook_event_payload,
 )
@@ -120,6 +122,10 @@ class DeliveryFactory:
         kreuzberg_delivery("failed", error_message="OCR timeout")
         kreuzberg_delivery(shape="document", metadata={"order": 7})
         kreuzberg_delivery(shape="webhook")                  # WebhookEvent, signed t=<now>,v1=<hex>
+        kreuzberg_delivery(event="crawl.failed")             # CrawlWebhookEvent, signed t=,v1=
+        kreuzberg_delivery("partial_success", event="crawl.completed")
+        kreuzberg_delivery(event="auto_tune.completed")      # AutoTuneWebhookEvent
+        kreuzberg_delivery(event="document.indexed")         # an event this version does not know
         kreuzberg_delivery(scheme="t-v1")                    # the small event in the other format
         kreuzberg_delivery(shape="webhook", signed_at=kreuzberg_clock.now - 600)   # stale t
         kreuzberg_delivery(timestamp=kreuzberg_clock.now - 90_000)   # stale
@@ -128,8 +134,8 @@ class DeliveryFactory:
         kreuzberg_delivery(secret="the-other-rotated-secret-…")
         kreuzberg_delivery.retry(first)                      # same event, attempt_count + 1 / a fresh t
 
-    Small events and ``WebhookEvent`` bodies are stamped with the frozen
-    clock's time, and so is a ``t=`` signature.
+    Event bodies of every family are stamped with the frozen clock's time,
+    and so is a ``t=`` signature.
     """
 
     def __init__(self, secret: str | bytes, clock: FrozenClock, *, header: str = DEFAULT_SIGNATURE_HEADER) -> None:
@@ -139,9 +145,10 @@ class DeliveryFactory:
 
     def __call__(
         self,
-        status: str = "completed",
+        status: str | None = None,
         *,
-        shape: Shape = "event",
+        shape: Shape | None = None,
+        event: str | None = None,
         secret: str | bytes | None = None,
         mis_signed: bool = False,
         unsigned: bool = False,
@@ -154,11 +161,16 @@ class DeliveryFactory:
     ) -> SignedDelivery:
         """Build one delivery.
 
-        :param status: the job status (ignored when *payload* is given).
-        :param shape: ``"event"`` (the small project-webhook event), ``"document"``
+        :param status: the job status (default ``completed``; ignored when *payload* is given).
+        :param shape: ``"event"`` (the small project-webhook event, the default), ``"document"``
             (the full job document of a per-request webhook), ``"crawl"``
             (a crawl-job document listing the jobs it spawned) or ``"webhook"``
             (the inline webhook's ``WebhookEvent``, ``event`` = ``job.<status>``).
+        :param event: a webhook of *event*'s family instead of a *shape*: ``job.*``
+            (``WebhookEvent``), ``crawl.completed`` / ``crawl.failed`` (``CrawlWebhookEvent``;
+            *status* ``partial_success`` for a partial crawl), ``auto_tune.completed`` /
+            ``auto_tune.failed`` (``AutoTuneWebhookEvent``), or any other name: an event
+            this version does not know (its catch-all handler's case).
         :param secret: sign with this secret instead of ``kreuzberg_secret``.
         :param mis_signed: sign with a different secret (a well-formed, wrong signature).
         :param unsigned: send no signature header at all.
@@ -171,7 +183,7 @@ class DeliveryFactory:
         :param overrides: payload fields to set; ``testing.OMIT`` removes a field.
         """
         if payload is None:
-            payload = self.payload(status, shape=shape, **overrides)
+            payload = self.payload(status, shape=shape, event=event, **overrides)
         elif overrides:
             raise TypeError("pass field overrides or a payload, not both")
         if sum((mis_signed, unsigned, signature is not None)) > 1:
@@ -191,9 +203,16 @@ class DeliveryFactory:
         )
         return SignedDelivery(body, headers, None if isinstance(payload, bytes) else payload, scheme)
 
-    def payload(self, status: str = "completed", *, shape: Shape = "event", **overrides: Any) -> dict[str, Any]:
+    def payload(
+        self, status: str | None = None, *, shape: Shape | None = None, event: str | None = None, **overrides: Any
+    ) -> dict[str, Any]:
         """The decoded payload a delivery would carry, without signing it."""
-        if shape == "event":
+        if event is not None:
+            if shape not in (None, "webhook"):
+                raise ValueError(f"event={event!r} builds a webhook of its family: it does not go with shape={shape!r}")
+            return payload_for_event(event, now=self.clock.now, status=status, **overrides)
+        status = status or "completed"
+        if shape in (None, "event"):
             return job_event_payload(now=self.clock.now, status=status, **overrides)
         if shape == "document":
             return job_document_payload(now=self.clock.now, status=status, **overrides)
@@ -310,7 +329,7 @@ class DeliveryPoster:
     Without a delivery, each method posts a fresh valid ``job.completed`` one::
 
         kreuzberg_post.flask(app.test_client(), "/webhooks/kreuzberg")
-        kreuzberg_post.django(client, "/webhooks/kreuzberg/", kreuzberg_delivery("failed"))
+        kreuzberg_post.django(client, "/webhooks/kreuzberg", kreuzberg_delivery("failed"))
         kreuzberg_post.starlette(app, "/webhooks/kreuzberg", kreuzberg_delivery(mis_signed=True))
     """
 

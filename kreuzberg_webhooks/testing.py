@@ -1,14 +1,18 @@
 """Build realistic signed deliveries for tests, the pytest plugin and the CLI.
 
-Standard library only::
+Every body has the shape the vendor's own SDK models give it (``xberg-io-sdk``:
+``WebhookEvent``, ``CrawlWebhookEvent``, ``AutoTuneWebhookEvent``, the job
+documents), with UUID event ids. Standard library only::
 
-    from kreuzberg_webhooks.testing import signed_delivery
+    from kreuzberg_webhooks.testing import payload_for_event, signed_delivery
 
     body, headers = signed_delivery("whsec-…", status="failed", error_message="OCR timeout")
     response = client.post("/webhooks/kreuzberg", content=body, headers=headers)
 
-    # The inline webhook's WebhookEvent, signed t=<unix seconds>,v1=<hex>:
+    # A webhook of any family, signed t=<unix seconds>,v1=<hex> as the sender signs it:
     body, headers = signed_delivery("whsec-…", webhook_event_payload(event="job.failed"))
+    body, headers = signed_delivery("whsec-…", payload_for_event("crawl.completed", status="partial_success"))
+    body, headers = signed_delivery("whsec-…", payload_for_event("auto_tune.failed"))
 """
 
 from __future__ import annotations
@@ -23,20 +27,39 @@ from .signing import sign, sign_timestamped
 from .verify import DEFAULT_SIGNATURE_HEADER
 
 __all__ = [
+    "AUTO_TUNE_EVENT_TYPES",
+    "CRAWL_EVENT_TYPES",
+    "EVENT_TYPES",
+    "JOB_EVENT_TYPES",
     "OMIT",
     "SCHEMES",
     "FrozenClock",
+    "auto_tune_webhook_event_payload",
     "crawl_job_document_payload",
+    "crawl_webhook_event_payload",
     "default_scheme",
     "job_document_payload",
     "job_event_payload",
     "new_event_id",
+    "new_ulid",
+    "payload_for_event",
     "sign_with",
     "signed_delivery",
+    "statuses_for_event",
+    "unknown_event_payload",
     "webhook_event_payload",
 ]
 
 _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+
+#: The job family's events (the SDK's ``WebhookEvent``), identity ``job_id``.
+JOB_EVENT_TYPES = ("job.completed", "job.failed", "job.cancelled")
+#: The crawl family's events (``CrawlWebhookEvent``), identity ``crawl_job_id``.
+CRAWL_EVENT_TYPES = ("crawl.completed", "crawl.failed")
+#: The auto-tune family's events (``AutoTuneWebhookEvent``), identity ``auto_tune_job_id``.
+AUTO_TUNE_EVENT_TYPES = ("auto_tune.completed", "auto_tune.failed")
+#: Every ``event`` the vendor sends today, family by family.
+EVENT_TYPES = JOB_EVENT_TYPES + CRAWL_EVENT_TYPES + AUTO_TUNE_EVENT_TYPES
 
 #: Leave a field out of the payload entirely: ``job_event_payload(status=OMIT)``.
 OMIT: Any = object()
@@ -73,7 +96,19 @@ class FrozenClock:
 
 
 def new_event_id(now: float | None = None) -> str:
-    """A ULID-like event id: 48-bit milliseconds then 80 random bits, Crockford base32."""
+    """A fresh event id: a UUID, as every family's ``event_id`` is.
+
+    Version 7 (its first 48 bits are *now* in milliseconds, the rest random), so
+    ids sort by time as the sender's older ULID-like ids did.
+    """
+    millis = int((time.time() if now is None else now) * 1000) & ((1 << 48) - 1)
+    rand = int.from_bytes(os.urandom(10), "big")  # 80 bits: 12 for rand_a, 62 for rand_b
+    value = (millis << 80) | (0x7 << 76) | ((rand >> 62) & 0xFFF) << 64 | (0b10 << 62) | (rand & ((1 << 62) - 1))
+    return str(uuid.UUID(int=value))
+
+
+def new_ulid(now: float | None = None) -> str:
+    """A ULID (26 characters, Crockford base32): the ``job_id`` of a RAG job, or an auto-tune job's id."""
     millis = int((time.time() if now is None else now) * 1000) & ((1 << 48) - 1)
     value = (millis << 80) | int.from_bytes(os.urandom(10), "big")
     return "".join(_CROCKFORD[(value >> shift) & 31] for shift in range(125, -1, -5))
@@ -104,18 +139,31 @@ def job_event_payload(*, now: float | None = None, **overrides: Any) -> dict[str
 
 
 def _rfc3339(seconds: float) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(seconds))
+    # As the SDK's models write it (datetime.isoformat() of an aware UTC time).
+    return time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime(seconds))
+
+
+#: The inline ``results`` / the document's ``result``: the shape of ``GET /v1/jobs/{id}``'s ``result``.
+def _result() -> dict[str, Any]:
+    return {
+        "content": "Invoice total: $1,234.56",
+        "mime_type": "text/markdown",
+        "tables": [],
+        "images": [],
+        "metadata": {"title": "Invoice #12345"},
+    }
 
 
 def webhook_event_payload(
     *, now: float | None = None, event: str = "job.completed", inline_results: bool = True, **overrides: Any
 ) -> dict[str, Any]:
-    """The inline webhook's ``WebhookEvent``, with any field overridden (or ``OMIT``-ted).
+    """The job family's ``WebhookEvent``, with any field overridden (or ``OMIT``-ted).
 
-    ``job.completed`` carries small inline ``results`` (``inline_results=False``
-    leaves them out, as the sender does for a result over 100 KiB);
-    ``job.failed`` carries an ``error``. ``timestamp`` is RFC 3339, as the
-    vendor's schema has it.
+    ``job.completed`` carries small inline ``results``, an object (the ``result``
+    of ``GET /v1/jobs/{id}``; ``inline_results=False`` leaves them out, as the
+    sender does for a result over 100 KiB); ``job.failed`` carries an ``error``.
+    ``job_id`` is a UUID (pass ``job_id=new_ulid()`` for a RAG job's).
+    ``timestamp`` is RFC 3339, as the vendor's schema has it.
     """
     now = time.time() if now is None else now
     payload: dict[str, Any] = {
@@ -126,50 +174,183 @@ def webhook_event_payload(
         "metadata": {"batch": "2026-09"},
     }
     if event == "job.completed" and inline_results:
-        payload["results"] = [{"content": "Invoice total: $1,234.56", "mime_type": "text/markdown"}]
+        payload["results"] = _result()
     if event == "job.failed":
         payload["error"] = {"code": "2001", "message": "extraction failed: OCR timeout"}
     return _apply(payload, overrides)
 
 
-def job_document_payload(
-    *, now: float | None = None, metadata: dict[str, Any] | None = None, **overrides: Any
+def crawl_webhook_event_payload(
+    *,
+    now: float | None = None,
+    event: str = "crawl.completed",
+    status: str | None = None,
+    documents_discovered: int = 12,
+    **overrides: Any,
 ) -> dict[str, Any]:
-    """The full job document of a per-request webhook, with echoed ``metadata``; created at *now*
-    (default: the current time), inside the verifier's document window."""
-    status = overrides.get("status", "completed")
-    has_result = status in ("completed", "partial_success")
+    """The crawl family's ``CrawlWebhookEvent``, with any field overridden (or ``OMIT``-ted).
+
+    *status* is ``completed`` or ``partial_success`` for ``crawl.completed``
+    (default ``completed``) and ``failed`` for ``crawl.failed``, which carries an
+    ``error``. ``progress`` counts *documents_discovered* documents, one failed
+    on a partial success. A crawl webhook never carries results.
+    """
+    now = time.time() if now is None else now
+    if status is None:
+        status = "failed" if event == "crawl.failed" else "completed"
+    failed = {"partial_success": min(1, documents_discovered)}.get(status, 0)
+    extracted = 0 if status == "failed" else documents_discovered - failed
     payload: dict[str, Any] = {
-        "id": str(uuid.uuid4()),
-        "filename": "invoice.pdf",
+        "crawl_job_id": str(uuid.uuid4()),
+        "event": event,
+        "event_id": new_event_id(now),
+        "progress": {
+            "documents_discovered": documents_discovered,
+            "documents_extracted": extracted,
+            "documents_failed": failed,
+            "pages_crawled": documents_discovered,
+        },
         "status": status,
-        "created_at": _rfc3339(time.time() if now is None else now),
-        "processing_time_ms": 1234,
-        "error_message": "extraction failed" if status == "failed" else None,
-        "result": {
-            "content": "Invoice total: $1,234.56",
-            "mime_type": "text/markdown",
-            "tables": [],
-            "images": [],
-            "metadata": {"title": "Invoice #12345"},
-        }
-        if has_result
-        else None,
-        "metadata": {"request_id": "abc123"} if metadata is None else metadata,
+        "timestamp": _rfc3339(now),
+    }
+    if status == "failed":
+        payload["error"] = {"code": "SEED_UNREACHABLE", "message": "DNS lookup failed"}
+    return _apply(payload, overrides)
+
+
+def auto_tune_webhook_event_payload(
+    *, now: float | None = None, event: str = "auto_tune.completed", trials_total: int = 24, **overrides: Any
+) -> dict[str, Any]:
+    """The auto-tune family's ``AutoTuneWebhookEvent``, with any field overridden (or ``OMIT``-ted).
+
+    ``auto_tune.completed`` ran all *trials_total* trials and has a ``best_score``;
+    ``auto_tune.failed`` stopped after a third of them, with an ``error`` and no score.
+    """
+    now = time.time() if now is None else now
+    completed = event != "auto_tune.failed"
+    payload: dict[str, Any] = {
+        "auto_tune_job_id": new_ulid(now),
+        "event": event,
+        "event_id": new_event_id(now),
+        "project_id": str(uuid.uuid4()),
+        "status": "completed" if completed else "failed",
+        "timestamp": _rfc3339(now),
+        "trials_completed": trials_total if completed else trials_total // 3,
+        "trials_total": trials_total,
+        "best_score": 0.93 if completed else None,
+    }
+    if not completed:
+        payload["error"] = {"code": "AUTO_TUNE_ERROR", "message": "no trial finished"}
+    return _apply(payload, overrides)
+
+
+def unknown_event_payload(
+    *, now: float | None = None, event: str = "document.indexed", **overrides: Any
+) -> dict[str, Any]:
+    """A webhook whose ``event`` this version does not know: an ``event_id``, and no identity it knows."""
+    now = time.time() if now is None else now
+    payload: dict[str, Any] = {
+        "event": event,
+        "event_id": new_event_id(now),
+        "timestamp": _rfc3339(now),
+        "index_id": "idx-7",
     }
     return _apply(payload, overrides)
 
 
-def crawl_job_document_payload(*, job_count: int = 2, now: float | None = None, **overrides: Any) -> dict[str, Any]:
-    """A crawl job's document: the *job_count* extraction jobs it spawned, listed in ``job_ids``."""
-    fields: dict[str, Any] = {
-        "filename": None,
-        "processing_time_ms": None,
-        "result": None,
-        "job_ids": [str(uuid.uuid4()) for _ in range(job_count)],
-        **overrides,
+def payload_for_event(
+    event: str, *, now: float | None = None, status: str | None = None, **overrides: Any
+) -> dict[str, Any]:
+    """The body of *event*'s family: ``job.*`` a ``WebhookEvent``, ``crawl.*`` a ``CrawlWebhookEvent``,
+    ``auto_tune.*`` an ``AutoTuneWebhookEvent``, anything else an event this version does not know.
+
+    *status* matters to a crawl only (``crawl.completed`` with ``partial_success``);
+    given for another family it must be the one *event* implies.
+    """
+    allowed = statuses_for_event(event)
+    if status is not None and allowed and status not in allowed:
+        raise ValueError(f"{event} does not carry the status {status!r}: expected one of {', '.join(allowed)}")
+    if event in CRAWL_EVENT_TYPES:
+        return crawl_webhook_event_payload(now=now, event=event, status=status, **overrides)
+    if event in JOB_EVENT_TYPES:
+        return webhook_event_payload(now=now, event=event, **overrides)
+    if event in AUTO_TUNE_EVENT_TYPES:
+        return auto_tune_webhook_event_payload(now=now, event=event, **overrides)
+    return unknown_event_payload(now=now, event=event, **overrides)
+
+
+def statuses_for_event(event: str) -> tuple[str, ...]:
+    """The job statuses *event* stands for (``job.completed`` and ``crawl.completed``: ``completed``
+    and ``partial_success``); empty for an event this version does not know."""
+    if event in ("job.completed", "crawl.completed"):
+        return ("completed", "partial_success")
+    if event in EVENT_TYPES:
+        return (event.split(".", 1)[1],)
+    return ()
+
+
+def job_document_payload(
+    *, now: float | None = None, metadata: dict[str, Any] | None = None, **overrides: Any
+) -> dict[str, Any]:
+    """An extraction job's document (``job_type: "extraction"``) as a per-request webhook carries it,
+    with echoed ``metadata``; created at *now* (default: the current time), inside the verifier's
+    document window.
+
+    ``result`` is there only once the job is done (``completed``, ``partial_success``):
+    absent, not ``null``, before. A failed job has its reason in ``error`` (and in the
+    older ``error_message``).
+    """
+    now = time.time() if now is None else now
+    status = overrides.get("status", "completed")
+    payload: dict[str, Any] = {
+        "id": str(uuid.uuid4()),
+        "job_type": "extraction",
+        "filename": "invoice.pdf",
+        "mime_type": "application/pdf",
+        "status": status,
+        "created_at": _rfc3339(now),
+        "processing_time_ms": 1234,
+        "metadata": {"request_id": "abc123"} if metadata is None else metadata,
     }
-    return job_document_payload(now=now, **fields)
+    if status in ("completed", "partial_success"):
+        payload["result"] = _result()
+    if status == "failed":
+        payload["error"] = payload["error_message"] = "extraction failed"
+    return _apply(payload, overrides)
+
+
+def crawl_job_document_payload(*, job_count: int = 2, now: float | None = None, **overrides: Any) -> dict[str, Any]:
+    """A crawl job's document (``job_type: "crawl"``): ``progress`` and the *job_count* extraction
+    jobs it spawned, listed in ``jobs``; with echoed ``metadata``."""
+    now = time.time() if now is None else now
+    status = overrides.get("status", "completed")
+    failed = 0 if status == "completed" else min(1, job_count)
+    jobs = [
+        {
+            "id": str(uuid.uuid4()),
+            "filename": f"page-{index + 1}.html",
+            "status": "failed" if index < failed else "completed",
+            "source_url": f"https://example.com/docs/{index + 1}",
+        }
+        for index in range(job_count)
+    ]
+    payload: dict[str, Any] = {
+        "id": str(uuid.uuid4()),
+        "job_type": "crawl",
+        "status": status,
+        "created_at": _rfc3339(now),
+        "output_mode": "documents",
+        "seed_urls": ["https://example.com/docs"],
+        "progress": {
+            "documents_discovered": job_count,
+            "documents_extracted": job_count - failed,
+            "documents_failed": failed,
+            "pages_crawled": job_count,
+        },
+        "jobs": jobs,
+        "metadata": {"request_id": "abc123"},
+    }
+    return _apply(payload, overrides)
 
 
 def signed_delivery(
@@ -190,7 +371,7 @@ def signed_delivery(
 
     *scheme* is ``"sha256"`` (``sha256=<hex>`` over the body) or ``"t-v1"``
     (``t=<signed_at>,v1=<hex>``; *signed_at* defaults to now). By default a
-    ``WebhookEvent`` payload (one with an ``event``) is signed ``t-v1``, as the
+    webhook of any family (a payload with an ``event``) is signed ``t-v1``, as the
     sender does, and everything else ``sha256``.
     """
     if payload is None:
@@ -213,7 +394,7 @@ def signed_delivery(
 
 
 def default_scheme(payload: dict[str, Any] | bytes | None) -> str:
-    """The format the sender signs *payload* with: ``t-v1`` for a ``WebhookEvent``, else ``sha256``."""
+    """The format the sender signs *payload* with: ``t-v1`` for a webhook of any family, else ``sha256``."""
     return "t-v1" if isinstance(payload, dict) and "event" in payload else "sha256"
 
 

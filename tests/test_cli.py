@@ -31,7 +31,12 @@ from kreuzberg_webhooks.cli import main
 from kreuzberg_webhooks.simulate import (
     MAX_ATTEMPTS,
 )
-from kreuzberg_webhooks.testing import job_document_payload, job_event_payload, webhook_event_payload
+from kreuzberg_webhooks.testing import (
+    job_document_payload,
+    job_event_payload,
+    payload_for_event,
+    webhook_event_payload,
+)
 from tests.servers import BIN, free_port
 
 SECRET = "cli-unit-secret-do-not-print-0123456789abcdef"
@@ -123,6 +128,34 @@ def test_verify_accepts_a_job_document(run: Any) -> None:
     assert "JobDocument" in result.out
 
 
+@pytest.mark.parametrize(
+    ("event", "shown"),
+    [
+        (
+            "crawl.failed",
+            "ok: crawl.failed status=failed event_id={event_id} job_id={crawl_job_id} (CrawlWebhookEvent)",
+        ),
+        (
+            "auto_tune.completed",
+            "ok: auto_tune.completed status=completed event_id={event_id} job_id={auto_tune_job_id} "
+            "(AutoTuneWebhookEvent)",
+        ),
+        ("document.indexed", "ok: document.indexed status=- event_id={event_id} (UnknownEvent)"),
+    ],
+    ids=lambda value: value if "." in value and " " not in value else None,
+)
+def test_verify_names_the_family_and_identity_of_every_webhook(
+    run: Any, tmp_path: Path, event: str, shown: str
+) -> None:
+    payload = payload_for_event(event)
+    path = tmp_path / "body.json"
+    path.write_bytes(json.dumps(payload).encode())
+    signature = sign_timestamped(path.read_bytes(), SECRET)
+    result = run("verify", str(path), "--signature", signature)
+    assert (result.code, result.err) == (0, "")
+    assert result.out == shown.format(**payload) + "\n"
+
+
 def test_verify_accepts_any_of_several_secrets(run: Any, body_file: Path) -> None:
     signature = sign(body_file.read_bytes(), OTHER)
     assert run("verify", str(body_file), "--signature", signature).code == 1
@@ -191,7 +224,7 @@ def test_verify_warns_about_a_weak_secret_on_one_line(run: Any, body_file: Path)
         (["sign", "."], 2, "sign: error: cannot read '.': Is a directory"),
         (["verify", "-"], 2, "verify: error: the following arguments are required: --signature"),
         (["send-test", "localhost:8000/hooks"], 2, "not an http:// or https:// URL: 'localhost:8000/hooks'"),
-        (["send-test", "http://127.0.0.1:99999/"], 2, "not an http:// or https:// URL"),
+        (["send-test", "http://127.0.0.1:99999/"], 2, "port 99999 is not between 1 and 65535"),
         (["send-test", "ftp://example.com/"], 2, "not an http:// or https:// URL"),
         (["simulate", "http://127.0.0.1:1/", "--events", "0"], 2, "argument --events: must be at least 1: '0'"),
         (["simulate", "http://127.0.0.1:1/", "--duplicates", "1.5"], 2, "must be between 0 and 1: '1.5'"),
@@ -203,6 +236,23 @@ def test_verify_warns_about_a_weak_secret_on_one_line(run: Any, body_file: Path)
         ),
         (["send-test", "http://127.0.0.1:1/", "--status", "done"], 2, "argument --status: invalid choice: 'done'"),
         (["send-test", "http://127.0.0.1:1/", "--field", "=1"], 2, "expected NAME=VALUE, got '=1'"),
+        (
+            ["send-test", "http://127.0.0.1:1/", "--event", "crawl.completed", "--shape", "document"],
+            2,
+            "--event sends a webhook of the event's family: it does not go with --shape document",
+        ),
+        (
+            ["send-test", "http://127.0.0.1:1/", "--event", "job.failed", "--status", "completed"],
+            2,
+            "--event job.failed does not carry --status completed: expected failed",
+        ),
+        (
+            ["simulate", "http://127.0.0.1:1/", "--event", "all", "--status", "partial_success"],
+            2,
+            "--event job.failed does not carry --status partial_success",
+        ),
+        (["send-test", "http://127.0.0.1:1/", "--event", "all"], 2, "--event all is for simulate"),
+        (["send-test", "http://127.0.0.1:1/", "--event", "job completed"], 2, "not an event name: 'job completed'"),
         (["bogus"], 2, "invalid choice: 'bogus'"),
         ([], 2, "choose a command: sign, verify, send-test or simulate"),
         (["sign", "--secret-file", "/nonexistent/key"], 2, "cannot read the secret file '/nonexistent/key'"),
@@ -434,6 +484,48 @@ def test_errors_in_a_real_process_are_one_line_without_traceback(tmp_path: Path)
         assert SECRET not in result.stdout + result.stderr
 
 
+_CLOSED = "http://127.0.0.1:9/hooks"  # never reached: every case is refused before sending
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["send-test", "http://127.0.0.1:99999/hooks"], "port 99999 is not between 1 and 65535"),
+        (["simulate", "http://127.0.0.1:99999/hooks"], "port 99999 is not between 1 and 65535"),
+        (["send-test", "http://127.0.0.1:0/hooks"], "port 0 is not between 1 and 65535"),
+        (["send-test", "http://[::1/"], "not a valid URL ('http://[::1/'): Invalid IPv6 URL"),
+        (["simulate", "http://[::1/hooks"], "not a valid URL ('http://[::1/hooks'): Invalid IPv6 URL"),
+        (["send-test", "http://user:hunter2-pw@[::1/"], "not a valid URL ('http://user:***@[::1/')"),
+        (["send-test", "http://[zz::1]:8000/"], "not a valid URL ('http://[zz::1]:8000/')"),
+        (["simulate", _CLOSED, "--events", "99999999999999999999999"], "--events: must be at most 1000000"),
+        (["simulate", _CLOSED, "--concurrency", "100000000"], "--concurrency: must be at most 1024"),
+        (["simulate", _CLOSED, "--concurrent-duplicates", "1" + "0" * 30], "--concurrent-duplicates: must be at most"),
+        (["send-test", _CLOSED, "--timeout", "1e300"], "--timeout: must be at most 86400 seconds: '1e300'"),
+        (["simulate", _CLOSED, "--timeout", "1e12"], "--timeout: must be at most 86400 seconds: '1e12'"),
+        (["simulate", _CLOSED, "--time-scale", "1e300"], "--time-scale: must be at most 1000: '1e300'"),
+        (["send-test", _CLOSED, "--header", ""], "--header: not a header name: ''"),
+        (["send-test", _CLOSED, "--header", "X Signature"], "--header: not a header name: 'X Signature'"),
+        (["simulate", _CLOSED, "--header", "X-Sig:"], "--header: not a header name: 'X-Sig:'"),
+        (
+            ["sign", "--scheme", "t-v1", "--timestamp", "99999999999999999999999"],
+            "--timestamp: must be at most 999999999999: '99999999999999999999999'",
+        ),
+    ],
+    ids=lambda value: " ".join(value)[:60] if isinstance(value, list) else "",
+)
+def test_bad_input_to_the_console_script_is_one_line_and_exit_2(argv: list[str], message: str) -> None:
+    env = {"KREUZBERG_WEBHOOK_SECRET": SECRET, "PATH": str(BIN)}
+    result = subprocess.run(
+        [str(BIN / "kreuzberg-webhooks"), *argv], capture_output=True, text=True, env=env, check=False, timeout=60
+    )
+    assert (result.returncode, result.stdout) == (2, ""), result.stderr
+    assert result.stderr.count("\n") == 1, result.stderr
+    assert result.stderr.startswith(f"kreuzberg-webhooks {argv[0]}: error: "), result.stderr
+    assert message in result.stderr
+    assert "hunter2" not in result.stderr
+    assert SECRET not in result.stderr
+
+
 def test_the_command_line_imports_nothing_outside_the_standard_library() -> None:
     script = (
         "import sys\n"
@@ -510,3 +602,13 @@ def test_verify_restricted_to_t_v1_refuses_sha256(run: Any, body_file: Path) -> 
     result = run("verify", str(body_file), "--signature", sign(body_file.read_bytes(), SECRET), "--scheme", "t-v1")
     assert result.code == 1
     assert "malformed_signature" in result.err
+
+
+@pytest.mark.parametrize("value", ["NaN", "Infinity", "-Infinity", "[1, NaN]"])
+def test_a_field_value_that_is_not_json_is_sent_as_a_string_never_as_an_invalid_body(
+    value: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("KREUZBERG_WEBHOOK_SECRET", SECRET)
+    main(["send-test", f"http://127.0.0.1:{free_port()}/", "--show-body", "--timeout", "2", "--field", f"note={value}"])
+    body = capsys.readouterr().out.splitlines()[1]
+    assert json.loads(body, parse_constant=lambda constant: pytest.fail(f"{constant} in the body"))["note"] == value

@@ -11,11 +11,14 @@ from typing import Any
 import pytest
 
 from kreuzberg_webhooks import (
+    AutoTuneWebhookEvent,
     CrawlJobDocument,
+    CrawlWebhookEvent,
     JobDocument,
     JobEvent,
     MemoryStore,
     Receiver,
+    UnknownEvent,
     Verifier,
     WebhookEvent,
     sign,
@@ -523,3 +526,53 @@ def test_a_receiver_restricted_to_one_format_refuses_the_other(
 def test_an_unknown_scheme_is_refused(kreuzberg_delivery: DeliveryFactory) -> None:
     with pytest.raises(ValueError, match="unknown signature scheme"):
         kreuzberg_delivery(scheme="sha512")  # type: ignore[arg-type]
+
+
+# -- every webhook family: event="crawl.completed", "auto_tune.failed", an unknown one ----------------
+
+
+@pytest.mark.parametrize(
+    ("status", "event", "kind"),
+    [
+        (None, "crawl.completed", CrawlWebhookEvent),
+        ("partial_success", "crawl.completed", CrawlWebhookEvent),
+        (None, "crawl.failed", CrawlWebhookEvent),
+        (None, "auto_tune.completed", AutoTuneWebhookEvent),
+        (None, "auto_tune.failed", AutoTuneWebhookEvent),
+        (None, "job.cancelled", WebhookEvent),
+        (None, "document.indexed", UnknownEvent),
+    ],
+    ids=lambda value: value if isinstance(value, str) else None,
+)
+def test_a_delivery_of_each_family_reaches_its_handler_once_and_its_retry_is_a_duplicate(
+    status: str | None,
+    event: str,
+    kind: type,
+    kreuzberg_delivery: DeliveryFactory,
+    kreuzberg_receiver: ReceiverFactory,
+    kreuzberg_clock: FrozenClock,
+) -> None:
+    seen: list[Any] = []
+    receiver = kreuzberg_receiver(seen.append)  # the catch-all: every family, an unknown event too
+    first = kreuzberg_delivery(status, event=event)
+    assert first.scheme == "t-v1"
+    assert first.payload is not None
+    assert first.payload["event"] == event
+    assert receiver.handle(*first).reason == "processed"
+    kreuzberg_clock.advance(30)
+    again = kreuzberg_delivery.retry(first)
+    assert again.signature != first.signature  # re-signed with a fresh t
+    assert receiver.handle(*again).reason == "duplicate"
+    assert [type(handled) for handled in seen] == [kind]
+    assert seen[0].type == event
+    if status is not None:
+        assert seen[0].status == status
+
+
+def test_an_event_with_a_document_shape_or_a_status_it_cannot_carry_is_refused(
+    kreuzberg_delivery: DeliveryFactory,
+) -> None:
+    with pytest.raises(ValueError, match="does not go with shape='document'"):
+        kreuzberg_delivery(event="crawl.completed", shape="document")
+    with pytest.raises(ValueError, match="does not carry the status 'completed'"):
+        kreuzberg_delivery("completed", event="auto_tune.failed")

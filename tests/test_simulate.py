@@ -331,3 +331,47 @@ def test_simulate_can_sign_the_small_event_t_v1() -> None:
 def test_simulation_refuses_an_unknown_scheme() -> None:
     with pytest.raises(ValueError, match="unknown signature scheme"):
         simulation(Scripted(200), scheme="sha1")
+
+
+@pytest.mark.parametrize(
+    "options",
+    [{"timeout": 1e300}, {"timeout": float("nan")}, {"timeout": 0.0}, {"time_scale": 1e300}],
+    ids=lambda options: " ".join(f"{k}={v}" for k, v in options.items()),
+)
+def test_simulation_refuses_a_time_out_or_backoff_no_timer_can_hold(options: dict[str, float]) -> None:
+    # Refused when given, not as an OverflowError from the socket in the middle of a run.
+    with pytest.raises(ValueError, match=r"time-out|time scale"):
+        simulation(Scripted(200), **options)
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("http://user:hunter2@[::1/hooks", "http://user:***@[::1/hooks"),
+        ("http://:hunter2@[zz::1]/", "http://:***@[zz::1]/"),
+        ("http://[::1/hooks?q=a:b@c", "http://[::1/hooks?q=a:b@c"),
+    ],
+)
+def test_redact_url_hides_the_password_of_a_url_that_does_not_parse(url: str, shown: str) -> None:
+    assert redact_url(url) == shown
+
+
+def test_every_family_can_be_simulated_each_event_one_of_them_signed_t_v1() -> None:
+    transport = Scripted(200)
+    events = ("crawl.completed", "auto_tune.failed", "job.completed", "document.indexed")
+    report = simulation(transport, events=60, concurrency=4, seed=3, event_types=events).run()
+    assert report.count(EventOutcome.DELIVERED) == 60
+    payloads = [json.loads(body) for body, _ in transport.sent]
+    assert {payload["event"] for payload in payloads} == set(events)
+    crawl_statuses = {payload["status"] for payload in payloads if payload["event"] == "crawl.completed"}
+    assert crawl_statuses <= {"completed", "partial_success"}
+    for _, headers in transport.sent:
+        assert headers["X-Webhook-Signature"].startswith("t=")
+        assert "X-Idempotency-Key" not in headers
+
+
+def test_a_status_an_event_cannot_carry_is_refused_when_given() -> None:
+    with pytest.raises(ValueError, match=r"crawl\.failed does not carry the status 'completed'"):
+        simulation(Scripted(200), event_types=["crawl.failed"], status="completed")
+    with pytest.raises(ValueError, match="event_types is empty"):
+        simulation(Scripted(200), event_types=[])

@@ -17,8 +17,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from kreuzberg_webhooks import sign
-from kreuzberg_webhooks.testing import job_event_payload, signed_delivery, webhook_event_payload
+from kreuzberg_webhooks.testing import (
+    EVENT_TYPES,
+    job_event_payload,
+    new_ulid,
+    payload_for_event,
+    signed_delivery,
+    statuses_for_event,
+    webhook_event_payload,
+)
 from tests.servers import Reply, Server, free_port, http_request, run_server
 
 SECRET = "integration-secret-0123456789abcdef0123"
@@ -65,6 +75,16 @@ def serve_example(argv: Callable[[int], list[str]], tmp: Path, env: Mapping[str,
         yield Example(server, tmp / "events.jsonl")
 
 
+#: Every webhook family the vendor sends (and one it may send tomorrow): (event, status, job_id).
+FAMILY_IDS = [
+    *[(event, None, None) for event in EVENT_TYPES],
+    ("crawl.completed partial_success", "partial_success", None),
+    ("job.completed RAG job (ULID)", None, new_ulid()),
+    ("document.indexed (unknown)", None, None),
+]
+FAMILIES = [(name.split(" ")[0], status, job_id) for name, status, job_id in FAMILY_IDS]
+
+
 def deliver(**overrides: Any) -> tuple[bytes, dict[str, str], dict[str, Any]]:
     payload = job_event_payload(**overrides)
     body, headers = signed_delivery(SECRET, payload)
@@ -87,7 +107,12 @@ class ExampleContract:
         assert reply.status == 200, (reply, example.server.output())
         assert json.loads(reply.body) == {"status": "processed"}
         assert example.logged(payload["event_id"]) == [
-            {"event_id": payload["event_id"], "job_id": payload["job_id"], "status": "completed"}
+            {
+                "event_id": payload["event_id"],
+                "type": "job.completed",
+                "job_id": payload["job_id"],
+                "status": "completed",
+            }
         ]
 
     def test_t_signed_webhook_event_is_processed_once(self, example: Example) -> None:
@@ -105,8 +130,40 @@ class ExampleContract:
         assert (first.status, again.status) == (200, 200), (first, again, example.server.output())
         assert [json.loads(first.body), json.loads(again.body)] == [{"status": "processed"}, {"status": "duplicate"}]
         assert example.logged(payload["event_id"]) == [
-            {"event_id": payload["event_id"], "job_id": payload["job_id"], "status": "completed"}
+            {
+                "event_id": payload["event_id"],
+                "type": "job.completed",
+                "job_id": payload["job_id"],
+                "status": "completed",
+            }
         ]
+
+    @pytest.mark.parametrize(("event", "status", "job_id"), FAMILIES, ids=[case[0] for case in FAMILY_IDS])
+    def test_every_family_sent_twice_is_handled_once(
+        self, example: Example, event: str, status: str | None, job_id: str | None
+    ) -> None:
+        # Each body as the vendor's SDK builds it, signed t=<now>,v1=<hex>; the retry signed afresh.
+        overrides = {} if job_id is None else {"job_id": job_id}
+        payload = payload_for_event(event, status=status, **overrides)
+        first = example.post(*signed_delivery(SECRET, payload))
+        again = self.retry(example, payload)
+        assert (first.status, again.status) == (200, 200), (first, again, example.server.output())
+        assert [json.loads(first.body), json.loads(again.body)] == [{"status": "processed"}, {"status": "duplicate"}]
+        identity = payload.get("job_id") or payload.get("crawl_job_id") or payload.get("auto_tune_job_id")
+        implied = statuses_for_event(event)  # a job event's status is its event's; an unknown event has none
+        status = payload.get("status", implied[0] if implied else None)
+        assert example.logged(payload["event_id"]) == [
+            {"event_id": payload["event_id"], "type": event, "job_id": identity, "status": status}
+        ]
+
+    def retry(self, example: Example, payload: dict[str, Any]) -> Reply:
+        """The sender's retry, signed afresh; a 429 (a guard that settles after its answer is
+        sent may still hold the claim) is retried, as the sender does."""
+        deadline = time.monotonic() + 10
+        again = example.post(*signed_delivery(SECRET, payload))
+        while again.status == 429 and time.monotonic() < deadline:
+            again = example.post(*signed_delivery(SECRET, payload))
+        return again
 
     def test_same_delivery_again_is_2xx_and_not_logged_twice(self, example: Example) -> None:
         body, headers, payload = deliver()

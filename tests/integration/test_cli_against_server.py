@@ -102,7 +102,7 @@ def exactly_once(entries: list[dict[str, object]], events: int) -> None:
 def test_send_test_is_processed_by_the_example_and_prints_status_answer_latency(example: Running) -> None:
     result = cli("send-test", example.url("/webhooks/kreuzberg"), "--status", "failed")
     assert result.returncode == 0, result.stderr
-    event_id = re.search(r"event_id=(\w+)", result.stdout)
+    event_id = re.search(r"event_id=([0-9a-f-]{36})", result.stdout)
     assert event_id is not None
     assert re.search(r"^200 OK  \d+\.\d ms$", result.stdout, re.M), result.stdout
     assert '{"status":"processed"}' in result.stdout
@@ -148,7 +148,7 @@ def test_send_test_of_a_webhook_event_signed_t_v1_is_processed(example: Running)
     result = cli("send-test", example.url("/webhooks/kreuzberg"), "--shape", "webhook", "--status", "failed")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "webhook event=job.failed  t-v1" in result.stdout
-    event_id = re.search(r"event_id=(\w+)", result.stdout)
+    event_id = re.search(r"event_id=([0-9a-f-]{36})", result.stdout)
     assert event_id is not None
     assert example.logged(event_id=event_id.group(1), status="failed")
 
@@ -164,6 +164,28 @@ def test_send_test_in_either_format_is_processed(example: Running, args: list[st
     assert '{"status":"processed"}' in result.stdout
 
 
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--event", "crawl.completed", "--status", "partial_success"],
+        ["--event", "crawl.failed"],
+        ["--event", "auto_tune.completed"],
+        ["--event", "auto_tune.failed"],
+        ["--event", "document.indexed"],
+    ],
+    ids=lambda args: " ".join(args[1:]),
+)
+def test_send_test_of_every_family_is_processed_and_logged_once(example: Running, args: list[str]) -> None:
+    result = cli("send-test", example.url("/webhooks/kreuzberg"), *args)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert '{"status":"processed"}' in result.stdout
+    assert f"event={args[1]}" in result.stdout
+    assert "t-v1" in result.stdout
+    event_id = re.search(r"event_id=([0-9a-f-]{36})", result.stdout)
+    assert event_id, result.stdout
+    assert [line["type"] for line in example.logged(event_id=event_id.group(1))] == [args[1]]
+
+
 def test_send_test_of_a_mis_signed_webhook_event_is_401(example: Running) -> None:
     result = cli("send-test", example.url("/webhooks/kreuzberg"), "--shape", "webhook", "--wrong-signature")
     assert result.returncode == 0  # refused as it should be (issue 10 item 13)
@@ -173,6 +195,27 @@ def test_send_test_of_a_mis_signed_webhook_event_is_401(example: Running) -> Non
 
 
 # -- simulate ------------------------------------------------------------------------------
+
+
+def test_simulate_every_family_with_duplicates_handles_each_event_once(example: Running) -> None:
+    before = len(example.logged())
+    result = cli(
+        "simulate",
+        example.url("/webhooks/kreuzberg"),
+        "--event", "all",
+        "--event", "document.indexed",
+        "--events", "24",
+        "--duplicates", "0.5",
+        "--concurrent-duplicates", "4",
+        "--time-scale", "0.01",
+        "--seed", "11",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert table(result.stdout)["total"] == 24
+    assert "no event lost: all 24 delivered" in result.stdout
+    handled = example.logged()[before:]
+    exactly_once(handled, 24)
+    assert {line["type"] for line in handled} >= {"crawl.completed", "auto_tune.completed", "document.indexed"}
 
 
 def test_simulate_with_duplicates_delivers_every_event_exactly_once_to_the_example(example: Running) -> None:
@@ -196,7 +239,7 @@ def test_simulate_with_duplicates_delivers_every_event_exactly_once_to_the_examp
     assert set(seen) <= {"200", "429"}, seen
     assert sum(seen.values()) > 24 + 6  # the duplicates really went out
     assert result.stderr == ""  # no progress bar when stderr is not a terminal
-    ids = set(re.findall(r"\b[0-9A-Z]{26}\b", result.stdout))
+    ids = set(re.findall(r"\b[0-9a-f]{8}(?:-[0-9a-f]{4}){3}-[0-9a-f]{12}\b", result.stdout))
     assert not ids  # nothing lost, so no event is listed
 
 
@@ -260,5 +303,5 @@ def test_simulate_of_job_documents_delivers_each_once(flaky: Running) -> None:
     result = cli("simulate", flaky.url("/flaky"), "--events", "6", "--shape", "document", "--time-scale", "0.002")
     assert result.returncode == 0, result.stdout + result.stderr
     assert table(result.stdout)["total"] == 6
-    documents = [entry for entry in flaky.logged(path="flaky") if not str(entry["event_id"]).isalnum()]
+    documents = [entry for entry in flaky.logged(path="flaky") if entry["attempt"] is None]  # not a small event
     exactly_once(documents, 6)

@@ -31,5 +31,4 @@ def record_job(event: Event) -> None:
 
 @receiver(webhook_received)
 def log_job(sender: Any, event: Event, **kwargs: Any) -> None:
-    # An event of a type this version does not know carries no status.
-    logger.info("Kreuzberg %s for job %s (status %s)", event.type, event.job_id, getattr(event, "status", None))
+    logger.info("Kreuzberg %s %s", event.type, event.job_id or event.event_id)  # an unknown event has no status
