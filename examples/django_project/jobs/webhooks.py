@@ -2,7 +2,8 @@
 
 A handler registered with ``on()`` runs once per event (retries and duplicates
 are answered before it); the ``webhook_received`` signal is sent right after,
-for the parts of a project that prefer Django signals.
+for the parts of a project that prefer Django signals. In inbox mode
+(``KREUZBERG_INBOX=1``) both run in the inbox worker, with ``request=None``.
 """
 
 from __future__ import annotations
