@@ -11,9 +11,9 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from kreuzberg_webhooks import _inbox_cli
 from kreuzberg_webhooks.adapters.django.conf import get_receiver
-from kreuzberg_webhooks.cli import CommandError as CliError
+from kreuzberg_webhooks.cli import inbox as _inbox_cli
+from kreuzberg_webhooks.cli.helpers import CommandError as CliError
 from kreuzberg_webhooks.exceptions import ConfigurationError
 from kreuzberg_webhooks.inbox.django import runtime
 

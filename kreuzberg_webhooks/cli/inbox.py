@@ -1,6 +1,6 @@
 """The ``inbox`` commands of the command line: list, show, retry, purge and worker.
 
-Kept apart from :mod:`kreuzberg_webhooks.cli`; standard library only at import
+Standard library only at import
 (an inbox's backend imports its driver when it is opened).
 """
 
@@ -15,8 +15,8 @@ import threading
 from datetime import UTC, datetime
 from typing import Any
 
-from .cli import EXIT_FAILED, EXIT_OK, CommandError, UsageError, _Formatter, _paragraphs, _positive_float, _positive_int
-from .exceptions import ConfigurationError, StoreUnavailable
+from ..exceptions import ConfigurationError, StoreUnavailable
+from .helpers import EXIT_FAILED, EXIT_OK, CommandError, Formatter, UsageError, paragraphs, positive_float, positive_int
 
 __all__ = ["INBOX_URL_ENV", "add_inbox_commands"]
 
@@ -32,7 +32,7 @@ def _open(args: argparse.Namespace) -> Any:
     url = args.store or os.environ.get(INBOX_URL_ENV, "")
     if not url:
         raise UsageError(f"no inbox: pass --store URL or set {INBOX_URL_ENV}")
-    from .inbox import open_inbox
+    from ..inbox import open_inbox
 
     try:
         return open_inbox(url)
@@ -45,7 +45,7 @@ def _open(args: argparse.Namespace) -> Any:
 
 
 def _state(value: str | None) -> Any:
-    from .inbox import DeliveryState
+    from ..inbox import DeliveryState
 
     return None if value is None else DeliveryState(value)
 
@@ -173,9 +173,9 @@ def _cmd_purge(args: argparse.Namespace, io: Any) -> int:
 
 
 def _cmd_worker(args: argparse.Namespace, io: Any) -> int:
-    from .inbox import RetryPolicy
-    from .inbox.worker import InboxWorker
-    from .receiver import Receiver
+    from ..inbox import RetryPolicy
+    from ..inbox.worker import InboxWorker
+    from ..receiver import Receiver
 
     module_name, _, attribute = args.receiver.partition(":")
     if not module_name or not attribute:
@@ -210,12 +210,12 @@ def add_inbox_commands(commands: Any, prog: str) -> None:
     inbox_cmd = commands.add_parser(
         "inbox",
         help="look at and operate the inbox of deliveries (inbox mode)",
-        description=_paragraphs(
+        description=paragraphs(
             "Look at the deliveries an inbox holds, queue failed ones again, delete old ones, or run a "
             f"worker. The inbox is given by --store URL or ${INBOX_URL_ENV}: sqlite:///path.db, "
             "postgresql://..., redis://..."
         ),
-        formatter_class=_Formatter,
+        formatter_class=Formatter,
         epilog=f"""examples:
   {prog} inbox list --store sqlite:///kreuzberg-webhooks.sqlite3 --state dead
   {prog} inbox show 01HZQ... --store sqlite:///kreuzberg-webhooks.sqlite3 --body
@@ -231,7 +231,7 @@ def add_inbox_commands(commands: Any, prog: str) -> None:
     list_cmd = actions.add_parser("list", help="one line per delivery: event id, state, attempts…")
     store_option(list_cmd)
     list_cmd.add_argument("--state", choices=_STATES, help="only deliveries in this state")
-    list_cmd.add_argument("--limit", type=_positive_int, default=100, help="at most this many (default: %(default)s)")
+    list_cmd.add_argument("--limit", type=positive_int, default=100, help="at most this many (default: %(default)s)")
     list_cmd.set_defaults(run=_guard(_cmd_list))
 
     show_cmd = actions.add_parser("show", help="everything about one delivery")
@@ -257,7 +257,7 @@ def add_inbox_commands(commands: Any, prog: str) -> None:
     purge_cmd.add_argument("--state", choices=("done", "dead", "queued"), required=True, help="which to delete")
     purge_cmd.add_argument(
         "--older-than",
-        type=lambda v: 0.0 if v.strip() in ("0", "0.0") else _positive_float(v),
+        type=lambda v: 0.0 if v.strip() in ("0", "0.0") else positive_float(v),
         default=0.0,
         metavar="SECONDS",
         help="only those unchanged for this long (default: all)",
@@ -271,13 +271,13 @@ def add_inbox_commands(commands: Any, prog: str) -> None:
     store_option(worker_cmd)
     worker_cmd.add_argument(
         "--lease",
-        type=_positive_float,
+        type=positive_float,
         default=None,
         help="seconds a dead worker's claim holds; renewed while a handler runs (default: the receiver's lease)",
     )
-    worker_cmd.add_argument("--poll-interval", type=_positive_float, default=1.0, help="seconds (%(default)s)")
-    worker_cmd.add_argument("--retry-delay", type=_positive_float, default=10.0, help="first retry delay (%(default)s)")
-    worker_cmd.add_argument("--retry-max-delay", type=_positive_float, default=3600.0, help="cap (%(default)s)")
-    worker_cmd.add_argument("--max-attempts", type=_positive_int, default=30, help="then dead (%(default)s)")
-    worker_cmd.add_argument("--max-age", type=_positive_float, default=3 * 24 * 3600.0, help="seconds, then dead")
+    worker_cmd.add_argument("--poll-interval", type=positive_float, default=1.0, help="seconds (%(default)s)")
+    worker_cmd.add_argument("--retry-delay", type=positive_float, default=10.0, help="first retry delay (%(default)s)")
+    worker_cmd.add_argument("--retry-max-delay", type=positive_float, default=3600.0, help="cap (%(default)s)")
+    worker_cmd.add_argument("--max-attempts", type=positive_int, default=30, help="then dead (%(default)s)")
+    worker_cmd.add_argument("--max-age", type=positive_float, default=3 * 24 * 3600.0, help="seconds, then dead")
     worker_cmd.set_defaults(run=_guard(_cmd_worker))
