@@ -20,11 +20,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
-from .body import BodyReader
 from .exceptions import MethodNotAllowed, PayloadTooLarge, WebhookError
 from .lifecycle import _Trace, conclude
 from .outcome import Outcome
-from .verify import header_value
+from .protocol.body import BodyReader
+from .protocol.headers import header_value
 
 if TYPE_CHECKING:
     from .receiver import Receiver

@@ -25,8 +25,8 @@ from typing import TYPE_CHECKING, Any, Literal, TypeAlias, TypeVar, cast
 
 from .events import Event
 from .exceptions import DeliveryInFlight, HandlerFailed, StoreUnavailable, WebhookError
-from .keys import delivery_key
 from .outcome import DeliveryReport, Mode, Outcome, application_answer
+from .protocol.keys import delivery_key
 from .stores.base import Claim, ClaimState
 
 if TYPE_CHECKING:

@@ -37,6 +37,7 @@ import pytest
 
 from .adapters._missing import require
 from .events import event_type_for
+from .protocol.verify import DEFAULT_SIGNATURE_HEADER, Secrets
 from .receiver import Receiver
 from .stores.base import AsyncReplayStore, ReplayStore
 from .stores.memory import MemoryStore
@@ -51,7 +52,6 @@ from .testing import (
     signed_delivery,
     webhook_event_payload,
 )
-from .verify import DEFAULT_SIGNATURE_HEADER, Secrets
 
 __all__ = [
     "DEFAULT_TEST_SECRET",

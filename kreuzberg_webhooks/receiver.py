@@ -32,9 +32,10 @@ from .exceptions import ConfigurationError
 from .exchange import Exchange
 from .lifecycle import Delivery, run_async, run_coroutine, run_sync
 from .outcome import DeliveryReport, Outcome
+from .protocol.headers import header_value
+from .protocol.verify import Secrets, Verifier
 from .stores.base import AsyncReplayStore, ReplayStore
 from .stores.memory import MemoryStore
-from .verify import Secrets, Verifier, header_value
 
 __all__ = [
     "CATCH_ALL",
@@ -305,7 +306,7 @@ class Receiver:
         """Run the handlers of a *trusted* event exactly once (the inbox worker, the reconciler).
 
         No signature or window check: the caller vouches for the event. The
-        claim is keyed like a delivery's (``kreuzberg_webhooks.keys``), so an
+        claim is keyed like a delivery's (``kreuzberg_webhooks.protocol.keys``), so an
         event that also arrives by webhook runs its handlers once in all.
         """
         self.require_sync()

@@ -32,6 +32,7 @@ from typing import IO, Any, TypeAlias
 from urllib.parse import SplitResult, urlsplit
 
 from .events import event_type_for
+from .protocol.verify import DEFAULT_SIGNATURE_HEADER
 from .testing import (
     SCHEMES,
     crawl_job_document_payload,
@@ -42,7 +43,6 @@ from .testing import (
     statuses_for_event,
     webhook_event_payload,
 )
-from .verify import DEFAULT_SIGNATURE_HEADER
 
 __all__ = [
     "MAX_ATTEMPTS",

@@ -33,7 +33,7 @@ from kreuzberg_webhooks import (
     WebhookEvent,
     parse_event,
 )
-from kreuzberg_webhooks.keys import delivery_key
+from kreuzberg_webhooks.protocol.keys import delivery_key
 from kreuzberg_webhooks.testing import (
     FrozenClock,
     job_document_payload,

@@ -26,8 +26,8 @@ from kreuzberg_webhooks.exceptions import (
     MissingSignature,
     SignatureMismatch,
 )
-from kreuzberg_webhooks.signing import parse_signature_header, prekey, verify_prekeyed
-from kreuzberg_webhooks.verify import decode_json
+from kreuzberg_webhooks.protocol.signing import parse_signature_header, prekey, verify_prekeyed
+from kreuzberg_webhooks.protocol.verify import decode_json
 
 PROPERTIES = settings(max_examples=400, deadline=None)
 
@@ -371,7 +371,7 @@ def test_an_outcome_built_through_its_slots_equals_one_built_by_its_constructor(
 
 
 def test_a_body_reader_keeps_one_copy_of_the_body_once_joined() -> None:
-    from kreuzberg_webhooks.body import BodyReader
+    from kreuzberg_webhooks.protocol.body import BodyReader
 
     reader = BodyReader(100)
     for chunk in (b"ab", b"cd", b"ef"):

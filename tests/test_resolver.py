@@ -20,7 +20,7 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-import kreuzberg_webhooks.verify as verify_module
+import kreuzberg_webhooks.protocol.verify as verify_module
 from kreuzberg_webhooks import (
     ConfigurationError,
     JobEvent,
@@ -31,7 +31,7 @@ from kreuzberg_webhooks import (
     WebhookError,
     sign,
 )
-from kreuzberg_webhooks.resolver import PROJECT_ID_SCAN_LIMIT, is_async_resolver, peek_project_id
+from kreuzberg_webhooks.protocol.resolver import PROJECT_ID_SCAN_LIMIT, is_async_resolver, peek_project_id
 from kreuzberg_webhooks.testing import job_event_payload, signed_delivery
 
 SECRET = "resolver-test-secret-0123456789abcdef0123"

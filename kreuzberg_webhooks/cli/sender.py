@@ -18,7 +18,8 @@ from typing import IO, Any, NoReturn
 from .. import __version__
 from ..events import JobEvent, JobStatus, WebhookEvent, event_type_for
 from ..exceptions import ConfigurationError, WebhookError
-from ..signing import Sha256Signature, SignatureScheme, TimestampedSignature
+from ..protocol.signing import Sha256Signature, SignatureScheme, TimestampedSignature
+from ..protocol.verify import DEFAULT_MAX_BODY_SIZE, DEFAULT_SIGNATURE_HEADER, ReplayWindow, Verifier
 from ..simulate import Simulation, redact_url
 from ..testing import (
     EVENT_TYPES,
@@ -32,7 +33,6 @@ from ..testing import (
     statuses_for_event,
     webhook_event_payload,
 )
-from ..verify import DEFAULT_MAX_BODY_SIZE, DEFAULT_SIGNATURE_HEADER, ReplayWindow, Verifier
 from .helpers import (
     EXIT_FAILED,
     EXIT_OK,

@@ -10,7 +10,7 @@ job still open after the grace period is fetched with one ``GET
 
 Exactly once across both paths (``docs/contract.md`` §4c) rests on the replay
 store, not on the tracker: ``process`` claims the same key a webhook of the
-same job and event type claims (``kreuzberg_webhooks.keys``), so a job whose
+same job and event type claims (``kreuzberg_webhooks.protocol.keys``), so a job whose
 webhook was processed — by any worker, even one whose report the tracker
 missed — comes back ``duplicate`` and is only closed. Closing on a webhook
 saves the request; it is never what keeps a handler from running twice.

@@ -20,10 +20,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..signing import sign, sign_timestamped
+from ..protocol.signing import sign, sign_timestamped
+from ..protocol.verify import DEFAULT_SIGNATURE_HEADER
 from ..simulate import MAX_ATTEMPTS, RETRY_DELAYS, Transport, Verdict, classify
 from ..testing import new_event_id
-from ..verify import DEFAULT_SIGNATURE_HEADER
 
 __all__ = ["Scheduler", "WebhookAttempt", "WebhookDelivery", "WebhookSender"]
 

@@ -6,7 +6,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from .._settings import duration
+from ..protocol.durations import duration
 from .base import DeliveryState, InboxEntry, InboxRecord
 
 #: The columns every SQL inbox (and the Django model) selects, in this order: what

@@ -37,10 +37,10 @@ from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 
-from .._settings import duration
-from ..decoding import decode_json
 from ..events import Event, parse_event
 from ..exceptions import ConfigurationError, StoreUnavailable, WebhookError
+from ..protocol.decoding import decode_json
+from ..protocol.durations import duration
 from .base import DEFAULT_LEASE, AsyncInbox, DeliveryState, Inbox, InboxClaim, InboxRecord, RetryPolicy
 
 if TYPE_CHECKING:

@@ -10,8 +10,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from .._settings import duration, refuse_duration
 from ..exceptions import ConfigurationError, StoreUnavailable
+from ..protocol.durations import duration, refuse_duration
 from .base import Claim, ClaimState
 
 __all__ = ["SQLiteStore"]

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Protocol, TypeAlias
 if TYPE_CHECKING:
     from hashlib import _Hash
 
-from .exceptions import ConfigurationError, MalformedSignature, MissingSignature, SignatureMismatch
+from ..exceptions import ConfigurationError, MalformedSignature, MissingSignature, SignatureMismatch
 from .window import ReplayWindow
 
 __all__ = [
