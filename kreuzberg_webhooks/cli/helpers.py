@@ -17,7 +17,7 @@ from collections.abc import Callable
 from typing import IO, NoReturn, TypeVar
 from urllib.parse import urlsplit
 
-from ..simulate import Transport, http_transport, redact_url
+from ..testing.simulate import Transport, http_transport, redact_url
 
 __all__ = [
     "EXIT_FAILED",

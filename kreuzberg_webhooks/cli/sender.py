@@ -20,7 +20,6 @@ from ..events import JobEvent, JobStatus, WebhookEvent, event_type_for
 from ..exceptions import ConfigurationError, WebhookError
 from ..protocol.signing import Sha256Signature, SignatureScheme, TimestampedSignature
 from ..protocol.verify import DEFAULT_MAX_BODY_SIZE, DEFAULT_SIGNATURE_HEADER, ReplayWindow, Verifier
-from ..simulate import Simulation, redact_url
 from ..testing import (
     EVENT_TYPES,
     SCHEMES,
@@ -33,6 +32,7 @@ from ..testing import (
     statuses_for_event,
     webhook_event_payload,
 )
+from ..testing.simulate import Simulation, redact_url
 from .helpers import (
     EXIT_FAILED,
     EXIT_OK,
