@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from .._postgres import DEFAULT_CONNECT_TIMEOUT, AsyncConnections, SyncConnections, check_table
+from .._backends.postgres import DEFAULT_CONNECT_TIMEOUT, AsyncConnections, SyncConnections, check_table
 from ._rows import (
     COLUMN_NAMES,
     LISTED,

@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from .._postgres import DEFAULT_CONNECT_TIMEOUT, AsyncConnections, SyncConnections, check_table
+from .._backends.postgres import DEFAULT_CONNECT_TIMEOUT, AsyncConnections, SyncConnections, check_table
 from ..exceptions import ConfigurationError
 from .base import Claim, ClaimState
 
