@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import math
 import os
 import secrets
 import sqlite3
@@ -22,6 +21,7 @@ from ._rows import (
     LISTED,
     check_lease,
     check_limit,
+    check_purge,
     headers_to_text,
     record_from_listed_row,
     record_from_row,
@@ -370,11 +370,7 @@ class SQLiteInbox:
 
     def purge(self, state: DeliveryState, older_than: float = 0.0) -> int:
         """Delete the deliveries in *state* unchanged for *older_than* seconds; how many went."""
-        state = DeliveryState(state)
-        if state is DeliveryState.RUNNING:
-            raise ValueError("a running delivery cannot be purged")
-        if not (math.isfinite(older_than) and older_than >= 0):
-            raise ValueError("older_than must be a non-negative number of seconds")
+        state, older_than = check_purge(state, older_than)
         with self._write(durable=True) as conn:
             cursor = conn.execute(
                 f"DELETE FROM {TABLE} WHERE state = ? AND updated_at <= ?", (state.value, self._clock() - older_than)
