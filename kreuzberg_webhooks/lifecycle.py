@@ -398,7 +398,7 @@ def _perform_sync(rx: Receiver, step: Step) -> Any:
             time.sleep(step.delay)
         return getattr(rx.store, step.name)(*step.args)
     if isinstance(step, Verify):
-        return rx.verifier.check(step.body, step.headers)
+        return rx.verifier.verify_scoped(step.body, step.headers)
     if isinstance(step, Enqueue):
         return rx.inbox.enqueue(step.entry)
     rx.dispatch(step.event)
@@ -442,9 +442,9 @@ async def _drive_async(rx: Receiver, flow: Flow[T], error: Exception | None) -> 
             elif type(step) is Verify:
                 verifier = rx.verifier
                 if verifier.is_async:  # an async secret resolver is awaited
-                    value = await verifier.check_async(step.body, step.headers)
+                    value = await verifier.verify_scoped_async(step.body, step.headers)
                 else:
-                    value = verifier.check(step.body, step.headers)
+                    value = verifier.verify_scoped(step.body, step.headers)
             elif type(step) is Dispatch:
                 handlers, threaded = rx._table(step.event)
                 if threaded:

@@ -359,7 +359,7 @@ def test_with_a_resolver_one_job_is_handled_once_whichever_shape_arrives(order: 
     reasons = [rx.handle(*shapes[i]).reason for i in order]
     assert reasons == ["processed", "duplicate", "duplicate"]
     assert len(completed) == 1
-    scopes = {Verifier(_project_secrets, clock=FrozenClock(NOW)).check(*shape).scope for shape in shapes}
+    scopes = {Verifier(_project_secrets, clock=FrozenClock(NOW)).verify_scoped(*shape).scope for shape in shapes}
     assert scopes == {PROJECT}
 
 
@@ -417,8 +417,9 @@ def test_a_resolver_answering_plain_secrets_for_no_project_is_warned_about_once(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     verifier = Verifier(lambda project: SECRET, clock=FrozenClock(NOW))
+    delivery = signed_delivery(SECRET, webhook_event_payload(now=NOW), signed_at=NOW)
     for _ in range(3):
-        assert verifier.check(*signed_delivery(SECRET, webhook_event_payload(now=NOW), signed_at=NOW)).scope == ""
+        assert verifier.verify_scoped(*delivery).scope == ""
     warned = [record for record in caplog.records if "answer a mapping" in record.getMessage()]
     assert len(warned) == 1
     assert SECRET not in caplog.text

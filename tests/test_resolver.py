@@ -383,6 +383,6 @@ def test_an_async_resolver_serves_the_receivers_async_path_and_scopes_the_key() 
     again = asyncio.run(receiver.handle_async(body, headers))
     assert (first.reason, again.reason) == ("processed", "duplicate")
     assert [str(event.job_id) for event in seen] == [payload["job_id"]]
-    assert asyncio.run(receiver.verifier.check_async(body, headers)).scope == payload["project_id"]
+    assert asyncio.run(receiver.verifier.verify_scoped_async(body, headers)).scope == payload["project_id"]
     with pytest.raises(ConfigurationError, match="coroutine function"):
         receiver.handle(body, headers)  # the sync path cannot await it: a setup error, not a 503 per delivery

@@ -15,7 +15,7 @@ its claim until the lease ends; then any worker takes it again.
 
 Run it embedded — :meth:`InboxWorker.start` (a thread, for WSGI apps) or
 :meth:`InboxWorker.start_async` (a task, for ASGI apps), both stopped with the
-application (see :mod:`kreuzberg_webhooks.inbox.embed`) — or hand the work to
+application (:mod:`kreuzberg_webhooks.inbox.asgi` ties one to an ASGI lifespan) — or hand the work to
 a task queue (:mod:`kreuzberg_webhooks.inbox.celery`, :mod:`kreuzberg_webhooks.inbox.rq`).
 """
 

@@ -64,7 +64,7 @@ from .signing import (
     normalize_secrets,
     prekey,
     resolve_schemes,
-    verify_prekeyed,
+    signing_key_index,
 )
 from .window import ReplayWindow
 
@@ -242,7 +242,7 @@ class Verifier:
         their secrets, or ``None`` for an unknown project (see
         :mod:`kreuzberg_webhooks.protocol.resolver`). The delivery's scope is the project
         that owns the secret which verified it (``docs/contract.md`` §4c). An ``async``
-        resolver works on the async path only (:meth:`check_async`, :meth:`verify_async`).
+        resolver works on the async path only (:meth:`verify_scoped_async`, :meth:`verify_async`).
     :param header: the signature header's name (case-insensitive).
     :param window: the :class:`ReplayWindow` for the signed ``timestamp`` in the body.
     :param document_window: the :class:`ReplayWindow` for a job document's
@@ -386,7 +386,7 @@ class Verifier:
 
     @property
     def is_async(self) -> bool:
-        """Whether the secret resolver is a coroutine function: only :meth:`check_async` and
+        """Whether the secret resolver is a coroutine function: only :meth:`verify_scoped_async` and
         :meth:`verify_async` can use this verifier."""
         return self._async_resolver
 
@@ -394,16 +394,18 @@ class Verifier:
         """A :class:`BodyReader` bound to this verifier's size limit."""
         return BodyReader(self.max_body_size, content_length)
 
-    def check(self, body: bytes, headers: Mapping[str, str], *, now: float | None = None) -> Verified:
+    def verify_scoped(self, body: bytes, headers: Mapping[str, str], *, now: float | None = None) -> Verified:
         """Like :meth:`verify`, with the signer's scope, and without the log line (the lifecycle writes it).
 
         Raises :class:`ConfigurationError` when the secret resolver is async
-        (:attr:`is_async`): that verifier needs :meth:`check_async`.
+        (:attr:`is_async`): that verifier needs :meth:`verify_scoped_async`.
         """
         return Verified(*self._verify(body, headers, now))
 
-    async def check_async(self, body: bytes, headers: Mapping[str, str], *, now: float | None = None) -> Verified:
-        """:meth:`check` for the async path: an ``async`` secret resolver is awaited.
+    async def verify_scoped_async(
+        self, body: bytes, headers: Mapping[str, str], *, now: float | None = None
+    ) -> Verified:
+        """:meth:`verify_scoped` for the async path: an ``async`` secret resolver is awaited.
 
         A plain resolver is called directly (keep it fast: it runs on the loop);
         one that returns an awaitable has it awaited.
@@ -433,7 +435,7 @@ class Verifier:
     async def verify_async(self, body: bytes, headers: Mapping[str, str], *, now: float | None = None) -> Event:
         """:meth:`verify` for an event loop: an ``async`` secret resolver is awaited."""
         try:
-            return (await self.check_async(body, headers, now=now)).event
+            return (await self.verify_scoped_async(body, headers, now=now)).event
         except WebhookError as error:
             _log_rejection(error)
             raise
@@ -486,7 +488,7 @@ class Verifier:
         elif header is None:
             raise MissingSignature()
         elif self._sha256_fast and type(header) is str and header.startswith(SIGNATURE_PREFIX):
-            index = verify_prekeyed(body, header, self._macs if resolved is None else prekey(secrets))
+            index = signing_key_index(body, header, self._macs if resolved is None else prekey(secrets))
         elif self._timestamped_fast is not None and type(header) is str and header.startswith("t="):
             index = self._timestamped_fast.verify(
                 body, header, self._macs if resolved is None else prekey(secrets), now
