@@ -1,8 +1,8 @@
 """Per-project secret resolvers: bounded work before the signature, and every kind of answer handled evenly.
 
-Issue 10 item 1 (a forged body costs a resolver-backed verifier what it costs
-with a static secret) and item 12 (a misconfigured resolver is loud and
-retryable, never a permanent 401; async resolvers on the async path).
+A forged body costs a resolver-backed verifier what it costs with a static
+secret; a misconfigured resolver is loud and retryable, never a permanent 401;
+async resolvers run on the async path.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""A job document carries no ``timestamp``: its replay is bounded by the signed times it carries (issue 10 item 10).
+"""A job document carries no ``timestamp``: its replay is bounded by the signed times it carries.
 
 ``created_at`` (or a later ``completed_at``) must lie inside the verifier's
 document window, 7 days back by default; the longest span the verifier
