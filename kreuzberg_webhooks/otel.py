@@ -241,7 +241,7 @@ def _labels(report: DeliveryReport) -> dict[str, AttributeValue]:
 def _span_attributes(report: DeliveryReport) -> dict[str, AttributeValue]:
     attributes: dict[str, AttributeValue] = {
         "kreuzberg_webhooks.duplicate": report.duplicate,
-        "kreuzberg_webhooks.protocol.verify.duration": report.verify_seconds,
+        "kreuzberg_webhooks.verify.duration": report.verify_seconds,
         "kreuzberg_webhooks.store.duration": report.store_seconds,
         "kreuzberg_webhooks.handler.duration": report.handler_seconds,
     }
