@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from kreuzberg_webhooks import MemoryStore, Receiver, Verifier
-from kreuzberg_webhooks.signing import verify_signature
+from kreuzberg_webhooks.protocol.signing import verify_signature
 
 from . import deliveries
 from .timing import Candidate, Timings, interleave

@@ -49,7 +49,8 @@ from .exceptions import (
     UnknownProject,
     WebhookError,
 )
-from .keys import (
+from .outcome import DeliveryReport
+from .protocol.keys import (
     MAX_EVENT_ID_LENGTH,
     MAX_EVENT_TYPE_LENGTH,
     MAX_JOB_ID_LENGTH,
@@ -57,9 +58,7 @@ from .keys import (
     MAX_SCOPE_LENGTH,
     MAX_STATUS_LENGTH,
 )
-from .outcome import DeliveryReport
-from .receiver import Delivery, Outcome, Receiver
-from .signing import (
+from .protocol.signing import (
     Sha256Signature,
     SignatureScheme,
     TimestampedSignature,
@@ -68,8 +67,9 @@ from .signing import (
     sign_timestamped,
     verify_signature,
 )
+from .protocol.verify import DEFAULT_MAX_BODY_SIZE, DEFAULT_SIGNATURE_HEADER, BodyReader, ReplayWindow, Verifier
+from .receiver import Delivery, Outcome, Receiver
 from .stores import AsyncReplayStore, Claim, ClaimState, MemoryStore, ReplayStore, SQLiteStore
-from .verify import DEFAULT_MAX_BODY_SIZE, DEFAULT_SIGNATURE_HEADER, BodyReader, ReplayWindow, Verifier
 
 __version__ = "0.1.0"
 

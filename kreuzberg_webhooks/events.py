@@ -35,7 +35,7 @@ from uuid import UUID
 
 from ._hot import parse_uuid, project_uuid, slot_setter
 from .exceptions import InvalidField, InvalidPayload, MissingField
-from .keys import (
+from .protocol.keys import (
     MAX_EVENT_ID_LENGTH,
     MAX_EVENT_TYPE_LENGTH,
     MAX_JOB_ID_LENGTH,
@@ -229,7 +229,7 @@ class _Document:
     """What both document shapes derive from their signed ``id`` and ``status``.
 
     They carry no event id, so replay protection rests on the signed job id
-    and the type its status gives (``kreuzberg_webhooks.keys``).
+    and the type its status gives (``kreuzberg_webhooks.protocol.keys``).
     """
 
     __slots__ = ()
@@ -535,7 +535,7 @@ def _uuid(value: Any, name: str) -> UUID:
 def canonical_job_id(value: str) -> str | None:
     """The canonical spelling of a job id: a UUID in any spelling ``uuid.UUID`` reads is
     written lower-case with hyphens, any other non-empty printable string (a ULID) is kept
-    as sent (a digest past :data:`~kreuzberg_webhooks.keys.MAX_JOB_ID_LENGTH`).
+    as sent (a digest past :data:`~kreuzberg_webhooks.protocol.keys.MAX_JOB_ID_LENGTH`).
     ``None`` for an empty or unprintable string."""
     if _CANONICAL_UUID.fullmatch(value):
         return value

@@ -24,8 +24,8 @@ from typing import Any, ClassVar, Literal, TypeAlias, TypeVar
 
 from .events import Event
 from .exceptions import DeliveryInFlight, HandlerFailed, StoreUnavailable, WebhookError
-from .keys import delivery_key
 from .outcome import DeliveryMode, Observer, Outcome, Timings, application_answer, conclude, event_label, report
+from .protocol.keys import delivery_key
 from .stores.base import Claim, ClaimState
 
 __all__ = [

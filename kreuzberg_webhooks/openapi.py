@@ -11,9 +11,9 @@ from __future__ import annotations
 from typing import Any
 
 from .exceptions import WebhookError
-from .keys import MAX_EVENT_ID_LENGTH, MAX_JOB_ID_LENGTH
-from .signing import DEFAULT_SCHEMES
-from .verify import DEFAULT_SIGNATURE_HEADER
+from .protocol.keys import MAX_EVENT_ID_LENGTH, MAX_JOB_ID_LENGTH
+from .protocol.signing import DEFAULT_SCHEMES
+from .protocol.verify import DEFAULT_SIGNATURE_HEADER
 
 __all__ = ["ANSWER_SCHEMA", "ERROR_SCHEMA", "PAYLOAD_SCHEMAS", "webhook_operation"]
 

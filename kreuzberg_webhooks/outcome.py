@@ -119,7 +119,7 @@ class DeliveryReport:
     mode: DeliveryMode
     #: ``webhook``, ``inbox``, ``reconcile`` …: which path brought the event.
     via: str
-    #: Who signed it (``kreuzberg_webhooks.keys``): ``""`` with static secrets, else the project.
+    #: Who signed it (``kreuzberg_webhooks.protocol.keys``): ``""`` with static secrets, else the project.
     scope: str
     event_type: str | None
     event_id: str | None

@@ -38,9 +38,10 @@ from .exceptions import ConfigurationError
 from .exchange import Exchange
 from .lifecycle import Delivery, DeliveryStep, Enqueue, RunHandlers, StoreCall, Verify
 from .outcome import Observer, Outcome, Timings
+from .protocol.headers import header_value
+from .protocol.verify import Secrets, Verifier
 from .stores.base import AsyncReplayStore, ReplayStore
 from .stores.memory import MemoryStore
-from .verify import Secrets, Verifier, header_value
 
 __all__ = [
     "CATCH_ALL",
@@ -320,7 +321,7 @@ class Receiver:
         """Run the handlers of a *trusted* event exactly once (the inbox worker, the reconciler).
 
         No signature or window check: the caller vouches for the event. The
-        claim is keyed like a delivery's (``kreuzberg_webhooks.keys``), so an
+        claim is keyed like a delivery's (``kreuzberg_webhooks.protocol.keys``), so an
         event that also arrives by webhook runs its handlers once in all.
         """
         self.require_sync()
@@ -404,7 +405,7 @@ class Receiver:
                 time.sleep(step.delay)
             return getattr(self._store, step.name)(*step.args)
         if isinstance(step, Verify):
-            return self.verifier.check(step.body, step.headers)
+            return self.verifier.verify_scoped(step.body, step.headers)
         if isinstance(step, RunHandlers):
             return self.dispatch(step.event)
         return self.inbox.enqueue(self._inbox_entry(step))
@@ -421,8 +422,8 @@ class Receiver:
             return await asyncio.to_thread(call, *step.args)
         if isinstance(step, Verify):
             if self.verifier.is_async:  # an async secret resolver is awaited
-                return await self.verifier.check_async(step.body, step.headers)
-            return self.verifier.check(step.body, step.headers)
+                return await self.verifier.verify_scoped_async(step.body, step.headers)
+            return self.verifier.verify_scoped(step.body, step.headers)
         if isinstance(step, RunHandlers):
             handlers, threaded = self._lookup(step.event)
             if threaded:

@@ -30,13 +30,13 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
-from .body import DEFAULT_MAX_BODY_SIZE
 from .exceptions import ConfigurationError
+from .protocol.body import DEFAULT_MAX_BODY_SIZE
+from .protocol.signing import DEFAULT_SCHEMES
+from .protocol.verify import DEFAULT_DOCUMENT_WINDOW, DEFAULT_SIGNATURE_HEADER
+from .protocol.window import ReplayWindow
 from .receiver import DEFAULT_LEASE, Receiver
-from .signing import DEFAULT_SCHEMES
 from .stores import AsyncReplayStore, ReplayStore, open_store
-from .verify import DEFAULT_DOCUMENT_WINDOW, DEFAULT_SIGNATURE_HEADER
-from .window import ReplayWindow
 
 __all__ = ["DEFAULTS", "MISSING", "receiver_from_settings"]
 

@@ -1,6 +1,6 @@
 """Fixtures every test module may use, built on the package's own testing kit.
 
-The package's pytest plugin (``kreuzberg_webhooks.pytest_plugin``, loaded by its
+The package's pytest plugin (``kreuzberg_webhooks.testing.pytest_plugin``, loaded by its
 entry point) adds the ``kreuzberg_*`` fixtures; these are the suite's own.
 """
 

@@ -305,7 +305,7 @@ def test_a_crawl_document_lists_the_jobs_it_spawned(listing: dict[str, Any]) -> 
     ],
 )
 def test_odd_child_entries_of_a_crawl_are_skipped_and_kept_in_raw(listing: dict[str, Any]) -> None:
-    # Issue 10 item 9: the children are not identity, dedupe or window; a 400 would lose the crawl.
+    # The children are not identity, dedupe or window; a 400 would lose the crawl.
     data = wire({"id": JOB_ID, "status": "partial_success", "created_at": "2025-12-21T10:00:00Z", **listing})
     event = parse_event(data)
     assert isinstance(event, CrawlJobDocument)

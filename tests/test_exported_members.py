@@ -49,7 +49,7 @@ def test_star_import_gives_exactly_all() -> None:
     assert sorted(namespace) == sorted(kreuzberg_webhooks.__all__)
 
 
-def test_the_issue_names_are_exported() -> None:
+def test_the_signing_and_verifying_names_are_exported() -> None:
     for name in ("sign", "Verifier", "WebhookError", "WebhookEvent", "sign_timestamped", "TimestampedSignature"):
         assert name in kreuzberg_webhooks.__all__
 

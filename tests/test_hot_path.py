@@ -26,8 +26,8 @@ from kreuzberg_webhooks.exceptions import (
     MissingSignature,
     SignatureMismatch,
 )
-from kreuzberg_webhooks.signing import parse_signature_header, prekey, verify_prekeyed
-from kreuzberg_webhooks.verify import decode_json
+from kreuzberg_webhooks.protocol.signing import parse_signature_header, prekey, signing_key_index
+from kreuzberg_webhooks.protocol.verify import decode_json
 
 PROPERTIES = settings(max_examples=400, deadline=None)
 
@@ -287,7 +287,7 @@ def test_an_event_built_through_its_slots_equals_one_built_by_its_constructor(
 
 
 def _reference_index(body: bytes, digest: bytes, keys: list[bytes]) -> int | None:
-    """The first key whose ``hmac.digest`` equals *digest*: what verify_prekeyed must answer."""
+    """The first key whose ``hmac.digest`` equals *digest*: what signing_key_index must answer."""
     for index, key in enumerate(keys):
         if hmac.compare_digest(hmac.digest(key, body, "sha256"), digest):
             return index
@@ -322,10 +322,10 @@ def test_verify_prekeyed_equals_hmac_digest_verification(
             expected = _reference_index(body, digest, keys)
             if expected is None:
                 with pytest.raises(SignatureMismatch):
-                    verify_prekeyed(body, header, prepared)
+                    signing_key_index(body, header, prepared)
             else:
-                assert verify_prekeyed(body, header, prepared) == expected
-                assert verify_prekeyed(body, header.encode(), prepared) == expected
+                assert signing_key_index(body, header, prepared) == expected
+                assert signing_key_index(body, header.encode(), prepared) == expected
 
 
 # -- the ASGI middleware's lazy headers -----------------------------------------------
@@ -362,7 +362,7 @@ def test_the_project_uuid_cache_answers_like_the_parser(values: list[str]) -> No
 
 
 def test_a_body_reader_keeps_one_copy_of_the_body_once_joined() -> None:
-    from kreuzberg_webhooks.body import BodyReader
+    from kreuzberg_webhooks.protocol.body import BodyReader
 
     reader = BodyReader(100)
     for chunk in (b"ab", b"cd", b"ef"):

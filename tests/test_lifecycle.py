@@ -20,7 +20,7 @@ from kreuzberg_webhooks import (
     Receiver,
     parse_event,
 )
-from kreuzberg_webhooks.keys import delivery_key
+from kreuzberg_webhooks.protocol.keys import delivery_key
 from kreuzberg_webhooks.testing import job_document_payload, job_event_payload, signed_delivery
 from tests.support import NOW, SECRET, Recorder
 

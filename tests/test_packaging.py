@@ -51,7 +51,16 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_the_wheel_carries_py_typed_and_every_subpackage(wheel: Path) -> None:
     names = set(zipfile.ZipFile(wheel).namelist())
     assert "kreuzberg_webhooks/py.typed" in names
-    for module in ("__init__.py", "verify.py", "receiver.py", "stores/__init__.py", "stores/sqlite.py"):
+    for module in (
+        "__init__.py",
+        "protocol/verify.py",
+        "receiver.py",
+        "stores/__init__.py",
+        "stores/sqlite.py",
+        "cli/__init__.py",
+        "testing/pytest_plugin.py",
+        "pytest_plugin.py",  # the old path of the plugin module, kept working
+    ):
         assert f"kreuzberg_webhooks/{module}" in names
     assert not any(name.startswith("tests/") for name in names)
 

@@ -1,4 +1,4 @@
-"""Settings that cannot work are refused when they are given, never discovered per delivery (issue 10 item 7).
+"""Settings that cannot work are refused when they are given, never discovered per delivery.
 
 One table: every constructor and setting, each nonsense value, one ConfigurationError.
 The lease and retention a store is handed per call are checked in the store

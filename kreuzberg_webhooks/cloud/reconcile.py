@@ -10,7 +10,7 @@ job still open after the grace period is fetched with one ``GET
 
 Exactly once across both paths (``docs/contract.md`` §4c) rests on the replay
 store, not on the tracker: ``process`` claims the same key a webhook of the
-same job and event type claims (``kreuzberg_webhooks.keys``), so a job whose
+same job and event type claims (``kreuzberg_webhooks.protocol.keys``), so a job whose
 webhook was processed — by any worker, even one whose report the tracker
 missed — comes back ``duplicate`` and is only closed. Closing on a webhook
 saves the request; it is never what keeps a handler from running twice.
@@ -34,7 +34,8 @@ from uuid import UUID
 
 from ..events import CrawlJobDocument, canonical_job_id
 from ..exceptions import ConfigurationError
-from ..simulate import MAX_ATTEMPTS, RETRY_DELAYS, SENDER_TIMEOUT
+from ..protocol.durations import duration
+from ..testing.simulate import MAX_ATTEMPTS, RETRY_DELAYS, SENDER_TIMEOUT
 from .client import AsyncJobsClient, JobsClient
 from .errors import InvalidAPIKey, JobNotFound, JobsAPIError, PermanentAPIError
 from .policy import Backoff, JobLookup, is_terminal
@@ -148,8 +149,7 @@ class _ReconcilerBase:
         not_found_grace: float = DEFAULT_NOT_FOUND_GRACE,
         on_abandoned: Callable[[TrackedJob, str], None] | None = None,
     ) -> None:
-        if not (math.isfinite(grace) and grace > 0):
-            raise ConfigurationError("grace must be a positive number of seconds")
+        grace = duration(grace, "grace")
         retention = float(getattr(receiver, "retention", math.inf))
         if not grace < retention:
             raise ConfigurationError(
@@ -158,8 +158,7 @@ class _ReconcilerBase:
             )
         if not (math.isfinite(max_age) and max_age > grace):
             raise ConfigurationError(f"max_age ({max_age:g} s) must be a finite number of seconds above grace")
-        if not (math.isfinite(not_found_grace) and not_found_grace >= 0):
-            raise ConfigurationError("not_found_grace must be 0 or a positive number of seconds")
+        not_found_grace = duration(not_found_grace, "not_found_grace", allow_zero=True)
         if grace < _SCHEDULE:
             logger.info("reconcile grace %.0f s is shorter than the sender's retry schedule (%.0f s)", grace, _SCHEDULE)
         if not (lease > 0 and batch_size >= 1 and closed_retention > 0):
@@ -396,8 +395,7 @@ class Reconciler(_ReconcilerBase):
 
     def start(self, interval: float) -> threading.Thread:
         """Run a pass every *interval* seconds in a background thread until :meth:`stop`."""
-        if not (math.isfinite(interval) and interval > 0):
-            raise ConfigurationError("interval must be a positive number of seconds")
+        interval = duration(interval, "interval")
         if self._thread is not None:
             return self._thread
         self._stop.clear()
@@ -514,8 +512,7 @@ class AsyncReconciler(_ReconcilerBase):
 
     def start(self, interval: float) -> asyncio.Task[None]:
         """Run a pass every *interval* seconds as a task on the running loop until :meth:`stop`."""
-        if not (math.isfinite(interval) and interval > 0):
-            raise ConfigurationError("interval must be a positive number of seconds")
+        interval = duration(interval, "interval")
         if self._task is None or self._task.done():
             self._task = asyncio.get_running_loop().create_task(self._loop(interval), name="kreuzberg-reconciler")
         return self._task

@@ -43,8 +43,9 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from ..exceptions import ConfigurationError
-from ..simulate import MIN_TIMEOUT, SENDER_TIMEOUT, Transport, http_transport
-from ..verify import DEFAULT_SIGNATURE_HEADER
+from ..protocol.durations import duration
+from ..protocol.verify import DEFAULT_SIGNATURE_HEADER
+from ..testing.simulate import MIN_TIMEOUT, SENDER_TIMEOUT, Transport, http_transport
 from .jobs import FAILURE_REASON, CrawlJob, Job, WebhookConfig, rfc3339
 from .multipart import FormError, parse_form
 from .webhooks import Scheduler, WebhookDelivery, WebhookSender, new_dashboard_payload
@@ -97,8 +98,7 @@ class Faults:
     def __post_init__(self) -> None:
         for name in ("drop", "duplicate", "concurrent", "api_errors", "rate_limited", "slow"):
             _rate(name, getattr(self, name))
-        if not (math.isfinite(self.slow_seconds) and self.slow_seconds >= 0):
-            raise ConfigurationError("slow_seconds must be a non-negative number")
+        duration(self.slow_seconds, "slow_seconds", allow_zero=True)
         value = self.retry_after
         if isinstance(value, bool) or not isinstance(value, (int, str)):
             raise ConfigurationError("retry_after must be whole seconds or a header value")
@@ -183,12 +183,10 @@ class Emulator:
             raise ConfigurationError("error_style must be 'envelope' or 'flat'")
         if status_case not in ("lower", "upper"):
             raise ConfigurationError("status_case must be 'lower' or 'upper'")
-        if not (math.isfinite(job_delay) and job_delay >= 0):
-            raise ConfigurationError("job_delay must be a non-negative number of seconds")
+        job_delay = duration(job_delay, "job_delay", allow_zero=True)
         if not (math.isfinite(time_scale) and time_scale > 0):
             raise ConfigurationError("time_scale must be a positive number")
-        if not (math.isfinite(read_timeout) and read_timeout > 0):
-            raise ConfigurationError("read_timeout must be a positive number of seconds")
+        read_timeout = duration(read_timeout, "read_timeout")
         if webhook_url is not None and urlsplit(webhook_url).scheme not in ("http", "https"):
             raise ConfigurationError("webhook_url must be an http:// or https:// URL")
         self._api_key = api_key.encode()

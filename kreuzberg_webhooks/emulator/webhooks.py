@@ -1,7 +1,7 @@
 """The emulator's webhook sender: the documented schedule, both formats, and injected faults.
 
 Each terminal job gives one *event*. Its delivery follows the sender's
-contract (``docs/contract.md`` §3), shared with :mod:`kreuzberg_webhooks.simulate`:
+contract (``docs/contract.md`` §3), shared with :mod:`kreuzberg_webhooks.testing.simulate`:
 up to 5 attempts, 5 s → 30 s → 5 min → 5 min apart (times the time scale),
 a stop on 2xx and on any 4xx but 429. Faults are drawn per event: never
 delivered at all, delivered once more after success, or its first attempt
@@ -20,10 +20,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..signing import sign, sign_timestamped
-from ..simulate import MAX_ATTEMPTS, RETRY_DELAYS, Transport, Verdict, classify
+from ..protocol.signing import sign, sign_timestamped
+from ..protocol.verify import DEFAULT_SIGNATURE_HEADER
 from ..testing import new_event_id
-from ..verify import DEFAULT_SIGNATURE_HEADER
+from ..testing.simulate import MAX_ATTEMPTS, RETRY_DELAYS, Transport, Verdict, classify
 
 __all__ = ["Scheduler", "WebhookAttempt", "WebhookDelivery", "WebhookSender"]
 

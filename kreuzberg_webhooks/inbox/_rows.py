@@ -1,4 +1,5 @@
-"""What the SQL inboxes share: the columns, and a row turned back into a record."""
+"""What the inboxes share: the columns (the Redis inbox's hash fields too), a row turned back
+into a record, and the checks of their arguments."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from .._settings import duration
+from ..protocol.durations import duration
 from .base import DeliveryState, InboxEntry, InboxRecord
 
 #: The columns every SQL inbox (and the Django model) selects, in this order: what
@@ -98,3 +99,12 @@ def check_limit(limit: int) -> int:
     if type(limit) is not int or limit < 1:
         raise ValueError("limit must be a positive whole number")
     return limit
+
+
+def check_purge(state: DeliveryState | str, older_than: float) -> tuple[DeliveryState, float]:
+    """*state* and *older_than* for a purge: never the running deliveries, and zero or more seconds
+    (:class:`ConfigurationError` is a ``ValueError``)."""
+    state = DeliveryState(state)
+    if state is DeliveryState.RUNNING:
+        raise ValueError("a running delivery cannot be purged")
+    return state, duration(older_than, "older_than", allow_zero=True)

@@ -39,8 +39,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Protocol, runtime_checkable
 
-from .._settings import duration
 from ..exceptions import ConfigurationError
+from ..protocol.durations import duration
 
 __all__ = [
     "DEFAULT_LEASE",
@@ -66,7 +66,7 @@ DEFAULT_LEASE = 120.0
 class InboxEntry:
     """One verified delivery, as the receiver writes it to the inbox.
 
-    :param key: the dedupe key (``kreuzberg_webhooks.keys.delivery_key``); one
+    :param key: the dedupe key (``kreuzberg_webhooks.protocol.keys.delivery_key``); one
         record per key.
     :param scope: the project key the delivery was verified under ("" for static secrets).
     :param event_id: the sender's event id, when the body has one.

@@ -11,17 +11,17 @@ Needs the ``[postgres]`` extra: ``pip install "kreuzberg-webhooks[postgres]"``.
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from .._postgres import DEFAULT_CONNECT_TIMEOUT, AsyncConnections, SyncConnections, check_table
+from .._backends.postgres import DEFAULT_CONNECT_TIMEOUT, AsyncConnections, SyncConnections, check_table
 from ._rows import (
     COLUMN_NAMES,
     LISTED,
     check_lease,
     check_limit,
+    check_purge,
     headers_to_text,
     record_from_listed_row,
     record_from_row,
@@ -172,11 +172,7 @@ class _Statements:
         )
 
     def purge(self, state: DeliveryState, older_than: float, now: float) -> tuple[str, tuple[Any, ...]]:
-        state = DeliveryState(state)
-        if state is DeliveryState.RUNNING:
-            raise ValueError("a running delivery cannot be purged")
-        if not (math.isfinite(older_than) and older_than >= 0):
-            raise ValueError("older_than must be a non-negative number of seconds")
+        state, older_than = check_purge(state, older_than)
         return f"DELETE FROM {self.table} WHERE state = %s AND updated_at <= %s", (state.value, now - older_than)
 
 

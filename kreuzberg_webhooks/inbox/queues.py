@@ -23,8 +23,8 @@ import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from .._settings import duration
 from ..exceptions import ConfigurationError
+from ..protocol.durations import duration
 from .base import DeliveryState, Inbox, InboxEntry, InboxRecord, RetryPolicy
 from .worker import FailureHook, InboxWorker
 

@@ -22,7 +22,6 @@ Needs the ``[redis]`` extra: ``pip install "kreuzberg-webhooks[redis]"``.
 from __future__ import annotations
 
 import logging
-import math
 import secrets
 import time
 from collections.abc import Callable, Sequence
@@ -36,7 +35,7 @@ except ImportError as error:  # redis-py is the optional [redis] extra
 
 from ..exceptions import ConfigurationError, StoreUnavailable
 from ..stores.redis import _client_options, _split_url
-from ._rows import check_lease, check_limit, headers_to_text, record_from_row, short_error
+from ._rows import COLUMN_NAMES, check_lease, check_limit, check_purge, headers_to_text, record_from_row, short_error
 from .base import DeliveryState, InboxClaim, InboxEntry, InboxRecord
 
 __all__ = ["DEFAULT_PREFIX", "AsyncRedisInbox", "RedisInbox"]
@@ -46,21 +45,8 @@ logger = logging.getLogger("kreuzberg_webhooks")
 #: Every key the inbox writes starts with this; the braces are a cluster hash tag.
 DEFAULT_PREFIX = "{kreuzberg:inbox}:"
 
-_FIELDS = (
-    "scope",
-    "event_id",
-    "event_type",
-    "job_id",
-    "body",
-    "headers",
-    "received_at",
-    "state",
-    "attempts",
-    "next_attempt_at",
-    "last_error",
-    "updated_at",
-    "lease_token",
-)
+#: A delivery's hash: the SQL inboxes' columns after the key (the hash's name), and the lease's token.
+_FIELDS = (*COLUMN_NAMES[1:], "lease_token")
 _STATES = [state.value for state in DeliveryState]
 #: Seconds between tries to read ``maxmemory-policy`` from a Redis that could not be reached.
 _RECHECK = 30.0
@@ -346,11 +332,7 @@ def _retry_args(keys: Sequence[str], state: DeliveryState | None) -> list[Any] |
 
 
 def _purge_args(state: DeliveryState, older_than: float, now: float) -> list[Any]:
-    state = DeliveryState(state)
-    if state is DeliveryState.RUNNING:
-        raise ValueError("a running delivery cannot be purged")
-    if not (math.isfinite(older_than) and older_than >= 0):
-        raise ValueError("older_than must be a non-negative number of seconds")
+    state, older_than = check_purge(state, older_than)
     return [state.value, now - older_than]
 
 

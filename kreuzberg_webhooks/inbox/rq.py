@@ -31,8 +31,8 @@ try:
 except ImportError as error:  # rq is the optional [rq] extra
     raise ImportError('the RQ binding needs rq: pip install "kreuzberg-webhooks[rq]"') from error
 
-from .._settings import duration
 from ..exceptions import ConfigurationError
+from ..protocol.durations import duration
 from .base import Inbox, RetryPolicy
 from .queues import TaskQueueInbox
 from .worker import FailureHook

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import math
 import os
 import secrets
 import sqlite3
@@ -15,12 +14,14 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Literal
 
+from .._backends.sqlite import SQLiteFile
 from ..exceptions import ConfigurationError, StoreUnavailable
 from ._rows import (
     COLUMNS,
     LISTED,
     check_lease,
     check_limit,
+    check_purge,
     headers_to_text,
     record_from_listed_row,
     record_from_row,
@@ -129,43 +130,24 @@ class SQLiteInbox:
         synchronous: Literal["FULL", "NORMAL"] = "FULL",
         clock: Callable[[], float] = time.time,
     ) -> None:
-        if os.fspath(path) in ("", ":memory:"):
-            raise ConfigurationError("SQLiteInbox needs a file path: an in-memory inbox is not durable")
-        if not (isinstance(timeout, int | float) and math.isfinite(timeout) and timeout > 0):
-            raise ConfigurationError("timeout must be a positive, finite number of seconds")
+        self._db = SQLiteFile(
+            path,
+            timeout=timeout,
+            schema=_SCHEMA,
+            what="SQLite inbox",
+            in_memory="SQLiteInbox needs a file path: an in-memory inbox is not durable",
+        )
         if synchronous not in ("FULL", "NORMAL"):
             raise ConfigurationError("synchronous must be 'FULL' or 'NORMAL'")
-        self.path = Path(path)
-        self.timeout = float(timeout)
+        self.path = self._db.path
+        self.timeout = self._db.timeout
         self.synchronous = synchronous
         self._clock = clock
-        self._local = threading.local()
         self._key = str(self.path.resolve())
         with self._write():
             pass  # create the file and the table now: fail at start-up, not per delivery
 
     # -- connections -----------------------------------------------------------
-
-    def _connection(self) -> sqlite3.Connection:
-        # One connection per thread and per process: a connection inherited
-        # across fork() must never be used by the child.
-        pid = os.getpid()
-        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
-        if conn is None or self._local.pid != pid:
-            conn = sqlite3.connect(self.path, timeout=self.timeout, isolation_level=None, check_same_thread=True)
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=NORMAL")
-            for statement in _SCHEMA:
-                conn.execute(statement)
-            self._local.conn = conn
-            self._local.pid = pid
-            self._local.synchronous = "NORMAL"
-        return conn
-
-    def _synchronous(self, conn: sqlite3.Connection, mode: str) -> None:
-        if self._local.synchronous != mode:
-            conn.execute(f"PRAGMA synchronous={mode}")
-            self._local.synchronous = mode
 
     @contextmanager
     def _write(self, *, durable: bool = False) -> Iterator[sqlite3.Connection]:
@@ -177,29 +159,11 @@ class SQLiteInbox:
         ``synchronous`` setting; the worker's bookkeeping commits without an fsync, since a
         lost "done" after a power cut only runs a delivery whose replay-store key says done.
         """
-        with _writers(self._key):
-            yield from self._transaction(self.synchronous if durable else "NORMAL")
-
-    def _transaction(self, synchronous: str) -> Iterator[sqlite3.Connection]:
-        try:
-            conn = self._connection()
-            self._synchronous(conn, synchronous)
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield conn
-                conn.execute("COMMIT")
-            except BaseException:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                raise
-        except sqlite3.Error as error:
-            raise StoreUnavailable(f"SQLite inbox: {error}") from error
+        with _writers(self._key), self._db.transaction(self.synchronous if durable else "NORMAL") as conn:
+            yield conn
 
     def _read(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
-        try:
-            return self._connection().execute(sql, tuple(params)).fetchall()
-        except sqlite3.Error as error:
-            raise StoreUnavailable(f"SQLite inbox: {error}") from error
+        return self._db.read(sql, params)
 
     # -- the writer --------------------------------------------------------------
 
@@ -406,11 +370,7 @@ class SQLiteInbox:
 
     def purge(self, state: DeliveryState, older_than: float = 0.0) -> int:
         """Delete the deliveries in *state* unchanged for *older_than* seconds; how many went."""
-        state = DeliveryState(state)
-        if state is DeliveryState.RUNNING:
-            raise ValueError("a running delivery cannot be purged")
-        if not (math.isfinite(older_than) and older_than >= 0):
-            raise ValueError("older_than must be a non-negative number of seconds")
+        state, older_than = check_purge(state, older_than)
         with self._write(durable=True) as conn:
             cursor = conn.execute(
                 f"DELETE FROM {TABLE} WHERE state = ? AND updated_at <= ?", (state.value, self._clock() - older_than)
@@ -419,10 +379,7 @@ class SQLiteInbox:
 
     def close(self) -> None:
         """Close this thread's connection."""
-        conn = getattr(self._local, "conn", None)
-        if conn is not None and self._local.pid == os.getpid():
-            conn.close()
-        self._local.conn = None
+        self._db.close()
 
 
 class AsyncSQLiteInbox:

@@ -15,7 +15,7 @@ its claim until the lease ends; then any worker takes it again.
 
 Run it embedded — :meth:`InboxWorker.start` (a thread, for WSGI apps) or
 :meth:`InboxWorker.start_async` (a task, for ASGI apps), both stopped with the
-application (see :mod:`kreuzberg_webhooks.inbox.embed`) — or hand the work to
+application (:mod:`kreuzberg_webhooks.inbox.asgi` ties one to an ASGI lifespan) — or hand the work to
 a task queue (:mod:`kreuzberg_webhooks.inbox.celery`, :mod:`kreuzberg_webhooks.inbox.rq`).
 """
 
@@ -37,10 +37,10 @@ from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 
-from .._settings import duration
-from ..decoding import decode_json
 from ..events import Event, parse_event
 from ..exceptions import ConfigurationError, StoreUnavailable, WebhookError
+from ..protocol.decoding import decode_json
+from ..protocol.durations import duration
 from .base import DEFAULT_LEASE, AsyncInbox, DeliveryState, Inbox, InboxClaim, InboxRecord, RetryPolicy
 
 if TYPE_CHECKING:

@@ -9,8 +9,8 @@ import time
 from collections.abc import Callable
 from typing import Literal
 
-from .._settings import refuse_duration
 from ..exceptions import ConfigurationError, StoreUnavailable
+from ..protocol.durations import refuse_duration
 from .base import Claim, ClaimState
 
 __all__ = ["MemoryStore"]

@@ -12,14 +12,13 @@ Needs the ``[postgres]`` extra: ``pip install "kreuzberg-webhooks[postgres]"``.
 
 from __future__ import annotations
 
-import math
 import secrets
 import time
 from collections.abc import Callable
 from typing import Any
 
-from .._postgres import DEFAULT_CONNECT_TIMEOUT, AsyncConnections, SyncConnections, check_table
-from ..exceptions import ConfigurationError
+from .._backends.postgres import DEFAULT_CONNECT_TIMEOUT, AsyncConnections, SyncConnections, check_table
+from ..protocol.durations import duration
 from .base import Claim, ClaimState
 
 __all__ = ["DEFAULT_TABLE", "AsyncPostgresStore", "PostgresStore"]
@@ -30,19 +29,13 @@ DEFAULT_TABLE = "kreuzberg_webhook_deliveries"
 _DONE = Claim(ClaimState.DONE)
 
 
-def _positive(value: float, what: str) -> float:
-    if not (isinstance(value, int | float) and math.isfinite(value) and value > 0):
-        raise ConfigurationError(f"{what} must be a positive, finite number of seconds")
-    return float(value)
-
-
 class _Statements:
     """The SQL, written once for both flavours."""
 
     def __init__(self, table: str, clock: Callable[[], float], purge_interval: float) -> None:
         self.table = check_table(table)
         self.clock = clock
-        self.purge_interval = _positive(purge_interval, "purge_interval")
+        self.purge_interval = duration(purge_interval, "purge_interval")
         self.next_purge = 0.0
         t = self.table
         self.schema = (
@@ -116,7 +109,7 @@ class PostgresStore:
 
     def claim(self, key: str, lease: float) -> Claim:
         """Take a lease on *key* unless it is done or leased (one upsert decides)."""
-        lease = _positive(lease, "lease")
+        lease = duration(lease, "lease")
         sql = self._sql
         with self._connections.connection("replay store") as conn:
             for _ in range(3):
@@ -133,7 +126,7 @@ class PostgresStore:
 
     def complete(self, key: str, token: str, retention: float) -> None:
         """Mark *key* done for *retention* seconds (unconditionally: the handlers have run)."""
-        retention = _positive(retention, "retention")
+        retention = duration(retention, "retention")
         with self._connections.connection("replay store") as conn:
             conn.execute(self._sql.complete, (key, self._sql.clock() + retention))
 
@@ -179,7 +172,7 @@ class AsyncPostgresStore:
 
     async def claim(self, key: str, lease: float) -> Claim:
         """Take a lease on *key* unless it is done or leased."""
-        lease = _positive(lease, "lease")
+        lease = duration(lease, "lease")
         if not self._ready:
             await self.create_table()
         sql = self._sql
@@ -200,7 +193,7 @@ class AsyncPostgresStore:
 
     async def complete(self, key: str, token: str, retention: float) -> None:
         """Mark *key* done for *retention* seconds."""
-        retention = _positive(retention, "retention")
+        retention = duration(retention, "retention")
         if not self._ready:
             await self.create_table()
         async with self._connections.connection("replay store") as conn:

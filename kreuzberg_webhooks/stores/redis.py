@@ -38,8 +38,8 @@ try:
 except ImportError as error:  # redis-py is the optional [redis] extra
     raise ImportError('the Redis replay store needs redis-py: pip install "kreuzberg-webhooks[redis]"') from error
 
-from .._settings import duration
 from ..exceptions import ConfigurationError, StoreUnavailable
+from ..protocol.durations import duration
 from ._url import check_url
 from .base import Claim, ClaimState
 

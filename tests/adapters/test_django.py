@@ -969,7 +969,7 @@ def test_the_testing_guides_django_path_answers_with_the_documented_urlconf() ->
     # include as the Django guide does: that path must reach the view (no 404, no redirect).
     from pathlib import Path
 
-    from kreuzberg_webhooks.pytest_plugin import post_with_django
+    from kreuzberg_webhooks.testing.pytest_plugin import post_with_django
 
     guide = (Path(__file__).resolve().parents[2] / "docs" / "testing.md").read_text()
     paths = re.findall(r'kreuzberg_post\.django\(client, "([^"]+)"\)', guide)

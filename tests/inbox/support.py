@@ -9,8 +9,8 @@ from typing import Any
 
 from kreuzberg_webhooks import Event, parse_event
 from kreuzberg_webhooks.inbox import InboxEntry
-from kreuzberg_webhooks.keys import delivery_key
-from kreuzberg_webhooks.signing import sign
+from kreuzberg_webhooks.protocol.keys import delivery_key
+from kreuzberg_webhooks.protocol.signing import sign
 from kreuzberg_webhooks.testing import job_event_payload
 
 __all__ = ["SECRET", "CountingHandler", "entry_for"]

@@ -145,11 +145,11 @@ def test_a_new_delivery_commits_with_fsync_and_the_workers_bookkeeping_without(t
     inbox = SQLiteInbox(tmp_path / "inbox.sqlite3")  # synchronous="FULL"
     seen = []
     inbox.enqueue(make_entry())
-    seen.append(inbox._connection().execute("PRAGMA synchronous").fetchone()[0])
+    seen.append(inbox._db.connection().execute("PRAGMA synchronous").fetchone()[0])
     (claim,) = inbox.claim_due(LEASE)
-    seen.append(inbox._connection().execute("PRAGMA synchronous").fetchone()[0])
+    seen.append(inbox._db.connection().execute("PRAGMA synchronous").fetchone()[0])
     inbox.complete(claim.key, claim.token)
-    seen.append(inbox._connection().execute("PRAGMA synchronous").fetchone()[0])
+    seen.append(inbox._db.connection().execute("PRAGMA synchronous").fetchone()[0])
     assert seen == [2, 1, 1]  # FULL, NORMAL, NORMAL
 
 

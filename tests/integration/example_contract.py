@@ -234,7 +234,7 @@ class ExampleContract:
             assert json.loads(reply.body)["error"] == self.get_error
 
     def test_a_delivery_to_a_path_it_does_not_serve_is_never_acknowledged(self, example: Example) -> None:
-        # Issue 10 item 11: a 2xx there would tell a mistyped sender its events arrived.
+        # A 2xx there would tell a mistyped sender its events arrived.
         body, headers, payload = deliver()
         for path in (PATH + "x", PATH + "/extra", "/webhook/kreuzberg", "/nowhere"):
             reply = http_request(example.server.url + path, "POST", body, headers)

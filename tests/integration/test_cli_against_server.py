@@ -188,7 +188,7 @@ def test_send_test_of_every_family_is_processed_and_logged_once(example: Running
 
 def test_send_test_of_a_mis_signed_webhook_event_is_401(example: Running) -> None:
     result = cli("send-test", example.url("/webhooks/kreuzberg"), "--shape", "webhook", "--wrong-signature")
-    assert result.returncode == 0  # refused as it should be (issue 10 item 13)
+    assert result.returncode == 0  # refused as it should be
     answer = next(line for line in result.stdout.splitlines() if line.startswith("{"))
     assert json.loads(answer)["error"] == "signature_mismatch"
     assert "refused as expected (401)" in result.stdout

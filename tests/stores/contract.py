@@ -207,7 +207,7 @@ class StoreContract:
 
     @pytest.mark.parametrize("seconds", [0, -1.0, float("nan"), float("inf")], ids=["zero", "negative", "nan", "inf"])
     def test_a_lease_or_retention_that_cannot_work_is_refused(self, store: ReplayStore, seconds: float) -> None:
-        # Refused when handed over (issue 10 item 7), not stored to fail later:
+        # Refused when handed over, not stored to fail later:
         # an infinite retention or lease must never reach the store's expiry.
         key = new_key()
         with pytest.raises(ValueError, match="lease"):

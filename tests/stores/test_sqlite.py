@@ -60,9 +60,9 @@ def test_processes_racing_for_the_same_keys_get_one_new_per_key(tmp_path: Path) 
 
 
 def _claim_after_fork(store: SQLiteStore, key: str, results: Any) -> None:
-    inherited = store._local.conn
+    inherited = store._db._local.conn
     claim = store.claim(key, 600)
-    results.put((claim.state.value, store._local.conn is not inherited, store._local.pid == os.getpid()))
+    results.put((claim.state.value, store._db._local.conn is not inherited, store._db._local.pid == os.getpid()))
 
 
 def test_a_forked_child_opens_its_own_connection(tmp_path: Path) -> None:

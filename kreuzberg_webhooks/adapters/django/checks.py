@@ -37,7 +37,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.utils.module_loading import import_string
 
 from ...exceptions import ConfigurationError
-from ...signing import MIN_SECRET_BYTES
+from ...protocol.signing import MIN_SECRET_BYTES
 from ...stores import MemoryStore
 from .conf import KNOWN_SETTINGS, SETTING, settings_dict
 

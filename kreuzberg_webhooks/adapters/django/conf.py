@@ -1,5 +1,8 @@
 """Settings: one ``KREUZBERG_WEBHOOKS`` dict, read keyword argument → setting → default.
 
+The one place the Django apps (the adapter, the inbox, the job tracker) read
+their settings.
+
 ::
 
     KREUZBERG_WEBHOOKS = {
@@ -21,7 +24,7 @@ from __future__ import annotations
 import threading
 import weakref
 from collections.abc import Callable, Mapping
-from typing import Any, Final, TypeVar
+from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
@@ -34,7 +37,19 @@ from ...settings import DEFAULTS, MISSING, receiver_from_settings
 from ...stores import AsyncReplayStore, ReplayStore, open_store
 from .store import DEFAULT_KEY_PREFIX, DjangoCacheStore
 
-__all__ = ["KNOWN_SETTINGS", "SETTING", "build_receiver", "get_receiver", "get_setting", "on"]
+if TYPE_CHECKING:
+    from ...inbox.base import RetryPolicy
+
+__all__ = [
+    "KNOWN_SETTINGS",
+    "SETTING",
+    "build_receiver",
+    "get_receiver",
+    "get_setting",
+    "inbox_from_setting",
+    "on",
+    "retry_policy_from_settings",
+]
 
 #: The name of the settings dict.
 SETTING: Final = "KREUZBERG_WEBHOOKS"
@@ -121,8 +136,6 @@ def build_receiver(**kwargs: Any) -> Receiver:
     configured = settings_dict()
     inbox = get_setting("INBOX", kwargs=options)
     if inbox is not None:
-        from ...inbox.django.runtime import inbox_from_setting  # the inbox is optional
-
         options.setdefault("inbox", inbox_from_setting(inbox))
     options.pop("inbox_worker", None)
     options.pop("inbox_retry", None)
@@ -135,6 +148,46 @@ def build_receiver(**kwargs: Any) -> Receiver:
         )
     except ConfigurationError as error:
         raise ImproperlyConfigured(f"{SETTING}: {error}") from error
+
+
+def inbox_from_setting(value: Any) -> Any:
+    """The inbox for an ``INBOX`` value: ``"django"`` (this app's table), an inbox URL, or an inbox."""
+    if value == "django":
+        from django.apps import apps
+
+        if not apps.is_installed("kreuzberg_webhooks.inbox.django"):
+            raise ImproperlyConfigured(
+                "KREUZBERG_WEBHOOKS['INBOX'] is 'django': add 'kreuzberg_webhooks.inbox.django' to INSTALLED_APPS "
+                "and run manage.py migrate"
+            )
+        from ...inbox.django.inbox import DjangoInbox
+
+        return DjangoInbox()
+    if isinstance(value, str):
+        from ...inbox import open_inbox
+
+        try:
+            return open_inbox(value)
+        except ConfigurationError as error:
+            raise ImproperlyConfigured(f"KREUZBERG_WEBHOOKS['INBOX']: {error}") from error
+    if callable(getattr(value, "enqueue", None)):
+        return value
+    raise ImproperlyConfigured("KREUZBERG_WEBHOOKS['INBOX'] must be 'django', an inbox URL or an inbox")
+
+
+def retry_policy_from_settings() -> RetryPolicy:
+    """``KREUZBERG_WEBHOOKS["INBOX_RETRY"]``: a dict of :class:`RetryPolicy` options, or a policy."""
+    from ...inbox.base import RetryPolicy  # the inbox is optional
+
+    value = get_setting("INBOX_RETRY", default=None)
+    if value is None:
+        return RetryPolicy()
+    if isinstance(value, RetryPolicy):
+        return value
+    try:
+        return RetryPolicy(**{name.lower(): option for name, option in dict(value).items()})
+    except (ConfigurationError, TypeError) as error:
+        raise ImproperlyConfigured(f"KREUZBERG_WEBHOOKS['INBOX_RETRY']: {error}") from error
 
 
 # -- the configured receiver, and handlers registered on it --------------------

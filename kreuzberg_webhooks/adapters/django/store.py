@@ -30,8 +30,8 @@ from typing import Any
 
 from django.core.cache import caches
 
-from ..._settings import refuse_duration
 from ...exceptions import ConfigurationError, StoreUnavailable
+from ...protocol.durations import refuse_duration
 from ...stores.base import Claim, ClaimState
 
 __all__ = ["DEFAULT_KEY_PREFIX", "DjangoCacheStore"]

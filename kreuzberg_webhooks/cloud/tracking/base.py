@@ -1,7 +1,7 @@
 """What a job tracker stores: the jobs an app submitted, until a webhook or the reconciler closes them.
 
 One entry per job id (the vendor's UUIDs are unique across projects), with
-the *scope* its events are deduplicated in (``kreuzberg_webhooks.keys``), when
+the *scope* its events are deduplicated in (``kreuzberg_webhooks.protocol.keys``), when
 it was tracked, when it is next due for a check, and how many checks it has
 had. Five operations, each atomic in the store:
 

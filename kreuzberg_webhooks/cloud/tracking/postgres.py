@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from ..._postgres import DEFAULT_CONNECT_TIMEOUT, SyncConnections, check_table
+from ..._backends.postgres import DEFAULT_CONNECT_TIMEOUT, SyncConnections, check_table
 from .base import TrackedJob
 
 __all__ = ["DEFAULT_TRACKER_TABLE", "PostgresTracker"]

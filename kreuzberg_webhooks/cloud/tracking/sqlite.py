@@ -3,13 +3,9 @@
 from __future__ import annotations
 
 import os
-import sqlite3
-import threading
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
-from pathlib import Path
+from collections.abc import Sequence
 
-from ...exceptions import ConfigurationError, StoreUnavailable
+from ..._backends.sqlite import SQLiteFile
 from .base import TrackedJob
 
 __all__ = ["SQLiteTracker"]
@@ -41,45 +37,23 @@ class SQLiteTracker:
     """
 
     def __init__(self, path: str | os.PathLike[str], *, timeout: float = 5.0) -> None:
-        if os.fspath(path) in ("", ":memory:"):
-            raise ConfigurationError("SQLiteTracker needs a file path; use MemoryTracker for one process")
-        if not timeout > 0:
-            raise ConfigurationError("timeout must be positive")
-        self.path = Path(path)
-        self.timeout = timeout
-        self._local = threading.local()
-        with self._transaction():
+        # SQLite's default synchronous setting: a tracked job is worth an fsync.
+        self._db = SQLiteFile(
+            path,
+            timeout=timeout,
+            schema=_SCHEMA,
+            what="SQLite job tracker",
+            synchronous=None,
+            in_memory="SQLiteTracker needs a file path; use MemoryTracker for one process",
+        )
+        self.path = self._db.path
+        self.timeout = self._db.timeout
+        with self._db.transaction():
             pass  # create the file and table now: fail at start-up, not mid-pass
-
-    def _connection(self) -> sqlite3.Connection:
-        pid = os.getpid()
-        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
-        if conn is None or self._local.pid != pid:  # never a connection inherited across fork()
-            conn = sqlite3.connect(self.path, timeout=self.timeout, isolation_level=None)
-            conn.execute("PRAGMA journal_mode=WAL")
-            for statement in _SCHEMA:
-                conn.execute(statement)
-            self._local.conn, self._local.pid = conn, pid
-        return conn
-
-    @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
-        try:
-            conn = self._connection()
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield conn
-                conn.execute("COMMIT")
-            except BaseException:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                raise
-        except sqlite3.Error as error:
-            raise StoreUnavailable(f"SQLite job tracker: {error}") from error
 
     def track(self, entries: Sequence[TrackedJob]) -> None:
         """Add the entries not tracked yet (one transaction)."""
-        with self._transaction() as conn:
+        with self._db.transaction() as conn:
             conn.executemany(
                 f"INSERT OR IGNORE INTO {_TABLE} ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, 0)",
                 [(e.job_id, e.scope, e.tracked_at, e.next_check, e.checks) for e in entries],
@@ -87,7 +61,7 @@ class SQLiteTracker:
 
     def due(self, now: float, limit: int, lease: float) -> list[TrackedJob]:
         """Up to *limit* open entries due at *now*, oldest first, leased for *lease* seconds."""
-        with self._transaction() as conn:
+        with self._db.transaction() as conn:
             conn.execute(f"DELETE FROM {_TABLE} WHERE closed = 1 AND next_check <= ?", (now,))
             rows = conn.execute(
                 f"SELECT {_COLUMNS} FROM {_TABLE} WHERE closed = 0 AND next_check <= ? ORDER BY next_check LIMIT ?",
@@ -100,7 +74,7 @@ class SQLiteTracker:
 
     def reschedule(self, entries: Sequence[TrackedJob]) -> None:
         """Set the open entries' next check and check count."""
-        with self._transaction() as conn:
+        with self._db.transaction() as conn:
             conn.executemany(
                 f"UPDATE {_TABLE} SET next_check = ?, checks = ? WHERE job_id = ? AND closed = 0",
                 [(e.next_check, e.checks, e.job_id) for e in entries],
@@ -108,7 +82,7 @@ class SQLiteTracker:
 
     def close(self, job_ids: Sequence[str], until: float) -> None:
         """Mark closed (or add a closed marker) and forget at *until*."""
-        with self._transaction() as conn:
+        with self._db.transaction() as conn:
             conn.executemany(
                 f"INSERT INTO {_TABLE} ({_COLUMNS}) VALUES (?, '', ?, ?, 0, 1) "
                 "ON CONFLICT (job_id) DO UPDATE SET closed = 1, next_check = excluded.next_check",
@@ -117,15 +91,9 @@ class SQLiteTracker:
 
     def get(self, job_id: str) -> TrackedJob | None:
         """The entry for *job_id*, if any."""
-        try:
-            row = self._connection().execute(f"SELECT {_COLUMNS} FROM {_TABLE} WHERE job_id = ?", (job_id,)).fetchone()
-        except sqlite3.Error as error:
-            raise StoreUnavailable(f"SQLite job tracker: {error}") from error
-        return None if row is None else _entry(row)
+        rows = self._db.read(f"SELECT {_COLUMNS} FROM {_TABLE} WHERE job_id = ?", (job_id,))
+        return _entry(rows[0]) if rows else None
 
     def close_connection(self) -> None:
         """Close this thread's connection."""
-        conn = getattr(self._local, "conn", None)
-        if conn is not None and self._local.pid == os.getpid():
-            conn.close()
-        self._local.conn = None
+        self._db.close()

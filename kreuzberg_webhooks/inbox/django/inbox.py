@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import secrets
 import time
 from collections.abc import Callable, Sequence
@@ -18,6 +17,7 @@ from .._rows import (
     LISTED_NAMES,
     check_lease,
     check_limit,
+    check_purge,
     headers_to_text,
     record_from_listed_row,
     record_from_row,
@@ -221,11 +221,7 @@ class DjangoInbox:
 
     def purge(self, state: DeliveryState, older_than: float = 0.0) -> int:
         """Delete the deliveries in *state* unchanged for *older_than* seconds."""
-        state = DeliveryState(state)
-        if state is DeliveryState.RUNNING:
-            raise ValueError("a running delivery cannot be purged")
-        if not (math.isfinite(older_than) and older_than >= 0):
-            raise ValueError("older_than must be a non-negative number of seconds")
+        state, older_than = check_purge(state, older_than)
         cutoff = self._clock() - older_than
         deleted, _ = self._guard(lambda: self._rows.filter(state=state.value, updated_at__lte=cutoff).delete())
         return int(deleted)

@@ -6,7 +6,13 @@ from datetime import UTC, datetime
 
 from django.db import models
 
-from ...keys import MAX_EVENT_ID_LENGTH, MAX_EVENT_TYPE_LENGTH, MAX_JOB_ID_LENGTH, MAX_KEY_LENGTH, MAX_SCOPE_LENGTH
+from ...protocol.keys import (
+    MAX_EVENT_ID_LENGTH,
+    MAX_EVENT_TYPE_LENGTH,
+    MAX_JOB_ID_LENGTH,
+    MAX_KEY_LENGTH,
+    MAX_SCOPE_LENGTH,
+)
 
 __all__ = ["InboxDelivery"]
 
@@ -20,7 +26,7 @@ class InboxDelivery(models.Model):  # type: ignore[misc]
         DONE = "done", "done"
         DEAD = "dead", "dead"
 
-    # Every column holds the longest value the verifier lets through (kreuzberg_webhooks.keys.MAX_*,
+    # Every column holds the longest value the verifier lets through (kreuzberg_webhooks.protocol.keys.MAX_*,
     # docs/contract.md): a longer one would be refused by the database on every retry.
     key = models.CharField(max_length=MAX_KEY_LENGTH, primary_key=True)
     scope = models.CharField(max_length=max(255, MAX_SCOPE_LENGTH), blank=True, default="")

@@ -1,4 +1,5 @@
-"""The inbox and worker the settings describe: ``KREUZBERG_WEBHOOKS["INBOX"]``, ``["INBOX_RETRY"]``."""
+"""The embedded inbox worker of the Django app; its settings are read in
+:mod:`kreuzberg_webhooks.adapters.django.conf`, the one place Django settings are read."""
 
 from __future__ import annotations
 
@@ -6,52 +7,11 @@ from typing import Any
 
 from django.core.exceptions import ImproperlyConfigured
 
-from ...exceptions import ConfigurationError
-from ..base import RetryPolicy
+from ...adapters.django.conf import get_receiver, inbox_from_setting, retry_policy_from_settings
 from ..worker import InboxWorker
 from .signals import send_dead, send_failed
 
 __all__ = ["embedded_worker", "inbox_from_setting", "retry_policy_from_settings"]
-
-
-def inbox_from_setting(value: Any) -> Any:
-    """The inbox for an ``INBOX`` value: ``"django"`` (this app's table), an inbox URL, or an inbox."""
-    if value == "django":
-        from django.apps import apps
-
-        if not apps.is_installed("kreuzberg_webhooks.inbox.django"):
-            raise ImproperlyConfigured(
-                "KREUZBERG_WEBHOOKS['INBOX'] is 'django': add 'kreuzberg_webhooks.inbox.django' to INSTALLED_APPS "
-                "and run manage.py migrate"
-            )
-        from .inbox import DjangoInbox
-
-        return DjangoInbox()
-    if isinstance(value, str):
-        from .. import open_inbox
-
-        try:
-            return open_inbox(value)
-        except ConfigurationError as error:
-            raise ImproperlyConfigured(f"KREUZBERG_WEBHOOKS['INBOX']: {error}") from error
-    if callable(getattr(value, "enqueue", None)):
-        return value
-    raise ImproperlyConfigured("KREUZBERG_WEBHOOKS['INBOX'] must be 'django', an inbox URL or an inbox")
-
-
-def retry_policy_from_settings() -> RetryPolicy:
-    """``KREUZBERG_WEBHOOKS["INBOX_RETRY"]``: a dict of :class:`RetryPolicy` options, or a policy."""
-    from ...adapters.django.conf import get_setting
-
-    value = get_setting("INBOX_RETRY", default=None)
-    if value is None:
-        return RetryPolicy()
-    if isinstance(value, RetryPolicy):
-        return value
-    try:
-        return RetryPolicy(**{name.lower(): option for name, option in dict(value).items()})
-    except (ConfigurationError, TypeError) as error:
-        raise ImproperlyConfigured(f"KREUZBERG_WEBHOOKS['INBOX_RETRY']: {error}") from error
 
 
 class _SettingsWorker(InboxWorker):
@@ -70,8 +30,6 @@ class _SettingsWorker(InboxWorker):
 
 def embedded_worker(**options: Any) -> InboxWorker:
     """A worker for the configured receiver and its inbox, sending this app's signals."""
-    from ...adapters.django.conf import get_receiver
-
     receiver = get_receiver()
     if receiver.inbox is None:
         raise ImproperlyConfigured("KREUZBERG_WEBHOOKS['INBOX'] is not set: there is no inbox to work on")

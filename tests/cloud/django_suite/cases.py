@@ -50,3 +50,20 @@ def make_tracker() -> Callable[[], JobTracker]:
 def test_open_tracker_opens_the_django_tracker() -> None:
     assert isinstance(open_tracker("django://"), DjangoTracker)
     assert open_tracker("django://default").using == "default"  # type: ignore[attr-defined]
+
+
+def test_the_installed_app_string_keeps_its_label_and_migration_history() -> None:
+    import io
+
+    from django.apps import apps
+    from django.db.migrations.loader import MigrationLoader
+
+    assert apps.get_app_config("kreuzberg_webhooks_cloud").name == "kreuzberg_webhooks.cloud.django"
+    loader = MigrationLoader(None, ignore_no_migrations=True)
+    assert sorted(name for label, name in loader.disk_migrations if label == "kreuzberg_webhooks_cloud") == [
+        "0001_initial"
+    ]
+    assert TrackedJobRow._meta.db_table == "kreuzberg_webhooks_cloud_trackedjobrow"
+    out = io.StringIO()
+    call_command("makemigrations", "--check", "--dry-run", stdout=out)
+    assert "No changes detected" in out.getvalue()

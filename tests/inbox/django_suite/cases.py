@@ -66,6 +66,22 @@ def test_the_migration_matches_the_model() -> None:
     assert "No changes detected" in out.getvalue()
 
 
+def test_the_installed_app_strings_keep_their_labels_and_migration_history() -> None:
+    from django.apps import apps
+    from django.db.migrations.loader import MigrationLoader
+
+    labels = {config.name: config.label for config in apps.get_app_configs()}
+    assert labels["kreuzberg_webhooks.adapters.django"] == "kreuzberg_webhooks"
+    assert labels["kreuzberg_webhooks.inbox.django"] == "kreuzberg_webhooks_inbox"
+    loader = MigrationLoader(None, ignore_no_migrations=True)
+    names = sorted(name for label, name in loader.disk_migrations if label == "kreuzberg_webhooks_inbox")
+    assert names == ["0001_initial", "0002_column_bounds"]
+    assert InboxDelivery._meta.db_table == "kreuzberg_webhooks_inbox_inboxdelivery"
+    out = io.StringIO()
+    call_command("makemigrations", "--check", "--dry-run", stdout=out)  # every installed app
+    assert "No changes detected" in out.getvalue()
+
+
 def _dead_delivery() -> str:
     inbox = DjangoInbox()
     entry = make_entry()

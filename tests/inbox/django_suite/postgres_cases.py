@@ -20,7 +20,7 @@ from kreuzberg_webhooks import keys  # noqa: E402
 from kreuzberg_webhooks.adapters.django import build_receiver  # noqa: E402
 from kreuzberg_webhooks.inbox import InboxWorker  # noqa: E402
 from kreuzberg_webhooks.inbox.django.models import InboxDelivery  # noqa: E402
-from kreuzberg_webhooks.keys import delivery_key  # noqa: E402
+from kreuzberg_webhooks.protocol.keys import delivery_key  # noqa: E402
 from kreuzberg_webhooks.testing import job_event_payload, signed_delivery  # noqa: E402
 from tests.inbox.support import CountingHandler  # noqa: E402
 
@@ -70,7 +70,7 @@ def test_the_longest_values_that_verify_are_kept_whole(payload: dict[str, Any]) 
     receiver = build_receiver(secrets=_resolver, store="memory://", inbox="django")
     receiver.add_handler("*", handler)
     body, headers = signed_delivery(SECRET, payload)
-    verified = receiver.verifier.check(body, headers)
+    verified = receiver.verifier.verify_scoped(body, headers)
     key = delivery_key(verified.event, verified.scope)
     assert receiver.handle(body, headers).status_code == 202
     row = InboxDelivery.objects.get()
@@ -89,7 +89,7 @@ def test_the_longest_values_reach_the_published_bounds() -> None:
     receiver = build_receiver(secrets=_resolver, store="memory://")
     lengths = set()
     for payload in (job, unknown):
-        verified = receiver.verifier.check(*signed_delivery(SECRET, payload))
+        verified = receiver.verifier.verify_scoped(*signed_delivery(SECRET, payload))
         lengths.add(len(delivery_key(verified.event, verified.scope)))
     assert max(lengths) == keys.MAX_KEY_LENGTH
     assert len("job." + job["status"]) <= keys.MAX_EVENT_TYPE_LENGTH

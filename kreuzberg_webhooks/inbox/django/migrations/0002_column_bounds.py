@@ -1,4 +1,4 @@
-"""Columns as wide as the longest value the verifier lets through (``kreuzberg_webhooks.keys.MAX_*``):
+"""Columns as wide as the longest value the verifier lets through (``kreuzberg_webhooks.protocol.keys.MAX_*``):
 the key 465, the event type 80, the job id 128 characters (they were 255, 64 and 64)."""
 
 from __future__ import annotations

@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import argparse
-import math
 import signal
 import threading
-from collections.abc import Callable
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from kreuzberg_webhooks import _inbox_cli
 from kreuzberg_webhooks.adapters.django.conf import get_receiver
-from kreuzberg_webhooks.cli import CommandError as CliError
+from kreuzberg_webhooks.cli import inbox as inbox_commands
+from kreuzberg_webhooks.cli.helpers import CommandError as CliError
+from kreuzberg_webhooks.cli.helpers import non_negative_float, positive_float
 from kreuzberg_webhooks.exceptions import ConfigurationError
 from kreuzberg_webhooks.inbox.django import runtime
 
@@ -26,22 +25,6 @@ def _positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"{text} is not a positive whole number")
     return value
-
-
-def _seconds(*, zero: bool) -> Callable[[str], float]:
-    """An argparse type: a finite number of seconds, positive (or also 0 when *zero*)."""
-
-    def parse(text: str) -> float:
-        try:
-            value = float(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
-        if not math.isfinite(value) or value < 0 or (value == 0 and not zero):
-            kind = "non-negative" if zero else "positive"
-            raise argparse.ArgumentTypeError(f"{text} is not a finite, {kind} number of seconds")
-        return value
-
-    return parse
 
 
 class Command(BaseCommand):  # type: ignore[misc]
@@ -61,9 +44,9 @@ class Command(BaseCommand):  # type: ignore[misc]
         retry_cmd.add_argument("--include-done", action="store_true")
         purge_cmd = actions.add_parser("purge", help="delete done (or dead) deliveries")
         purge_cmd.add_argument("--state", choices=("done", "dead", "queued"), required=True)
-        purge_cmd.add_argument("--older-than", type=_seconds(zero=True), default=0.0)
+        purge_cmd.add_argument("--older-than", type=non_negative_float, default=0.0)
         worker_cmd = actions.add_parser("worker", help="process deliveries until stopped")
-        worker_cmd.add_argument("--poll-interval", type=_seconds(zero=False), default=1.0)
+        worker_cmd.add_argument("--poll-interval", type=positive_float, default=1.0)
 
     def handle(self, *args: Any, **options: Any) -> None:
         try:
@@ -86,15 +69,15 @@ class Command(BaseCommand):  # type: ignore[misc]
             return
         namespace = argparse.Namespace(store=None, inbox=receiver.inbox, **options)
         run = {
-            "list": _inbox_cli._cmd_list,
-            "show": _inbox_cli._cmd_show,
-            "retry": _inbox_cli._cmd_retry,
-            "purge": _inbox_cli._cmd_purge,
+            "list": inbox_commands.list_command,
+            "show": inbox_commands.show_command,
+            "retry": inbox_commands.retry_command,
+            "purge": inbox_commands.purge_command,
         }[action]
         # The raw streams: OutputWrapper would add a newline to each of print()'s two writes.
         io = argparse.Namespace(stdout=self.stdout._out, stderr=self.stderr._out)
         try:
-            code = _inbox_cli._guard(run)(namespace, io)
+            code = inbox_commands.inbox_unavailable_is_one_line(run)(namespace, io)
         except CliError as error:
             raise CommandError(str(error)) from None
         if code:

@@ -25,8 +25,8 @@ try:
 except ImportError as error:  # psycopg is the optional [postgres] extra
     raise ImportError('PostgreSQL support needs psycopg 3: pip install "kreuzberg-webhooks[postgres]"') from error
 
-from ._settings import duration
-from .exceptions import ConfigurationError, StoreUnavailable
+from ..exceptions import ConfigurationError, StoreUnavailable
+from ..protocol.durations import duration
 
 __all__ = ["DEFAULT_CONNECT_TIMEOUT", "AsyncConnections", "SyncConnections", "check_table", "unavailable"]
 

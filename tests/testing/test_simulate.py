@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from kreuzberg_webhooks import Verifier
-from kreuzberg_webhooks.simulate import (
+from kreuzberg_webhooks.testing.simulate import (
     MAX_ATTEMPTS,
     RETRY_DELAYS,
     Answer,

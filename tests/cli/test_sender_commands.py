@@ -28,14 +28,14 @@ import pytest
 
 from kreuzberg_webhooks import Verifier, WebhookError, sign, sign_timestamped
 from kreuzberg_webhooks.cli import main
-from kreuzberg_webhooks.simulate import (
-    MAX_ATTEMPTS,
-)
 from kreuzberg_webhooks.testing import (
     job_document_payload,
     job_event_payload,
     payload_for_event,
     webhook_event_payload,
+)
+from kreuzberg_webhooks.testing.simulate import (
+    MAX_ATTEMPTS,
 )
 from tests.servers import BIN, free_port
 
@@ -529,7 +529,7 @@ def test_bad_input_to_the_console_script_is_one_line_and_exit_2(argv: list[str],
 def test_the_command_line_imports_nothing_outside_the_standard_library() -> None:
     script = (
         "import sys\n"
-        "import kreuzberg_webhooks.cli, kreuzberg_webhooks.simulate, kreuzberg_webhooks.__main__\n"
+        "import kreuzberg_webhooks.cli, kreuzberg_webhooks.testing.simulate, kreuzberg_webhooks.__main__\n"
         "outside = {m.split('.')[0] for m in sys.modules} - set(sys.stdlib_module_names) - {'kreuzberg_webhooks'}\n"
         "print(sorted(m for m in outside if not m.startswith('_')))\n"
     )

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ._settings import duration
-from .exceptions import FutureTimestamp, StaleTimestamp
+from ..exceptions import FutureTimestamp, StaleTimestamp
+from .durations import duration
 
 __all__ = ["ReplayWindow"]
 

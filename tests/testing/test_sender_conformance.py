@@ -26,8 +26,6 @@ from xberg_io_sdk._generated_api.models.webhook_event import WebhookEvent as SDK
 import kreuzberg_webhooks as kw
 from kreuzberg_webhooks import Verifier
 from kreuzberg_webhooks.cli import main
-from kreuzberg_webhooks.pytest_plugin import DeliveryFactory
-from kreuzberg_webhooks.simulate import Answer, Simulation
 from kreuzberg_webhooks.testing import (
     EVENT_TYPES,
     FrozenClock,
@@ -43,6 +41,8 @@ from kreuzberg_webhooks.testing import (
     unknown_event_payload,
     webhook_event_payload,
 )
+from kreuzberg_webhooks.testing.pytest_plugin import DeliveryFactory
+from kreuzberg_webhooks.testing.simulate import Answer, Simulation
 from tests.servers import free_port
 
 SECRET = "conformance-secret-0123456789abcdef0123456789"

@@ -1,8 +1,8 @@
 """Per-project secret resolvers: bounded work before the signature, and every kind of answer handled evenly.
 
-Issue 10 item 1 (a forged body costs a resolver-backed verifier what it costs
-with a static secret) and item 12 (a misconfigured resolver is loud and
-retryable, never a permanent 401; async resolvers on the async path).
+A forged body costs a resolver-backed verifier what it costs with a static
+secret; a misconfigured resolver is loud and retryable, never a permanent 401;
+async resolvers run on the async path.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-import kreuzberg_webhooks.verify as verify_module
+import kreuzberg_webhooks.protocol.verify as verify_module
 from kreuzberg_webhooks import (
     ConfigurationError,
     JobEvent,
@@ -31,7 +31,7 @@ from kreuzberg_webhooks import (
     WebhookError,
     sign,
 )
-from kreuzberg_webhooks.resolver import PROJECT_ID_SCAN_LIMIT, is_async_resolver, peek_project_id
+from kreuzberg_webhooks.protocol.resolver import PROJECT_ID_SCAN_LIMIT, is_async_resolver, peek_project_id
 from kreuzberg_webhooks.testing import job_event_payload, signed_delivery
 
 SECRET = "resolver-test-secret-0123456789abcdef0123"
@@ -383,6 +383,6 @@ def test_an_async_resolver_serves_the_receivers_async_path_and_scopes_the_key() 
     again = asyncio.run(receiver.handle_async(body, headers))
     assert (first.reason, again.reason) == ("processed", "duplicate")
     assert [str(event.job_id) for event in seen] == [payload["job_id"]]
-    assert asyncio.run(receiver.verifier.check_async(body, headers)).scope == payload["project_id"]
+    assert asyncio.run(receiver.verifier.verify_scoped_async(body, headers)).scope == payload["project_id"]
     with pytest.raises(ConfigurationError, match="coroutine function"):
         receiver.handle(body, headers)  # the sync path cannot await it: a setup error, not a 503 per delivery

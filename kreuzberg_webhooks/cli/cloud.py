@@ -1,6 +1,6 @@
 """The cloud commands of the command line: ``emulate`` (a local Kreuzberg Cloud) and ``reconcile``.
 
-Kept apart from :mod:`kreuzberg_webhooks.cli` so each stays small; standard
+Standard
 library only at import (``reconcile`` imports httpx when it runs).
 """
 
@@ -16,20 +16,20 @@ import threading
 import time
 from typing import Any
 
-from .cli import (
+from ..exceptions import ConfigurationError, StoreUnavailable
+from .helpers import (
     EXIT_FAILED,
     EXIT_OK,
+    Formatter,
     UsageError,
-    _Formatter,
-    _non_negative_float,
-    _non_negative_int,
-    _paragraphs,
-    _positive_float,
-    _positive_int,
-    _rate,
-    _url,
+    http_url,
+    non_negative_float,
+    non_negative_int,
+    paragraphs,
+    positive_float,
+    positive_int,
+    rate,
 )
-from .exceptions import ConfigurationError, StoreUnavailable
 
 __all__ = ["API_KEY_ENV", "API_URL_ENV", "TRACKER_ENV", "add_cloud_commands"]
 
@@ -46,7 +46,7 @@ def _api_key(args: argparse.Namespace) -> str:
 
 
 def _port(value: str) -> int:
-    port = _non_negative_int(value)
+    port = non_negative_int(value)
     if port > 65535:
         raise argparse.ArgumentTypeError(f"not a TCP port (0-65535): {value!r}")
     return port
@@ -61,13 +61,13 @@ def _retry_after(value: str) -> int | str:
 
 
 def _cmd_emulate(args: argparse.Namespace, io: Any) -> int:
-    from .emulator import Emulator, Faults  # standard library only, but not needed by the other commands
+    from ..emulator import Emulator, Faults  # standard library only, but not needed by the other commands
 
     secret = args.webhook_secret or (os.environ.get(_SECRET_ENV) if args.webhook_url else None)
     try:
         extractor = None
         if args.extractor == "kreuzberg":
-            from .emulator.extract import kreuzberg_extractor
+            from ..emulator.extract import kreuzberg_extractor
 
             extractor = kreuzberg_extractor()
         faults = Faults(
@@ -149,7 +149,7 @@ def _load_receiver(spec: str, app_dir: str | None) -> Any:
 
 def _cmd_reconcile(args: argparse.Namespace, io: Any) -> int:
     try:
-        importlib.import_module(".cloud", __package__)  # needs httpx: the [cloud] extra
+        importlib.import_module("..cloud", __package__)  # needs httpx: the [cloud] extra
     except ImportError:
         raise UsageError('reconcile needs the [cloud] extra: pip install "kreuzberg-webhooks[cloud]"') from None
 
@@ -170,7 +170,7 @@ def _cmd_reconcile(args: argparse.Namespace, io: Any) -> int:
 
 
 def _reconcile_passes(args: argparse.Namespace, io: Any, receiver: Any, tracker_url: str) -> int:
-    from .cloud import JobsAPIError, JobsClient, Reconciler, open_tracker
+    from ..cloud import JobsAPIError, JobsClient, Reconciler, open_tracker
 
     try:
         tracker = open_tracker(tracker_url)
@@ -213,7 +213,7 @@ def add_cloud_commands(commands: Any, prog: str) -> None:
     reconcile = commands.add_parser(
         "reconcile",
         help="dispatch tracked jobs whose webhook never came (for cron)",
-        description=_paragraphs(
+        description=paragraphs(
             "Check every job the app tracked that no webhook closed within the grace period: one "
             "GET /v1/jobs/{id} each, and every terminal one goes through the app's receiver "
             "(receiver.process), whose replay store keeps each job's handlers to once. APP names the "
@@ -224,7 +224,7 @@ def add_cloud_commands(commands: Any, prog: str) -> None:
   export {API_KEY_ENV}=... {API_URL_ENV}=https://api.kreuzberg.dev
   {prog} reconcile --app-dir examples flask_app:receiver --tracker sqlite:///kreuzberg-webhooks.sqlite3
   {prog} reconcile myapp.hooks:receiver --tracker redis://localhost:6379/0 --interval 60""",
-        formatter_class=_Formatter,
+        formatter_class=Formatter,
     )
     reconcile.add_argument("app", metavar="APP", help="the receiver, module:attribute")
     reconcile.add_argument("--app-dir", metavar="DIR", help="import APP from this directory")
@@ -239,32 +239,32 @@ def add_cloud_commands(commands: Any, prog: str) -> None:
     reconcile.add_argument("--api-key", metavar="KEY", help=f"default: ${API_KEY_ENV}")
     reconcile.add_argument("--scope", default="", help="the events' dedupe scope (a project id with a resolver)")
     reconcile.add_argument(
-        "--grace", type=_positive_float, default=900.0, metavar="SECONDS", help="wait after tracking (default: 900)"
+        "--grace", type=positive_float, default=900.0, metavar="SECONDS", help="wait after tracking (default: 900)"
     )
-    reconcile.add_argument("--concurrency", type=_positive_int, default=8, metavar="N", help="default: 8")
+    reconcile.add_argument("--concurrency", type=positive_int, default=8, metavar="N", help="default: 8")
     reconcile.add_argument(
         "--max-age",
-        type=_positive_float,
+        type=positive_float,
         default=86400.0,
         metavar="SECONDS",
         help="give up on a job still not finished this long after tracking (default: 86400)",
     )
     reconcile.add_argument(
         "--not-found-grace",
-        type=_non_negative_float,
+        type=non_negative_float,
         default=300.0,
         metavar="SECONDS",
         help="a 404 this soon after tracking is checked again (default: 300)",
     )
     reconcile.add_argument(
-        "--interval", type=_positive_float, metavar="SECONDS", help="run a pass every SECONDS (default: one pass)"
+        "--interval", type=positive_float, metavar="SECONDS", help="run a pass every SECONDS (default: one pass)"
     )
     reconcile.set_defaults(run=_cmd_reconcile)
 
     emulate = commands.add_parser(
         "emulate",
         help="run a local Kreuzberg Cloud (jobs API and webhooks)",
-        description=_paragraphs(
+        description=paragraphs(
             "Run a local Kreuzberg Cloud on 127.0.0.1: POST /v1/extract, GET /v1/jobs/{id}, GET /v1/jobs/{id}/result, "
             "GET /v1/jobs and DELETE /v1/jobs/{id}, behind an API key, for the vendor's own clients too. Jobs finish "
             "after --job-delay seconds with the uploaded text as their content (--extractor kreuzberg: what the "
@@ -277,13 +277,13 @@ def add_cloud_commands(commands: Any, prog: str) -> None:
   export {API_KEY_ENV}=dev-key
   {prog} emulate --port 8400 --webhook-url http://127.0.0.1:8000/webhooks/kreuzberg
   {prog} emulate --drop 0.4 --duplicates 0.2 --api-errors 0.1 --time-scale 0.01""",
-        formatter_class=_Formatter,
+        formatter_class=Formatter,
     )
     emulate.add_argument("--host", default="127.0.0.1", help="default: %(default)s")
     emulate.add_argument("--port", type=_port, default=8400, help="default: %(default)s (0: any free)")
     emulate.add_argument("--api-key", metavar="KEY", help=f"the API key clients must send (default: ${API_KEY_ENV})")
     hooks = emulate.add_argument_group("webhooks")
-    hooks.add_argument("--webhook-url", type=_url, metavar="URL", help="the project's dashboard webhook")
+    hooks.add_argument("--webhook-url", type=http_url, metavar="URL", help="the project's dashboard webhook")
     hooks.add_argument("--webhook-secret", metavar="SECRET", help=f"its secret (default: ${_SECRET_ENV})")
     hooks.add_argument(
         "--inline-format",
@@ -298,25 +298,25 @@ def add_cloud_commands(commands: Any, prog: str) -> None:
         help="text: the upload decoded (default); kreuzberg: the kreuzberg library (the [kreuzberg] extra)",
     )
     timing = emulate.add_argument_group("timing")
-    timing.add_argument("--job-delay", type=_non_negative_float, default=0.5, metavar="SECONDS", help="default: 0.5")
+    timing.add_argument("--job-delay", type=non_negative_float, default=0.5, metavar="SECONDS", help="default: 0.5")
     timing.add_argument(
-        "--time-scale", type=_positive_float, default=1.0, metavar="FACTOR", help="scales the retry schedule"
+        "--time-scale", type=positive_float, default=1.0, metavar="FACTOR", help="scales the retry schedule"
     )
     timing.add_argument(
         "--read-timeout",
-        type=_positive_float,
+        type=positive_float,
         default=10.0,
         metavar="SECONDS",
         help="an unfinished request body gets 408, an idle connection is closed (default: 10)",
     )
     faults = emulate.add_argument_group("faults")
-    faults.add_argument("--fail-rate", type=_rate, default=0.0, metavar="RATE", help="jobs that end failed")
-    faults.add_argument("--drop", type=_rate, default=0.0, metavar="RATE", help="webhooks never sent")
-    faults.add_argument("--duplicates", type=_rate, default=0.0, metavar="RATE", help="webhooks sent twice")
-    faults.add_argument("--concurrent", type=_rate, default=0.0, metavar="RATE", help="first tries sent twice at once")
-    faults.add_argument("--api-errors", type=_rate, default=0.0, metavar="RATE", help="API requests answered 503/429")
-    faults.add_argument("--slow", type=_rate, default=0.0, metavar="RATE", help="API requests answered slowly")
-    faults.add_argument("--slow-seconds", type=_non_negative_float, default=1.0, metavar="SECONDS", help="default: 1")
+    faults.add_argument("--fail-rate", type=rate, default=0.0, metavar="RATE", help="jobs that end failed")
+    faults.add_argument("--drop", type=rate, default=0.0, metavar="RATE", help="webhooks never sent")
+    faults.add_argument("--duplicates", type=rate, default=0.0, metavar="RATE", help="webhooks sent twice")
+    faults.add_argument("--concurrent", type=rate, default=0.0, metavar="RATE", help="first tries sent twice at once")
+    faults.add_argument("--api-errors", type=rate, default=0.0, metavar="RATE", help="API requests answered 503/429")
+    faults.add_argument("--slow", type=rate, default=0.0, metavar="RATE", help="API requests answered slowly")
+    faults.add_argument("--slow-seconds", type=non_negative_float, default=1.0, metavar="SECONDS", help="default: 1")
     faults.add_argument(
         "--retry-after",
         type=_retry_after,

@@ -1,6 +1,6 @@
 """The ``inbox`` commands of the command line: list, show, retry, purge and worker.
 
-Kept apart from :mod:`kreuzberg_webhooks.cli`; standard library only at import
+Standard library only at import
 (an inbox's backend imports its driver when it is opened).
 """
 
@@ -15,10 +15,18 @@ import threading
 from datetime import UTC, datetime
 from typing import Any
 
-from .cli import EXIT_FAILED, EXIT_OK, CommandError, UsageError, _Formatter, _paragraphs, _positive_float, _positive_int
-from .exceptions import ConfigurationError, StoreUnavailable
+from ..exceptions import ConfigurationError, StoreUnavailable
+from .helpers import EXIT_FAILED, EXIT_OK, CommandError, Formatter, UsageError, paragraphs, positive_float, positive_int
 
-__all__ = ["INBOX_URL_ENV", "add_inbox_commands"]
+__all__ = [
+    "INBOX_URL_ENV",
+    "add_inbox_commands",
+    "inbox_unavailable_is_one_line",
+    "list_command",
+    "purge_command",
+    "retry_command",
+    "show_command",
+]
 
 INBOX_URL_ENV = "KREUZBERG_INBOX_URL"
 _STATES = ("queued", "running", "done", "dead")
@@ -32,7 +40,7 @@ def _open(args: argparse.Namespace) -> Any:
     url = args.store or os.environ.get(INBOX_URL_ENV, "")
     if not url:
         raise UsageError(f"no inbox: pass --store URL or set {INBOX_URL_ENV}")
-    from .inbox import open_inbox
+    from ..inbox import open_inbox
 
     try:
         return open_inbox(url)
@@ -45,7 +53,7 @@ def _open(args: argparse.Namespace) -> Any:
 
 
 def _state(value: str | None) -> Any:
-    from .inbox import DeliveryState
+    from ..inbox import DeliveryState
 
     return None if value is None else DeliveryState(value)
 
@@ -63,7 +71,7 @@ def _one_line(text: str | None, limit: int = _MAX_ERROR_SHOWN) -> str:
     return flat if len(flat) <= limit else flat[: limit - 1] + "…"
 
 
-def _guard(run: Any) -> Any:
+def inbox_unavailable_is_one_line(run: Any) -> Any:
     """Run a command body; an unreachable inbox is exit status 1 with one line."""
 
     def guarded(args: argparse.Namespace, io: Any) -> int:
@@ -76,7 +84,7 @@ def _guard(run: Any) -> Any:
     return guarded
 
 
-def _cmd_list(args: argparse.Namespace, io: Any) -> int:
+def list_command(args: argparse.Namespace, io: Any) -> int:
     inbox = _open(args)
     records = inbox.list(_state(args.state), args.limit)
     for record in records:
@@ -97,7 +105,7 @@ def _cmd_list(args: argparse.Namespace, io: Any) -> int:
     return EXIT_OK
 
 
-def _cmd_show(args: argparse.Namespace, io: Any) -> int:
+def show_command(args: argparse.Namespace, io: Any) -> int:
     inbox = _open(args)
     record = inbox.get(args.event_id)
     if record is None:
@@ -135,7 +143,7 @@ _DONE_AGAIN = (
 )
 
 
-def _cmd_retry(args: argparse.Namespace, io: Any) -> int:
+def retry_command(args: argparse.Namespace, io: Any) -> int:
     if bool(args.event_ids) == bool(args.state):
         raise UsageError("give EVENT_ID… or --state STATE (not both)")
     if args.state == "running":
@@ -163,7 +171,7 @@ def _cmd_retry(args: argparse.Namespace, io: Any) -> int:
     return EXIT_FAILED if missing or refused else EXIT_OK
 
 
-def _cmd_purge(args: argparse.Namespace, io: Any) -> int:
+def purge_command(args: argparse.Namespace, io: Any) -> int:
     if args.state == "running":
         raise UsageError("a running delivery is being processed; it cannot be purged")
     inbox = _open(args)
@@ -173,9 +181,9 @@ def _cmd_purge(args: argparse.Namespace, io: Any) -> int:
 
 
 def _cmd_worker(args: argparse.Namespace, io: Any) -> int:
-    from .inbox import RetryPolicy
-    from .inbox.worker import InboxWorker
-    from .receiver import Receiver
+    from ..inbox import RetryPolicy
+    from ..inbox.worker import InboxWorker
+    from ..receiver import Receiver
 
     module_name, _, attribute = args.receiver.partition(":")
     if not module_name or not attribute:
@@ -210,12 +218,12 @@ def add_inbox_commands(commands: Any, prog: str) -> None:
     inbox_cmd = commands.add_parser(
         "inbox",
         help="look at and operate the inbox of deliveries (inbox mode)",
-        description=_paragraphs(
+        description=paragraphs(
             "Look at the deliveries an inbox holds, queue failed ones again, delete old ones, or run a "
             f"worker. The inbox is given by --store URL or ${INBOX_URL_ENV}: sqlite:///path.db, "
             "postgresql://..., redis://..."
         ),
-        formatter_class=_Formatter,
+        formatter_class=Formatter,
         epilog=f"""examples:
   {prog} inbox list --store sqlite:///kreuzberg-webhooks.sqlite3 --state dead
   {prog} inbox show 01HZQ... --store sqlite:///kreuzberg-webhooks.sqlite3 --body
@@ -231,14 +239,14 @@ def add_inbox_commands(commands: Any, prog: str) -> None:
     list_cmd = actions.add_parser("list", help="one line per delivery: event id, state, attempts…")
     store_option(list_cmd)
     list_cmd.add_argument("--state", choices=_STATES, help="only deliveries in this state")
-    list_cmd.add_argument("--limit", type=_positive_int, default=100, help="at most this many (default: %(default)s)")
-    list_cmd.set_defaults(run=_guard(_cmd_list))
+    list_cmd.add_argument("--limit", type=positive_int, default=100, help="at most this many (default: %(default)s)")
+    list_cmd.set_defaults(run=inbox_unavailable_is_one_line(list_command))
 
     show_cmd = actions.add_parser("show", help="everything about one delivery")
     show_cmd.add_argument("event_id", metavar="EVENT_ID", help="the event id (or the delivery key)")
     store_option(show_cmd)
     show_cmd.add_argument("--body", action="store_true", help="print the stored body too")
-    show_cmd.set_defaults(run=_guard(_cmd_show))
+    show_cmd.set_defaults(run=inbox_unavailable_is_one_line(show_command))
 
     retry_cmd = actions.add_parser("retry", help="queue deliveries again (dead ones, or by event id)")
     retry_cmd.add_argument("event_ids", metavar="EVENT_ID", nargs="*", help="event ids (or delivery keys)")
@@ -250,19 +258,19 @@ def add_inbox_commands(commands: Any, prog: str) -> None:
         help="also queue done deliveries (refused otherwise): their handlers ran, and run again only once "
         "the replay store has forgotten them",
     )
-    retry_cmd.set_defaults(run=_guard(_cmd_retry))
+    retry_cmd.set_defaults(run=inbox_unavailable_is_one_line(retry_command))
 
     purge_cmd = actions.add_parser("purge", help="delete done (or dead) deliveries")
     store_option(purge_cmd)
     purge_cmd.add_argument("--state", choices=("done", "dead", "queued"), required=True, help="which to delete")
     purge_cmd.add_argument(
         "--older-than",
-        type=lambda v: 0.0 if v.strip() in ("0", "0.0") else _positive_float(v),
+        type=lambda v: 0.0 if v.strip() in ("0", "0.0") else positive_float(v),
         default=0.0,
         metavar="SECONDS",
         help="only those unchanged for this long (default: all)",
     )
-    purge_cmd.set_defaults(run=_guard(_cmd_purge))
+    purge_cmd.set_defaults(run=inbox_unavailable_is_one_line(purge_command))
 
     worker_cmd = actions.add_parser("worker", help="process the inbox's deliveries until stopped")
     worker_cmd.add_argument(
@@ -271,13 +279,13 @@ def add_inbox_commands(commands: Any, prog: str) -> None:
     store_option(worker_cmd)
     worker_cmd.add_argument(
         "--lease",
-        type=_positive_float,
+        type=positive_float,
         default=None,
         help="seconds a dead worker's claim holds; renewed while a handler runs (default: the receiver's lease)",
     )
-    worker_cmd.add_argument("--poll-interval", type=_positive_float, default=1.0, help="seconds (%(default)s)")
-    worker_cmd.add_argument("--retry-delay", type=_positive_float, default=10.0, help="first retry delay (%(default)s)")
-    worker_cmd.add_argument("--retry-max-delay", type=_positive_float, default=3600.0, help="cap (%(default)s)")
-    worker_cmd.add_argument("--max-attempts", type=_positive_int, default=30, help="then dead (%(default)s)")
-    worker_cmd.add_argument("--max-age", type=_positive_float, default=3 * 24 * 3600.0, help="seconds, then dead")
-    worker_cmd.set_defaults(run=_guard(_cmd_worker))
+    worker_cmd.add_argument("--poll-interval", type=positive_float, default=1.0, help="seconds (%(default)s)")
+    worker_cmd.add_argument("--retry-delay", type=positive_float, default=10.0, help="first retry delay (%(default)s)")
+    worker_cmd.add_argument("--retry-max-delay", type=positive_float, default=3600.0, help="cap (%(default)s)")
+    worker_cmd.add_argument("--max-attempts", type=positive_int, default=30, help="then dead (%(default)s)")
+    worker_cmd.add_argument("--max-age", type=positive_float, default=3 * 24 * 3600.0, help="seconds, then dead")
+    worker_cmd.set_defaults(run=inbox_unavailable_is_one_line(_cmd_worker))

@@ -23,8 +23,8 @@ import time
 import uuid
 from typing import Any
 
-from .signing import sign, sign_timestamped
-from .verify import DEFAULT_SIGNATURE_HEADER
+from ..protocol.signing import sign, sign_timestamped
+from ..protocol.verify import DEFAULT_SIGNATURE_HEADER
 
 __all__ = [
     "AUTO_TUNE_EVENT_TYPES",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .exceptions import PayloadTooLarge
+from ..exceptions import PayloadTooLarge
 
 __all__ = ["DEFAULT_MAX_BODY_SIZE", "BodyReader"]
 

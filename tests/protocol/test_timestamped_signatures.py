@@ -28,8 +28,8 @@ from kreuzberg_webhooks import (
     sign,
     sign_timestamped,
 )
+from kreuzberg_webhooks.protocol.signing import MAX_TIMESTAMPED_SIGNATURES, parse_timestamped_header, prekey
 from kreuzberg_webhooks.settings import MISSING, receiver_from_settings
-from kreuzberg_webhooks.signing import MAX_TIMESTAMPED_SIGNATURES, parse_timestamped_header, prekey
 from kreuzberg_webhooks.testing import job_event_payload, signed_delivery, webhook_event_payload
 from tests.errors import error_from
 

@@ -16,10 +16,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, NamedTuple, NoReturn, TypeAlias, cast
 from uuid import UUID
 
-from ._settings import header_name
-from .body import DEFAULT_MAX_BODY_SIZE, BodyReader
-from .decoding import decode_json
-from .events import (
+from ..events import (
     AutoTuneWebhookEvent,
     CrawlJobDocument,
     CrawlWebhookEvent,
@@ -31,7 +28,7 @@ from .events import (
     canonical_job_id,
     parse_event,
 )
-from .exceptions import (
+from ..exceptions import (
     ConfigurationError,
     InvalidJSON,
     InvalidPayload,
@@ -44,6 +41,9 @@ from .exceptions import (
     UnknownProject,
     WebhookError,
 )
+from .body import DEFAULT_MAX_BODY_SIZE, BodyReader
+from .decoding import decode_json
+from .headers import find_header, header_name
 from .keys import MAX_SCOPE_LENGTH, bounded
 from .resolver import (
     PROJECT_ID_SCAN_LIMIT,
@@ -64,7 +64,7 @@ from .signing import (
     normalize_secrets,
     prekey,
     resolve_schemes,
-    verify_prekeyed,
+    signing_key_index,
 )
 from .window import ReplayWindow
 
@@ -98,7 +98,7 @@ InvalidPayloadCallback: TypeAlias = Callable[[bytes, InvalidPayload], None]
 
 
 class Verified(NamedTuple):
-    """A verified delivery: its typed event, and the scope of who signed it (``kreuzberg_webhooks.keys``).
+    """A verified delivery: its typed event, and the scope of who signed it (``kreuzberg_webhooks.protocol.keys``).
 
     A named tuple, not a frozen dataclass: one is built for every delivery, for
     a third of the cost.
@@ -113,22 +113,6 @@ class Verified(NamedTuple):
 #: What a resolver's answer gives the verifier: the keys to try and, when the answer
 #: named them (a mapping), the project each key belongs to.
 _Resolved: TypeAlias = "tuple[tuple[bytes, ...], tuple[str, ...] | None]"
-
-
-def header_value(headers: Mapping[str, str], name: str) -> str | None:
-    """The value of header *name* in any mapping of headers, whatever the case of its keys."""
-    return _header(headers, name, name.lower())
-
-
-def _header(headers: Mapping[str, str], name: str, lower: str) -> str | None:
-    value = headers.get(name)
-    if value is None:
-        value = headers.get(lower)
-        if value is None:
-            for key, candidate in headers.items():
-                if key.lower() == lower:
-                    return candidate
-    return value
 
 
 def _log_invalid_payload(body: bytes, error: InvalidPayload) -> None:
@@ -148,10 +132,10 @@ def _project_of(body: bytes) -> tuple[str | None, Any]:
     """The untrusted ``project_id`` to choose secrets by, and the decoded body when it was decoded.
 
     Read only to choose which secrets to try, with bounded work: a body that
-    fits in :data:`~kreuzberg_webhooks.resolver.PROJECT_ID_SCAN_LIMIT` is
+    fits in :data:`~kreuzberg_webhooks.protocol.resolver.PROJECT_ID_SCAN_LIMIT` is
     decoded whole (a few microseconds for an event, and the decode is kept for
     after the signature check); a larger one is scanned in its first 64 KiB by
-    :func:`~kreuzberg_webhooks.resolver.peek_project_id`, in fixed memory, so a
+    :func:`~kreuzberg_webhooks.protocol.resolver.peek_project_id`, in fixed memory, so a
     forged body of any size costs what its HMAC costs.
     """
     if len(body) > PROJECT_ID_SCAN_LIMIT:
@@ -191,7 +175,7 @@ _BYTES_LIKE = (bytes, bytearray, memoryview)
 
 def project_scope(project: str) -> str:
     """The scope a project id gives: a UUID written lower-case with hyphens, anything else
-    as given (its digest past :data:`~kreuzberg_webhooks.keys.MAX_SCOPE_LENGTH`)."""
+    as given (its digest past :data:`~kreuzberg_webhooks.protocol.keys.MAX_SCOPE_LENGTH`)."""
     return canonical_job_id(project) or bounded(project, MAX_SCOPE_LENGTH)
 
 
@@ -222,7 +206,7 @@ def _keys(items: tuple[str | bytes, ...]) -> tuple[bytes, ...]:
 
 
 def _resolved_secrets(answer: object) -> _Resolved:
-    """The keys of a resolver's answer; see :mod:`kreuzberg_webhooks.resolver` for what it may be."""
+    """The keys of a resolver's answer; see :mod:`kreuzberg_webhooks.protocol.resolver` for what it may be."""
     if answer is None:
         raise UnknownProject()
     if isinstance(answer, Mapping):
@@ -256,9 +240,9 @@ class Verifier:
         not-yet-trusted ``project_id`` (read within the body's first 64 KiB, or
         ``None``) that returns the secrets to try, a mapping of project ids to
         their secrets, or ``None`` for an unknown project (see
-        :mod:`kreuzberg_webhooks.resolver`). The delivery's scope is the project
+        :mod:`kreuzberg_webhooks.protocol.resolver`). The delivery's scope is the project
         that owns the secret which verified it (``docs/contract.md`` §4c). An ``async``
-        resolver works on the async path only (:meth:`check_async`, :meth:`verify_async`).
+        resolver works on the async path only (:meth:`verify_scoped_async`, :meth:`verify_async`).
     :param header: the signature header's name (case-insensitive).
     :param window: the :class:`ReplayWindow` for the signed ``timestamp`` in the body.
     :param document_window: the :class:`ReplayWindow` for a job document's
@@ -402,7 +386,7 @@ class Verifier:
 
     @property
     def is_async(self) -> bool:
-        """Whether the secret resolver is a coroutine function: only :meth:`check_async` and
+        """Whether the secret resolver is a coroutine function: only :meth:`verify_scoped_async` and
         :meth:`verify_async` can use this verifier."""
         return self._async_resolver
 
@@ -410,16 +394,18 @@ class Verifier:
         """A :class:`BodyReader` bound to this verifier's size limit."""
         return BodyReader(self.max_body_size, content_length)
 
-    def check(self, body: bytes, headers: Mapping[str, str], *, now: float | None = None) -> Verified:
+    def verify_scoped(self, body: bytes, headers: Mapping[str, str], *, now: float | None = None) -> Verified:
         """Like :meth:`verify`, with the signer's scope, and without the log line (the lifecycle writes it).
 
         Raises :class:`ConfigurationError` when the secret resolver is async
-        (:attr:`is_async`): that verifier needs :meth:`check_async`.
+        (:attr:`is_async`): that verifier needs :meth:`verify_scoped_async`.
         """
         return Verified(*self._verify(body, headers, now))
 
-    async def check_async(self, body: bytes, headers: Mapping[str, str], *, now: float | None = None) -> Verified:
-        """:meth:`check` for the async path: an ``async`` secret resolver is awaited.
+    async def verify_scoped_async(
+        self, body: bytes, headers: Mapping[str, str], *, now: float | None = None
+    ) -> Verified:
+        """:meth:`verify_scoped` for the async path: an ``async`` secret resolver is awaited.
 
         A plain resolver is called directly (keep it fast: it runs on the loop);
         one that returns an awaitable has it awaited.
@@ -449,7 +435,7 @@ class Verifier:
     async def verify_async(self, body: bytes, headers: Mapping[str, str], *, now: float | None = None) -> Event:
         """:meth:`verify` for an event loop: an ``async`` secret resolver is awaited."""
         try:
-            return (await self.check_async(body, headers, now=now)).event
+            return (await self.verify_scoped_async(body, headers, now=now)).event
         except WebhookError as error:
             _log_rejection(error)
             raise
@@ -460,7 +446,7 @@ class Verifier:
         if self._resolver is None:  # static secrets: the common path, one call shorter (row 1)
             if len(body) > self.max_body_size:
                 raise PayloadTooLarge()
-            header = _header(headers, self._header_name, self._header_lower)
+            header = find_header(headers, self._header_name, self._header_lower)
             if header is None and not self.insecure_accept_unsigned:
                 raise MissingSignature()
             return self._verified(body, header, None, None, now)
@@ -477,7 +463,7 @@ class Verifier:
         """Size and signature header, before anything is resolved or read."""
         if len(body) > self.max_body_size:
             raise PayloadTooLarge()
-        header = _header(headers, self._header_name, self._header_lower)
+        header = find_header(headers, self._header_name, self._header_lower)
         if header is None and not self.insecure_accept_unsigned:
             raise MissingSignature()  # before the resolver: an unsigned request costs no look-up
         return header
@@ -502,7 +488,7 @@ class Verifier:
         elif header is None:
             raise MissingSignature()
         elif self._sha256_fast and type(header) is str and header.startswith(SIGNATURE_PREFIX):
-            index = verify_prekeyed(body, header, self._macs if resolved is None else prekey(secrets))
+            index = signing_key_index(body, header, self._macs if resolved is None else prekey(secrets))
         elif self._timestamped_fast is not None and type(header) is str and header.startswith("t="):
             index = self._timestamped_fast.verify(
                 body, header, self._macs if resolved is None else prekey(secrets), now

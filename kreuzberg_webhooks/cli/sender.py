@@ -1,10 +1,6 @@
-"""The ``kreuzberg-webhooks`` command line: sign, verify, send-test and simulate.
+"""The sender's commands: ``sign``, ``verify``, ``send-test`` and ``simulate``.
 
-Standard library only. Exit status: 0 on success, 1 when a delivery is
-rejected, an endpoint does not give the expected answer (send-test: a 2xx, or
-the refusal of a forgery) or a simulation loses events, 2 for a usage error
-(a bad option, an unreadable file, a missing secret), 130 when interrupted.
-Errors are one line on stderr; a secret never appears in any output.
+Standard library only. A secret never appears in any output.
 """
 
 from __future__ import annotations
@@ -12,25 +8,19 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import logging
-import math
 import os
 import re
-import sys
-import textwrap
-import time
 import warnings
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import IO, Any, NoReturn, TypeVar
-from urllib.parse import urlsplit
+from typing import IO, Any, NoReturn
 
-from . import __version__
-from .events import JobEvent, JobStatus, WebhookEvent, event_type_for
-from .exceptions import ConfigurationError, WebhookError
-from .signing import Sha256Signature, SignatureScheme, TimestampedSignature
-from .simulate import Simulation, Transport, http_transport, redact_url
-from .testing import (
+from .. import __version__
+from ..events import JobEvent, JobStatus, WebhookEvent, event_type_for
+from ..exceptions import ConfigurationError, WebhookError
+from ..protocol.signing import Sha256Signature, SignatureScheme, TimestampedSignature
+from ..protocol.verify import DEFAULT_MAX_BODY_SIZE, DEFAULT_SIGNATURE_HEADER, ReplayWindow, Verifier
+from ..testing import (
     EVENT_TYPES,
     SCHEMES,
     crawl_job_document_payload,
@@ -42,12 +32,30 @@ from .testing import (
     statuses_for_event,
     webhook_event_payload,
 )
-from .verify import DEFAULT_MAX_BODY_SIZE, DEFAULT_SIGNATURE_HEADER, ReplayWindow, Verifier
+from ..testing.simulate import Simulation, redact_url
+from .helpers import (
+    EXIT_FAILED,
+    EXIT_OK,
+    PROG,
+    SECRET_ENV,
+    CommandError,
+    CommandIO,
+    Formatter,
+    UsageError,
+    at_most,
+    header_name,
+    http_url,
+    non_negative_float,
+    non_negative_int,
+    paragraphs,
+    positive_float,
+    positive_int,
+    rate,
+    unix_time,
+)
 
-__all__ = ["main"]
+__all__ = ["add_sender_commands"]
 
-PROG = "kreuzberg-webhooks"
-SECRET_ENV = "KREUZBERG_WEBHOOK_SECRET"  # noqa: S105 - the variable's name
 #: A well-formed wrong secret for ``send-test --wrong-signature``.
 _WRONG_SECRET = "kreuzberg-webhooks-send-test-wrong-secret-0000"  # noqa: S105 - deliberately wrong, not a secret
 _STATUSES = [status.value for status in JobStatus]
@@ -65,57 +73,8 @@ MAX_TIMEOUT = 86_400.0
 MAX_TIME_SCALE = 1000.0
 #: The largest t= a receiver reads as unix seconds (12 digits); a longer one is refused as malformed.
 MAX_TIMESTAMP = 999_999_999_999
-_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 #: An ``event`` name for --event: the vendor's are ``family.outcome``; an unknown one is sent as given.
 _EVENT_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.:-]{0,127}")
-_N = TypeVar("_N", int, float)
-
-EXIT_OK = 0
-EXIT_FAILED = 1
-EXIT_USAGE = 2
-EXIT_INTERRUPTED = 130
-
-
-class CommandError(Exception):
-    """A failure to report as one line on stderr, with an exit status."""
-
-    def __init__(self, message: str, exit_code: int = EXIT_FAILED) -> None:
-        super().__init__(message)
-        self.exit_code = exit_code
-
-
-class UsageError(CommandError):
-    """A bad invocation: exit status 2."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message, EXIT_USAGE)
-
-
-class _Parser(argparse.ArgumentParser):
-    """argparse, but a usage error is one line (and no usage dump)."""
-
-    def error(self, message: str) -> NoReturn:
-        raise UsageError(f"{self.prog}: error: {message} (see '{self.prog} --help')")
-
-
-class _Formatter(argparse.RawDescriptionHelpFormatter):
-    """Keeps the epilog's examples as written; descriptions are wrapped by :func:`_paragraphs`."""
-
-    def __init__(self, prog: str) -> None:
-        super().__init__(prog, max_help_position=32, width=min(100, _terminal_width()))
-
-
-def _paragraphs(text: str) -> str:
-    """Wrap each blank-line-separated paragraph to the help width."""
-    width = min(100, _terminal_width()) - 2
-    return "\n\n".join(textwrap.fill(" ".join(part.split()), width) for part in text.split("\n\n"))
-
-
-def _terminal_width() -> int:
-    try:
-        return os.get_terminal_size().columns
-    except OSError:
-        return 100
 
 
 # -- shared input handling -----------------------------------------------------------------
@@ -157,94 +116,6 @@ def _secrets(args: argparse.Namespace, *, required: bool = True) -> list[str]:
     if required and not values:
         raise UsageError(f"no webhook secret: set {SECRET_ENV}, or pass --secret or --secret-file")
     return values
-
-
-def _url(value: str) -> str:
-    shown = redact_url(value)
-    try:
-        parts = urlsplit(value)
-    except ValueError as error:  # an unclosed or malformed IPv6 literal: "http://[::1/"
-        raise argparse.ArgumentTypeError(f"not a valid URL ({shown!r}): {error}") from None
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise argparse.ArgumentTypeError(f"not an http:// or https:// URL: {shown!r}")
-    try:
-        port = parts.port
-    except ValueError:
-        port_text = parts.netloc.rpartition("@")[2].rpartition("]")[2].rpartition(":")[2]
-        if port_text.isascii() and port_text.isdigit():
-            raise argparse.ArgumentTypeError(f"port {int(port_text)} is not between 1 and 65535: {shown!r}") from None
-        raise argparse.ArgumentTypeError(f"not a port number: {port_text!r} in {shown!r}") from None
-    if port == 0:
-        raise argparse.ArgumentTypeError(f"port 0 is not between 1 and 65535: {shown!r}")
-    return value
-
-
-def _header_name(value: str) -> str:
-    """An HTTP header name (an RFC 9110 token), checked before anything is sent."""
-    if not _TOKEN.fullmatch(value):
-        raise argparse.ArgumentTypeError(f"not a header name: {value!r}")
-    return value
-
-
-def _at_most(parse: Callable[[str], _N], limit: _N, unit: str = "") -> Callable[[str], _N]:
-    """*parse*, refusing values above *limit*: a number that cannot work is refused when it is given."""
-
-    def parse_bounded(value: str) -> _N:
-        number = parse(value)
-        if number > limit:
-            shown = f"{limit:g}" if isinstance(limit, float) else str(limit)
-            raise argparse.ArgumentTypeError(f"must be at most {shown}{unit}: {value!r}")
-        return number
-
-    parse_bounded.__name__ = parse.__name__  # argparse names the type in its messages
-    return parse_bounded
-
-
-def _positive_float(value: str) -> float:
-    try:
-        number = float(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {value!r}") from None
-    if not (math.isfinite(number) and number > 0):
-        raise argparse.ArgumentTypeError(f"must be a positive number: {value!r}")
-    return number
-
-
-def _unix_time(value: str) -> float:
-    try:
-        number = float(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a unix time: {value!r}") from None
-    if not math.isfinite(number):
-        raise argparse.ArgumentTypeError(f"not a unix time: {value!r}")
-    return number
-
-
-def _non_negative_float(value: str) -> float:
-    if value.strip() in ("0", "0.0"):
-        return 0.0
-    return _positive_float(value)
-
-
-def _positive_int(value: str) -> int:
-    try:
-        number = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {value!r}") from None
-    if number < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1: {value!r}")
-    return number
-
-
-def _non_negative_int(value: str) -> int:
-    return 0 if value.strip() == "0" else _positive_int(value)
-
-
-def _rate(value: str) -> float:
-    number = _non_negative_float(value)
-    if number > 1:
-        raise argparse.ArgumentTypeError(f"must be between 0 and 1: {value!r}")
-    return number
 
 
 def _expected_status(value: str) -> tuple[int, int]:
@@ -290,7 +161,7 @@ def _warnings_as_lines(stderr: IO[str]) -> Iterator[None]:
 # -- the commands ----------------------------------------------------------------------------
 
 
-def _cmd_sign(args: argparse.Namespace, io: _IO) -> int:
+def _cmd_sign(args: argparse.Namespace, io: CommandIO) -> int:
     if args.timestamp is not None and args.scheme != "t-v1":
         raise UsageError("--timestamp is the t= of a t-v1 signature: add --scheme t-v1")
     secret = _secrets(args)[0]
@@ -300,7 +171,7 @@ def _cmd_sign(args: argparse.Namespace, io: _IO) -> int:
     return EXIT_OK
 
 
-def _cmd_verify(args: argparse.Namespace, io: _IO) -> int:
+def _cmd_verify(args: argparse.Namespace, io: CommandIO) -> int:
     secrets = _secrets(args)
     body = _read_body(args.file, io.stdin)
     window = _NO_WINDOW if args.no_window else ReplayWindow(args.max_age, args.max_future)
@@ -387,7 +258,7 @@ def _describe_payload(payload: dict[str, Any], shape: str | None, status: str | 
     return f"{label} event={event}{extra}"
 
 
-def _cmd_send_test(args: argparse.Namespace, io: _IO) -> int:
+def _cmd_send_test(args: argparse.Namespace, io: CommandIO) -> int:
     secrets = [] if args.unsigned else _secrets(args)
     if args.event == "all":
         raise UsageError("--event all is for simulate: send-test sends one event")
@@ -431,7 +302,7 @@ def _cmd_send_test(args: argparse.Namespace, io: _IO) -> int:
     raise CommandError(f"expected {wanted}, got {answer.status}")
 
 
-def _cmd_simulate(args: argparse.Namespace, io: _IO) -> int:
+def _cmd_simulate(args: argparse.Namespace, io: CommandIO) -> int:
     secrets = [] if args.unsigned else _secrets(args)
     if args.concurrent_duplicates > args.events:
         raise UsageError(
@@ -469,49 +340,11 @@ def _cmd_simulate(args: argparse.Namespace, io: _IO) -> int:
     return EXIT_FAILED if report.lost else EXIT_OK
 
 
-# -- the parser --------------------------------------------------------------------------------
+# -- the commands' arguments --------------------------------------------------------------
 
 
-_MAIN_DESCRIPTION = """\
-Sign, verify and send Kreuzberg Cloud webhook deliveries.
-
-The secret comes from --secret, --secret-file or the KREUZBERG_WEBHOOK_SECRET
-environment variable (prefer the variable or a file: command-line arguments are
-visible to other users of the machine). It never appears in any output."""
-
-_MAIN_EPILOG = f"""\
-commands:
-  sign        print the X-Webhook-Signature value for a body
-  verify      check a body and its signature as a receiver would
-  send-test   post one realistic signed delivery to your endpoint
-  simulate    deliver many events like the real sender, retries included
-  emulate     run a local Kreuzberg Cloud (jobs API and webhooks, with faults)
-  reconcile   dispatch tracked jobs whose webhook never came (for cron)
-  inbox       list, show, retry and purge inbox deliveries; run a worker
-
-examples:
-  export {SECRET_ENV}=whsec_...
-  {PROG} sign body.json
-  {PROG} sign body.json --scheme t-v1                 # t=<now>,v1=<hex>, the inline webhook's format
-  {PROG} verify body.json --signature sha256=4f2c...
-  {PROG} send-test http://127.0.0.1:8000/webhooks/kreuzberg --status failed
-  {PROG} simulate http://127.0.0.1:8000/webhooks/kreuzberg --events 50 --time-scale 0.01
-
-exit status: 0 ok (send-test: the expected answer), 1 rejected / not delivered / events lost, 2 usage error."""
-
-
-def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
-    """The argument parser of every command."""
-    parser = _Parser(
-        prog=prog,
-        usage="%(prog)s [-h] [--version] COMMAND [OPTIONS]",
-        description=_paragraphs(_MAIN_DESCRIPTION),
-        epilog=_MAIN_EPILOG,
-        formatter_class=_Formatter,
-    )
-    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    # The command list is the epilog's, written by hand: argparse's own wraps badly.
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND", help=argparse.SUPPRESS, prog=prog)
+def add_sender_commands(commands: Any, prog: str) -> None:
+    """Add sign, verify, send-test and simulate to *commands* (the parser's sub-parsers)."""
 
     def secret_options(command: argparse.ArgumentParser, *, several: bool = False) -> None:
         group = command.add_argument_group("secret")
@@ -538,7 +371,7 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     def header_option(command: argparse.ArgumentParser) -> None:
         command.add_argument(
             "--header",
-            type=_header_name,
+            type=header_name,
             default=DEFAULT_SIGNATURE_HEADER,
             metavar="NAME",
             help="the signature header's name (default: %(default)s)",
@@ -548,7 +381,7 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     sign_cmd = commands.add_parser(
         "sign",
         help="print the signature header value for a body",
-        description=_paragraphs(
+        description=paragraphs(
             "Print the X-Webhook-Signature value for a body, read from FILE or stdin exactly as it is, "
             "byte for byte: sha256=<hex HMAC-SHA256 of the body> (dashboard webhooks, the default), or "
             "with --scheme t-v1 t=<unix seconds>,v1=<hex HMAC-SHA256 of '<t>.' + body> (inline webhooks)."
@@ -559,7 +392,7 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
   {prog} sign webhook_event.json --scheme t-v1 --timestamp 1764651600
   printf '{{"event_id": "01J..."}}' | {prog} sign
   curl -H "X-Webhook-Signature: $({prog} sign body.json)" --data-binary @body.json URL""",
-        formatter_class=_Formatter,
+        formatter_class=Formatter,
     )
     sign_cmd.add_argument("file", nargs="?", metavar="FILE", help="the body (default: stdin; '-' for stdin)")
     sign_cmd.add_argument(
@@ -568,7 +401,7 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     scheme_option(sign_cmd, "sha256", "the signature format (default: %(default)s)")
     sign_cmd.add_argument(
         "--timestamp",
-        type=_at_most(_non_negative_int, MAX_TIMESTAMP),
+        type=at_most(non_negative_int, MAX_TIMESTAMP),
         metavar="UNIX",
         help="the t= of a t-v1 signature (default: now)",
     )
@@ -580,7 +413,7 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     verify_cmd = commands.add_parser(
         "verify",
         help="check a body and its signature as a receiver would",
-        description=_paragraphs(
+        description=paragraphs(
             "Verify a body and its signature header value with the same checks a receiver runs: "
             "signature, JSON shape, replay window. Prints 'ok' with the event type and id and exits 0; "
             "otherwise prints the reason code (signature_mismatch, stale_timestamp, missing_field...) "
@@ -594,7 +427,7 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
   {prog} verify webhook_event.json --signature "t=1764651600,v1=9ab0..." --now 1764651660
   {prog} verify body.json --signature "$SIG" --secret-file old.key --secret-file new.key
   {prog} verify captured.json --signature "$SIG" --no-window     # a capture from last week""",
-        formatter_class=_Formatter,
+        formatter_class=Formatter,
     )
     verify_cmd.add_argument("file", nargs="?", metavar="FILE", help="the body (default: stdin; '-' for stdin)")
     verify_cmd.add_argument(
@@ -607,14 +440,14 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     window = verify_cmd.add_argument_group("replay window")
     window.add_argument(
         "--max-age",
-        type=_positive_float,
+        type=positive_float,
         default=_DEFAULT_WINDOW.max_age,
         metavar="SECONDS",
         help="oldest timestamp accepted (default: %(default)g, 24 h)",
     )
     window.add_argument(
         "--max-future",
-        type=_non_negative_float,
+        type=non_negative_float,
         default=_DEFAULT_WINDOW.max_future,
         metavar="SECONDS",
         help="clock skew accepted ahead of now (default: %(default)g)",
@@ -622,10 +455,10 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     window.add_argument(
         "--no-window", action="store_true", help="skip the timestamp checks, the body's and t='s (old captures)"
     )
-    window.add_argument("--now", type=_unix_time, metavar="UNIX", help="check the window at this unix time")
+    window.add_argument("--now", type=unix_time, metavar="UNIX", help="check the window at this unix time")
     verify_cmd.add_argument(
         "--max-body-size",
-        type=_positive_int,
+        type=positive_int,
         default=DEFAULT_MAX_BODY_SIZE,
         metavar="BYTES",
         help="largest body accepted (default: %(default)d)",
@@ -637,7 +470,7 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     send_cmd = commands.add_parser(
         "send-test",
         help="post one realistic signed delivery to your endpoint",
-        description=_paragraphs(
+        description=paragraphs(
             "The dashboard's 'Send test' button, on your own machine: post one realistic, signed "
             "delivery to URL and print the status, the answer and the latency. Exits 0 when the answer is the "
             "expected one: a 2xx, or 401 for --wrong-signature and --unsigned (a forgery must be refused), or "
@@ -654,9 +487,9 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
   {prog} send-test URL --event document.indexed        # an event this version does not know
   {prog} send-test URL --wrong-signature               # exits 0 on 401: forgeries must be refused
   {prog} send-test URL --field timestamp=0 --expect 400  # a stale capture must be refused""",
-        formatter_class=_Formatter,
+        formatter_class=Formatter,
     )
-    send_cmd.add_argument("url", type=_url, metavar="URL", help="the receiver's endpoint")
+    send_cmd.add_argument("url", type=http_url, metavar="URL", help="the receiver's endpoint")
     payload = send_cmd.add_argument_group("payload")
     payload.add_argument(
         "--event",
@@ -701,7 +534,7 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     )
     send_cmd.add_argument(
         "--timeout",
-        type=_at_most(_positive_float, MAX_TIMEOUT, " seconds"),
+        type=at_most(positive_float, MAX_TIMEOUT, " seconds"),
         default=30.0,
         metavar="SECONDS",
         help="default: %(default)g",
@@ -713,7 +546,7 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     simulate_cmd = commands.add_parser(
         "simulate",
         help="deliver many events like the real sender, retries included",
-        description=_paragraphs(
+        description=paragraphs(
             "Deliver events to URL the way Kreuzberg Cloud does: at-least-once, up to 5 attempts "
             "with a backoff of 5 s, 30 s, 5 min and 5 min, a 30 s time-out, a stop on 2xx and on any 4xx "
             "other than 429, a retry on 429, 5xx, time-outs and connection errors. Each attempt is re-signed: "
@@ -726,34 +559,34 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
   {prog} simulate URL --duplicates 0.2 --concurrent-duplicates 5
   {prog} simulate URL --event all --duplicates 0.5        # every family the vendor sends
   {prog} simulate URL --events 1000 --concurrency 16 --time-scale 0.001 --timeout 2""",
-        formatter_class=_Formatter,
+        formatter_class=Formatter,
     )
-    simulate_cmd.add_argument("url", type=_url, metavar="URL", help="the receiver's endpoint")
+    simulate_cmd.add_argument("url", type=http_url, metavar="URL", help="the receiver's endpoint")
     load = simulate_cmd.add_argument_group("load")
     load.add_argument(
         "--events",
-        type=_at_most(_positive_int, MAX_EVENTS),
+        type=at_most(positive_int, MAX_EVENTS),
         default=20,
         metavar="N",
         help=f"events to send (default: 20, at most {MAX_EVENTS:,})",
     )
     load.add_argument(
         "--concurrency",
-        type=_at_most(_positive_int, MAX_CONCURRENCY),
+        type=at_most(positive_int, MAX_CONCURRENCY),
         default=4,
         metavar="N",
         help=f"events in flight at once (default: 4, at most {MAX_CONCURRENCY})",
     )
     load.add_argument(
         "--duplicates",
-        type=_rate,
+        type=rate,
         default=0.0,
         metavar="RATE",
         help="fraction of delivered events delivered once more (0-1, default: 0)",
     )
     load.add_argument(
         "--concurrent-duplicates",
-        type=_at_most(_non_negative_int, MAX_EVENTS),
+        type=at_most(non_negative_int, MAX_EVENTS),
         default=0,
         metavar="K",
         help="events whose first attempt is sent twice at the same moment (default: 0)",
@@ -761,14 +594,14 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     timing = simulate_cmd.add_argument_group("timing")
     timing.add_argument(
         "--time-scale",
-        type=_at_most(_positive_float, MAX_TIME_SCALE),
+        type=at_most(positive_float, MAX_TIME_SCALE),
         default=1.0,
         metavar="FACTOR",
         help="multiply the backoff and the time-out (default: 1, the real schedule; 0.01: seconds; at most 1000)",
     )
     timing.add_argument(
         "--timeout",
-        type=_at_most(_positive_float, MAX_TIMEOUT, " seconds"),
+        type=at_most(positive_float, MAX_TIMEOUT, " seconds"),
         metavar="SECONDS",
         help="per-request time-out (default: 30 s scaled, >= 1 s; at most a day)",
     )
@@ -792,60 +625,3 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     header_option(simulate_cmd)
     secret_options(simulate_cmd)
     simulate_cmd.set_defaults(run=_cmd_simulate)
-
-    from ._cloud_cli import add_cloud_commands  # here: that module imports this one
-
-    add_cloud_commands(commands, prog)
-    from ._inbox_cli import add_inbox_commands  # here: that module imports this one
-
-    add_inbox_commands(commands, prog)
-    return parser
-
-
-class _IO:
-    """Where a command reads and writes, and how it sends (tests swap these)."""
-
-    def __init__(
-        self,
-        stdin: IO[bytes] | None = None,
-        stdout: IO[str] | None = None,
-        stderr: IO[str] | None = None,
-        transport: Transport = http_transport,
-    ) -> None:
-        self.stdin = stdin if stdin is not None else sys.stdin.buffer
-        self.stdout = stdout if stdout is not None else sys.stdout
-        self.stderr = stderr if stderr is not None else sys.stderr
-        self.transport = transport
-
-
-def main(argv: Sequence[str] | None = None, *, prog: str = PROG) -> int:
-    """Run the command line; return the exit status."""
-    io = _IO()
-    # The core logs rejections for servers; here the verdict is printed instead.
-    logging.getLogger("kreuzberg_webhooks").addHandler(logging.NullHandler())
-    parser = build_parser(prog)
-    started = time.monotonic()
-    try:
-        args = parser.parse_args(argv)
-        if args.command is None:
-            raise UsageError(f"choose a command: sign, verify, send-test or simulate (see '{prog} --help')")
-        code: int = args.run(args, io)
-        return code
-    except SystemExit as exit_:  # --help and --version
-        return exit_.code if isinstance(exit_.code, int) else EXIT_OK
-    except CommandError as error:
-        message = str(error)
-        if not message.startswith(prog):  # the parser's errors already name the command
-            command = getattr(locals().get("args"), "command", None)
-            message = f"{prog}{' ' + command if command else ''}: error: {message}"
-        print(message, file=io.stderr)
-        return error.exit_code
-    except KeyboardInterrupt:
-        print(f"\n{prog}: interrupted after {time.monotonic() - started:.1f} s", file=io.stderr)
-        return EXIT_INTERRUPTED
-    except BrokenPipeError:
-        # `... | head`: the reader went away. Point stdout at /dev/null so the
-        # interpreter's final flush does not print a traceback.
-        with contextlib.suppress(OSError, ValueError):
-            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return EXIT_FAILED

@@ -1,4 +1,5 @@
-"""Checks for settings given at construction: a setting that cannot work is refused when it is given.
+"""Durations given at construction (leases, retentions, windows, intervals): one that
+cannot work is refused when it is given.
 
 An infinite retention overflows a store's expiry, a NaN lease compares false
 with everything, a ``True`` that slipped in for a number means 1: each would
@@ -9,14 +10,10 @@ fail later, per delivery, after a handler has run. They are refused here with
 from __future__ import annotations
 
 import math
-import re
 
-from .exceptions import ConfigurationError
+from ..exceptions import ConfigurationError
 
-__all__ = ["duration", "header_name", "refuse_duration"]
-
-# RFC 9110 §5.1: a field name is a token.
-_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+__all__ = ["duration", "refuse_duration"]
 
 
 def duration(value: object, name: str, *, allow_zero: bool = False) -> float:
@@ -39,12 +36,3 @@ def refuse_duration(name: str, value: object) -> ConfigurationError:
     Stores check ``0 < value < inf`` inline (it runs on every delivery) and raise this.
     """
     return ConfigurationError(f"{name} must be a finite number of seconds, more than zero (got {value!r})")
-
-
-def header_name(value: object, name: str = "the signature header name") -> str:
-    """*value* if it is a valid HTTP field name (an RFC 9110 token: ASCII, no spaces, no colon)."""
-    if not isinstance(value, str) or not _TOKEN.fullmatch(value):
-        raise ConfigurationError(
-            f"{name} must be an HTTP header name (letters, digits and -_.!#$%&'*+^`|~), got {value!r}"
-        )
-    return value

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Protocol, TypeAlias
 if TYPE_CHECKING:
     from hashlib import _Hash
 
-from .exceptions import ConfigurationError, MalformedSignature, MissingSignature, SignatureMismatch
+from ..exceptions import ConfigurationError, MalformedSignature, MissingSignature, SignatureMismatch
 from .window import ReplayWindow
 
 __all__ = [
@@ -156,7 +156,7 @@ def _keyed(key: bytes) -> KeyedSecret:
 
 
 def prekey(keys: Iterable[bytes]) -> tuple[KeyedSecret, ...]:
-    """Prepare secrets once for :func:`verify_prekeyed`.
+    """Prepare secrets once for :func:`signing_key_index`.
 
     Setting up an HMAC for a key costs about as much as hashing a small body
     (hmac.digest creates and keys a fresh context every call); a verifier
@@ -165,8 +165,9 @@ def prekey(keys: Iterable[bytes]) -> tuple[KeyedSecret, ...]:
     return tuple(_keyed(key) for key in keys)
 
 
-def verify_prekeyed(body: bytes, header: str | bytes | None, keys: Sequence[KeyedSecret]) -> int:
-    """:func:`verify_signature` with secrets prepared by :func:`prekey`.
+def signing_key_index(body: bytes, header: str | bytes | None, keys: Sequence[KeyedSecret]) -> int:
+    """The index in *keys* (prepared by :func:`prekey`) of the key that signed *body*:
+    :func:`verify_signature` for prepared secrets, :class:`SignatureMismatch` when none did.
 
     HMAC-SHA256 (RFC 2104) continued from copies of the keyed states, so the
     shared ones are never updated and may be used from any number of threads;
@@ -350,7 +351,7 @@ class Sha256Signature:
 
     def verify(self, body: bytes, header: str, keys: Sequence[KeyedSecret], now: float) -> int:
         """See :meth:`SignatureScheme.verify`."""
-        return verify_prekeyed(body, header, keys)
+        return signing_key_index(body, header, keys)
 
     def sign(self, body: bytes, secret: str | bytes, *, now: float | None = None) -> str:
         """``sha256=<hex>`` for *body*; *now* is unused."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from .exceptions import InvalidJSON
+from ..exceptions import InvalidJSON
 
 __all__ = ["decode_json"]
 

@@ -1,4 +1,4 @@
-"""A job document carries no ``timestamp``: its replay is bounded by the signed times it carries (issue 10 item 10).
+"""A job document carries no ``timestamp``: its replay is bounded by the signed times it carries.
 
 ``created_at`` (or a later ``completed_at``) must lie inside the verifier's
 document window, 7 days back by default; the longest span the verifier
@@ -17,6 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from kreuzberg_webhooks import ConfigurationError, CrawlJobDocument, JobDocument, ReplayWindow, Verifier, WebhookError
+from kreuzberg_webhooks.protocol.verify import DEFAULT_DOCUMENT_WINDOW
 from kreuzberg_webhooks.testing import (
     OMIT,
     crawl_job_document_payload,
@@ -25,7 +26,6 @@ from kreuzberg_webhooks.testing import (
     signed_delivery,
     webhook_event_payload,
 )
-from kreuzberg_webhooks.verify import DEFAULT_DOCUMENT_WINDOW
 
 SECRET = "document-window-secret-0123456789abcdef01"
 NOW = 1_800_000_000.0

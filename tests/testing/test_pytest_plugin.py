@@ -23,7 +23,8 @@ from kreuzberg_webhooks import (
     WebhookEvent,
     sign,
 )
-from kreuzberg_webhooks.pytest_plugin import (
+from kreuzberg_webhooks.testing import OMIT, FrozenClock
+from kreuzberg_webhooks.testing.pytest_plugin import (
     DEFAULT_TEST_SECRET,
     DeliveryFactory,
     DeliveryPoster,
@@ -33,7 +34,6 @@ from kreuzberg_webhooks.pytest_plugin import (
     post_with_starlette,
     response_json,
 )
-from kreuzberg_webhooks.testing import OMIT, FrozenClock
 
 pytest_plugins = ["pytester"]
 
@@ -370,8 +370,8 @@ def test_plugin_loads_and_works_with_every_framework_blocked(
 
         for name in ("flask", "django", "starlette", "fastapi", "httpx", "werkzeug"):
             sys.modules[name] = None
-        assert "kreuzberg_webhooks.pytest_plugin" not in sys.modules
-        pytest_plugins = ["kreuzberg_webhooks.pytest_plugin"]
+        assert "kreuzberg_webhooks.testing.pytest_plugin" not in sys.modules
+        pytest_plugins = ["kreuzberg_webhooks.testing.pytest_plugin"]
         """
     )
     pytester.makepyfile(
@@ -397,8 +397,8 @@ def test_plugin_is_registered_under_the_pytest11_entry_point() -> None:
     from importlib.metadata import entry_points
 
     plugins = {ep.name: ep.value for ep in entry_points(group="pytest11")}
-    assert plugins.get("kreuzberg_webhooks") == "kreuzberg_webhooks.pytest_plugin"
-    assert "kreuzberg_webhooks.pytest_plugin" in sys.modules
+    assert plugins.get("kreuzberg_webhooks") == "kreuzberg_webhooks.testing.pytest_plugin"
+    assert "kreuzberg_webhooks.testing.pytest_plugin" in sys.modules
 
 
 def test_signed_delivery_unpacks_like_a_pair(kreuzberg_delivery: DeliveryFactory) -> None:
