@@ -11,13 +11,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from kreuzberg_webhooks.keys import delivery_key
 
 from kreuzberg_webhooks import Claim, ClaimState, DeliveryReport, parse_event
 from kreuzberg_webhooks import lifecycle as flows
 from kreuzberg_webhooks.exceptions import SignatureMismatch
 from kreuzberg_webhooks.lifecycle import Delivery, Enqueue, RunHandlers, StoreCall, Verify
 from kreuzberg_webhooks.outcome import Outcome
+from kreuzberg_webhooks.protocol.keys import delivery_key
 from kreuzberg_webhooks.protocol.verify import Verified
 from kreuzberg_webhooks.testing import job_event_payload
 
