@@ -49,7 +49,8 @@ from .exceptions import (
     UnknownProject,
     WebhookError,
 )
-from .outcome import DeliveryReport
+from .lifecycle.outcome import DeliveryReport
+from .lifecycle.receiver import Delivery, Outcome, Receiver
 from .protocol.keys import (
     MAX_EVENT_ID_LENGTH,
     MAX_EVENT_TYPE_LENGTH,
@@ -68,7 +69,6 @@ from .protocol.signing import (
     verify_signature,
 )
 from .protocol.verify import DEFAULT_MAX_BODY_SIZE, DEFAULT_SIGNATURE_HEADER, BodyReader, ReplayWindow, Verifier
-from .receiver import Delivery, Outcome, Receiver
 from .stores import AsyncReplayStore, Claim, ClaimState, MemoryStore, ReplayStore, SQLiteStore
 
 __version__ = "0.1.0"

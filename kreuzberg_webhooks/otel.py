@@ -40,7 +40,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from . import __version__
-from .outcome import DeliveryReport
+from .lifecycle.outcome import DeliveryReport
 
 try:
     from opentelemetry import metrics, trace

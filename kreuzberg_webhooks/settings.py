@@ -31,11 +31,11 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from .exceptions import ConfigurationError
+from .lifecycle.receiver import DEFAULT_LEASE, Receiver
 from .protocol.body import DEFAULT_MAX_BODY_SIZE
 from .protocol.signing import DEFAULT_SCHEMES
 from .protocol.verify import DEFAULT_DOCUMENT_WINDOW, DEFAULT_SIGNATURE_HEADER
 from .protocol.window import ReplayWindow
-from .receiver import DEFAULT_LEASE, Receiver
 from .stores import AsyncReplayStore, ReplayStore, open_store
 
 __all__ = ["DEFAULTS", "MISSING", "receiver_from_settings"]

@@ -1,4 +1,4 @@
-"""The two drivers (``kreuzberg_webhooks.drivers``): they send each step's result or throw its error,
+"""The two drivers (``kreuzberg_webhooks.lifecycle.drivers``): they send each step's result or throw its error,
 count its time, and let work of a cancelled request finish and settle."""
 
 from __future__ import annotations
@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from kreuzberg_webhooks.drivers import run_async, run_sync
-from kreuzberg_webhooks.lifecycle import DeliveryStep, RunHandlers, StoreCall, Verify
-from kreuzberg_webhooks.outcome import Timings
+from kreuzberg_webhooks.lifecycle.drivers import run_async, run_sync
+from kreuzberg_webhooks.lifecycle.flows import DeliveryStep, RunHandlers, StoreCall, Verify
+from kreuzberg_webhooks.lifecycle.outcome import Timings
 
 
 def flow(log: list[Any]) -> Generator[DeliveryStep, Any, str]:

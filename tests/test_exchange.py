@@ -1,4 +1,4 @@
-"""The request side of a delivery (``kreuzberg_webhooks.exchange``): 405, 413 and the body, with no receiver."""
+"""The request side of a delivery (``kreuzberg_webhooks.lifecycle.exchange``): 405, 413, the body; no receiver."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import logging
 import pytest
 
 from kreuzberg_webhooks import DeliveryReport
-from kreuzberg_webhooks.exchange import Exchange
+from kreuzberg_webhooks.lifecycle.exchange import Exchange
 
 
 def test_a_method_other_than_post_is_answered_405_and_reads_nothing() -> None:

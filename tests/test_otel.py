@@ -17,8 +17,8 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind, StatusCode
 
 from kreuzberg_webhooks import Event, Receiver, parse_event
+from kreuzberg_webhooks.lifecycle.outcome import DeliveryReport
 from kreuzberg_webhooks.otel import DELIVERY_SPAN, OpenTelemetryObserver
-from kreuzberg_webhooks.outcome import DeliveryReport
 from kreuzberg_webhooks.testing import job_document_payload, job_event_payload, signed_delivery
 
 SECRET = "otel-test-secret-0123456789abcdef0123456789"

@@ -1,4 +1,4 @@
-"""What a delivery ends in (``kreuzberg_webhooks.outcome``): the answers, the report, the one log line."""
+"""What a delivery ends in (``kreuzberg_webhooks.lifecycle.outcome``): the answers, the report, the one log line."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 
 from kreuzberg_webhooks import DeliveryReport, Outcome, parse_event
 from kreuzberg_webhooks.exceptions import DeliveryInFlight, StoreUnavailable
-from kreuzberg_webhooks.outcome import Timings, application_answer, conclude, event_label
+from kreuzberg_webhooks.lifecycle.outcome import Timings, application_answer, conclude, event_label
 from kreuzberg_webhooks.testing import job_event_payload
 
 EVENT = parse_event(job_event_payload(now=1_800_000_000))

@@ -22,10 +22,10 @@ import asyncio
 from collections.abc import Awaitable, Callable, Iterator, Mapping, MutableMapping, Sequence
 from typing import Any, TypeAlias
 
-from ..exchange import Exchange
-from ..lifecycle import Delivery
-from ..outcome import Outcome
-from ..receiver import Receiver
+from ..lifecycle.exchange import Exchange
+from ..lifecycle.flows import Delivery
+from ..lifecycle.outcome import Outcome
+from ..lifecycle.receiver import Receiver
 from ._background import Outliving, detach
 from ._mount import Mode, check_mount
 

@@ -42,10 +42,10 @@ from starlette.exceptions import HTTPException  # noqa: E402
 from starlette.responses import Response  # noqa: E402
 
 from ..events import Event  # noqa: E402
-from ..lifecycle import Delivery  # noqa: E402
+from ..lifecycle.flows import Delivery  # noqa: E402
+from ..lifecycle.outcome import Outcome  # noqa: E402
+from ..lifecycle.receiver import Receiver  # noqa: E402
 from ..openapi import webhook_operation  # noqa: E402
-from ..outcome import Outcome  # noqa: E402
-from ..receiver import Receiver  # noqa: E402
 from .asgi import ASGIApp, Receive, Scope, ScopeHeaders, Send, run_guarded  # noqa: E402
 
 __all__ = ["DeliveryAnswered", "KreuzbergWebhook", "answer_delivery"]

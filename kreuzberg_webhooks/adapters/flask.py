@@ -45,10 +45,10 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 from ..exceptions import ConfigurationError
-from ..exchange import Exchange
-from ..lifecycle import Delivery
-from ..outcome import Outcome
-from ..receiver import CATCH_ALL, Handler, Receiver, check_event_type
+from ..lifecycle.exchange import Exchange
+from ..lifecycle.flows import Delivery
+from ..lifecycle.outcome import Outcome
+from ..lifecycle.receiver import CATCH_ALL, Handler, Receiver, check_event_type
 from ..settings import DEFAULTS, MISSING, receiver_from_settings
 from ._missing import require
 

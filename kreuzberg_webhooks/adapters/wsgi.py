@@ -12,10 +12,10 @@ import sys
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
-from ..exchange import Exchange
-from ..lifecycle import Delivery
-from ..outcome import Outcome
-from ..receiver import Receiver
+from ..lifecycle.exchange import Exchange
+from ..lifecycle.flows import Delivery
+from ..lifecycle.outcome import Outcome
+from ..lifecycle.receiver import Receiver
 from ._missing import require
 from ._mount import Mode, check_mount
 

@@ -183,7 +183,7 @@ def purge_command(args: argparse.Namespace, io: Any) -> int:
 def _cmd_worker(args: argparse.Namespace, io: Any) -> int:
     from ..inbox import RetryPolicy
     from ..inbox.worker import InboxWorker
-    from ..receiver import Receiver
+    from ..lifecycle.receiver import Receiver
 
     module_name, _, attribute = args.receiver.partition(":")
     if not module_name or not attribute:

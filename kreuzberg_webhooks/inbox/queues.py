@@ -29,7 +29,7 @@ from .base import DeliveryState, Inbox, InboxEntry, InboxRecord, RetryPolicy
 from .worker import FailureHook, InboxWorker
 
 if TYPE_CHECKING:
-    from ..receiver import Receiver
+    from ..lifecycle.receiver import Receiver
 
 __all__ = ["TaskQueueInbox"]
 

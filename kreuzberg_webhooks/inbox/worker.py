@@ -44,7 +44,7 @@ from ..protocol.durations import duration
 from .base import DEFAULT_LEASE, AsyncInbox, DeliveryState, Inbox, InboxClaim, InboxRecord, RetryPolicy
 
 if TYPE_CHECKING:
-    from ..receiver import Receiver
+    from ..lifecycle.receiver import Receiver
 
 __all__ = ["DeliveryFailure", "FailureHook", "InboxWorker"]
 

@@ -37,8 +37,8 @@ import pytest
 
 from ..adapters._missing import require
 from ..events import event_type_for
+from ..lifecycle.receiver import Receiver
 from ..protocol.verify import DEFAULT_SIGNATURE_HEADER, Secrets
-from ..receiver import Receiver
 from ..stores.base import AsyncReplayStore, ReplayStore
 from ..stores.memory import MemoryStore
 from . import (

@@ -420,9 +420,9 @@ class _FlakyCompleteInbox(SQLiteInbox):
 def no_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
     # The retries' number and order are what is tested; their waits only slow the test down.
     import kreuzberg_webhooks.inbox.worker as worker_module
-    import kreuzberg_webhooks.lifecycle as lifecycle
+    import kreuzberg_webhooks.lifecycle.flows as flows
 
-    monkeypatch.setattr(lifecycle, "COMPLETE_RETRY_DELAYS", (0.0, 0.0, 0.0), raising=False)
+    monkeypatch.setattr(flows, "COMPLETE_RETRY_DELAYS", (0.0, 0.0, 0.0))
     monkeypatch.setattr(worker_module, "SETTLE_RETRY_DELAYS", (0.0, 0.0, 0.0), raising=False)
 
 

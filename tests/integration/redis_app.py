@@ -20,7 +20,7 @@ from typing import Any
 
 from kreuzberg_webhooks import Event, Receiver
 from kreuzberg_webhooks.adapters.asgi import KreuzbergWebhookMiddleware
-from kreuzberg_webhooks.receiver import DEFAULT_LEASE
+from kreuzberg_webhooks.lifecycle import DEFAULT_LEASE
 from kreuzberg_webhooks.stores.redis import AsyncRedisStore
 
 PATH = "/webhooks/kreuzberg"

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from kreuzberg_webhooks import Delivery, Event, MemoryStore, Outcome, Receiver, ReplayWindow, parse_event
-from kreuzberg_webhooks.receiver import DEFAULT_LEASE
+from kreuzberg_webhooks.lifecycle import DEFAULT_LEASE
 from kreuzberg_webhooks.stores.redis import DEFAULT_PREFIX, AsyncRedisStore, RedisStore
 from kreuzberg_webhooks.testing import job_event_payload, signed_delivery
 from tests.integration.redis_harness import SECRET, delivery, event_id, poll, serve

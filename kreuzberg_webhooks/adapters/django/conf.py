@@ -32,7 +32,7 @@ from django.core.signals import setting_changed
 from django.utils.module_loading import import_string
 
 from ...exceptions import ConfigurationError
-from ...receiver import CATCH_ALL, Handler, Receiver, check_event_type
+from ...lifecycle.receiver import CATCH_ALL, Handler, Receiver, check_event_type
 from ...settings import DEFAULTS, MISSING, receiver_from_settings
 from ...stores import AsyncReplayStore, ReplayStore, open_store
 from .store import DEFAULT_KEY_PREFIX, DjangoCacheStore

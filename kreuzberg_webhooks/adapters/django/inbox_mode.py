@@ -20,7 +20,7 @@ from typing import Any
 from django.core.exceptions import ImproperlyConfigured
 
 from ...events import Event
-from ...receiver import CATCH_ALL, Receiver
+from ...lifecycle.receiver import CATCH_ALL, Receiver
 from .conf import get_receiver
 from .views import AsyncKreuzbergWebhookMixin, KreuzbergWebhookMixin, KreuzbergWebhookView, _WebhookViewBase
 

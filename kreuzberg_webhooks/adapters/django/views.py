@@ -18,10 +18,10 @@ from django.views import View
 from django.views.decorators.csrf import csrf_exempt
 
 from ...events import Event
-from ...exchange import Exchange
-from ...lifecycle import Delivery
-from ...outcome import Outcome
-from ...receiver import Receiver
+from ...lifecycle.exchange import Exchange
+from ...lifecycle.flows import Delivery
+from ...lifecycle.outcome import Outcome
+from ...lifecycle.receiver import Receiver
 from .._background import Outliving, detach
 from .conf import get_receiver, get_setting
 from .signals import webhook_received

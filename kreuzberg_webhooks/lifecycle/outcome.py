@@ -3,7 +3,7 @@
 tells the observers.
 
 Nothing here knows the :class:`~kreuzberg_webhooks.Receiver`: the flows
-(:mod:`kreuzberg_webhooks.lifecycle`) and the :class:`~kreuzberg_webhooks.exchange.Exchange`
+(:mod:`kreuzberg_webhooks.lifecycle.flows`) and the :class:`~kreuzberg_webhooks.lifecycle.exchange.Exchange`
 pass the observers and the timings in as plain values.
 """
 
@@ -16,8 +16,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal, TypeAlias
 
-from .events import Event
-from .exceptions import DeliveryInFlight, MethodNotAllowed, WebhookError
+from ..events import Event
+from ..exceptions import DeliveryInFlight, MethodNotAllowed, WebhookError
 
 __all__ = [
     "DeliveryMode",

@@ -1,9 +1,9 @@
-"""The two drivers of the lifecycle's flows (:mod:`kreuzberg_webhooks.lifecycle`): sync and async.
+"""The two drivers of the lifecycle's flows (:mod:`kreuzberg_webhooks.lifecycle.flows`): sync and async.
 
 A driver sends a flow the result of each step it yields, or throws the step's
 error in, until the flow returns. It performs no step itself: it is handed a
 *perform* callable (the receiver's), and it adds each step's time to the
-delivery's :class:`~kreuzberg_webhooks.outcome.Timings` when someone observes.
+delivery's :class:`~kreuzberg_webhooks.lifecycle.outcome.Timings` when someone observes.
 Both dispatch the same way; they differ only by ``await``.
 """
 
@@ -15,7 +15,7 @@ import time
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, TypeVar
 
-from .lifecycle import DeliveryStep, Flow
+from .flows import DeliveryStep, Flow
 from .outcome import Timings
 
 __all__ = ["run_async", "run_coroutine", "run_sync"]

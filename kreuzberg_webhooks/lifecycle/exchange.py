@@ -21,10 +21,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from .exceptions import MethodNotAllowed, PayloadTooLarge, WebhookError
+from ..exceptions import MethodNotAllowed, PayloadTooLarge, WebhookError
+from ..protocol.body import BodyReader
+from ..protocol.headers import header_value
 from .outcome import Observer, Outcome, conclude
-from .protocol.body import BodyReader
-from .protocol.headers import header_value
 
 __all__ = ["Exchange"]
 

@@ -2,9 +2,9 @@
 
 Every decision of a delivery — which status answers which situation, when a
 claim is taken, completed or released, what is logged — is made once, in the
-flows of :mod:`kreuzberg_webhooks.lifecycle`, which are given plain values (the
+flows of :mod:`kreuzberg_webhooks.lifecycle.flows`, which are given plain values (the
 lease, the retention, the observers) and never see the receiver. The methods
-here start a flow, hand it to a driver (:mod:`kreuzberg_webhooks.drivers`, sync
+here start a flow, hand it to a driver (:mod:`kreuzberg_webhooks.lifecycle.drivers`, sync
 or async) and perform the steps it yields: verify, call the store or the inbox,
 run the handlers. ``docs/contract.md`` §4 is the table they implement.
 """
@@ -20,9 +20,7 @@ import warnings
 from collections.abc import Callable, Mapping
 from typing import Any, Literal, Never, TypeAlias, TypeVar, cast, overload
 
-from . import lifecycle
-from .drivers import run_async, run_coroutine, run_sync
-from .events import (
+from ..events import (
     AutoTuneWebhookEvent,
     CrawlJobDocument,
     CrawlWebhookEvent,
@@ -34,14 +32,16 @@ from .events import (
     UnknownEvent,
     WebhookEvent,
 )
-from .exceptions import ConfigurationError
+from ..exceptions import ConfigurationError
+from ..protocol.headers import header_value
+from ..protocol.verify import Secrets, Verifier
+from ..stores.base import AsyncReplayStore, ReplayStore
+from ..stores.memory import MemoryStore
+from . import flows
+from .drivers import run_async, run_coroutine, run_sync
 from .exchange import Exchange
-from .lifecycle import Delivery, DeliveryStep, Enqueue, RunHandlers, StoreCall, Verify
+from .flows import Delivery, DeliveryStep, Enqueue, RunHandlers, StoreCall, Verify
 from .outcome import Observer, Outcome, Timings
-from .protocol.headers import header_value
-from .protocol.verify import Secrets, Verifier
-from .stores.base import AsyncReplayStore, ReplayStore
-from .stores.memory import MemoryStore
 
 __all__ = [
     "CATCH_ALL",
@@ -297,24 +297,20 @@ class Receiver:
     # -- the entry points adapters call ------------------------------------------
 
     def exchange(self, method: str, headers: Mapping[str, str]) -> Exchange:
-        """Start a request at the webhook path: see :class:`~kreuzberg_webhooks.exchange.Exchange`."""
+        """Start a request at the webhook path: see :class:`~kreuzberg_webhooks.lifecycle.exchange.Exchange`."""
         return Exchange(method, headers, self.verifier.max_body_size, self.observers)
 
     def handle(self, body: bytes, headers: Mapping[str, str]) -> Outcome:
         """Process one delivery synchronously and return the answer to send."""
         self.require_sync()
         timings = Timings() if self.observers else None
-        flow = lifecycle.deliver(
-            body, headers, self.inbox is not None, self.lease, self.retention, self.observers, timings
-        )
+        flow = flows.deliver(body, headers, self.inbox is not None, self.lease, self.retention, self.observers, timings)
         return run_sync(flow, self._perform, timings)
 
     async def handle_async(self, body: bytes, headers: Mapping[str, str]) -> Outcome:
         """Process one delivery on an event loop; sync handlers run in a worker thread."""
         timings = Timings() if self.observers else None
-        flow = lifecycle.deliver(
-            body, headers, self.inbox is not None, self.lease, self.retention, self.observers, timings
-        )
+        flow = flows.deliver(body, headers, self.inbox is not None, self.lease, self.retention, self.observers, timings)
         return await run_async(flow, self._perform_async, timings)
 
     def process(self, event: Event, *, scope: str = "", via: str = "webhook") -> Outcome:
@@ -326,13 +322,13 @@ class Receiver:
         """
         self.require_sync()
         timings = Timings() if self.observers else None
-        flow = lifecycle.handle_trusted(event, scope, via, self.lease, self.retention, self.observers, timings)
+        flow = flows.handle_trusted(event, scope, via, self.lease, self.retention, self.observers, timings)
         return run_sync(flow, self._perform, timings)
 
     async def process_async(self, event: Event, *, scope: str = "", via: str = "webhook") -> Outcome:
         """The async :meth:`process`."""
         timings = Timings() if self.observers else None
-        flow = lifecycle.handle_trusted(event, scope, via, self.lease, self.retention, self.observers, timings)
+        flow = flows.handle_trusted(event, scope, via, self.lease, self.retention, self.observers, timings)
         return await run_async(flow, self._perform_async, timings)
 
     # -- guard mode: the application's own view is the handler -----------------
@@ -345,12 +341,12 @@ class Receiver:
         """
         self.require_sync()
         timings = Timings() if self.observers else None
-        return run_sync(lifecycle.begin(body, headers, self.lease, self.observers, timings), self._perform, timings)
+        return run_sync(flows.begin(body, headers, self.lease, self.observers, timings), self._perform, timings)
 
     async def begin_async(self, body: bytes, headers: Mapping[str, str]) -> Delivery | Outcome:
         """The async :meth:`begin`."""
         timings = Timings() if self.observers else None
-        flow = lifecycle.begin(body, headers, self.lease, self.observers, timings)
+        flow = flows.begin(body, headers, self.lease, self.observers, timings)
         return await run_async(flow, self._perform_async, timings)
 
     def settle(
@@ -369,7 +365,7 @@ class Receiver:
         to send when the application sent none, else ``None``.
         """
         self.require_sync()
-        flow = lifecycle.settle(delivery, status, error, cancelled, self.retention, self.observers)
+        flow = flows.settle(delivery, status, error, cancelled, self.retention, self.observers)
         return run_sync(flow, self._perform, delivery.timings)
 
     async def settle_async(
@@ -381,7 +377,7 @@ class Receiver:
         cancelled: bool = False,
     ) -> Outcome | None:
         """The async :meth:`settle`."""
-        flow = lifecycle.settle(delivery, status, error, cancelled, self.retention, self.observers)
+        flow = flows.settle(delivery, status, error, cancelled, self.retention, self.observers)
         return await run_async(flow, self._perform_async, delivery.timings)
 
     def finish(self, delivery: Delivery, status_code: int) -> None:
@@ -442,7 +438,7 @@ class Receiver:
 
     def _inbox_entry(self, step: Enqueue) -> Any:
         """What the inbox keeps of a verified delivery: the body and the headers that verify it again."""
-        from .inbox.base import InboxEntry  # the inbox is optional: imported when it is used
+        from ..inbox.base import InboxEntry  # the inbox is optional: imported when it is used
 
         event, headers = step.event, step.headers
         wanted = (self.verifier.header.lower(), "x-idempotency-key")

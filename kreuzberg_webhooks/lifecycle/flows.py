@@ -3,13 +3,13 @@
 Each flow below is a generator that *decides* and yields the I/O it needs as a
 step (:class:`Verify`, :class:`StoreCall`, :class:`Enqueue`, :class:`RunHandlers`);
 whoever drives it performs the step and sends the result back, or throws the
-error in (:mod:`kreuzberg_webhooks.drivers`, with the receiver performing the
+error in (:mod:`kreuzberg_webhooks.lifecycle.drivers`, with the receiver performing the
 steps). The flows take plain values — the lease, the retention, whether there is
 an inbox, the observers — and never see the receiver, so a rule changed here
 changes for every adapter and for both sync and async callers (the shape of
 httpx's ``Auth.auth_flow`` and of :mod:`kreuzberg_webhooks.cloud.policy`).
 
-Every flow ends in :func:`~kreuzberg_webhooks.outcome.conclude`, which writes the
+Every flow ends in :func:`~kreuzberg_webhooks.lifecycle.outcome.conclude`, which writes the
 one log line of the delivery and tells the observers.
 """
 
@@ -22,11 +22,11 @@ from collections.abc import Generator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal, TypeAlias, TypeVar
 
-from .events import Event
-from .exceptions import DeliveryInFlight, HandlerFailed, StoreUnavailable, WebhookError
+from ..events import Event
+from ..exceptions import DeliveryInFlight, HandlerFailed, StoreUnavailable, WebhookError
+from ..protocol.keys import delivery_key
+from ..stores.base import Claim, ClaimState
 from .outcome import DeliveryMode, Observer, Outcome, Timings, application_answer, conclude, event_label, report
-from .protocol.keys import delivery_key
-from .stores.base import Claim, ClaimState
 
 __all__ = [
     "COMPLETE_RETRY_DELAYS",
