@@ -126,7 +126,7 @@ def test_a_cancelled_guard_request_keeps_its_claim() -> None:
     assert [(r.status_code, r.reason) for r in reports] == [(499, "cancelled")]
 
 
-PACKAGE = Path(__file__).resolve().parent.parent / "kreuzberg_webhooks" / "lifecycle"
+PACKAGE = Path(__file__).resolve().parents[2] / "kreuzberg_webhooks" / "lifecycle"
 
 
 @pytest.mark.parametrize("module", ["flows.py", "drivers.py", "outcome.py", "exchange.py"])

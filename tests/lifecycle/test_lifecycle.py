@@ -1,5 +1,5 @@
-"""The lifecycle written once: keys scoped by the signer, cancellation, coroutines from sync code,
-handler types, observers and trusted events (issue 10 items 2, 4, 5, 8; issue 9)."""
+"""The lifecycle through the Receiver: keys scoped by the signer, cancellation, coroutines from sync code,
+handler types, observers and trusted events."""
 
 from __future__ import annotations
 
