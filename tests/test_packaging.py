@@ -54,7 +54,7 @@ def test_the_wheel_carries_py_typed_and_every_subpackage(wheel: Path) -> None:
     for module in (
         "__init__.py",
         "protocol/verify.py",
-        "receiver.py",
+        "lifecycle/receiver.py",
         "stores/__init__.py",
         "stores/sqlite.py",
         "cli/__init__.py",
