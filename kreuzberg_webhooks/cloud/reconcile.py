@@ -35,7 +35,7 @@ from uuid import UUID
 from ..events import CrawlJobDocument, canonical_job_id
 from ..exceptions import ConfigurationError
 from ..protocol.durations import duration
-from ..testing.simulate import MAX_ATTEMPTS, RETRY_DELAYS, SENDER_TIMEOUT
+from ..protocol.schedule import MAX_ATTEMPTS, RETRY_DELAYS, SENDER_TIMEOUT
 from .client import AsyncJobsClient, JobsClient
 from .errors import InvalidAPIKey, JobNotFound, JobsAPIError, PermanentAPIError
 from .policy import Backoff, JobLookup, is_terminal
