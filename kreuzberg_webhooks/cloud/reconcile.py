@@ -129,7 +129,7 @@ class _Verdict:
     children: tuple[str, ...] = ()
 
 
-class _Core:
+class _ReconcilerCommon:
     """Settings and decisions shared by the sync and async reconcilers."""
 
     def __init__(
@@ -295,7 +295,7 @@ class _Core:
                 logger.exception("on_abandoned failed for tracked job %s", verdict.entry.job_id)
 
 
-class Reconciler(_Core):
+class Reconciler(_ReconcilerCommon):
     """Checks tracked jobs no webhook closed, and dispatches the terminal ones (sync).
 
     :param receiver: the app's :class:`~kreuzberg_webhooks.Receiver`; its handlers run through
@@ -420,7 +420,7 @@ class Reconciler(_Core):
             self._thread = None
 
 
-class AsyncReconciler(_Core):
+class AsyncReconciler(_ReconcilerCommon):
     """The asynchronous :class:`Reconciler`: ``receiver.process_async``, at most *concurrency*
     requests in flight on kept-alive connections. Tracker calls run in a worker thread.
 
