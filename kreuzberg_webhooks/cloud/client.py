@@ -120,8 +120,8 @@ def _list(value: Any) -> list[Any]:
     return value if isinstance(value, list) else []
 
 
-class _JobsClientBase:
-    """Settings and flows shared by both clients."""
+class _JobsClientCommon:
+    """What the sync and async clients share: their settings and the flows of each call (httpx's model)."""
 
     def __init__(
         self,
@@ -290,7 +290,7 @@ class _JobsClientBase:
         return document.result if isinstance(document, JobDocument) else None
 
 
-class JobsClient(_JobsClientBase):
+class JobsClient(_JobsClientCommon):
     """A synchronous client of the jobs API.
 
     :param api_key: the API key (default ``$KREUZBERG_API_KEY``). It never appears in
@@ -402,7 +402,7 @@ class JobsClient(_JobsClientBase):
         return result
 
 
-class AsyncJobsClient(_JobsClientBase):
+class AsyncJobsClient(_JobsClientCommon):
     """The asynchronous twin of :class:`JobsClient` (same parameters, ``httpx.AsyncClient``)."""
 
     def __init__(

@@ -35,7 +35,7 @@ from uuid import UUID
 from ..events import CrawlJobDocument, canonical_job_id
 from ..exceptions import ConfigurationError
 from ..protocol.durations import duration
-from ..testing.simulate import MAX_ATTEMPTS, RETRY_DELAYS, SENDER_TIMEOUT
+from ..protocol.schedule import MAX_ATTEMPTS, RETRY_DELAYS, SENDER_TIMEOUT
 from .client import AsyncJobsClient, JobsClient
 from .errors import InvalidAPIKey, JobNotFound, JobsAPIError, PermanentAPIError
 from .policy import Backoff, JobLookup, is_terminal
@@ -129,7 +129,7 @@ class _Verdict:
     children: tuple[str, ...] = ()
 
 
-class _ReconcilerBase:
+class _ReconcilerCommon:
     """Settings and decisions shared by the sync and async reconcilers."""
 
     def __init__(
@@ -295,7 +295,7 @@ class _ReconcilerBase:
                 logger.exception("on_abandoned failed for tracked job %s", verdict.entry.job_id)
 
 
-class Reconciler(_ReconcilerBase):
+class Reconciler(_ReconcilerCommon):
     """Checks tracked jobs no webhook closed, and dispatches the terminal ones (sync).
 
     :param receiver: the app's :class:`~kreuzberg_webhooks.Receiver`; its handlers run through
@@ -420,7 +420,7 @@ class Reconciler(_ReconcilerBase):
             self._thread = None
 
 
-class AsyncReconciler(_ReconcilerBase):
+class AsyncReconciler(_ReconcilerCommon):
     """The asynchronous :class:`Reconciler`: ``receiver.process_async``, at most *concurrency*
     requests in flight on kept-alive connections. Tracker calls run in a worker thread.
 

@@ -44,8 +44,9 @@ from urllib.parse import parse_qs, urlsplit
 
 from ..exceptions import ConfigurationError
 from ..protocol.durations import duration
+from ..protocol.schedule import SENDER_TIMEOUT
 from ..protocol.verify import DEFAULT_SIGNATURE_HEADER
-from ..testing.simulate import MIN_TIMEOUT, SENDER_TIMEOUT, Transport, http_transport
+from ..testing.simulate import MIN_TIMEOUT, Transport, http_transport
 from .jobs import FAILURE_REASON, CrawlJob, Job, WebhookConfig, rfc3339
 from .multipart import FormError, parse_form
 from .webhooks import Scheduler, WebhookDelivery, WebhookSender, new_dashboard_payload

@@ -20,10 +20,11 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..protocol.schedule import MAX_ATTEMPTS, RETRY_DELAYS
 from ..protocol.signing import sign, sign_timestamped
 from ..protocol.verify import DEFAULT_SIGNATURE_HEADER
 from ..testing import new_event_id
-from ..testing.simulate import MAX_ATTEMPTS, RETRY_DELAYS, Transport, Verdict, classify
+from ..testing.simulate import Transport, Verdict, classify
 
 __all__ = ["Scheduler", "WebhookAttempt", "WebhookDelivery", "WebhookSender"]
 

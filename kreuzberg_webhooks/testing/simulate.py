@@ -32,6 +32,7 @@ from typing import IO, Any, TypeAlias
 from urllib.parse import SplitResult, urlsplit
 
 from ..events import event_type_for
+from ..protocol.schedule import MAX_ATTEMPTS, RETRY_DELAYS, SENDER_TIMEOUT
 from ..protocol.verify import DEFAULT_SIGNATURE_HEADER
 from . import (
     SCHEMES,
@@ -62,11 +63,6 @@ __all__ = [
     "redact_url",
 ]
 
-#: Waits before attempts 2, 3, 4 and 5, in seconds (5 s → 30 s → 5 min, then 5 min again).
-RETRY_DELAYS: tuple[float, ...] = (5.0, 30.0, 300.0, 300.0)
-MAX_ATTEMPTS = 1 + len(RETRY_DELAYS)
-#: The sender gives up waiting for an answer after 30 s.
-SENDER_TIMEOUT = 30.0
 #: The scaled time-out never goes below this: a loaded machine must not look like a dead receiver.
 MIN_TIMEOUT = 1.0
 #: At most this much of an answer's body is kept.
