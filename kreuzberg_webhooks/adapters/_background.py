@@ -3,32 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Coroutine
-from typing import Any, Generic, TypeVar
+from collections.abc import Awaitable
+from typing import Generic, TypeVar
+
+from ..lifecycle.drivers import detach
 
 __all__ = ["Outliving", "detach"]
 
 T = TypeVar("T")
-
-_background: set[asyncio.Task[Any]] = set()
-
-
-def detach(coroutine: Coroutine[Any, Any, Any]) -> None:
-    """Run *coroutine* as a task of its own, which nothing awaits.
-
-    A reference is kept until it ends (the loop keeps only weak ones, so it could
-    be collected before it settles); its exception, if any, was the application's
-    and has been logged where the claim was settled.
-    """
-    task = asyncio.ensure_future(coroutine)
-    _background.add(task)
-    task.add_done_callback(_finished)
-
-
-def _finished(task: asyncio.Task[Any]) -> None:
-    _background.discard(task)
-    if not task.cancelled():
-        task.exception()  # retrieved: no "exception was never retrieved" at exit
 
 
 class Outliving(Generic[T]):

@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 from .flows import DeliveryStep, Flow
 from .outcome import Timings
 
-__all__ = ["run_async", "run_coroutine", "run_sync"]
+__all__ = ["detach", "run_async", "run_coroutine", "run_sync"]
 
 T = TypeVar("T")
 
@@ -72,7 +72,7 @@ async def run_async(
                 try:
                     value = await asyncio.shield(value)
                 except asyncio.CancelledError:
-                    _detach(_continue_after(flow, perform, timings, value))
+                    detach(_continue_after(flow, perform, timings, value))
                     raise
         except Exception as failure:
             error = failure
@@ -95,14 +95,25 @@ async def _continue_after(
     await run_async(flow, perform, timings, error)
 
 
-_background: set[asyncio.Task[None]] = set()
+_background: set[asyncio.Task[Any]] = set()
 
 
-def _detach(coroutine: Coroutine[Any, Any, None]) -> None:
-    # Keep a reference, or the task could be collected before it settles.
+def detach(coroutine: Coroutine[Any, Any, Any]) -> None:
+    """Run *coroutine* as a task of its own, which nothing awaits.
+
+    A reference is kept until it ends (the loop keeps only weak ones, so it could
+    be collected before it settles); its exception, if any, was logged where the
+    claim was settled.
+    """
     task = asyncio.ensure_future(coroutine)
     _background.add(task)
-    task.add_done_callback(_background.discard)
+    task.add_done_callback(_finished)
+
+
+def _finished(task: asyncio.Task[Any]) -> None:
+    _background.discard(task)
+    if not task.cancelled():
+        task.exception()  # retrieved: no "exception was never retrieved" at exit
 
 
 def run_coroutine(awaitable: Awaitable[T]) -> T:
