@@ -22,6 +22,20 @@ ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 
 
+def run_django_suite(settings_module: str, cases: str, **env: str) -> subprocess.CompletedProcess[str]:
+    """Run a Django test suite (*cases*, a path under the checkout) in a pytest process of its
+    own: Django's settings are configured once per process. *env* adds variables."""
+    return subprocess.run(
+        [sys.executable, "-m", "pytest", cases, "-q", "-p", "no:cacheprovider"],
+        cwd=ROOT,
+        env={**os.environ, "DJANGO_SETTINGS_MODULE": settings_module, "PYTHONPATH": str(ROOT), **env},
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -4,32 +4,19 @@ tests already configure theirs, so these cases run in a pytest process of their 
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from tests.servers import ROOT
+from tests.servers import run_django_suite
 
 
 @pytest.mark.slow
 def test_the_django_suite_passes_in_its_own_process(tmp_path: Path) -> None:
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "tests.inbox.django_suite.settings",
-        "KREUZBERG_TEST_DB": str(tmp_path / "django.sqlite3"),
-        "PYTHONPATH": str(ROOT),
-    }
-    result = subprocess.run(
-        [sys.executable, "-m", "pytest", "tests/inbox/django_suite/cases.py", "-q", "-p", "no:cacheprovider"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
+    result = run_django_suite(
+        "tests.inbox.django_suite.settings",
+        "tests/inbox/django_suite/cases.py",
+        KREUZBERG_TEST_DB=str(tmp_path / "django.sqlite3"),
     )
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-3000:]
     assert " passed" in result.stdout
