@@ -25,22 +25,23 @@ T = TypeVar("T")
 
 def run_sync(flow: Flow[T], perform: Callable[[DeliveryStep], Any], timings: Timings | None = None) -> T:
     """Drive *flow* in this thread: each step is performed by ``perform(step)``."""
-    value: Any = None
-    error: Exception | None = None
-    while True:
-        try:
-            step = flow.send(value) if error is None else flow.throw(error)
-        except StopIteration as stop:
-            result: T = stop.value
-            return result
-        value = error = None
-        begun = 0.0 if timings is None else time.perf_counter()
-        try:
-            value = perform(step)
-        except Exception as failure:
-            error = failure
-        if timings is not None:
-            timings.add(step.phase, time.perf_counter() - begun)
+    try:
+        step = next(flow)
+        while True:
+            begun = 0.0 if timings is None else time.perf_counter()
+            try:
+                value = perform(step)
+            except Exception as error:
+                if timings is not None:
+                    timings.add(step.phase, time.perf_counter() - begun)
+                step = flow.throw(error)
+                continue
+            if timings is not None:
+                timings.add(step.phase, time.perf_counter() - begun)
+            step = flow.send(value)
+    except StopIteration as stop:
+        result: T = stop.value
+        return result
 
 
 async def run_async(

@@ -1,9 +1,12 @@
-"""The delivery lifecycle, written once: verify → claim → handlers → complete or release.
+"""The delivery lifecycle, written once: claim → handlers → complete or release.
 
-Each flow below is a generator that *decides* and yields the I/O it needs as a
-step (:class:`Verify`, :class:`StoreCall`, :class:`Enqueue`, :class:`RunHandlers`);
-whoever drives it performs the step and sends the result back, or throws the
-error in (:mod:`kreuzberg_webhooks.lifecycle.drivers`, with the receiver performing the
+A delivery is verified first, by whoever starts its flow (the receiver: with an
+``async`` secret resolver, verifying is awaited); a flow starts from the
+verified event, and :func:`refused` answers one that failed. Each flow below is
+a generator that *decides* and yields the I/O it needs as a step
+(:class:`StoreCall`, :class:`Enqueue`, :class:`RunHandlers`); whoever drives it
+performs the step and sends the result back, or throws the error in
+(:mod:`kreuzberg_webhooks.lifecycle.drivers`, with the receiver performing the
 steps). The flows take plain values — the lease, the retention, whether there is
 an inbox, the observers — and never see the receiver, so a rule changed here
 changes for every adapter and for both sync and async callers (the shape of
@@ -36,30 +39,22 @@ __all__ = [
     "Flow",
     "RunHandlers",
     "StoreCall",
-    "Verify",
     "begin",
     "deliver",
     "handle_trusted",
+    "refused",
     "settle",
 ]
 
 logger = logging.getLogger("kreuzberg_webhooks")
 
 T = TypeVar("T")
-Phase: TypeAlias = Literal["verify", "store", "handlers"]
+Phase: TypeAlias = Literal["store", "handlers"]
+_NEW = ClaimState.NEW  # read on every delivery: a module global, not an attribute of the enum class
 
 
 # -- the steps a flow yields ---------------------------------------------------
 # Each names the phase of the delivery's Timings its time counts in.
-
-
-@dataclass(slots=True, eq=False)
-class Verify:
-    """Verify a delivery; the driver sends back a ``Verified`` or throws the :class:`WebhookError`."""
-
-    body: bytes
-    headers: Mapping[str, str]
-    phase: ClassVar[Phase] = "verify"
 
 
 @dataclass(slots=True, eq=False)
@@ -94,7 +89,7 @@ class RunHandlers:
     phase: ClassVar[Phase] = "handlers"
 
 
-DeliveryStep: TypeAlias = Verify | StoreCall | Enqueue | RunHandlers
+DeliveryStep: TypeAlias = StoreCall | Enqueue | RunHandlers
 Flow: TypeAlias = Generator[DeliveryStep, Any, T]
 
 #: Seconds to wait before each new try of a ``complete`` the store refused (a short outage
@@ -121,7 +116,14 @@ class Delivery:
 # -- the flows ------------------------------------------------------------------
 
 
+def refused(error: WebhookError, mode: DeliveryMode, observers: Sequence[Observer], timings: Timings | None) -> Outcome:
+    """The answer to a delivery that failed verification: no step, nothing was claimed."""
+    return conclude(Outcome.from_error(error), mode, observers, timings)
+
+
 def deliver(
+    event: Event,
+    scope: str,
     body: bytes,
     headers: Mapping[str, str],
     to_inbox: bool,
@@ -130,26 +132,16 @@ def deliver(
     observers: Sequence[Observer],
     timings: Timings | None,
 ) -> Flow[Outcome]:
-    """Endpoint (or inbox) mode: one delivery from its bytes to the answer."""
-    mode: DeliveryMode = "inbox" if to_inbox else "endpoint"
-    try:
-        verified = yield Verify(body, headers)
-    except WebhookError as error:
-        return conclude(Outcome.from_error(error), mode, observers, timings)
-    event: Event = verified.event
-    scope: str = verified.scope
+    """Endpoint (or inbox) mode: one verified delivery, from its event to the answer.
+
+    *scope* says who signed it (``kreuzberg_webhooks.protocol.keys``); *body* and
+    *headers* are what the inbox keeps.
+    """
     key = delivery_key(event, scope)
     if to_inbox:
         received_at = time.time() if timings is None else timings.started_at
-        try:
-            new = yield Enqueue(event, key, scope, body, headers, received_at)
-        except Exception as error:
-            return conclude(
-                _store_error(event), mode, observers, timings, scope=scope, store_error=_store_detail(error)
-            )
-        outcome = Outcome.queued(event) if new else Outcome.already_processed(event)
-        return conclude(outcome, mode, observers, timings, scope=scope)
-    return (yield from _claim_and_run(event, key, scope, "endpoint", "webhook", lease, retention, observers, timings))
+        return _enqueue(event, key, scope, body, headers, received_at, observers, timings)
+    return _claim_and_run(event, key, scope, "endpoint", "webhook", lease, retention, observers, timings)
 
 
 def handle_trusted(
@@ -163,7 +155,25 @@ def handle_trusted(
 ) -> Flow[Outcome]:
     """A trusted event (from the inbox, from the jobs API): claim, run the handlers, settle."""
     key = delivery_key(event, scope)
-    return (yield from _claim_and_run(event, key, scope, "process", via, lease, retention, observers, timings))
+    return _claim_and_run(event, key, scope, "process", via, lease, retention, observers, timings)
+
+
+def _enqueue(
+    event: Event,
+    key: str,
+    scope: str,
+    body: bytes,
+    headers: Mapping[str, str],
+    received_at: float,
+    observers: Sequence[Observer],
+    timings: Timings | None,
+) -> Flow[Outcome]:
+    try:
+        new = yield Enqueue(event, key, scope, body, headers, received_at)
+    except Exception as error:
+        return conclude(_store_error(event), "inbox", observers, timings, scope=scope, store_error=_store_detail(error))
+    outcome = Outcome.queued(event) if new else Outcome.already_processed(event)
+    return conclude(outcome, "inbox", observers, timings, scope=scope)
 
 
 def _claim_and_run(
@@ -182,7 +192,7 @@ def _claim_and_run(
     except Exception as error:
         outcome = _store_error(event)
         return conclude(outcome, mode, observers, timings, via=via, scope=scope, store_error=_store_detail(error))
-    if claim.state is not ClaimState.NEW:
+    if claim.state is not _NEW:
         return conclude(_refused(event, claim), mode, observers, timings, via=via, scope=scope)
     token = claim.token or ""
     try:
@@ -199,21 +209,15 @@ def _claim_and_run(
 
 
 def begin(
-    body: bytes, headers: Mapping[str, str], lease: float, observers: Sequence[Observer], timings: Timings | None
+    event: Event, scope: str, lease: float, observers: Sequence[Observer], timings: Timings | None
 ) -> Flow[Delivery | Outcome]:
-    """Guard mode, first half: verify and claim for code the adapter runs itself."""
-    try:
-        verified = yield Verify(body, headers)
-    except WebhookError as error:
-        return conclude(Outcome.from_error(error), "guard", observers, timings)
-    event: Event = verified.event
-    scope: str = verified.scope
+    """Guard mode, first half: claim a verified delivery for code the adapter runs itself."""
     key = delivery_key(event, scope)
     try:
         claim: Claim = yield StoreCall("claim", (key, lease))
     except Exception as error:
         return conclude(_store_error(event), "guard", observers, timings, scope=scope, store_error=_store_detail(error))
-    if claim.state is not ClaimState.NEW:
+    if claim.state is not _NEW:
         return conclude(_refused(event, claim), "guard", observers, timings, scope=scope)
     return Delivery(event, key, claim.token or "", scope, timings)
 

@@ -13,7 +13,7 @@ import json
 import logging
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Literal, TypeAlias
 
 from ..events import Event
@@ -41,18 +41,52 @@ _JSON = ("content-type", "application/json")
 DeliveryMode: TypeAlias = Literal["endpoint", "guard", "inbox", "process"]
 
 
-@dataclass(frozen=True, slots=True)
 class Outcome:
-    """The answer to one delivery, ready for an adapter to send."""
+    """The answer to one delivery, ready for an adapter to send.
 
-    status_code: int
-    #: ``processed``, ``queued``, ``duplicate``, or the error's reason code.
-    reason: str
-    headers: tuple[tuple[str, str], ...]
-    body: bytes
-    event: Event | None = None
-    #: The handler's exception, for a ``handler_error`` (never sent: the inbox worker keeps it).
-    error: BaseException | None = field(default=None, compare=False, repr=False)
+    A plain class, not a frozen dataclass: one is built for every delivery, and a
+    frozen dataclass stores each field through ``object.__setattr__``. Equal when
+    everything but :attr:`error` is equal; not hashable.
+    """
+
+    __slots__ = ("body", "error", "event", "headers", "reason", "status_code")
+
+    def __init__(
+        self,
+        status_code: int,
+        reason: str,
+        headers: tuple[tuple[str, str], ...],
+        body: bytes,
+        event: Event | None = None,
+        error: BaseException | None = None,
+    ) -> None:
+        self.status_code = status_code
+        #: ``processed``, ``queued``, ``duplicate``, or the error's reason code.
+        self.reason = reason
+        self.headers = headers
+        self.body = body
+        self.event = event
+        #: The handler's exception, for a ``handler_error`` (never sent: the inbox worker keeps it).
+        self.error = error
+
+    def __repr__(self) -> str:
+        return (
+            f"Outcome(status_code={self.status_code!r}, reason={self.reason!r}, headers={self.headers!r}, "
+            f"body={self.body!r}, event={self.event!r})"
+        )
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not Outcome:
+            return NotImplemented
+        return (self.status_code, self.reason, self.headers, self.body, self.event) == (
+            other.status_code,
+            other.reason,
+            other.headers,
+            other.body,
+            other.event,
+        )
+
+    __hash__ = None  # type: ignore[assignment]  # mutable: equal outcomes need not stay equal
 
     @property
     def ok(self) -> bool:

@@ -32,15 +32,15 @@ from ..events import (
     UnknownEvent,
     WebhookEvent,
 )
-from ..exceptions import ConfigurationError
+from ..exceptions import ConfigurationError, WebhookError
 from ..protocol.headers import header_value
-from ..protocol.verify import Secrets, Verifier
+from ..protocol.verify import Secrets, Verified, Verifier
 from ..stores.base import AsyncReplayStore, ReplayStore
 from ..stores.memory import MemoryStore
 from . import flows
 from .drivers import run_async, run_coroutine, run_sync
 from .exchange import Exchange
-from .flows import Delivery, DeliveryStep, Enqueue, RunHandlers, StoreCall, Verify
+from .flows import Delivery, DeliveryStep, Enqueue, RunHandlers, StoreCall
 from .outcome import Observer, Outcome, Timings
 
 __all__ = [
@@ -304,13 +304,28 @@ class Receiver:
         """Process one delivery synchronously and return the answer to send."""
         self.require_sync()
         timings = Timings() if self.observers else None
-        flow = flows.deliver(body, headers, self.inbox is not None, self.lease, self.retention, self.observers, timings)
+        try:
+            if timings is None:
+                event, scope = self.verifier.verify_scoped(body, headers)
+            else:
+                event, scope = self._verify_timed(body, headers, timings)
+        except WebhookError as error:
+            return flows.refused(error, "endpoint" if self.inbox is None else "inbox", self.observers, timings)
+        flow = flows.deliver(
+            event, scope, body, headers, self.inbox is not None, self.lease, self.retention, self.observers, timings
+        )
         return run_sync(flow, self._perform, timings)
 
     async def handle_async(self, body: bytes, headers: Mapping[str, str]) -> Outcome:
         """Process one delivery on an event loop; sync handlers run in a worker thread."""
         timings = Timings() if self.observers else None
-        flow = flows.deliver(body, headers, self.inbox is not None, self.lease, self.retention, self.observers, timings)
+        try:
+            event, scope = await self._verify_async(body, headers, timings)
+        except WebhookError as error:
+            return flows.refused(error, "endpoint" if self.inbox is None else "inbox", self.observers, timings)
+        flow = flows.deliver(
+            event, scope, body, headers, self.inbox is not None, self.lease, self.retention, self.observers, timings
+        )
         return await run_async(flow, self._perform_async, timings)
 
     def process(self, event: Event, *, scope: str = "", via: str = "webhook") -> Outcome:
@@ -341,12 +356,23 @@ class Receiver:
         """
         self.require_sync()
         timings = Timings() if self.observers else None
-        return run_sync(flows.begin(body, headers, self.lease, self.observers, timings), self._perform, timings)
+        try:
+            if timings is None:
+                event, scope = self.verifier.verify_scoped(body, headers)
+            else:
+                event, scope = self._verify_timed(body, headers, timings)
+        except WebhookError as error:
+            return flows.refused(error, "guard", self.observers, timings)
+        return run_sync(flows.begin(event, scope, self.lease, self.observers, timings), self._perform, timings)
 
     async def begin_async(self, body: bytes, headers: Mapping[str, str]) -> Delivery | Outcome:
         """The async :meth:`begin`."""
         timings = Timings() if self.observers else None
-        flow = flows.begin(body, headers, self.lease, self.observers, timings)
+        try:
+            event, scope = await self._verify_async(body, headers, timings)
+        except WebhookError as error:
+            return flows.refused(error, "guard", self.observers, timings)
+        flow = flows.begin(event, scope, self.lease, self.observers, timings)
         return await run_async(flow, self._perform_async, timings)
 
     def settle(
@@ -392,16 +418,33 @@ class Receiver:
         )
         await self.settle_async(delivery, status_code)
 
-    # -- performing the flows' steps ------------------------------------------------
-    # Both dispatch the same way, step type by step type; they differ only by await.
+    # -- verifying, and performing the flows' steps ----------------------------------
+    # A flow starts from a verified delivery: verifying is no step of it, so a delivery
+    # costs no round trip through the driver for it. Both dispatch the same way, step
+    # type by step type; they differ only by await.
+
+    def _verify_timed(self, body: bytes, headers: Mapping[str, str], timings: Timings) -> Verified:
+        begun = time.perf_counter()
+        try:
+            return self.verifier.verify_scoped(body, headers)
+        finally:
+            timings.verify += time.perf_counter() - begun
+
+    async def _verify_async(self, body: bytes, headers: Mapping[str, str], timings: Timings | None) -> Verified:
+        begun = 0.0 if timings is None else time.perf_counter()
+        try:
+            if self.verifier.is_async:  # an async secret resolver is awaited
+                return await self.verifier.verify_scoped_async(body, headers)
+            return self.verifier.verify_scoped(body, headers)
+        finally:
+            if timings is not None:
+                timings.verify += time.perf_counter() - begun
 
     def _perform(self, step: DeliveryStep) -> Any:
         if isinstance(step, StoreCall):
             if step.delay:
                 time.sleep(step.delay)
             return getattr(self._store, step.name)(*step.args)
-        if isinstance(step, Verify):
-            return self.verifier.verify_scoped(step.body, step.headers)
         if isinstance(step, RunHandlers):
             return self.dispatch(step.event)
         return self.inbox.enqueue(self._inbox_entry(step))
@@ -416,10 +459,6 @@ class Receiver:
             if self._inline_store:  # never blocks: called on the loop
                 return call(*step.args)
             return await asyncio.to_thread(call, *step.args)
-        if isinstance(step, Verify):
-            if self.verifier.is_async:  # an async secret resolver is awaited
-                return await self.verifier.verify_scoped_async(step.body, step.headers)
-            return self.verifier.verify_scoped(step.body, step.headers)
         if isinstance(step, RunHandlers):
             handlers, threaded = self._lookup(step.event)
             if threaded:

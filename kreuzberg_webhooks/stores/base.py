@@ -17,9 +17,8 @@ A store that cannot be reached raises any exception; the receiver answers
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from enum import Enum
-from typing import Protocol, runtime_checkable
+from typing import NamedTuple, Protocol, runtime_checkable
 
 __all__ = ["AsyncReplayStore", "Claim", "ClaimState", "ReplayStore"]
 
@@ -32,10 +31,13 @@ class ClaimState(Enum):
     IN_FLIGHT = "in_flight"
 
 
-@dataclass(frozen=True, slots=True)
-class Claim:
+class Claim(NamedTuple):
     """The answer to ``claim``: the state, the lease token (``NEW`` only) and,
-    for ``IN_FLIGHT``, the seconds left on the other request's lease."""
+    for ``IN_FLIGHT``, the seconds left on the other request's lease.
+
+    A named tuple (immutable and hashable), not a frozen dataclass: one is built
+    for every delivery, for half the cost.
+    """
 
     state: ClaimState
     token: str | None = None

@@ -18,6 +18,8 @@ __all__ = ["MemoryStore"]
 logger = logging.getLogger("kreuzberg_webhooks")
 
 _DONE = Claim(ClaimState.DONE)
+_NEW = ClaimState.NEW
+_IN_FLIGHT = ClaimState.IN_FLIGHT
 #: The share of ``max_entries`` at which the store warns that it is filling up.
 _WARN_AT = 0.8
 _INF = float("inf")
@@ -77,45 +79,57 @@ class MemoryStore:
         """Take a lease on *key* unless it is done or leased."""
         if not 0.0 < lease < _INF:  # also NaN: refused before anything is stored
             raise refuse_duration("lease", lease)
-        with self._lock:
+        # acquire/release rather than ``with``: a third of the cost, and both run on every delivery.
+        self._lock.acquire()
+        try:
             now = self._clock()
-            entry = self._entries.get(key)
+            entries = self._entries
+            entry = entries.get(key)
             if entry is None:
-                if len(self._entries) >= self.max_entries:
+                if len(entries) >= self.max_entries:
                     self._make_room(now)
             elif entry[1] > now:
                 if entry[0] is None:
                     return _DONE
-                return Claim(ClaimState.IN_FLIGHT, retry_after=entry[1] - now)
+                return Claim(_IN_FLIGHT, None, entry[1] - now)
             else:
-                del self._entries[key]  # expired: re-added at the end, in the order of its new expiry
+                del entries[key]  # expired: re-added at the end, in the order of its new expiry
             token = next(self._tokens)
-            self._add(key, token, now + lease)
-        return Claim(ClaimState.NEW, token)
+            expires_at = now + lease
+            entries[key] = (token, expires_at)
+            if expires_at < self._next_purge:
+                self._next_purge = expires_at
+            if not self._warned and len(entries) >= self._warn_at:
+                self._warn()
+        finally:
+            self._lock.release()
+        return Claim(_NEW, token)
 
     def complete(self, key: str, token: str, retention: float) -> None:
         """Mark *key* done for *retention* seconds."""
         if not 0.0 < retention < _INF:
             raise refuse_duration("retention", retention)
-        with self._lock:
+        self._lock.acquire()
+        try:
+            expires_at = self._clock() + retention
             self._entries.pop(key, None)  # re-added at the end: oldest processed keys come first
-            self._add(key, None, self._clock() + retention)
+            self._entries[key] = (None, expires_at)
+            # Keep the next purge no later than the earliest expiry: an entry
+            # added after the last purge may expire before the ones that were there.
+            if expires_at < self._next_purge:
+                self._next_purge = expires_at
+        finally:
+            self._lock.release()
 
-    def _add(self, key: str, token: str | None, expires_at: float) -> None:
-        self._entries[key] = (token, expires_at)
-        # Keep the next purge no later than the earliest expiry: an entry
-        # added after the last purge may expire before the ones that were there.
-        if expires_at < self._next_purge:
-            self._next_purge = expires_at
-        if not self._warned and len(self._entries) >= self._warn_at:
-            self._warned = True
-            logger.warning(
-                "the in-memory replay store holds %d of its %d keys: past that, %s; "
-                "use SQLiteStore (or Redis, PostgreSQL) or raise max_entries",
-                len(self._entries),
-                self.max_entries,
-                "the oldest processed events are forgotten" if self.when_full == "evict" else "new events get 503",
-            )
+    def _warn(self) -> None:
+        self._warned = True
+        logger.warning(
+            "the in-memory replay store holds %d of its %d keys: past that, %s; "
+            "use SQLiteStore (or Redis, PostgreSQL) or raise max_entries",
+            len(self._entries),
+            self.max_entries,
+            "the oldest processed events are forgotten" if self.when_full == "evict" else "new events get 503",
+        )
 
     def release(self, key: str, token: str) -> None:
         """Forget *key*'s claim if *token* still holds it."""

@@ -15,10 +15,9 @@ import pytest
 from kreuzberg_webhooks import Claim, ClaimState, DeliveryReport, parse_event
 from kreuzberg_webhooks.exceptions import SignatureMismatch
 from kreuzberg_webhooks.lifecycle import flows
-from kreuzberg_webhooks.lifecycle.flows import Delivery, Enqueue, RunHandlers, StoreCall, Verify
+from kreuzberg_webhooks.lifecycle.flows import Delivery, Enqueue, RunHandlers, StoreCall
 from kreuzberg_webhooks.lifecycle.outcome import Outcome
 from kreuzberg_webhooks.protocol.keys import delivery_key
-from kreuzberg_webhooks.protocol.verify import Verified
 from kreuzberg_webhooks.testing import job_event_payload
 
 EVENT = parse_event(job_event_payload(now=1_800_000_000))
@@ -41,10 +40,10 @@ def drive(flow: flows.Flow[Any], answers: list[Any]) -> tuple[list[flows.Deliver
 
 def test_a_delivery_is_verified_claimed_handled_and_completed() -> None:
     reports: list[DeliveryReport] = []
-    flow = flows.deliver(b"{}", {}, False, LEASE, RETENTION, [reports.append], None)
-    steps, outcome = drive(flow, [Verified(EVENT, ""), Claim(ClaimState.NEW, "t1"), None, None])
-    assert [type(step) for step in steps] == [Verify, StoreCall, RunHandlers, StoreCall]
-    claim, complete = steps[1], steps[3]
+    flow = flows.deliver(EVENT, "", b"{}", {}, False, LEASE, RETENTION, [reports.append], None)
+    steps, outcome = drive(flow, [Claim(ClaimState.NEW, "t1"), None, None])
+    assert [type(step) for step in steps] == [StoreCall, RunHandlers, StoreCall]
+    claim, complete = steps[0], steps[2]
     assert isinstance(claim, StoreCall)
     assert (claim.name, claim.args) == ("claim", (KEY, LEASE))
     assert isinstance(complete, StoreCall)
@@ -53,16 +52,17 @@ def test_a_delivery_is_verified_claimed_handled_and_completed() -> None:
     assert [(r.mode, r.reason) for r in reports] == [("endpoint", "processed")]
 
 
-def test_a_refused_signature_is_answered_without_touching_the_store() -> None:
-    steps, outcome = drive(flows.deliver(b"{}", {}, False, LEASE, RETENTION, (), None), [SignatureMismatch()])
-    assert [type(step) for step in steps] == [Verify]
+def test_a_refused_signature_is_answered_without_a_step() -> None:
+    reports: list[DeliveryReport] = []
+    outcome = flows.refused(SignatureMismatch(), "endpoint", [reports.append], None)
     assert (outcome.status_code, outcome.reason) == (401, "signature_mismatch")
+    assert [(r.mode, r.reason) for r in reports] == [("endpoint", "signature_mismatch")]
 
 
 def test_a_claim_that_finds_the_event_done_answers_duplicate_and_runs_nothing() -> None:
-    flow = flows.deliver(b"{}", {}, False, LEASE, RETENTION, (), None)
-    steps, outcome = drive(flow, [Verified(EVENT, ""), Claim(ClaimState.DONE)])
-    assert [type(step) for step in steps] == [Verify, StoreCall]
+    flow = flows.deliver(EVENT, "", b"{}", {}, False, LEASE, RETENTION, (), None)
+    steps, outcome = drive(flow, [Claim(ClaimState.DONE)])
+    assert [type(step) for step in steps] == [StoreCall]
     assert outcome.duplicate
 
 
@@ -86,9 +86,9 @@ def test_a_store_outage_at_mark_done_is_tried_again_after_each_delay() -> None:
 
 
 def test_inbox_mode_writes_the_delivery_and_answers_202() -> None:
-    flow = flows.deliver(b"body", {"h": "v"}, True, LEASE, RETENTION, (), None)
-    steps, outcome = drive(flow, [Verified(EVENT, "proj"), True])
-    enqueue = steps[1]
+    flow = flows.deliver(EVENT, "proj", b"body", {"h": "v"}, True, LEASE, RETENTION, (), None)
+    steps, outcome = drive(flow, [True])
+    enqueue = steps[0]
     assert isinstance(enqueue, Enqueue)
     assert (enqueue.event, enqueue.key, enqueue.scope, enqueue.body) == (
         EVENT,
@@ -100,7 +100,7 @@ def test_inbox_mode_writes_the_delivery_and_answers_202() -> None:
 
 
 def test_guard_mode_hands_the_claimed_delivery_back_and_settles_a_2xx_as_done() -> None:
-    steps, delivery = drive(flows.begin(b"{}", {}, LEASE, (), None), [Verified(EVENT, ""), Claim(ClaimState.NEW, "g")])
+    steps, delivery = drive(flows.begin(EVENT, "", LEASE, (), None), [Claim(ClaimState.NEW, "g")])
     assert delivery == Delivery(EVENT, KEY, "g", "")
     steps, answer = drive(flows.settle(delivery, 204, None, False, RETENTION, ()), [None])
     assert answer is None
