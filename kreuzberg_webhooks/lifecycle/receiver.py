@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import difflib
 import inspect
-import math
 import time
 import warnings
 from collections.abc import Callable, Mapping
@@ -33,6 +32,7 @@ from ..events import (
     WebhookEvent,
 )
 from ..exceptions import ConfigurationError, WebhookError
+from ..protocol.durations import duration
 from ..protocol.headers import header_value
 from ..protocol.verify import Secrets, Verified, Verifier
 from ..stores.base import AsyncReplayStore, ReplayStore
@@ -117,12 +117,6 @@ _AutoTuneH = TypeVar("_AutoTuneH", bound=Callable[[AutoTuneWebhookEvent], Any])
 _UnknownH = TypeVar("_UnknownH", bound=Callable[[UnknownEvent], Any])
 
 
-def _seconds(name: str, value: float) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (math.isfinite(value) and value > 0):
-        raise ConfigurationError(f"{name} must be a finite, positive number of seconds, not {value!r}")
-    return float(value)
-
-
 def check_event_type(event_type: object) -> str:
     """Return *event_type* if a handler registered for it can ever run; else raise :class:`ConfigurationError`."""
     if isinstance(event_type, str) and event_type in EVENT_TYPES:
@@ -170,18 +164,17 @@ class Receiver:
             verifier = Verifier(secrets, **verifier_options)
         elif secrets is not None or verifier_options:
             raise ConfigurationError("pass either a verifier or the secrets and verifier options, not both")
-        self.lease = _seconds("lease", lease)
+        self.lease = duration(lease, "lease")
         # One key per (scope, job, type) whatever the shape, so every key is kept as long as
         # the longest window: a job document may replay a job a small event already closed.
         span = verifier.max_span
-        if retention is None:
-            retention = span
-        elif not retention >= span:  # also refuses NaN
+        retention = duration(span if retention is None else retention, "retention")
+        if retention < span:
             raise ConfigurationError(
                 f"retention ({retention:g} s) is shorter than the replay window ({span:g} s): "
                 "a replayed delivery could be processed twice"
             )
-        self.retention = _seconds("retention", retention)
+        self.retention = retention
         if inbox is not None and not callable(getattr(inbox, "enqueue", None)):
             raise ConfigurationError("inbox must have an enqueue(entry) method (see kreuzberg_webhooks.inbox)")
         self.verifier = verifier

@@ -304,3 +304,15 @@ def test_a_webhook_closes_a_tracked_job_only_in_the_jobs_own_scope(recorder: Rec
     entry = tracker.get(payload["job_id"])
     assert entry is not None
     assert entry.closed
+
+
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [("lease", 10**400), ("lease", "120"), ("retention", "604800"), ("retention", 10**400)],
+    ids=["lease-too-large-for-a-float", "lease-a-string", "retention-a-string", "retention-too-large-for-a-float"],
+)
+def test_a_duration_that_is_not_a_finite_number_is_refused_with_a_configuration_error(
+    option: str, value: object
+) -> None:
+    with pytest.raises(ConfigurationError, match=option):
+        Receiver(SECRET, **{option: value})  # type: ignore[arg-type]
