@@ -29,7 +29,17 @@ from ..events import Event
 from ..exceptions import DeliveryInFlight, HandlerFailed, StoreUnavailable, WebhookError
 from ..protocol.keys import delivery_key
 from ..stores.base import Claim, ClaimState
-from .outcome import DeliveryMode, Observer, Outcome, Timings, application_answer, conclude, event_label, report
+from .outcome import (
+    DeliveryMode,
+    Observer,
+    Outcome,
+    Timings,
+    application_answer,
+    conclude,
+    event_label,
+    report,
+    succeeded,
+)
 
 __all__ = [
     "COMPLETE_RETRY_DELAYS",
@@ -251,7 +261,7 @@ def settle(
         )
         report(observers, 499, "cancelled", event, timings, "guard", "webhook", scope)
         return None
-    if error is None and status is not None and 200 <= status < 300:
+    if error is None and succeeded(status):
         try:
             yield StoreCall("complete", (delivery.key, delivery.token, retention))
         except Exception:

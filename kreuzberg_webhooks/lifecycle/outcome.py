@@ -14,7 +14,7 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Literal, TypeAlias
+from typing import Literal, TypeAlias, TypeGuard
 
 from ..events import Event
 from ..exceptions import DeliveryInFlight, MethodNotAllowed, WebhookError
@@ -29,6 +29,7 @@ __all__ = [
     "conclude",
     "event_label",
     "report",
+    "succeeded",
 ]
 
 logger = logging.getLogger("kreuzberg_webhooks")
@@ -39,6 +40,13 @@ _JSON = ("content-type", "application/json")
 #: application's own view (``guard``), written to the inbox (``inbox``), or a trusted event run
 #: by :meth:`Receiver.process` (``process``: the inbox worker, the reconciler).
 DeliveryMode: TypeAlias = Literal["endpoint", "guard", "inbox", "process"]
+
+
+def succeeded(status: object) -> TypeGuard[int]:
+    """Whether *status* is a 2xx: the answer after which the sender never retries, and the one
+    status of the application's own code that marks its delivery done (guard mode, and a Django
+    view's ``handle_event`` run by the inbox worker); anything else releases the claim."""
+    return isinstance(status, int) and 200 <= status < 300
 
 
 class Outcome:
@@ -91,7 +99,7 @@ class Outcome:
     @property
     def ok(self) -> bool:
         """Whether the answer is 2xx (the sender will not retry)."""
-        return 200 <= self.status_code < 300
+        return succeeded(self.status_code)
 
     @property
     def duplicate(self) -> bool:
@@ -168,7 +176,7 @@ class DeliveryReport:
     @property
     def ok(self) -> bool:
         """Whether the answer was 2xx."""
-        return 200 <= self.status_code < 300
+        return succeeded(self.status_code)
 
 
 #: Called once per delivery with its :class:`DeliveryReport`.

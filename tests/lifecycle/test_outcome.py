@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 import logging
+from http import HTTPStatus
 
 import pytest
 
 from kreuzberg_webhooks import DeliveryReport, Outcome, parse_event
 from kreuzberg_webhooks.exceptions import DeliveryInFlight, StoreUnavailable
-from kreuzberg_webhooks.lifecycle.outcome import Timings, application_answer, conclude, event_label
+from kreuzberg_webhooks.lifecycle.outcome import Timings, application_answer, conclude, event_label, succeeded
 from kreuzberg_webhooks.testing import job_event_payload
 
 EVENT = parse_event(job_event_payload(now=1_800_000_000))
@@ -111,3 +112,22 @@ def test_the_log_names_an_event_by_its_id_else_by_job_and_type() -> None:
     assert event_label(EVENT) == EVENT.event_id
     document = parse_event({"id": "01JDQ8Z6W1N3K4M5P6Q7R8S9T0", "status": "completed", "job_type": "extraction"})
     assert event_label(document) == f"{document.job_id}/{document.type}"
+
+
+@pytest.mark.parametrize(
+    ("status", "expected"),
+    [
+        (200, True),
+        (204, True),
+        (HTTPStatus.ACCEPTED, True),
+        (299, True),
+        (199, False),
+        (300, False),
+        (500, False),
+        (None, False),
+        (True, False),
+        ("200", False),
+    ],
+)
+def test_a_success_is_a_2xx_status_and_nothing_else(status: object, expected: bool) -> None:
+    assert succeeded(status) is expected

@@ -20,6 +20,7 @@ from typing import Any
 from django.core.exceptions import ImproperlyConfigured
 
 from ...events import Event
+from ...lifecycle.outcome import succeeded
 from ...lifecycle.receiver import CATCH_ALL, Receiver
 from .conf import get_receiver
 from .views import AsyncKreuzbergWebhookMixin, KreuzbergWebhookMixin, KreuzbergWebhookView, _WebhookViewBase
@@ -114,7 +115,7 @@ def run_handle_event(view: MountedView) -> Callable[[Event], Any]:
 
     def check(response: Any) -> None:
         status = getattr(response, "status_code", None)
-        if response is not None and not (isinstance(status, int) and 200 <= status < 300):
+        if response is not None and not succeeded(status):
             raise RuntimeError(f"{view.view_class.__qualname__}.handle_event answered {status}")
 
     if issubclass(view.view_class, AsyncKreuzbergWebhookMixin):
