@@ -298,10 +298,7 @@ class Receiver:
         self.require_sync()
         timings = Timings() if self.observers else None
         try:
-            if timings is None:
-                event, scope = self.verifier.verify_scoped(body, headers)
-            else:
-                event, scope = self._verify_timed(body, headers, timings)
+            event, scope = self._verify(body, headers, timings)
         except WebhookError as error:
             return flows.refused(error, "endpoint" if self.inbox is None else "inbox", self.observers, timings)
         flow = flows.deliver(
@@ -350,10 +347,7 @@ class Receiver:
         self.require_sync()
         timings = Timings() if self.observers else None
         try:
-            if timings is None:
-                event, scope = self.verifier.verify_scoped(body, headers)
-            else:
-                event, scope = self._verify_timed(body, headers, timings)
+            event, scope = self._verify(body, headers, timings)
         except WebhookError as error:
             return flows.refused(error, "guard", self.observers, timings)
         return run_sync(flows.begin(event, scope, self.lease, self.observers, timings), self._perform, timings)
@@ -416,7 +410,9 @@ class Receiver:
     # costs no round trip through the driver for it. Both dispatch the same way, step
     # type by step type; they differ only by await.
 
-    def _verify_timed(self, body: bytes, headers: Mapping[str, str], timings: Timings) -> Verified:
+    def _verify(self, body: bytes, headers: Mapping[str, str], timings: Timings | None) -> Verified:
+        if timings is None:
+            return self.verifier.verify_scoped(body, headers)
         begun = time.perf_counter()
         try:
             return self.verifier.verify_scoped(body, headers)

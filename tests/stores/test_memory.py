@@ -27,6 +27,7 @@ def test_a_store_full_of_keys_in_flight_refuses_new_keys(clock: FrozenClock) -> 
     with pytest.raises(StoreUnavailable):
         store.claim("d", 30)
     assert len(store) == 3
+    assert store.claim("a", 30).state is ClaimState.IN_FLIGHT  # the refusal let go of the store's lock
 
 
 def test_a_full_store_still_answers_for_the_keys_it_holds(clock: FrozenClock) -> None:
