@@ -168,13 +168,14 @@ class Receiver:
         # One key per (scope, job, type) whatever the shape, so every key is kept as long as
         # the longest window: a job document may replay a job a small event already closed.
         span = verifier.max_span
-        retention = duration(span if retention is None else retention, "retention")
-        if retention < span:
+        if retention is None:
+            retention = span
+        elif isinstance(retention, (int, float)) and not retention >= span:  # also refuses NaN
             raise ConfigurationError(
                 f"retention ({retention:g} s) is shorter than the replay window ({span:g} s): "
                 "a replayed delivery could be processed twice"
             )
-        self.retention = retention
+        self.retention = duration(retention, "retention")
         if inbox is not None and not callable(getattr(inbox, "enqueue", None)):
             raise ConfigurationError("inbox must have an enqueue(entry) method (see kreuzberg_webhooks.inbox)")
         self.verifier = verifier
