@@ -24,6 +24,7 @@ from typing import Any, ClassVar, Literal, TypeAlias, TypeVar
 
 from ..events import Event
 from ..exceptions import DeliveryInFlight, HandlerFailed, StoreUnavailable, WebhookError
+from ..protocol.body import RequestBody
 from ..protocol.keys import delivery_key
 from ..stores.base import Claim, ClaimState
 from .outcome import DeliveryMode, Observer, Outcome, Timings, application_answer, conclude, event_label, report
@@ -57,7 +58,7 @@ Phase: TypeAlias = Literal["verify", "store", "handlers"]
 class Verify:
     """Verify a delivery; the driver sends back a ``Verified`` or throws the :class:`WebhookError`."""
 
-    body: bytes
+    body: RequestBody
     headers: Mapping[str, str]
     phase: ClassVar[Phase] = "verify"
 
@@ -80,7 +81,7 @@ class Enqueue:
     event: Event
     key: str
     scope: str
-    body: bytes
+    body: RequestBody
     headers: Mapping[str, str]
     received_at: float
     phase: ClassVar[Phase] = "store"
@@ -122,7 +123,7 @@ class Delivery:
 
 
 def deliver(
-    body: bytes,
+    body: RequestBody,
     headers: Mapping[str, str],
     to_inbox: bool,
     lease: float,

@@ -33,6 +33,7 @@ from ..events import (
     WebhookEvent,
 )
 from ..exceptions import ConfigurationError
+from ..protocol.body import RequestBody
 from ..protocol.headers import header_value
 from ..protocol.verify import Secrets, Verifier
 from ..stores.base import AsyncReplayStore, ReplayStore
@@ -298,16 +299,16 @@ class Receiver:
 
     def exchange(self, method: str, headers: Mapping[str, str]) -> Exchange:
         """Start a request at the webhook path: see :class:`~kreuzberg_webhooks.lifecycle.exchange.Exchange`."""
-        return Exchange(method, headers, self.verifier.max_body_size, self.observers)
+        return Exchange(method, headers, self.verifier.max_body_size, self.observers, self.verifier)
 
-    def handle(self, body: bytes, headers: Mapping[str, str]) -> Outcome:
+    def handle(self, body: RequestBody, headers: Mapping[str, str]) -> Outcome:
         """Process one delivery synchronously and return the answer to send."""
         self.require_sync()
         timings = Timings() if self.observers else None
         flow = flows.deliver(body, headers, self.inbox is not None, self.lease, self.retention, self.observers, timings)
         return run_sync(flow, self._perform, timings)
 
-    async def handle_async(self, body: bytes, headers: Mapping[str, str]) -> Outcome:
+    async def handle_async(self, body: RequestBody, headers: Mapping[str, str]) -> Outcome:
         """Process one delivery on an event loop; sync handlers run in a worker thread."""
         timings = Timings() if self.observers else None
         flow = flows.deliver(body, headers, self.inbox is not None, self.lease, self.retention, self.observers, timings)
@@ -449,7 +450,7 @@ class Receiver:
             event_id=event.event_id,
             event_type=event.type,
             job_id=event.job_id or "",  # "" for an unknown family's event: keyed by its event_id
-            body=step.body,
+            body=step.body if type(step.body) is bytes else step.body.bytes(),  # type: ignore[union-attr]
             headers=kept,
             received_at=step.received_at,
         )
