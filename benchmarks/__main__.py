@@ -266,7 +266,7 @@ def memory_row(settings: Settings, notes: list[str]) -> list[Row]:
         "(endpoint mode), its body generated in 64 KiB chunks inside `receive()`, so the process holds no copy "
         "but the receiver's. The ratio is the peak of Python allocations under `tracemalloc` during the delivery; "
         f"the peak resident set grew by {result['growth'] / MIB:.0f} MiB over the warmed-up idle process (a "
-        "figure the kernel's page reclaim on a busy machine can lower). A body of 1 MiB or more is streamed: "
+        "figure the kernel's page reclaim on a busy machine can lower). A body of 256 KiB or more is streamed: "
         "its HMAC advances chunk by chunk and it is kept once, as the text it decodes to (the bytes are dropped "
         "as they are decoded). At the peak the text and the document being parsed from it live together: the "
         "standard `json` module parses a whole `str`, and grows the document's long string by a quarter at a "

@@ -27,7 +27,7 @@ __all__ = ["DEFAULT_MAX_BODY_SIZE", "STREAM_FROM", "BodyReader", "RequestBody", 
 DEFAULT_MAX_BODY_SIZE = 64 * 1024 * 1024
 #: From this size on a body is streamed (HMAC per chunk, kept as its decoded text);
 #: below it, it is joined and checked whole, which is faster for the small events.
-STREAM_FROM = 1024 * 1024
+STREAM_FROM = 256 * 1024
 
 _new_decoder = codecs.getincrementaldecoder("utf-8")
 
