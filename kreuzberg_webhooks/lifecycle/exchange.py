@@ -34,7 +34,6 @@ from ..protocol.headers import header_value
 from .outcome import Observer, Outcome, conclude
 
 if TYPE_CHECKING:
-    from ..protocol.signing import StreamingMac
     from ..protocol.verify import Verifier
 
 __all__ = ["Exchange"]
@@ -47,7 +46,7 @@ class Exchange:
     With *verifier*, a large body is streamed: see the module's documentation.
     """
 
-    __slots__ = ("_observers", "_reader", "_verifier", "answer", "headers")
+    __slots__ = ("_observers", "_reader", "answer", "headers")
 
     def __init__(
         self,
@@ -58,7 +57,6 @@ class Exchange:
         verifier: Verifier | None = None,
     ) -> None:
         self._observers = observers
-        self._verifier = verifier
         self.headers = headers
         #: The answer to send now, without going further; ``None`` while the request may go on.
         self.answer: Outcome | None = None
@@ -67,15 +65,9 @@ class Exchange:
             self._refuse(MethodNotAllowed())
             return
         try:
-            self._reader = BodyReader(
-                limit, header_value(headers, "content-length"), None if verifier is None else self._streaming_mac
-            )
+            self._reader = BodyReader(limit, header_value(headers, "content-length"), verifier, headers)
         except PayloadTooLarge as error:
             self._refuse(error)
-
-    def _streaming_mac(self) -> StreamingMac | None:
-        assert self._verifier is not None
-        return self._verifier.streaming_mac(self.headers)
 
     @property
     def reading(self) -> bool:

@@ -13,8 +13,8 @@ gives the bytes that were signed.
 from __future__ import annotations
 
 import codecs
-from collections.abc import Callable
-from typing import TYPE_CHECKING, TypeAlias
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Protocol, TypeAlias
 
 from ..exceptions import PayloadTooLarge
 
@@ -79,6 +79,14 @@ class StreamedBody:
 RequestBody: TypeAlias = "bytes | StreamedBody"
 
 
+class MacSource(Protocol):
+    """What starts the HMACs of a streamed body: a :class:`~kreuzberg_webhooks.Verifier`."""
+
+    def streaming_mac(self, headers: Mapping[str, str]) -> StreamingMac | None:
+        """The HMACs to advance for a delivery with *headers*, or ``None`` when they cannot start before its body."""
+        ...
+
+
 class BodyReader:
     """Accumulates a request body chunk by chunk and stops at the size limit.
 
@@ -90,30 +98,43 @@ class BodyReader:
             reader.feed(chunk)        # raises PayloadTooLarge past the limit
         body = reader.body()
 
-    :param start_mac: called once the body reaches :data:`STREAM_FROM` bytes;
-        a :class:`~kreuzberg_webhooks.protocol.signing.StreamingMac` it returns
+    :param verifier: asked once the body reaches *stream_from* bytes
+        (:data:`STREAM_FROM`) for the HMACs of a delivery with *headers*; a
+        :class:`~kreuzberg_webhooks.protocol.signing.StreamingMac` it returns
         makes the reader stream (see :meth:`delivery`), ``None`` keeps collecting.
     """
 
-    __slots__ = ("_chunks", "_decoder", "_limit", "_mac", "_size", "_start_mac", "_stream_from", "_streamed", "_text")
+    __slots__ = (
+        "_chunks",
+        "_decoder",
+        "_headers",
+        "_limit",
+        "_mac",
+        "_size",
+        "_stream_from",
+        "_streamed",
+        "_text",
+        "_verifier",
+    )
 
     def __init__(
         self,
         limit: int,
         content_length: str | None = None,
-        start_mac: Callable[[], StreamingMac | None] | None = None,
+        verifier: MacSource | None = None,
+        headers: Mapping[str, str] | None = None,
         *,
         stream_from: int = STREAM_FROM,
     ) -> None:
         self._limit = limit
         self._chunks: list[bytes] = []
         self._size = 0
-        self._start_mac = start_mac
+        self._verifier = verifier
+        self._headers = headers
         self._stream_from = stream_from
+        # The streaming state (_decoder, _text, _streamed) is set when streaming begins:
+        # a small body, every event, pays for none of it.
         self._mac: StreamingMac | None = None
-        self._decoder: codecs.IncrementalDecoder | None = None
-        self._text: list[str] | None = None
-        self._streamed: StreamedBody | None = None
         if content_length is not None:
             # A declared length over the limit is refused before reading anything.
             # A malformed one is left to the server: the body is still counted.
@@ -133,16 +154,17 @@ class BodyReader:
             self._keep(chunk)
             return
         self._chunks.append(chunk)
-        if self._start_mac is not None and self._size >= self._stream_from:
-            self._begin_streaming(self._start_mac())
+        if self._verifier is not None and self._size >= self._stream_from:
+            self._begin_streaming(self._verifier.streaming_mac(self._headers or {}))
 
     def _begin_streaming(self, mac: StreamingMac | None) -> None:
-        self._start_mac = None  # asked once
+        self._verifier = None  # asked once
         if mac is None:
             return
         self._mac = mac
-        self._decoder = _new_decoder()
-        self._text = []
+        self._decoder: codecs.IncrementalDecoder | None = _new_decoder()
+        self._text: list[str] | None = []
+        self._streamed: StreamedBody | None = None
         chunks, self._chunks = self._chunks, []
         for chunk in chunks:
             mac.update(chunk)
@@ -172,7 +194,7 @@ class BodyReader:
     def body(self) -> bytes:
         """The whole body read so far."""
         if self._mac is not None:
-            return self.delivery().bytes()  # type: ignore[union-attr]  # streaming: always a StreamedBody
+            return self._finish().bytes()
         body = b"".join(self._chunks)
         # Keep the joined body instead of its parts: the reader lives as long as the
         # request, and two copies of a 50 MiB document would both stay alive.
@@ -184,8 +206,14 @@ class BodyReader:
 
         Call it once the body is complete: it ends the decoding.
         """
-        if self._mac is None:
-            return self.body()
+        if self._mac is not None:
+            return self._finish()
+        body = b"".join(self._chunks)
+        self._chunks = [body]  # kept joined, as body() does
+        return body
+
+    def _finish(self) -> StreamedBody:
+        assert self._mac is not None  # called only once streaming began
         if self._streamed is None:
             if self._decoder is not None:
                 try:

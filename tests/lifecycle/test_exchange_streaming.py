@@ -3,6 +3,7 @@ the inbox stores them, ``on_invalid_payload`` is given them, a guard replays the
 
 from __future__ import annotations
 
+import gc
 import json
 from typing import Any
 
@@ -88,3 +89,20 @@ def test_a_guard_gets_the_exact_bytes_of_a_streamed_body() -> None:
     assert exchange.body == body  # asked again: the same bytes, kept once
     started = receiver.begin(exchange.body, headers)
     assert isinstance(started, Delivery)  # verified and claimed
+
+
+@pytest.mark.parametrize("size", [100, 2 * STREAM_FROM], ids=["small", "streamed"])
+def test_an_exchange_is_freed_as_soon_as_it_is_dropped(size: int) -> None:
+    # No reference cycle: a large body must not wait for the garbage collector to be freed.
+    body = _document("line\n")[:size]
+    headers = {"X-Webhook-Signature": sign(body, SECRET)}
+    receiver = Receiver(SECRET, store=MemoryStore())
+    gc.collect()
+    gc.disable()
+    try:
+        exchange = _read(receiver, body, headers)
+        assert exchange.delivery is not None
+        del exchange
+        assert gc.collect() == 0
+    finally:
+        gc.enable()

@@ -27,7 +27,7 @@ def _split(body: bytes, cuts: list[int]) -> list[bytes]:
 
 
 def _streamed(verifier: Verifier, body: bytes, headers: dict[str, str], cuts: list[int]) -> Any:
-    reader = BodyReader(verifier.max_body_size, None, lambda: verifier.streaming_mac(headers), stream_from=0)
+    reader = BodyReader(verifier.max_body_size, None, verifier, headers, stream_from=0)
     for chunk in _split(body, cuts):
         reader.feed(chunk)
     return reader.delivery()
@@ -207,8 +207,8 @@ def test_chunked_streaming_verification_accepts_exactly_what_whole_body_verifica
     assert all(raw == body for raw in invalid)  # an invalid payload is reported with its exact bytes
 
 
-def test_a_body_reader_without_a_mac_never_streams() -> None:
-    reader = BodyReader(100, None, lambda: None, stream_from=0)
+def test_a_body_reader_whose_verifier_cannot_start_a_mac_never_streams() -> None:
+    reader = BodyReader(100, None, make_verifier(), {}, stream_from=0)  # no signature header
     reader.feed(b"abc")
     assert reader.delivery() == b"abc"
     with pytest.raises(PayloadTooLarge):
