@@ -272,7 +272,7 @@ class KreuzbergWebhookMiddleware:
             await send_outcome(send, exchange.answer)
             return
         if self.mode == "endpoint":
-            await send_outcome(send, await self.receiver.handle_async(exchange.body, headers))
+            await send_outcome(send, await self.receiver.handle_async(exchange.delivery, headers))
             return
         began = await self.receiver.begin_async(exchange.body, headers)
         if isinstance(began, Outcome):

@@ -367,4 +367,4 @@ class KreuzbergWebhooks:
         exchange = _exchange(receiver)
         if exchange.answer is not None:
             return outcome_response(exchange.answer)
-        return outcome_response(receiver.handle(exchange.body, exchange.headers))
+        return outcome_response(receiver.handle(exchange.delivery, exchange.headers))

@@ -175,9 +175,9 @@ class KreuzbergWebhookMiddleware:
             return error(environ, start_response)
         if exchange.answer is not None:
             return _respond(exchange.answer, start_response)
-        body = exchange.body
         if self.mode == "endpoint":
-            return _respond(self.receiver.handle(body, headers), start_response)
+            return _respond(self.receiver.handle(exchange.delivery, headers), start_response)
+        body = exchange.body
         started = self.receiver.begin(body, headers)
         if isinstance(started, Outcome):
             return _respond(started, start_response)

@@ -1,11 +1,11 @@
 """One request at the webhook path, before any I/O is done: the method, the headers, the body as it arrives.
 
 An :class:`Exchange` knows nothing of the receiver: it is given the request's
-method and headers, the body size limit and who observes the deliveries. An
-adapter feeds it the body's chunks as it reads them, and sends
-:attr:`Exchange.answer` as soon as there is one (405 for a method other than
-``POST``, 413 the moment the body passes the limit); otherwise the complete
-:attr:`Exchange.body` goes on to the lifecycle::
+method and headers, the body size limit, who observes the deliveries and,
+optionally, the verifier. An adapter feeds it the body's chunks as it reads
+them, and sends :attr:`Exchange.answer` as soon as there is one (405 for a
+method other than ``POST``, 413 the moment the body passes the limit);
+otherwise the complete body goes on to the lifecycle::
 
     exchange = receiver.exchange(method, headers)
     for chunk in stream:
@@ -14,17 +14,27 @@ adapter feeds it the body's chunks as it reads them, and sends
     if exchange.answer is not None:
         send(exchange.answer)
     else:
-        send(receiver.handle(exchange.body, headers))
+        send(receiver.handle(exchange.delivery, headers))
+
+Given the verifier, a large body is streamed (``kreuzberg_webhooks.protocol.body``):
+its HMACs advance as it arrives and it is kept once, as the text the JSON
+parser reads. :attr:`Exchange.delivery` hands it to the verifier as it is;
+:attr:`Exchange.body` gives the exact bytes (a guard replays them), and the
+body is kept as bytes from then on.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
 
 from ..exceptions import MethodNotAllowed, PayloadTooLarge, WebhookError
-from ..protocol.body import BodyReader
+from ..protocol.body import BodyReader, RequestBody
 from ..protocol.headers import header_value
 from .outcome import Observer, Outcome, conclude
+
+if TYPE_CHECKING:
+    from ..protocol.verify import Verifier
 
 __all__ = ["Exchange"]
 
@@ -33,11 +43,19 @@ class Exchange:
     """The request side of one delivery: decides 405 and 413, and collects the body under *limit* bytes.
 
     A refusal is logged and reported to *observers* like every other answer.
+    With *verifier*, a large body is streamed: see the module's documentation.
     """
 
     __slots__ = ("_observers", "_reader", "answer", "headers")
 
-    def __init__(self, method: str, headers: Mapping[str, str], limit: int, observers: Sequence[Observer] = ()) -> None:
+    def __init__(
+        self,
+        method: str,
+        headers: Mapping[str, str],
+        limit: int,
+        observers: Sequence[Observer] = (),
+        verifier: Verifier | None = None,
+    ) -> None:
         self._observers = observers
         self.headers = headers
         #: The answer to send now, without going further; ``None`` while the request may go on.
@@ -47,7 +65,7 @@ class Exchange:
             self._refuse(MethodNotAllowed())
             return
         try:
-            self._reader = BodyReader(limit, header_value(headers, "content-length"))
+            self._reader = BodyReader(limit, header_value(headers, "content-length"), verifier, headers)
         except PayloadTooLarge as error:
             self._refuse(error)
 
@@ -69,8 +87,13 @@ class Exchange:
 
     @property
     def body(self) -> bytes:
-        """The body read so far."""
+        """The exact bytes of the body read so far."""
         return b"" if self._reader is None else self._reader.body()
+
+    @property
+    def delivery(self) -> RequestBody:
+        """The complete body as the verifier takes it: bytes, or a streamed body kept as its text."""
+        return b"" if self._reader is None else self._reader.delivery()
 
     def _refuse(self, error: WebhookError) -> None:
         self._reader = None

@@ -27,6 +27,7 @@ from typing import Any, ClassVar, Literal, TypeAlias, TypeVar
 
 from ..events import Event
 from ..exceptions import DeliveryInFlight, HandlerFailed, StoreUnavailable, WebhookError
+from ..protocol.body import RequestBody
 from ..protocol.keys import delivery_key
 from ..stores.base import Claim, ClaimState
 from .outcome import (
@@ -85,7 +86,7 @@ class Enqueue:
     event: Event
     key: str
     scope: str
-    body: bytes
+    body: RequestBody
     headers: Mapping[str, str]
     received_at: float
     phase: ClassVar[Phase] = "store"
@@ -134,7 +135,7 @@ def refused(error: WebhookError, mode: DeliveryMode, observers: Sequence[Observe
 def deliver(
     event: Event,
     scope: str,
-    body: bytes,
+    body: RequestBody,
     headers: Mapping[str, str],
     to_inbox: bool,
     lease: float,
@@ -172,7 +173,7 @@ def _enqueue(
     event: Event,
     key: str,
     scope: str,
-    body: bytes,
+    body: RequestBody,
     headers: Mapping[str, str],
     received_at: float,
     observers: Sequence[Observer],

@@ -32,6 +32,7 @@ from ..events import (
     WebhookEvent,
 )
 from ..exceptions import ConfigurationError, WebhookError
+from ..protocol.body import RequestBody
 from ..protocol.durations import duration
 from ..protocol.headers import header_value
 from ..protocol.verify import Secrets, Verified, Verifier
@@ -292,9 +293,9 @@ class Receiver:
 
     def exchange(self, method: str, headers: Mapping[str, str]) -> Exchange:
         """Start a request at the webhook path: see :class:`~kreuzberg_webhooks.lifecycle.exchange.Exchange`."""
-        return Exchange(method, headers, self.verifier.max_body_size, self.observers)
+        return Exchange(method, headers, self.verifier.max_body_size, self.observers, self.verifier)
 
-    def handle(self, body: bytes, headers: Mapping[str, str]) -> Outcome:
+    def handle(self, body: RequestBody, headers: Mapping[str, str]) -> Outcome:
         """Process one delivery synchronously and return the answer to send."""
         self.require_sync()
         timings = Timings() if self.observers else None
@@ -307,7 +308,7 @@ class Receiver:
         )
         return run_sync(flow, self._perform, timings)
 
-    async def handle_async(self, body: bytes, headers: Mapping[str, str]) -> Outcome:
+    async def handle_async(self, body: RequestBody, headers: Mapping[str, str]) -> Outcome:
         """Process one delivery on an event loop; sync handlers run in a worker thread."""
         timings = Timings() if self.observers else None
         try:
@@ -411,7 +412,7 @@ class Receiver:
     # costs no round trip through the driver for it. Both dispatch the same way, step
     # type by step type; they differ only by await.
 
-    def _verify(self, body: bytes, headers: Mapping[str, str], timings: Timings | None) -> Verified:
+    def _verify(self, body: RequestBody, headers: Mapping[str, str], timings: Timings | None) -> Verified:
         if timings is None:
             return self.verifier.verify_scoped(body, headers)
         begun = time.perf_counter()
@@ -420,7 +421,7 @@ class Receiver:
         finally:
             timings.verify += time.perf_counter() - begun
 
-    async def _verify_async(self, body: bytes, headers: Mapping[str, str], timings: Timings | None) -> Verified:
+    async def _verify_async(self, body: RequestBody, headers: Mapping[str, str], timings: Timings | None) -> Verified:
         begun = 0.0 if timings is None else time.perf_counter()
         try:
             if self.verifier.is_async:  # an async secret resolver is awaited
@@ -478,7 +479,7 @@ class Receiver:
             event_id=event.event_id,
             event_type=event.type,
             job_id=event.job_id or "",  # "" for an unknown family's event: keyed by its event_id
-            body=step.body,
+            body=step.body if type(step.body) is bytes else step.body.bytes(),  # type: ignore[union-attr]
             headers=kept,
             received_at=step.received_at,
         )

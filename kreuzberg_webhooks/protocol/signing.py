@@ -34,6 +34,7 @@ __all__ = [
     "TIMESTAMPED_WINDOW",
     "Sha256Signature",
     "SignatureScheme",
+    "StreamingMac",
     "TimestampedSignature",
     "WeakSecretWarning",
     "normalize_secrets",
@@ -180,6 +181,55 @@ def signing_key_index(body: bytes, header: str | bytes | None, keys: Sequence[Ke
         outer_hash = outer.copy()
         outer_hash.update(inner_hash.digest())
         if hmac.compare_digest(outer_hash.digest(), digest):
+            return index
+    raise SignatureMismatch()
+
+
+class StreamingMac:
+    """HMAC-SHA256 of ``prefix + body`` under each prepared key, advanced chunk by chunk as the body arrives.
+
+    Started before the body from what the signature header says (the ``t=``
+    format signs ``b"<t>."`` first), so the body itself need never be held
+    whole to be checked. :attr:`header` and :attr:`keys` are what it was
+    started for: a verifier uses its digests only for that header and those keys.
+    """
+
+    __slots__ = ("_digests", "_inner", "_outer", "header", "keys")
+
+    def __init__(self, keys: Sequence[KeyedSecret], header: str, prefix: bytes = b"") -> None:
+        self.keys = keys
+        self.header = header
+        self._inner = []
+        for inner, _ in keys:
+            inner_hash = inner.copy()
+            inner_hash.update(prefix)
+            self._inner.append(inner_hash)
+        self._outer = tuple(outer for _, outer in keys)
+        self._digests: tuple[bytes, ...] | None = None
+
+    def update(self, chunk: bytes) -> None:
+        """Add the body's next chunk."""
+        for inner_hash in self._inner:
+            inner_hash.update(chunk)
+
+    def digests(self) -> tuple[bytes, ...]:
+        """The HMAC under each key, in the keys' order (computed once, when the body is complete)."""
+        if self._digests is None:
+            finished = []
+            for inner_hash, outer in zip(self._inner, self._outer, strict=True):
+                outer_hash = outer.copy()
+                outer_hash.update(inner_hash.digest())
+                finished.append(outer_hash.digest())
+            self._digests = tuple(finished)
+        return self._digests
+
+
+def matching_key_index(macs: Sequence[bytes], header: str | bytes | None) -> int:
+    """:func:`signing_key_index` for HMACs already computed (a :class:`StreamingMac`'s digests):
+    the index of the one that a ``sha256=`` *header* carries, :class:`SignatureMismatch` when none."""
+    digest = parse_signature_header(header)
+    for index, mac in enumerate(macs):
+        if hmac.compare_digest(mac, digest):
             return index
     raise SignatureMismatch()
 
@@ -393,6 +443,18 @@ class TimestampedSignature:
             matched = False
             for digest in digests:
                 matched |= hmac.compare_digest(mac, digest)
+            if matched:
+                self.window.check(timestamp, now)
+                return index
+        raise SignatureMismatch()
+
+    def verify_streamed(self, mac: StreamingMac, now: float) -> int:
+        """:meth:`verify` for a body whose HMACs *mac* advanced as it arrived (started for ``mac.header``)."""
+        timestamp, _, digests = parse_timestamped_header(mac.header)
+        for index, computed in enumerate(mac.digests()):
+            matched = False  # every v1 compared, as in verify()
+            for digest in digests:
+                matched |= hmac.compare_digest(computed, digest)
             if matched:
                 self.window.check(timestamp, now)
                 return index

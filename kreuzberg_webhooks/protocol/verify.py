@@ -41,8 +41,8 @@ from ..exceptions import (
     UnknownProject,
     WebhookError,
 )
-from .body import DEFAULT_MAX_BODY_SIZE, BodyReader
-from .decoding import decode_json
+from .body import DEFAULT_MAX_BODY_SIZE, BodyReader, RequestBody, StreamedBody
+from .decoding import decode_json, decode_json_text
 from .headers import find_header, header_name
 from .keys import MAX_SCOPE_LENGTH, bounded
 from .resolver import (
@@ -58,10 +58,13 @@ from .signing import (
     KeyedSecret,
     Sha256Signature,
     SignatureScheme,
+    StreamingMac,
     TimestampedSignature,
     header_text,
     known_scheme_for,
+    matching_key_index,
     normalize_secrets,
+    parse_timestamped_header,
     prekey,
     resolve_schemes,
     signing_key_index,
@@ -75,8 +78,10 @@ __all__ = [
     "AsyncSecretResolver",
     "BodyReader",
     "ReplayWindow",
+    "RequestBody",
     "SecretResolver",
     "Secrets",
+    "StreamedBody",
     "Verified",
     "Verifier",
     "decode_json",
@@ -128,7 +133,7 @@ def _log_invalid_payload(body: bytes, error: InvalidPayload) -> None:
 _UNDECODED: Any = object()
 
 
-def _project_of(body: bytes) -> tuple[str | None, Any]:
+def _project_of(body: RequestBody) -> tuple[str | None, Any]:
     """The untrusted ``project_id`` to choose secrets by, and the decoded body when it was decoded.
 
     Read only to choose which secrets to try, with bounded work: a body that
@@ -138,6 +143,8 @@ def _project_of(body: bytes) -> tuple[str | None, Any]:
     :func:`~kreuzberg_webhooks.protocol.resolver.peek_project_id`, in fixed memory, so a
     forged body of any size costs what its HMAC costs.
     """
+    if isinstance(body, StreamedBody):
+        body = body.bytes()  # never in practice: a body is streamed only for static secrets
     if len(body) > PROJECT_ID_SCAN_LIMIT:
         return peek_project_id(body), _UNDECODED
     try:
@@ -394,7 +401,32 @@ class Verifier:
         """A :class:`BodyReader` bound to this verifier's size limit."""
         return BodyReader(self.max_body_size, content_length)
 
-    def verify_scoped(self, body: bytes, headers: Mapping[str, str], *, now: float | None = None) -> Verified:
+    def streaming_mac(self, headers: Mapping[str, str]) -> StreamingMac | None:
+        """The HMACs to advance while a delivery's body arrives, when they can start before it.
+
+        They can with static secrets and a signature header of a built-in
+        format (the ``t=`` prefix is in the header); ``None`` otherwise: a
+        resolver's secrets depend on the body (its ``project_id``), a custom
+        scheme hashes what it likes, and a missing or malformed header is
+        answered without hashing. A body read with one is verified from its
+        digests (:class:`StreamedBody`), with the same answers as whole.
+        """
+        if self._resolver is not None or not self._macs:
+            return None
+        header = find_header(headers, self._header_name, self._header_lower)
+        if type(header) is not str:
+            return None
+        if self._sha256_fast and header.startswith(SIGNATURE_PREFIX):
+            return StreamingMac(self._macs, header)
+        if self._timestamped_fast is not None and header.startswith("t="):
+            try:
+                prefix = parse_timestamped_header(header)[1]
+            except MalformedSignature:
+                return None
+            return StreamingMac(self._macs, header, prefix)
+        return None
+
+    def verify_scoped(self, body: RequestBody, headers: Mapping[str, str], *, now: float | None = None) -> Verified:
         """Like :meth:`verify`, with the signer's scope, and without the log line (the lifecycle writes it).
 
         Raises :class:`ConfigurationError` when the secret resolver is async
@@ -403,7 +435,7 @@ class Verifier:
         return Verified(*self._verify(body, headers, now))
 
     async def verify_scoped_async(
-        self, body: bytes, headers: Mapping[str, str], *, now: float | None = None
+        self, body: RequestBody, headers: Mapping[str, str], *, now: float | None = None
     ) -> Verified:
         """:meth:`verify_scoped` for the async path: an ``async`` secret resolver is awaited.
 
@@ -416,7 +448,7 @@ class Verifier:
         project, decoded = _project_of(body)
         return Verified(*self._verified(body, header, await self._resolve_async(project), project, now, decoded))
 
-    def verify(self, body: bytes, headers: Mapping[str, str], *, now: float | None = None) -> Event:
+    def verify(self, body: RequestBody, headers: Mapping[str, str], *, now: float | None = None) -> Event:
         """Return the typed event for a delivery, or raise a :class:`WebhookError`.
 
         *headers* is any mapping of header names to values; the look-up is
@@ -432,7 +464,7 @@ class Verifier:
             _log_rejection(error)
             raise
 
-    async def verify_async(self, body: bytes, headers: Mapping[str, str], *, now: float | None = None) -> Event:
+    async def verify_async(self, body: RequestBody, headers: Mapping[str, str], *, now: float | None = None) -> Event:
         """:meth:`verify` for an event loop: an ``async`` secret resolver is awaited."""
         try:
             return (await self.verify_scoped_async(body, headers, now=now)).event
@@ -442,7 +474,7 @@ class Verifier:
 
     # A tuple, not a Verified: verify() needs no frozen dataclass, and building one
     # is a tenth of its cost.
-    def _verify(self, body: bytes, headers: Mapping[str, str], now: float | None) -> tuple[Event, str]:
+    def _verify(self, body: RequestBody, headers: Mapping[str, str], now: float | None) -> tuple[Event, str]:
         if self._resolver is None:  # static secrets: the common path, one call shorter
             if len(body) > self.max_body_size:
                 raise PayloadTooLarge()
@@ -459,7 +491,7 @@ class Verifier:
         project, decoded = _project_of(body)
         return self._verified(body, header, self._resolve(project), project, now, decoded)
 
-    def _precheck(self, body: bytes, headers: Mapping[str, str]) -> str | None:
+    def _precheck(self, body: RequestBody, headers: Mapping[str, str]) -> str | None:
         """Size and signature header, before anything is resolved or read."""
         if len(body) > self.max_body_size:
             raise PayloadTooLarge()
@@ -470,7 +502,7 @@ class Verifier:
 
     def _verified(
         self,
-        body: bytes,
+        body: RequestBody,
         header: str | None,
         resolved: _Resolved | None,
         project: str | None,
@@ -483,22 +515,37 @@ class Verifier:
             now = self._clock()
         secrets = self._secrets if resolved is None else resolved[0]
         index: int | None = None
-        if self.insecure_accept_unsigned and (header is None or not secrets):
+        text: str | None = None
+        raw = b""
+        if type(body) is bytes:
+            raw = body
+        else:
+            # Read by streaming: its HMACs are done, and it is kept as text when it is UTF-8.
+            streamed = cast("StreamedBody", body)
+            mac = streamed.mac
+            if header is not None and header == mac.header and resolved is None and mac.keys is self._macs:
+                index = self._check_streamed(mac, now)
+                text = streamed.text
+                if text is None:
+                    raw = streamed.bytes()
+            else:  # not what the HMACs were started for (never from an Exchange): checked whole
+                raw = streamed.bytes()
+        if index is not None or (self.insecure_accept_unsigned and (header is None or not secrets)):
             pass
         elif header is None:
             raise MissingSignature()
         elif self._sha256_fast and type(header) is str and header.startswith(SIGNATURE_PREFIX):
-            index = signing_key_index(body, header, self._macs if resolved is None else prekey(secrets))
+            index = signing_key_index(raw, header, self._macs if resolved is None else prekey(secrets))
         elif self._timestamped_fast is not None and type(header) is str and header.startswith("t="):
-            index = self._timestamped_fast.verify(
-                body, header, self._macs if resolved is None else prekey(secrets), now
-            )
+            index = self._timestamped_fast.verify(raw, header, self._macs if resolved is None else prekey(secrets), now)
         else:
-            index = self._check_signature(body, header, self._macs if resolved is None else prekey(secrets), now)
+            index = self._check_signature(raw, header, self._macs if resolved is None else prekey(secrets), now)
         data: Any = None
         try:
-            if decoded is _UNDECODED:
-                data = decode_json(body)
+            if text is not None:
+                data = decode_json_text(text)
+            elif decoded is _UNDECODED:
+                data = decode_json(raw)
             elif isinstance(decoded, InvalidJSON):
                 raise decoded
             else:
@@ -565,6 +612,13 @@ class Verifier:
             return
         self.document_window.check(signed_time.timestamp(), now)
 
+    def _check_streamed(self, mac: StreamingMac, now: float) -> int:
+        """The signature check of a streamed body: the same formats, errors and order as the whole one's."""
+        if self._sha256_fast and mac.header.startswith(SIGNATURE_PREFIX):
+            return matching_key_index(mac.digests(), mac.header)
+        # A StreamingMac is started for the two built-in formats only.
+        return cast("TimestampedSignature", self._timestamped_fast).verify_streamed(mac, now)
+
     def _check_signature(self, body: bytes, value: str | bytes, keys: Sequence[KeyedSecret], now: float) -> int:
         header = header_text(value)
         for scheme in self._schemes:
@@ -600,8 +654,8 @@ class Verifier:
             raise SecretsUnavailable() from None
         return _resolved_secrets(answer)
 
-    def _report_invalid(self, body: bytes, error: InvalidPayload) -> None:
+    def _report_invalid(self, body: RequestBody, error: InvalidPayload) -> None:
         try:
-            self._on_invalid_payload(body, error)
+            self._on_invalid_payload(body if type(body) is bytes else body.bytes(), error)  # type: ignore[union-attr]
         except Exception:
             logger.exception("the on_invalid_payload callback raised")

@@ -130,7 +130,7 @@ class KreuzbergWebhookMixin(_WebhookViewBase):
         if exchange.answer is not None:
             return outcome_response(exchange.answer)
         if receiver.inbox is not None:  # inbox mode: written durably, answered 202; a worker runs handle_event
-            return outcome_response(receiver.handle(exchange.body, exchange.headers))
+            return outcome_response(receiver.handle(exchange.delivery, exchange.headers))
         started = receiver.begin(exchange.body, exchange.headers)
         if isinstance(started, Outcome):
             return outcome_response(started)
@@ -183,7 +183,7 @@ class AsyncKreuzbergWebhookMixin(_WebhookViewBase):
         if exchange.answer is not None:
             return outcome_response(exchange.answer)
         if receiver.inbox is not None:  # inbox mode, as in the sync view
-            return outcome_response(await receiver.handle_async(exchange.body, exchange.headers))
+            return outcome_response(await receiver.handle_async(exchange.delivery, exchange.headers))
         started = await receiver.begin_async(exchange.body, exchange.headers)
         if isinstance(started, Outcome):
             return outcome_response(started)
