@@ -20,7 +20,7 @@ from starlette.testclient import TestClient
 from starlette.websockets import WebSocket
 
 from kreuzberg_webhooks import Event, MemoryStore, Receiver, sign
-from kreuzberg_webhooks.adapters.asgi import KreuzbergWebhookMiddleware, scope_headers
+from kreuzberg_webhooks.adapters.asgi import KreuzbergWebhookMiddleware, ScopeHeaders, scope_headers
 from kreuzberg_webhooks.events import parse_event
 from kreuzberg_webhooks.testing import job_event_payload, signed_delivery
 
@@ -242,6 +242,23 @@ def test_client_disconnect_mid_body_sends_nothing_and_claims_nothing(mode: str, 
 def test_duplicate_header_lines_are_joined_for_the_core() -> None:
     scope = http_scope([("X-Webhook-Signature", "sha256=aa"), ("Content-Type", "a"), ("x-webhook-signature", "b")])
     assert scope_headers(scope) == {"x-webhook-signature": "sha256=aa, b", "content-type": "a"}
+
+
+@pytest.mark.parametrize(
+    "name", ["x-webhook-signature", "X-Webhook-Signature", "CONTENT-TYPE", "x-webhook-signaturf", "x-other", "Hé"]
+)
+def test_scope_headers_are_looked_up_as_the_decoded_dict_has_them(name: str) -> None:
+    # Raw names as a server that does not lower-case them sends them, one on two lines,
+    # and a name of the same length as the signature header's.
+    raw = [
+        (b"X-Webhook-Signature", b"sha256=aa"),
+        (b"Content-Type", b"a"),
+        (b"x-webhook-signaturf", b"c"),
+        (b"x-webhook-signature", b"b"),
+    ]
+    decoded = scope_headers({"headers": raw})
+    assert ScopeHeaders(raw).get(name) == decoded.get(name.lower())
+    assert dict(ScopeHeaders(raw)) == decoded
 
 
 def test_sync_handlers_run_off_the_event_loop(recorder: Recorder) -> None:
