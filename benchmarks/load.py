@@ -101,6 +101,9 @@ class PairResult:
     requests_ours: int
     #: requests per second of our app served from another checkout (``--against``), one per round
     against: list[float] | None = None
+    #: the server's CPU time per request (µs; its process group: master and workers), one per round
+    #: and side: a cost that other load on the machine disturbs far less than the rate
+    cpu: dict[str, list[float]] | None = None
 
 
 @dataclass
@@ -185,12 +188,15 @@ def run_pair(
     ports = {side: free_port() for side in sides}
     feeds = {side: Feed(feed.path, feed.count) for side in sides}
     rates: dict[str, list[float]] = {side: [] for side in sides}
+    cpu: dict[str, list[float]] = {side: [] for side in sides}
+    groups: dict[str, int] = {}
     served = 0
     with contextlib.ExitStack() as stack:
         for side, (app, root) in sides.items():
             env = {"PYTHONPATH": str(root), "PATH": f"{BIN}:{_path()}"}
             log = directory / f"{side}.log"
-            stack.enter_context(serve(app.argv(ports[side]), port=ports[side], log=log, env=env, cwd=root))
+            proc = stack.enter_context(serve(app.argv(ports[side]), port=ports[side], log=log, env=env, cwd=root))
+            groups[side] = proc.pid  # serve() starts each server in a session (and process group) of its own
         if warmup:
             for side in sides:
                 wrk(ports[side], feeds[side], warmup)
@@ -199,13 +205,29 @@ def run_pair(
             # Each side goes first in turn, so none always runs on the machine the previous one left.
             order: Sequence[str] = names[index % len(names) :] + names[: index % len(names)]
             for side in order:
+                before = group_cpu_seconds(groups[side])
                 rate, total = wrk(ports[side], feeds[side], duration)
+                cpu[side].append((group_cpu_seconds(groups[side]) - before) / total * 1e6)
                 rates[side].append(rate)
                 if side == "ours":
                     served += total
     speedup = statistics.median(a / b for a, b in zip(rates["ours"], rates["baseline"], strict=True))
     feed.wrapped = feed.wrapped or feeds["ours"].wrapped
-    return PairResult(pair, rates["ours"], rates["baseline"], speedup, served, rates.get("against"))
+    return PairResult(pair, rates["ours"], rates["baseline"], speedup, served, rates.get("against"), cpu)
+
+
+def group_cpu_seconds(group: int) -> float:
+    """User + system CPU seconds of the live processes in process group *group* (Linux /proc)."""
+    ticks = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue  # ended meanwhile
+        # After the command's ")": state, ppid, pgrp, … utime is field 14 of stat, stime 15.
+        if int(fields[2]) == group:
+            ticks += int(fields[11]) + int(fields[12])
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 def _path() -> str:
@@ -238,6 +260,10 @@ def run(
                 run_pair(pair, feed, directory, rounds=rounds, duration=duration, warmup=warmup, against=against)
             )
     return results, feed.wrapped
+
+
+def _ratio(mine: list[float], theirs: list[float]) -> float:
+    return statistics.median(a / b for a, b in zip(mine, theirs, strict=True))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -273,13 +299,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         sides = {"ours": result.ours, "baseline": result.baseline}
         if result.against is not None:
             sides["against"] = result.against
+        cpu = result.cpu or {}
         for side, rates in sides.items():
             print(f"  {side:9s} median {statistics.median(rates):8.0f}/s  rounds {[round(rate) for rate in rates]}")
+            if cpu.get(side):
+                spent = cpu[side]
+                print(f"  {'':9s} CPU {statistics.median(spent):8.1f} µs/request  rounds {[round(x) for x in spent]}")
         print(f"  ours/baseline throughput {result.speedup:.3f}x (cost {1 / result.speedup:.3f}x)")
+        if cpu:
+            print(f"  ours/baseline CPU per request {_ratio(cpu['ours'], cpu['baseline']):.3f}x")
         if result.against is not None:
             old = statistics.median(a / b for a, b in zip(result.against, result.baseline, strict=True))
             new_old = statistics.median(a / b for a, b in zip(result.ours, result.against, strict=True))
             print(f"  against/baseline throughput {old:.3f}x (cost {1 / old:.3f}x); ours/against {new_old:.3f}x")
+            if cpu:
+                print(
+                    f"  against/baseline CPU per request {_ratio(cpu['against'], cpu['baseline']):.3f}x; "
+                    f"ours/against {_ratio(cpu['ours'], cpu['against']):.3f}x"
+                )
     if wrapped:
         print("(the run wrapped around the delivery file: some requests were duplicates)")
     return 0
