@@ -72,7 +72,7 @@ class MetaHeaders(Mapping[str, str]):
             return default
         name = key.upper().replace("-", "_")
         value = self._meta.get(name) if name in _UNPREFIXED else None
-        if not value:
+        if value is None:
             value = self._meta.get("HTTP_" + name)
         return default if value is None else value
 
