@@ -503,6 +503,46 @@ def test_guard_mode_settles_after_work_done_while_streaming() -> None:
     assert done == ["work"]
 
 
+def test_guard_mode_runs_a_route_in_its_own_task_at_once_from_python_3_12() -> None:
+    # The route's task starts eagerly where asyncio can (3.12+): a route that answers
+    # without suspending has ended before the event loop takes another round (a callback
+    # scheduled before the request still waits). On 3.11 the task starts on the next round.
+    receiver = Receiver(SECRET, store=MemoryStore(), clock=lambda: NOW)
+    order: list[str] = []
+    tasks: list[Any] = []
+
+    async def route(scope: Any, receive: Any, send: Any) -> None:
+        order.append("route")
+        tasks.append(asyncio.current_task())
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    middleware = KreuzbergWebhookMiddleware(route, receiver=receiver, path=PATH, mode="guard")
+    body, headers = signed_delivery(SECRET, job_event_payload(now=NOW))
+    messages = [{"type": "http.request", "body": body, "more_body": False}]
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return messages.pop(0)
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    async def scenario() -> None:
+        asyncio.get_running_loop().call_soon(order.append, "next loop round")
+        await middleware(post_scope(headers), receive, send)
+        order.append("answered")
+        tasks.append(asyncio.current_task())
+        await asyncio.sleep(0)
+
+    asyncio.run(scenario())
+    eager = sys.version_info >= (3, 12)
+    assert order == (["route", "answered", "next loop round"] if eager else ["next loop round", "route", "answered"])
+    route_task, request_task = tasks
+    assert route_task is not request_task  # still a task of its own: a cancelled request leaves it to finish
+    assert [message["type"] for message in sent] == ["http.response.start", "http.response.body"]
+
+
 @pytest.mark.parametrize(("fails", "retry"), [(False, "duplicate"), (True, "processed")])
 def test_guard_mode_settles_a_cancelled_requests_route_by_how_it_ends(fails: bool, retry: str) -> None:
     # The request is cancelled while the route waits on a thread; the route is left to finish.
