@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable
-from typing import Generic, TypeVar
+import sys
+from collections.abc import Awaitable, Coroutine
+from typing import Any, Generic, TypeVar
 
 from ..lifecycle.drivers import detach
 
@@ -13,14 +14,24 @@ __all__ = ["Outliving", "detach"]
 T = TypeVar("T")
 
 
+def _start(loop: asyncio.AbstractEventLoop, coroutine: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+    if sys.version_info >= (3, 12) and loop.get_task_factory() is None:
+        return asyncio.Task(coroutine, loop=loop, eager_start=True)
+    return loop.create_task(coroutine)
+
+
 class Outliving(Generic[T]):
     """A coroutine run in a task of its own, which the request waits for but does not take
     down with it when it is cancelled (a timeout middleware, a client gone).
 
-    Waiting costs two rounds of the event loop, as ``await task`` does (``asyncio.shield``
-    takes one more): the task hands its end to a future of the request's own, whose
-    cancellation does not reach the task. The coroutine's return value or exception is
-    kept in :attr:`value` / :attr:`error`, never raised by the task.
+    The task hands its end to a future of the request's own, whose cancellation does not
+    reach the task. From Python 3.12 the task starts at once (``eager_start``): its first
+    step runs here, already as the task, so a coroutine that ends without suspending (an
+    application that answers at once) has ended before :meth:`wait`, with no round of the
+    event loop. On 3.11, or under a custom task factory, it starts on the loop's next round
+    and waiting costs two rounds, as ``await task`` does (``asyncio.shield`` takes one more).
+    The coroutine's return value or exception is kept in :attr:`value` / :attr:`error`,
+    never raised by the task.
     """
 
     __slots__ = ("_woken", "error", "task", "value")
@@ -30,7 +41,7 @@ class Outliving(Generic[T]):
         self._woken: asyncio.Future[None] = loop.create_future()
         self.value: T | None = None
         self.error: BaseException | None = None
-        self.task = loop.create_task(self._run(coroutine))
+        self.task = _start(loop, self._run(coroutine))
 
     async def _run(self, coroutine: Awaitable[T]) -> None:
         try:

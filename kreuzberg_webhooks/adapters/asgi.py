@@ -19,6 +19,7 @@ Usage::
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Awaitable, Callable, Iterator, Mapping, MutableMapping, Sequence
 from typing import Any, TypeAlias
 
@@ -80,10 +81,12 @@ class ScopeHeaders(Mapping[str, str]):
             target = key.lower().encode("latin-1")
         except (AttributeError, UnicodeEncodeError):
             return default  # not a str, or a name no header line can carry
+        size = len(target)
         value: str | None = None
         for raw_name, raw_value in self._raw:
-            # Servers lower-case header names (the ASGI spec asks them to); lower() covers one that does not.
-            if raw_name == target or raw_name.lower() == target:
+            # Servers lower-case header names (the ASGI spec asks them to); lower() covers one that
+            # does not. Only a name of the same length can match: the others are not even compared.
+            if len(raw_name) == size and (raw_name == target or raw_name.lower() == target):
                 decoded = raw_value.decode("latin-1")
                 value = decoded if value is None else f"{value}, {decoded}"
         return default if value is None else value
@@ -135,10 +138,16 @@ async def read_exchange(exchange: Exchange, receive: Receive) -> bool:
 
 async def send_outcome(send: Send, outcome: Outcome) -> None:
     """Send an :class:`~kreuzberg_webhooks.Outcome` as the whole response."""
-    headers = [(name.encode("latin-1"), value.encode("latin-1")) for name, value in outcome.headers]
-    headers.append((b"content-length", str(len(outcome.body)).encode("ascii")))
+    headers = [*_raw_headers(outcome.headers), (b"content-length", str(len(outcome.body)).encode("ascii"))]
     await send({"type": "http.response.start", "status": outcome.status_code, "headers": headers})
     await send({"type": "http.response.body", "body": outcome.body})
+
+
+@functools.lru_cache(maxsize=64)
+def _raw_headers(headers: tuple[tuple[str, str], ...]) -> tuple[tuple[bytes, bytes], ...]:
+    # An answer's headers are one of a few (the content type; Retry-After and Allow when
+    # refused): each is encoded once, not on every request.
+    return tuple((name.encode("latin-1"), value.encode("latin-1")) for name, value in headers)
 
 
 async def run_guarded(
@@ -274,14 +283,14 @@ class KreuzbergWebhookMiddleware:
         if self.mode == "endpoint":
             await send_outcome(send, await self.receiver.handle_async(exchange.delivery, headers))
             return
-        began = await self.receiver.begin_async(exchange.body, headers)
+        body = exchange.body
+        began = await self.receiver.begin_async(body, headers)
         if isinstance(began, Outcome):
             await send_outcome(send, began)
             return
         # The state dict is the one Starlette's ``request.state`` wraps; it is
         # per request (servers copy the lifespan state into each scope).
         scope.setdefault("state", {})[EVENT_STATE_KEY] = began.event
-        body = exchange.body
         replayed = False
 
         async def replay_body() -> Message:

@@ -175,7 +175,8 @@ class _SettleMiddleware:
         self.receiver = receiver
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != "http" or scope["method"] != "POST":
+            # Only a POST can be claimed: the dependency answers any other method 405 first.
             await self.app(scope, receive, send)
             return
         pending: list[Delivery] = []

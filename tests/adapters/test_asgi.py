@@ -20,7 +20,7 @@ from starlette.testclient import TestClient
 from starlette.websockets import WebSocket
 
 from kreuzberg_webhooks import Event, MemoryStore, Receiver, sign
-from kreuzberg_webhooks.adapters.asgi import KreuzbergWebhookMiddleware, scope_headers
+from kreuzberg_webhooks.adapters.asgi import KreuzbergWebhookMiddleware, ScopeHeaders, scope_headers
 from kreuzberg_webhooks.events import parse_event
 from kreuzberg_webhooks.testing import job_event_payload, signed_delivery
 
@@ -242,6 +242,23 @@ def test_client_disconnect_mid_body_sends_nothing_and_claims_nothing(mode: str, 
 def test_duplicate_header_lines_are_joined_for_the_core() -> None:
     scope = http_scope([("X-Webhook-Signature", "sha256=aa"), ("Content-Type", "a"), ("x-webhook-signature", "b")])
     assert scope_headers(scope) == {"x-webhook-signature": "sha256=aa, b", "content-type": "a"}
+
+
+@pytest.mark.parametrize(
+    "name", ["x-webhook-signature", "X-Webhook-Signature", "CONTENT-TYPE", "x-webhook-signaturf", "x-other", "Hé"]
+)
+def test_scope_headers_are_looked_up_as_the_decoded_dict_has_them(name: str) -> None:
+    # Raw names as a server that does not lower-case them sends them, one on two lines,
+    # and a name of the same length as the signature header's.
+    raw = [
+        (b"X-Webhook-Signature", b"sha256=aa"),
+        (b"Content-Type", b"a"),
+        (b"x-webhook-signaturf", b"c"),
+        (b"x-webhook-signature", b"b"),
+    ]
+    decoded = scope_headers({"headers": raw})
+    assert ScopeHeaders(raw).get(name) == decoded.get(name.lower())
+    assert dict(ScopeHeaders(raw)) == decoded
 
 
 def test_sync_handlers_run_off_the_event_loop(recorder: Recorder) -> None:
@@ -484,6 +501,46 @@ def test_guard_mode_settles_after_work_done_while_streaming() -> None:
     assert post() == b"workingdone"  # the retry is processed
     assert b"duplicate" in post()
     assert done == ["work"]
+
+
+def test_guard_mode_runs_a_route_in_its_own_task_at_once_from_python_3_12() -> None:
+    # The route's task starts eagerly where asyncio can (3.12+): a route that answers
+    # without suspending has ended before the event loop takes another round (a callback
+    # scheduled before the request still waits). On 3.11 the task starts on the next round.
+    receiver = Receiver(SECRET, store=MemoryStore(), clock=lambda: NOW)
+    order: list[str] = []
+    tasks: list[Any] = []
+
+    async def route(scope: Any, receive: Any, send: Any) -> None:
+        order.append("route")
+        tasks.append(asyncio.current_task())
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    middleware = KreuzbergWebhookMiddleware(route, receiver=receiver, path=PATH, mode="guard")
+    body, headers = signed_delivery(SECRET, job_event_payload(now=NOW))
+    messages = [{"type": "http.request", "body": body, "more_body": False}]
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return messages.pop(0)
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    async def scenario() -> None:
+        asyncio.get_running_loop().call_soon(order.append, "next loop round")
+        await middleware(post_scope(headers), receive, send)
+        order.append("answered")
+        tasks.append(asyncio.current_task())
+        await asyncio.sleep(0)
+
+    asyncio.run(scenario())
+    eager = sys.version_info >= (3, 12)
+    assert order == (["route", "answered", "next loop round"] if eager else ["next loop round", "route", "answered"])
+    route_task, request_task = tasks
+    assert route_task is not request_task  # still a task of its own: a cancelled request leaves it to finish
+    assert [message["type"] for message in sent] == ["http.response.start", "http.response.body"]
 
 
 @pytest.mark.parametrize(("fails", "retry"), [(False, "duplicate"), (True, "processed")])

@@ -981,3 +981,40 @@ def test_the_testing_guides_django_path_answers_with_the_documented_urlconf() ->
             response = post_with_django(Client(), documented, (body, headers))
             assert (documented, response.status_code) == (documented, 200)
     assert len(recorder.events) == len(paths)
+
+
+# -- the headers the views read --------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "X-Webhook-Signature",
+        "x-webhook-signature",
+        "X-WEBHOOK-SIGNATURE",
+        "Content-Type",
+        "content-length",
+        "X-Idempotency-Key",
+        "X-Empty",
+        "X-Missing",
+        "x_webhook_signature",
+        "X-Wébhook",
+    ],
+)
+@pytest.mark.parametrize("content_length", ["8", ""])
+def test_the_views_read_each_header_as_request_headers_does(name: str, content_length: str) -> None:
+    from django.test import RequestFactory
+
+    from kreuzberg_webhooks.adapters.django.views import MetaHeaders
+
+    request = RequestFactory().post(
+        PATH,
+        data=b'{"a": 1}',
+        content_type="application/json",
+        headers={"X-Webhook-Signature": "sha256=ab", "X-Idempotency-Key": "k-1", "X-Empty": ""},
+    )
+    request.META["CONTENT_LENGTH"] = content_length  # a server may pass an empty one
+    headers = MetaHeaders(request.META)
+    assert headers.get(name) == request.headers.get(name)
+    assert (name in headers) == (name in request.headers)
+    assert dict(headers) == {name.lower(): value for name, value in request.headers.items()}

@@ -333,3 +333,27 @@ def test_the_claim_is_settled_before_the_response_is_complete(recorder: Recorder
     asyncio.run(app(post_scope(headers), receive, send))
     assert state_at_start == ["DONE"]
     assert len(recorder.events) == 1
+
+
+def test_init_app_runs_requests_that_carry_no_delivery_in_their_own_task(recorder: Recorder) -> None:
+    # Only a POST can be claimed (the dependency answers any other method 405 before claiming),
+    # so only a POST needs its route run in a task that outlives a cancelled request.
+    webhook = KreuzbergWebhook(make_receiver(recorder))
+    app = FastAPI()
+    webhook.init_app(app)
+    tasks: list[tuple[str, Any]] = []
+
+    @app.get("/page")
+    async def page() -> dict[str, str]:
+        tasks.append(("route", asyncio.current_task()))
+        return {"page": "ok"}
+
+    async def outer(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            tasks.append(("request", asyncio.current_task()))
+        await app(scope, receive, send)
+
+    with TestClient(outer) as client:
+        assert client.get("/page").json() == {"page": "ok"}
+    [(_, request_task), (_, route_task)] = tasks
+    assert route_task is request_task

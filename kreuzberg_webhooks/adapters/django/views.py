@@ -9,7 +9,7 @@ sender takes as permanent: a large job document would be lost.)
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any, ClassVar
 
 from asgiref.sync import sync_to_async
@@ -31,6 +31,7 @@ __all__ = [
     "AsyncKreuzbergWebhookView",
     "KreuzbergWebhookMixin",
     "KreuzbergWebhookView",
+    "MetaHeaders",
     "outcome_response",
     "read_exchange",
     "webhook_view",
@@ -49,12 +50,69 @@ def _stream(request: HttpRequest) -> Any:
     return request
 
 
+class MetaHeaders(Mapping[str, str]):
+    """The request headers in ``request.META``, as a read-only, case-insensitive mapping.
+
+    What ``request.headers`` gives, without building it: Django converts every
+    ``META`` key to a header name when it builds ``request.headers``, while a
+    delivery needs two headers. A look-up reads the one key it needs, as
+    ``request.headers`` does (``X-Webhook-Signature`` is ``HTTP_X_WEBHOOK_SIGNATURE``;
+    ``Content-Type`` and ``Content-Length`` have no prefix); iterating yields
+    lower-case names.
+    """
+
+    __slots__ = ("_meta",)
+
+    def __init__(self, meta: Mapping[str, Any]) -> None:
+        self._meta = meta
+
+    def get(self, key: str, default: Any = None) -> Any:
+        """The header's value, or *default*: Mapping.get without a KeyError."""
+        if not isinstance(key, str) or not key.isascii():
+            return default
+        name = key.upper().replace("-", "_")
+        value = self._meta.get(name) if name in _UNPREFIXED else None
+        if value is None:
+            value = self._meta.get("HTTP_" + name)
+        return default if value is None else value
+
+    def __getitem__(self, key: str) -> str:
+        value: str | None = self.get(key)
+        if value is None:
+            raise KeyError(key)
+        return value
+
+    def __contains__(self, key: object) -> bool:
+        return isinstance(key, str) and self.get(key) is not None
+
+    def _names(self) -> list[str]:
+        names = dict.fromkeys(name for name in map(_header_name, self._meta) if name is not None)
+        return [name for name in names if self.get(name) is not None]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._names())
+
+    def __len__(self) -> int:
+        return len(self._names())
+
+
+_UNPREFIXED = frozenset({"CONTENT_TYPE", "CONTENT_LENGTH"})
+
+
+def _header_name(key: str) -> str | None:
+    if key.startswith("HTTP_"):
+        key = key[5:]
+    elif key not in _UNPREFIXED:
+        return None
+    return key.replace("_", "-").lower()
+
+
 def read_exchange(request: HttpRequest, receiver: Receiver) -> Exchange:
     """The request at the webhook path, its body read in chunks under the limit (405 and 413 by the core).
 
     Afterwards ``request.body`` returns the same bytes.
     """
-    exchange = receiver.exchange(request.method or "", request.headers)
+    exchange = receiver.exchange(request.method or "", MetaHeaders(request.META))
     if exchange.reading:
         stream = _stream(request)
         while chunk := stream.read(_CHUNK):
@@ -161,7 +219,7 @@ class KreuzbergWebhookMixin(_WebhookViewBase):
 
 
 def _refused_method(receiver: Receiver, request: HttpRequest) -> Outcome:
-    answer = receiver.exchange(request.method or "", request.headers).answer
+    answer = receiver.exchange(request.method or "", MetaHeaders(request.META)).answer
     assert answer is not None  # a method other than POST is always answered
     return answer
 
