@@ -22,7 +22,7 @@ import logging
 import math
 import time
 from collections.abc import Generator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal, TypeAlias, TypeVar
 
 from ..events import Event
@@ -106,20 +106,34 @@ def phase(step: DeliveryStep) -> Phase:
 COMPLETE_RETRY_DELAYS = (0.05, 0.25, 1.0)
 
 
-@dataclass(frozen=True, slots=True)
 class Delivery:
     """A verified delivery whose event this request has claimed (guard mode).
 
     Returned by :meth:`Receiver.begin`; settle it with :meth:`Receiver.settle`
-    once the application's code has run.
+    once the application's code has run. A plain class, not a frozen dataclass
+    (one is built for every guarded request): equal when everything but
+    :attr:`timings` is equal; not hashable.
     """
 
-    event: Event
-    key: str
-    token: str
-    scope: str = ""
-    #: Where its time went so far (``None`` when nobody observes the deliveries).
-    timings: Timings | None = field(default=None, compare=False, repr=False)
+    __slots__ = ("event", "key", "scope", "timings", "token")
+
+    def __init__(self, event: Event, key: str, token: str, scope: str = "", timings: Timings | None = None) -> None:
+        self.event = event
+        self.key = key
+        self.token = token
+        self.scope = scope
+        #: Where its time went so far (``None`` when nobody observes the deliveries).
+        self.timings = timings
+
+    def __repr__(self) -> str:
+        return f"Delivery(event={self.event!r}, key={self.key!r}, token={self.token!r}, scope={self.scope!r})"
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not Delivery:
+            return NotImplemented
+        return (self.event, self.key, self.token, self.scope) == (other.event, other.key, other.token, other.scope)
+
+    __hash__ = None  # type: ignore[assignment]  # mutable: equal deliveries need not stay equal
 
 
 # -- the flows ------------------------------------------------------------------

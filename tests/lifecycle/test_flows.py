@@ -16,7 +16,7 @@ from kreuzberg_webhooks import Claim, ClaimState, DeliveryReport, parse_event
 from kreuzberg_webhooks.exceptions import SignatureMismatch
 from kreuzberg_webhooks.lifecycle import flows
 from kreuzberg_webhooks.lifecycle.flows import Delivery, Enqueue
-from kreuzberg_webhooks.lifecycle.outcome import Outcome
+from kreuzberg_webhooks.lifecycle.outcome import Outcome, Timings
 from kreuzberg_webhooks.protocol.keys import delivery_key
 from kreuzberg_webhooks.testing import job_event_payload
 
@@ -136,3 +136,10 @@ def test_the_flows_drivers_outcome_and_exchange_never_import_the_receiver(module
         alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names
     }
     assert not any(name.split(".")[-1] == "receiver" for name in imported), imported
+
+
+def test_a_delivery_is_equal_by_what_was_claimed_not_by_its_timings() -> None:
+    delivery = Delivery(EVENT, KEY, "g", "proj", Timings())
+    assert delivery == Delivery(EVENT, KEY, "g", "proj")
+    assert delivery != Delivery(EVENT, KEY, "other-token", "proj")
+    assert "Timings" not in repr(delivery)
