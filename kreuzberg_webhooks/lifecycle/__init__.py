@@ -3,14 +3,15 @@
 - :mod:`~kreuzberg_webhooks.lifecycle.exchange` — one request at the webhook path:
   method, headers and the body limit decide 405 and 413, or collect the body.
 - :mod:`~kreuzberg_webhooks.lifecycle.flows` — the decisions, written once: generators
-  that yield steps (verify, call the store or the inbox, run the handlers), given plain
-  values (lease, retention, observers).
+  that start from a verified delivery and yield steps (call the store or the inbox, run
+  the handlers), given plain values (lease, retention, observers).
 - :mod:`~kreuzberg_webhooks.lifecycle.drivers` — the two drivers, sync and async, that
   send each step's result back into a flow.
 - :mod:`~kreuzberg_webhooks.lifecycle.outcome` — the answer (:class:`Outcome`), what
   observers are told (:class:`DeliveryReport`), and the one log line of a delivery.
 - :mod:`~kreuzberg_webhooks.lifecycle.receiver` — the :class:`Receiver`: configuration,
-  the handler registry, the entry points adapters call; it performs the steps.
+  the handler registry, the entry points adapters call; it verifies a delivery, starts
+  its flow and performs the steps.
 
 Nothing here but the package itself imports the receiver.
 """

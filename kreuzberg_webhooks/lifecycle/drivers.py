@@ -15,7 +15,7 @@ import time
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, TypeVar
 
-from .flows import DeliveryStep, Flow
+from .flows import DeliveryStep, Flow, phase
 from .outcome import Timings
 
 __all__ = ["detach", "run_async", "run_coroutine", "run_sync"]
@@ -33,11 +33,11 @@ def run_sync(flow: Flow[T], perform: Callable[[DeliveryStep], Any], timings: Tim
                 value = perform(step)
             except Exception as error:
                 if timings is not None:
-                    timings.add(step.phase, time.perf_counter() - begun)
+                    timings.add(phase(step), time.perf_counter() - begun)
                 step = flow.throw(error)
                 continue
             if timings is not None:
-                timings.add(step.phase, time.perf_counter() - begun)
+                timings.add(phase(step), time.perf_counter() - begun)
             step = flow.send(value)
     except StopIteration as stop:
         result: T = stop.value
@@ -78,7 +78,7 @@ async def run_async(
         except Exception as failure:
             error = failure
         if timings is not None:
-            timings.add(step.phase, time.perf_counter() - begun)
+            timings.add(phase(step), time.perf_counter() - begun)
 
 
 async def _continue_after(

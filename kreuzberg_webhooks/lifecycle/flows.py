@@ -3,8 +3,8 @@
 A delivery is verified first, by whoever starts its flow (the receiver: with an
 ``async`` secret resolver, verifying is awaited); a flow starts from the
 verified event, and :func:`refused` answers one that failed. Each flow below is
-a generator that *decides* and yields the I/O it needs as a step
-(:class:`StoreCall`, :class:`Enqueue`, :class:`RunHandlers`); whoever drives it
+a generator that *decides* and yields the I/O it needs as a step (a tuple:
+``("claim", key, lease)``, ``("handlers", event)`` …); whoever drives it
 performs the step and sends the result back, or throws the error in
 (:mod:`kreuzberg_webhooks.lifecycle.drivers`, with the receiver performing the
 steps). The flows take plain values — the lease, the retention, whether there is
@@ -22,8 +22,8 @@ import logging
 import math
 import time
 from collections.abc import Generator, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any, ClassVar, Literal, TypeAlias, TypeVar
+from dataclasses import dataclass
+from typing import Any, Literal, TypeAlias, TypeVar
 
 from ..events import Event
 from ..exceptions import DeliveryInFlight, HandlerFailed, StoreUnavailable, WebhookError
@@ -48,11 +48,10 @@ __all__ = [
     "DeliveryStep",
     "Enqueue",
     "Flow",
-    "RunHandlers",
-    "StoreCall",
     "begin",
     "deliver",
     "handle_trusted",
+    "phase",
     "refused",
     "settle",
 ]
@@ -65,23 +64,20 @@ _NEW = ClaimState.NEW  # read on every delivery: a module global, not an attribu
 
 
 # -- the steps a flow yields ---------------------------------------------------
-# Each names the phase of the delivery's Timings its time counts in.
-
-
-@dataclass(slots=True, eq=False)
-class StoreCall:
-    """Call the replay store: ``claim``, ``complete`` or ``release`` with *args*, after
-    *delay* seconds (a retry's backoff)."""
-
-    name: Literal["claim", "complete", "release"]
-    args: tuple[Any, ...]
-    delay: float = 0.0
-    phase: ClassVar[Phase] = "store"
+# A step is a plain tuple whose first item says what to do: three are built for every
+# delivery, and a tuple costs less than an instance of a class. What the
+# driver sends back:
+#   ("claim", key, lease)                 the store's Claim
+#   ("complete", key, token, retention)   None
+#   ("release", key, token)               None
+#   ("sleep", seconds)                    None, after a retry's backoff
+#   ("handlers", event)                   None, once the handlers registered for the event ran
+#   ("enqueue", Enqueue(...))             whether the inbox had not seen the delivery
 
 
 @dataclass(slots=True, eq=False)
 class Enqueue:
-    """Write a verified delivery to the inbox; the driver sends back whether it was new."""
+    """What an ``enqueue`` step writes to the inbox: a verified delivery."""
 
     event: Event
     key: str
@@ -89,39 +85,56 @@ class Enqueue:
     body: RequestBody
     headers: Mapping[str, str]
     received_at: float
-    phase: ClassVar[Phase] = "store"
 
 
-@dataclass(slots=True, eq=False)
-class RunHandlers:
-    """Run the handlers registered for *event*."""
-
-    event: Event
-    phase: ClassVar[Phase] = "handlers"
-
-
-DeliveryStep: TypeAlias = StoreCall | Enqueue | RunHandlers
+ClaimStep: TypeAlias = tuple[Literal["claim"], str, float]
+CompleteStep: TypeAlias = tuple[Literal["complete"], str, str, float]
+ReleaseStep: TypeAlias = tuple[Literal["release"], str, str]
+SleepStep: TypeAlias = tuple[Literal["sleep"], float]
+HandlersStep: TypeAlias = tuple[Literal["handlers"], Event]
+EnqueueStep: TypeAlias = tuple[Literal["enqueue"], Enqueue]
+DeliveryStep: TypeAlias = ClaimStep | CompleteStep | ReleaseStep | SleepStep | HandlersStep | EnqueueStep
 Flow: TypeAlias = Generator[DeliveryStep, Any, T]
+
+
+def phase(step: DeliveryStep) -> Phase:
+    """The phase of the delivery's :class:`Timings` a step's time counts in."""
+    return "handlers" if step[0] == "handlers" else "store"
+
 
 #: Seconds to wait before each new try of a ``complete`` the store refused (a short outage
 #: at mark-done must not leave a handled event to run again once its lease ends).
 COMPLETE_RETRY_DELAYS = (0.05, 0.25, 1.0)
 
 
-@dataclass(frozen=True, slots=True)
 class Delivery:
     """A verified delivery whose event this request has claimed (guard mode).
 
     Returned by :meth:`Receiver.begin`; settle it with :meth:`Receiver.settle`
-    once the application's code has run.
+    once the application's code has run. A plain class, not a frozen dataclass
+    (one is built for every guarded request): equal when everything but
+    :attr:`timings` is equal; not hashable.
     """
 
-    event: Event
-    key: str
-    token: str
-    scope: str = ""
-    #: Where its time went so far (``None`` when nobody observes the deliveries).
-    timings: Timings | None = field(default=None, compare=False, repr=False)
+    __slots__ = ("event", "key", "scope", "timings", "token")
+
+    def __init__(self, event: Event, key: str, token: str, scope: str = "", timings: Timings | None = None) -> None:
+        self.event = event
+        self.key = key
+        self.token = token
+        self.scope = scope
+        #: Where its time went so far (``None`` when nobody observes the deliveries).
+        self.timings = timings
+
+    def __repr__(self) -> str:
+        return f"Delivery(event={self.event!r}, key={self.key!r}, token={self.token!r}, scope={self.scope!r})"
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not Delivery:
+            return NotImplemented
+        return (self.event, self.key, self.token, self.scope) == (other.event, other.key, other.token, other.scope)
+
+    __hash__ = None  # type: ignore[assignment]  # mutable: equal deliveries need not stay equal
 
 
 # -- the flows ------------------------------------------------------------------
@@ -180,7 +193,7 @@ def _enqueue(
     timings: Timings | None,
 ) -> Flow[Outcome]:
     try:
-        new = yield Enqueue(event, key, scope, body, headers, received_at)
+        new = yield ("enqueue", Enqueue(event, key, scope, body, headers, received_at))
     except Exception as error:
         return conclude(_store_error(event), "inbox", observers, timings, scope=scope, store_error=_store_detail(error))
     outcome = Outcome.queued(event) if new else Outcome.already_processed(event)
@@ -199,7 +212,7 @@ def _claim_and_run(
     timings: Timings | None,
 ) -> Flow[Outcome]:
     try:
-        claim: Claim = yield StoreCall("claim", (key, lease))
+        claim: Claim = yield ("claim", key, lease)
     except Exception as error:
         outcome = _store_error(event)
         return conclude(outcome, mode, observers, timings, via=via, scope=scope, store_error=_store_detail(error))
@@ -207,13 +220,13 @@ def _claim_and_run(
         return conclude(_refused(event, claim), mode, observers, timings, via=via, scope=scope)
     token = claim.token or ""
     try:
-        yield RunHandlers(event)
+        yield ("handlers", event)
     except Exception as error:
         yield from _release(event, key, token)
         outcome = Outcome.from_error(HandlerFailed(event_id=event.event_id), event, cause=error)
         return conclude(outcome, mode, observers, timings, via=via, scope=scope, handler_error=error)
     try:
-        yield StoreCall("complete", (key, token, retention))
+        yield ("complete", key, token, retention)
     except Exception:
         yield from _retry_complete(event, key, token, retention, "mark an event done")
     return conclude(Outcome.processed(event), mode, observers, timings, via=via, scope=scope)
@@ -225,7 +238,7 @@ def begin(
     """Guard mode, first half: claim a verified delivery for code the adapter runs itself."""
     key = delivery_key(event, scope)
     try:
-        claim: Claim = yield StoreCall("claim", (key, lease))
+        claim: Claim = yield ("claim", key, lease)
     except Exception as error:
         return conclude(_store_error(event), "guard", observers, timings, scope=scope, store_error=_store_detail(error))
     if claim.state is not _NEW:
@@ -264,7 +277,7 @@ def settle(
         return None
     if error is None and succeeded(status):
         try:
-            yield StoreCall("complete", (delivery.key, delivery.token, retention))
+            yield ("complete", delivery.key, delivery.token, retention)
         except Exception:
             yield from _retry_complete(event, delivery.key, delivery.token, retention, "settle a delivery")
         conclude(application_answer(status, "processed", event), "guard", observers, timings, scope=scope)
@@ -283,8 +296,9 @@ def _retry_complete(event: Event, key: str, token: str, retention: float, action
     """After a ``complete`` the store refused: try again after each of :data:`COMPLETE_RETRY_DELAYS`."""
     for tries, delay in enumerate(COMPLETE_RETRY_DELAYS, 1):
         logger.warning("replay store failed to %s; trying again (event_id=%s)", action, event_label(event))
+        yield ("sleep", delay)
         try:
-            yield StoreCall("complete", (key, token, retention), delay)
+            yield ("complete", key, token, retention)
             return
         except Exception:
             if tries == len(COMPLETE_RETRY_DELAYS):
@@ -293,7 +307,7 @@ def _retry_complete(event: Event, key: str, token: str, retention: float, action
 
 def _release(event: Event, key: str, token: str, action: str = "release a claim") -> Flow[None]:
     try:
-        yield StoreCall("release", (key, token))
+        yield ("release", key, token)
     except Exception:
         _settle_error(event, action)
 

@@ -41,7 +41,7 @@ from ..stores.memory import MemoryStore
 from . import flows
 from .drivers import run_async, run_coroutine, run_sync
 from .exchange import Exchange
-from .flows import Delivery, DeliveryStep, Enqueue, RunHandlers, StoreCall
+from .flows import Delivery, DeliveryStep, Enqueue
 from .outcome import Observer, Outcome, Timings
 
 __all__ = [
@@ -432,39 +432,40 @@ class Receiver:
                 timings.verify += time.perf_counter() - begun
 
     def _perform(self, step: DeliveryStep) -> Any:
-        if isinstance(step, StoreCall):
-            if step.delay:
-                time.sleep(step.delay)
-            return getattr(self._store, step.name)(*step.args)
-        if isinstance(step, RunHandlers):
-            return self.dispatch(step.event)
-        return self.inbox.enqueue(self._inbox_entry(step))
+        if step[0] == "handlers":
+            return self.dispatch(step[1])
+        if step[0] == "enqueue":
+            return self.inbox.enqueue(self._inbox_entry(step[1]))
+        if step[0] == "sleep":
+            return time.sleep(step[1])
+        return getattr(self._store, step[0])(*step[1:])  # claim, complete, release
 
     async def _perform_async(self, step: DeliveryStep) -> Any:
-        if isinstance(step, StoreCall):
-            if step.delay:
-                await asyncio.sleep(step.delay)
-            call = getattr(self._store, step.name)
-            if self._async_store:
-                return await call(*step.args)
-            if self._inline_store:  # never blocks: called on the loop
-                return call(*step.args)
-            return await asyncio.to_thread(call, *step.args)
-        if isinstance(step, RunHandlers):
-            handlers, threaded = self._lookup(step.event)
+        if step[0] == "handlers":
+            event = step[1]
+            handlers, threaded = self._lookup(event)
             if threaded:
                 # A thread cannot be stopped: the handlers get a task of their own (the
                 # driver lets a cancelled request leave it to finish, and settle, alone).
-                return asyncio.ensure_future(self.dispatch_async(step.event))
+                return asyncio.ensure_future(self.dispatch_async(event))
             if handlers:  # coroutines only: cancelled with the request (the claim is then left to its lease)
-                await self.dispatch_async(step.event)
+                await self.dispatch_async(event)
             return None
-        entry, enqueue = self._inbox_entry(step), self.inbox.enqueue
-        if inspect.iscoroutinefunction(enqueue):
-            return await enqueue(entry)
-        if getattr(self.inbox, "nonblocking", False):
-            return enqueue(entry)
-        return await asyncio.to_thread(enqueue, entry)
+        if step[0] == "enqueue":
+            entry, enqueue = self._inbox_entry(step[1]), self.inbox.enqueue
+            if inspect.iscoroutinefunction(enqueue):
+                return await enqueue(entry)
+            if getattr(self.inbox, "nonblocking", False):
+                return enqueue(entry)
+            return await asyncio.to_thread(enqueue, entry)
+        if step[0] == "sleep":
+            return await asyncio.sleep(step[1])
+        call = getattr(self._store, step[0])  # claim, complete, release
+        if self._async_store:
+            return await call(*step[1:])
+        if self._inline_store:  # never blocks: called on the loop
+            return call(*step[1:])
+        return await asyncio.to_thread(call, *step[1:])
 
     def _inbox_entry(self, step: Enqueue) -> Any:
         """What the inbox keeps of a verified delivery: the body and the headers that verify it again."""
