@@ -26,7 +26,7 @@ import logging
 import math
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -475,36 +475,69 @@ class AsyncReconciler(_ReconcilerCommon):
         """Remember submitted jobs; each is checked *delay* seconds from now (default: the grace period)."""
         await asyncio.to_thread(self.tracker.track, self.entries(job_ids, scope, delay))
 
-    async def _check(self, entry: TrackedJob, gate: asyncio.Semaphore) -> _Verdict:
-        async with gate:
-            now = self._clock()
-            try:
-                if isinstance(self.client, JobsClient):
-                    document = await asyncio.to_thread(self.client.get_job, entry.job_id)
-                else:
-                    document = await self.client.get_job(entry.job_id)
-            except JobsAPIError as error:
-                return self.verdict_for_error(entry, error, now)
+    async def _check(self, entry: TrackedJob, fetch: Callable[[str], Awaitable[JobLookup]]) -> _Verdict:
+        now = self._clock()
+        try:
+            document = await fetch(entry.job_id)
+        except JobsAPIError as error:
+            return self.verdict_for_error(entry, error, now)
         if not is_terminal(document):
             return self.pending(entry, now, str(document.status))
         with _via("reconcile"):
             outcome = await self.receiver.process_async(document, scope=entry.scope, via="reconcile")
         return self.verdict_for_document(entry, document, outcome, now)
 
+    async def _check_all(self, due: list[TrackedJob], fetch: Callable[[str], Awaitable[JobLookup]]) -> list[_Verdict]:
+        """*concurrency* workers take the due entries in turn (not a task per entry waiting on a
+        semaphore); an error ends the pass once the checks already under way are done."""
+        verdicts: list[_Verdict] = []
+        entries = iter(due)
+        errors: list[Exception] = []
+
+        async def worker() -> None:
+            for entry in entries:
+                try:
+                    verdicts.append(await self._check(entry, fetch))
+                except Exception as error:
+                    errors.append(error)
+                    return
+                if errors:
+                    return
+
+        await asyncio.gather(*(worker() for _ in range(min(self.concurrency, len(due)))))
+        if errors:
+            raise errors[0]
+        return verdicts
+
     async def run_once(self) -> ReconcileReport:
         """One pass: every tracked job due now, one request each, *concurrency* at a time."""
         started = time.perf_counter()
         report = ReconcileReport()
         now = self._clock()
-        gate = asyncio.Semaphore(self.concurrency)
-        while True:
-            due = await asyncio.to_thread(self.tracker.due, now, self.batch_size, self.lease)
-            if not due:
-                break
-            verdicts = await asyncio.gather(*(self._check(entry, gate) for entry in due))
-            await asyncio.to_thread(self.apply, verdicts, report, now)
-            if len(due) < self.batch_size:
-                break
+        client = self.client
+        with contextlib.ExitStack() as stack:
+            fetch: Callable[[str], Awaitable[JobLookup]]
+            if isinstance(client, JobsClient):
+                # The sync client's requests run in threads of the pass's own (the loop's default
+                # executor has min(32, CPUs + 4) threads, fewer than *concurrency* on a small machine).
+                pool = ThreadPoolExecutor(self.concurrency, "kreuzberg-reconcile")
+                # Never block the loop on a request still under way in a thread (a cancelled pass).
+                stack.callback(pool.shutdown, wait=False)
+                loop = asyncio.get_running_loop()
+
+                def fetch(job_id: str) -> Awaitable[JobLookup]:
+                    return loop.run_in_executor(pool, client.get_job, job_id)
+
+            else:
+                fetch = client.get_job
+            while True:
+                due = await asyncio.to_thread(self.tracker.due, now, self.batch_size, self.lease)
+                if not due:
+                    break
+                verdicts = await self._check_all(due, fetch)
+                await asyncio.to_thread(self.apply, verdicts, report, now)
+                if len(due) < self.batch_size:
+                    break
         report.seconds = time.perf_counter() - started
         if report.checked:
             logger.info("reconcile: %s", report.summary())

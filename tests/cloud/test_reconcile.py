@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import random
 import threading
 import time
@@ -13,6 +14,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from kreuzberg_webhooks import ConfigurationError, Event, Receiver, ReplayWindow, SQLiteStore
@@ -316,3 +318,51 @@ def test_a_job_the_service_says_it_delivered_but_this_receiver_never_saw_is_proc
     [warning] = [r for r in caplog.records if r.levelno == logging.WARNING]
     assert job_id in warning.getMessage()
     assert "1 attempt" in warning.getMessage()
+
+
+class _Gate(httpx.BaseTransport):
+    """A real HTTP transport whose first *parties* requests each wait until all of them are in flight."""
+
+    def __init__(self, parties: int) -> None:
+        self.inner = httpx.HTTPTransport()
+        self.barrier = threading.Barrier(parties, timeout=10)
+        self.parties = parties
+        self.started = 0
+        self.lock = threading.Lock()
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        with self.lock:
+            self.started += 1
+            gated = self.started <= self.parties
+        if gated:
+            self.barrier.wait()  # BrokenBarrierError if fewer than *parties* are ever in flight at once
+        return self.inner.handle_request(request)
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+def test_the_async_reconciler_with_a_sync_client_has_concurrency_requests_in_flight() -> None:
+    # More than the loop's default executor has threads (min(32, CPUs + 4)).
+    concurrency = min(32, (os.cpu_count() or 1) + 4) + 2
+    receiver = Receiver(SECRET)
+    recorder = Recorder()
+    receiver.on()(recorder)
+    gate = _Gate(concurrency)
+
+    async def scenario(cloud: Emulator) -> None:
+        http = httpx.Client(transport=gate, limits=httpx.Limits(max_connections=concurrency))
+        with JobsClient(KEY, cloud.base_url, client=http, retry_deadline=0.5, backoff=FAST) as client:
+            reconciler = AsyncReconciler(receiver, client, MemoryTracker(), grace=0.01, concurrency=concurrency)
+            await reconciler.track(cloud.submit([(f"{n}.txt", b"x") for n in range(3 * concurrency)]), delay=0)
+            report = await reconciler.run_once()
+        http.close()
+        assert len(report.processed) == 3 * concurrency, report.summary()
+
+    with Emulator(KEY, job_delay=0) as cloud:
+        asyncio.run(scenario(cloud))
+        requests = cloud.stats.job_requests
+    assert not gate.barrier.broken
+    assert len(requests) == 3 * concurrency
+    assert set(requests.values()) == {1}
+    assert set(recorder.per_job().values()) == {1}
