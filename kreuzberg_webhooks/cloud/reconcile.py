@@ -515,21 +515,25 @@ class AsyncReconciler(_ReconcilerCommon):
         report = ReconcileReport()
         now = self._clock()
         client = self.client
+        fetch: Callable[[str], Awaitable[JobLookup]]
+        if isinstance(client, JobsClient):
+            threaded: JobsClient | None = client
+        else:
+            threaded = client.threaded()  # None: the caller's own httpx.AsyncClient, used as given
+            fetch = client.get_job
         with contextlib.ExitStack() as stack:
-            fetch: Callable[[str], Awaitable[JobLookup]]
-            if isinstance(client, JobsClient):
+            if threaded is not None:
                 # The sync client's requests run in threads of the pass's own (the loop's default
                 # executor has min(32, CPUs + 4) threads, fewer than *concurrency* on a small machine).
                 pool = ThreadPoolExecutor(self.concurrency, "kreuzberg-reconcile")
                 # Never block the loop on a request still under way in a thread (a cancelled pass).
                 stack.callback(pool.shutdown, wait=False)
                 loop = asyncio.get_running_loop()
+                get_job = threaded.get_job
 
                 def fetch(job_id: str) -> Awaitable[JobLookup]:
-                    return loop.run_in_executor(pool, client.get_job, job_id)
+                    return loop.run_in_executor(pool, get_job, job_id)
 
-            else:
-                fetch = client.get_job
             while True:
                 due = await asyncio.to_thread(self.tracker.due, now, self.batch_size, self.lease)
                 if not due:

@@ -366,3 +366,61 @@ def test_the_async_reconciler_with_a_sync_client_has_concurrency_requests_in_fli
     assert len(requests) == 3 * concurrency
     assert set(requests.values()) == {1}
     assert set(recorder.per_job().values()) == {1}
+
+
+def test_an_async_client_with_its_own_pool_is_fetched_through_its_sync_twin_in_the_pass_threads() -> None:
+    receiver = Receiver(SECRET)
+    reconcile_threads: list[bool] = []
+
+    @receiver.on()
+    async def handler(event: Event) -> None:
+        reconcile_threads.append(any(t.name.startswith("kreuzberg-reconcile") for t in threading.enumerate()))
+
+    async def scenario(cloud: Emulator) -> JobsClient | None:
+        client = AsyncJobsClient(KEY, cloud.base_url, backoff=FAST, retry_deadline=7, timeout=9)
+        twin = client.threaded()
+        assert isinstance(twin, JobsClient)
+        assert client.threaded() is twin
+        assert (twin.base_url, twin.timeout, twin.retry_deadline, twin.backoff) == (cloud.base_url, 9, 7, FAST)
+        reconciler = AsyncReconciler(receiver, client, MemoryTracker(), grace=0.01, concurrency=4)
+        await reconciler.track(cloud.submit([(f"{n}.txt", b"x") for n in range(12)]), delay=0)
+        report = await reconciler.run_once()
+        assert len(report.processed) == 12, report.summary()
+        await client.aclose()
+        return twin
+
+    with Emulator(KEY, job_delay=0) as cloud:
+        twin = asyncio.run(scenario(cloud))
+        requests = cloud.stats.job_requests
+        assert twin is not None
+        with pytest.raises(RuntimeError):  # closed with the async client
+            twin.get_job(next(iter(requests)))
+    assert reconcile_threads == [True] * 12
+    assert len(requests) == 12
+    assert set(requests.values()) == {1}
+
+
+def test_an_async_client_on_the_callers_own_httpx_client_is_used_as_given() -> None:
+    receiver = Receiver(SECRET)
+    seen: list[str] = []
+    receiver.on()(lambda event: seen.append(str(event.job_id)))
+    sent: list[str] = []
+
+    async def on_request(request: httpx.Request) -> None:
+        sent.append(request.url.path.rsplit("/", 1)[1])
+
+    async def scenario(cloud: Emulator) -> None:
+        async with (
+            httpx.AsyncClient(event_hooks={"request": [on_request]}) as http,
+            AsyncJobsClient(KEY, cloud.base_url, client=http, backoff=FAST) as client,
+        ):
+            assert client.threaded() is None
+            reconciler = AsyncReconciler(receiver, client, MemoryTracker(), grace=0.01, concurrency=4)
+            await reconciler.track(cloud.submit([(f"{n}.txt", b"x") for n in range(12)]), delay=0)
+            report = await reconciler.run_once()
+        assert len(report.processed) == 12, report.summary()
+
+    with Emulator(KEY, job_delay=0) as cloud:
+        asyncio.run(scenario(cloud))
+    assert sorted(sent) == sorted(seen)
+    assert len(set(sent)) == 12
