@@ -421,13 +421,17 @@ class Reconciler(_ReconcilerCommon):
 
 
 class AsyncReconciler(_ReconcilerCommon):
-    """The asynchronous :class:`Reconciler`: ``receiver.process_async``, at most *concurrency*
-    requests in flight on kept-alive connections. Tracker calls run in a worker thread.
+    """The asynchronous :class:`Reconciler`: *concurrency* workers take the due jobs in turn, at
+    most *concurrency* requests in flight on kept-alive connections; handlers run through
+    ``receiver.process_async`` on the loop. Tracker calls run in a worker thread.
 
-    *client* is an :class:`~kreuzberg_webhooks.cloud.AsyncJobsClient`, or a sync
-    :class:`~kreuzberg_webhooks.cloud.JobsClient` whose requests then run in worker threads
-    (``asyncio.to_thread``): about twice the throughput, as httpx's async connection pool costs
-    more per request than its sync one (``benchmarks/reconcile.py``)."""
+    *client* is an :class:`~kreuzberg_webhooks.cloud.AsyncJobsClient` or a sync
+    :class:`~kreuzberg_webhooks.cloud.JobsClient`. The requests of a ``JobsClient``, and of an
+    ``AsyncJobsClient`` that made its own connection pool (through its sync twin,
+    :meth:`~kreuzberg_webhooks.cloud.AsyncJobsClient.threaded`), run in *concurrency* worker
+    threads of the pass: httpx's sync pool costs less per request than its async one
+    (``benchmarks/reconcile.py``). An ``AsyncJobsClient`` on the caller's own ``httpx.AsyncClient``
+    is used as given, on the loop."""
 
     def __init__(
         self,
