@@ -238,7 +238,7 @@ def measure(
     """*rounds* rounds of every mode's bare loop and reconcile pass over *jobs* finished jobs, one emulator."""
     key = secrets.token_urlsafe(16)
     port = free_port()
-    argv = [sys.executable, "-m", "kreuzberg_webhooks", "emulate", "--port", str(port), "--api-key", key]
+    argv = [sys.executable, "-m", "kreuzberg_webhooks", "emulate", "--port", str(port), f"--api-key={key}"]
     seconds: dict[str, tuple[list[float], list[float]]] = {mode: ([], []) for mode in modes}
     requests = dict.fromkeys(modes, 0)
     concurrency = {mode: sync_concurrency if mode == "sync" else async_concurrency for mode in modes}
