@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import itertools
 import logging
 import math
 import threading
@@ -29,7 +30,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, TypeAlias
 from uuid import UUID
 
 from ..events import CrawlJobDocument, canonical_job_id
@@ -66,6 +67,10 @@ DEFAULT_MAX_AGE = 86400.0
 #: A 404 within this many seconds of tracking is the API lagging its own submission: checked again.
 DEFAULT_NOT_FOUND_GRACE = 300.0
 _TERMINAL_TYPES = frozenset({"job.completed", "job.failed", "job.cancelled"})
+#: At most this many jobs a worker thread of the AsyncReconciler fetches before handing them to the loop.
+_MAX_CHUNK = 8
+_Fetched: TypeAlias = "tuple[TrackedJob, float, JobLookup | JobsAPIError]"
+_Fetch: TypeAlias = "Callable[[list[TrackedJob]], Awaitable[list[_Fetched]]]"
 
 _VIA: contextvars.ContextVar[str] = contextvars.ContextVar("kreuzberg_webhooks_via", default="webhook")
 
@@ -479,33 +484,46 @@ class AsyncReconciler(_ReconcilerCommon):
         """Remember submitted jobs; each is checked *delay* seconds from now (default: the grace period)."""
         await asyncio.to_thread(self.tracker.track, self.entries(job_ids, scope, delay))
 
-    async def _check(self, entry: TrackedJob, fetch: Callable[[str], Awaitable[JobLookup]]) -> _Verdict:
-        now = self._clock()
-        try:
-            document = await fetch(entry.job_id)
-        except JobsAPIError as error:
-            return self.verdict_for_error(entry, error, now)
-        if not is_terminal(document):
-            return self.pending(entry, now, str(document.status))
-        with _via("reconcile"):
-            outcome = await self.receiver.process_async(document, scope=entry.scope, via="reconcile")
-        return self.verdict_for_document(entry, document, outcome, now)
+    def _fetch_chunk(self, client: JobsClient, chunk: list[TrackedJob]) -> list[_Fetched]:
+        """In a worker thread: GET each job of *chunk*; a bad API key ends the chunk."""
+        fetched: list[_Fetched] = []
+        for entry in chunk:
+            now = self._clock()
+            try:
+                fetched.append((entry, now, client.get_job(entry.job_id)))
+            except InvalidAPIKey as error:
+                fetched.append((entry, now, error))
+                break
+            except JobsAPIError as error:
+                fetched.append((entry, now, error))
+        return fetched
 
-    async def _check_all(self, due: list[TrackedJob], fetch: Callable[[str], Awaitable[JobLookup]]) -> list[_Verdict]:
-        """*concurrency* workers take the due entries in turn (not a task per entry waiting on a
-        semaphore); an error ends the pass once the checks already under way are done."""
+    async def _settle(self, entry: TrackedJob, now: float, fetched: JobLookup | JobsAPIError) -> _Verdict:
+        if isinstance(fetched, JobsAPIError):
+            return self.verdict_for_error(entry, fetched, now)
+        if not is_terminal(fetched):
+            return self.pending(entry, now, str(fetched.status))
+        with _via("reconcile"):
+            outcome = await self.receiver.process_async(fetched, scope=entry.scope, via="reconcile")
+        return self.verdict_for_document(entry, fetched, outcome, now)
+
+    async def _check_all(self, due: list[TrackedJob], fetch: _Fetch, chunk: int) -> list[_Verdict]:
+        """*concurrency* workers take the due entries in turn, *chunk* at a time (not a task per
+        entry waiting on a semaphore); an error ends the pass once the checks under way are done."""
         verdicts: list[_Verdict] = []
         entries = iter(due)
         errors: list[Exception] = []
 
         async def worker() -> None:
-            for entry in entries:
+            while not errors:
+                taken = list(itertools.islice(entries, chunk))
+                if not taken:
+                    return
                 try:
-                    verdicts.append(await self._check(entry, fetch))
+                    for entry, now, fetched in await fetch(taken):
+                        verdicts.append(await self._settle(entry, now, fetched))
                 except Exception as error:
                     errors.append(error)
-                    return
-                if errors:
                     return
 
         await asyncio.gather(*(worker() for _ in range(min(self.concurrency, len(due)))))
@@ -519,12 +537,21 @@ class AsyncReconciler(_ReconcilerCommon):
         report = ReconcileReport()
         now = self._clock()
         client = self.client
-        fetch: Callable[[str], Awaitable[JobLookup]]
+        fetch: _Fetch
         if isinstance(client, JobsClient):
             threaded: JobsClient | None = client
         else:
             threaded = client.threaded()  # None: the caller's own httpx.AsyncClient, used as given
-            fetch = client.get_job
+            get_job = client.get_job
+
+            async def fetch(chunk: list[TrackedJob]) -> list[_Fetched]:
+                [entry] = chunk
+                now = self._clock()
+                try:
+                    return [(entry, now, await get_job(entry.job_id))]
+                except JobsAPIError as error:
+                    return [(entry, now, error)]
+
         with contextlib.ExitStack() as stack:
             if threaded is not None:
                 # The sync client's requests run in threads of the pass's own (the loop's default
@@ -533,16 +560,19 @@ class AsyncReconciler(_ReconcilerCommon):
                 # Never block the loop on a request still under way in a thread (a cancelled pass).
                 stack.callback(pool.shutdown, wait=False)
                 loop = asyncio.get_running_loop()
-                get_job = threaded.get_job
+                fetch_chunk, sync_client = self._fetch_chunk, threaded
 
-                def fetch(job_id: str) -> Awaitable[JobLookup]:
-                    return loop.run_in_executor(pool, get_job, job_id)
+                def fetch(chunk: list[TrackedJob]) -> Awaitable[list[_Fetched]]:
+                    return loop.run_in_executor(pool, fetch_chunk, sync_client, chunk)
 
             while True:
                 due = await asyncio.to_thread(self.tracker.due, now, self.batch_size, self.lease)
                 if not due:
                     break
-                verdicts = await self._check_all(due, fetch)
+                # A thread hands its documents back to the loop a few at a time: each hand-off wakes
+                # the loop (a write to its self-pipe), which costs more than the check itself.
+                chunk = 1 if threaded is None else max(1, min(_MAX_CHUNK, len(due) // (4 * self.concurrency)))
+                verdicts = await self._check_all(due, fetch, chunk)
                 await asyncio.to_thread(self.apply, verdicts, report, now)
                 if len(due) < self.batch_size:
                     break
