@@ -424,3 +424,23 @@ def test_an_async_client_on_the_callers_own_httpx_client_is_used_as_given() -> N
         asyncio.run(scenario(cloud))
     assert sorted(sent) == sorted(seen)
     assert len(set(sent)) == 12
+
+
+@pytest.mark.parametrize("client_kind", ["async-client", "sync-client-in-threads"])
+def test_a_bad_api_key_ends_the_async_pass_without_sending_the_rest(client_kind: str) -> None:
+    receiver = Receiver(SECRET)
+
+    async def scenario(cloud: Emulator) -> None:
+        async with AsyncJobsClient("not-" + KEY, cloud.base_url, backoff=FAST) as async_client:
+            sync_client = JobsClient("not-" + KEY, cloud.base_url, backoff=FAST)
+            client = async_client if client_kind == "async-client" else sync_client
+            reconciler = AsyncReconciler(receiver, client, MemoryTracker(), grace=0.01, concurrency=2)
+            await reconciler.track([str(uuid.uuid4()) for _ in range(40)], delay=0)
+            with pytest.raises(InvalidAPIKey):
+                await reconciler.run_once()
+            sync_client.close()
+
+    with Emulator(KEY) as cloud:
+        asyncio.run(scenario(cloud))
+        requests = cloud.stats.api_requests
+    assert requests == 2  # the two checks under way when the first 401 came back
