@@ -352,9 +352,10 @@ def reconcile_rows(settings: Settings, notes: list[str]) -> list[Row]:
         "`kreuzberg-webhooks emulate` in its own process (no-op handler, memory store and tracker), beside the "
         "same GETs through a bare httpx loop (send, read the body; no parsing, no retries) with the same "
         "concurrency and the same kind of client: sync: Reconciler, 4 threads, against httpx.Client in 4 threads; "
-        "async: AsyncReconciler with an AsyncJobsClient, 8 at once, against httpx.AsyncClient in 8 tasks; "
-        "async-threads: AsyncReconciler with a JobsClient (its requests in 8 threads) against httpx.Client in 8 "
-        f"threads. Median over {rounds} interleaved round(s) of pass rate / loop rate; requests counted by the "
+        "async: AsyncReconciler with an AsyncJobsClient on the caller's own httpx.AsyncClient, 8 at once, against "
+        "httpx.AsyncClient in 8 tasks; async-threads: AsyncReconciler with a JobsClient, its requests in 8 threads "
+        "(what it does by default with an AsyncJobsClient of its own pool), against httpx.Client in 8 threads."
+        f" Median over {rounds} interleaved round(s) of pass rate / loop rate; requests counted by the "
         "client's request hook. The emulator (Python's http.server) answers both sides alike: on a small machine "
         "it sets much of the loop's rate, so the ratio, not the rate, is the figure."
     )

@@ -8,8 +8,10 @@ through a fresh receiver (memory store, a no-op handler):
 
 * ``sync``: the :class:`~kreuzberg_webhooks.cloud.Reconciler` with a ``JobsClient``, 4 threads;
 * ``async``: the :class:`~kreuzberg_webhooks.cloud.AsyncReconciler` with an
-  ``AsyncJobsClient``, 8 at once;
-* ``async-threads``: the AsyncReconciler with a sync ``JobsClient``, its requests in 8 worker threads.
+  ``AsyncJobsClient`` on the caller's own ``httpx.AsyncClient`` (used as given), 8 at once;
+* ``async-threads``: the AsyncReconciler with a sync ``JobsClient``, its requests in 8 worker
+  threads of the pass — what it does by default with an ``AsyncJobsClient`` of its own pool
+  (``AsyncJobsClient.threaded()``).
 
 The *limit* of each mode is the same N GETs, with the same concurrency and the
 same kind of ``httpx`` client, through a bare loop that only sends each request
