@@ -382,24 +382,30 @@ def inbox_rows(settings: Settings, notes: list[str]) -> list[Row]:
 def reconcile_rows(settings: Settings, notes: list[str]) -> list[Row]:
     from . import reconcile
 
-    jobs = 200 if settings.quick else 10_000
+    jobs, rounds = (200, 1) if settings.quick else (4_000, 3)
     notes.append(
         f"Row 11: {jobs:,} finished jobs tracked, none closed by a webhook, reconciled in one pass against "
-        "`kreuzberg-webhooks emulate` in its own process (no-op handler, memory store and tracker); requests "
-        "counted by the HTTP client's request hook. sync: Reconciler, 4 threads; async: AsyncReconciler with an "
-        "AsyncJobsClient, 8 at once; async-threads: AsyncReconciler with a JobsClient in worker threads, 8 at once."
+        "`kreuzberg-webhooks emulate` in its own process (no-op handler, memory store and tracker), beside the "
+        "same GETs through a bare httpx loop (send, read the body; no parsing, no retries) with the same "
+        "concurrency and the same kind of client: sync: Reconciler, 4 threads, against httpx.Client in 4 threads; "
+        "async: AsyncReconciler with an AsyncJobsClient on the caller's own httpx.AsyncClient, 8 at once, against "
+        "httpx.AsyncClient in 8 tasks; async-threads: AsyncReconciler with a JobsClient, its requests in 8 threads "
+        "(what it does by default with an AsyncJobsClient of its own pool), against httpx.Client in 8 threads."
+        f" Median over {rounds} interleaved round(s) of pass rate / loop rate; requests counted by the "
+        "client's request hook. The emulator (Python's http.server) answers both sides alike: on a small machine "
+        "it sets much of the loop's rate, so the ratio, not the rate, is the figure."
     )
     return [
         Row(
             "11",
-            f"reconcile pass, {result.mode}",
+            f"reconcile pass, {result.mode}, {result.concurrency} at once",
             f"{result.rate:,.0f} jobs/s",
-            "",
-            f"{result.requests_per_job:.2f} requests per open job",
-            "≥ 1,000 jobs/s, 1 request per open job",
+            f"bare httpx loop {result.loop_rate:,.0f} GETs/s",
+            f"{result.ratio:.2f}x the loop, {result.requests_per_job:.2f} requests per open job",
+            f"≥ {reconcile.TARGET_RATIO}x the loop, 1 request per open job",
             result.met,
         )
-        for result in reconcile.measure(jobs)
+        for result in reconcile.measure(jobs, rounds=rounds)
     ]
 
 

@@ -22,14 +22,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import itertools
 import logging
 import math
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, TypeAlias
 from uuid import UUID
 
 from ..events import CrawlJobDocument, canonical_job_id
@@ -66,6 +67,10 @@ DEFAULT_MAX_AGE = 86400.0
 #: A 404 within this many seconds of tracking is the API lagging its own submission: checked again.
 DEFAULT_NOT_FOUND_GRACE = 300.0
 _TERMINAL_TYPES = frozenset({"job.completed", "job.failed", "job.cancelled"})
+#: At most this many jobs a worker thread of the AsyncReconciler fetches before handing them to the loop.
+_MAX_CHUNK = 8
+_Fetched: TypeAlias = "tuple[TrackedJob, float, JobLookup | JobsAPIError]"
+_Fetch: TypeAlias = "Callable[[list[TrackedJob]], Awaitable[list[_Fetched]]]"
 
 _VIA: contextvars.ContextVar[str] = contextvars.ContextVar("kreuzberg_webhooks_via", default="webhook")
 
@@ -421,13 +426,17 @@ class Reconciler(_ReconcilerCommon):
 
 
 class AsyncReconciler(_ReconcilerCommon):
-    """The asynchronous :class:`Reconciler`: ``receiver.process_async``, at most *concurrency*
-    requests in flight on kept-alive connections. Tracker calls run in a worker thread.
+    """The asynchronous :class:`Reconciler`: *concurrency* workers take the due jobs in turn, at
+    most *concurrency* requests in flight on kept-alive connections; handlers run through
+    ``receiver.process_async`` on the loop. Tracker calls run in a worker thread.
 
-    *client* is an :class:`~kreuzberg_webhooks.cloud.AsyncJobsClient`, or a sync
-    :class:`~kreuzberg_webhooks.cloud.JobsClient` whose requests then run in worker threads
-    (``asyncio.to_thread``): about twice the throughput, as httpx's async connection pool costs
-    more per request than its sync one (``benchmarks/reconcile.py``)."""
+    *client* is an :class:`~kreuzberg_webhooks.cloud.AsyncJobsClient` or a sync
+    :class:`~kreuzberg_webhooks.cloud.JobsClient`. The requests of a ``JobsClient``, and of an
+    ``AsyncJobsClient`` that made its own connection pool (through its sync twin,
+    :meth:`~kreuzberg_webhooks.cloud.AsyncJobsClient.threaded`), run in *concurrency* worker
+    threads of the pass: httpx's sync pool costs less per request than its async one
+    (``benchmarks/reconcile.py``). An ``AsyncJobsClient`` on the caller's own ``httpx.AsyncClient``
+    is used as given, on the loop."""
 
     def __init__(
         self,
@@ -475,36 +484,98 @@ class AsyncReconciler(_ReconcilerCommon):
         """Remember submitted jobs; each is checked *delay* seconds from now (default: the grace period)."""
         await asyncio.to_thread(self.tracker.track, self.entries(job_ids, scope, delay))
 
-    async def _check(self, entry: TrackedJob, gate: asyncio.Semaphore) -> _Verdict:
-        async with gate:
+    def _fetch_chunk(self, client: JobsClient, chunk: list[TrackedJob]) -> list[_Fetched]:
+        """In a worker thread: GET each job of *chunk*; a bad API key ends the chunk."""
+        fetched: list[_Fetched] = []
+        for entry in chunk:
             now = self._clock()
             try:
-                if isinstance(self.client, JobsClient):
-                    document = await asyncio.to_thread(self.client.get_job, entry.job_id)
-                else:
-                    document = await self.client.get_job(entry.job_id)
+                fetched.append((entry, now, client.get_job(entry.job_id)))
+            except InvalidAPIKey as error:
+                fetched.append((entry, now, error))
+                break
             except JobsAPIError as error:
-                return self.verdict_for_error(entry, error, now)
-        if not is_terminal(document):
-            return self.pending(entry, now, str(document.status))
+                fetched.append((entry, now, error))
+        return fetched
+
+    async def _settle(self, entry: TrackedJob, now: float, fetched: JobLookup | JobsAPIError) -> _Verdict:
+        if isinstance(fetched, JobsAPIError):
+            return self.verdict_for_error(entry, fetched, now)
+        if not is_terminal(fetched):
+            return self.pending(entry, now, str(fetched.status))
         with _via("reconcile"):
-            outcome = await self.receiver.process_async(document, scope=entry.scope, via="reconcile")
-        return self.verdict_for_document(entry, document, outcome, now)
+            outcome = await self.receiver.process_async(fetched, scope=entry.scope, via="reconcile")
+        return self.verdict_for_document(entry, fetched, outcome, now)
+
+    async def _check_all(self, due: list[TrackedJob], fetch: _Fetch, chunk: int) -> list[_Verdict]:
+        """*concurrency* workers take the due entries in turn, *chunk* at a time (not a task per
+        entry waiting on a semaphore); an error ends the pass once the checks under way are done."""
+        verdicts: list[_Verdict] = []
+        entries = iter(due)
+        errors: list[Exception] = []
+
+        async def worker() -> None:
+            while not errors:
+                taken = list(itertools.islice(entries, chunk))
+                if not taken:
+                    return
+                try:
+                    for entry, now, fetched in await fetch(taken):
+                        verdicts.append(await self._settle(entry, now, fetched))
+                except Exception as error:
+                    errors.append(error)
+                    return
+
+        await asyncio.gather(*(worker() for _ in range(min(self.concurrency, len(due)))))
+        if errors:
+            raise errors[0]
+        return verdicts
 
     async def run_once(self) -> ReconcileReport:
         """One pass: every tracked job due now, one request each, *concurrency* at a time."""
         started = time.perf_counter()
         report = ReconcileReport()
         now = self._clock()
-        gate = asyncio.Semaphore(self.concurrency)
-        while True:
-            due = await asyncio.to_thread(self.tracker.due, now, self.batch_size, self.lease)
-            if not due:
-                break
-            verdicts = await asyncio.gather(*(self._check(entry, gate) for entry in due))
-            await asyncio.to_thread(self.apply, verdicts, report, now)
-            if len(due) < self.batch_size:
-                break
+        client = self.client
+        fetch: _Fetch
+        if isinstance(client, JobsClient):
+            threaded: JobsClient | None = client
+        else:
+            threaded = client.threaded()  # None: the caller's own httpx.AsyncClient, used as given
+            get_job = client.get_job
+
+            async def fetch(chunk: list[TrackedJob]) -> list[_Fetched]:
+                [entry] = chunk
+                now = self._clock()
+                try:
+                    return [(entry, now, await get_job(entry.job_id))]
+                except JobsAPIError as error:
+                    return [(entry, now, error)]
+
+        with contextlib.ExitStack() as stack:
+            if threaded is not None:
+                # The sync client's requests run in threads of the pass's own (the loop's default
+                # executor has min(32, CPUs + 4) threads, fewer than *concurrency* on a small machine).
+                pool = ThreadPoolExecutor(self.concurrency, "kreuzberg-reconcile")
+                # Never block the loop on a request still under way in a thread (a cancelled pass).
+                stack.callback(pool.shutdown, wait=False)
+                loop = asyncio.get_running_loop()
+                fetch_chunk, sync_client = self._fetch_chunk, threaded
+
+                def fetch(chunk: list[TrackedJob]) -> Awaitable[list[_Fetched]]:
+                    return loop.run_in_executor(pool, fetch_chunk, sync_client, chunk)
+
+            while True:
+                due = await asyncio.to_thread(self.tracker.due, now, self.batch_size, self.lease)
+                if not due:
+                    break
+                # A thread hands its documents back to the loop a few at a time: each hand-off wakes
+                # the loop (a write to its self-pipe), which costs more than the check itself.
+                chunk = 1 if threaded is None else max(1, min(_MAX_CHUNK, len(due) // (4 * self.concurrency)))
+                verdicts = await self._check_all(due, fetch, chunk)
+                await asyncio.to_thread(self.apply, verdicts, report, now)
+                if len(due) < self.batch_size:
+                    break
         report.seconds = time.perf_counter() - started
         if report.checked:
             logger.info("reconcile: %s", report.summary())

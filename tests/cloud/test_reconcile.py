@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import random
 import threading
 import time
@@ -13,6 +14,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from kreuzberg_webhooks import ConfigurationError, Event, Receiver, ReplayWindow, SQLiteStore
@@ -316,3 +318,129 @@ def test_a_job_the_service_says_it_delivered_but_this_receiver_never_saw_is_proc
     [warning] = [r for r in caplog.records if r.levelno == logging.WARNING]
     assert job_id in warning.getMessage()
     assert "1 attempt" in warning.getMessage()
+
+
+class _Gate(httpx.BaseTransport):
+    """A real HTTP transport whose first *parties* requests each wait until all of them are in flight."""
+
+    def __init__(self, parties: int) -> None:
+        self.inner = httpx.HTTPTransport()
+        self.barrier = threading.Barrier(parties, timeout=10)
+        self.parties = parties
+        self.started = 0
+        self.lock = threading.Lock()
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        with self.lock:
+            self.started += 1
+            gated = self.started <= self.parties
+        if gated:
+            self.barrier.wait()  # BrokenBarrierError if fewer than *parties* are ever in flight at once
+        return self.inner.handle_request(request)
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+def test_the_async_reconciler_with_a_sync_client_has_concurrency_requests_in_flight() -> None:
+    # More than the loop's default executor has threads (min(32, CPUs + 4)).
+    concurrency = min(32, (os.cpu_count() or 1) + 4) + 2
+    receiver = Receiver(SECRET)
+    recorder = Recorder()
+    receiver.on()(recorder)
+    gate = _Gate(concurrency)
+
+    async def scenario(cloud: Emulator) -> None:
+        http = httpx.Client(transport=gate, limits=httpx.Limits(max_connections=concurrency))
+        with JobsClient(KEY, cloud.base_url, client=http, retry_deadline=0.5, backoff=FAST) as client:
+            reconciler = AsyncReconciler(receiver, client, MemoryTracker(), grace=0.01, concurrency=concurrency)
+            await reconciler.track(cloud.submit([(f"{n}.txt", b"x") for n in range(3 * concurrency)]), delay=0)
+            report = await reconciler.run_once()
+        http.close()
+        assert len(report.processed) == 3 * concurrency, report.summary()
+
+    with Emulator(KEY, job_delay=0) as cloud:
+        asyncio.run(scenario(cloud))
+        requests = cloud.stats.job_requests
+    assert not gate.barrier.broken
+    assert len(requests) == 3 * concurrency
+    assert set(requests.values()) == {1}
+    assert set(recorder.per_job().values()) == {1}
+
+
+def test_an_async_client_with_its_own_pool_is_fetched_through_its_sync_twin_in_the_pass_threads() -> None:
+    receiver = Receiver(SECRET)
+    reconcile_threads: list[bool] = []
+
+    @receiver.on()
+    async def handler(event: Event) -> None:
+        reconcile_threads.append(any(t.name.startswith("kreuzberg-reconcile") for t in threading.enumerate()))
+
+    async def scenario(cloud: Emulator) -> JobsClient | None:
+        client = AsyncJobsClient(KEY, cloud.base_url, backoff=FAST, retry_deadline=7, timeout=9)
+        twin = client.threaded()
+        assert isinstance(twin, JobsClient)
+        assert client.threaded() is twin
+        assert (twin.base_url, twin.timeout, twin.retry_deadline, twin.backoff) == (cloud.base_url, 9, 7, FAST)
+        reconciler = AsyncReconciler(receiver, client, MemoryTracker(), grace=0.01, concurrency=4)
+        await reconciler.track(cloud.submit([(f"{n}.txt", b"x") for n in range(12)]), delay=0)
+        report = await reconciler.run_once()
+        assert len(report.processed) == 12, report.summary()
+        await client.aclose()
+        return twin
+
+    with Emulator(KEY, job_delay=0) as cloud:
+        twin = asyncio.run(scenario(cloud))
+        requests = cloud.stats.job_requests
+        assert twin is not None
+        with pytest.raises(RuntimeError):  # closed with the async client
+            twin.get_job(next(iter(requests)))
+    assert reconcile_threads == [True] * 12
+    assert len(requests) == 12
+    assert set(requests.values()) == {1}
+
+
+def test_an_async_client_on_the_callers_own_httpx_client_is_used_as_given() -> None:
+    receiver = Receiver(SECRET)
+    seen: list[str] = []
+    receiver.on()(lambda event: seen.append(str(event.job_id)))
+    sent: list[str] = []
+
+    async def on_request(request: httpx.Request) -> None:
+        sent.append(request.url.path.rsplit("/", 1)[1])
+
+    async def scenario(cloud: Emulator) -> None:
+        async with (
+            httpx.AsyncClient(event_hooks={"request": [on_request]}) as http,
+            AsyncJobsClient(KEY, cloud.base_url, client=http, backoff=FAST) as client,
+        ):
+            assert client.threaded() is None
+            reconciler = AsyncReconciler(receiver, client, MemoryTracker(), grace=0.01, concurrency=4)
+            await reconciler.track(cloud.submit([(f"{n}.txt", b"x") for n in range(12)]), delay=0)
+            report = await reconciler.run_once()
+        assert len(report.processed) == 12, report.summary()
+
+    with Emulator(KEY, job_delay=0) as cloud:
+        asyncio.run(scenario(cloud))
+    assert sorted(sent) == sorted(seen)
+    assert len(set(sent)) == 12
+
+
+@pytest.mark.parametrize("client_kind", ["async-client", "sync-client-in-threads"])
+def test_a_bad_api_key_ends_the_async_pass_without_sending_the_rest(client_kind: str) -> None:
+    receiver = Receiver(SECRET)
+
+    async def scenario(cloud: Emulator) -> None:
+        async with AsyncJobsClient("not-" + KEY, cloud.base_url, backoff=FAST) as async_client:
+            sync_client = JobsClient("not-" + KEY, cloud.base_url, backoff=FAST)
+            client = async_client if client_kind == "async-client" else sync_client
+            reconciler = AsyncReconciler(receiver, client, MemoryTracker(), grace=0.01, concurrency=2)
+            await reconciler.track([str(uuid.uuid4()) for _ in range(40)], delay=0)
+            with pytest.raises(InvalidAPIKey):
+                await reconciler.run_once()
+            sync_client.close()
+
+    with Emulator(KEY) as cloud:
+        asyncio.run(scenario(cloud))
+        requests = cloud.stats.api_requests
+    assert requests == 2  # the two checks under way when the first 401 came back
