@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import pytest
@@ -405,7 +405,7 @@ class _FlakyCompleteStore(MemoryStore):
 
 
 class _FlakyCompleteInbox(SQLiteInbox):
-    """A SQLite inbox that is down for the first *failures* calls of ``complete``."""
+    """A SQLite inbox that is down for the first *failures* calls of ``complete`` and ``complete_many``."""
 
     failures = 0
 
@@ -414,6 +414,12 @@ class _FlakyCompleteInbox(SQLiteInbox):
             self.failures -= 1
             raise StoreUnavailable("inbox down at mark-done")
         return super().complete(key, token)
+
+    def complete_many(self, claims: Sequence[tuple[str, str]]) -> list[bool]:
+        if self.failures > 0:
+            self.failures -= 1
+            raise StoreUnavailable("inbox down at mark-done")
+        return super().complete_many(claims)
 
 
 @pytest.fixture
@@ -582,3 +588,47 @@ def test_a_stopped_worker_still_drains_when_asked(tmp_path: Path, handler: Count
     inbox.enqueue(entry)
     assert worker.drain() == 1
     assert handler.calls == {entry.job_id: 1}
+
+
+def test_the_worker_marks_a_claimed_batch_done_in_one_write(
+    inbox: SQLiteInbox, clock: FrozenClock, handler: CountingHandler
+) -> None:
+    entries = [entry_for(received_at=NOW) for _ in range(10)]
+    for entry in entries:
+        inbox.enqueue(entry)
+    worker, failures, _ = make_worker(handler, inbox, clock, batch=10)
+    commits: list[str] = []
+    inbox._db.connection().set_trace_callback(lambda sql: commits.append(sql) if sql == "COMMIT" else None)
+    assert worker.run_once() == 10
+    inbox._db.connection().set_trace_callback(None)
+    assert len(commits) == 2  # the claim, and every "done" of the batch together
+    assert handler.calls == {entry.job_id: 1 for entry in entries}
+    assert inbox.counts()[DeliveryState.DONE] == 10
+    assert failures == []
+
+
+def test_the_task_marks_a_claimed_batch_done_in_one_write(tmp_path: Path, handler: CountingHandler) -> None:
+    from kreuzberg_webhooks.inbox import AsyncSQLiteInbox
+
+    settles: list[int] = []
+
+    class Counting(AsyncSQLiteInbox):
+        async def complete(self, key: str, token: str) -> bool:
+            settles.append(1)
+            return await super().complete(key, token)
+
+        async def complete_many(self, claims: Sequence[tuple[str, str]]) -> list[bool]:
+            settles.append(len(claims))
+            return await super().complete_many(claims)
+
+    inbox = Counting(tmp_path / "inbox.sqlite3")
+    receiver = Receiver(SECRET)
+    receiver.on()(handler)
+    worker = InboxWorker(receiver, inbox, batch=10)
+    entries = [entry_for(job_event_payload(), received_at=time.time()) for _ in range(10)]
+    for entry in entries:
+        inbox.sync.enqueue(entry)
+    assert asyncio.run(worker.run_once_async()) == 10
+    assert settles == [10]
+    assert handler.calls == {entry.job_id: 1 for entry in entries}
+    assert inbox.sync.counts()[DeliveryState.DONE] == 10
