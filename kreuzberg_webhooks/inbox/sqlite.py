@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 import os
@@ -10,6 +11,7 @@ import secrets
 import sqlite3
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -168,8 +170,7 @@ _FILES: dict[str, _File] = {}
 os.register_at_fork(after_in_child=_FILES.clear)
 
 
-def _file(path: Path, timeout: float) -> _File:
-    key = str(path.resolve())
+def _file(key: str, path: Path, timeout: float) -> _File:
     found = _FILES.get(key)
     if found is None:
         found = _FILES.setdefault(key, _File(path, timeout))  # atomic under the GIL
@@ -234,11 +235,16 @@ class SQLiteInbox:
         self.timeout = self._db.timeout
         self.synchronous = synchronous
         self._clock = clock
-        self._file = _file(self.path, self.timeout)
+        self._key = str(self.path.resolve())
         with self._write():
             pass  # create the file and the table now: fail at start-up, not per delivery
 
     # -- connections -----------------------------------------------------------
+
+    @property
+    def _file(self) -> _File:
+        # Looked up each time: a forked child finds a fresh one (see _FILES).
+        return _FILES.get(self._key) or _file(self._key, self.path, self.timeout)
 
     @contextmanager
     def _write(self, *, durable: bool = False, size: int = 3 * _PAGE) -> Iterator[sqlite3.Connection]:
@@ -499,23 +505,52 @@ class SQLiteInbox:
         self._db.close()
 
 
+_ASYNC_INBOXES: weakref.WeakSet[AsyncSQLiteInbox] = weakref.WeakSet()
+
+
+def _async_inboxes_forked() -> None:
+    for inbox in list(_ASYNC_INBOXES):
+        inbox._forked()
+
+
+os.register_at_fork(after_in_child=_async_inboxes_forked)
+
+
+def _answer(batch: list[tuple[_Slot, asyncio.Future[bool]]]) -> None:
+    """On the loop: tell each request of a group how its commit went."""
+    for slot, future in batch:
+        if future.done():  # the request went away; its delivery was written all the same
+            continue
+        if slot.error is not None:
+            future.set_exception(StoreUnavailable(f"SQLite inbox: {slot.error}"))
+        else:
+            future.set_result(slot.new)
+
+
 class AsyncSQLiteInbox:
     """The :class:`SQLiteInbox` for an event loop (ASGI applications).
 
     Its operations run in worker threads. The enqueues of all the loop's requests
-    are committed in groups without a thread each: while one group's transaction
-    (and fsync) is under way, the deliveries that arrive wait together for the
-    next, so an acknowledgement costs a share of an fsync however many requests
-    are in flight. Every delivery is still answered only after its commit.
+    are committed in groups by one thread of the inbox's own: while one group's
+    transaction (and fsync) is under way, the deliveries that arrive wait together
+    for the next, which starts as soon as the first has committed (the loop is not
+    asked in between), so an acknowledgement costs a share of an fsync however many
+    requests are in flight. Every delivery is still answered only after its commit.
 
     Parameters as :class:`SQLiteInbox`; the sync inbox is :attr:`sync`.
     """
 
     def __init__(self, path: str | os.PathLike[str], **options: Any) -> None:
         self.sync = SQLiteInbox(path, **options)
+        self._forked()
+        _ASYNC_INBOXES.add(self)
+
+    def _forked(self) -> None:
+        """Start afresh (and in a forked child: the committer thread did not come along, and
+        its lock was copied in whatever state)."""
+        self._queue = threading.Condition(threading.Lock())
         self._pending: list[tuple[_Slot, asyncio.Future[bool]]] = []
-        self._flusher: asyncio.Task[None] | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
+        self._committer: threading.Thread | None = None
 
     @property
     def path(self) -> Path:
@@ -524,34 +559,39 @@ class AsyncSQLiteInbox:
 
     async def enqueue(self, entry: InboxEntry) -> bool:
         """Write *entry* as queued (in the next group commit); ``False`` if its key is already there."""
-        loop = asyncio.get_running_loop()
-        if self._loop is not loop:  # a new loop (a test's asyncio.run): nothing carries over
-            self.sync._file.waiting(-len(self._pending))
-            self._loop, self._pending, self._flusher = loop, [], None
-        future: asyncio.Future[bool] = loop.create_future()
+        future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
         self.sync._file.waiting(1)
-        self._pending.append((_Slot(entry), future))
-        if self._flusher is None or self._flusher.done():
-            self._flusher = loop.create_task(self._flush())
+        with self._queue:
+            self._pending.append((_Slot(entry), future))
+            if self._committer is None:  # none yet, or it ended after a quiet spell
+                self._committer = threading.Thread(target=self._commits, name="kreuzberg-inbox-commit", daemon=True)
+                self._committer.start()
+            else:
+                self._queue.notify()
         return await future
 
-    async def _flush(self) -> None:
-        while self._pending:
-            batch, self._pending = self._pending, []
+    def _commits(self) -> None:
+        """The committer thread: one group commit after another while deliveries arrive; it
+        ends after a second without any (the next enqueue starts another)."""
+        while True:
+            with self._queue:
+                if not self._queue.wait_for(lambda: self._pending, timeout=1.0):
+                    self._committer = None
+                    return
+                batch, self._pending = self._pending, []
             slots = [slot for slot, _ in batch]
             try:
-                await asyncio.to_thread(self.sync._commit, slots)
-            except BaseException as error:
+                self.sync._commit(slots)
+            except BaseException as error:  # _commit answers every slot; this is for the loop's sake
                 for slot in slots:
                     if not slot.done:
                         slot.error, slot.done = error, True
+            by_loop: dict[asyncio.AbstractEventLoop, list[tuple[_Slot, asyncio.Future[bool]]]] = {}
             for slot, future in batch:
-                if future.done():  # the request went away; its delivery was written all the same
-                    continue
-                if slot.error is not None:
-                    future.set_exception(StoreUnavailable(f"SQLite inbox: {slot.error}"))
-                else:
-                    future.set_result(slot.new)
+                by_loop.setdefault(future.get_loop(), []).append((slot, future))
+            for loop, answers in by_loop.items():
+                with contextlib.suppress(RuntimeError):  # that loop is closed: nobody waits any more
+                    loop.call_soon_threadsafe(_answer, answers)
 
     async def claim_due(self, lease: float, limit: int = 1) -> list[InboxClaim]:
         """See :meth:`SQLiteInbox.claim_due`."""

@@ -290,3 +290,23 @@ def test_acknowledgements_commit_without_a_checkpoint_and_the_wal_is_checkpointe
     # ... but the WAL still reaches the database file, checkpointed beside the writers.
     _until(lambda: path.stat().st_size > 8 * 1024 * 1024, "the WAL was never checkpointed into the file")
     assert inbox.counts()[DeliveryState.QUEUED] == 65
+
+
+def _enqueue_in_child(inbox: AsyncSQLiteInbox, answers: multiprocessing.Queue[object]) -> None:
+    import asyncio
+
+    answers.put(asyncio.run(inbox.enqueue(make_entry())))
+
+
+def test_an_async_inbox_used_before_a_fork_still_commits_in_the_child(tmp_path: Path) -> None:
+    import asyncio
+
+    inbox = AsyncSQLiteInbox(tmp_path / "inbox.sqlite3")
+    assert asyncio.run(inbox.enqueue(make_entry())) is True  # the parent's committer ran
+    context = multiprocessing.get_context("fork")
+    answers: multiprocessing.Queue[object] = context.Queue()
+    child = context.Process(target=_enqueue_in_child, args=(inbox, answers))
+    child.start()
+    assert answers.get(timeout=30) is True
+    child.join(30)
+    assert inbox.sync.counts()[DeliveryState.QUEUED] == 2
