@@ -332,6 +332,11 @@ class SQLiteInbox:
             there.add(slot.entry.key)
             slot.done = True
 
+    def acknowledging(self) -> bool:
+        """Whether deliveries of this process wait for their commit to this file now (the
+        embedded worker gives way to them: :class:`~kreuzberg_webhooks.inbox.worker.InboxWorker`)."""
+        return self._file.acknowledgements > 0
+
     # -- the worker ----------------------------------------------------------------
 
     def claim_due(self, lease: float, limit: int = 1) -> list[InboxClaim]:
@@ -604,6 +609,10 @@ class AsyncSQLiteInbox:
     async def complete(self, key: str, token: str) -> bool:
         """See :meth:`SQLiteInbox.complete`."""
         return await asyncio.to_thread(self.sync.complete, key, token)
+
+    def acknowledging(self) -> bool:
+        """See :meth:`SQLiteInbox.acknowledging` (not a coroutine: it only reads a counter)."""
+        return self.sync.acknowledging()
 
     async def complete_many(self, claims: Sequence[tuple[str, str]]) -> list[bool]:
         """See :meth:`SQLiteInbox.complete_many`."""

@@ -56,6 +56,10 @@ DEFAULT_SHUTDOWN_GRACE = 30.0
 #: lease holds, every last one of them).
 SETTLE_RETRY_DELAYS = (0.1, 0.5, 2.0)
 _REMEMBERED = 10_000
+#: The most seconds the worker waits, before each delivery, while requests of its process wait
+#: for their acknowledgement's commit (an inbox that can tell: ``acknowledging()``, SQLite's).
+GIVE_WAY = 0.1
+_GIVE_WAY_POLL = 0.002
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,6 +170,10 @@ class InboxWorker:
         self._outer_stop: threading.Event | None = None
         self._deferred = False  # started in a gunicorn master: the thread starts in its workers
         self._async_inbox = inspect.iscoroutinefunction(getattr(inbox, "claim_due", None))
+        acknowledging = getattr(inbox, "acknowledging", None)
+        self._acknowledging: Callable[[], bool] | None = (
+            acknowledging if callable(acknowledging) and not inspect.iscoroutinefunction(acknowledging) else None
+        )
         self._thread: threading.Thread | None = None
         self._busy = threading.Lock()
         # Held by a heartbeat's renewal: a batch's finished deliveries keep their heartbeat
@@ -268,6 +276,26 @@ class InboxWorker:
                 # Joined: a fork (see _before_fork) must not find it in the middle of a write.
                 heartbeat(True)
         return decision.state
+
+    def _give_way(self) -> None:
+        """Wait (up to ``GIVE_WAY``) while requests of this process wait for their acknowledgement:
+        in one process the handlers and the requests share one interpreter lock, and the
+        handlers can run a moment later while a sender waits for each answer."""
+        acknowledging = self._acknowledging
+        if acknowledging is None:
+            return
+        deadline = time.monotonic() + GIVE_WAY
+        while acknowledging() and time.monotonic() < deadline:
+            time.sleep(_GIVE_WAY_POLL)
+
+    async def _give_way_async(self) -> None:
+        """The async :meth:`_give_way`."""
+        acknowledging = self._acknowledging
+        if acknowledging is None:
+            return
+        deadline = time.monotonic() + GIVE_WAY
+        while acknowledging() and time.monotonic() < deadline:
+            await asyncio.sleep(_GIVE_WAY_POLL)
 
     def _batched(self) -> list[_Finished] | None:
         """A list for a batch's finished deliveries when the inbox marks many done in one write."""
@@ -503,6 +531,8 @@ class InboxWorker:
         finished = self._batched()
         try:
             for claim in claims:
+                if not self._halting():
+                    self._give_way()
                 with self._busy:
                     if self._halting():
                         inbox.release(claim.key, claim.token, self._clock())
@@ -527,6 +557,8 @@ class InboxWorker:
         finished = self._batched()
         try:
             for claim in claims:
+                if not self._stopping:
+                    await self._give_way_async()
                 if not self._stopping:
                     await self._process_async(claim, finished)
                 elif self._async_inbox:
