@@ -324,7 +324,12 @@ def inbox_rows(settings: Settings, notes: list[str]) -> list[Row]:
         "Row 10: the same Starlette app under uvicorn (1 worker) in inbox mode (SQLite inbox; the embedded worker "
         "runs the handlers in the same process meanwhile) and in endpoint mode (SQLite store, no-op handler in the "
         "request); synchronous=FULL (the default: an fsync per commit, shared by the writes that arrive together) "
-        "and NORMAL (the store's own setting); wrk -t1 -c16 --latency, rotating rounds, medians."
+        "and NORMAL (the store's own setting); wrk -t1 -c16 --latency, rotating rounds, medians. After each inbox "
+        "round the inbox is drained before the next round starts, so no mode's handlers run during another's "
+        "round; the handlers caught up "
+        + ", ".join(f"{result.modes[mode].drain:.1f} s ({mode})" for mode in ("inbox", "inbox-normal"))
+        + " after a round (median). At 16 connections a request's latency is about 16 / throughput: "
+        "docs/performance.md says what bounds it."
     )
     rows = []
     for mode, label in (("inbox", "synchronous=FULL"), ("inbox-normal", "synchronous=NORMAL")):
