@@ -127,12 +127,16 @@ class _File:
                 self.acknowledged += 1
             else:
                 start = self.acknowledged
+                # Bounded by the time-out too: deliveries counted as waiting whose commit never
+                # comes (a thread that could not start) must not stop the worker for good.
                 self.turn.wait_for(
                     lambda: (
                         not self.busy
                         and (self.acknowledgements == 0 or self.acknowledged - start >= YIELD_TO_ACKNOWLEDGEMENTS)
-                    )
+                    ),
+                    timeout=self.timeout,
                 )
+                self.turn.wait_for(lambda: not self.busy)
             self.busy = True
         try:
             yield
