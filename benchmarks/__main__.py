@@ -360,7 +360,12 @@ def inbox_rows(settings: Settings, notes: list[str]) -> list[Row]:
         "Row 10: the same Starlette app under uvicorn (1 worker) in inbox mode (SQLite inbox; the embedded worker "
         "runs the handlers in the same process meanwhile) and in endpoint mode (SQLite store, no-op handler in the "
         "request); synchronous=FULL (the default: an fsync per commit, shared by the writes that arrive together) "
-        "and NORMAL (the store's own setting); wrk -t1 -c16 --latency, rotating rounds, medians."
+        "and NORMAL (the store's own setting); wrk -t1 -c16 --latency, rotating rounds, medians. After each inbox "
+        "round the inbox is drained before the next round starts, so no mode's handlers run during another's "
+        "round; the handlers caught up "
+        + ", ".join(f"{result.modes[mode].drain:.1f} s ({mode})" for mode in ("inbox", "inbox-normal"))
+        + " after a round (median). At 16 connections a request's latency is about 16 / throughput: "
+        "docs/performance.md says what bounds it."
     )
     rows = []
     for mode, label in (("inbox", "synchronous=FULL"), ("inbox-normal", "synchronous=NORMAL")):
@@ -407,6 +412,31 @@ def reconcile_rows(settings: Settings, notes: list[str]) -> list[Row]:
         )
         for result in reconcile.measure(jobs, rounds=rounds)
     ]
+
+
+def scaling_section(settings: Settings) -> str:
+    """The scaling table (its own section of the report): inbox acknowledgements against workers."""
+    from . import scaling
+
+    if settings.quick:
+        points = scaling.measure(rounds=1, duration=1.0, warmup=1.0, feed_size=20_000, workers=(1, 2))
+    else:
+        points = scaling.measure()
+    return "\n".join(
+        [
+            "## Scaling: inbox acknowledgements against uvicorn workers",
+            "",
+            scaling.table(points),
+            "",
+            "The Starlette app of row 10 in inbox mode under `uvicorn --workers N` (each worker process with its "
+            "embedded inbox worker running the handlers) with the SQLite inbox (`synchronous=FULL`), the Redis inbox "
+            "(a real redis-server, `appendonly yes`, fsync every second) and the PostgreSQL inbox (a real cluster, "
+            "`fsync` and `synchronous_commit` on); wrk -t1 -c16 --latency, the three worker counts of one backend "
+            "in rotating rounds, each round followed by draining that server's inbox (the last column: how long its "
+            "handlers took to catch up), medians of rounds. What limits each curve: docs/performance.md.",
+            "",
+        ]
+    )
 
 
 # -- the report -----------------------------------------------------------------
@@ -495,6 +525,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="run each benchmark once (the smoke test)")
     parser.add_argument("--output", type=Path, help="where to write the results (default: benchmarks/RESULTS.md)")
     parser.add_argument("--no-http", action="store_true", help="skip rows 6-8 (the servers and wrk)")
+    parser.add_argument(
+        "--no-scaling", action="store_true", help="skip the scaling table (inbox workers; the longest section)"
+    )
     args = parser.parse_args(argv)
     settings = QUICK if args.quick else FULL
     output = args.output or (None if args.quick else HERE / "RESULTS.md")
@@ -515,10 +548,17 @@ def main(argv: list[str] | None = None) -> int:
         print(f"… {title}", flush=True)
         rows.extend(step())
     rows.sort(key=lambda row: int(row.number.split()[0]))
+    scaling = ""
+    if not (args.no_http or args.no_scaling):
+        print("… scaling: the inboxes' acknowledgements with 1, 2 and 4 uvicorn workers", flush=True)
+        scaling = scaling_section(settings)
     elapsed = time.monotonic() - started
-    text = report(rows, notes, machine(), settings, elapsed)
+    text = report(rows, notes, machine(), settings, elapsed) + (f"\n{scaling}" if scaling else "")
     print()
     print(table(rows))
+    if scaling:
+        print()
+        print(scaling)
     if output is not None:
         output.write_text(text, encoding="utf-8")
         print(f"\nwritten to {output}")

@@ -29,10 +29,12 @@ def test_quick_benchmark_run_reports_every_row(tmp_path: Path) -> None:
         env=env,
         capture_output=True,
         text=True,
-        timeout=240,
+        timeout=480,  # the scaling section starts nine servers, redis-server and PostgreSQL
     )
     assert completed.returncode == 0, completed.stdout + completed.stderr
     report = output.read_text(encoding="utf-8")
+    for backend in ("sqlite", "redis", "postgres"):  # the scaling section: 1 and 2 workers in a quick run
+        assert f"| {backend} | 2 |" in report, report
     assert report.startswith("# Benchmark results (quick smoke run")
     rows = re.findall(r"^\| (\d+)[^|]* \|", report, flags=re.MULTILINE)
     assert sorted(set(rows), key=int) == [str(n) for n in range(1, 12)], report

@@ -26,6 +26,8 @@ class SQLiteFile:
     :param schema: the statements that create the tables (``IF NOT EXISTS``).
     :param what: how errors name the file's user ("SQLite inbox").
     :param synchronous: the connection's ``synchronous`` setting, or ``None`` for SQLite's default.
+    :param autocheckpoint: whether a commit copies the WAL into the file when it has grown
+        (SQLite's default); ``False`` leaves the checkpoints to the caller.
     """
 
     def __init__(
@@ -36,6 +38,7 @@ class SQLiteFile:
         schema: Sequence[str],
         what: str,
         synchronous: str | None = "NORMAL",
+        autocheckpoint: bool = True,
         in_memory: str = "",
     ) -> None:
         # Checked before Path(), which turns "" into "." (the current directory).
@@ -46,6 +49,7 @@ class SQLiteFile:
         self.schema = tuple(schema)
         self.what = what
         self._synchronous = synchronous
+        self._autocheckpoint = autocheckpoint
         self._local = threading.local()
 
     def connection(self) -> sqlite3.Connection:
@@ -57,6 +61,8 @@ class SQLiteFile:
             conn.execute("PRAGMA journal_mode=WAL")
             if self._synchronous is not None:
                 conn.execute(f"PRAGMA synchronous={self._synchronous}")
+            if not self._autocheckpoint:
+                conn.execute("PRAGMA wal_autocheckpoint=0")
             for statement in self.schema:
                 conn.execute(statement)
             self._local.conn = conn

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
+import logging
 import os
 import secrets
 import sqlite3
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -30,6 +33,8 @@ from ._rows import (
 from .base import DeliveryState, InboxClaim, InboxEntry, InboxRecord
 
 __all__ = ["AsyncSQLiteInbox", "SQLiteInbox"]
+
+logger = logging.getLogger("kreuzberg_webhooks")
 
 TABLE = "kreuzberg_webhook_inbox"
 
@@ -56,10 +61,15 @@ _SCHEMA = (
     f"CREATE INDEX IF NOT EXISTS {TABLE}_event_id ON {TABLE} (event_id)",
 )
 _CLAIMABLE = "state IN ('queued', 'running') AND next_attempt_at <= ?"
-# One lock per database file and process, shared by every SQLiteInbox on that file; a forked
-# child starts with none (a lock copied while another thread held it would stay held).
-_WRITERS: dict[str, threading.Lock] = {}
-os.register_at_fork(after_in_child=_WRITERS.clear)
+_INSERT = f"INSERT OR IGNORE INTO {TABLE} ({COLUMNS}) VALUES "
+_ROW = "(?, ?, ?, ?, ?, ?, ?, ?, 'queued', 0, ?, NULL, ?)"
+#: Rows per statement of a group commit (10 parameters each: under SQLite's oldest limit of 999).
+_ROWS_PER_STATEMENT = 64
+#: How many acknowledgement commits a worker's write waiting for the write lock lets go first.
+YIELD_TO_ACKNOWLEDGEMENTS = 4
+#: About how many bytes reach the WAL between two checkpoints (SQLite's own default: 1,000 pages).
+CHECKPOINT_BYTES = 4 * 1024 * 1024
+_PAGE = 4096  # a transaction writes whole pages: a row's table page and its two index pages
 
 
 class _Slot:
@@ -74,31 +84,116 @@ class _Slot:
         self.error: BaseException | None = None
 
 
-class _Group:
-    """The enqueues of one process on one file: whoever holds ``committer`` writes them all."""
+class _File:
+    """What the threads of one process share about one inbox file.
 
-    def __init__(self) -> None:
-        self.lock = threading.Lock()
+    - The write lock, one transaction at a time (SQLite makes a waiting writer sleep and
+      poll, up to 100 ms a time; a Python lock hands over at once). Acknowledgements go
+      first: a worker's write waits while deliveries wait for their commit, for at most
+      ``YIELD_TO_ACKNOWLEDGEMENTS`` of their commits, then takes its turn.
+    - The group commit of the sync inbox: whoever holds ``committer`` writes every
+      pending enqueue.
+    - The checkpoints: the connections never checkpoint in a commit (SQLite's automatic
+      checkpoint copies the WAL into the file and fsyncs it inside the COMMIT a delivery
+      waits for); every ``CHECKPOINT_BYTES`` written, a thread of its own does it, beside
+      the writers (a passive checkpoint takes no write lock).
+    """
+
+    def __init__(self, path: Path, timeout: float) -> None:
+        self.path = path
+        self.timeout = timeout
+        self.turn = threading.Condition(threading.Lock())
+        self.busy = False
+        self.acknowledgements = 0  # enqueued and not yet committed (the group's, the loop's)
+        self.acknowledged = 0  # acknowledgement commits so far
+        self.group = threading.Lock()
         self.committer = threading.Lock()
         self.pending: list[_Slot] = []
+        self.written = 0
+        self.checkpointing = False
+
+    def waiting(self, count: int) -> None:
+        """*count* deliveries wait for a commit from now on (negative: no longer)."""
+        with self.turn:
+            self.acknowledgements += count
+            if self.acknowledgements == 0:
+                self.turn.notify_all()
+
+    @contextmanager
+    def lock(self, *, acknowledgement: bool) -> Iterator[None]:
+        with self.turn:
+            if acknowledgement:
+                self.turn.wait_for(lambda: not self.busy)
+                self.acknowledged += 1
+            else:
+                start = self.acknowledged
+                # Bounded by the time-out too: deliveries counted as waiting whose commit never
+                # comes (a thread that could not start) must not stop the worker for good.
+                self.turn.wait_for(
+                    lambda: (
+                        not self.busy
+                        and (self.acknowledgements == 0 or self.acknowledged - start >= YIELD_TO_ACKNOWLEDGEMENTS)
+                    ),
+                    timeout=self.timeout,
+                )
+                self.turn.wait_for(lambda: not self.busy)
+            self.busy = True
+        try:
+            yield
+        finally:
+            with self.turn:
+                self.busy = False
+                self.turn.notify_all()
+
+    def wrote(self, size: int) -> None:
+        """*size* bytes went to the WAL: start a checkpoint when enough have (one at a time)."""
+        with self.turn:
+            self.written += size
+            if self.written < CHECKPOINT_BYTES or self.checkpointing:
+                return
+            self.written, self.checkpointing = 0, True
+        threading.Thread(target=self._checkpoint, name="kreuzberg-inbox-checkpoint", daemon=True).start()
+
+    def _checkpoint(self) -> None:
+        try:
+            conn = sqlite3.connect(self.path, timeout=self.timeout, isolation_level=None)
+            try:
+                conn.execute("PRAGMA wal_checkpoint(PASSIVE)")  # fsyncs the file (synchronous=FULL)
+            finally:
+                conn.close()
+        except sqlite3.Error as error:  # the next one tries again; the WAL only grows meanwhile
+            logger.warning("SQLite inbox checkpoint failed: %s", error)
+        finally:
+            with self.turn:
+                self.checkpointing = False
 
 
-_GROUPS: dict[str, _Group] = {}
-os.register_at_fork(after_in_child=_GROUPS.clear)
+# One per database file and process, shared by every SQLiteInbox on that file; a forked
+# child starts with none (a lock copied while another thread held it would stay held).
+_FILES: dict[str, _File] = {}
+os.register_at_fork(after_in_child=_FILES.clear)
 
 
-def _groups(path: str) -> _Group:
-    group = _GROUPS.get(path)
-    if group is None:
-        group = _GROUPS.setdefault(path, _Group())
-    return group
+def _file(key: str, path: Path, timeout: float) -> _File:
+    found = _FILES.get(key)
+    if found is None:
+        found = _FILES.setdefault(key, _File(path, timeout))  # atomic under the GIL
+    return found
 
 
-def _writers(path: str) -> threading.Lock:
-    lock = _WRITERS.get(path)
-    if lock is None:
-        lock = _WRITERS.setdefault(path, threading.Lock())  # atomic under the GIL
-    return lock
+def _values(entry: InboxEntry, now: float) -> tuple[Any, ...]:
+    return (
+        entry.key,
+        entry.scope,
+        entry.event_id,
+        entry.event_type,
+        entry.job_id,
+        entry.body,
+        headers_to_text(entry.headers),
+        entry.received_at,
+        now,
+        now,
+    )
 
 
 class SQLiteInbox:
@@ -135,6 +230,7 @@ class SQLiteInbox:
             timeout=timeout,
             schema=_SCHEMA,
             what="SQLite inbox",
+            autocheckpoint=False,
             in_memory="SQLiteInbox needs a file path: an in-memory inbox is not durable",
         )
         if synchronous not in ("FULL", "NORMAL"):
@@ -149,18 +245,27 @@ class SQLiteInbox:
 
     # -- connections -----------------------------------------------------------
 
+    @property
+    def _file(self) -> _File:
+        # Looked up each time: a forked child finds a fresh one (see _FILES).
+        return _FILES.get(self._key) or _file(self._key, self.path, self.timeout)
+
     @contextmanager
-    def _write(self, *, durable: bool = False) -> Iterator[sqlite3.Connection]:
+    def _write(self, *, durable: bool = False, size: int = 3 * _PAGE) -> Iterator[sqlite3.Connection]:
         """One write transaction, taken with the write lock from its start (no upgrade deadlock).
 
-        The threads of one process queue on a lock of their own first: SQLite makes a
-        waiting writer sleep and poll (up to 100 ms a time), a Python lock hands over at once.
-        *durable* (the writes a 2xx answer depends on) commits with the inbox's
-        ``synchronous`` setting; the worker's bookkeeping commits without an fsync, since a
-        lost "done" after a power cut only runs a delivery whose replay-store key says done.
+        The threads of one process queue on a lock of their own first (see :class:`_File`:
+        acknowledgements go first). *durable* (the writes a 2xx answer depends on) commits
+        with the inbox's ``synchronous`` setting; the worker's bookkeeping commits without
+        an fsync, since a lost "done" after a power cut only runs a delivery whose
+        replay-store key says done. *size*: about how many bytes the transaction writes.
         """
-        with _writers(self._key), self._db.transaction(self.synchronous if durable else "NORMAL") as conn:
+        with (
+            self._file.lock(acknowledgement=durable),
+            self._db.transaction(self.synchronous if durable else "NORMAL") as conn,
+        ):
             yield conn
+        self._file.wrote(size)
 
     def _read(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
         return self._db.read(sql, params)
@@ -175,14 +280,15 @@ class SQLiteInbox:
         every delivery waiting at that moment.
         """
         slot = _Slot(entry)
-        group = _groups(self._key)
-        with group.lock:
+        group = self._file
+        group.waiting(1)
+        with group.group:
             group.pending.append(slot)
         while True:
             with group.committer:
                 if slot.done:
                     break
-                with group.lock:
+                with group.group:
                     batch, group.pending = group.pending, []
                 if batch:
                     self._commit(batch)
@@ -194,37 +300,46 @@ class SQLiteInbox:
         return slot.new
 
     def _commit(self, batch: list[_Slot]) -> None:
-        now = self._clock()
+        """Write *batch* in one transaction (a few statements, however many deliveries: a
+        thread holding the write lock waits for the GIL once per statement) and answer each
+        slot; the file's count of waiting deliveries drops by ``len(batch)`` whatever happens."""
         try:
-            with self._write(durable=True) as conn:
-                results = [
+            now = self._clock()
+            size = 3 * _PAGE + sum(len(slot.entry.body) for slot in batch)
+            with self._write(durable=True, size=size) as conn:
+                keys = [slot.entry.key for slot in batch]
+                there = {
+                    key
+                    for start in range(0, len(keys), _ROWS_PER_STATEMENT)
+                    for (key,) in conn.execute(
+                        f"SELECT key FROM {TABLE} WHERE key IN "
+                        f"({', '.join('?' * len(keys[start : start + _ROWS_PER_STATEMENT]))})",
+                        keys[start : start + _ROWS_PER_STATEMENT],
+                    )
+                }
+                for start in range(0, len(batch), _ROWS_PER_STATEMENT):
+                    rows = batch[start : start + _ROWS_PER_STATEMENT]
                     conn.execute(
-                        f"INSERT OR IGNORE INTO {TABLE} ({COLUMNS}) "
-                        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'queued', 0, ?, NULL, ?)",
-                        (
-                            slot.entry.key,
-                            slot.entry.scope,
-                            slot.entry.event_id,
-                            slot.entry.event_type,
-                            slot.entry.job_id,
-                            slot.entry.body,
-                            headers_to_text(slot.entry.headers),
-                            slot.entry.received_at,
-                            now,
-                            now,
-                        ),
-                    ).rowcount
-                    == 1
-                    for slot in batch
-                ]
+                        _INSERT + ", ".join([_ROW] * len(rows)),
+                        [value for slot in rows for value in _values(slot.entry, now)],
+                    )
         except BaseException as error:
             for slot in batch:  # every waiter hears of it, none waits for a commit that will not come
                 slot.error, slot.done = error, True
             if not isinstance(error, Exception):
                 raise
             return
-        for slot, new in zip(batch, results, strict=True):
-            slot.new, slot.done = new, True
+        finally:
+            self._file.waiting(-len(batch))
+        for slot in batch:  # the first of two deliveries with one key in a batch is the new one
+            slot.new = slot.entry.key not in there
+            there.add(slot.entry.key)
+            slot.done = True
+
+    def acknowledging(self) -> bool:
+        """Whether deliveries of this process wait for their commit to this file now (the
+        embedded worker gives way to them: :class:`~kreuzberg_webhooks.inbox.worker.InboxWorker`)."""
+        return self._file.acknowledgements > 0
 
     # -- the worker ----------------------------------------------------------------
 
@@ -285,6 +400,23 @@ class SQLiteInbox:
     def complete(self, key: str, token: str) -> bool:
         """Mark the claimed delivery done; ``False`` if *token* no longer holds it."""
         return self._settle(key, token, "state = 'done', last_error = NULL", ())
+
+    def complete_many(self, claims: Sequence[tuple[str, str]]) -> list[bool]:
+        """:meth:`complete` for each ``(key, token)`` in one transaction (the worker's batch):
+        for each, whether its token still held it."""
+        if not claims:
+            return []
+        now = self._clock()
+        with self._write(size=len(claims) * _PAGE) as conn:
+            return [
+                conn.execute(
+                    f"UPDATE {TABLE} SET state = 'done', last_error = NULL, lease_token = NULL, updated_at = ? "
+                    "WHERE key = ? AND state = 'running' AND lease_token = ?",
+                    (now, key, token),
+                ).rowcount
+                == 1
+                for key, token in claims
+            ]
 
     def renew(self, key: str, token: str, lease: float) -> bool:
         """Extend the claim's lease to *lease* seconds from now (the worker's heartbeat while a
@@ -382,23 +514,52 @@ class SQLiteInbox:
         self._db.close()
 
 
+_ASYNC_INBOXES: weakref.WeakSet[AsyncSQLiteInbox] = weakref.WeakSet()
+
+
+def _async_inboxes_forked() -> None:
+    for inbox in list(_ASYNC_INBOXES):
+        inbox._forked()
+
+
+os.register_at_fork(after_in_child=_async_inboxes_forked)
+
+
+def _answer(batch: list[tuple[_Slot, asyncio.Future[bool]]]) -> None:
+    """On the loop: tell each request of a group how its commit went."""
+    for slot, future in batch:
+        if future.done():  # the request went away; its delivery was written all the same
+            continue
+        if slot.error is not None:
+            future.set_exception(StoreUnavailable(f"SQLite inbox: {slot.error}"))
+        else:
+            future.set_result(slot.new)
+
+
 class AsyncSQLiteInbox:
     """The :class:`SQLiteInbox` for an event loop (ASGI applications).
 
     Its operations run in worker threads. The enqueues of all the loop's requests
-    are committed in groups without a thread each: while one group's transaction
-    (and fsync) is under way, the deliveries that arrive wait together for the
-    next, so an acknowledgement costs a share of an fsync however many requests
-    are in flight. Every delivery is still answered only after its commit.
+    are committed in groups by one thread of the inbox's own: while one group's
+    transaction (and fsync) is under way, the deliveries that arrive wait together
+    for the next, which starts as soon as the first has committed (the loop is not
+    asked in between), so an acknowledgement costs a share of an fsync however many
+    requests are in flight. Every delivery is still answered only after its commit.
 
     Parameters as :class:`SQLiteInbox`; the sync inbox is :attr:`sync`.
     """
 
     def __init__(self, path: str | os.PathLike[str], **options: Any) -> None:
         self.sync = SQLiteInbox(path, **options)
+        self._forked()
+        _ASYNC_INBOXES.add(self)
+
+    def _forked(self) -> None:
+        """Start afresh (and in a forked child: the committer thread did not come along, and
+        its lock was copied in whatever state)."""
+        self._queue = threading.Condition(threading.Lock())
         self._pending: list[tuple[_Slot, asyncio.Future[bool]]] = []
-        self._flusher: asyncio.Task[None] | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
+        self._committer: threading.Thread | None = None
 
     @property
     def path(self) -> Path:
@@ -407,32 +568,39 @@ class AsyncSQLiteInbox:
 
     async def enqueue(self, entry: InboxEntry) -> bool:
         """Write *entry* as queued (in the next group commit); ``False`` if its key is already there."""
-        loop = asyncio.get_running_loop()
-        if self._loop is not loop:  # a new loop (a test's asyncio.run): nothing carries over
-            self._loop, self._pending, self._flusher = loop, [], None
-        future: asyncio.Future[bool] = loop.create_future()
-        self._pending.append((_Slot(entry), future))
-        if self._flusher is None or self._flusher.done():
-            self._flusher = loop.create_task(self._flush())
+        future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self.sync._file.waiting(1)
+        with self._queue:
+            self._pending.append((_Slot(entry), future))
+            if self._committer is None:  # none yet, or it ended after a quiet spell
+                self._committer = threading.Thread(target=self._commits, name="kreuzberg-inbox-commit", daemon=True)
+                self._committer.start()
+            else:
+                self._queue.notify()
         return await future
 
-    async def _flush(self) -> None:
-        while self._pending:
-            batch, self._pending = self._pending, []
+    def _commits(self) -> None:
+        """The committer thread: one group commit after another while deliveries arrive; it
+        ends after a second without any (the next enqueue starts another)."""
+        while True:
+            with self._queue:
+                if not self._queue.wait_for(lambda: self._pending, timeout=1.0):
+                    self._committer = None
+                    return
+                batch, self._pending = self._pending, []
             slots = [slot for slot, _ in batch]
             try:
-                await asyncio.to_thread(self.sync._commit, slots)
-            except BaseException as error:
+                self.sync._commit(slots)
+            except BaseException as error:  # _commit answers every slot; this is for the loop's sake
                 for slot in slots:
                     if not slot.done:
                         slot.error, slot.done = error, True
+            by_loop: dict[asyncio.AbstractEventLoop, list[tuple[_Slot, asyncio.Future[bool]]]] = {}
             for slot, future in batch:
-                if future.done():  # the request went away; its delivery was written all the same
-                    continue
-                if slot.error is not None:
-                    future.set_exception(StoreUnavailable(f"SQLite inbox: {slot.error}"))
-                else:
-                    future.set_result(slot.new)
+                by_loop.setdefault(future.get_loop(), []).append((slot, future))
+            for loop, answers in by_loop.items():
+                with contextlib.suppress(RuntimeError):  # that loop is closed: nobody waits any more
+                    loop.call_soon_threadsafe(_answer, answers)
 
     async def claim_due(self, lease: float, limit: int = 1) -> list[InboxClaim]:
         """See :meth:`SQLiteInbox.claim_due`."""
@@ -445,6 +613,14 @@ class AsyncSQLiteInbox:
     async def complete(self, key: str, token: str) -> bool:
         """See :meth:`SQLiteInbox.complete`."""
         return await asyncio.to_thread(self.sync.complete, key, token)
+
+    def acknowledging(self) -> bool:
+        """See :meth:`SQLiteInbox.acknowledging` (not a coroutine: it only reads a counter)."""
+        return self.sync.acknowledging()
+
+    async def complete_many(self, claims: Sequence[tuple[str, str]]) -> list[bool]:
+        """See :meth:`SQLiteInbox.complete_many`."""
+        return await asyncio.to_thread(self.sync.complete_many, claims)
 
     async def renew(self, key: str, token: str, lease: float) -> bool:
         """See :meth:`SQLiteInbox.renew`."""

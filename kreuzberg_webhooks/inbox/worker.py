@@ -56,6 +56,10 @@ DEFAULT_SHUTDOWN_GRACE = 30.0
 #: lease holds, every last one of them).
 SETTLE_RETRY_DELAYS = (0.1, 0.5, 2.0)
 _REMEMBERED = 10_000
+#: The most seconds the worker waits, before each delivery, while requests of its process wait
+#: for their acknowledgement's commit (an inbox that can tell: ``acknowledging()``, SQLite's).
+GIVE_WAY = 0.1
+_GIVE_WAY_POLL = 0.002
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,8 +170,15 @@ class InboxWorker:
         self._outer_stop: threading.Event | None = None
         self._deferred = False  # started in a gunicorn master: the thread starts in its workers
         self._async_inbox = inspect.iscoroutinefunction(getattr(inbox, "claim_due", None))
+        acknowledging = getattr(inbox, "acknowledging", None)
+        self._acknowledging: Callable[[], bool] | None = (
+            acknowledging if callable(acknowledging) and not inspect.iscoroutinefunction(acknowledging) else None
+        )
         self._thread: threading.Thread | None = None
         self._busy = threading.Lock()
+        # Held by a heartbeat's renewal: a batch's finished deliveries keep their heartbeat
+        # between two steps, so a fork() waits for this one too.
+        self._renewing = threading.Lock()
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._task: asyncio.Task[None] | None = None
@@ -246,14 +257,73 @@ class InboxWorker:
 
     def process(self, claim: InboxClaim) -> DeliveryState:
         """Run one claimed delivery's handlers and settle it; returns its new state."""
+        return self._process(claim, None)
+
+    def _process(self, claim: InboxClaim, finished: list[_Finished] | None) -> DeliveryState:
+        """:meth:`process`; a delivery that is done joins *finished* (heartbeat still running)
+        instead, to be marked done with the rest of its batch (:meth:`_complete_all`)."""
         heartbeat = self._heartbeat(claim)
+        later = False
         try:
             decision = self._already_finished(claim) or self._run(claim)
-            self._settle(claim, decision)
+            if finished is not None and decision == _DONE:
+                finished.append(_Finished(claim, lambda: heartbeat(True)))
+                later = True
+            else:
+                self._settle(claim, decision)
         finally:
-            # Joined: a fork (see _before_fork) must not find it in the middle of a write.
-            heartbeat(True)
+            if not later:
+                # Joined: a fork (see _before_fork) must not find it in the middle of a write.
+                heartbeat(True)
         return decision.state
+
+    def _give_way(self) -> None:
+        """Wait (up to ``GIVE_WAY``) while requests of this process wait for their acknowledgement:
+        in one process the handlers and the requests share one interpreter lock, and the
+        handlers can run a moment later while a sender waits for each answer."""
+        acknowledging = self._acknowledging
+        if acknowledging is None:
+            return
+        deadline = time.monotonic() + GIVE_WAY
+        while acknowledging() and time.monotonic() < deadline:
+            time.sleep(_GIVE_WAY_POLL)
+
+    async def _give_way_async(self) -> None:
+        """The async :meth:`_give_way`."""
+        acknowledging = self._acknowledging
+        if acknowledging is None:
+            return
+        deadline = time.monotonic() + GIVE_WAY
+        while acknowledging() and time.monotonic() < deadline:
+            await asyncio.sleep(_GIVE_WAY_POLL)
+
+    def _batched(self) -> list[_Finished] | None:
+        """A list for a batch's finished deliveries when the inbox marks many done in one write."""
+        return [] if callable(getattr(self.inbox, "complete_many", None)) else None
+
+    def _complete_all(self, finished: list[_Finished] | None) -> None:
+        """Mark a batch's finished deliveries done in one write; one by one (with the retries
+        of :meth:`_settle`) if the inbox refuses it."""
+        if not finished:
+            return
+        try:
+            held = cast(Any, self.inbox).complete_many([(done.claim.key, done.claim.token) for done in finished])
+        except Exception as error:
+            logger.warning("inbox refused to mark %d deliveries done; one at a time: %s", len(finished), error)
+            for done in finished:
+                try:
+                    self._settle(done.claim, _DONE)
+                finally:
+                    done.stop()
+            return
+        self._settled_together(finished, held)
+
+    def _settled_together(self, finished: list[_Finished], held: Sequence[bool]) -> None:
+        for done, holds in zip(finished, held, strict=True):
+            done.stop()
+            self._finished.pop(done.claim.key, None)
+            if not holds:
+                logger.warning("inbox lease lost before settling (key=%s); raise the worker's lease", done.claim.key)
 
     def _heartbeat(self, claim: InboxClaim) -> Callable[[bool], None]:
         """Renew *claim*'s lease every third of it until the returned function is called
@@ -266,7 +336,9 @@ class InboxWorker:
         def beat() -> None:
             while not done.wait(self.lease / 3):
                 try:
-                    if not renew(claim.key, claim.token, self.lease):
+                    with self._renewing:
+                        held = renew(claim.key, claim.token, self.lease)
+                    if not held:
                         logger.warning("inbox lease lost while its handlers ran (key=%s)", claim.key)
                         return
                 except Exception as error:
@@ -327,13 +399,41 @@ class InboxWorker:
 
     async def process_async(self, claim: InboxClaim) -> DeliveryState:
         """The async :meth:`process` (``Receiver.process_async``)."""
+        return await self._process_async(claim, None)
+
+    async def _process_async(self, claim: InboxClaim, finished: list[_Finished] | None) -> DeliveryState:
+        """The async :meth:`_process`."""
         heartbeat = self._heartbeat_async(claim)
+        later = False
         try:
             decision = self._already_finished(claim) or await self._run_async(claim)
-            await self._settle_async(claim, decision)
+            if finished is not None and decision == _DONE:
+                finished.append(_Finished(claim, heartbeat))
+                later = True
+            else:
+                await self._settle_async(claim, decision)
         finally:
-            heartbeat()
+            if not later:
+                heartbeat()
         return decision.state
+
+    async def _complete_all_async(self, finished: list[_Finished] | None) -> None:
+        """The async :meth:`_complete_all`."""
+        if not finished:
+            return
+        pairs = [(done.claim.key, done.claim.token) for done in finished]
+        many = cast(Any, self.inbox).complete_many
+        try:
+            held = await many(pairs) if self._async_inbox else await asyncio.to_thread(many, pairs)
+        except Exception as error:
+            logger.warning("inbox refused to mark %d deliveries done; one at a time: %s", len(finished), error)
+            for done in finished:
+                try:
+                    await self._settle_async(done.claim, _DONE)
+                finally:
+                    done.stop()
+            return
+        self._settled_together(finished, held)
 
     def _heartbeat_async(self, claim: InboxClaim) -> Callable[[], None]:
         """The heartbeat for the event loop: a task for an async inbox, else the thread."""
@@ -428,12 +528,19 @@ class InboxWorker:
         # thread holds no database lock (see _before_fork).
         with self._busy:
             claims = inbox.claim_due(self.lease, self.batch)
-        for claim in claims:
+        finished = self._batched()
+        try:
+            for claim in claims:
+                if not self._halting():
+                    self._give_way()
+                with self._busy:
+                    if self._halting():
+                        inbox.release(claim.key, claim.token, self._clock())
+                    else:
+                        self._process(claim, finished)
+        finally:
             with self._busy:
-                if self._halting():
-                    inbox.release(claim.key, claim.token, self._clock())
-                else:
-                    self.process(claim)
+                self._complete_all(finished)
         return len(claims)
 
     def _halting(self) -> bool:
@@ -447,13 +554,19 @@ class InboxWorker:
             claims = await cast(AsyncInbox, self.inbox).claim_due(self.lease, self.batch)
         else:
             claims = await asyncio.to_thread(cast(Inbox, self.inbox).claim_due, self.lease, self.batch)
-        for claim in claims:
-            if not self._stopping:
-                await self.process_async(claim)
-            elif self._async_inbox:
-                await cast(AsyncInbox, self.inbox).release(claim.key, claim.token, self._clock())
-            else:
-                await asyncio.to_thread(cast(Inbox, self.inbox).release, claim.key, claim.token, self._clock())
+        finished = self._batched()
+        try:
+            for claim in claims:
+                if not self._stopping:
+                    await self._give_way_async()
+                if not self._stopping:
+                    await self._process_async(claim, finished)
+                elif self._async_inbox:
+                    await cast(AsyncInbox, self.inbox).release(claim.key, claim.token, self._clock())
+                else:
+                    await asyncio.to_thread(cast(Inbox, self.inbox).release, claim.key, claim.token, self._clock())
+        finally:
+            await self._complete_all_async(finished)
         return len(claims)
 
     def drain(self, *, max_rounds: int = 10_000) -> int:
@@ -522,6 +635,7 @@ class InboxWorker:
     def _restart_in_child(self) -> None:
         # The parent's thread did not come along, and its locks were copied in whatever state.
         self._busy = threading.Lock()
+        self._renewing = threading.Lock()
         if (self._thread is None and not self._deferred) or self._stop.is_set():
             return
         self._deferred = False
@@ -667,12 +781,17 @@ def _preloading_in_gunicorn_master() -> bool:
 def _before_fork() -> None:
     for worker in list(_threaded):
         if worker._thread is not None and worker._thread.is_alive() and worker._busy.acquire(timeout=worker.lease):
-            _held.append(worker)
+            if worker._renewing.acquire(timeout=worker.lease):
+                _held.append(worker)
+            else:
+                worker._busy.release()
 
 
 def _after_fork_in_parent() -> None:
     while _held:
-        _held.pop()._busy.release()
+        worker = _held.pop()
+        worker._renewing.release()
+        worker._busy.release()
 
 
 def _after_fork_in_child() -> None:
@@ -689,6 +808,18 @@ class _Decision:
     state: DeliveryState
     release_at: float | None = None
     failure: DeliveryFailure | None = None
+
+
+_DONE = _Decision(DeliveryState.DONE)
+
+
+@dataclass(frozen=True, slots=True)
+class _Finished:
+    """A delivery of the batch whose handlers are over, waiting to be marked done with the rest."""
+
+    claim: InboxClaim
+    #: stops its heartbeat
+    stop: Callable[[], None]
 
 
 def _hooks(value: FailureHook | Sequence[FailureHook]) -> tuple[FailureHook, ...]:

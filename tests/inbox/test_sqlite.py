@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import multiprocessing
 import sqlite3
+import sys
+import threading
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -193,3 +198,115 @@ def test_concurrent_requests_on_one_loop_are_committed_in_groups_and_each_answer
 
 def test_open_inbox_gives_the_async_flavour_for_asynchronous(tmp_path: Path) -> None:
     assert isinstance(open_inbox(f"sqlite:///{tmp_path}/a.sqlite3", asynchronous=True), AsyncSQLiteInbox)
+
+
+def _stack_has(thread: threading.Thread, name: str) -> bool:
+    frame = sys._current_frames().get(thread.ident or -1)
+    while frame is not None:
+        if frame.f_code.co_name == name:
+            return True
+        frame = frame.f_back
+    return False
+
+
+def _until(condition: Callable[[], bool], what: str) -> None:
+    deadline = time.monotonic() + 30
+    while not condition():
+        assert time.monotonic() < deadline, what
+        time.sleep(0.005)
+
+
+def test_a_workers_write_waiting_for_the_lock_lets_an_acknowledgement_go_first(tmp_path: Path) -> None:
+    inbox = SQLiteInbox(tmp_path / "inbox.sqlite3")
+    inbox.enqueue(make_entry(received_at=0))
+    (claim,) = inbox.claim_due(LEASE)
+    order: list[str] = []
+    held, release = threading.Event(), threading.Event()
+
+    def hold() -> None:  # a write transaction of this process in progress
+        with inbox._write():
+            held.set()
+            release.wait(30)
+
+    def settle() -> None:
+        inbox._db.connection().set_trace_callback(lambda sql: order.append("worker") if sql == "COMMIT" else None)
+        inbox.complete(claim.key, claim.token)
+
+    def acknowledge() -> None:
+        inbox._db.connection().set_trace_callback(lambda sql: order.append("ack") if sql == "COMMIT" else None)
+        inbox.enqueue(make_entry())
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    assert held.wait(30)
+    worker = threading.Thread(target=settle)
+    worker.start()
+    _until(lambda: _stack_has(worker, "_write"), "the worker's write never waited for the lock")
+    ack = threading.Thread(target=acknowledge)
+    ack.start()
+    _until(lambda: _stack_has(ack, "_commit"), "the acknowledgement never waited for the lock")
+    release.set()
+    for thread in (holder, worker, ack):
+        thread.join(30)
+    assert order == ["ack", "worker"]
+    assert inbox.counts()[DeliveryState.DONE] == 1
+
+
+def test_a_workers_write_goes_after_a_few_acknowledgements_at_most(tmp_path: Path) -> None:
+    inbox = SQLiteInbox(tmp_path / "inbox.sqlite3")
+    inbox.enqueue(make_entry(received_at=0))
+    (claim,) = inbox.claim_due(LEASE)
+    order: list[str] = []
+    stop = threading.Event()
+
+    def acknowledge() -> None:  # acknowledgements without a pause: the worker must still get its turn
+        inbox._db.connection().set_trace_callback(lambda sql: order.append("ack") if sql == "COMMIT" else None)
+        while not stop.is_set():
+            inbox.enqueue(make_entry())
+
+    acks = [threading.Thread(target=acknowledge) for _ in range(4)]
+    for thread in acks:
+        thread.start()
+    _until(lambda: len(order) >= 20, "no acknowledgements were committed")
+    inbox._db.connection().set_trace_callback(lambda sql: order.append("worker") if sql == "COMMIT" else None)
+    assert inbox.complete(claim.key, claim.token) is True
+    stop.set()
+    for thread in acks:
+        thread.join(30)
+    assert inbox.get(claim.key).state is DeliveryState.DONE  # type: ignore[union-attr]
+
+
+def test_acknowledgements_commit_without_a_checkpoint_and_the_wal_is_checkpointed_aside(tmp_path: Path) -> None:
+    path = tmp_path / "inbox.sqlite3"
+    inbox = SQLiteInbox(path)
+    inbox.enqueue(make_entry())
+    # The commit an acknowledgement waits for never copies the WAL into the file (SQLite's
+    # automatic checkpoint, an fsync of the database file, runs inside COMMIT) ...
+    assert inbox._db.connection().execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 0
+    body = b"x" * (256 * 1024)
+    for _ in range(64):  # 16 MiB through the WAL
+        entry = make_entry()
+        inbox.enqueue(dataclasses.replace(entry, body=body))
+    # ... but the WAL still reaches the database file, checkpointed beside the writers.
+    _until(lambda: path.stat().st_size > 8 * 1024 * 1024, "the WAL was never checkpointed into the file")
+    assert inbox.counts()[DeliveryState.QUEUED] == 65
+
+
+def _enqueue_in_child(inbox: AsyncSQLiteInbox, answers: multiprocessing.Queue[object]) -> None:
+    import asyncio
+
+    answers.put(asyncio.run(inbox.enqueue(make_entry())))
+
+
+def test_an_async_inbox_used_before_a_fork_still_commits_in_the_child(tmp_path: Path) -> None:
+    import asyncio
+
+    inbox = AsyncSQLiteInbox(tmp_path / "inbox.sqlite3")
+    assert asyncio.run(inbox.enqueue(make_entry())) is True  # the parent's committer ran
+    context = multiprocessing.get_context("fork")
+    answers: multiprocessing.Queue[object] = context.Queue()
+    child = context.Process(target=_enqueue_in_child, args=(inbox, answers))
+    child.start()
+    assert answers.get(timeout=30) is True
+    child.join(30)
+    assert inbox.sync.counts()[DeliveryState.QUEUED] == 2

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import pytest
@@ -405,7 +405,7 @@ class _FlakyCompleteStore(MemoryStore):
 
 
 class _FlakyCompleteInbox(SQLiteInbox):
-    """A SQLite inbox that is down for the first *failures* calls of ``complete``."""
+    """A SQLite inbox that is down for the first *failures* calls of ``complete`` and ``complete_many``."""
 
     failures = 0
 
@@ -414,6 +414,12 @@ class _FlakyCompleteInbox(SQLiteInbox):
             self.failures -= 1
             raise StoreUnavailable("inbox down at mark-done")
         return super().complete(key, token)
+
+    def complete_many(self, claims: Sequence[tuple[str, str]]) -> list[bool]:
+        if self.failures > 0:
+            self.failures -= 1
+            raise StoreUnavailable("inbox down at mark-done")
+        return super().complete_many(claims)
 
 
 @pytest.fixture
@@ -582,3 +588,107 @@ def test_a_stopped_worker_still_drains_when_asked(tmp_path: Path, handler: Count
     inbox.enqueue(entry)
     assert worker.drain() == 1
     assert handler.calls == {entry.job_id: 1}
+
+
+def test_the_worker_marks_a_claimed_batch_done_in_one_write(
+    inbox: SQLiteInbox, clock: FrozenClock, handler: CountingHandler
+) -> None:
+    entries = [entry_for(received_at=NOW) for _ in range(10)]
+    for entry in entries:
+        inbox.enqueue(entry)
+    worker, failures, _ = make_worker(handler, inbox, clock, batch=10)
+    commits: list[str] = []
+    inbox._db.connection().set_trace_callback(lambda sql: commits.append(sql) if sql == "COMMIT" else None)
+    assert worker.run_once() == 10
+    inbox._db.connection().set_trace_callback(None)
+    assert len(commits) == 2  # the claim, and every "done" of the batch together
+    assert handler.calls == {entry.job_id: 1 for entry in entries}
+    assert inbox.counts()[DeliveryState.DONE] == 10
+    assert failures == []
+
+
+def test_the_task_marks_a_claimed_batch_done_in_one_write(tmp_path: Path, handler: CountingHandler) -> None:
+    from kreuzberg_webhooks.inbox import AsyncSQLiteInbox
+
+    settles: list[int] = []
+
+    class Counting(AsyncSQLiteInbox):
+        async def complete(self, key: str, token: str) -> bool:
+            settles.append(1)
+            return await super().complete(key, token)
+
+        async def complete_many(self, claims: Sequence[tuple[str, str]]) -> list[bool]:
+            settles.append(len(claims))
+            return await super().complete_many(claims)
+
+    inbox = Counting(tmp_path / "inbox.sqlite3")
+    receiver = Receiver(SECRET)
+    receiver.on()(handler)
+    worker = InboxWorker(receiver, inbox, batch=10)
+    entries = [entry_for(job_event_payload(), received_at=time.time()) for _ in range(10)]
+    for entry in entries:
+        inbox.sync.enqueue(entry)
+    assert asyncio.run(worker.run_once_async()) == 10
+    assert settles == [10]
+    assert handler.calls == {entry.job_id: 1 for entry in entries}
+    assert inbox.sync.counts()[DeliveryState.DONE] == 10
+
+
+def _stack_has(thread: threading.Thread, name: str) -> bool:
+    import sys
+
+    frame = sys._current_frames().get(thread.ident or -1)
+    while frame is not None:
+        if frame.f_code.co_name == name:
+            return True
+        frame = frame.f_back
+    return False
+
+
+def test_the_worker_gives_way_while_acknowledgements_wait_for_their_commit(
+    inbox: SQLiteInbox, clock: FrozenClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import kreuzberg_webhooks.inbox.worker as worker_module
+
+    monkeypatch.setattr(worker_module, "GIVE_WAY", 60.0, raising=False)  # no bound within this test
+    order: list[str] = []
+    first_running, first_may_end = threading.Event(), threading.Event()
+
+    def handler(event: Event) -> None:
+        order.append("handler")
+        if len(order) == 1:
+            first_running.set()
+            first_may_end.wait(30)
+
+    for _ in range(2):
+        inbox.enqueue(entry_for(received_at=NOW))
+    receiver = Receiver(SECRET, store=MemoryStore(clock=clock), clock=clock)
+    receiver.on()(handler)
+    worker = InboxWorker(receiver, inbox, lease=LEASE, clock=clock, batch=2)
+    running = threading.Thread(target=worker.run_once)
+    running.start()
+    assert first_running.wait(30)
+    held, release = threading.Event(), threading.Event()
+
+    def hold() -> None:  # a long write of this process: the acknowledgement below waits for it
+        with inbox._write():
+            held.set()
+            release.wait(30)
+
+    def acknowledge() -> None:
+        inbox._db.connection().set_trace_callback(lambda sql: order.append("ack") if sql == "COMMIT" else None)
+        inbox.enqueue(entry_for(received_at=NOW))
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    assert held.wait(30)
+    ack = threading.Thread(target=acknowledge)
+    ack.start()
+    _wait(lambda: _stack_has(ack, "_commit"), "the acknowledgement never waited for its commit")
+    first_may_end.set()  # the worker would run the batch's second delivery now
+    _wait(lambda: len(order) > 1 or _stack_has(running, "_give_way"), "the worker neither ran nor gave way")
+    release.set()
+    for thread in (holder, ack, running):
+        thread.join(30)
+    assert order == ["handler", "ack", "handler"]
+    assert inbox.counts()[DeliveryState.DONE] == 2
