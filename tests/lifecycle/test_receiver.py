@@ -380,6 +380,49 @@ def test_a_nonblocking_store_is_called_on_the_event_loop(recorder: Recorder) -> 
     assert threads == [loop_thread]
 
 
+@pytest.mark.parametrize(("status", "settled"), [(200, ["complete", "complete"]), (500, ["release"])])
+def test_a_nonblocking_store_claims_and_settles_a_guarded_delivery_on_the_event_loop(
+    status: int, settled: list[str]
+) -> None:
+    calls: list[tuple[str, int]] = []
+
+    class InlineStore(MemoryStore):
+        failures = 1  # the first complete fails: it is tried again after an (awaited) pause
+
+        def claim(self, key: str, lease: float) -> Claim:
+            calls.append(("claim", threading.get_ident()))
+            return super().claim(key, lease)
+
+        def complete(self, key: str, token: str, retention: float) -> None:
+            calls.append(("complete", threading.get_ident()))
+            if self.failures:
+                self.failures -= 1
+                raise ConnectionError("lost the connection while completing")
+            super().complete(key, token, retention)
+
+        def release(self, key: str, token: str) -> None:
+            calls.append(("release", threading.get_ident()))
+            super().release(key, token)
+
+    receiver = make_receiver(InlineStore())
+    body, headers = delivery()
+
+    async def run() -> tuple[Delivery | Outcome, int]:
+        began = await receiver.begin_async(body, headers)
+        assert isinstance(began, Delivery)
+        assert await receiver.settle_async(began, status) is None
+        return await receiver.begin_async(body, headers), threading.get_ident()
+
+    retry, loop_thread = asyncio.run(run())
+    assert [name for name, _ in calls] == ["claim", *settled, "claim"]
+    assert {thread for _, thread in calls} == {loop_thread}
+    if status == 200:
+        assert isinstance(retry, Outcome)
+        assert retry.duplicate
+    else:
+        assert isinstance(retry, Delivery)  # released: the sender's retry is processed
+
+
 class AsyncMemoryStore:
     """An async store (coroutines), as a Redis asyncio store would be."""
 
