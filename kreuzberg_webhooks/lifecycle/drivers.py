@@ -18,9 +18,13 @@ from typing import Any, TypeVar
 from .flows import DeliveryStep, Flow, phase
 from .outcome import Timings
 
-__all__ = ["detach", "run_async", "run_coroutine", "run_sync"]
+__all__ = ["AWAIT", "detach", "run_async", "run_coroutine", "run_sync"]
 
 T = TypeVar("T")
+
+#: What an async driver's *perform_now* answers for a step it cannot perform without
+#: awaiting: the driver then awaits ``perform(step)``.
+AWAIT: Any = object()
 
 
 def run_sync(flow: Flow[T], perform: Callable[[DeliveryStep], Any], timings: Timings | None = None) -> T:
@@ -49,8 +53,13 @@ async def run_async(
     perform: Callable[[DeliveryStep], Awaitable[Any]],
     timings: Timings | None = None,
     error: Exception | None = None,
+    perform_now: Callable[[DeliveryStep], Any] | None = None,
 ) -> T:
     """Drive *flow* on an event loop: each step is performed by ``await perform(step)``.
+
+    *perform_now*, if given, is tried first: it performs a step that never
+    blocks (a call of the in-memory store) at once, with no coroutine and no
+    await, and answers :data:`AWAIT` for every other step.
 
     A step may answer with a future: work running in a task of its own (handlers
     that run in a thread, which cannot be stopped). If the request is cancelled
@@ -68,13 +77,14 @@ async def run_async(
         value = error = None
         begun = 0.0 if timings is None else time.perf_counter()
         try:
-            value = await perform(step)
-            if isinstance(value, asyncio.Future):
-                try:
-                    value = await asyncio.shield(value)
-                except asyncio.CancelledError:
-                    detach(_continue_after(flow, perform, timings, value))
-                    raise
+            if perform_now is None or (value := perform_now(step)) is AWAIT:
+                value = await perform(step)
+                if isinstance(value, asyncio.Future):
+                    try:
+                        value = await asyncio.shield(value)
+                    except asyncio.CancelledError:
+                        detach(_continue_after(flow, perform, timings, value, perform_now))
+                        raise
         except Exception as failure:
             error = failure
         if timings is not None:
@@ -86,6 +96,7 @@ async def _continue_after(
     perform: Callable[[DeliveryStep], Awaitable[Any]],
     timings: Timings | None,
     work: asyncio.Future[Any],
+    perform_now: Callable[[DeliveryStep], Any] | None,
 ) -> None:
     """The rest of a cancelled request's flow, once the work it was waiting for has ended."""
     error: Exception | None = None
@@ -93,7 +104,7 @@ async def _continue_after(
         await work
     except Exception as failure:
         error = failure
-    await run_async(flow, perform, timings, error)
+    await run_async(flow, perform, timings, error, perform_now)
 
 
 _background: set[asyncio.Task[Any]] = set()

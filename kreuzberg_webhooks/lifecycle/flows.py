@@ -35,7 +35,7 @@ from .outcome import (
     Observer,
     Outcome,
     Timings,
-    application_answer,
+    application_answered,
     conclude,
     event_label,
     report,
@@ -280,12 +280,12 @@ def settle(
             yield ("complete", delivery.key, delivery.token, retention)
         except Exception:
             yield from _retry_complete(event, delivery.key, delivery.token, retention, "settle a delivery")
-        conclude(application_answer(status, "processed", event), "guard", observers, timings, scope=scope)
+        application_answered(status, "processed", event, observers, timings, scope)
         return None
     yield from _release(event, delivery.key, delivery.token, "settle a delivery")
     if error is None and status is not None:
         # The application answered, just not 2xx: its answer stands, and the retry will be processed.
-        conclude(application_answer(status, "released", event), "guard", observers, timings, scope=scope)
+        application_answered(status, "released", event, observers, timings, scope)
         return None
     failure = error if error is not None else RuntimeError("the application sent no response")
     outcome = Outcome.from_error(HandlerFailed(event_id=event.event_id), event, cause=failure)

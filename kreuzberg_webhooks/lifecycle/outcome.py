@@ -26,6 +26,7 @@ __all__ = [
     "Outcome",
     "Timings",
     "application_answer",
+    "application_answered",
     "conclude",
     "event_label",
     "report",
@@ -145,6 +146,19 @@ _DUPLICATE_HEADERS = (_JSON, ("x-kreuzberg-duplicate", "true"))
 def application_answer(status_code: int, reason: str, event: Event) -> Outcome:
     """What the application's own view answered (guard mode): its status, for the log and the report."""
     return Outcome(status_code, reason, (), b"", event)
+
+
+def application_answered(
+    status_code: int, reason: str, event: Event, observers: Sequence[Observer], timings: Timings | None, scope: str
+) -> None:
+    """:func:`conclude` a guarded delivery by what the application's own view answered.
+
+    The same log line and report as ``conclude(application_answer(...), "guard", ...)``;
+    when no observer listens and the line's level is off (the usual 2xx), nothing is
+    built at all.
+    """
+    if observers or logger.isEnabledFor(logging.INFO if status_code < 300 else logging.WARNING):
+        conclude(application_answer(status_code, reason, event), "guard", observers, timings, scope=scope)
 
 
 @dataclass(frozen=True, slots=True)

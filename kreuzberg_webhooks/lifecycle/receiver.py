@@ -39,7 +39,7 @@ from ..protocol.verify import Secrets, Verified, Verifier
 from ..stores.base import AsyncReplayStore, ReplayStore
 from ..stores.memory import MemoryStore
 from . import flows
-from .drivers import run_async, run_coroutine, run_sync
+from .drivers import AWAIT, run_async, run_coroutine, run_sync
 from .exchange import Exchange
 from .flows import Delivery, DeliveryStep, Enqueue
 from .outcome import Observer, Outcome, Timings
@@ -318,7 +318,7 @@ class Receiver:
         flow = flows.deliver(
             event, scope, body, headers, self.inbox is not None, self.lease, self.retention, self.observers, timings
         )
-        return await run_async(flow, self._perform_async, timings)
+        return await run_async(flow, self._perform_async, timings, None, self._perform_now)
 
     def process(self, event: Event, *, scope: str = "", via: str = "webhook") -> Outcome:
         """Run the handlers of a *trusted* event exactly once (the inbox worker, the reconciler).
@@ -336,7 +336,7 @@ class Receiver:
         """The async :meth:`process`."""
         timings = Timings() if self.observers else None
         flow = flows.handle_trusted(event, scope, via, self.lease, self.retention, self.observers, timings)
-        return await run_async(flow, self._perform_async, timings)
+        return await run_async(flow, self._perform_async, timings, None, self._perform_now)
 
     # -- guard mode: the application's own view is the handler -----------------
 
@@ -358,11 +358,14 @@ class Receiver:
         """The async :meth:`begin`."""
         timings = Timings() if self.observers else None
         try:
-            event, scope = await self._verify_async(body, headers, timings)
+            if self.verifier.is_async:  # an async secret resolver is awaited
+                event, scope = await self._verify_async(body, headers, timings)
+            else:  # one coroutine less per guarded request
+                event, scope = self._verify(body, headers, timings)
         except WebhookError as error:
             return flows.refused(error, "guard", self.observers, timings)
         flow = flows.begin(event, scope, self.lease, self.observers, timings)
-        return await run_async(flow, self._perform_async, timings)
+        return await run_async(flow, self._perform_async, timings, None, self._perform_now)
 
     def settle(
         self,
@@ -393,7 +396,7 @@ class Receiver:
     ) -> Outcome | None:
         """The async :meth:`settle`."""
         flow = flows.settle(delivery, status, error, cancelled, self.retention, self.observers)
-        return await run_async(flow, self._perform_async, delivery.timings)
+        return await run_async(flow, self._perform_async, delivery.timings, None, self._perform_now)
 
     def finish(self, delivery: Delivery, status_code: int) -> None:
         """Deprecated: ``settle(delivery, status_code)``, the one name for settling a delivery."""
@@ -440,6 +443,18 @@ class Receiver:
             return time.sleep(step[1])
         return getattr(self._store, step[0])(*step[1:])  # claim, complete, release
 
+    def _perform_now(self, step: DeliveryStep) -> Any:
+        # A call of a store that never blocks (the in-memory one) is made on the loop, at
+        # once: no coroutine, no await. Every other step is awaited (drivers.AWAIT).
+        if self._inline_store:
+            if step[0] == "claim":
+                return self._store.claim(step[1], step[2])
+            if step[0] == "complete":
+                return self._store.complete(step[1], step[2], step[3])
+            if step[0] == "release":
+                return self._store.release(step[1], step[2])
+        return AWAIT
+
     async def _perform_async(self, step: DeliveryStep) -> Any:
         if step[0] == "handlers":
             event = step[1]
@@ -460,11 +475,9 @@ class Receiver:
             return await asyncio.to_thread(enqueue, entry)
         if step[0] == "sleep":
             return await asyncio.sleep(step[1])
-        call = getattr(self._store, step[0])  # claim, complete, release
+        call = getattr(self._store, step[0])  # claim, complete, release (a nonblocking store's: _perform_now)
         if self._async_store:
             return await call(*step[1:])
-        if self._inline_store:  # never blocks: called on the loop
-            return call(*step[1:])
         return await asyncio.to_thread(call, *step[1:])
 
     def _inbox_entry(self, step: Enqueue) -> Any:

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from kreuzberg_webhooks.lifecycle.drivers import run_async, run_sync
+from kreuzberg_webhooks.lifecycle.drivers import AWAIT, run_async, run_sync
 from kreuzberg_webhooks.lifecycle.flows import DeliveryStep
 from kreuzberg_webhooks.lifecycle.outcome import Timings
 
@@ -47,6 +47,25 @@ def test_the_async_driver_dispatches_like_the_sync_one() -> None:
     log: list[Any] = []
     assert asyncio.run(run_async(flow(log), perform_async)) == "done"
     assert log == [("ran", "handlers"), ("thrown", "store down"), ("handlers", "handlers")]
+
+
+def test_the_async_driver_performs_at_once_what_needs_no_await_and_awaits_the_rest() -> None:
+    awaited: list[str] = []
+
+    def perform_now(step: DeliveryStep) -> Any:
+        return AWAIT if step[0] == "handlers" else perform(step)  # the store's steps: at once
+
+    async def perform_async(step: DeliveryStep) -> Any:
+        awaited.append(step[0])
+        return perform(step)
+
+    log: list[Any] = []
+    timings = Timings()
+    assert asyncio.run(run_async(flow(log), perform_async, timings, perform_now=perform_now)) == "done"
+    assert log == [("ran", "handlers"), ("thrown", "store down"), ("handlers", "handlers")]
+    assert awaited == ["handlers", "handlers"]  # the claim was performed (and failed) at once
+    assert timings.store > 0  # a step performed at once still counts in its phase
+    assert timings.handlers > 0
 
 
 def test_work_of_a_cancelled_request_finishes_and_the_flow_settles_after_it() -> None:

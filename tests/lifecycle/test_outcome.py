@@ -2,15 +2,25 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
+from collections.abc import Callable
 from http import HTTPStatus
 
 import pytest
 
 from kreuzberg_webhooks import DeliveryReport, Outcome, parse_event
 from kreuzberg_webhooks.exceptions import DeliveryInFlight, StoreUnavailable
-from kreuzberg_webhooks.lifecycle.outcome import Timings, application_answer, conclude, event_label, succeeded
+from kreuzberg_webhooks.lifecycle.outcome import (
+    Observer,
+    Timings,
+    application_answer,
+    application_answered,
+    conclude,
+    event_label,
+    succeeded,
+)
 from kreuzberg_webhooks.testing import job_event_payload
 
 EVENT = parse_event(job_event_payload(now=1_800_000_000))
@@ -105,6 +115,31 @@ def test_conclude_writes_one_log_line_at_the_level_of_the_answer(
     assert record.levelno == level
     assert text in record.getMessage()
     assert event_label(EVENT) in record.getMessage()
+
+
+@pytest.mark.parametrize(("status", "reason"), [(204, "processed"), (404, "released")])
+@pytest.mark.parametrize("log_level", [logging.DEBUG, logging.WARNING, logging.ERROR])
+@pytest.mark.parametrize("observed", [True, False])
+def test_the_application_s_own_answer_is_logged_and_reported_as_concluding_it_would(
+    caplog: pytest.LogCaptureFixture, status: int, reason: str, log_level: int, observed: bool
+) -> None:
+    def run(settle: Callable[[list[Observer]], object]) -> tuple[list[tuple[int, str]], list[DeliveryReport]]:
+        reports: list[DeliveryReport] = []
+        caplog.clear()
+        with caplog.at_level(log_level, "kreuzberg_webhooks"):
+            settle([reports.append] if observed else [])
+        lines = [(record.levelno, record.getMessage()) for record in caplog.records]
+        return lines, [dataclasses.replace(report, total_seconds=0.0) for report in reports]
+
+    timings = Timings()
+    answered = run(lambda observers: application_answered(status, reason, EVENT, observers, timings, "project"))
+    concluded = run(
+        lambda observers: conclude(
+            application_answer(status, reason, EVENT), "guard", observers, timings, scope="project"
+        )
+    )
+    assert answered == concluded
+    assert len(answered[1]) == observed
 
 
 def test_the_log_names_an_event_by_its_id_else_by_job_and_type() -> None:

@@ -16,6 +16,7 @@ from kreuzberg_webhooks import (
     ClaimState,
     ConfigurationError,
     Delivery,
+    DeliveryReport,
     Event,
     JobDocument,
     MemoryStore,
@@ -378,6 +379,81 @@ def test_a_nonblocking_store_is_called_on_the_event_loop(recorder: Recorder) -> 
     outcome, loop_thread = asyncio.run(run())
     assert outcome.reason == "processed"
     assert threads == [loop_thread]
+
+
+@pytest.mark.parametrize(("status", "settled"), [(200, ["complete", "complete"]), (500, ["release"])])
+def test_a_nonblocking_store_claims_and_settles_a_guarded_delivery_on_the_event_loop(
+    status: int, settled: list[str]
+) -> None:
+    calls: list[tuple[str, int]] = []
+
+    class InlineStore(MemoryStore):
+        failures = 1  # the first complete fails: it is tried again after an (awaited) pause
+
+        def claim(self, key: str, lease: float) -> Claim:
+            calls.append(("claim", threading.get_ident()))
+            return super().claim(key, lease)
+
+        def complete(self, key: str, token: str, retention: float) -> None:
+            calls.append(("complete", threading.get_ident()))
+            if self.failures:
+                self.failures -= 1
+                raise ConnectionError("lost the connection while completing")
+            super().complete(key, token, retention)
+
+        def release(self, key: str, token: str) -> None:
+            calls.append(("release", threading.get_ident()))
+            super().release(key, token)
+
+    receiver = make_receiver(InlineStore())
+    body, headers = delivery()
+
+    async def run() -> tuple[Delivery | Outcome, int]:
+        began = await receiver.begin_async(body, headers)
+        assert isinstance(began, Delivery)
+        assert await receiver.settle_async(began, status) is None
+        return await receiver.begin_async(body, headers), threading.get_ident()
+
+    retry, loop_thread = asyncio.run(run())
+    assert [name for name, _ in calls] == ["claim", *settled, "claim"]
+    assert {thread for _, thread in calls} == {loop_thread}
+    if status == 200:
+        assert isinstance(retry, Outcome)
+        assert retry.duplicate
+    else:
+        assert isinstance(retry, Delivery)  # released: the sender's retry is processed
+
+
+@pytest.mark.parametrize("resolver_kind", ["sync", "async"])
+def test_guard_mode_verifies_with_either_kind_of_secret_resolver_and_counts_the_time(resolver_kind: str) -> None:
+    project = "1cbb9d72-660a-4df2-ba3d-66d83b6afaff"
+
+    def sync_resolver(scope: str | None) -> str | None:
+        return SECRET if scope == project else None
+
+    async def async_resolver(scope: str | None) -> str | None:
+        await asyncio.sleep(0)
+        return sync_resolver(scope)
+
+    reports: list[DeliveryReport] = []
+    resolver = sync_resolver if resolver_kind == "sync" else async_resolver
+    receiver = Receiver(resolver, store=MemoryStore(), clock=lambda: NOW, window=WINDOW, on_outcome=reports.append)
+    body, headers = signed_delivery(SECRET, job_event_payload(now=NOW, project_id=project))
+    forged = dict(headers, **{"X-Webhook-Signature": "sha256=" + "0" * 64})
+
+    async def run() -> tuple[Delivery | Outcome, Delivery | Outcome]:
+        began = await receiver.begin_async(body, headers)
+        assert isinstance(began, Delivery)
+        await receiver.settle_async(began, 200)
+        return began, await receiver.begin_async(body, forged)
+
+    began, refused = asyncio.run(run())
+    assert isinstance(began, Delivery)
+    assert began.scope == project
+    assert isinstance(refused, Outcome)
+    assert (refused.status_code, refused.reason) == (401, "signature_mismatch")
+    assert [(report.reason, report.scope) for report in reports] == [("processed", project), ("signature_mismatch", "")]
+    assert all(report.verify_seconds > 0 for report in reports)
 
 
 class AsyncMemoryStore:
