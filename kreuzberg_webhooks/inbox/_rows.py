@@ -44,6 +44,23 @@ def headers_to_text(headers: Sequence[tuple[str, str]]) -> str:
     return json.dumps([[name, value] for name, value in headers], separators=(",", ":"))
 
 
+def entry_values(entry: InboxEntry, now: float) -> tuple[Any, ...]:
+    """An entry's values for a new row, in the order of :data:`COLUMN_NAMES` less ``state``,
+    ``attempts`` and ``last_error`` (a new delivery is queued, never tried, due *now*)."""
+    return (
+        entry.key,
+        entry.scope,
+        entry.event_id,
+        entry.event_type,
+        entry.job_id,
+        entry.body,
+        headers_to_text(entry.headers),
+        entry.received_at,
+        now,
+        now,
+    )
+
+
 def headers_from_text(text: str) -> tuple[tuple[str, str], ...]:
     """The headers back from :func:`headers_to_text`."""
     return tuple((str(name), str(value)) for name, value in json.loads(text))

@@ -22,7 +22,7 @@ from ._rows import (
     check_lease,
     check_limit,
     check_purge,
-    headers_to_text,
+    entry_values,
     record_from_listed_row,
     record_from_row,
     short_error,
@@ -70,18 +70,7 @@ class _Statements:
         return (
             f"INSERT INTO {self.table} ({self.columns}) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, 'queued', 0, %s, "
             "NULL, %s) ON CONFLICT (key) DO NOTHING",
-            (
-                entry.key,
-                entry.scope,
-                entry.event_id,
-                entry.event_type,
-                entry.job_id,
-                entry.body,
-                headers_to_text(entry.headers),
-                entry.received_at,
-                now,
-                now,
-            ),
+            entry_values(entry, now),
         )
 
     def claim_due(self, now: float, lease: float, limit: int) -> tuple[str, tuple[Any, ...]]:

@@ -25,7 +25,7 @@ from ._rows import (
     check_lease,
     check_limit,
     check_purge,
-    headers_to_text,
+    entry_values,
     record_from_listed_row,
     record_from_row,
     short_error,
@@ -181,21 +181,6 @@ def _file(key: str, path: Path, timeout: float) -> _File:
     return found
 
 
-def _values(entry: InboxEntry, now: float) -> tuple[Any, ...]:
-    return (
-        entry.key,
-        entry.scope,
-        entry.event_id,
-        entry.event_type,
-        entry.job_id,
-        entry.body,
-        headers_to_text(entry.headers),
-        entry.received_at,
-        now,
-        now,
-    )
-
-
 class SQLiteInbox:
     """Keeps deliveries in a SQLite database file until a worker has processed them.
 
@@ -321,7 +306,7 @@ class SQLiteInbox:
                     rows = batch[start : start + _ROWS_PER_STATEMENT]
                     conn.execute(
                         _INSERT + ", ".join([_ROW] * len(rows)),
-                        [value for slot in rows for value in _values(slot.entry, now)],
+                        [value for slot in rows for value in entry_values(slot.entry, now)],
                     )
         except BaseException as error:
             for slot in batch:  # every waiter hears of it, none waits for a commit that will not come
