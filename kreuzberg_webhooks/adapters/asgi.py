@@ -20,13 +20,14 @@ from __future__ import annotations
 
 import asyncio
 import functools
-from collections.abc import Awaitable, Callable, Iterator, Mapping, MutableMapping, Sequence
+from collections.abc import Awaitable, Callable, Iterator, MutableMapping, Sequence
 from typing import Any, TypeAlias
 
 from ..lifecycle.exchange import Exchange
 from ..lifecycle.flows import Delivery
 from ..lifecycle.outcome import Outcome
 from ..lifecycle.receiver import Receiver
+from ..protocol.headers import HeaderLookup
 from ._background import Outliving, detach
 from ._mount import Mode, check_mount
 
@@ -60,7 +61,7 @@ def scope_headers(scope: Scope) -> dict[str, str]:
     return _decode_headers(scope["headers"])
 
 
-class ScopeHeaders(Mapping[str, str]):
+class ScopeHeaders(HeaderLookup):
     """The request headers of an ASGI scope as a read-only, case-insensitive mapping.
 
     Nothing is decoded up front: a look-up scans the raw header list for the
@@ -90,15 +91,6 @@ class ScopeHeaders(Mapping[str, str]):
                 decoded = raw_value.decode("latin-1")
                 value = decoded if value is None else f"{value}, {decoded}"
         return default if value is None else value
-
-    def __getitem__(self, key: str) -> str:
-        value: str | None = self.get(key)
-        if value is None:
-            raise KeyError(key)
-        return value
-
-    def __contains__(self, key: object) -> bool:
-        return isinstance(key, str) and self.get(key) is not None
 
     def _decoded(self) -> dict[str, str]:
         if self._all is None:

@@ -4,11 +4,13 @@ found whatever the case of the mapping's keys."""
 from __future__ import annotations
 
 import re
+from abc import abstractmethod
 from collections.abc import Mapping
+from typing import Any
 
 from ..exceptions import ConfigurationError
 
-__all__ = ["find_header", "header_name", "header_value"]
+__all__ = ["HeaderLookup", "find_header", "header_name", "header_value"]
 
 # RFC 9110 §5.1: a field name is a token.
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
@@ -37,3 +39,27 @@ def find_header(headers: Mapping[str, str], name: str, lower: str) -> str | None
                 if key.lower() == lower:
                     return candidate
     return value
+
+
+class HeaderLookup(Mapping[str, str]):
+    """A read-only mapping of a request's headers that finds one name without decoding the others.
+
+    The adapters' views of a server's raw headers (an ASGI scope's list, Django's
+    ``request.META``) define :meth:`get`; ``headers[name]`` and ``name in headers``
+    are answered through it.
+    """
+
+    __slots__ = ()
+
+    @abstractmethod
+    def get(self, key: str, default: Any = None) -> Any:
+        """The header's value, or *default*: ``Mapping.get`` without a ``KeyError``."""
+
+    def __getitem__(self, key: str) -> str:
+        value: str | None = self.get(key)
+        if value is None:
+            raise KeyError(key)
+        return value
+
+    def __contains__(self, key: object) -> bool:
+        return isinstance(key, str) and self.get(key) is not None

@@ -22,6 +22,7 @@ from ...lifecycle.exchange import Exchange
 from ...lifecycle.flows import Delivery
 from ...lifecycle.outcome import Outcome
 from ...lifecycle.receiver import Receiver
+from ...protocol.headers import HeaderLookup
 from .._background import Outliving, detach
 from .conf import get_receiver, get_setting
 from .signals import webhook_received
@@ -50,7 +51,7 @@ def _stream(request: HttpRequest) -> Any:
     return request
 
 
-class MetaHeaders(Mapping[str, str]):
+class MetaHeaders(HeaderLookup):
     """The request headers in ``request.META``, as a read-only, case-insensitive mapping.
 
     What ``request.headers`` gives, without building it: Django converts every
@@ -75,15 +76,6 @@ class MetaHeaders(Mapping[str, str]):
         if value is None:
             value = self._meta.get("HTTP_" + name)
         return default if value is None else value
-
-    def __getitem__(self, key: str) -> str:
-        value: str | None = self.get(key)
-        if value is None:
-            raise KeyError(key)
-        return value
-
-    def __contains__(self, key: object) -> bool:
-        return isinstance(key, str) and self.get(key) is not None
 
     def _names(self) -> list[str]:
         names = dict.fromkeys(name for name in map(_header_name, self._meta) if name is not None)
