@@ -56,6 +56,7 @@ require("flask", "flask")
 
 from flask import Blueprint, Flask, Request, Response, current_app, got_request_exception, request  # noqa: E402
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge  # noqa: E402
+from werkzeug.wsgi import get_input_stream  # noqa: E402
 
 __all__ = ["EXTENSION_KEY", "KreuzbergWebhooks", "outcome_response", "webhook"]
 
@@ -82,6 +83,12 @@ def _get_data(req: Request, limit: int) -> bytes:
     # stops there, also for a chunked body, and that one byte proves it too large.
     # Settable per request since Flask 3.1; it must be set before request.stream exists.
     req.max_content_length = limit + 1
+    length = req.content_length
+    if length is not None and length <= limit:
+        # A declared length within the limit bounds the body already (the server stops
+        # there, or werkzeug's LimitedStream does): the stream a plain view reads, not
+        # one that reads on past the end to prove the limit (wsgi.input_terminated).
+        req.stream = get_input_stream(req.environ, max_content_length=None)
     try:
         return req.get_data(cache=True)
     except RequestEntityTooLarge:
