@@ -54,8 +54,9 @@ from ._missing import require
 
 require("flask", "flask")
 
-from flask import Blueprint, Flask, Response, current_app, got_request_exception, request  # noqa: E402
+from flask import Blueprint, Flask, Request, Response, current_app, got_request_exception, request  # noqa: E402
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge  # noqa: E402
+from werkzeug.wsgi import get_input_stream  # noqa: E402
 
 __all__ = ["EXTENSION_KEY", "KreuzbergWebhooks", "outcome_response", "webhook"]
 
@@ -76,33 +77,40 @@ def outcome_response(outcome: Outcome) -> Response:
     return response
 
 
-def _get_data(limit: int) -> bytes:
+def _get_data(req: Request, limit: int) -> bytes:
     # Read with get_data (cached: request.data and get_json() still work in the view)
     # under a per-request max_content_length of the limit plus one byte: werkzeug
     # stops there, also for a chunked body, and that one byte proves it too large.
     # Settable per request since Flask 3.1; it must be set before request.stream exists.
-    request.max_content_length = limit + 1
+    req.max_content_length = limit + 1
+    length = req.content_length
+    if length is not None and length <= limit:
+        # A declared length within the limit bounds the body already (the server stops
+        # there, or werkzeug's LimitedStream does): the stream a plain view reads, not
+        # one that reads on past the end to prove the limit (wsgi.input_terminated).
+        req.stream = get_input_stream(req.environ, max_content_length=None)
     try:
-        return request.get_data(cache=True)
+        return req.get_data(cache=True)
     except RequestEntityTooLarge:
         return b"\0" * (limit + 1)  # werkzeug stopped past the limit: too large, whatever the rest holds
 
 
 def _exchange(receiver: Receiver) -> Exchange:
     """The request at the webhook path, its body read under the limit (405 and 413 decided by the core)."""
-    exchange = receiver.exchange(request.method, _headers())
+    req: Request = request._get_current_object()  # type: ignore[attr-defined]  # one proxy look-up, not four
+    exchange = receiver.exchange(req.method, _headers(req))
     if exchange.reading:
-        exchange.feed(_get_data(receiver.verifier.max_body_size))
+        exchange.feed(_get_data(req, receiver.verifier.max_body_size))
     return exchange
 
 
-def _headers() -> Mapping[str, str]:
+def _headers(req: Request) -> Mapping[str, str]:
     # werkzeug's EnvironHeaders as it is: a case-insensitive view of the WSGI
     # environ, nothing copied. The WSGI server has already joined a header sent
     # twice with a comma, which the core rejects as a malformed signature: every
     # adapter answers 401.
     # Not registered as a Mapping, but has the get() and items() the core uses.
-    return cast("Mapping[str, str]", request.headers)
+    return cast("Mapping[str, str]", req.headers)
 
 
 def _propagates(app: Flask) -> bool:

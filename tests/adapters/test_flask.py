@@ -517,3 +517,57 @@ def test_known_config_keys_give_no_warning(recwarn: pytest.WarningsRecorder) -> 
     )
     KreuzbergWebhooks(app)
     assert [str(w.message) for w in recwarn if "KREUZBERG_WEBHOOK" in str(w.message)] == []
+
+
+class ReadCountingBody(io.BytesIO):
+    """A request body that counts the calls the application makes to read it."""
+
+    def __init__(self, body: bytes) -> None:
+        super().__init__(body)
+        self.reads = 0
+
+    def read(self, size: int | None = -1) -> bytes:
+        self.reads += 1
+        return super().read(size)
+
+    def readinto(self, buffer: Any) -> int:
+        self.reads += 1
+        return super().readinto(buffer)
+
+
+@pytest.mark.parametrize("terminated", [True, False], ids=["server-terminated", "not-terminated"])
+@pytest.mark.parametrize("setup", ["decorator", "endpoint"])
+def test_a_body_with_its_length_is_read_as_a_plain_flask_view_reads_it(
+    receiver: Receiver, recorder: Recorder, setup: str, terminated: bool
+) -> None:
+    # gunicorn sets wsgi.input_terminated: a body whose Content-Length is within the limit is then
+    # read straight from the server's stream, not through a wrapper that reads on to prove its end.
+    def read_counts(app: Flask) -> tuple[int, int]:
+        body, headers = delivery()
+        stream = ReadCountingBody(body)
+        overrides: dict[str, Any] = {"wsgi.input": stream, "CONTENT_LENGTH": str(len(body))}
+        if terminated:
+            overrides["wsgi.input_terminated"] = True
+        response = app.test_client().post(PATH, headers=headers, environ_overrides=overrides)
+        return response.status_code, stream.reads
+
+    plain = Flask(__name__)
+    plain.post(PATH)(lambda: {"size": len(request.get_data())})
+    if setup == "decorator":
+        ours = decorated_app(receiver, recorder)
+    else:
+        ours = Flask(__name__)
+        KreuzbergWebhooks(ours, receiver=receiver, url=PATH)
+    assert read_counts(ours) == read_counts(plain)
+    assert len(recorder.events) == 1
+
+
+def test_the_apps_own_max_content_length_does_not_refuse_a_delivery_within_the_limit(
+    receiver: Receiver, recorder: Recorder
+) -> None:
+    app = decorated_app(receiver, recorder)
+    app.config["MAX_CONTENT_LENGTH"] = 10
+    body, headers = delivery()
+    response = app.test_client().post(PATH, data=body, headers=headers)
+    assert response.status_code == 200
+    assert len(recorder.events) == 1
