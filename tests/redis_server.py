@@ -137,6 +137,15 @@ def redis_url(redis_server: RedisServer) -> str:
 
 
 @pytest.fixture
+def evicting_redis(tmp_path: Path) -> Iterator[str]:
+    """A real redis-server that evicts any key under memory pressure (``allkeys-lru``)."""
+    extra = ["--maxmemory", "64mb", "--maxmemory-policy", "allkeys-lru"]
+    with RedisServer(tmp_path / "evicting-redis", extra_args=extra).running() as server:
+        assert redis.Redis.from_url(server.url).config_get("maxmemory-policy") == {"maxmemory-policy": "allkeys-lru"}
+        yield server.url
+
+
+@pytest.fixture
 def own_redis_server(tmp_path: Path) -> Iterator[RedisServer]:
     """A real Redis of this test's own, free to stop, pause and restart."""
     with RedisServer(tmp_path / "redis").running() as server:

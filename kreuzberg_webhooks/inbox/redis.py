@@ -34,7 +34,7 @@ except ImportError as error:  # redis-py is the optional [redis] extra
     raise ImportError('the Redis inbox needs redis-py: pip install "kreuzberg-webhooks[redis]"') from error
 
 from ..exceptions import ConfigurationError, StoreUnavailable
-from ..stores.redis import _client_options, _split_url
+from ..stores.redis import EvictionCheck, _client_options, _split_url, _text
 from ._rows import COLUMN_NAMES, check_lease, check_limit, check_purge, headers_to_text, record_from_row, short_error
 from .base import DeliveryState, InboxClaim, InboxEntry, InboxRecord
 
@@ -48,8 +48,6 @@ DEFAULT_PREFIX = "{kreuzberg:inbox}:"
 #: A delivery's hash: the SQL inboxes' columns after the key (the hash's name), and the lease's token.
 _FIELDS = (*COLUMN_NAMES[1:], "lease_token")
 _STATES = [state.value for state in DeliveryState]
-#: Seconds between tries to read ``maxmemory-policy`` from a Redis that could not be reached.
-_RECHECK = 30.0
 
 # Helpers every script starts with. KEYS[1] is the prefix's "due" key; the prefix is ARGV[1].
 _LIB = """
@@ -266,22 +264,6 @@ return deleted
 )
 
 
-def _eviction(info: Any) -> ConfigurationError | None:
-    """The refusal for a Redis whose ``maxmemory-policy`` (from ``INFO memory``) may evict deliveries."""
-    policy = _text(info.get("maxmemory_policy")) if isinstance(info, dict) else None
-    if policy is None or policy == "noeviction":
-        return None
-    return ConfigurationError(
-        f"this Redis evicts keys under memory pressure (maxmemory-policy {policy}): acknowledged "
-        "deliveries could vanish. The inbox needs maxmemory-policy noeviction (CONFIG SET "
-        "maxmemory-policy noeviction, or in redis.conf), or a Redis of its own"
-    )
-
-
-def _text(value: Any) -> str | None:
-    return None if value is None else value.decode() if isinstance(value, bytes) else str(value)
-
-
 def _row(reply: Sequence[Any]) -> tuple[Any, ...]:
     """A script's ``row(key)`` reply in :data:`~._rows.COLUMNS` order, then the lease token."""
     key = _text(reply[0])
@@ -360,8 +342,7 @@ class _Scripts:
         self._owns_client = False
         # maxmemory-policy is checked on the first round trip that reaches Redis (and by
         # from_url at once): an inbox that Redis may evict from is refused.
-        self._checked = False
-        self._next_check = 0.0  # after a check that could not reach Redis: not before this (monotonic)
+        self._policy = EvictionCheck("Redis inbox", "acknowledged deliveries could vanish")
         self.scripts = {
             name: client.register_script(source)
             for name, source in (
@@ -420,18 +401,12 @@ class RedisInbox(_Scripts):
         try:
             info = self.client.info("memory")
         except (redis.RedisError, OSError) as error:
-            # Checked again in a while, not before every operation: a Redis that is down
-            # costs each 503 one round trip, not two.
-            self._next_check = time.monotonic() + _RECHECK
-            logger.warning("Redis inbox: maxmemory-policy not checked yet: %s: %s", type(error).__name__, error)
-            return
-        self._checked = True
-        refusal = _eviction(info)
-        if refusal is not None:
-            raise refusal
+            self._policy.unreachable(error)
+        else:
+            self._policy.judge(info)
 
     def _run(self, name: str, *args: Any) -> Any:
-        if not self._checked and time.monotonic() >= self._next_check:
+        if self._policy.due():
             self._check()
         try:
             return self.scripts[name](keys=self._keys(), args=[self.prefix, *args])
@@ -531,18 +506,12 @@ class AsyncRedisInbox(_Scripts):
         try:
             info = await self.client.info("memory")
         except (redis.RedisError, OSError) as error:
-            # Checked again in a while, not before every operation: a Redis that is down
-            # costs each 503 one round trip, not two.
-            self._next_check = time.monotonic() + _RECHECK
-            logger.warning("Redis inbox: maxmemory-policy not checked yet: %s: %s", type(error).__name__, error)
-            return
-        self._checked = True
-        refusal = _eviction(info)
-        if refusal is not None:
-            raise refusal
+            self._policy.unreachable(error)
+        else:
+            self._policy.judge(info)
 
     async def _run(self, name: str, *args: Any) -> Any:
-        if not self._checked and time.monotonic() >= self._next_check:
+        if self._policy.due():
             await self._check()
         try:
             return await self.scripts[name](keys=self._keys(), args=[self.prefix, *args])

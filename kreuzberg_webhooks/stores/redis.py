@@ -25,6 +25,7 @@ from __future__ import annotations
 import logging
 import math
 import secrets
+import time
 from typing import Any, NoReturn
 from urllib.parse import parse_qsl, urlencode, urlunsplit
 
@@ -43,7 +44,15 @@ from ..protocol.durations import duration
 from ._url import check_url
 from .base import Claim, ClaimState
 
-__all__ = ["DEFAULT_PREFIX", "DEFAULT_SOCKET_TIMEOUT", "PREFIX_QUERY_PARAMETER", "AsyncRedisStore", "RedisStore"]
+__all__ = [
+    "DEFAULT_PREFIX",
+    "DEFAULT_SOCKET_TIMEOUT",
+    "PREFIX_QUERY_PARAMETER",
+    "RECHECK_POLICY",
+    "AsyncRedisStore",
+    "EvictionCheck",
+    "RedisStore",
+]
 
 logger = logging.getLogger("kreuzberg_webhooks")
 
@@ -142,13 +151,76 @@ def _unavailable(error: Exception) -> NoReturn:
     raise StoreUnavailable("The Redis replay store is unavailable; retry later.") from error
 
 
+#: Seconds between tries to read ``maxmemory-policy`` from a Redis that could not be reached.
+RECHECK_POLICY = 30.0
+
+
+class EvictionCheck:
+    """Whether a Redis keeps every key it is given (``maxmemory-policy noeviction``).
+
+    Asked once, on the first use of a store or an inbox (and by their
+    ``from_url`` at once): a Redis that may evict keys under memory pressure is
+    refused with a :class:`ConfigurationError` naming the fix, on every use
+    until it is fixed (the operator may run ``CONFIG SET`` while the app runs).
+    A Redis that cannot be reached is asked again after :data:`RECHECK_POLICY`
+    seconds, not before every operation: a Redis that is down costs each 503
+    one round trip, not two.
+
+    :param owner: what keeps its keys there (``"Redis inbox"``).
+    :param risk: what an eviction would do.
+    """
+
+    __slots__ = ("_not_before", "owner", "passed", "risk")
+
+    def __init__(self, owner: str, risk: str) -> None:
+        self.owner = owner
+        self.risk = risk
+        #: True once the Redis answered that it evicts nothing: no more checks.
+        self.passed = False
+        self._not_before = 0.0
+
+    def due(self) -> bool:
+        """Whether to ask the Redis now (it has not passed, and was not just found unreachable)."""
+        return not self.passed and time.monotonic() >= self._not_before
+
+    def unreachable(self, error: Exception) -> None:
+        """The question could not reach the Redis: ask again in a while (the operation itself will tell)."""
+        self._not_before = time.monotonic() + RECHECK_POLICY
+        logger.warning("%s: maxmemory-policy not checked yet: %s: %s", self.owner, type(error).__name__, error)
+
+    def judge(self, info: Any) -> None:
+        """Pass the Redis or refuse it, from its ``INFO memory`` (one node's, or a cluster's per node)."""
+        if isinstance(info, dict) and "maxmemory_policy" not in info:
+            policies = [_text(node.get("maxmemory_policy")) for node in info.values() if isinstance(node, dict)]
+        else:
+            policies = [_text(info.get("maxmemory_policy")) if isinstance(info, dict) else None]
+        evicting = sorted({policy for policy in policies if policy is not None and policy != "noeviction"})
+        if not evicting:
+            self.passed = True
+            return
+        refusal = ConfigurationError(
+            f"this Redis evicts keys under memory pressure (maxmemory-policy {', '.join(evicting)}): {self.risk}. "
+            f"The {self.owner} needs maxmemory-policy noeviction (CONFIG SET maxmemory-policy noeviction, "
+            "or in redis.conf), or a Redis of its own"
+        )
+        logger.error("%s refused: %s", self.owner, refusal)
+        raise refusal
+
+
+def _text(value: Any) -> str | None:
+    return None if value is None else value.decode() if isinstance(value, bytes) else str(value)
+
+
 class _Keys:
-    """What the sync and async stores share: the key prefix and the values."""
+    """What the sync and async stores share: the key prefix, the values and the eviction check."""
 
     def __init__(self, prefix: str) -> None:
         if not isinstance(prefix, str):
             raise ConfigurationError("prefix must be a string")
         self.prefix = prefix
+        self._policy = EvictionCheck(
+            "Redis replay store", "a processed event's key could vanish, and a replay of it run its handlers again"
+        )
 
     def key(self, key: str) -> str:
         """The Redis key that holds delivery *key*."""
@@ -172,11 +244,13 @@ class RedisStore(_Keys):
     What it guarantees: a claim, a completion and a release are each atomic on
     the server, so across any number of processes one request at a time runs an
     event's handlers, and a processed event is answered as a duplicate for the
-    whole retention. What it does not: Redis must keep the keys. Run it with
-    ``maxmemory-policy noeviction`` (an evicted ``done`` key lets a replay be
-    processed again; a full Redis under ``noeviction`` refuses writes, which
-    the receiver answers 503), and with persistence if a restart must not
-    forget which events were processed.
+    whole retention. What it does not: Redis must keep the keys. It needs
+    ``maxmemory-policy noeviction`` (an evicted ``done`` key would let a replay
+    be processed again; a full Redis under ``noeviction`` refuses writes, which
+    the receiver answers 503): a Redis with any other policy is refused with a
+    :class:`ConfigurationError` by :meth:`from_url`, or by the first claim of a
+    store given a client (answered 503, nothing claimed). Run it with
+    persistence if a restart must not forget which events were processed.
 
     :param client: a ``redis.Redis`` or ``redis.cluster.RedisCluster`` client; its own
         time-out and retry settings apply (:meth:`from_url` sets short ones).
@@ -201,11 +275,22 @@ class RedisStore(_Keys):
         url, prefix = _split_url(url, prefix)
         store = cls(redis.Redis.from_url(url, **_client_options(options, Retry)), prefix=prefix)
         store._owns_client = True
+        store._check_policy()  # refused at start-up, not at the first delivery
         return store
+
+    def _check_policy(self) -> None:
+        try:
+            info = self.client.info("memory")
+        except (redis.RedisError, OSError) as error:
+            self._policy.unreachable(error)
+        else:
+            self._policy.judge(info)
 
     def claim(self, key: str, lease: float) -> Claim:
         """Take a lease on *key* unless it is done or leased (one Lua script, one round trip)."""
         lease_ms = _milliseconds(lease, "lease")
+        if self._policy.due():
+            self._check_policy()
         token, value = self._new_lease()
         try:
             reply = self._claim(keys=[self.key(key)], args=[value, lease_ms])
@@ -269,9 +354,19 @@ class AsyncRedisStore(_Keys):
         store._owns_client = True
         return store
 
+    async def _check_policy(self) -> None:
+        try:
+            info = await self.client.info("memory")
+        except (redis.RedisError, OSError) as error:
+            self._policy.unreachable(error)
+        else:
+            self._policy.judge(info)
+
     async def claim(self, key: str, lease: float) -> Claim:
         """Take a lease on *key* unless it is done or leased (one Lua script, one round trip)."""
         lease_ms = _milliseconds(lease, "lease")
+        if self._policy.due():
+            await self._check_policy()
         token, value = self._new_lease()
         try:
             reply = await self._claim(keys=[self.key(key)], args=[value, lease_ms])

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Iterator
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
@@ -97,17 +95,6 @@ def test_the_async_inbox_raises_store_unavailable_when_the_server_is_gone() -> N
     asyncio.run(scenario())
 
 
-@pytest.fixture
-def evicting_redis(tmp_path: Path) -> Iterator[str]:
-    """A real redis-server that evicts any key under memory pressure (``allkeys-lru``)."""
-    from tests.redis_server import RedisServer
-
-    extra = ["--maxmemory", "64mb", "--maxmemory-policy", "allkeys-lru"]
-    with RedisServer(tmp_path / "redis", extra_args=extra).running() as server:
-        assert redis.Redis.from_url(server.url).config_get("maxmemory-policy") == {"maxmemory-policy": "allkeys-lru"}
-        yield server.url
-
-
 @pytest.mark.slow
 def test_an_inbox_on_a_redis_that_may_evict_its_deliveries_is_refused(evicting_redis: str) -> None:
     # Under allkeys-lru an acknowledged delivery can vanish: the docs require noeviction.
@@ -126,3 +113,16 @@ def test_an_inbox_on_a_redis_that_may_evict_its_deliveries_is_refused(evicting_r
     with pytest.raises(ConfigurationError, match="noeviction"):
         asyncio.run(first_write())
     assert redis.Redis.from_url(evicting_redis).dbsize() == 0  # nothing was acknowledged
+
+
+@pytest.mark.slow
+def test_an_inbox_given_an_evicting_client_refuses_every_write_until_the_policy_is_fixed(evicting_redis: str) -> None:
+    client = redis.Redis.from_url(evicting_redis)
+    inbox = RedisInbox(client, prefix=fresh_prefix())
+    for _ in range(2):  # refused again: the first refusal does not let the next write through
+        with pytest.raises(ConfigurationError, match="allkeys-lru"):
+            inbox.enqueue(make_entry())
+    assert client.dbsize() == 0
+    client.config_set("maxmemory-policy", "noeviction")  # the operator fixes it while the app runs
+    assert inbox.enqueue(make_entry()) is True
+    client.close()

@@ -16,7 +16,7 @@ import redis
 import redis.asyncio
 import redis.cluster
 
-from kreuzberg_webhooks import AsyncReplayStore, Claim, ClaimState, ReplayStore, StoreUnavailable
+from kreuzberg_webhooks import AsyncReplayStore, Claim, ClaimState, ConfigurationError, ReplayStore, StoreUnavailable
 from kreuzberg_webhooks.stores import open_store
 from kreuzberg_webhooks.stores.redis import DEFAULT_PREFIX, DEFAULT_SOCKET_TIMEOUT, AsyncRedisStore, RedisStore
 
@@ -300,6 +300,76 @@ def test_the_async_store_raises_store_unavailable_when_the_server_is_gone(own_re
         await store.aclose()
 
     asyncio.run(scenario())
+
+
+# -- a Redis that may evict keys ------------------------------------------------
+
+
+def test_a_store_on_a_redis_that_may_evict_processed_events_is_refused_at_start_up(evicting_redis: str) -> None:
+    # An evicted "done" key would let a replay run the handlers again: noeviction is required.
+    with pytest.raises(ConfigurationError, match="noeviction") as caught:
+        RedisStore.from_url(evicting_redis)
+    assert "allkeys-lru" in str(caught.value)
+    with pytest.raises(ConfigurationError, match="noeviction"):
+        open_store(evicting_redis)
+
+
+@pytest.mark.parametrize("policy", ["volatile-lru", "allkeys-lfu", "volatile-ttl"])
+def test_a_store_given_an_evicting_client_refuses_every_claim_until_the_policy_is_fixed(
+    evicting_redis: str, policy: str
+) -> None:
+    # Every key the store writes has a TTL, so the volatile-* policies may evict them too.
+    client = redis.Redis.from_url(evicting_redis)
+    client.config_set("maxmemory-policy", policy)
+    store, key = RedisStore(client, prefix="evicting:"), new_key()
+    for _ in range(2):  # refused again: the first refusal does not let the next claim through
+        with pytest.raises(ConfigurationError, match=policy):
+            store.claim(key, 60)
+    assert client.dbsize() == 0  # nothing was claimed
+    client.config_set("maxmemory-policy", "noeviction")  # the operator fixes it while the app runs
+    assert store.claim(key, 60).state is ClaimState.NEW
+    client.close()
+
+
+def test_the_async_store_refuses_an_evicting_redis_at_its_first_claim(evicting_redis: str) -> None:
+    async def scenario() -> None:
+        store = AsyncRedisStore.from_url(evicting_redis)
+        try:
+            with pytest.raises(ConfigurationError, match="noeviction"):
+                await store.claim(new_key(), 60)
+        finally:
+            await store.aclose()
+
+    asyncio.run(scenario())
+    assert redis.Redis.from_url(evicting_redis).dbsize() == 0
+
+
+def test_a_receiver_on_an_evicting_redis_answers_503_and_keeps_nothing(evicting_redis: str) -> None:
+    # The refusal reaches the sender as a retry-later, never as a processed event.
+    from kreuzberg_webhooks import Receiver
+    from kreuzberg_webhooks.testing import signed_delivery
+
+    client = redis.Redis.from_url(evicting_redis)
+    receiver = Receiver("whsec_" + "e" * 32, store=RedisStore(client))
+    ran: list[object] = []
+    receiver.on()(ran.append)
+    body, headers = signed_delivery("whsec_" + "e" * 32)
+    outcome = receiver.handle(body, headers)
+    assert (outcome.status_code, ran, client.dbsize()) == (503, [], 0)
+    client.close()
+
+
+def test_a_store_on_a_redis_that_cannot_be_reached_yet_is_checked_at_its_first_claim(
+    own_redis_server: RedisServer,
+) -> None:
+    own_redis_server.stop()
+    store = RedisStore.from_url(own_redis_server.url, socket_timeout=0.3, socket_connect_timeout=0.3)  # no refusal
+    own_redis_server.start()
+    redis.Redis.from_url(own_redis_server.url).config_set("maxmemory-policy", "allkeys-random")
+    store._policy._not_before = 0.0  # the re-check is due (it waits RECHECK_POLICY seconds otherwise)
+    with pytest.raises(ConfigurationError, match="allkeys-random"):
+        store.claim(new_key(), 60)
+    store.close()
 
 
 # -- Redis Cluster --------------------------------------------------------------
