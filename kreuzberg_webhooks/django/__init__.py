@@ -3,14 +3,14 @@
 ::
 
     # settings.py
-    INSTALLED_APPS = [..., "kreuzberg_webhooks.adapters.django"]
+    INSTALLED_APPS = [..., "kreuzberg_webhooks.django"]
     KREUZBERG_WEBHOOKS = {"SECRET": os.environ["KREUZBERG_WEBHOOK_SECRET"]}
 
     # urls.py
-    urlpatterns = [path("webhooks/", include("kreuzberg_webhooks.adapters.django.urls"))]
+    urlpatterns = [path("webhooks/", include("kreuzberg_webhooks.django.urls"))]
 
     # myapp/webhooks.py (imported from MyAppConfig.ready())
-    from kreuzberg_webhooks.adapters.django import on
+    from kreuzberg_webhooks.django import on
 
     @on("job.completed")
     def completed(event): ...
@@ -20,7 +20,7 @@ Needs Django: ``pip install "kreuzberg-webhooks[django]"``.
 
 from __future__ import annotations
 
-from .._missing import require
+from ..adapters._missing import require
 
 require("django", "django")
 

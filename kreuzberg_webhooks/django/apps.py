@@ -1,4 +1,4 @@
-"""The Django app: add ``"kreuzberg_webhooks.adapters.django"`` to ``INSTALLED_APPS``
+"""The Django app: add ``"kreuzberg_webhooks.django"`` to ``INSTALLED_APPS``
 for the system checks."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from .checks import check_inbox, check_settings, check_store, check_views
 class KreuzbergWebhooksConfig(AppConfig):  # type: ignore[misc]
     """Registers the system checks."""
 
-    name = "kreuzberg_webhooks.adapters.django"
+    name = "kreuzberg_webhooks.django"
     label = "kreuzberg_webhooks"
     verbose_name = "Kreuzberg webhooks"
 

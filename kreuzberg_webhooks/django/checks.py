@@ -36,10 +36,10 @@ from django.core import checks
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.module_loading import import_string
 
-from ...exceptions import ConfigurationError
-from ...protocol.signing import MIN_SECRET_BYTES
-from ...stores import MemoryStore
-from .conf import KNOWN_SETTINGS, SETTING, settings_dict
+from ..exceptions import ConfigurationError
+from ..protocol.signing import MIN_SECRET_BYTES
+from ..stores import MemoryStore
+from .conf import INBOX_APP, KNOWN_SETTINGS, SETTING, inbox_app_installed, settings_dict
 
 __all__ = ["check_inbox", "check_settings", "check_store", "check_views"]
 
@@ -221,10 +221,8 @@ def _store_problem(store: Any) -> str | None:
 
 def _inbox_problem(inbox: Any) -> str | None:
     if inbox == "django":
-        from django.apps import apps
-
-        if not apps.is_installed("kreuzberg_webhooks.inbox.django"):
-            return "is 'django', but 'kreuzberg_webhooks.inbox.django' is not in INSTALLED_APPS"
+        if not inbox_app_installed():
+            return f"is 'django', but {INBOX_APP!r} is not in INSTALLED_APPS"
         return None
     if isinstance(inbox, str):
         if "://" not in inbox:
@@ -264,7 +262,7 @@ def check_inbox(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMess
             )
         )
     if configured.get("INBOX_RETRY") is not None:
-        from ...inbox.base import RetryPolicy
+        from ..inbox.base import RetryPolicy
 
         retry = configured["INBOX_RETRY"]
         if not isinstance(retry, RetryPolicy):

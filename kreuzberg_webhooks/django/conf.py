@@ -31,21 +31,23 @@ from django.core.exceptions import ImproperlyConfigured
 from django.core.signals import setting_changed
 from django.utils.module_loading import import_string
 
-from ...exceptions import ConfigurationError
-from ...lifecycle.receiver import CATCH_ALL, Handler, Receiver, check_event_type
-from ...settings import DEFAULTS, MISSING, receiver_from_settings
-from ...stores import AsyncReplayStore, ReplayStore, open_store
+from ..exceptions import ConfigurationError
+from ..lifecycle.receiver import CATCH_ALL, Handler, Receiver, check_event_type
+from ..settings import DEFAULTS, MISSING, receiver_from_settings
+from ..stores import AsyncReplayStore, ReplayStore, open_store
 from .store import DEFAULT_KEY_PREFIX, DjangoCacheStore
 
 if TYPE_CHECKING:
-    from ...inbox.base import RetryPolicy
+    from ..inbox.base import RetryPolicy
 
 __all__ = [
+    "INBOX_APP",
     "KNOWN_SETTINGS",
     "SETTING",
     "build_receiver",
     "get_receiver",
     "get_setting",
+    "inbox_app_installed",
     "inbox_from_setting",
     "on",
     "retry_policy_from_settings",
@@ -53,6 +55,9 @@ __all__ = [
 
 #: The name of the settings dict.
 SETTING: Final = "KREUZBERG_WEBHOOKS"
+
+#: The inbox's Django app (its ``AppConfig.name``, whichever ``INSTALLED_APPS`` entry installed it).
+INBOX_APP: Final = "kreuzberg_webhooks.django.inbox"
 
 #: Every key ``KREUZBERG_WEBHOOKS`` understands, with its default: the shared
 #: settings (:mod:`kreuzberg_webhooks.settings`, the same names and defaults as
@@ -66,7 +71,7 @@ KNOWN_SETTINGS: Final[Mapping[str, Any]] = {
     "RECEIVER": None,
     # Whether the URLconf include mounts the async view (for ASGI servers).
     "ASYNC": False,
-    # Inbox mode (kreuzberg_webhooks.inbox.django): "django", an inbox URL or an inbox; the
+    # Inbox mode (kreuzberg_webhooks.django.inbox): "django", an inbox URL or an inbox; the
     # embedded worker in web processes; the worker's RetryPolicy options.
     "INBOX": None,
     "INBOX_WORKER": False,
@@ -150,21 +155,25 @@ def build_receiver(**kwargs: Any) -> Receiver:
         raise ImproperlyConfigured(f"{SETTING}: {error}") from error
 
 
+def inbox_app_installed() -> bool:
+    """Whether the inbox's app (:data:`INBOX_APP`) is in ``INSTALLED_APPS``."""
+    from django.apps import apps
+
+    return bool(apps.is_installed(INBOX_APP))
+
+
 def inbox_from_setting(value: Any) -> Any:
     """The inbox for an ``INBOX`` value: ``"django"`` (this app's table), an inbox URL, or an inbox."""
     if value == "django":
-        from django.apps import apps
-
-        if not apps.is_installed("kreuzberg_webhooks.inbox.django"):
+        if not inbox_app_installed():
             raise ImproperlyConfigured(
-                "KREUZBERG_WEBHOOKS['INBOX'] is 'django': add 'kreuzberg_webhooks.inbox.django' to INSTALLED_APPS "
-                "and run manage.py migrate"
+                f"{SETTING}['INBOX'] is 'django': add {INBOX_APP!r} to INSTALLED_APPS and run manage.py migrate"
             )
-        from ...inbox.django.inbox import DjangoInbox
+        from .inbox.inbox import DjangoInbox
 
         return DjangoInbox()
     if isinstance(value, str):
-        from ...inbox import open_inbox
+        from ..inbox import open_inbox
 
         try:
             return open_inbox(value)
@@ -177,7 +186,7 @@ def inbox_from_setting(value: Any) -> Any:
 
 def retry_policy_from_settings() -> RetryPolicy:
     """``KREUZBERG_WEBHOOKS["INBOX_RETRY"]``: a dict of :class:`RetryPolicy` options, or a policy."""
-    from ...inbox.base import RetryPolicy  # the inbox is optional
+    from ..inbox.base import RetryPolicy  # the inbox is optional
 
     value = get_setting("INBOX_RETRY", default=None)
     if value is None:
@@ -258,4 +267,4 @@ def _reset(*, setting: str, **kwargs: Any) -> None:
             _configured = None
 
 
-setting_changed.connect(_reset, dispatch_uid="kreuzberg_webhooks.adapters.django.conf")
+setting_changed.connect(_reset, dispatch_uid="kreuzberg_webhooks.django.conf")

@@ -19,9 +19,9 @@ from typing import Any
 
 from django.core.exceptions import ImproperlyConfigured
 
-from ...events import Event
-from ...lifecycle.outcome import succeeded
-from ...lifecycle.receiver import CATCH_ALL, Receiver
+from ..events import Event
+from ..lifecycle.outcome import succeeded
+from ..lifecycle.receiver import CATCH_ALL, Receiver
 from .conf import get_receiver
 from .views import AsyncKreuzbergWebhookMixin, KreuzbergWebhookMixin, KreuzbergWebhookView, _WebhookViewBase
 

@@ -7,7 +7,7 @@ from django.dispatch import Signal
 __all__ = ["webhook_received"]
 
 #: Sent once per verified, not-yet-processed delivery by
-#: :class:`~kreuzberg_webhooks.adapters.django.KreuzbergWebhookView` (and any
+#: :class:`~kreuzberg_webhooks.django.KreuzbergWebhookView` (and any
 #: view that keeps the mixin's default ``handle_event``), after the handlers
 #: registered on the receiver. Keyword arguments: ``sender`` (the view class),
 #: ``event`` (the typed event) and ``request`` (``None`` in inbox mode, where the

@@ -30,9 +30,9 @@ from typing import Any
 
 from django.core.cache import caches
 
-from ...exceptions import ConfigurationError, StoreUnavailable
-from ...protocol.durations import refuse_duration
-from ...stores.base import Claim, ClaimState
+from ..exceptions import ConfigurationError, StoreUnavailable
+from ..protocol.durations import refuse_duration
+from ..stores.base import Claim, ClaimState
 
 __all__ = ["DEFAULT_KEY_PREFIX", "DjangoCacheStore"]
 

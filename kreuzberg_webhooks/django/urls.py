@@ -1,4 +1,4 @@
-"""``path("webhooks/", include("kreuzberg_webhooks.adapters.django.urls"))``.
+"""``path("webhooks/", include("kreuzberg_webhooks.django.urls"))``.
 
 Mounts the ready view at ``<prefix>kreuzberg`` (so ``POST /webhooks/kreuzberg``
 with the prefix above), named ``"kreuzberg_webhooks:webhook"``: it dispatches to

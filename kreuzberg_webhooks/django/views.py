@@ -17,13 +17,13 @@ from django.http import HttpRequest, HttpResponse
 from django.views import View
 from django.views.decorators.csrf import csrf_exempt
 
-from ...events import Event
-from ...lifecycle.exchange import Exchange
-from ...lifecycle.flows import Delivery
-from ...lifecycle.outcome import Outcome
-from ...lifecycle.receiver import Receiver
-from ...protocol.headers import HeaderLookup
-from .._background import Outliving, detach
+from ..adapters._background import Outliving, detach
+from ..events import Event
+from ..lifecycle.exchange import Exchange
+from ..lifecycle.flows import Delivery
+from ..lifecycle.outcome import Outcome
+from ..lifecycle.receiver import Receiver
+from ..protocol.headers import HeaderLookup
 from .conf import get_receiver, get_setting
 from .signals import webhook_received
 
@@ -170,7 +170,7 @@ class KreuzbergWebhookMixin(_WebhookViewBase):
 
     In inbox mode (``KREUZBERG_WEBHOOKS["INBOX"]``) the view answers ``202``
     and the inbox worker runs ``handle_event`` later, with ``request=None``
-    (:mod:`~kreuzberg_webhooks.adapters.django.inbox_mode`).
+    (:mod:`~kreuzberg_webhooks.django.inbox_mode`).
     """
 
     def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
@@ -200,7 +200,7 @@ class KreuzbergWebhookMixin(_WebhookViewBase):
 
     def handle_event(self, request: HttpRequest, event: Event) -> HttpResponse | None:
         """Process one event. The default runs the receiver's handlers, then sends
-        :data:`~kreuzberg_webhooks.adapters.django.signals.webhook_received`."""
+        :data:`~kreuzberg_webhooks.django.signals.webhook_received`."""
         self.get_receiver().dispatch(event)
         webhook_received.send(sender=type(self), event=event, request=request)
         return None
@@ -262,7 +262,7 @@ class AsyncKreuzbergWebhookMixin(_WebhookViewBase):
 
     async def handle_event(self, request: HttpRequest, event: Event) -> HttpResponse | None:
         """Process one event. The default runs the receiver's handlers, then sends
-        :data:`~kreuzberg_webhooks.adapters.django.signals.webhook_received`."""
+        :data:`~kreuzberg_webhooks.django.signals.webhook_received`."""
         await self.get_receiver().dispatch_async(event)
         asend = getattr(webhook_received, "asend", None)
         if asend is not None:  # Django 5.0+: async receivers are awaited, sync ones run in a thread

@@ -10,7 +10,7 @@ __all__ = ["KreuzbergCloudConfig"]
 class KreuzbergCloudConfig(AppConfig):  # type: ignore[misc]
     """Tracked Kreuzberg Cloud jobs in the project's database."""
 
-    name = "kreuzberg_webhooks.cloud.django"
+    name = "kreuzberg_webhooks.django.cloud"
     label = "kreuzberg_webhooks_cloud"
     verbose_name = "Kreuzberg Cloud tracked jobs"
     default_auto_field = "django.db.models.BigAutoField"

@@ -19,6 +19,9 @@ class TrackedJobRow(models.Model):  # type: ignore[misc]
     closed = models.BooleanField(default=False)
 
     class Meta:
+        # Explicit: the app's package sits inside the adapter's (kreuzberg_webhooks.django), and a
+        # model imported without its app installed must not be taken for one of the adapter's.
+        app_label = "kreuzberg_webhooks_cloud"
         verbose_name = "tracked job"
         indexes = [models.Index(fields=["closed", "next_check"], name="kreuzberg_tracked_due")]
 

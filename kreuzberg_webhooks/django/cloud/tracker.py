@@ -7,8 +7,8 @@ from typing import Any
 
 from django.db import DatabaseError, transaction
 
+from ...cloud.tracking.base import TrackedJob
 from ...exceptions import StoreUnavailable
-from ..tracking.base import TrackedJob
 from .models import TrackedJobRow
 
 __all__ = ["DjangoTracker"]

@@ -2,7 +2,7 @@
 
 ::
 
-    INSTALLED_APPS = [..., "kreuzberg_webhooks.adapters.django", "kreuzberg_webhooks.inbox.django"]
+    INSTALLED_APPS = [..., "kreuzberg_webhooks.django", "kreuzberg_webhooks.django.inbox"]
     KREUZBERG_WEBHOOKS = {
         "SECRET": os.environ["KREUZBERG_WEBHOOK_SECRET"],
         "STORE": "cache",

@@ -20,14 +20,14 @@ _SERVERS = {"runserver", "runserver_plus", "uvicorn", "daphne"}
 class KreuzbergInboxConfig(AppConfig):  # type: ignore[misc]
     """Starts the embedded worker in server processes when ``KREUZBERG_WEBHOOKS["INBOX_WORKER"]`` is true."""
 
-    name = "kreuzberg_webhooks.inbox.django"
+    name = "kreuzberg_webhooks.django.inbox"
     label = "kreuzberg_webhooks_inbox"
     verbose_name = "Kreuzberg webhook inbox"
     default_auto_field = "django.db.models.BigAutoField"
     worker: Any = None
 
     def ready(self) -> None:
-        from ...adapters.django.conf import get_setting
+        from ..conf import get_setting
 
         if not get_setting("INBOX_WORKER", default=False):
             return

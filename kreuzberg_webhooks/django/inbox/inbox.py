@@ -12,7 +12,7 @@ from django.db.models import F, Q
 from django.db.models.functions import Greatest
 
 from ...exceptions import StoreUnavailable
-from .._rows import (
+from ...inbox._rows import (
     COLUMN_NAMES,
     LISTED_NAMES,
     check_lease,
@@ -23,7 +23,7 @@ from .._rows import (
     record_from_row,
     short_error,
 )
-from ..base import DeliveryState, InboxClaim, InboxEntry, InboxRecord
+from ...inbox.base import DeliveryState, InboxClaim, InboxEntry, InboxRecord
 from .models import InboxDelivery
 
 __all__ = ["DjangoInbox"]

@@ -46,6 +46,9 @@ class InboxDelivery(models.Model):  # type: ignore[misc]
     lease_token = models.CharField(max_length=64, null=True, blank=True)
 
     class Meta:
+        # Explicit: the app's package sits inside the adapter's (kreuzberg_webhooks.django), and a
+        # model imported without its app installed must not be taken for one of the adapter's.
+        app_label = "kreuzberg_webhooks_inbox"
         verbose_name = "inbox delivery"
         verbose_name_plural = "inbox deliveries"
         indexes = [models.Index(fields=["state", "next_attempt_at"], name="kreuzberg_inbox_due")]

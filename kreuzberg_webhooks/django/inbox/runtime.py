@@ -1,5 +1,5 @@
 """The embedded inbox worker of the Django app; its settings are read in
-:mod:`kreuzberg_webhooks.adapters.django.conf`, the one place Django settings are read."""
+:mod:`kreuzberg_webhooks.django.conf`, the one place Django settings are read."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from typing import Any
 
 from django.core.exceptions import ImproperlyConfigured
 
-from ...adapters.django.conf import get_receiver, inbox_from_setting, retry_policy_from_settings
-from ..worker import InboxWorker
+from ...inbox.worker import InboxWorker
+from ..conf import get_receiver, inbox_from_setting, retry_policy_from_settings
 from .signals import send_dead, send_failed
 
 __all__ = ["embedded_worker", "inbox_from_setting", "retry_policy_from_settings"]
@@ -16,13 +16,13 @@ __all__ = ["embedded_worker", "inbox_from_setting", "retry_policy_from_settings"
 
 class _SettingsWorker(InboxWorker):
     """Looks the worker's receiver up before each round
-    (:func:`~kreuzberg_webhooks.adapters.django.inbox_mode.worker_receiver`): each delivery runs
+    (:func:`~kreuzberg_webhooks.django.inbox_mode.worker_receiver`): each delivery runs
     the mounted webhook view's ``handle_event`` — the ready view's runs the handlers registered
     with ``on()``, then sends ``webhook_received`` — with the handlers of apps whose ``ready()``
     ran after the worker started, and the receiver ``override_settings`` rebuilt."""
 
     def run_once(self) -> int:
-        from ...adapters.django.inbox_mode import worker_receiver
+        from ..inbox_mode import worker_receiver
 
         self.receiver = worker_receiver()
         return super().run_once()

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from django.dispatch import Signal
 
-from ..worker import DeliveryFailure
+from ...inbox.worker import DeliveryFailure
 
 __all__ = ["delivery_dead", "delivery_failed", "send_dead", "send_failed"]
 

@@ -9,12 +9,12 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from kreuzberg_webhooks.adapters.django.conf import get_receiver
 from kreuzberg_webhooks.cli import inbox as inbox_commands
 from kreuzberg_webhooks.cli.helpers import CommandError as CliError
 from kreuzberg_webhooks.cli.helpers import non_negative_float, positive_float
+from kreuzberg_webhooks.django.conf import get_receiver
+from kreuzberg_webhooks.django.inbox import runtime
 from kreuzberg_webhooks.exceptions import ConfigurationError
-from kreuzberg_webhooks.inbox.django import runtime
 
 
 def _positive_int(text: str) -> int:
