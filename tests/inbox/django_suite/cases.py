@@ -26,11 +26,11 @@ from django.urls import reverse  # noqa: E402
 from django.utils.html import escape  # noqa: E402
 
 from kreuzberg_webhooks.django import KreuzbergWebhookView, get_receiver, on, webhook_received  # noqa: E402
-from kreuzberg_webhooks.inbox import DeliveryState, Inbox  # noqa: E402
 from kreuzberg_webhooks.django.inbox.inbox import DjangoInbox  # noqa: E402
 from kreuzberg_webhooks.django.inbox.models import InboxDelivery  # noqa: E402
 from kreuzberg_webhooks.django.inbox.runtime import embedded_worker  # noqa: E402
 from kreuzberg_webhooks.django.inbox.signals import delivery_dead, delivery_failed  # noqa: E402
+from kreuzberg_webhooks.inbox import DeliveryState, Inbox  # noqa: E402
 from kreuzberg_webhooks.inbox.worker import DeliveryFailure  # noqa: E402
 from kreuzberg_webhooks.testing import job_event_payload, signed_delivery  # noqa: E402
 from tests.inbox.contract import LEASE, InboxContract, make_entry  # noqa: E402

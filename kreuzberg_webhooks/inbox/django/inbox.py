@@ -1,0 +1,9 @@
+"""Moved to :mod:`kreuzberg_webhooks.django.inbox.inbox` (this deprecated path is the same module)."""
+
+from __future__ import annotations
+
+import sys
+
+from ...django.inbox import inbox as _module
+
+sys.modules[__name__] = _module
