@@ -1,4 +1,18 @@
-"""Django adapter: a view mixin, a URLconf include, a signal, settings, checks and a cache store.
+"""Django: the webhook app (a view mixin, a URLconf include, a signal, settings, checks and a cache
+store), and the two apps on your database beside it.
+
+Three Django apps, one home:
+
+- ``kreuzberg_webhooks.django`` (label ``kreuzberg_webhooks``): the views, the URLconf include,
+  the system checks, the cache store; :mod:`~kreuzberg_webhooks.django.conf` is the one module that
+  reads ``KREUZBERG_WEBHOOKS``, for all three apps;
+- :mod:`kreuzberg_webhooks.django.inbox` (label ``kreuzberg_webhooks_inbox``): the durable inbox's
+  table, admin, signals and ``manage.py kreuzberg_inbox``;
+- :mod:`kreuzberg_webhooks.django.cloud` (label ``kreuzberg_webhooks_cloud``): the job tracker's table.
+
+The old paths (``kreuzberg_webhooks.adapters.django``, ``kreuzberg_webhooks.inbox.django``,
+``kreuzberg_webhooks.cloud.django``) still work, in ``INSTALLED_APPS`` too, with a
+:class:`DeprecationWarning`: they install the same apps, with the same labels and migrations.
 
 ::
 
