@@ -5,9 +5,6 @@
 ``kreuzberg_webhooks.E002``  ``KREUZBERG_WEBHOOKS`` is malformed (not a dict, SECRET and SECRETS, …)
 ``kreuzberg_webhooks.E003``  the ``"cache"`` store names a cache alias that does not exist
 ``kreuzberg_webhooks.E004``  the ``"cache"`` store is on ``DummyCache``, which remembers nothing
-``kreuzberg_webhooks.W001``  a secret shorter than 32 bytes
-``kreuzberg_webhooks.W002``  a per-process store (``LocMemCache``, ``memory://``): no sharing between workers
-``kreuzberg_webhooks.W003``  the ``"cache"`` store is on ``FileBasedCache``, whose ``add`` is not atomic
 ``kreuzberg_webhooks.E005``  ``STORE`` cannot open: an unknown URL scheme, a missing extra, no such directory
 ``kreuzberg_webhooks.E006``  ``INBOX`` cannot work (an unknown value or URL, ``"django"`` without its app,
                              ``INBOX_WORKER`` without ``INBOX``, ``INBOX`` beside ``RECEIVER``)
