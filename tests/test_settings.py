@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from kreuzberg_webhooks import ConfigurationError, MemoryStore, ReplayWindow, SQLiteStore, Verifier
-from kreuzberg_webhooks.adapters.django.store import DjangoCacheStore
+from kreuzberg_webhooks.django.store import DjangoCacheStore
 from kreuzberg_webhooks.stores.postgres import PostgresStore
 from kreuzberg_webhooks.stores.redis import AsyncRedisStore, RedisStore
 

@@ -22,7 +22,7 @@ SETTINGS: dict[str, Any] = {
     "INSTALLED_APPS": [
         "django.contrib.contenttypes",
         "django.contrib.auth",
-        "kreuzberg_webhooks.adapters.django",
+        "kreuzberg_webhooks.django",
     ],
     # The middleware a real project runs, including the two the views must be exempt from.
     "MIDDLEWARE": [

@@ -4,4 +4,4 @@ from __future__ import annotations
 
 from django.urls import include, path
 
-urlpatterns = [path("webhooks/", include("kreuzberg_webhooks.adapters.django.urls"))]
+urlpatterns = [path("webhooks/", include("kreuzberg_webhooks.django.urls"))]

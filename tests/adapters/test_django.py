@@ -44,7 +44,7 @@ from kreuzberg_webhooks import (
     SQLiteStore,
     StoreUnavailable,
 )
-from kreuzberg_webhooks.adapters.django import (
+from kreuzberg_webhooks.django import (
     AsyncKreuzbergWebhookMixin,
     AsyncKreuzbergWebhookView,
     DjangoCacheStore,
@@ -56,8 +56,8 @@ from kreuzberg_webhooks.adapters.django import (
     on,
     webhook_received,
 )
-from kreuzberg_webhooks.adapters.django import conf as django_conf
-from kreuzberg_webhooks.adapters.django.checks import check_settings, check_store
+from kreuzberg_webhooks.django import conf as django_conf
+from kreuzberg_webhooks.django.checks import check_settings, check_store
 from kreuzberg_webhooks.events import parse_event
 from kreuzberg_webhooks.testing import FrozenClock, job_event_payload, signed_delivery
 
@@ -108,7 +108,7 @@ def client_poster(asynchronous: bool) -> Poster:
 
 def fresh_urls(*, asynchronous: bool) -> ModuleType:
     """A fresh copy of the include's URLconf module, loaded under ``ASYNC`` = *asynchronous*."""
-    spec = importlib.util.find_spec("kreuzberg_webhooks.adapters.django.urls")
+    spec = importlib.util.find_spec("kreuzberg_webhooks.django.urls")
     assert spec is not None
     assert spec.loader is not None
     module = importlib.util.module_from_spec(spec)
@@ -176,11 +176,11 @@ class DjangoContract(AdapterContract):
 
 
 class TestIncludeSyncView(DjangoContract):
-    """``include("kreuzberg_webhooks.adapters.django.urls")`` as shipped, under WSGI."""
+    """``include("kreuzberg_webhooks.django.urls")`` as shipped, under WSGI."""
 
     def urlpatterns(self, receiver: Receiver, handler: Callable[[Event], None]) -> list[Any]:
         # The receiver already dispatches to `handler` (make_receiver registered it).
-        return [path("webhooks/", include("kreuzberg_webhooks.adapters.django.urls"))]
+        return [path("webhooks/", include("kreuzberg_webhooks.django.urls"))]
 
 
 class TestIncludeSyncViewUnderASGI(TestIncludeSyncView):
@@ -796,7 +796,7 @@ def test_system_checks_refuse_stores_inboxes_and_retry_policies_that_cannot_work
 
 
 def test_system_checks_refuse_webhook_views_whose_handle_event_no_worker_can_run(tmp_path: Any) -> None:
-    ready = path("webhooks/", include("kreuzberg_webhooks.adapters.django.urls"))
+    ready = path("webhooks/", include("kreuzberg_webhooks.django.urls"))
     one = path("hooks/one", _OtherWebhook.as_view())
     own = path("hooks/own", _OwnInboxWebhook.as_view(receiver=_own_inbox_receiver(str(tmp_path))))
     ready_own = path("hooks/ready", KreuzbergWebhookView.as_view(receiver=_own_inbox_receiver(str(tmp_path))))
@@ -815,7 +815,7 @@ def test_system_checks_refuse_webhook_views_whose_handle_event_no_worker_can_run
 def test_the_system_checks_open_no_store(tmp_path: Any) -> None:
     store = tmp_path / "hooks.db"
     options = {"SECRET": SECRET, "STORE": f"sqlite:///{store}", "INBOX": f"sqlite:///{tmp_path / 'inbox.db'}"}
-    ready = path("webhooks/", include("kreuzberg_webhooks.adapters.django.urls"))
+    ready = path("webhooks/", include("kreuzberg_webhooks.django.urls"))
     assert all_check_ids(options, ROOT_URLCONF=URLConf(ready)) == []
     assert sorted(p.name for p in tmp_path.iterdir()) == []
 
@@ -957,7 +957,7 @@ def test_sqlite_store_url_setting_opens_a_sqlite_store(tmp_path: Any) -> None:
 
 
 def test_importing_the_adapter_without_django_names_the_extra() -> None:
-    code = "import sys; sys.modules['django'] = None; import kreuzberg_webhooks.adapters.django"
+    code = "import sys; sys.modules['django'] = None; import kreuzberg_webhooks.django"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert result.returncode != 0
     assert "ImportError" in result.stderr
@@ -1005,7 +1005,7 @@ def test_the_testing_guides_django_path_answers_with_the_documented_urlconf() ->
 def test_the_views_read_each_header_as_request_headers_does(name: str, content_length: str) -> None:
     from django.test import RequestFactory
 
-    from kreuzberg_webhooks.adapters.django.views import MetaHeaders
+    from kreuzberg_webhooks.django.views import MetaHeaders
 
     request = RequestFactory().post(
         PATH,

@@ -10,8 +10,8 @@ from django.test import override_settings
 from flask import Flask
 
 from kreuzberg_webhooks import MemoryStore, Receiver
-from kreuzberg_webhooks.adapters.django import conf as django_conf
 from kreuzberg_webhooks.adapters.flask import KreuzbergWebhooks
+from kreuzberg_webhooks.django import conf as django_conf
 from kreuzberg_webhooks.settings import DEFAULTS
 
 from .django_settings import configure

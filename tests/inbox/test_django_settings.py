@@ -12,12 +12,12 @@ configure()
 
 from django.core.exceptions import ImproperlyConfigured  # noqa: E402
 
-from kreuzberg_webhooks.adapters.django.conf import build_receiver  # noqa: E402
+from kreuzberg_webhooks.django.conf import build_receiver  # noqa: E402
 from kreuzberg_webhooks.inbox import SQLiteInbox  # noqa: E402
 
 
 def test_the_django_inbox_needs_its_app_installed() -> None:
-    with pytest.raises(ImproperlyConfigured, match=r"kreuzberg_webhooks\.inbox\.django"):
+    with pytest.raises(ImproperlyConfigured, match=r"kreuzberg_webhooks\.django\.inbox"):
         build_receiver(secret=SECRET, store="memory://", inbox="django")
 
 

@@ -14,7 +14,7 @@ from django.http import HttpRequest, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
-from kreuzberg_webhooks.adapters.django import get_receiver
+from kreuzberg_webhooks.django import get_receiver
 
 try:  # Django 5.1+: every page needs a login unless marked
     from django.contrib.auth.decorators import login_not_required

@@ -15,7 +15,7 @@ from _shared import record
 from django.dispatch import receiver
 
 from kreuzberg_webhooks import Event
-from kreuzberg_webhooks.adapters.django import on, webhook_received
+from kreuzberg_webhooks.django import on, webhook_received
 
 logger = logging.getLogger(__name__)
 

@@ -48,7 +48,7 @@ ALLOWED_HOSTS = ["127.0.0.1", "localhost", *filter(None, os.environ.get("DJANGO_
 INSTALLED_APPS = [
     "django.contrib.contenttypes",
     "django.contrib.auth",
-    "kreuzberg_webhooks.adapters.django",  # the system checks
+    "kreuzberg_webhooks.django",  # the system checks
     "jobs",  # registers the handlers
 ]
 
@@ -82,7 +82,7 @@ KREUZBERG_WEBHOOKS = {
 if inbox_mode():
     # KREUZBERG_INBOX=1: deliveries are written to an inbox on the same store URL and answered 202;
     # the inbox app runs the embedded worker thread in each web process.
-    INSTALLED_APPS.append("kreuzberg_webhooks.inbox.django")
+    INSTALLED_APPS.append("kreuzberg_webhooks.django.inbox")
     KREUZBERG_WEBHOOKS.update(
         {"INBOX": store_url_from_env(), "INBOX_WORKER": True, "INBOX_RETRY": retry_policy_from_env()}
     )

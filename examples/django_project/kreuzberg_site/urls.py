@@ -7,6 +7,6 @@ from django.urls import include, path
 from jobs.views import extract
 
 urlpatterns = [
-    path("webhooks/", include("kreuzberg_webhooks.adapters.django.urls")),
+    path("webhooks/", include("kreuzberg_webhooks.django.urls")),
     path("extract", extract, name="extract"),
 ]

@@ -1,50 +1,15 @@
-"""Django adapter: a view mixin, a URLconf include, a signal, settings, checks and a cache store.
+"""Moved to :mod:`kreuzberg_webhooks.django`; this path keeps working, deprecated.
 
-::
-
-    # settings.py
-    INSTALLED_APPS = [..., "kreuzberg_webhooks.adapters.django"]
-    KREUZBERG_WEBHOOKS = {"SECRET": os.environ["KREUZBERG_WEBHOOK_SECRET"]}
-
-    # urls.py
-    urlpatterns = [path("webhooks/", include("kreuzberg_webhooks.adapters.django.urls"))]
-
-    # myapp/webhooks.py (imported from MyAppConfig.ready())
-    from kreuzberg_webhooks.adapters.django import on
-
-    @on("job.completed")
-    def completed(event): ...
-
-Needs Django: ``pip install "kreuzberg-webhooks[django]"``.
+``"kreuzberg_webhooks.adapters.django"`` in ``INSTALLED_APPS`` installs the same app (label
+``kreuzberg_webhooks``), ``include("kreuzberg_webhooks.adapters.django.urls")`` mounts the same
+view, and every name imported from here is the new module's. Importing it warns once
+(:class:`DeprecationWarning`).
 """
 
 from __future__ import annotations
 
-from .._missing import require
+from ...django import *  # noqa: F403 - every public name of the new home
+from ...django import __all__ as __all__
+from ...django._moved import warn_moved
 
-require("django", "django")
-
-from .conf import build_receiver, get_receiver, get_setting, on  # noqa: E402
-from .signals import webhook_received  # noqa: E402
-from .store import DjangoCacheStore  # noqa: E402
-from .views import (  # noqa: E402
-    AsyncKreuzbergWebhookMixin,
-    AsyncKreuzbergWebhookView,
-    KreuzbergWebhookMixin,
-    KreuzbergWebhookView,
-    webhook_view,
-)
-
-__all__ = [
-    "AsyncKreuzbergWebhookMixin",
-    "AsyncKreuzbergWebhookView",
-    "DjangoCacheStore",
-    "KreuzbergWebhookMixin",
-    "KreuzbergWebhookView",
-    "build_receiver",
-    "get_receiver",
-    "get_setting",
-    "on",
-    "webhook_received",
-    "webhook_view",
-]
+warn_moved("kreuzberg_webhooks.adapters.django", "kreuzberg_webhooks.django")

@@ -1,17 +1,9 @@
-"""The Django signal sent for every delivery the ready view processes."""
+"""Moved to :mod:`kreuzberg_webhooks.django.signals` (this deprecated path is the same module)."""
 
 from __future__ import annotations
 
-from django.dispatch import Signal
+import sys
 
-__all__ = ["webhook_received"]
+from ...django import signals as _module
 
-#: Sent once per verified, not-yet-processed delivery by
-#: :class:`~kreuzberg_webhooks.adapters.django.KreuzbergWebhookView` (and any
-#: view that keeps the mixin's default ``handle_event``), after the handlers
-#: registered on the receiver. Keyword arguments: ``sender`` (the view class),
-#: ``event`` (the typed event) and ``request`` (``None`` in inbox mode, where the
-#: inbox worker sends it after the request was answered). A receiver that raises makes the
-#: delivery answer 500 and releases its claim, so the sender's retry runs every
-#: receiver again: make them idempotent or keep the side effects in one.
-webhook_received = Signal()
+sys.modules[__name__] = _module

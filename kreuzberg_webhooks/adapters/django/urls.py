@@ -1,20 +1,9 @@
-"""``path("webhooks/", include("kreuzberg_webhooks.adapters.django.urls"))``.
-
-Mounts the ready view at ``<prefix>kreuzberg`` (so ``POST /webhooks/kreuzberg``
-with the prefix above), named ``"kreuzberg_webhooks:webhook"``: it dispatches to
-the handlers registered on the configured receiver and sends
-``webhook_received``. ``KREUZBERG_WEBHOOKS["ASYNC"] = True`` mounts the async
-flavour, for ASGI servers.
-"""
+"""Moved to :mod:`kreuzberg_webhooks.django.urls` (this deprecated path is the same module)."""
 
 from __future__ import annotations
 
-from django.urls import path
+import sys
 
-from .views import webhook_view
+from ...django import urls as _module
 
-app_name = "kreuzberg_webhooks"
-
-urlpatterns = [
-    path("kreuzberg", webhook_view(), name="webhook"),
-]
+sys.modules[__name__] = _module

@@ -1,16 +1,9 @@
-"""The Django app that holds tracked jobs."""
+"""Moved to :mod:`kreuzberg_webhooks.django.cloud.apps` (this deprecated path is the same module)."""
 
 from __future__ import annotations
 
-from django.apps import AppConfig
+import sys
 
-__all__ = ["KreuzbergCloudConfig"]
+from ...django.cloud import apps as _module
 
-
-class KreuzbergCloudConfig(AppConfig):  # type: ignore[misc]
-    """Tracked Kreuzberg Cloud jobs in the project's database."""
-
-    name = "kreuzberg_webhooks.cloud.django"
-    label = "kreuzberg_webhooks_cloud"
-    verbose_name = "Kreuzberg Cloud tracked jobs"
-    default_auto_field = "django.db.models.BigAutoField"
+sys.modules[__name__] = _module

@@ -1,26 +1,9 @@
-"""The table of tracked jobs: one row per job id (see :mod:`kreuzberg_webhooks.cloud.tracking.base`)."""
+"""Moved to :mod:`kreuzberg_webhooks.django.cloud.models` (this deprecated path is the same module)."""
 
 from __future__ import annotations
 
-from django.db import models
+import sys
 
-__all__ = ["TrackedJobRow"]
+from ...django.cloud import models as _module
 
-
-class TrackedJobRow(models.Model):  # type: ignore[misc]
-    """A job the app submitted and waits for."""
-
-    job_id = models.CharField(max_length=64, primary_key=True)
-    scope = models.CharField(max_length=255, blank=True, default="")
-    tracked_at = models.FloatField()
-    #: When the reconciler next checks it; for a closed row, when it is forgotten.
-    next_check = models.FloatField()
-    checks = models.IntegerField(default=0)
-    closed = models.BooleanField(default=False)
-
-    class Meta:
-        verbose_name = "tracked job"
-        indexes = [models.Index(fields=["closed", "next_check"], name="kreuzberg_tracked_due")]
-
-    def __str__(self) -> str:
-        return f"{self.job_id} ({'closed' if self.closed else 'open'})"
+sys.modules[__name__] = _module

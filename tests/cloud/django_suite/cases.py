@@ -16,8 +16,8 @@ import pytest  # noqa: E402
 from django.core.management import call_command  # noqa: E402
 
 from kreuzberg_webhooks.cloud import JobTracker, open_tracker  # noqa: E402
-from kreuzberg_webhooks.cloud.django.models import TrackedJobRow  # noqa: E402
-from kreuzberg_webhooks.cloud.django.tracker import DjangoTracker  # noqa: E402
+from kreuzberg_webhooks.django.cloud.models import TrackedJobRow  # noqa: E402
+from kreuzberg_webhooks.django.cloud.tracker import DjangoTracker  # noqa: E402
 from tests.cloud.test_tracking import (  # noqa: E402
     test_a_404_closes_a_job_only_after_the_not_found_grace,
     test_a_job_closed_before_it_is_tracked_stays_closed,
@@ -58,7 +58,7 @@ def test_the_installed_app_string_keeps_its_label_and_migration_history() -> Non
     from django.apps import apps
     from django.db.migrations.loader import MigrationLoader
 
-    assert apps.get_app_config("kreuzberg_webhooks_cloud").name == "kreuzberg_webhooks.cloud.django"
+    assert apps.get_app_config("kreuzberg_webhooks_cloud").name == "kreuzberg_webhooks.django.cloud"
     loader = MigrationLoader(None, ignore_no_migrations=True)
     assert sorted(name for label, name in loader.disk_migrations if label == "kreuzberg_webhooks_cloud") == [
         "0001_initial"

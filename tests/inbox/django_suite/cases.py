@@ -25,12 +25,12 @@ from django.test import Client, override_settings  # noqa: E402
 from django.urls import reverse  # noqa: E402
 from django.utils.html import escape  # noqa: E402
 
-from kreuzberg_webhooks.adapters.django import KreuzbergWebhookView, get_receiver, on, webhook_received  # noqa: E402
+from kreuzberg_webhooks.django import KreuzbergWebhookView, get_receiver, on, webhook_received  # noqa: E402
+from kreuzberg_webhooks.django.inbox.inbox import DjangoInbox  # noqa: E402
+from kreuzberg_webhooks.django.inbox.models import InboxDelivery  # noqa: E402
+from kreuzberg_webhooks.django.inbox.runtime import embedded_worker  # noqa: E402
+from kreuzberg_webhooks.django.inbox.signals import delivery_dead, delivery_failed  # noqa: E402
 from kreuzberg_webhooks.inbox import DeliveryState, Inbox  # noqa: E402
-from kreuzberg_webhooks.inbox.django.inbox import DjangoInbox  # noqa: E402
-from kreuzberg_webhooks.inbox.django.models import InboxDelivery  # noqa: E402
-from kreuzberg_webhooks.inbox.django.runtime import embedded_worker  # noqa: E402
-from kreuzberg_webhooks.inbox.django.signals import delivery_dead, delivery_failed  # noqa: E402
 from kreuzberg_webhooks.inbox.worker import DeliveryFailure  # noqa: E402
 from kreuzberg_webhooks.testing import job_event_payload, signed_delivery  # noqa: E402
 from tests.inbox.contract import LEASE, InboxContract, make_entry  # noqa: E402
@@ -71,8 +71,8 @@ def test_the_installed_app_strings_keep_their_labels_and_migration_history() -> 
     from django.db.migrations.loader import MigrationLoader
 
     labels = {config.name: config.label for config in apps.get_app_configs()}
-    assert labels["kreuzberg_webhooks.adapters.django"] == "kreuzberg_webhooks"
-    assert labels["kreuzberg_webhooks.inbox.django"] == "kreuzberg_webhooks_inbox"
+    assert labels["kreuzberg_webhooks.django"] == "kreuzberg_webhooks"
+    assert labels["kreuzberg_webhooks.django.inbox"] == "kreuzberg_webhooks_inbox"
     loader = MigrationLoader(None, ignore_no_migrations=True)
     names = sorted(name for label, name in loader.disk_migrations if label == "kreuzberg_webhooks_inbox")
     assert names == ["0001_initial", "0002_column_bounds"]
@@ -377,7 +377,7 @@ def test_the_management_command_line_prints_no_traceback_for_a_bad_limit() -> No
 
 
 def test_the_workers_receiver_keys_deliveries_as_the_configured_one_does() -> None:
-    from kreuzberg_webhooks.adapters.django.inbox_mode import worker_receiver
+    from kreuzberg_webhooks.django.inbox_mode import worker_receiver
 
     configured, worker = get_receiver(), worker_receiver()
     assert worker is not configured

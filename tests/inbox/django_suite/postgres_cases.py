@@ -16,9 +16,9 @@ django.setup()
 import pytest  # noqa: E402
 from django.core.management import call_command  # noqa: E402
 
-from kreuzberg_webhooks.adapters.django import build_receiver  # noqa: E402
+from kreuzberg_webhooks.django import build_receiver  # noqa: E402
+from kreuzberg_webhooks.django.inbox.models import InboxDelivery  # noqa: E402
 from kreuzberg_webhooks.inbox import InboxWorker  # noqa: E402
-from kreuzberg_webhooks.inbox.django.models import InboxDelivery  # noqa: E402
 from kreuzberg_webhooks.protocol import keys  # noqa: E402
 from kreuzberg_webhooks.protocol.keys import delivery_key  # noqa: E402
 from kreuzberg_webhooks.testing import job_event_payload, signed_delivery  # noqa: E402

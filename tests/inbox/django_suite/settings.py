@@ -15,8 +15,8 @@ INSTALLED_APPS = [
     "django.contrib.contenttypes",
     "django.contrib.sessions",
     "django.contrib.messages",
-    "kreuzberg_webhooks.adapters.django",
-    "kreuzberg_webhooks.inbox.django",
+    "kreuzberg_webhooks.django",
+    "kreuzberg_webhooks.django.inbox",
 ]
 MIDDLEWARE = [
     "django.contrib.sessions.middleware.SessionMiddleware",

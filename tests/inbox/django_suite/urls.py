@@ -5,5 +5,5 @@ from django.urls import include, path
 
 urlpatterns = [
     path("admin/", admin.site.urls),
-    path("webhooks/", include("kreuzberg_webhooks.adapters.django.urls")),
+    path("webhooks/", include("kreuzberg_webhooks.django.urls")),
 ]

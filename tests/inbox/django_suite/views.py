@@ -9,7 +9,7 @@ from django.http import HttpRequest
 from django.views import View
 
 from kreuzberg_webhooks import Event
-from kreuzberg_webhooks.adapters.django import AsyncKreuzbergWebhookMixin, KreuzbergWebhookMixin
+from kreuzberg_webhooks.django import AsyncKreuzbergWebhookMixin, KreuzbergWebhookMixin
 
 #: (view, event_id, request) per handle_event call, in this process.
 CALLS: list[tuple[str, str | None, Any]] = []

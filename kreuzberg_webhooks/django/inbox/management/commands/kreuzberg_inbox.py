@@ -9,22 +9,20 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from kreuzberg_webhooks.adapters.django.conf import get_receiver
 from kreuzberg_webhooks.cli import inbox as inbox_commands
 from kreuzberg_webhooks.cli.helpers import CommandError as CliError
-from kreuzberg_webhooks.cli.helpers import non_negative_float, positive_float
+from kreuzberg_webhooks.cli.helpers import non_negative_float, positive_float, positive_int
+from kreuzberg_webhooks.django.conf import get_receiver
+from kreuzberg_webhooks.django.inbox import runtime
 from kreuzberg_webhooks.exceptions import ConfigurationError
-from kreuzberg_webhooks.inbox.django import runtime
 
 
 def _positive_int(text: str) -> int:
+    """The command line's rule (:func:`~kreuzberg_webhooks.cli.helpers.positive_int`), in this command's words."""
     try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text} is not a positive whole number")
-    return value
+        return positive_int(text)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(f"{text} is not a positive whole number") from None
 
 
 class Command(BaseCommand):  # type: ignore[misc]

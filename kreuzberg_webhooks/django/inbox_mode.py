@@ -1,0 +1,168 @@
+"""Inbox mode: the webhook view's ``handle_event`` runs in the worker, not in the request.
+
+With ``KREUZBERG_WEBHOOKS["INBOX"]`` set, a webhook view writes each verified
+delivery to the inbox and answers ``202``; an inbox worker runs it later. What
+the worker runs is what the request would have run: the ``handle_event`` of the
+webhook view mounted in the URLconf (the ready view's runs the ``on()``
+handlers, then sends ``webhook_received``), with ``request=None`` — the request
+was answered long ago. :func:`worker_receiver` is the receiver the worker runs
+deliveries through; the system checks (:mod:`.checks`) refuse the URLconfs in
+which the worker cannot tell which ``handle_event`` to run.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from django.core.exceptions import ImproperlyConfigured
+
+from ..events import Event
+from ..lifecycle.outcome import succeeded
+from ..lifecycle.receiver import CATCH_ALL, Receiver
+from .conf import get_receiver
+from .views import AsyncKreuzbergWebhookMixin, KreuzbergWebhookMixin, KreuzbergWebhookView, _WebhookViewBase
+
+__all__ = ["MountedView", "inbox_view", "mounted_views", "run_handle_event", "worker_receiver"]
+
+_DEFAULTS = (KreuzbergWebhookMixin.handle_event, AsyncKreuzbergWebhookMixin.handle_event)
+
+
+@dataclass(frozen=True)
+class MountedView:
+    """A webhook view found in the URLconf: its class, its ``as_view()`` keywords, and its route."""
+
+    view_class: type[_WebhookViewBase]
+    initkwargs: dict[str, Any]
+    route: str
+
+    @property
+    def own_receiver(self) -> Receiver | None:
+        """The receiver given to the view itself (``as_view(receiver=…)`` or the class attribute), if any."""
+        receiver: Receiver | None = self.initkwargs.get("receiver", self.view_class.receiver)
+        return receiver
+
+    @property
+    def handle_event(self) -> Callable[..., Any]:
+        """The class's ``handle_event`` function; the two ready ones count as one."""
+        function: Callable[..., Any] = self.view_class.handle_event  # type: ignore[attr-defined]
+        return _DEFAULTS[0] if function in _DEFAULTS else function
+
+    @property
+    def ready_handle_event(self) -> bool:
+        """Whether ``handle_event`` is the ready one (the ``on()`` handlers, then the signal)."""
+        return self.handle_event is _DEFAULTS[0]
+
+
+def mounted_views(urlconf: str | None = None) -> list[MountedView]:
+    """Every webhook view (a subclass of either mixin) the URLconf routes to, in URLconf order."""
+    from django.urls import URLPattern, URLResolver, get_resolver
+
+    found: list[MountedView] = []
+
+    def walk(patterns: Any, prefix: str) -> None:
+        for pattern in patterns:
+            if isinstance(pattern, URLResolver):
+                walk(pattern.url_patterns, prefix + str(pattern.pattern))
+            elif isinstance(pattern, URLPattern):
+                view_class = getattr(pattern.callback, "view_class", None)
+                if isinstance(view_class, type) and issubclass(view_class, _WebhookViewBase):
+                    initkwargs = dict(getattr(pattern.callback, "view_initkwargs", {}))
+                    found.append(MountedView(view_class, initkwargs, prefix + str(pattern.pattern)))
+
+    walk(get_resolver(urlconf).url_patterns, "")
+    return found
+
+
+def _for_configured(view: MountedView, configured: Receiver | None) -> bool:
+    own = view.own_receiver
+    return own is None or own is configured
+
+
+def inbox_view(urlconf: str | None = None, *, configured: Receiver | None = None) -> MountedView:
+    """The view whose ``handle_event`` the worker runs for the configured receiver's deliveries.
+
+    The one mounted for the configured receiver (several that share one
+    ``handle_event`` count as one); the ready view when none is mounted.
+    Raises :class:`ImproperlyConfigured` when the mounted views differ.
+    """
+    views = [view for view in mounted_views(urlconf) if _for_configured(view, configured)]
+    distinct = {view.handle_event: view for view in reversed(views)}  # the first of each kind wins
+    if len(distinct) > 1:
+        routes = ", ".join(sorted({view.route for view in views}))
+        raise ImproperlyConfigured(
+            "several webhook views with different handle_event methods share the inbox "
+            f"(routes {routes}): a worker cannot tell which one a queued delivery came in through"
+        )
+    if views:
+        return distinct[views[0].handle_event]
+    return MountedView(KreuzbergWebhookView, {}, "")
+
+
+def run_handle_event(view: MountedView) -> Callable[[Event], Any]:
+    """A receiver handler that runs *view*'s ``handle_event(None, event)``, as the request would have.
+
+    A response of its own that is not a 2xx fails the attempt (the worker tries
+    again), as it releases the claim in the request.
+    """
+
+    def instance() -> Any:
+        handler: Any = view.view_class(**view.initkwargs)
+        handler.request, handler.args, handler.kwargs = None, (), {}
+        return handler
+
+    def check(response: Any) -> None:
+        status = getattr(response, "status_code", None)
+        if response is not None and not succeeded(status):
+            raise RuntimeError(f"{view.view_class.__qualname__}.handle_event answered {status}")
+
+    if issubclass(view.view_class, AsyncKreuzbergWebhookMixin):
+
+        async def run_async(event: Event) -> None:
+            check(await instance().handle_event(None, event))
+
+        return run_async
+
+    def run(event: Event) -> None:
+        check(instance().handle_event(None, event))
+
+    return run
+
+
+_lock = threading.Lock()
+_built: tuple[Any, Receiver, Receiver] | None = None  # (URL resolver, configured receiver, worker receiver)
+
+
+def worker_receiver() -> Receiver:
+    """The receiver an inbox worker runs the configured receiver's deliveries through.
+
+    It shares the configured receiver's verifier, replay store, lease,
+    retention, inbox and observers, so a delivery is claimed under the same key
+    whichever runs it; its one handler is the mounted view's ``handle_event``
+    (:func:`inbox_view`). Built again when the settings or the URLconf change.
+    The Django workers (the embedded one, ``manage.py kreuzberg_inbox worker``)
+    use it; give it to a worker of your own (``InboxWorker(worker_receiver())``,
+    or bind a task-queue inbox to it).
+    """
+    global _built
+    from django.urls import get_resolver
+
+    configured, resolver = get_receiver(), get_resolver()
+    built = _built
+    if built is not None and built[0] is resolver and built[1] is configured:
+        return built[2]
+    view = inbox_view(configured=configured)
+    receiver = Receiver(
+        verifier=configured.verifier,
+        store=configured.store,
+        lease=configured.lease,
+        retention=configured.retention,
+        inbox=configured.inbox,
+    )
+    receiver.observers = configured.observers  # the same list: observers added later are told too
+    receiver.add_handler(CATCH_ALL, run_handle_event(view))
+    with _lock:
+        _built = (resolver, configured, receiver)
+    return receiver
