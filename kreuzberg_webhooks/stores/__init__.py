@@ -3,7 +3,7 @@
 :class:`MemoryStore` (one process) and :class:`SQLiteStore` (one machine) are
 built in. ``RedisStore`` (several machines) lives in
 :mod:`kreuzberg_webhooks.stores.redis` behind the ``[redis]`` extra, and a
-store on Django's cache in :mod:`kreuzberg_webhooks.adapters.django`.
+store on Django's cache in :mod:`kreuzberg_webhooks.django`.
 """
 
 from __future__ import annotations

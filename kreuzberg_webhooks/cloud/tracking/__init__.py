@@ -22,7 +22,7 @@ __all__ = ["JobTracker", "MemoryTracker", "SQLiteTracker", "TrackedJob", "open_t
 def open_tracker(url: str) -> JobTracker:
     """A tracker from a URL, the replay store's URL scheme: ``memory://``, ``sqlite:///relative.db``
     or ``sqlite:////absolute.db``, ``redis://`` (``rediss://``, ``unix://``), ``postgresql://``, or
-    ``django://`` (``django://<database alias>``; the ``kreuzberg_webhooks.cloud.django`` app)."""
+    ``django://`` (``django://<database alias>``; the ``kreuzberg_webhooks.django.cloud`` app)."""
     scheme = urlsplit(url).scheme.lower()
     if scheme == "memory":
         return MemoryTracker()
@@ -34,8 +34,8 @@ def open_tracker(url: str) -> JobTracker:
         module = importlib.import_module("kreuzberg_webhooks.cloud.tracking.redis")
         tracker: JobTracker = module.RedisTracker.from_url(url)
         return tracker
-    if scheme == "django":  # the kreuzberg_webhooks.cloud.django app's table, in the default database
-        module = importlib.import_module("kreuzberg_webhooks.cloud.django.tracker")
+    if scheme == "django":  # the kreuzberg_webhooks.django.cloud app's table, in the default database
+        module = importlib.import_module("kreuzberg_webhooks.django.cloud.tracker")
         tracker = module.DjangoTracker(urlsplit(url).netloc or "default")
         return tracker
     if scheme in ("postgres", "postgresql"):
