@@ -14,8 +14,10 @@ Where ``fcntl`` does not exist (Windows) the writers wait on SQLite's busy handl
 from __future__ import annotations
 
 import contextlib
+import mmap
 import os
 import sqlite3
+import struct
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -42,15 +44,17 @@ def lock_path(path: str | os.PathLike[str]) -> Path:
     return resolved.with_name(resolved.name + "-lock")
 
 
-def _open(path: Path) -> int:
-    # Read-only is enough for flock, and works for every user who can read the directory's file.
-    return os.open(path, os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC, 0o644)
-
-
 #: How long a waiting writer first sleeps between two tries at the lock; each miss doubles it,
 #: up to ``_POLL_MAX`` (SQLite's own busy handler sleeps 1, 2, 5, 10 … up to 100 ms).
 _POLL_MIN = 0.00005
 _POLL_MAX = 0.001
+#: A writer that has waited this long asks the others to let it in first ("starving") and
+#: tries every ``_STARVING_POLL`` from then on; the request lapses ``_ASK_FOR`` after it was
+#: last renewed (a process that died asking stops no one for longer).
+_STARVING_AFTER = 0.003
+_STARVING_POLL = 0.00025
+_ASK_FOR = 0.01
+_ASK = struct.Struct("d")  # the side file's first 8 bytes: until when (time.monotonic()) a writer asks
 
 
 class ProcessLock:
@@ -60,8 +64,12 @@ class ProcessLock:
     One per database file and process (:func:`process_lock`): the stores, trackers and
     inboxes of one process on one file share it. A blocking ``flock`` has no time-out, so a
     waiter tries again and again without blocking, sleeping 50 µs at first and at most
-    1 ms between two tries, until its deadline: it gets the lock within a millisecond of
-    its holder letting go. (A blocking ``flock`` in a helper thread, given up at the
+    1 ms between two tries, until its deadline. A process that lets the lock go and takes
+    it again at once would win nearly every time against waiters that only try now and
+    then, so a waiter that has waited 3 ms asks for its turn: it writes a deadline into
+    the side file (mapped into memory by every process), and while that deadline has not
+    passed the others do not try the lock; the asking waiter tries every 0.25 ms and gets
+    it when its holder lets go. (A blocking ``flock`` in a helper thread, given up at the
     deadline, was measured too: slower, for the thread each wait starts.)
     """
 
@@ -69,28 +77,51 @@ class ProcessLock:
         self.path = path
         self._mutex = threading.Lock()
         self._fd = -1  # this process's descriptor of the side file
+        self._asks: mmap.mmap | None = None
+
+    def _open(self) -> None:
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        try:
+            if os.fstat(fd).st_size < _ASK.size:
+                os.ftruncate(fd, _ASK.size)  # zeros: nobody asks
+            self._asks = mmap.mmap(fd, _ASK.size)
+        except BaseException:
+            os.close(fd)
+            raise
+        self._fd = fd
 
     def acquire(self, timeout: float) -> bool:
         """Take the lock within *timeout* seconds; ``False`` if it did not come."""
         assert _flock is not None
-        deadline = time.monotonic() + timeout
+        began = time.monotonic()
+        deadline = began + timeout
         if not self._mutex.acquire(timeout=timeout):
             return False
         try:
             if self._fd < 0:
-                self._fd = _open(self.path)
-            delay = _POLL_MIN
+                self._open()
+            asks = self._asks
+            assert asks is not None
+            delay, starving = _POLL_MIN, False
             while True:
-                try:
-                    _flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    return True
-                except BlockingIOError:
-                    remaining = deadline - time.monotonic()
-                    if remaining <= 0:
-                        self._mutex.release()
-                        return False
-                    time.sleep(min(delay, remaining))
-                    delay = min(delay * 2, _POLL_MAX)
+                if starving or _ASK.unpack_from(asks)[0] < time.monotonic():
+                    try:
+                        _flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    except BlockingIOError:
+                        pass
+                    else:
+                        if starving:
+                            _ASK.pack_into(asks, 0, 0.0)
+                        return True
+                now = time.monotonic()
+                if now >= deadline:
+                    self._mutex.release()
+                    return False
+                if starving or now - began >= _STARVING_AFTER:
+                    starving, delay = True, _STARVING_POLL
+                    _ASK.pack_into(asks, 0, now + _ASK_FOR)
+                time.sleep(min(delay, deadline - now))
+                delay = min(delay * 2, _POLL_MAX) if not starving else delay
         except BaseException:
             self._mutex.release()
             raise
@@ -106,6 +137,8 @@ class ProcessLock:
     def forked(self) -> None:
         """In a forked child: close the copy of the parent's descriptor, never unlocking it (it may
         hold the parent's lock, and a copy would keep it held after the parent died)."""
+        if self._asks is not None:
+            self._asks.close()
         if self._fd >= 0:
             with contextlib.suppress(OSError):
                 os.close(self._fd)
