@@ -115,6 +115,8 @@ class ProcessLock:
                         return True
                 now = time.monotonic()
                 if now >= deadline:
+                    if starving:
+                        _ASK.pack_into(asks, 0, 0.0)  # nobody need wait for a writer that gave up
                     self._mutex.release()
                     return False
                 if starving or now - began >= _STARVING_AFTER:

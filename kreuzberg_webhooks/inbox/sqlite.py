@@ -191,7 +191,8 @@ class SQLiteInbox:
     """Keeps deliveries in a SQLite database file until a worker has processed them.
 
     Safe across threads and across the worker processes of one machine: every
-    write is one ``BEGIN IMMEDIATE`` transaction on a WAL-mode file, and a
+    write is one ``BEGIN IMMEDIATE`` transaction on a WAL-mode file (the
+    processes queue on ``flock`` on a side file, ``<path>-lock``, first), and a
     delivery is acknowledged only after its transaction has committed (with
     ``synchronous=FULL`` by default, so the write survives a power cut, not
     only a crash). Not for several machines: use PostgreSQL or Redis there.
