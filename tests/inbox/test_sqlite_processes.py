@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from kreuzberg_webhooks import StoreUnavailable
-from kreuzberg_webhooks._backends.sqlite import lock_path, process_lock
+from kreuzberg_webhooks._backends.sqlite import SQLiteFile, lock_path, process_lock
 from kreuzberg_webhooks.cloud.tracking.sqlite import SQLiteTracker
 from kreuzberg_webhooks.inbox import DeliveryState, InboxEntry
 from kreuzberg_webhooks.inbox.sqlite import SQLiteInbox
@@ -40,6 +40,17 @@ def test_the_lock_file_sits_beside_the_database_and_every_user_of_the_file_share
 def test_a_relative_path_names_the_same_lock_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     assert lock_path("inbox.sqlite3") == tmp_path.resolve() / "inbox.sqlite3-lock"
+
+
+def test_without_the_process_lock_no_side_file_is_made_and_writes_go_on(tmp_path: Path) -> None:
+    # The path taken where fcntl does not exist (Windows): SQLite's busy handler alone.
+    db = SQLiteFile(tmp_path / "plain.sqlite3", timeout=1, schema=["CREATE TABLE t (v)"], what="x", process_lock=False)
+    with db.transaction() as conn:
+        conn.execute("INSERT INTO t VALUES (1)")
+    db.write("INSERT INTO t VALUES (2)")
+    assert db.lock_path is None
+    assert db.read("SELECT count(*) FROM t") == [(2,)]
+    assert not (tmp_path / "plain.sqlite3-lock").exists()
 
 
 # -- a process that holds the lock --------------------------------------------------
