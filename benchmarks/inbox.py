@@ -97,28 +97,40 @@ class InboxResult:
 
 
 def measure(
-    *, rounds: int, duration: float, warmup: float, feed_size: int, servers_for: dict[str, str] | None = None
+    *,
+    rounds: int,
+    duration: float,
+    warmup: float,
+    feed_size: int,
+    servers_for: dict[str, str] | None = None,
+    against: Path | None = None,
 ) -> InboxResult:
     """Serve every mode side by side and measure them in rotating rounds.
 
-    *servers_for* adds modes whose inbox is at a URL (``{"inbox-redis": "redis://…"}``).
+    *servers_for* adds modes whose inbox is at a URL (``{"inbox-redis": "redis://…"}``);
+    *against* adds the SQLite inbox modes served from that checkout (``inbox@against``).
     """
     with tempfile.TemporaryDirectory(prefix="kreuzberg-bench-inbox-") as tmp, contextlib.ExitStack() as stack:
         directory = Path(tmp)
         feed = write_feed(directory, feed_size)
         extra = servers_for or {}
-        modes = (*MODES, *extra)
+        sources = {mode: (mode, ROOT) for mode in (*MODES, *extra)}
+        if against is not None:
+            sources.update({f"{mode}@against": (mode, against) for mode in MODES[1:]})
+        modes = tuple(sources)
         ports = {mode: free_port() for mode in modes}
         feeds = {mode: Feed(feed.path, feed.count) for mode in modes}
         results: dict[str, list[tuple[float, float, float, float]]] = {mode: [] for mode in modes}
-        inboxes = {mode: f"sqlite:///{directory / f'{mode}.sqlite3'}.inbox" for mode in modes if mode in MODES[1:]}
+        inboxes = {
+            mode: f"sqlite:///{directory / f'{mode}.sqlite3'}.inbox" for mode in modes if sources[mode][0] in MODES[1:]
+        }
         inboxes.update(extra)
         servers = []
         for mode in modes:
             env = {
-                "PYTHONPATH": str(ROOT),
+                "PYTHONPATH": str(sources[mode][1]),
                 "PATH": f"{BIN}:{_path()}",
-                "KREUZBERG_BENCH_MODE": mode,
+                "KREUZBERG_BENCH_MODE": sources[mode][0],
                 "KREUZBERG_BENCH_DB": str(directory / f"{mode}.sqlite3"),
             }
             if mode in extra:
@@ -128,7 +140,7 @@ def measure(
                 "--host", "127.0.0.1", "--port", str(ports[mode]), "--workers", "1",
                 "--loop", "uvloop", "--http", "httptools", "--log-level", "warning", "--no-access-log",
             ]  # fmt: skip
-            servers.append(serve(argv, port=ports[mode], log=directory / f"{mode}.log", env=env, cwd=ROOT))
+            servers.append(serve(argv, port=ports[mode], log=directory / f"{mode}.log", env=env, cwd=sources[mode][1]))
         for server in servers:
             stack.enter_context(server)
         if warmup:
@@ -159,13 +171,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup", type=float, default=1.0)
     parser.add_argument("--feed", type=int, default=200_000, help="distinct signed deliveries")
     parser.add_argument("--servers", action="store_true", help="also the Redis and PostgreSQL inboxes (real servers)")
+    parser.add_argument("--against", type=Path, default=None, help="also the SQLite inbox modes from that checkout")
     args = parser.parse_args(argv)
     with contextlib.ExitStack() as stack:
         urls: dict[str, str] = {}
         if args.servers:
             urls = _start_servers(stack)
         result = measure(
-            rounds=args.rounds, duration=args.duration, warmup=args.warmup, feed_size=args.feed, servers_for=urls
+            rounds=args.rounds,
+            duration=args.duration,
+            warmup=args.warmup,
+            feed_size=args.feed,
+            servers_for=urls,
+            against=args.against.resolve() if args.against else None,
         )
     print("| mode | acknowledgements/s | p50 | p99 | handlers caught up after |")
     print("|---|---|---|---|---|")

@@ -11,6 +11,8 @@ its three servers side by side, measured in rotating rounds (wrk -t1 -c16
 handled) before the next round starts, so no server's handlers run during
 another's round. Medians of rounds. Each server has an inbox of its own (a file,
 a Redis database, a PostgreSQL database); the replay store is SQLite in each.
+``--against DIR`` (repeatable) serves every point from that checkout too, in the
+same rounds (``sqlite@DIR``): a before/after from one run.
 """
 
 from __future__ import annotations
@@ -113,14 +115,17 @@ def _measure_backend(
     rounds: int,
     duration: float,
     warmup: float,
+    against: Sequence[Path] = (),
 ) -> list[Point]:
+    sides = [(backend, ROOT)] + [(f"{backend}@{root.name}", root) for root in against]
+    servers = [(label, root, count) for label, root in sides for count in workers]
     with contextlib.ExitStack() as stack:
-        urls = _inbox_urls(backend, len(workers), directory, stack)
-        ports = [free_port() for _ in workers]
-        feeds = [Feed(feed.path, feed.count) for _ in workers]
-        for index, (count, port, url) in enumerate(zip(workers, ports, urls, strict=True)):
+        urls = _inbox_urls(backend, len(servers), directory, stack)
+        ports = [free_port() for _ in servers]
+        feeds = [Feed(feed.path, feed.count) for _ in servers]
+        for index, ((label, root, count), port, url) in enumerate(zip(servers, ports, urls, strict=True)):
             env = {
-                "PYTHONPATH": str(ROOT),
+                "PYTHONPATH": str(root),
                 "PATH": f"{BIN}:{_path()}",
                 "KREUZBERG_BENCH_MODE": "inbox" if backend == "sqlite" else f"inbox-{backend}",
                 "KREUZBERG_BENCH_DB": str(directory / f"{backend}-{index}.sqlite3"),
@@ -134,23 +139,23 @@ def _measure_backend(
                 "--host", "127.0.0.1", "--port", str(port), "--workers", str(count),
                 "--loop", "uvloop", "--http", "httptools", "--log-level", "warning", "--no-access-log",
             ]  # fmt: skip
-            log = directory / f"{backend}-{count}.log"
-            stack.enter_context(serve(argv, port=port, log=log, env=env, cwd=ROOT))
+            log = directory / f"{label}-{count}.log"
+            stack.enter_context(serve(argv, port=port, log=log, env=env, cwd=root))
         for index, port in enumerate(ports):  # every worker process up, its handlers caught up
             wrk_latency(port, feeds[index], warmup)
             drain(urls[index])
-        found: list[list[tuple[float, float, float, float]]] = [[] for _ in workers]
-        order = list(range(len(workers)))
+        found: list[list[tuple[float, float, float, float]]] = [[] for _ in servers]
+        order = list(range(len(servers)))
         for round_ in range(rounds):
             for index in order[round_ % len(order) :] + order[: round_ % len(order)]:
                 rate, p50, p99, _ = wrk_latency(ports[index], feeds[index], duration)
                 found[index].append((rate, p50, p99, drain(urls[index])))
     points = []
-    for count, results in zip(workers, found, strict=True):
+    for (label, _, count), results in zip(servers, found, strict=True):
         rates, p50s, p99s, drains = zip(*results, strict=True)
         points.append(
             Point(
-                backend,
+                label,
                 count,
                 statistics.median(rates),
                 statistics.median(p50s),
@@ -169,6 +174,7 @@ def measure(
     feed_size: int = 60_000,
     backends: Sequence[str] = BACKENDS,
     workers: Sequence[int] = WORKERS,
+    against: Sequence[Path] = (),
 ) -> list[Point]:
     """Every backend with every number of workers; see the module's docstring."""
     if "postgres" in backends:
@@ -179,7 +185,16 @@ def measure(
         feed = write_feed(directory, feed_size)
         for backend in backends:
             points.extend(
-                _measure_backend(backend, workers, feed, directory, rounds=rounds, duration=duration, warmup=warmup)
+                _measure_backend(
+                    backend,
+                    workers,
+                    feed,
+                    directory,
+                    rounds=rounds,
+                    duration=duration,
+                    warmup=warmup,
+                    against=against,
+                )
             )
     return points
 
@@ -206,6 +221,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup", type=float, default=1.0)
     parser.add_argument("--backends", default=",".join(BACKENDS), help="comma-separated: sqlite,redis,postgres")
     parser.add_argument("--workers", default=",".join(map(str, WORKERS)), help="comma-separated worker counts")
+    parser.add_argument(
+        "--against", type=Path, action="append", default=[], help="another checkout to serve beside this one"
+    )
     args = parser.parse_args(argv)
     points = measure(
         rounds=args.rounds,
@@ -213,6 +231,7 @@ def main(argv: list[str] | None = None) -> int:
         warmup=args.warmup,
         backends=[name for name in args.backends.split(",") if name],
         workers=[int(count) for count in args.workers.split(",") if count],
+        against=[root.resolve() for root in args.against],
     )
     print(table(points))
     return 0

@@ -72,6 +72,12 @@ CHECKPOINT_BYTES = 4 * 1024 * 1024
 _PAGE = 4096  # a transaction writes whole pages: a row's table page and its two index pages
 
 
+def _unavailable(error: BaseException) -> StoreUnavailable:
+    """A fresh 503 for one waiter of a group whose commit failed (already named "SQLite inbox: …"
+    when the file said so)."""
+    return StoreUnavailable(str(error) if isinstance(error, StoreUnavailable) else f"SQLite inbox: {error}")
+
+
 class _Slot:
     """One enqueue waiting for its group's commit."""
 
@@ -185,7 +191,8 @@ class SQLiteInbox:
     """Keeps deliveries in a SQLite database file until a worker has processed them.
 
     Safe across threads and across the worker processes of one machine: every
-    write is one ``BEGIN IMMEDIATE`` transaction on a WAL-mode file, and a
+    write is one ``BEGIN IMMEDIATE`` transaction on a WAL-mode file (the
+    processes queue on ``flock`` on a side file, ``<path>-lock``, first), and a
     delivery is acknowledged only after its transaction has committed (with
     ``synchronous=FULL`` by default, so the write survives a power cut, not
     only a crash). Not for several machines: use PostgreSQL or Redis there.
@@ -281,7 +288,7 @@ class SQLiteInbox:
                 break
         if slot.error is not None:
             # A fresh exception per caller: the threads of one group must not share a traceback.
-            raise StoreUnavailable(f"SQLite inbox: {slot.error}") from slot.error
+            raise _unavailable(slot.error) from slot.error
         return slot.new
 
     def _commit(self, batch: list[_Slot]) -> None:
@@ -516,7 +523,7 @@ def _answer(batch: list[tuple[_Slot, asyncio.Future[bool]]]) -> None:
         if future.done():  # the request went away; its delivery was written all the same
             continue
         if slot.error is not None:
-            future.set_exception(StoreUnavailable(f"SQLite inbox: {slot.error}"))
+            future.set_exception(_unavailable(slot.error))
         else:
             future.set_result(slot.new)
 

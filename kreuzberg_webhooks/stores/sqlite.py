@@ -30,7 +30,8 @@ class SQLiteStore:
 
     Safe across threads and across the worker processes of one machine
     (gunicorn, uvicorn ``--workers``): each claim is one ``BEGIN IMMEDIATE``
-    transaction, and the file is in WAL mode. Not for several machines: a
+    transaction, and the file is in WAL mode; the processes' writes queue on
+    ``flock`` on a side file, ``<path>-lock``, first. Not for several machines: a
     SQLite file on a network share does not lock reliably; use Redis there.
 
     :param path: the database file (created if missing).
