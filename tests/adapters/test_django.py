@@ -19,6 +19,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from types import ModuleType
 from typing import Any
 
@@ -732,7 +733,8 @@ def check_ids(options: Any, **django_settings: Any) -> list[str]:
         ),
     ],
 )
-def test_system_checks(options: Any, expected: list[str]) -> None:
+def test_system_checks(options: Any, expected: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)  # the relative sqlite:///hooks.db is made here, not in the checkout
     assert check_ids(options) == expected
 
 
@@ -790,8 +792,9 @@ _INBOX = {**_GOOD, "INBOX": "sqlite:///inbox.sqlite3"}
     ],
 )
 def test_system_checks_refuse_stores_inboxes_and_retry_policies_that_cannot_work(
-    options: Any, expected: list[str]
+    options: Any, expected: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.chdir(tmp_path)  # the relative sqlite:/// files are made here, not in the checkout
     assert all_check_ids(options) == expected
 
 
@@ -832,7 +835,8 @@ def test_short_secret_warning_does_not_reveal_the_secret() -> None:
     assert "14 bytes" in message.msg
 
 
-def test_manage_py_check_fails_without_a_secret() -> None:
+def test_manage_py_check_fails_without_a_secret(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)  # the relative sqlite:///hooks.db is made here, not in the checkout
     with (
         override_settings(KREUZBERG_WEBHOOKS={"STORE": "sqlite:///hooks.db"}),
         pytest.raises(SystemCheckError) as error,
@@ -841,7 +845,8 @@ def test_manage_py_check_fails_without_a_secret() -> None:
     assert "kreuzberg_webhooks.E001" in str(error.value)
 
 
-def test_manage_py_check_passes_a_good_configuration() -> None:
+def test_manage_py_check_passes_a_good_configuration(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
     out = io.StringIO()
     with override_settings(KREUZBERG_WEBHOOKS={"SECRET": SECRET, "STORE": "sqlite:///hooks.db"}):
         call_command("check", stdout=out, stderr=io.StringIO())
