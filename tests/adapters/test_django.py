@@ -798,7 +798,10 @@ def test_system_checks_refuse_stores_inboxes_and_retry_policies_that_cannot_work
     assert all_check_ids(options) == expected
 
 
-def test_system_checks_refuse_webhook_views_whose_handle_event_no_worker_can_run(tmp_path: Any) -> None:
+def test_system_checks_refuse_webhook_views_whose_handle_event_no_worker_can_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)  # the relative sqlite:///hooks.db is made here, not in the checkout
     ready = path("webhooks/", include("kreuzberg_webhooks.django.urls"))
     one = path("hooks/one", _OtherWebhook.as_view())
     own = path("hooks/own", _OwnInboxWebhook.as_view(receiver=_own_inbox_receiver(str(tmp_path))))
