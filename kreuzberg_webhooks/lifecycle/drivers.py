@@ -1,10 +1,11 @@
 """The two drivers of the lifecycle's flows (:mod:`kreuzberg_webhooks.lifecycle.flows`): sync and async.
 
 A driver sends a flow the result of each step it yields, or throws the step's
-error in, until the flow returns. It performs no step itself: it is handed a
-*perform* callable (the receiver's), and it adds each step's time to the
-delivery's :class:`~kreuzberg_webhooks.lifecycle.outcome.Timings` when someone observes.
-Both dispatch the same way; they differ only by ``await``.
+error in, until the flow returns. It performs no step itself: the sync driver is
+handed the receiver's :data:`Performers` (a callable per step name, called with
+the rest of the step), the async one a *perform* coroutine function; each adds
+each step's time to the delivery's :class:`~kreuzberg_webhooks.lifecycle.outcome.Timings`
+when someone observes, and only then.
 """
 
 from __future__ import annotations
@@ -12,13 +13,13 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import time
-from collections.abc import Awaitable, Callable, Coroutine
-from typing import Any, TypeVar
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
+from typing import Any, TypeAlias, TypeVar
 
 from .flows import DeliveryStep, Flow, phase
 from .outcome import Timings
 
-__all__ = ["AWAIT", "detach", "run_async", "run_coroutine", "run_sync"]
+__all__ = ["AWAIT", "Performers", "detach", "run_async", "run_coroutine", "run_sync"]
 
 T = TypeVar("T")
 
@@ -27,22 +28,43 @@ T = TypeVar("T")
 AWAIT: Any = object()
 
 
-def run_sync(flow: Flow[T], perform: Callable[[DeliveryStep], Any], timings: Timings | None = None) -> T:
-    """Drive *flow* in this thread: each step is performed by ``perform(step)``."""
+#: What performs each step on the sync path, by the step's name (its first item): called
+#: with the rest of the step, ``performers["claim"](key, lease)``.
+Performers: TypeAlias = Mapping[str, Callable[..., Any]]
+
+
+def run_sync(flow: Flow[T], performers: Performers, timings: Timings | None = None) -> T:
+    """Drive *flow* in this thread: ``("claim", key, lease)`` is performed by ``performers["claim"](key, lease)``."""
+    if timings is not None:
+        return _run_timed(flow, performers, timings)
     try:
         step = next(flow)
         while True:
-            begun = 0.0 if timings is None else time.perf_counter()
             try:
-                value = perform(step)
+                value = performers[step[0]](*step[1:])
             except Exception as error:
-                if timings is not None:
-                    timings.add(phase(step), time.perf_counter() - begun)
                 step = flow.throw(error)
-                continue
-            if timings is not None:
+            else:
+                step = flow.send(value)
+    except StopIteration as stop:
+        result: T = stop.value
+        return result
+
+
+def _run_timed(flow: Flow[T], performers: Performers, timings: Timings) -> T:
+    """:func:`run_sync` for an observed delivery: each step's time is added to its phase."""
+    try:
+        step = next(flow)
+        while True:
+            begun = time.perf_counter()
+            try:
+                value = performers[step[0]](*step[1:])
+            except Exception as error:
                 timings.add(phase(step), time.perf_counter() - begun)
-            step = flow.send(value)
+                step = flow.throw(error)
+            else:
+                timings.add(phase(step), time.perf_counter() - begun)
+                step = flow.send(value)
     except StopIteration as stop:
         result: T = stop.value
         return result

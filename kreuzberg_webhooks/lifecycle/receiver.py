@@ -189,7 +189,7 @@ class Receiver:
         # The ids of the registered handlers that are coroutine functions (looked
         # up on every async delivery; a handler object need not be hashable).
         self._coroutines: set[int] = set()
-        self._handlers_by_kind: dict[tuple[str, bool | None], tuple[tuple[Handler, ...], bool]] = {}
+        self._handlers_by_kind: dict[str, tuple[tuple[Handler, ...], bool]] = {}
 
     # -- the handler registry ------------------------------------------------
 
@@ -251,25 +251,26 @@ class Receiver:
     def _lookup(self, event: Event) -> tuple[tuple[Handler, ...], bool]:
         """*event*'s handlers, and whether any of them runs in a thread on the async path.
 
-        Looked up on every delivery, so kept per (type, partial) until a handler is added.
+        Looked up on every delivery, so kept per registration they come from (the
+        event's type, ``job.partial_success`` or ``unknown``) until a handler is added.
         """
         kind = event.type
-        # A partial success of the job family only (a crawl's is a crawl.completed);
-        # None for an unknown family's event, whose own handlers are "unknown"'s.
-        partial: bool | None
-        if type(event) is UnknownEvent:
-            partial = None
-        else:
-            partial = kind == _JOB_COMPLETED and getattr(event, "status", None) == _PARTIAL_SUCCESS
-        entry = self._handlers_by_kind.get((kind, partial))
+        if type(event) is UnknownEvent:  # a family this version does not know: its handlers are "unknown"'s
+            kind = UNKNOWN
+        elif kind == _JOB_COMPLETED and getattr(event, "status", None) == _PARTIAL_SUCCESS:
+            kind = PARTIAL_SUCCESS  # of the job family only (a crawl's is a crawl.completed)
+        entry = self._handlers_by_kind.get(kind)
         if entry is None:
             handlers = (
-                *(self._handlers.get(PARTIAL_SUCCESS, ()) if partial else ()),
-                *self._handlers.get(UNKNOWN if partial is None else kind, ()),
+                *(
+                    (*self._handlers.get(PARTIAL_SUCCESS, ()), *self._handlers.get(_JOB_COMPLETED, ()))
+                    if kind == PARTIAL_SUCCESS
+                    else self._handlers.get(kind, ())
+                ),
                 *self._handlers.get(CATCH_ALL, ()),
             )
             entry = handlers, any(id(handler) not in self._coroutines for handler in handlers)
-            self._handlers_by_kind[(kind, partial)] = entry
+            self._handlers_by_kind[kind] = entry
         return entry
 
     def dispatch(self, event: Event) -> None:
@@ -300,13 +301,16 @@ class Receiver:
         self.require_sync()
         timings = Timings() if self.observers else None
         try:
-            event, scope = self._verify(body, headers, timings)
+            if timings is None:  # nobody observes: nothing to time
+                event, scope = self.verifier.verify_scoped(body, headers)
+            else:
+                event, scope = self._verify(body, headers, timings)
         except WebhookError as error:
             return flows.refused(error, "endpoint" if self.inbox is None else "inbox", self.observers, timings)
         flow = flows.deliver(
             event, scope, body, headers, self.inbox is not None, self.lease, self.retention, self.observers, timings
         )
-        return run_sync(flow, self._perform, timings)
+        return run_sync(flow, self._performers, timings)
 
     async def handle_async(self, body: RequestBody, headers: Mapping[str, str]) -> Outcome:
         """Process one delivery on an event loop; sync handlers run in a worker thread."""
@@ -330,7 +334,7 @@ class Receiver:
         self.require_sync()
         timings = Timings() if self.observers else None
         flow = flows.handle_trusted(event, scope, via, self.lease, self.retention, self.observers, timings)
-        return run_sync(flow, self._perform, timings)
+        return run_sync(flow, self._performers, timings)
 
     async def process_async(self, event: Event, *, scope: str = "", via: str = "webhook") -> Outcome:
         """The async :meth:`process`."""
@@ -352,7 +356,7 @@ class Receiver:
             event, scope = self._verify(body, headers, timings)
         except WebhookError as error:
             return flows.refused(error, "guard", self.observers, timings)
-        return run_sync(flows.begin(event, scope, self.lease, self.observers, timings), self._perform, timings)
+        return run_sync(flows.begin(event, scope, self.lease, self.observers, timings), self._performers, timings)
 
     async def begin_async(self, body: bytes, headers: Mapping[str, str]) -> Delivery | Outcome:
         """The async :meth:`begin`."""
@@ -384,7 +388,7 @@ class Receiver:
         """
         self.require_sync()
         flow = flows.settle(delivery, status, error, cancelled, self.retention, self.observers)
-        return run_sync(flow, self._perform, delivery.timings)
+        return run_sync(flow, self._performers, delivery.timings)
 
     async def settle_async(
         self,
@@ -412,8 +416,9 @@ class Receiver:
 
     # -- verifying, and performing the flows' steps ----------------------------------
     # A flow starts from a verified delivery: verifying is no step of it, so a delivery
-    # costs no round trip through the driver for it. Both dispatch the same way, step
-    # type by step type; they differ only by await.
+    # costs no round trip through the driver for it. The sync path performs a step with
+    # the callable its name picks in ``_performers`` (set with the store); the async path
+    # dispatches step type by step type, since how it awaits depends on the step.
 
     def _verify(self, body: RequestBody, headers: Mapping[str, str], timings: Timings | None) -> Verified:
         if timings is None:
@@ -434,14 +439,8 @@ class Receiver:
             if timings is not None:
                 timings.verify += time.perf_counter() - begun
 
-    def _perform(self, step: DeliveryStep) -> Any:
-        if step[0] == "handlers":
-            return self.dispatch(step[1])
-        if step[0] == "enqueue":
-            return self.inbox.enqueue(self._inbox_entry(step[1]))
-        if step[0] == "sleep":
-            return time.sleep(step[1])
-        return getattr(self._store, step[0])(*step[1:])  # claim, complete, release
+    def _enqueue(self, step: Enqueue) -> Any:
+        return self.inbox.enqueue(self._inbox_entry(step))
 
     def _perform_now(self, step: DeliveryStep) -> Any:
         # A call of a store that never blocks (the in-memory one) is made on the loop, at
@@ -509,6 +508,15 @@ class Receiver:
         self._async_store = inspect.iscoroutinefunction(getattr(store, "claim", None))
         # A sync store that never blocks (the in-memory one) is called on the loop, no thread.
         self._inline_store = not self._async_store and bool(getattr(store, "nonblocking", False))
+        # What performs each step of a flow on the sync path (drivers.run_sync), by the step's name.
+        self._performers: dict[str, Callable[..., Any]] = {
+            "claim": store.claim,
+            "complete": store.complete,
+            "release": store.release,
+            "handlers": self.dispatch,
+            "enqueue": self._enqueue,
+            "sleep": time.sleep,
+        }
 
     def require_sync(self) -> None:
         """Raise :class:`ConfigurationError` unless the sync entry points can work: a sync store,

@@ -30,14 +30,39 @@ def perform(step: DeliveryStep) -> Any:
     return step[0]
 
 
+def performers() -> dict[str, Any]:
+    """What the sync driver is given: the same answers as :func:`perform`, by step name."""
+
+    def claim(key: str, lease: float) -> Any:
+        return perform(("claim", key, lease))
+
+    def handlers(event: Any) -> Any:
+        return perform(("handlers", event))
+
+    return {"claim": claim, "handlers": handlers}
+
+
 def test_the_sync_driver_sends_results_throws_errors_and_counts_each_phase() -> None:
     log: list[Any] = []
     timings = Timings()
-    assert run_sync(flow(log), perform, timings) == "done"
+    assert run_sync(flow(log), performers(), timings) == "done"
     assert log == [("ran", "handlers"), ("thrown", "store down"), ("handlers", "handlers")]
     assert timings.verify == 0  # verifying is no step: the receiver counts it
     assert timings.store > 0
     assert timings.handlers > 0
+
+
+def test_the_sync_driver_calls_each_steps_performer_with_the_rest_of_the_step() -> None:
+    calls: list[tuple[str, tuple[Any, ...]]] = []
+
+    def steps() -> Generator[DeliveryStep, Any, list[Any]]:
+        claimed = yield ("claim", "k", 2.0)
+        done = yield ("complete", "k", "t", 9.0)
+        return [claimed, done]
+
+    table = {name: (lambda *args, name=name: calls.append((name, args)) or name) for name in ("claim", "complete")}
+    assert run_sync(steps(), table) == ["claim", "complete"]  # unobserved: no timings at all
+    assert calls == [("claim", ("k", 2.0)), ("complete", ("k", "t", 9.0))]
 
 
 def test_the_async_driver_dispatches_like_the_sync_one() -> None:

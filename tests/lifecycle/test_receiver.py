@@ -26,6 +26,7 @@ from kreuzberg_webhooks import (
     Receiver,
     ReplayWindow,
     StoreUnavailable,
+    UnknownEvent,
     Verifier,
     sign,
 )
@@ -814,3 +815,21 @@ def test_a_handler_added_after_deliveries_runs_for_the_next_one() -> None:
     handlers = receiver.handlers_for(event)
     handlers.clear()  # a copy: the receiver's own table is untouched
     assert len(receiver.handlers_for(event)) == 1
+
+
+def test_each_event_gets_the_handlers_of_its_own_registration_whatever_was_looked_up_before() -> None:
+    receiver = Receiver("registry-test-secret-0123456789abcdef")
+    for name in ("job.completed", "job.partial_success", "unknown", "*"):
+        receiver.on(name)(lambda event, name=name: name)
+    completed = parse_event(job_event_payload(status="completed"))
+    partial = parse_event(job_event_payload(status="partial_success"))
+    # A family this version does not know, whose type happens to read like a known one.
+    unknown = UnknownEvent(type="job.completed", event_id="evt-1", timestamp=None, raw={})
+
+    def names(event: Any) -> list[str]:
+        return [handler(event) for handler in receiver.handlers_for(event)]
+
+    for _ in range(2):  # the second time from the receiver's cache
+        assert names(completed) == ["job.completed", "*"]
+        assert names(partial) == ["job.partial_success", "job.completed", "*"]
+        assert names(unknown) == ["unknown", "*"]
