@@ -14,7 +14,7 @@ once and the document is decoded from that one copy.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Protocol, TypeAlias
 
 from ..exceptions import PayloadTooLarge
@@ -85,26 +85,40 @@ class StreamedBody:
         if release and not self.keep and len(chunks) > 1:
             self._chunks = None
             chunks.reverse()  # popped from the end: each chunk is freed once the decoder has read it
-            return decode_json_chunks(_popped(chunks))
+            return decode_json_chunks(_Popped(chunks))
         del chunks  # the joined bytes replace the chunks: nothing else may hold them
         body = self.bytes()
         return decode_json_chunks(body[start : start + DECODE_WINDOW] for start in range(0, len(body), DECODE_WINDOW))
 
 
-def _popped(chunks: list[bytes]) -> Iterator[bytes]:
-    """The chunks (in reverse order) popped one at a time, small ones joined up to :data:`DECODE_WINDOW`."""
-    while chunks:
+class _Popped:
+    """The chunks (given in reverse order) popped one at a time, small ones joined up to :data:`DECODE_WINDOW`.
+
+    An iterator rather than a generator: a generator would hold the chunk it
+    yielded until asked for the next, while the decoder reads the next window.
+    """
+
+    __slots__ = ("_chunks",)
+
+    def __init__(self, chunks: list[bytes]) -> None:
+        self._chunks = chunks
+
+    def __iter__(self) -> _Popped:
+        return self
+
+    def __next__(self) -> bytes:
+        chunks = self._chunks
+        if not chunks:
+            raise StopIteration
         chunk = chunks.pop()
-        if len(chunk) < DECODE_WINDOW and chunks and len(chunks[-1]) < DECODE_WINDOW:
-            parts = [chunk]
-            size = len(chunk)
-            while chunks and size < DECODE_WINDOW:
-                parts.append(chunks.pop())
-                size += len(parts[-1])
-            chunk = b"".join(parts)
-            del parts
-        yield chunk
-        del chunk
+        if len(chunk) >= DECODE_WINDOW or not chunks or len(chunks[-1]) >= DECODE_WINDOW:
+            return chunk
+        parts = [chunk]
+        size = len(chunk)
+        while chunks and size < DECODE_WINDOW:
+            parts.append(chunks.pop())
+            size += len(parts[-1])
+        return b"".join(parts)
 
 
 #: A body as the verifier takes it: bytes, or a :class:`StreamedBody` read by streaming.

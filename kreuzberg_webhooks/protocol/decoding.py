@@ -103,7 +103,7 @@ def decode_json_chunks(chunks: Iterable[bytes]) -> Any:
 class _Window:
     """The text of the chunks read so far that is not parsed yet: :attr:`text` from :attr:`pos`."""
 
-    __slots__ = ("_chunks", "_decoder", "ended", "pos", "text")
+    __slots__ = ("_chunks", "_decoder", "ended", "pos", "reads", "text")
 
     def __init__(self, chunks: Iterator[bytes]) -> None:
         self._chunks = chunks
@@ -112,10 +112,13 @@ class _Window:
         self.pos = 0
         #: Whether every chunk has been read: then nothing follows :attr:`text`.
         self.ended = False
+        #: How many chunks have been read: a new window since a batch was tried when it changed.
+        self.reads = 0
 
     def _next_text(self) -> str | None:
         """The text of the next chunk (never empty), or ``None`` at the end of the body."""
         while not self.ended:
+            self.reads += 1
             chunk = next(self._chunks, None)
             if chunk is None:
                 self.ended = True
@@ -164,22 +167,36 @@ class _Window:
 
 def _value(window: _Window) -> Any:
     """The value at :attr:`_Window.pos` (not whitespace); the window is moved past it."""
-    text, pos = window.text, window.pos
-    first = text[pos]
+    first = window.text[window.pos]
     if first == '"':
         return _string(window)
     if first == "{" or first == "[":
-        try:
-            value, window.pos = _scan_once(text, pos)
-        except (ValueError, StopIteration, RecursionError):
-            if window.ended:  # the whole rest of the body was in view: a real error
-                raise
-            # It runs past the window (or has an error further on): walked here.
-            return _object(window) if first == "{" else _array(window)
+        value = _scanned(window)
+        if value is _RUNS_ON:  # walked here, holding no window of its own while it is
+            value = _object(window) if first == "{" else _array(window)
         return value
     # A number or a literal: complete only once something follows it.
     window.extend_over(_TOKEN_RUN)
     value, window.pos = _scan_once(window.text, window.pos)
+    return value
+
+
+#: What :func:`_scanned` answers for a container that runs on past the window.
+_RUNS_ON: Any = object()
+
+
+def _scanned(window: _Window) -> Any:
+    """The container at :attr:`_Window.pos` scanned whole by the C scanner, or :data:`_RUNS_ON`.
+
+    A function of its own so that the failed scan's error, which holds the
+    window's text, is gone before the container is walked.
+    """
+    try:
+        value, window.pos = _scan_once(window.text, window.pos)
+    except (ValueError, StopIteration, RecursionError):
+        if window.ended:  # the whole rest of the body was in view: a real error
+            raise
+        return _RUNS_ON  # it runs past the window (or has an error further on, found again when walked)
     return value
 
 
@@ -201,6 +218,9 @@ def _member(window: _Window) -> Any:
     except (ValueError, StopIteration, RecursionError):
         if window.ended:
             raise
+        value = _RUNS_ON
+    if value is _RUNS_ON:
+        del text
         return _value(window)  # a string or a token that runs past the window, or an error found again there
     if (
         not window.ended
@@ -229,51 +249,52 @@ def _object(window: _Window) -> dict[str, Any]:
     if window.text[window.pos] == "}":
         window.pos += 1
         return result
+    separator = ""  # as _array's: what separates two members, with the value's last character and the next quote
+    lead = 0
+    tried = -1
     while True:
+        if separator and tried != window.reads:
+            tried = window.reads
+            members = _batch(window, separator, lead, "{", "}")
+            if members is not None:
+                # In order, the last of duplicate keys winning: as assigning them one by one.
+                result.update(members)
+                del members
+                if _after_member(window, _OBJECT_NEXT, "}"):
+                    return result
+                continue
         text, pos = window.text, window.pos
         if text[pos] != '"':
             raise ValueError("expected a property name")
         try:
             key, window.pos = _scanstring(text, pos + 1, True)
+            runs_on = False
         except ValueError:
             if window.ended:
                 raise
+            runs_on = True
+        del text
+        if runs_on:  # the key runs past the window
             key = _string(window)
-        text, pos = window.text, window.pos
-        match = _COLON.match(text, pos)
-        if match is not None and match.end() < len(text):
-            window.pos = pos = match.end()
+        match = _COLON.match(window.text, window.pos)
+        if match is not None and match.end() < len(window.text):
+            window.pos = match.end()
         else:
             _expect(window, ":")
             if not window.skip_whitespace():
                 raise ValueError("expected a value")
-            text, pos = window.text, window.pos
-        first = text[pos]
+        first = window.text[window.pos]
         if first == "{" or first == "[":
-            try:
-                result[key], window.pos = _scan_once(text, pos)
-            except (ValueError, StopIteration, RecursionError):
-                if window.ended:
-                    raise
-                result[key] = _object(window) if first == "{" else _array(window)
+            value = _scanned(window)
+            if value is _RUNS_ON:  # walked, holding no window of its own while it is
+                value = _object(window) if first == "{" else _array(window)
+            result[key] = value
         else:
             result[key] = _member(window)
-        text, pos = window.text, window.pos
-        match = _OBJECT_NEXT.match(text, pos)
-        if match is not None and (match.group(1) == "}" or match.end() < len(text)):
-            if match.group(1) == "}":
-                window.pos = match.start(1) + 1
-                return result
-            window.pos = match.end()
-            continue
-        if not window.skip_whitespace():
-            raise ValueError("an unterminated object")
-        separator = window.text[window.pos]
-        window.pos += 1
-        if separator == "}":
+        if not separator:
+            separator, lead = _separator(window, _OBJECT_NEXT)
+        if _after_member(window, _OBJECT_NEXT, "}"):
             return result
-        if separator != "," or not window.skip_whitespace():
-            raise ValueError("expected ',' or '}'")
 
 
 def _array(window: _Window) -> list[Any]:
@@ -297,55 +318,82 @@ def _array(window: _Window) -> list[Any]:
     append = result.append
     separator = ""  # what separates two members, with the last character of one and the first of the next
     lead = 0  # how many characters of the separator belong to the member before it
-    tried = ""  # the window a batch was last tried in
+    tried = -1  # the window (counted in chunks read) a batch was last tried in
     while True:
-        text, pos = window.text, window.pos
-        batched = False
-        if separator and tried is not text:
-            tried = text
-            stop = text.rfind(separator, pos) + lead
-            if stop > pos:
-                try:
-                    members, end = _scan_once("[" + text[pos:stop] + "]", 0)
-                except (ValueError, StopIteration, RecursionError):
-                    pass
-                else:
-                    if end == stop - pos + 2:
-                        result.extend(members)
-                        window.pos = stop
-                        batched = True
-        if not batched:
-            first = text[pos]
-            if first == "{" or first == "[":
-                try:
-                    member, window.pos = _scan_once(text, pos)
-                except (ValueError, StopIteration, RecursionError):
-                    if window.ended:
-                        raise
-                    member = _object(window) if first == "{" else _array(window)
-            else:
-                member = _member(window)
-            append(member)
-        text, pos = window.text, window.pos
-        match = _ARRAY_NEXT.match(text, pos)
-        if match is not None and (match.group(1) == "]" or match.end() < len(text)):
-            if match.group(1) == "]":
-                window.pos = match.start(1) + 1
-                return result
-            if not separator and pos > 0:
-                last, following = text[pos - 1], text[match.end()]
-                lead = 1 if last in '}]"' else 0
-                separator = text[pos - lead : match.end()] + (following if following in '{["' else "")
-            window.pos = match.end()
-            continue
-        if not window.skip_whitespace():
-            raise ValueError("an unterminated array")
-        character = window.text[window.pos]
-        window.pos += 1
-        if character == "]":
+        if separator and tried != window.reads:
+            tried = window.reads
+            members = _batch(window, separator, lead, "[", "]")
+            if members is not None:
+                result.extend(members)
+                del members
+                if _after_member(window, _ARRAY_NEXT, "]"):
+                    return result
+                continue
+        first = window.text[window.pos]
+        if first == "{" or first == "[":
+            member = _scanned(window)
+            if member is _RUNS_ON:  # walked, holding no window of its own while it is
+                member = _object(window) if first == "{" else _array(window)
+        else:
+            member = _member(window)
+        append(member)
+        if not separator:
+            separator, lead = _separator(window, _ARRAY_NEXT)
+        if _after_member(window, _ARRAY_NEXT, "]"):
             return result
-        if character != "," or not window.skip_whitespace():
-            raise ValueError("expected ',' or ']'")
+
+
+def _batch(window: _Window, separator: str, lead: int, open_: str, close: str) -> Any:
+    """The members from :attr:`_Window.pos` to the last *separator* in the window, scanned by one call
+    of the C scanner as a container of their own (*open_*, *close*); ``None`` when that fails or does
+    not take all of them (the separator was inside a string or a nested container)."""
+    text, pos = window.text, window.pos
+    stop = text.rfind(separator, pos) + lead
+    if stop <= pos:
+        return None
+    try:
+        members, end = _scan_once(open_ + text[pos:stop] + close, 0)
+    except (ValueError, StopIteration, RecursionError):
+        return None
+    if end != stop - pos + 2:
+        return None
+    window.pos = stop
+    return members
+
+
+def _separator(window: _Window, pattern: re.Pattern[str]) -> tuple[str, int]:
+    """What separates the member just read from the next, when the next starts in the window: the
+    separator with the member's last character (``}``, ``]``, ``"``) and the next one's first
+    (``{``, ``[``, ``"``), and how many characters of it belong to the member; ``("", 0)`` else."""
+    text, pos = window.text, window.pos
+    match = pattern.match(text, pos)
+    if match is None or match.group(1) != "," or match.end() >= len(text) or pos == 0:
+        return "", 0
+    last, following = text[pos - 1], text[match.end()]
+    lead = 1 if last in '}]"' else 0
+    return text[pos - lead : match.end()] + (following if following in '{["' else ""), lead
+
+
+def _after_member(window: _Window, pattern: re.Pattern[str], close: str) -> bool:
+    """Move past the separator after a member (``True``: it was the container's end *close*), so
+    that the next member starts at :attr:`_Window.pos`; raise ValueError for anything else."""
+    text, pos = window.text, window.pos
+    match = pattern.match(text, pos)
+    if match is not None and (match.group(1) == close or match.end() < len(text)):
+        if match.group(1) == close:
+            window.pos = match.start(1) + 1
+            return True
+        window.pos = match.end()
+        return False
+    if not window.skip_whitespace():
+        raise ValueError("an unterminated container")
+    character = window.text[window.pos]
+    window.pos += 1
+    if character == close:
+        return True
+    if character != "," or not window.skip_whitespace():
+        raise ValueError(f"expected ',' or {close!r}")
+    return False
 
 
 def _string(window: _Window) -> str:
