@@ -438,25 +438,40 @@ def _string(window: _Window) -> str:
 
 def _safe_cut(text: str, start: int) -> int:
     """Where string content from *start* may be cut at the end of *text*: never inside an escape
-    (``\\n``, ``\\u00e9``), nor between the two escapes of a surrogate pair (``\\ud83d\\udc22``)."""
+    (``\\n``, ``\\u00e9``), nor between the two escapes of a surrogate pair (``\\ud83d\\udc22``).
+
+    At most the last two escapes are left for the next piece, so a string of any
+    length is cut near the end of every window (never quadratic).
+    """
     cut = len(text)
-    while cut > start:
-        backslash = text.rfind("\\", max(start, cut - 6), cut)  # an escape is at most 6 characters
-        if backslash < 0:
-            return cut
-        run = backslash
-        while run > start and text[run - 1] == "\\":
-            run -= 1
-        if (backslash - run) % 2 == 1:  # the second of a "\\\\": complete, and no escape follows it
-            return cut
-        # The backslash starts an escape.
-        if text[backslash + 1 : backslash + 2] == "u":
-            if backslash + 6 <= cut and not _is_high_surrogate(text[backslash + 2 : backslash + 6]):
-                return cut
-        elif backslash + 2 <= cut:
-            return cut
-        cut = backslash  # incomplete, or a high surrogate that a low one may follow: left for the next piece
-    return cut
+    escape = text.rfind("\\", max(start, cut - 6), cut)  # an escape is at most 6 characters
+    if escape < 0 or not _starts_escape(text, start, escape):
+        return cut  # no escape ends past the cut (a "\\\\" is complete)
+    if text[escape + 1 : escape + 2] == "u":
+        if escape + 6 <= cut:
+            # Complete: a high surrogate is left for the next piece, where a low one may follow it;
+            # what comes before it cannot pair with it.
+            return escape if _is_high_surrogate(text[escape + 2 : escape + 6]) else cut
+    elif escape + 2 <= cut:
+        return cut
+    # Incomplete: left for the next piece, with a high surrogate just before it (it may be a low one).
+    before = escape - 6
+    if (
+        before >= start
+        and text[before : before + 2] == "\\u"
+        and _starts_escape(text, start, before)
+        and _is_high_surrogate(text[before + 2 : escape])
+    ):
+        return before
+    return escape
+
+
+def _starts_escape(text: str, start: int, backslash: int) -> bool:
+    """Whether the backslash at *backslash* starts an escape (rather than ending a ``\\\\``)."""
+    run = backslash
+    while run > start and text[run - 1] == "\\":
+        run -= 1
+    return (backslash - run) % 2 == 0
 
 
 def _is_high_surrogate(digits: str) -> bool:

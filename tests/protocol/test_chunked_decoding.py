@@ -166,6 +166,16 @@ def _long_document(text: str, count: int, ensure_ascii: bool = False) -> bytes:
 
 
 @pytest.mark.parametrize(
+    "run", ["\\ud800", "\\ud83d\\ude00", "\\\\", "\\n"], ids=["high-surrogates", "pairs", "backslashes", "newlines"]
+)
+@pytest.mark.parametrize("chunk", [5, 64, 65536])
+def test_a_long_string_of_escapes_is_cut_near_every_chunk_end(run: str, chunk: int) -> None:
+    body = ('{"text": "' + run * (200_000 // len(run)) + '"}').encode()
+    chunks = [body[start : start + chunk] for start in range(0, len(body), chunk)]
+    assert repr(decode_json_chunks(chunks)) == repr(json.loads(body))
+
+
+@pytest.mark.parametrize(
     "text",
     ["plain line\n", 'quoted "line"\t\\ end\n', "żółw · 亀 🐢\n", "🐢 escaped as a surrogate pair\n"],
     ids=["ascii", "escapes", "multi-byte", "surrogate-pairs"],
