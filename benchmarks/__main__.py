@@ -267,16 +267,19 @@ def memory_row(settings: Settings, notes: list[str]) -> list[Row]:
         "but the receiver's. The ratio is the peak of Python allocations under `tracemalloc` during the delivery; "
         f"the peak resident set grew by {result['growth'] / MIB:.0f} MiB over the warmed-up idle process (a "
         "figure the kernel's page reclaim on a busy machine can lower). A body of 256 KiB or more is streamed: "
-        "its HMAC advances chunk by chunk and it is kept once, as the text it decodes to (the bytes are dropped "
-        "as they are decoded). At the peak the text and the document being parsed from it live together: the "
-        "standard `json` module parses a whole `str`, and grows the document's long string by a quarter at a "
-        "time, so a document whose text is mostly one string peaks a little above 2x its body."
+        "its HMAC advances chunk by chunk and it is kept once, as the chunks it came in. Once the signature is "
+        "checked, the JSON is decoded from those chunks (`decode_json_chunks`): every value that lies wholly in "
+        "the chunk in hand goes to the `json` module's C scanner, a string or container that runs on into the "
+        "next chunk is walked (a long string decoded piece by piece and grown in place), and each chunk is "
+        "freed once decoded. At the peak the process holds the document and a chunk or two: about 1x the body "
+        "for a document that is mostly its text, a little more at 1 MiB, where the chunks in flight count."
     )
     notes.append(
         "Row 5, peak memory against body size: the same delivery at 1, 10 and 50 MiB, in endpoint mode and "
         "in inbox mode (a SQLite inbox in a temporary directory). The inbox stores the exact signed bytes, so "
-        "at its write the text, the parsed document and the re-encoded bytes are alive together (about 3x); "
-        "SQLite's own copy of the row is its C allocations, outside `tracemalloc`, in the resident set (RSS) only."
+        "they are kept: joined once, and the document decoded from that copy, the bytes and the document alive "
+        "together (about 2x). SQLite's own copy of the row is its C allocations, outside `tracemalloc`, in the "
+        "resident set (RSS) only."
     )
     return rows
 

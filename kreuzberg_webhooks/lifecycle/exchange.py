@@ -17,10 +17,11 @@ otherwise the complete body goes on to the lifecycle::
         send(receiver.handle(exchange.delivery, headers))
 
 Given the verifier, a large body is streamed (``kreuzberg_webhooks.protocol.body``):
-its HMACs advance as it arrives and it is kept once, as the text the JSON
-parser reads. :attr:`Exchange.delivery` hands it to the verifier as it is;
-:attr:`Exchange.body` gives the exact bytes (a guard replays them), and the
-body is kept as bytes from then on.
+its HMACs advance as it arrives and it is kept once, as the chunks it came in.
+:attr:`Exchange.delivery` hands it to the verifier as it is, which decodes the
+JSON from those chunks; without *keep_bytes* (no inbox: nothing needs the bytes
+after) it frees each chunk as it decodes it. :attr:`Exchange.body` gives the
+exact bytes (a guard replays them), joined once.
 """
 
 from __future__ import annotations
@@ -43,7 +44,8 @@ class Exchange:
     """The request side of one delivery: decides 405 and 413, and collects the body under *limit* bytes.
 
     A refusal is logged and reported to *observers* like every other answer.
-    With *verifier*, a large body is streamed: see the module's documentation.
+    With *verifier*, a large body is streamed: see the module's documentation;
+    *keep_bytes* says whether its bytes are wanted after it is verified.
     """
 
     __slots__ = ("_observers", "_reader", "answer", "headers")
@@ -55,6 +57,7 @@ class Exchange:
         limit: int,
         observers: Sequence[Observer] = (),
         verifier: Verifier | None = None,
+        keep_bytes: bool = True,
     ) -> None:
         self._observers = observers
         self.headers = headers
@@ -65,7 +68,9 @@ class Exchange:
             self._refuse(MethodNotAllowed())
             return
         try:
-            self._reader = BodyReader(limit, header_value(headers, "content-length"), verifier, headers)
+            self._reader = BodyReader(
+                limit, header_value(headers, "content-length"), verifier, headers, keep_bytes=keep_bytes
+            )
         except PayloadTooLarge as error:
             self._refuse(error)
 
@@ -92,7 +97,7 @@ class Exchange:
 
     @property
     def delivery(self) -> RequestBody:
-        """The complete body as the verifier takes it: bytes, or a streamed body kept as its text."""
+        """The complete body as the verifier takes it: bytes, or a streamed body kept as its chunks."""
         return b"" if self._reader is None else self._reader.delivery()
 
     def _refuse(self, error: WebhookError) -> None:

@@ -294,7 +294,9 @@ class Receiver:
 
     def exchange(self, method: str, headers: Mapping[str, str]) -> Exchange:
         """Start a request at the webhook path: see :class:`~kreuzberg_webhooks.lifecycle.exchange.Exchange`."""
-        return Exchange(method, headers, self.verifier.max_body_size, self.observers, self.verifier)
+        # Without an inbox nothing needs a streamed body's bytes once it is verified: freed as it is decoded.
+        keep = self.inbox is not None
+        return Exchange(method, headers, self.verifier.max_body_size, self.observers, self.verifier, keep)
 
     def handle(self, body: RequestBody, headers: Mapping[str, str]) -> Outcome:
         """Process one delivery synchronously and return the answer to send."""

@@ -3,20 +3,22 @@
 A small body (every event) is collected and joined, as it always was. A large
 one (a job document carrying its text) is streamed once it reaches
 :data:`STREAM_FROM` bytes, when a :class:`~kreuzberg_webhooks.protocol.signing.StreamingMac`
-could be started for it: its HMACs advance as the chunks arrive, and each
-chunk is decoded as UTF-8 and dropped, so what is kept is the text the JSON
-parser reads, never the bytes beside it. The exact bytes are given back on
-demand (an inbox stores them; a guard replays them): re-encoding valid UTF-8
-gives the bytes that were signed.
+could be started for it: its HMACs advance as the chunks arrive, and the
+chunks are kept as they came, never joined. Once the signature is checked the
+JSON is decoded straight from them (:func:`~kreuzberg_webhooks.protocol.decoding.decode_json_chunks`):
+when nothing will ask for the bytes again (no inbox), each chunk is dropped as
+soon as it is decoded, so the body and the document it becomes are never held
+whole together; when something will (an inbox stores them), they are joined
+once and the document is decoded from that one copy.
 """
 
 from __future__ import annotations
 
-import codecs
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Protocol, TypeAlias
+from typing import TYPE_CHECKING, Any, Protocol, TypeAlias
 
 from ..exceptions import PayloadTooLarge
+from .decoding import decode_json_chunks
 
 if TYPE_CHECKING:
     from .signing import StreamingMac
@@ -25,29 +27,31 @@ __all__ = ["DEFAULT_MAX_BODY_SIZE", "STREAM_FROM", "BodyReader", "RequestBody", 
 
 #: Job documents carry the extracted text, so the default is generous.
 DEFAULT_MAX_BODY_SIZE = 64 * 1024 * 1024
-#: From this size on a body is streamed (HMAC per chunk, kept as its decoded text);
+#: From this size on a body is streamed (HMAC per chunk, kept as its chunks);
 #: below it, it is joined and checked whole, which is faster for the small events.
 STREAM_FROM = 256 * 1024
-
-_new_decoder = codecs.getincrementaldecoder("utf-8")
+#: How much of a streamed body the JSON decoder reads at a time: small chunks are joined up to it,
+#: a joined body is read in slices of it.
+DECODE_WINDOW = 64 * 1024
 
 
 class StreamedBody:
-    """A body read by streaming: kept once, with the HMACs its chunks advanced (:attr:`mac`).
+    """A body read by streaming: its chunks, kept as they came, with the HMACs they advanced (:attr:`mac`).
 
-    Kept as the text it decodes to when it is valid UTF-8 (the bytes were
-    dropped chunk by chunk), else as its bytes. :meth:`bytes` gives the exact
-    body either way; asked for once, the body is kept as bytes from then on.
+    :meth:`bytes` gives the exact body (joined once, and kept joined);
+    :meth:`decode` decodes it as JSON from the chunks.
+
+    :param keep: whether the bytes must stay available after :meth:`decode`
+        (an inbox stores them); else a releasing decode frees them as it goes.
     """
 
-    __slots__ = ("_bytes", "_parts", "_text", "mac", "size")
+    __slots__ = ("_chunks", "keep", "mac", "size")
 
-    def __init__(self, size: int, mac: StreamingMac, text: list[str] | None, chunks: list[bytes] | None) -> None:
+    def __init__(self, size: int, mac: StreamingMac, chunks: list[bytes], keep: bool = True) -> None:
         self.size = size
         self.mac = mac
-        self._parts = text
-        self._text: str | None = None
-        self._bytes: list[bytes] | None = chunks
+        self.keep = keep
+        self._chunks: list[bytes] | None = chunks
 
     def __len__(self) -> int:
         return self.size
@@ -56,23 +60,65 @@ class StreamedBody:
         return f"<StreamedBody {self.size} bytes>"
 
     @property
-    def text(self) -> str | None:
-        """The body decoded as UTF-8; ``None`` when it is kept as bytes (not UTF-8, or asked for as bytes)."""
-        if self._parts is not None:
-            self._text = "".join(self._parts)
-            self._parts = None
-        return self._text
+    def released(self) -> bool:
+        """Whether a releasing :meth:`decode` dropped the bytes (:meth:`bytes` cannot give them back)."""
+        return self._chunks is None
 
     def bytes(self) -> bytes:
-        """The exact body that was signed; kept as bytes from now on (the text is dropped)."""
-        if self._bytes is None:
-            text = self.text
-            assert text is not None
-            self._bytes = [text.encode("utf-8")]  # valid UTF-8 decoded strictly: the same bytes again
-            self._text = None
-        elif len(self._bytes) != 1:
-            self._bytes = [b"".join(self._bytes)]
-        return self._bytes[0]
+        """The exact body that was signed; kept joined from now on."""
+        if self._chunks is None:
+            raise RuntimeError("this streamed body was released as it was decoded: its bytes are gone")
+        if len(self._chunks) != 1:
+            self._chunks = [b"".join(self._chunks)]
+        return self._chunks[0]
+
+    def decode(self, release: bool = False) -> Any:
+        """The body decoded as JSON, as :func:`~kreuzberg_webhooks.protocol.decoding.decode_json` decodes it.
+
+        With *release*, unless the body is to be kept (:attr:`keep`), each chunk is
+        dropped once it is decoded and the body is :attr:`released`. Otherwise the
+        bytes are joined first (the one copy an inbox stores) and decoded a slice at a time.
+        """
+        chunks = self._chunks
+        if chunks is None:
+            raise RuntimeError("this streamed body was released as it was decoded: its bytes are gone")
+        if release and not self.keep and len(chunks) > 1:
+            self._chunks = None
+            chunks.reverse()  # popped from the end: each chunk is freed once the decoder has read it
+            return decode_json_chunks(_Popped(chunks))
+        del chunks  # the joined bytes replace the chunks: nothing else may hold them
+        body = self.bytes()
+        return decode_json_chunks(body[start : start + DECODE_WINDOW] for start in range(0, len(body), DECODE_WINDOW))
+
+
+class _Popped:
+    """The chunks (given in reverse order) popped one at a time, small ones joined up to :data:`DECODE_WINDOW`.
+
+    An iterator rather than a generator: a generator would hold the chunk it
+    yielded until asked for the next, while the decoder reads the next window.
+    """
+
+    __slots__ = ("_chunks",)
+
+    def __init__(self, chunks: list[bytes]) -> None:
+        self._chunks = chunks
+
+    def __iter__(self) -> _Popped:
+        return self
+
+    def __next__(self) -> bytes:
+        chunks = self._chunks
+        if not chunks:
+            raise StopIteration
+        chunk = chunks.pop()
+        if len(chunk) >= DECODE_WINDOW or not chunks or len(chunks[-1]) >= DECODE_WINDOW:
+            return chunk
+        parts = [chunk]
+        size = len(chunk)
+        while chunks and size < DECODE_WINDOW:
+            parts.append(chunks.pop())
+            size += len(parts[-1])
+        return b"".join(parts)
 
 
 #: A body as the verifier takes it: bytes, or a :class:`StreamedBody` read by streaming.
@@ -102,18 +148,21 @@ class BodyReader:
         (:data:`STREAM_FROM`) for the HMACs of a delivery with *headers*; a
         :class:`~kreuzberg_webhooks.protocol.signing.StreamingMac` it returns
         makes the reader stream (see :meth:`delivery`), ``None`` keeps collecting.
+    :param keep_bytes: whether the exact bytes of a streamed body are wanted
+        after it is decoded (an inbox stores them, a guard replays them): they
+        are then kept (:attr:`StreamedBody.keep`); ``False`` lets the verifier
+        free them as it decodes them.
     """
 
     __slots__ = (
         "_chunks",
-        "_decoder",
         "_headers",
+        "_keep_bytes",
         "_limit",
         "_mac",
         "_size",
         "_stream_from",
         "_streamed",
-        "_text",
         "_verifier",
     )
 
@@ -125,6 +174,7 @@ class BodyReader:
         headers: Mapping[str, str] | None = None,
         *,
         stream_from: int = STREAM_FROM,
+        keep_bytes: bool = True,
     ) -> None:
         self._limit = limit
         self._chunks: list[bytes] = []
@@ -132,9 +182,9 @@ class BodyReader:
         self._verifier = verifier
         self._headers = headers
         self._stream_from = stream_from
-        # The streaming state (_decoder, _text, _streamed) is set when streaming begins:
-        # a small body, every event, pays for none of it.
+        self._keep_bytes = keep_bytes
         self._mac: StreamingMac | None = None
+        self._streamed: StreamedBody | None = None
         if content_length is not None:
             # A declared length over the limit is refused before reading anything.
             # A malformed one is left to the server: the body is still counted.
@@ -149,12 +199,10 @@ class BodyReader:
             raise PayloadTooLarge()
         if not chunk:
             return
+        self._chunks.append(chunk)
         if self._mac is not None:
             self._mac.update(chunk)
-            self._keep(chunk)
-            return
-        self._chunks.append(chunk)
-        if self._verifier is not None and self._size >= self._stream_from:
+        elif self._verifier is not None and self._size >= self._stream_from:
             self._begin_streaming(self._verifier.streaming_mac(self._headers or {}))
 
     def _begin_streaming(self, mac: StreamingMac | None) -> None:
@@ -162,34 +210,8 @@ class BodyReader:
         if mac is None:
             return
         self._mac = mac
-        self._decoder: codecs.IncrementalDecoder | None = _new_decoder()
-        self._text: list[str] | None = []
-        self._streamed: StreamedBody | None = None
-        chunks, self._chunks = self._chunks, []
-        for chunk in chunks:
+        for chunk in self._chunks:
             mac.update(chunk)
-            self._keep(chunk)
-
-    def _keep(self, chunk: bytes) -> None:
-        """Keep a streamed chunk once: as its text while the body is valid UTF-8, else as bytes."""
-        if self._decoder is None:
-            self._chunks.append(chunk)
-            return
-        assert self._text is not None
-        try:
-            self._text.append(self._decoder.decode(chunk))
-        except UnicodeDecodeError:
-            self._keep_bytes(chunk)
-
-    def _keep_bytes(self, chunk: bytes) -> None:
-        # Not UTF-8 (the verifier will answer invalid_json once the signature is checked):
-        # the bytes so far are the text's encoding plus what the decoder still held.
-        assert self._decoder is not None
-        assert self._text is not None
-        pending = self._decoder.getstate()[0]
-        self._chunks = ["".join(self._text).encode("utf-8"), pending, chunk]
-        self._decoder = None
-        self._text = None
 
     def body(self) -> bytes:
         """The whole body read so far."""
@@ -204,7 +226,7 @@ class BodyReader:
     def delivery(self) -> RequestBody:
         """The complete body for the verifier: a :class:`StreamedBody` when it was streamed, else :meth:`body`.
 
-        Call it once the body is complete: it ends the decoding.
+        Call it once the body is complete.
         """
         if self._mac is not None:
             return self._finish()
@@ -215,19 +237,7 @@ class BodyReader:
     def _finish(self) -> StreamedBody:
         assert self._mac is not None  # called only once streaming began
         if self._streamed is None:
-            if self._decoder is not None:
-                try:
-                    tail = self._decoder.decode(b"", final=True)
-                except UnicodeDecodeError:  # the body ends inside a character
-                    self._keep_bytes(b"")
-                else:
-                    assert self._text is not None
-                    if tail:
-                        self._text.append(tail)
-            self._streamed = StreamedBody(
-                self._size, self._mac, self._text, None if self._text is not None else self._chunks
-            )
-            self._text = None
+            # The streamed body owns the chunks from now on: a releasing decode frees them.
+            self._streamed = StreamedBody(self._size, self._mac, self._chunks, self._keep_bytes)
             self._chunks = []
-            self._decoder = None
         return self._streamed

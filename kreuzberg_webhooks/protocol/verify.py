@@ -12,7 +12,7 @@ import inspect
 import logging
 import time
 import warnings
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence, Sized
 from typing import Any, NamedTuple, NoReturn, TypeAlias, cast
 from uuid import UUID
 
@@ -42,7 +42,7 @@ from ..exceptions import (
     WebhookError,
 )
 from .body import DEFAULT_MAX_BODY_SIZE, BodyReader, RequestBody, StreamedBody
-from .decoding import decode_json, decode_json_text
+from .decoding import decode_json
 from .headers import find_header, header_name
 from .keys import MAX_SCOPE_LENGTH, bounded
 from .resolver import (
@@ -120,7 +120,7 @@ class Verified(NamedTuple):
 _Resolved: TypeAlias = "tuple[tuple[bytes, ...], tuple[str, ...] | None]"
 
 
-def _log_invalid_payload(body: bytes, error: InvalidPayload) -> None:
+def _log_invalid_payload(body: Sized, error: InvalidPayload) -> None:
     logger.warning(
         "signed delivery with an invalid payload kept out (reason=%s, %d bytes): %s",
         error.reason,
@@ -515,19 +515,17 @@ class Verifier:
             now = self._clock()
         secrets = self._secrets if resolved is None else resolved[0]
         index: int | None = None
-        text: str | None = None
+        chunked: StreamedBody | None = None
         raw = b""
         if type(body) is bytes:
             raw = body
         else:
-            # Read by streaming: its HMACs are done, and it is kept as text when it is UTF-8.
+            # Read by streaming: its HMACs are done, and it is decoded from its chunks.
             streamed = cast("StreamedBody", body)
             mac = streamed.mac
             if header is not None and header == mac.header and resolved is None and mac.keys is self._macs:
                 index = self._check_streamed(mac, now)
-                text = streamed.text
-                if text is None:
-                    raw = streamed.bytes()
+                chunked = streamed
             else:  # not what the HMACs were started for (never from an Exchange): checked whole
                 raw = streamed.bytes()
         if index is not None or (self.insecure_accept_unsigned and (header is None or not secrets)):
@@ -542,8 +540,10 @@ class Verifier:
             index = self._check_signature(raw, header, self._macs if resolved is None else prekey(secrets), now)
         data: Any = None
         try:
-            if text is not None:
-                data = decode_json_text(text)
+            if chunked is not None:
+                # Freed chunk by chunk as it is decoded unless something needs the bytes after:
+                # the application's on_invalid_payload (the default one reads only the size).
+                data = chunked.decode(release=self._on_invalid_payload is _log_invalid_payload)
             elif decoded is _UNDECODED:
                 data = decode_json(raw)
             elif isinstance(decoded, InvalidJSON):
@@ -656,6 +656,9 @@ class Verifier:
 
     def _report_invalid(self, body: RequestBody, error: InvalidPayload) -> None:
         try:
-            self._on_invalid_payload(body if type(body) is bytes else body.bytes(), error)  # type: ignore[union-attr]
+            if type(body) is bytes or self._on_invalid_payload is not _log_invalid_payload:
+                self._on_invalid_payload(body if type(body) is bytes else body.bytes(), error)  # type: ignore[union-attr]
+            else:  # a streamed body, maybe released as it was decoded: the log line needs only its size
+                _log_invalid_payload(body, error)
         except Exception:
             logger.exception("the on_invalid_payload callback raised")

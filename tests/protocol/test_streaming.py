@@ -1,5 +1,5 @@
 """Streaming verification (``protocol/body.py``, ``protocol/signing.py``): a body whose HMACs advance
-as its chunks arrive, kept once as the text it decodes to, is answered exactly as the whole body is."""
+as its chunks arrive, kept once as those chunks and decoded from them, is answered exactly as the whole body is."""
 
 from __future__ import annotations
 
@@ -14,8 +14,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from kreuzberg_webhooks import BodyReader, PayloadTooLarge, Verifier, WebhookError, sign, sign_timestamped
+from kreuzberg_webhooks.exceptions import InvalidJSON
 from kreuzberg_webhooks.lifecycle.exchange import Exchange
 from kreuzberg_webhooks.protocol.body import STREAM_FROM, StreamedBody
+from kreuzberg_webhooks.protocol.decoding import decode_json
 from kreuzberg_webhooks.protocol.signing import StreamingMac, prekey
 from kreuzberg_webhooks.testing import job_document_payload, job_event_payload
 from tests.protocol.support import NOW, OLD_SECRET, SECRET, make_verifier
@@ -26,8 +28,8 @@ def _split(body: bytes, cuts: list[int]) -> list[bytes]:
     return [body[start:end] for start, end in itertools.pairwise(points)]
 
 
-def _streamed(verifier: Verifier, body: bytes, headers: dict[str, str], cuts: list[int]) -> Any:
-    reader = BodyReader(verifier.max_body_size, None, verifier, headers, stream_from=0)
+def _streamed(verifier: Verifier, body: bytes, headers: dict[str, str], cuts: list[int], keep: bool = True) -> Any:
+    reader = BodyReader(verifier.max_body_size, None, verifier, headers, stream_from=0, keep_bytes=keep)
     for chunk in _split(body, cuts):
         reader.feed(chunk)
     return reader.delivery()
@@ -60,33 +62,56 @@ def test_a_streaming_mac_equals_the_hmac_of_the_whole_body_for_any_chunking(
 # -- kept once, given back exactly -------------------------------------------------------
 
 
+def _decoded(decode: Any) -> tuple[str, Any]:
+    try:
+        return ("value", repr(decode()))
+    except InvalidJSON as error:
+        return ("refused", error.reason)
+
+
 @given(
     text=st.text(max_size=200),
     damage=st.one_of(st.none(), st.tuples(st.integers(0, 1000), st.sampled_from([b"\xff", b"\xc3", b"\xed\xa0\x80"]))),
     cuts=st.lists(st.integers(0, 1000), max_size=8),
+    keep=st.booleans(),
 )
-def test_a_streamed_body_gives_back_its_exact_bytes_and_its_text_only_when_it_is_utf8(
-    text: str, damage: tuple[int, bytes] | None, cuts: list[int]
+def test_a_streamed_body_gives_back_its_exact_bytes_and_decodes_as_the_whole_body_does(
+    text: str, damage: tuple[int, bytes] | None, cuts: list[int], keep: bool
 ) -> None:
     body = text.encode("utf-8", "surrogatepass")
     if damage is not None:
         at = damage[0] % (len(body) + 1)
         body = body[:at] + damage[1] + body[at:]
     verifier = make_verifier()
-    streamed = _streamed(verifier, body, {"X-Webhook-Signature": sign(body, SECRET)}, cuts)
+    streamed = _streamed(verifier, body, {"X-Webhook-Signature": sign(body, SECRET)}, cuts, keep=keep)
     if not body:
         assert streamed == b""  # nothing was read: nothing to stream
         return
     assert isinstance(streamed, StreamedBody)
-    try:
-        expected: str | None = body.decode("utf-8")
-    except UnicodeDecodeError:
-        expected = None
-    assert streamed.text == expected
     assert len(streamed) == len(body)
+    assert _decoded(streamed.decode) == _decoded(lambda: decode_json(body))  # kept: decoded from the joined bytes
     assert streamed.bytes() == body
     assert streamed.bytes() == body  # asked twice: the same bytes, kept once
-    assert streamed.text is None  # the bytes replaced the text
+    assert _decoded(lambda: streamed.decode(release=True)) == _decoded(lambda: decode_json(body))
+    assert not streamed.released  # joined by bytes(): decoded from that one copy, which stays
+
+
+@given(
+    text=st.text(max_size=200),
+    cuts=st.lists(st.integers(0, 1000), min_size=1, max_size=8),
+)
+def test_a_streamed_body_not_kept_is_released_as_it_is_decoded_and_its_bytes_are_gone(
+    text: str, cuts: list[int]
+) -> None:
+    body = json.dumps({"text": text}).encode()
+    streamed = _streamed(make_verifier(), body, {"X-Webhook-Signature": sign(body, SECRET)}, cuts, keep=False)
+    assert isinstance(streamed, StreamedBody)
+    assert streamed.decode(release=True) == json.loads(body)
+    assert streamed.released is (len(_split(body, cuts)) > 1)
+    assert len(streamed) == len(body)  # the size is still known (the log line of an invalid payload)
+    if streamed.released:
+        with pytest.raises(RuntimeError):
+            streamed.bytes()
 
 
 def test_a_body_under_the_streaming_size_is_collected_as_bytes() -> None:
@@ -113,7 +138,7 @@ def test_a_large_body_read_through_an_exchange_is_streamed_and_verifies_like_the
         assert exchange.feed(body[start : start + 65536])
     delivery = exchange.delivery
     assert isinstance(delivery, StreamedBody)
-    assert delivery.text is not None  # kept as its text: the bytes were dropped as they were decoded
+    assert delivery.keep  # an exchange made without an inbox's say keeps the bytes
     assert _answer(verifier, delivery, headers) == _answer(verifier, body, headers)
     assert exchange.body == body  # a guard still gets the exact bytes
 
