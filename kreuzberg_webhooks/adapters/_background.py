@@ -9,12 +9,13 @@ from typing import Any, Generic, TypeVar
 
 from ..lifecycle.drivers import detach
 
-__all__ = ["Outliving", "detach"]
+__all__ = ["Outliving", "detach", "start_task"]
 
 T = TypeVar("T")
 
 
-def _start(loop: asyncio.AbstractEventLoop, coroutine: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+def start_task(loop: asyncio.AbstractEventLoop, coroutine: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+    """A task running *coroutine*, started at once where asyncio can (``eager_start``, 3.12+)."""
     if sys.version_info >= (3, 12) and loop.get_task_factory() is None:
         return asyncio.Task(coroutine, loop=loop, eager_start=True)
     return loop.create_task(coroutine)
@@ -41,7 +42,7 @@ class Outliving(Generic[T]):
         self._woken: asyncio.Future[None] = loop.create_future()
         self.value: T | None = None
         self.error: BaseException | None = None
-        self.task = _start(loop, self._run(coroutine))
+        self.task = start_task(loop, self._run(coroutine))
 
     async def _run(self, coroutine: Awaitable[T]) -> None:
         try:

@@ -28,7 +28,7 @@ from ..lifecycle.flows import Delivery
 from ..lifecycle.outcome import Outcome
 from ..lifecycle.receiver import Receiver
 from ..protocol.headers import HeaderLookup
-from ._background import Outliving, detach
+from ._background import detach, start_task
 from ._mount import Mode, check_mount
 
 __all__ = [
@@ -167,50 +167,136 @@ async def run_guarded(
     than running the route again once the lease ends (endpoint mode does the
     same with its handlers, ``drivers.run_async``).
     """
-    status: int | None = None
-    settled = False
-    detached = False
+    await _Asking(receiver, claimed, receive, send).run(app, scope, receive)
 
-    async def settle(code: int | None, error: BaseException | None = None, *, cancelled: bool = False) -> Any:
-        nonlocal settled
-        delivery = claimed()
-        if settled or delivery is None:
+
+class _Guarded:
+    """One guarded request: runs the application in a task of its own and settles the claim by how it ends.
+
+    One object with slots keeps what the request needs while it waits for that
+    task (the status sent, whether the claim is settled, the body to replay),
+    not a set of closures and their cells: under load every request waits at
+    once, and the few objects each keeps alive meanwhile are what the garbage
+    collector counts and walks. The task's end is handed to a future of the
+    request's own (:attr:`woken`), whose cancellation does not reach the task
+    (as :class:`~kreuzberg_webhooks.adapters._background.Outliving` does).
+    """
+
+    __slots__ = (
+        "_body",
+        "_receive",
+        "_send",
+        "delivery",
+        "detached",
+        "error",
+        "receiver",
+        "settled",
+        "status",
+        "woken",
+    )
+
+    def __init__(
+        self, receiver: Receiver, delivery: Delivery | None, receive: Receive, send: Send, body: bytes | None = None
+    ) -> None:
+        self.receiver = receiver
+        self.delivery = delivery
+        self._receive = receive
+        self._send = send
+        #: The body to hand the application once (guard mode read it to verify), or None.
+        self._body = body
+        self.status: int | None = None
+        self.settled = False
+        #: Set once the request was cancelled: the application's answer then goes nowhere.
+        self.detached = False
+        self.error: BaseException | None = None
+        self.woken: asyncio.Future[None] | None = None
+
+    def claimed(self) -> Delivery | None:
+        """The delivery to settle, or ``None`` while there is none."""
+        return self.delivery
+
+    async def replay(self) -> Message:
+        """The application's ``receive``: the body read to verify it, then the server's own messages."""
+        body = self._body
+        if body is None:
+            return await self._receive()  # after the body, only http.disconnect can come
+        self._body = None
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    async def send(self, message: Message) -> None:
+        """The application's ``send``: settles before the last part of the body goes out."""
+        kind = message["type"]
+        if kind == "http.response.start":
+            if self.status is None:
+                self.status = message["status"]
+        elif kind == "http.response.body" and not message.get("more_body", False):
+            await self.settle(self.status)
+        if not self.detached:  # once the request is cancelled, nobody listens
+            await self._send(message)
+
+    async def settle(self, code: int | None, error: BaseException | None = None, *, cancelled: bool = False) -> Any:
+        delivery = self.claimed()
+        if self.settled or delivery is None:
             return None
-        settled = True
-        return await receiver.settle_async(delivery, code, error, cancelled=cancelled)
+        self.settled = True
+        return await self.receiver.settle_async(delivery, code, error, cancelled=cancelled)
 
-    async def settle_then_send(message: Message) -> None:
-        nonlocal status
-        if message["type"] == "http.response.start" and status is None:
-            status = message["status"]
-        elif message["type"] == "http.response.body" and not message.get("more_body", False):
-            await settle(status)
-        if not detached:  # once the request is cancelled, nobody listens
-            await send(message)
-
-    async def conclude(error: BaseException | None) -> Outcome | None:
+    async def conclude(self, error: BaseException | None) -> Outcome | None:
         """Settle by how the application ended; the answer to send if it sent none."""
         if error is None or isinstance(error, Exception):
-            answer: Outcome | None = await settle(None if error is not None else status, error)
-            return answer if status is None else None
-        await settle(None, cancelled=True)  # cancelled itself: its code may still run in a thread
+            answer: Outcome | None = await self.settle(None if error is not None else self.status, error)
+            return answer if self.status is None else None
+        await self.settle(None, cancelled=True)  # cancelled itself: its code may still run in a thread
         return None
 
-    async def conclude_later(running: Outliving[None]) -> None:
-        await running.ended()
-        await conclude(running.error)
+    async def run(self, app: ASGIApp, scope: Scope, receive: Receive) -> None:
+        """Run *app* with *receive* (or :meth:`replay`) until it ends, then settle and answer if it did not."""
+        loop = asyncio.get_running_loop()
+        woken = self.woken = loop.create_future()
+        task = start_task(loop, self._run(app(scope, receive, self.send)))
+        try:
+            await woken
+        except asyncio.CancelledError:
+            self.detached = True
+            detach(self._conclude_later(task))
+            raise
+        # Settled already (its answer is complete, the usual end): nothing is left to conclude.
+        if not self.settled and (answer := await self.conclude(self.error)) is not None:
+            await send_outcome(self._send, answer)
+        if self.error is not None:
+            raise self.error
 
-    running: Outliving[None] = Outliving(app(scope, receive, settle_then_send))
-    try:
-        await running.wait()
-    except asyncio.CancelledError:
-        detached = True
-        detach(conclude_later(running))
-        raise
-    if (answer := await conclude(running.error)) is not None:
-        await send_outcome(send, answer)
-    if running.error is not None:
-        raise running.error
+    async def _run(self, coroutine: Awaitable[None]) -> None:
+        try:
+            await coroutine
+        except BaseException as error:  # kept for whoever settles; the task itself ends quietly
+            self.error = error
+        woken = self.woken
+        if woken is not None and not woken.done():
+            woken.set_result(None)
+
+    async def _conclude_later(self, task: asyncio.Task[None]) -> None:
+        try:
+            await task
+        except asyncio.CancelledError:  # cancelled before it started: it never ran
+            if self.error is None:
+                self.error = asyncio.CancelledError()
+        await self.conclude(self.error)
+
+
+class _Asking(_Guarded):
+    """A guarded request whose delivery is asked for when it settles (FastAPI's dependency claims it later)."""
+
+    __slots__ = ("_claimed",)
+
+    def __init__(
+        self, receiver: Receiver, claimed: Callable[[], Delivery | None], receive: Receive, send: Send
+    ) -> None:
+        super().__init__(receiver, None, receive, send)
+        self._claimed = claimed
+
+    def claimed(self) -> Delivery | None:
+        return self._claimed()
 
 
 def _route_path(scope: Scope) -> str:
@@ -265,31 +351,42 @@ class KreuzbergWebhookMiddleware:
         if scope["type"] != "http" or _route_path(scope) != self.path:
             await self.app(scope, receive, send)
             return
+        if self.mode == "endpoint":
+            await self._endpoint(scope, receive, send)
+            return
+        guarded = await self._begin(scope, receive, send)
+        if guarded is not None:
+            await guarded.run(self.app, scope, guarded.replay)
+
+    async def _endpoint(self, scope: Scope, receive: Receive, send: Send) -> None:
         headers = ScopeHeaders(scope["headers"])
         exchange = self.receiver.exchange(scope["method"], headers)
         if not await read_exchange(exchange, receive):
-            return  # the client went away: nobody to answer, and no claim was taken
+            return  # the client went away: nobody to answer
         if exchange.answer is not None:
             await send_outcome(send, exchange.answer)
             return
-        if self.mode == "endpoint":
-            await send_outcome(send, await self.receiver.handle_async(exchange.delivery, headers))
-            return
+        await send_outcome(send, await self.receiver.handle_async(exchange.delivery, headers))
+
+    async def _begin(self, scope: Scope, receive: Receive, send: Send) -> _Guarded | None:
+        """Read, verify and claim: the guarded request to run, or ``None`` once answered.
+
+        A method of its own: the headers and the exchange are gone before the
+        request waits for the application.
+        """
+        headers = ScopeHeaders(scope["headers"])
+        exchange = self.receiver.exchange(scope["method"], headers)
+        if not await read_exchange(exchange, receive):
+            return None  # the client went away: nobody to answer, and no claim was taken
+        if exchange.answer is not None:
+            await send_outcome(send, exchange.answer)
+            return None
         body = exchange.body
         began = await self.receiver.begin_async(body, headers)
         if isinstance(began, Outcome):
             await send_outcome(send, began)
-            return
+            return None
         # The state dict is the one Starlette's ``request.state`` wraps; it is
         # per request (servers copy the lifespan state into each scope).
         scope.setdefault("state", {})[EVENT_STATE_KEY] = began.event
-        replayed = False
-
-        async def replay_body() -> Message:
-            nonlocal replayed
-            if not replayed:
-                replayed = True
-                return {"type": "http.request", "body": body, "more_body": False}
-            return await receive()  # after the body, only http.disconnect can come
-
-        await run_guarded(self.receiver, lambda: began, self.app, scope, replay_body, send)
+        return _Guarded(self.receiver, began, receive, send, body)
