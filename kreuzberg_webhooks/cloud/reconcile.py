@@ -22,14 +22,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import inspect
 import itertools
 import logging
 import math
 import threading
 import time
-from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any, TypeAlias
 from uuid import UUID
 
@@ -70,7 +71,8 @@ _TERMINAL_TYPES = frozenset({"job.completed", "job.failed", "job.cancelled"})
 #: At most this many jobs a worker thread of the AsyncReconciler fetches before handing them to the loop.
 _MAX_CHUNK = 8
 _Fetched: TypeAlias = "tuple[TrackedJob, float, JobLookup | JobsAPIError]"
-_Fetch: TypeAlias = "Callable[[list[TrackedJob]], Awaitable[list[_Fetched]]]"
+_Checked: TypeAlias = "_Verdict | _Fetched"
+_Fetch: TypeAlias = "Callable[[list[TrackedJob]], Awaitable[list[_Checked]]]"
 
 _VIA: contextvars.ContextVar[str] = contextvars.ContextVar("kreuzberg_webhooks_via", default="webhook")
 
@@ -78,15 +80,6 @@ _VIA: contextvars.ContextVar[str] = contextvars.ContextVar("kreuzberg_webhooks_v
 def delivered_via() -> str:
     """Inside a handler: ``"reconcile"`` when the reconciler dispatched the event, else ``"webhook"``."""
     return _VIA.get()
-
-
-@contextlib.contextmanager
-def _via(value: str) -> Iterator[None]:
-    token = _VIA.set(value)
-    try:
-        yield
-    finally:
-        _VIA.reset(token)
 
 
 @dataclass(slots=True)
@@ -231,6 +224,17 @@ class _ReconcilerCommon:
         # in_flight (a webhook is being handled right now), handler_error, store_unavailable
         return self.retry(entry, now, reason or "not processed")
 
+    def settle(self, entry: TrackedJob, now: float, document: JobLookup) -> _Verdict:
+        """The verdict on a fetched document, its handlers run here through ``receiver.process``."""
+        if not is_terminal(document):
+            return self.pending(entry, now, str(document.status))
+        token = _VIA.set("reconcile")
+        try:
+            outcome = self.receiver.process(document, scope=entry.scope, via="reconcile")
+        finally:
+            _VIA.reset(token)
+        return self.verdict_for_document(entry, document, outcome, now)
+
     def too_old(self, entry: TrackedJob, now: float, why: str) -> _Verdict | None:
         """Give up on a job tracked more than ``max_age`` ago: it is reported and no longer polled."""
         age = now - entry.tracked_at
@@ -264,9 +268,10 @@ class _ReconcilerCommon:
         if closing:
             self.tracker.close(closing, now + self.closed_retention)
         later = [
-            replace(v.entry, next_check=v.next_check, checks=v.entry.checks + 1)
+            TrackedJob(e.job_id, e.scope, e.tracked_at, v.next_check, e.checks + 1, e.closed)
             for v in verdicts
             if v.action == "reschedule"
+            for e in (v.entry,)
         ]
         if later:
             self.tracker.reschedule(later)
@@ -374,11 +379,36 @@ class Reconciler(_ReconcilerCommon):
             document = self.client.get_job(entry.job_id)
         except JobsAPIError as error:
             return self.verdict_for_error(entry, error, now)
-        if not is_terminal(document):
-            return self.pending(entry, now, str(document.status))
-        with _via("reconcile"):
-            outcome = self.receiver.process(document, scope=entry.scope, via="reconcile")
-        return self.verdict_for_document(entry, document, outcome, now)
+        return self.settle(entry, now, document)
+
+    def _check_all(self, pool: ThreadPoolExecutor, due: list[TrackedJob]) -> list[_Verdict]:
+        """*concurrency* workers of *pool* take the due entries in turn (not a future per entry,
+        whose hand-off to this thread costs more than the check's own Python); an error ends
+        each worker's turn, and the pass once the checks under way are done."""
+        verdicts: list[_Verdict] = []
+        errors: list[BaseException] = []
+        entries = iter(due)
+        taking = threading.Lock()
+        check = self._check
+
+        def worker() -> None:
+            while not errors:
+                with taking:
+                    entry = next(entries, None)
+                if entry is None:
+                    return
+                try:
+                    verdicts.append(check(entry))
+                except BaseException as error:
+                    errors.append(error)
+                    return
+
+        workers = [pool.submit(worker) for _ in range(min(self.concurrency, len(due)))]
+        for done in workers:
+            done.result()
+        if errors:
+            raise errors[0]
+        return verdicts
 
     def run_once(self) -> ReconcileReport:
         """One pass: every tracked job due now, one request each."""
@@ -390,7 +420,7 @@ class Reconciler(_ReconcilerCommon):
                 due = self.tracker.due(now, self.batch_size, self.lease)
                 if not due:
                     break
-                self.apply(list(pool.map(self._check, due)), report, now)
+                self.apply(self._check_all(pool, due), report, now)
                 if len(due) < self.batch_size:
                     break
         report.seconds = time.perf_counter() - started
@@ -484,27 +514,50 @@ class AsyncReconciler(_ReconcilerCommon):
         """Remember submitted jobs; each is checked *delay* seconds from now (default: the grace period)."""
         await asyncio.to_thread(self.tracker.track, self.entries(job_ids, scope, delay))
 
-    def _fetch_chunk(self, client: JobsClient, chunk: list[TrackedJob]) -> list[_Fetched]:
-        """In a worker thread: GET each job of *chunk*; a bad API key ends the chunk."""
-        fetched: list[_Fetched] = []
+    def _sync_handlers_only(self, document: JobLookup) -> bool:
+        """Whether none of *document*'s handlers is a coroutine function (``process_async`` would
+        run each of them in a worker thread of its own)."""
+        return not any(inspect.iscoroutinefunction(handler) for handler in self.receiver.handlers_for(document))
+
+    def _check_chunk(
+        self, client: JobsClient, chunk: list[TrackedJob], settle_here: bool, stop: threading.Event
+    ) -> list[_Checked]:
+        """In a worker thread: GET each job of *chunk* and settle it here when that needs no loop:
+        a job not terminal yet, or (*settle_here*) a terminal one whose handlers are all sync, run
+        through ``receiver.process`` in this thread, as the sync :class:`Reconciler` runs them. The
+        rest (a coroutine handler, an API error) goes back to the loop. A bad API key, or *stop*
+        (the pass ended), ends the chunk."""
+        checked: list[_Checked] = []
         for entry in chunk:
+            if stop.is_set():
+                break
             now = self._clock()
             try:
-                fetched.append((entry, now, client.get_job(entry.job_id)))
+                document = client.get_job(entry.job_id)
             except InvalidAPIKey as error:
-                fetched.append((entry, now, error))
+                checked.append((entry, now, error))
                 break
             except JobsAPIError as error:
-                fetched.append((entry, now, error))
-        return fetched
+                checked.append((entry, now, error))
+                continue
+            if not is_terminal(document):
+                checked.append(self.pending(entry, now, str(document.status)))
+            elif settle_here and self._sync_handlers_only(document):
+                checked.append(self.settle(entry, now, document))
+            else:
+                checked.append((entry, now, document))
+        return checked
 
     async def _settle(self, entry: TrackedJob, now: float, fetched: JobLookup | JobsAPIError) -> _Verdict:
         if isinstance(fetched, JobsAPIError):
             return self.verdict_for_error(entry, fetched, now)
         if not is_terminal(fetched):
             return self.pending(entry, now, str(fetched.status))
-        with _via("reconcile"):
+        token = _VIA.set("reconcile")
+        try:
             outcome = await self.receiver.process_async(fetched, scope=entry.scope, via="reconcile")
+        finally:
+            _VIA.reset(token)
         return self.verdict_for_document(entry, fetched, outcome, now)
 
     async def _check_all(self, due: list[TrackedJob], fetch: _Fetch, chunk: int) -> list[_Verdict]:
@@ -520,8 +573,8 @@ class AsyncReconciler(_ReconcilerCommon):
                 if not taken:
                     return
                 try:
-                    for entry, now, fetched in await fetch(taken):
-                        verdicts.append(await self._settle(entry, now, fetched))
+                    for item in await fetch(taken):
+                        verdicts.append(item if isinstance(item, _Verdict) else await self._settle(*item))
                 except Exception as error:
                     errors.append(error)
                     return
@@ -544,7 +597,7 @@ class AsyncReconciler(_ReconcilerCommon):
             threaded = client.threaded()  # None: the caller's own httpx.AsyncClient, used as given
             get_job = client.get_job
 
-            async def fetch(chunk: list[TrackedJob]) -> list[_Fetched]:
+            async def fetch(chunk: list[TrackedJob]) -> list[_Checked]:
                 [entry] = chunk
                 now = self._clock()
                 try:
@@ -557,19 +610,32 @@ class AsyncReconciler(_ReconcilerCommon):
                 # The sync client's requests run in threads of the pass's own (the loop's default
                 # executor has min(32, CPUs + 4) threads, fewer than *concurrency* on a small machine).
                 pool = ThreadPoolExecutor(self.concurrency, "kreuzberg-reconcile")
-                # Never block the loop on a request still under way in a thread (a cancelled pass).
+                # Never block the loop on a request still under way in a thread (a cancelled pass),
+                # and let no thread start another check once the pass is over.
+                stop = threading.Event()
                 stack.callback(pool.shutdown, wait=False)
+                stack.callback(stop.set)
                 loop = asyncio.get_running_loop()
-                fetch_chunk, sync_client = self._fetch_chunk, threaded
+                check_chunk, sync_client = self._check_chunk, threaded
+                # Sync handlers run in the pass's threads when the receiver can process there (a
+                # sync store and secret resolver), saving a hand-off to another thread per job.
+                try:
+                    self.receiver.require_sync()
+                    settle_here = True
+                except ConfigurationError:
+                    settle_here = False
 
-                def fetch(chunk: list[TrackedJob]) -> Awaitable[list[_Fetched]]:
-                    return loop.run_in_executor(pool, fetch_chunk, sync_client, chunk)
+                def fetch(chunk: list[TrackedJob]) -> Awaitable[list[_Checked]]:
+                    # In a copy of the pass's context (its span, its context variables), as
+                    # asyncio.to_thread runs a sync handler.
+                    run = contextvars.copy_context().run
+                    return loop.run_in_executor(pool, run, check_chunk, sync_client, chunk, settle_here, stop)
 
             while True:
                 due = await asyncio.to_thread(self.tracker.due, now, self.batch_size, self.lease)
                 if not due:
                     break
-                # A thread hands its documents back to the loop a few at a time: each hand-off wakes
+                # A thread hands its checks back to the loop a few at a time: each hand-off wakes
                 # the loop (a write to its self-pipe), which costs more than the check itself.
                 chunk = 1 if threaded is None else max(1, min(_MAX_CHUNK, len(due) // (4 * self.concurrency)))
                 verdicts = await self._check_all(due, fetch, chunk)
