@@ -23,7 +23,6 @@ import asyncio
 import contextlib
 import contextvars
 import inspect
-import itertools
 import logging
 import math
 import threading
@@ -68,11 +67,10 @@ DEFAULT_MAX_AGE = 86400.0
 #: A 404 within this many seconds of tracking is the API lagging its own submission: checked again.
 DEFAULT_NOT_FOUND_GRACE = 300.0
 _TERMINAL_TYPES = frozenset({"job.completed", "job.failed", "job.cancelled"})
-#: At most this many jobs a worker thread of the AsyncReconciler fetches before handing them to the loop.
+#: At most this many jobs a thread of the AsyncReconciler hands to the loop at once.
 _MAX_CHUNK = 8
 _Fetched: TypeAlias = "tuple[TrackedJob, float, JobLookup | JobsAPIError]"
 _Checked: TypeAlias = "_Verdict | _Fetched"
-_Fetch: TypeAlias = "Callable[[list[TrackedJob]], Awaitable[list[_Checked]]]"
 
 _VIA: contextvars.ContextVar[str] = contextvars.ContextVar("kreuzberg_webhooks_via", default="webhook")
 
@@ -456,17 +454,19 @@ class Reconciler(_ReconcilerCommon):
 
 
 class AsyncReconciler(_ReconcilerCommon):
-    """The asynchronous :class:`Reconciler`: *concurrency* workers take the due jobs in turn, at
-    most *concurrency* requests in flight on kept-alive connections; handlers run through
-    ``receiver.process_async`` on the loop. Tracker calls run in a worker thread.
+    """The asynchronous :class:`Reconciler`. Tracker calls run in a worker thread.
 
     *client* is an :class:`~kreuzberg_webhooks.cloud.AsyncJobsClient` or a sync
     :class:`~kreuzberg_webhooks.cloud.JobsClient`. The requests of a ``JobsClient``, and of an
     ``AsyncJobsClient`` that made its own connection pool (through its sync twin,
     :meth:`~kreuzberg_webhooks.cloud.AsyncJobsClient.threaded`), run in *concurrency* worker
     threads of the pass: httpx's sync pool costs less per request than its async one
-    (``benchmarks/reconcile.py``). An ``AsyncJobsClient`` on the caller's own ``httpx.AsyncClient``
-    is used as given, on the loop."""
+    (``benchmarks/reconcile.py``). The threads take the due jobs in turn, as the sync
+    reconciler's do, and settle a job whose handlers are all sync functions themselves, through
+    ``receiver.process`` (unless the receiver's store or secret resolver is async); a job with a
+    coroutine handler goes to the loop, a few at a time, and its handlers run through
+    ``receiver.process_async``, up to *concurrency* at once. An ``AsyncJobsClient`` on the
+    caller's own ``httpx.AsyncClient`` is used as given, on the loop, by *concurrency* tasks."""
 
     def __init__(
         self,
@@ -519,34 +519,91 @@ class AsyncReconciler(_ReconcilerCommon):
         run each of them in a worker thread of its own)."""
         return not any(inspect.iscoroutinefunction(handler) for handler in self.receiver.handlers_for(document))
 
-    def _check_chunk(
-        self, client: JobsClient, chunk: list[TrackedJob], settle_here: bool, stop: threading.Event
-    ) -> list[_Checked]:
-        """In a worker thread: GET each job of *chunk* and settle it here when that needs no loop:
-        a job not terminal yet, or (*settle_here*) a terminal one whose handlers are all sync, run
-        through ``receiver.process`` in this thread, as the sync :class:`Reconciler` runs them. The
-        rest (a coroutine handler, an API error) goes back to the loop. A bad API key, or *stop*
-        (the pass ended), ends the chunk."""
-        checked: list[_Checked] = []
-        for entry in chunk:
-            if stop.is_set():
-                break
-            now = self._clock()
+    def _check_here(self, client: JobsClient, entry: TrackedJob, settle_here: bool) -> _Checked:
+        """In a pass thread: GET one job, and settle it here when that needs no loop: a job not
+        terminal yet, or (*settle_here*) a terminal one whose handlers are all sync, run through
+        ``receiver.process`` in this thread (as the sync :class:`Reconciler` runs them) in a copy
+        of the thread's context. The rest (a coroutine handler, an API error) is for the loop."""
+        now = self._clock()
+        try:
+            document = client.get_job(entry.job_id)
+        except JobsAPIError as error:
+            return (entry, now, error)
+        if not is_terminal(document):
+            return self.pending(entry, now, str(document.status))
+        if settle_here and self._sync_handlers_only(document):
+            return contextvars.copy_context().run(self.settle, entry, now, document)
+        return (entry, now, document)
+
+    async def _check_threaded(
+        self, due: list[TrackedJob], pool: ThreadPoolExecutor, client: JobsClient, settle_here: bool, chunk: int
+    ) -> list[_Verdict]:
+        """The pass's threads take the due entries in turn and check them as the sync
+        :class:`Reconciler`'s do, never waiting on the loop; what needs the loop they hand to it
+        *chunk* at a time (each hand-off wakes the loop: a write to its self-pipe), where as many
+        tasks settle them (coroutine handlers run concurrently). An error (a bad API key, a
+        failure) ends every thread's turn, and the pass once the checks under way are done; a
+        cancelled pass starts no more checks."""
+        loop = asyncio.get_running_loop()
+        verdicts: list[_Verdict] = []
+        errors: list[BaseException] = []
+        stop = threading.Event()
+        entries = iter(due)
+        taking = threading.Lock()
+        handed: asyncio.Queue[list[_Fetched] | None] = asyncio.Queue()
+        workers = min(self.concurrency, len(due))
+
+        def hand(batch: list[_Fetched] | None) -> None:
+            with contextlib.suppress(RuntimeError):  # the loop has closed: the pass is long gone
+                loop.call_soon_threadsafe(handed.put_nowait, batch)
+
+        def work() -> None:
+            batch: list[_Fetched] = []
             try:
-                document = client.get_job(entry.job_id)
-            except InvalidAPIKey as error:
-                checked.append((entry, now, error))
-                break
-            except JobsAPIError as error:
-                checked.append((entry, now, error))
-                continue
-            if not is_terminal(document):
-                checked.append(self.pending(entry, now, str(document.status)))
-            elif settle_here and self._sync_handlers_only(document):
-                checked.append(self.settle(entry, now, document))
-            else:
-                checked.append((entry, now, document))
-        return checked
+                while not stop.is_set():
+                    with taking:
+                        entry = next(entries, None)
+                    if entry is None:
+                        break
+                    checked = self._check_here(client, entry, settle_here)
+                    if isinstance(checked, _Verdict):
+                        verdicts.append(checked)
+                        continue
+                    batch.append(checked)
+                    if isinstance(checked[2], InvalidAPIKey):
+                        stop.set()  # every other job would fail the same way
+                    if len(batch) >= chunk:
+                        hand(batch)
+                        batch = []
+            except BaseException as error:
+                errors.append(error)
+                stop.set()
+            finally:
+                if batch:
+                    hand(batch)
+                hand(None)  # this thread is done
+
+        async def settle() -> None:
+            while (batch := await handed.get()) is not None:
+                for entry, now, fetched in batch:
+                    if errors:
+                        continue  # drained, not settled
+                    try:
+                        verdicts.append(await self._settle(entry, now, fetched))
+                    except Exception as error:
+                        errors.append(error)
+                        stop.set()
+
+        # Each thread runs in a copy of the pass's context (its span, its context variables).
+        threads = [loop.run_in_executor(pool, contextvars.copy_context().run, work) for _ in range(workers)]
+        try:
+            await asyncio.gather(*(settle() for _ in range(workers)))
+            await asyncio.gather(*threads)
+        finally:
+            stop.set()
+        if errors:
+            raise errors[0]
+        return verdicts
 
     async def _settle(self, entry: TrackedJob, now: float, fetched: JobLookup | JobsAPIError) -> _Verdict:
         if isinstance(fetched, JobsAPIError):
@@ -560,21 +617,27 @@ class AsyncReconciler(_ReconcilerCommon):
             _VIA.reset(token)
         return self.verdict_for_document(entry, fetched, outcome, now)
 
-    async def _check_all(self, due: list[TrackedJob], fetch: _Fetch, chunk: int) -> list[_Verdict]:
-        """*concurrency* workers take the due entries in turn, *chunk* at a time (not a task per
-        entry waiting on a semaphore); an error ends the pass once the checks under way are done."""
+    async def _check_on_loop(
+        self, due: list[TrackedJob], get_job: Callable[[str], Awaitable[JobLookup]]
+    ) -> list[_Verdict]:
+        """*concurrency* tasks take the due entries in turn (not a task per entry waiting on a
+        semaphore); an error ends the pass once the checks under way are done."""
         verdicts: list[_Verdict] = []
         entries = iter(due)
         errors: list[Exception] = []
 
         async def worker() -> None:
             while not errors:
-                taken = list(itertools.islice(entries, chunk))
-                if not taken:
+                entry = next(entries, None)
+                if entry is None:
                     return
+                now = self._clock()
                 try:
-                    for item in await fetch(taken):
-                        verdicts.append(item if isinstance(item, _Verdict) else await self._settle(*item))
+                    try:
+                        fetched: JobLookup | JobsAPIError = await get_job(entry.job_id)
+                    except JobsAPIError as error:
+                        fetched = error
+                    verdicts.append(await self._settle(entry, now, fetched))
                 except Exception as error:
                     errors.append(error)
                     return
@@ -590,33 +653,16 @@ class AsyncReconciler(_ReconcilerCommon):
         report = ReconcileReport()
         now = self._clock()
         client = self.client
-        fetch: _Fetch
-        if isinstance(client, JobsClient):
-            threaded: JobsClient | None = client
-        else:
-            threaded = client.threaded()  # None: the caller's own httpx.AsyncClient, used as given
-            get_job = client.get_job
-
-            async def fetch(chunk: list[TrackedJob]) -> list[_Checked]:
-                [entry] = chunk
-                now = self._clock()
-                try:
-                    return [(entry, now, await get_job(entry.job_id))]
-                except JobsAPIError as error:
-                    return [(entry, now, error)]
+        # None: an AsyncJobsClient on the caller's own httpx.AsyncClient, used as given on the loop.
+        threaded = client if isinstance(client, JobsClient) else client.threaded()
 
         with contextlib.ExitStack() as stack:
             if threaded is not None:
                 # The sync client's requests run in threads of the pass's own (the loop's default
                 # executor has min(32, CPUs + 4) threads, fewer than *concurrency* on a small machine).
                 pool = ThreadPoolExecutor(self.concurrency, "kreuzberg-reconcile")
-                # Never block the loop on a request still under way in a thread (a cancelled pass),
-                # and let no thread start another check once the pass is over.
-                stop = threading.Event()
+                # Never block the loop on a request still under way in a thread (a cancelled pass).
                 stack.callback(pool.shutdown, wait=False)
-                stack.callback(stop.set)
-                loop = asyncio.get_running_loop()
-                check_chunk, sync_client = self._check_chunk, threaded
                 # Sync handlers run in the pass's threads when the receiver can process there (a
                 # sync store and secret resolver), saving a hand-off to another thread per job.
                 try:
@@ -625,20 +671,16 @@ class AsyncReconciler(_ReconcilerCommon):
                 except ConfigurationError:
                     settle_here = False
 
-                def fetch(chunk: list[TrackedJob]) -> Awaitable[list[_Checked]]:
-                    # In a copy of the pass's context (its span, its context variables), as
-                    # asyncio.to_thread runs a sync handler.
-                    run = contextvars.copy_context().run
-                    return loop.run_in_executor(pool, run, check_chunk, sync_client, chunk, settle_here, stop)
-
             while True:
                 due = await asyncio.to_thread(self.tracker.due, now, self.batch_size, self.lease)
                 if not due:
                     break
-                # A thread hands its checks back to the loop a few at a time: each hand-off wakes
-                # the loop (a write to its self-pipe), which costs more than the check itself.
-                chunk = 1 if threaded is None else max(1, min(_MAX_CHUNK, len(due) // (4 * self.concurrency)))
-                verdicts = await self._check_all(due, fetch, chunk)
+                if threaded is None:
+                    assert isinstance(client, AsyncJobsClient)
+                    verdicts = await self._check_on_loop(due, client.get_job)
+                else:
+                    chunk = max(1, min(_MAX_CHUNK, len(due) // (4 * self.concurrency)))
+                    verdicts = await self._check_threaded(due, pool, threaded, settle_here, chunk)
                 await asyncio.to_thread(self.apply, verdicts, report, now)
                 if len(due) < self.batch_size:
                     break
