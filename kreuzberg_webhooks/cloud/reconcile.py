@@ -519,7 +519,9 @@ class AsyncReconciler(_ReconcilerCommon):
         run each of them in a worker thread of its own)."""
         return not any(inspect.iscoroutinefunction(handler) for handler in self.receiver.handlers_for(document))
 
-    def _check_here(self, client: JobsClient, entry: TrackedJob, settle_here: bool) -> _Checked:
+    def _check_here(
+        self, client: JobsClient, entry: TrackedJob, settle_here: bool, sync_only: dict[tuple[type, object], bool]
+    ) -> _Checked:
         """In a pass thread: GET one job, and settle it here when that needs no loop: a job not
         terminal yet, or (*settle_here*) a terminal one whose handlers are all sync, run through
         ``receiver.process`` in this thread (as the sync :class:`Reconciler` runs them) in a copy
@@ -531,7 +533,12 @@ class AsyncReconciler(_ReconcilerCommon):
             return (entry, now, error)
         if not is_terminal(document):
             return self.pending(entry, now, str(document.status))
-        if settle_here and self._sync_handlers_only(document):
+        # Whether the handlers are all sync, per kind of document and status (what picks them) in a pass.
+        kind = (type(document), document.status)
+        only = sync_only.get(kind)
+        if only is None:
+            only = sync_only[kind] = self._sync_handlers_only(document)
+        if settle_here and only:
             return contextvars.copy_context().run(self.settle, entry, now, document)
         return (entry, now, document)
 
@@ -552,6 +559,7 @@ class AsyncReconciler(_ReconcilerCommon):
         taking = threading.Lock()
         handed: asyncio.Queue[list[_Fetched] | None] = asyncio.Queue()
         workers = min(self.concurrency, len(due))
+        sync_only: dict[tuple[type, object], bool] = {}
 
         def hand(batch: list[_Fetched] | None) -> None:
             with contextlib.suppress(RuntimeError):  # the loop has closed: the pass is long gone
@@ -565,7 +573,7 @@ class AsyncReconciler(_ReconcilerCommon):
                         entry = next(entries, None)
                     if entry is None:
                         break
-                    checked = self._check_here(client, entry, settle_here)
+                    checked = self._check_here(client, entry, settle_here, sync_only)
                     if isinstance(checked, _Verdict):
                         verdicts.append(checked)
                         continue

@@ -444,7 +444,7 @@ def test_a_bad_api_key_ends_the_async_pass_without_sending_the_rest(client_kind:
     with Emulator(KEY) as cloud:
         asyncio.run(scenario(cloud))
         requests = cloud.stats.api_requests
-    assert requests == 2  # the two checks under way when the first 401 came back
+    assert 1 <= requests <= 2  # at most the checks under way when the first 401 came back, one per worker
 
 
 def test_a_bad_api_key_ends_the_sync_pass_without_sending_the_rest() -> None:
@@ -455,7 +455,7 @@ def test_a_bad_api_key_ends_the_sync_pass_without_sending_the_rest() -> None:
         with pytest.raises(InvalidAPIKey):
             reconciler.run_once()
         requests = cloud.stats.api_requests
-    assert requests == 2  # one check per worker: each ends its turn on the 401
+    assert 1 <= requests <= 2  # at most the checks under way when the first 401 came back, one per worker
 
 
 _CALLER: contextvars.ContextVar[str] = contextvars.ContextVar("caller", default="none")
