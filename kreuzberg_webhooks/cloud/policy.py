@@ -170,7 +170,7 @@ def parse_job_response(data: Any) -> JobLookup:
     if not isinstance(data, dict):
         raise InvalidResponse("the job lookup answer is not a JSON object")
     status = data.get("status")
-    if isinstance(status, str):
+    if isinstance(status, str) and not status.islower():  # a copy only for a status to lower-case
         data = {**data, "status": status.lower()}
     if "jobs" not in data and "job_ids" not in data and ("seed_urls" in data or "progress" in data):
         # A crawl job whose optional `jobs` list is absent has spawned none yet.

@@ -22,14 +22,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
-import itertools
+import inspect
 import logging
 import math
 import threading
 import time
-from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any, TypeAlias
 from uuid import UUID
 
@@ -67,10 +67,10 @@ DEFAULT_MAX_AGE = 86400.0
 #: A 404 within this many seconds of tracking is the API lagging its own submission: checked again.
 DEFAULT_NOT_FOUND_GRACE = 300.0
 _TERMINAL_TYPES = frozenset({"job.completed", "job.failed", "job.cancelled"})
-#: At most this many jobs a worker thread of the AsyncReconciler fetches before handing them to the loop.
+#: At most this many jobs a thread of the AsyncReconciler hands to the loop at once.
 _MAX_CHUNK = 8
 _Fetched: TypeAlias = "tuple[TrackedJob, float, JobLookup | JobsAPIError]"
-_Fetch: TypeAlias = "Callable[[list[TrackedJob]], Awaitable[list[_Fetched]]]"
+_Checked: TypeAlias = "_Verdict | _Fetched"
 
 _VIA: contextvars.ContextVar[str] = contextvars.ContextVar("kreuzberg_webhooks_via", default="webhook")
 
@@ -78,15 +78,6 @@ _VIA: contextvars.ContextVar[str] = contextvars.ContextVar("kreuzberg_webhooks_v
 def delivered_via() -> str:
     """Inside a handler: ``"reconcile"`` when the reconciler dispatched the event, else ``"webhook"``."""
     return _VIA.get()
-
-
-@contextlib.contextmanager
-def _via(value: str) -> Iterator[None]:
-    token = _VIA.set(value)
-    try:
-        yield
-    finally:
-        _VIA.reset(token)
 
 
 @dataclass(slots=True)
@@ -231,6 +222,17 @@ class _ReconcilerCommon:
         # in_flight (a webhook is being handled right now), handler_error, store_unavailable
         return self.retry(entry, now, reason or "not processed")
 
+    def settle(self, entry: TrackedJob, now: float, document: JobLookup) -> _Verdict:
+        """The verdict on a fetched document, its handlers run here through ``receiver.process``."""
+        if not is_terminal(document):
+            return self.pending(entry, now, str(document.status))
+        token = _VIA.set("reconcile")
+        try:
+            outcome = self.receiver.process(document, scope=entry.scope, via="reconcile")
+        finally:
+            _VIA.reset(token)
+        return self.verdict_for_document(entry, document, outcome, now)
+
     def too_old(self, entry: TrackedJob, now: float, why: str) -> _Verdict | None:
         """Give up on a job tracked more than ``max_age`` ago: it is reported and no longer polled."""
         age = now - entry.tracked_at
@@ -264,9 +266,10 @@ class _ReconcilerCommon:
         if closing:
             self.tracker.close(closing, now + self.closed_retention)
         later = [
-            replace(v.entry, next_check=v.next_check, checks=v.entry.checks + 1)
+            TrackedJob(e.job_id, e.scope, e.tracked_at, v.next_check, e.checks + 1, e.closed)
             for v in verdicts
             if v.action == "reschedule"
+            for e in (v.entry,)
         ]
         if later:
             self.tracker.reschedule(later)
@@ -374,11 +377,36 @@ class Reconciler(_ReconcilerCommon):
             document = self.client.get_job(entry.job_id)
         except JobsAPIError as error:
             return self.verdict_for_error(entry, error, now)
-        if not is_terminal(document):
-            return self.pending(entry, now, str(document.status))
-        with _via("reconcile"):
-            outcome = self.receiver.process(document, scope=entry.scope, via="reconcile")
-        return self.verdict_for_document(entry, document, outcome, now)
+        return self.settle(entry, now, document)
+
+    def _check_all(self, pool: ThreadPoolExecutor, due: list[TrackedJob]) -> list[_Verdict]:
+        """*concurrency* workers of *pool* take the due entries in turn (not a future per entry,
+        whose hand-off to this thread costs more than the check's own Python); an error ends
+        each worker's turn, and the pass once the checks under way are done."""
+        verdicts: list[_Verdict] = []
+        errors: list[BaseException] = []
+        entries = iter(due)
+        taking = threading.Lock()
+        check = self._check
+
+        def worker() -> None:
+            while not errors:
+                with taking:
+                    entry = next(entries, None)
+                if entry is None:
+                    return
+                try:
+                    verdicts.append(check(entry))
+                except BaseException as error:
+                    errors.append(error)
+                    return
+
+        workers = [pool.submit(worker) for _ in range(min(self.concurrency, len(due)))]
+        for done in workers:
+            done.result()
+        if errors:
+            raise errors[0]
+        return verdicts
 
     def run_once(self) -> ReconcileReport:
         """One pass: every tracked job due now, one request each."""
@@ -390,7 +418,7 @@ class Reconciler(_ReconcilerCommon):
                 due = self.tracker.due(now, self.batch_size, self.lease)
                 if not due:
                     break
-                self.apply(list(pool.map(self._check, due)), report, now)
+                self.apply(self._check_all(pool, due), report, now)
                 if len(due) < self.batch_size:
                     break
         report.seconds = time.perf_counter() - started
@@ -426,17 +454,19 @@ class Reconciler(_ReconcilerCommon):
 
 
 class AsyncReconciler(_ReconcilerCommon):
-    """The asynchronous :class:`Reconciler`: *concurrency* workers take the due jobs in turn, at
-    most *concurrency* requests in flight on kept-alive connections; handlers run through
-    ``receiver.process_async`` on the loop. Tracker calls run in a worker thread.
+    """The asynchronous :class:`Reconciler`. Tracker calls run in a worker thread.
 
     *client* is an :class:`~kreuzberg_webhooks.cloud.AsyncJobsClient` or a sync
     :class:`~kreuzberg_webhooks.cloud.JobsClient`. The requests of a ``JobsClient``, and of an
     ``AsyncJobsClient`` that made its own connection pool (through its sync twin,
     :meth:`~kreuzberg_webhooks.cloud.AsyncJobsClient.threaded`), run in *concurrency* worker
     threads of the pass: httpx's sync pool costs less per request than its async one
-    (``benchmarks/reconcile.py``). An ``AsyncJobsClient`` on the caller's own ``httpx.AsyncClient``
-    is used as given, on the loop."""
+    (``benchmarks/reconcile.py``). The threads take the due jobs in turn, as the sync
+    reconciler's do, and settle a job whose handlers are all sync functions themselves, through
+    ``receiver.process`` (unless the receiver's store or secret resolver is async); a job with a
+    coroutine handler goes to the loop, a few at a time, and its handlers run through
+    ``receiver.process_async``, up to *concurrency* at once. An ``AsyncJobsClient`` on the
+    caller's own ``httpx.AsyncClient`` is used as given, on the loop, by *concurrency* tasks."""
 
     def __init__(
         self,
@@ -484,44 +514,138 @@ class AsyncReconciler(_ReconcilerCommon):
         """Remember submitted jobs; each is checked *delay* seconds from now (default: the grace period)."""
         await asyncio.to_thread(self.tracker.track, self.entries(job_ids, scope, delay))
 
-    def _fetch_chunk(self, client: JobsClient, chunk: list[TrackedJob]) -> list[_Fetched]:
-        """In a worker thread: GET each job of *chunk*; a bad API key ends the chunk."""
-        fetched: list[_Fetched] = []
-        for entry in chunk:
-            now = self._clock()
+    def _sync_handlers_only(self, document: JobLookup) -> bool:
+        """Whether none of *document*'s handlers is a coroutine function (``process_async`` would
+        run each of them in a worker thread of its own)."""
+        return not any(inspect.iscoroutinefunction(handler) for handler in self.receiver.handlers_for(document))
+
+    def _check_here(
+        self, client: JobsClient, entry: TrackedJob, settle_here: bool, sync_only: dict[tuple[type, object], bool]
+    ) -> _Checked:
+        """In a pass thread: GET one job, and settle it here when that needs no loop: a job not
+        terminal yet, or (*settle_here*) a terminal one whose handlers are all sync, run through
+        ``receiver.process`` in this thread (as the sync :class:`Reconciler` runs them) in a copy
+        of the thread's context. The rest (a coroutine handler, an API error) is for the loop."""
+        now = self._clock()
+        try:
+            document = client.get_job(entry.job_id)
+        except JobsAPIError as error:
+            return (entry, now, error)
+        if not is_terminal(document):
+            return self.pending(entry, now, str(document.status))
+        # Whether the handlers are all sync, per kind of document and status (what picks them) in a pass.
+        kind = (type(document), document.status)
+        only = sync_only.get(kind)
+        if only is None:
+            only = sync_only[kind] = self._sync_handlers_only(document)
+        if settle_here and only:
+            return contextvars.copy_context().run(self.settle, entry, now, document)
+        return (entry, now, document)
+
+    async def _check_threaded(
+        self, due: list[TrackedJob], pool: ThreadPoolExecutor, client: JobsClient, settle_here: bool, chunk: int
+    ) -> list[_Verdict]:
+        """The pass's threads take the due entries in turn and check them as the sync
+        :class:`Reconciler`'s do, never waiting on the loop; what needs the loop they hand to it
+        *chunk* at a time (each hand-off wakes the loop: a write to its self-pipe), where as many
+        tasks settle them (coroutine handlers run concurrently). An error (a bad API key, a
+        failure) ends every thread's turn, and the pass once the checks under way are done; a
+        cancelled pass starts no more checks."""
+        loop = asyncio.get_running_loop()
+        verdicts: list[_Verdict] = []
+        errors: list[BaseException] = []
+        stop = threading.Event()
+        entries = iter(due)
+        taking = threading.Lock()
+        handed: asyncio.Queue[list[_Fetched] | None] = asyncio.Queue()
+        workers = min(self.concurrency, len(due))
+        sync_only: dict[tuple[type, object], bool] = {}
+
+        def hand(batch: list[_Fetched] | None) -> None:
+            with contextlib.suppress(RuntimeError):  # the loop has closed: the pass is long gone
+                loop.call_soon_threadsafe(handed.put_nowait, batch)
+
+        def work() -> None:
+            batch: list[_Fetched] = []
             try:
-                fetched.append((entry, now, client.get_job(entry.job_id)))
-            except InvalidAPIKey as error:
-                fetched.append((entry, now, error))
-                break
-            except JobsAPIError as error:
-                fetched.append((entry, now, error))
-        return fetched
+                while not stop.is_set():
+                    with taking:
+                        entry = next(entries, None)
+                    if entry is None:
+                        break
+                    checked = self._check_here(client, entry, settle_here, sync_only)
+                    if isinstance(checked, _Verdict):
+                        verdicts.append(checked)
+                        continue
+                    batch.append(checked)
+                    if isinstance(checked[2], InvalidAPIKey):
+                        stop.set()  # every other job would fail the same way
+                    if len(batch) >= chunk:
+                        hand(batch)
+                        batch = []
+            except BaseException as error:
+                errors.append(error)
+                stop.set()
+            finally:
+                if batch:
+                    hand(batch)
+                hand(None)  # this thread is done
+
+        async def settle() -> None:
+            while (batch := await handed.get()) is not None:
+                for entry, now, fetched in batch:
+                    if errors:
+                        continue  # drained, not settled
+                    try:
+                        verdicts.append(await self._settle(entry, now, fetched))
+                    except Exception as error:
+                        errors.append(error)
+                        stop.set()
+
+        # Each thread runs in a copy of the pass's context (its span, its context variables).
+        threads = [loop.run_in_executor(pool, contextvars.copy_context().run, work) for _ in range(workers)]
+        try:
+            await asyncio.gather(*(settle() for _ in range(workers)))
+            await asyncio.gather(*threads)
+        finally:
+            stop.set()
+        if errors:
+            raise errors[0]
+        return verdicts
 
     async def _settle(self, entry: TrackedJob, now: float, fetched: JobLookup | JobsAPIError) -> _Verdict:
         if isinstance(fetched, JobsAPIError):
             return self.verdict_for_error(entry, fetched, now)
         if not is_terminal(fetched):
             return self.pending(entry, now, str(fetched.status))
-        with _via("reconcile"):
+        token = _VIA.set("reconcile")
+        try:
             outcome = await self.receiver.process_async(fetched, scope=entry.scope, via="reconcile")
+        finally:
+            _VIA.reset(token)
         return self.verdict_for_document(entry, fetched, outcome, now)
 
-    async def _check_all(self, due: list[TrackedJob], fetch: _Fetch, chunk: int) -> list[_Verdict]:
-        """*concurrency* workers take the due entries in turn, *chunk* at a time (not a task per
-        entry waiting on a semaphore); an error ends the pass once the checks under way are done."""
+    async def _check_on_loop(
+        self, due: list[TrackedJob], get_job: Callable[[str], Awaitable[JobLookup]]
+    ) -> list[_Verdict]:
+        """*concurrency* tasks take the due entries in turn (not a task per entry waiting on a
+        semaphore); an error ends the pass once the checks under way are done."""
         verdicts: list[_Verdict] = []
         entries = iter(due)
         errors: list[Exception] = []
 
         async def worker() -> None:
             while not errors:
-                taken = list(itertools.islice(entries, chunk))
-                if not taken:
+                entry = next(entries, None)
+                if entry is None:
                     return
+                now = self._clock()
                 try:
-                    for entry, now, fetched in await fetch(taken):
-                        verdicts.append(await self._settle(entry, now, fetched))
+                    try:
+                        fetched: JobLookup | JobsAPIError = await get_job(entry.job_id)
+                    except JobsAPIError as error:
+                        fetched = error
+                    verdicts.append(await self._settle(entry, now, fetched))
                 except Exception as error:
                     errors.append(error)
                     return
@@ -537,20 +661,8 @@ class AsyncReconciler(_ReconcilerCommon):
         report = ReconcileReport()
         now = self._clock()
         client = self.client
-        fetch: _Fetch
-        if isinstance(client, JobsClient):
-            threaded: JobsClient | None = client
-        else:
-            threaded = client.threaded()  # None: the caller's own httpx.AsyncClient, used as given
-            get_job = client.get_job
-
-            async def fetch(chunk: list[TrackedJob]) -> list[_Fetched]:
-                [entry] = chunk
-                now = self._clock()
-                try:
-                    return [(entry, now, await get_job(entry.job_id))]
-                except JobsAPIError as error:
-                    return [(entry, now, error)]
+        # None: an AsyncJobsClient on the caller's own httpx.AsyncClient, used as given on the loop.
+        threaded = client if isinstance(client, JobsClient) else client.threaded()
 
         with contextlib.ExitStack() as stack:
             if threaded is not None:
@@ -559,20 +671,24 @@ class AsyncReconciler(_ReconcilerCommon):
                 pool = ThreadPoolExecutor(self.concurrency, "kreuzberg-reconcile")
                 # Never block the loop on a request still under way in a thread (a cancelled pass).
                 stack.callback(pool.shutdown, wait=False)
-                loop = asyncio.get_running_loop()
-                fetch_chunk, sync_client = self._fetch_chunk, threaded
-
-                def fetch(chunk: list[TrackedJob]) -> Awaitable[list[_Fetched]]:
-                    return loop.run_in_executor(pool, fetch_chunk, sync_client, chunk)
+                # Sync handlers run in the pass's threads when the receiver can process there (a
+                # sync store and secret resolver), saving a hand-off to another thread per job.
+                try:
+                    self.receiver.require_sync()
+                    settle_here = True
+                except ConfigurationError:
+                    settle_here = False
 
             while True:
                 due = await asyncio.to_thread(self.tracker.due, now, self.batch_size, self.lease)
                 if not due:
                     break
-                # A thread hands its documents back to the loop a few at a time: each hand-off wakes
-                # the loop (a write to its self-pipe), which costs more than the check itself.
-                chunk = 1 if threaded is None else max(1, min(_MAX_CHUNK, len(due) // (4 * self.concurrency)))
-                verdicts = await self._check_all(due, fetch, chunk)
+                if threaded is None:
+                    assert isinstance(client, AsyncJobsClient)
+                    verdicts = await self._check_on_loop(due, client.get_job)
+                else:
+                    chunk = max(1, min(_MAX_CHUNK, len(due) // (4 * self.concurrency)))
+                    verdicts = await self._check_threaded(due, pool, threaded, settle_here, chunk)
                 await asyncio.to_thread(self.apply, verdicts, report, now)
                 if len(due) < self.batch_size:
                     break

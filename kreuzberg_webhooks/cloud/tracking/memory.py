@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
-from dataclasses import replace
 
 from .base import TrackedJob
 
@@ -32,8 +31,9 @@ class MemoryTracker:
             due = sorted(
                 (e for e in self._entries.values() if not e.closed and e.next_check <= now), key=lambda e: e.next_check
             )[:limit]
-            for entry in due:
-                self._entries[entry.job_id] = replace(entry, next_check=now + lease)
+            until = now + lease
+            for e in due:
+                self._entries[e.job_id] = TrackedJob(e.job_id, e.scope, e.tracked_at, until, e.checks, e.closed)
             return due
 
     def reschedule(self, entries: Sequence[TrackedJob]) -> None:
@@ -42,14 +42,21 @@ class MemoryTracker:
             for entry in entries:
                 current = self._entries.get(entry.job_id)
                 if current is not None and not current.closed:
-                    self._entries[entry.job_id] = replace(current, next_check=entry.next_check, checks=entry.checks)
+                    self._entries[entry.job_id] = TrackedJob(
+                        current.job_id, current.scope, current.tracked_at, entry.next_check, entry.checks, False
+                    )
 
     def close(self, job_ids: Sequence[str], until: float) -> None:
         """Mark closed (or add a closed marker) and forget at *until*."""
         with self._lock:
             for job_id in job_ids:
-                current = self._entries.get(job_id) or TrackedJob(job_id, "", until, until)
-                self._entries[job_id] = replace(current, closed=True, next_check=until)
+                current = self._entries.get(job_id)
+                if current is None:
+                    self._entries[job_id] = TrackedJob(job_id, "", until, until, 0, True)
+                else:
+                    self._entries[job_id] = TrackedJob(
+                        job_id, current.scope, current.tracked_at, until, current.checks, True
+                    )
 
     def get(self, job_id: str) -> TrackedJob | None:
         """The entry for *job_id*, if any."""
