@@ -394,20 +394,12 @@ class RedisInbox(_Scripts):
             prefix = DEFAULT_PREFIX
         inbox = cls(redis.Redis.from_url(url, **_client_options(options, Retry)), prefix=prefix, clock=clock)
         inbox._owns_client = True
-        inbox._check()  # refused at start-up, not per delivery
+        inbox._policy.ask(inbox.client)  # refused at start-up, not per delivery
         return inbox
-
-    def _check(self) -> None:
-        try:
-            info = self.client.info("memory")
-        except (redis.RedisError, OSError) as error:
-            self._policy.unreachable(error)
-        else:
-            self._policy.judge(info)
 
     def _run(self, name: str, *args: Any) -> Any:
         if self._policy.due():
-            self._check()
+            self._policy.ask(self.client)
         try:
             return self.scripts[name](keys=self._keys(), args=[self.prefix, *args])
         except (redis.RedisError, OSError) as error:
@@ -502,17 +494,9 @@ class AsyncRedisInbox(_Scripts):
         inbox._owns_client = True
         return inbox
 
-    async def _check(self) -> None:
-        try:
-            info = await self.client.info("memory")
-        except (redis.RedisError, OSError) as error:
-            self._policy.unreachable(error)
-        else:
-            self._policy.judge(info)
-
     async def _run(self, name: str, *args: Any) -> Any:
         if self._policy.due():
-            await self._check()
+            await self._policy.ask_async(self.client)
         try:
             return await self.scripts[name](keys=self._keys(), args=[self.prefix, *args])
         except (redis.RedisError, OSError) as error:

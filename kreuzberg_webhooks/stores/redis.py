@@ -183,6 +183,24 @@ class EvictionCheck:
         """Whether to ask the Redis now (it has not passed, and was not just found unreachable)."""
         return not self.passed and time.monotonic() >= self._not_before
 
+    def ask(self, client: Any) -> None:
+        """Ask a sync client's Redis (``INFO memory``): pass it, refuse it, or ask again later."""
+        try:
+            info = client.info("memory")
+        except (redis.RedisError, OSError) as error:
+            self.unreachable(error)
+        else:
+            self.judge(info)
+
+    async def ask_async(self, client: Any) -> None:
+        """The async :meth:`ask`, for a ``redis.asyncio`` client."""
+        try:
+            info = await client.info("memory")
+        except (redis.RedisError, OSError) as error:
+            self.unreachable(error)
+        else:
+            self.judge(info)
+
     def unreachable(self, error: Exception) -> None:
         """The question could not reach the Redis: ask again in a while (the operation itself will tell)."""
         self._not_before = time.monotonic() + RECHECK_POLICY
@@ -275,22 +293,14 @@ class RedisStore(_Keys):
         url, prefix = _split_url(url, prefix)
         store = cls(redis.Redis.from_url(url, **_client_options(options, Retry)), prefix=prefix)
         store._owns_client = True
-        store._check_policy()  # refused at start-up, not at the first delivery
+        store._policy.ask(store.client)  # refused at start-up, not at the first delivery
         return store
-
-    def _check_policy(self) -> None:
-        try:
-            info = self.client.info("memory")
-        except (redis.RedisError, OSError) as error:
-            self._policy.unreachable(error)
-        else:
-            self._policy.judge(info)
 
     def claim(self, key: str, lease: float) -> Claim:
         """Take a lease on *key* unless it is done or leased (one Lua script, one round trip)."""
         lease_ms = _milliseconds(lease, "lease")
         if self._policy.due():
-            self._check_policy()
+            self._policy.ask(self.client)
         token, value = self._new_lease()
         try:
             reply = self._claim(keys=[self.key(key)], args=[value, lease_ms])
@@ -354,19 +364,11 @@ class AsyncRedisStore(_Keys):
         store._owns_client = True
         return store
 
-    async def _check_policy(self) -> None:
-        try:
-            info = await self.client.info("memory")
-        except (redis.RedisError, OSError) as error:
-            self._policy.unreachable(error)
-        else:
-            self._policy.judge(info)
-
     async def claim(self, key: str, lease: float) -> Claim:
         """Take a lease on *key* unless it is done or leased (one Lua script, one round trip)."""
         lease_ms = _milliseconds(lease, "lease")
         if self._policy.due():
-            await self._check_policy()
+            await self._policy.ask_async(self.client)
         token, value = self._new_lease()
         try:
             reply = await self._claim(keys=[self.key(key)], args=[value, lease_ms])
