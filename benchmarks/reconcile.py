@@ -1,4 +1,5 @@
-"""``python -m benchmarks.reconcile [--jobs N] [--rounds R] [--mode all|sync|async|async-threads|async-vs-sync]``:
+"""``python -m benchmarks.reconcile [--jobs N] [--rounds R] [--mode all|sync|async|async-threads|async-vs-sync]
+[--handler sync|async]``:
 reconcile N tracked jobs against the emulator, beside the same GETs through a bare ``httpx`` loop.
 
 The emulator runs as its own process (``kreuzberg-webhooks emulate``, no webhook
@@ -18,6 +19,8 @@ and one comparison:
 * ``async-vs-sync``: the AsyncReconciler as an async app gets it by default (an ``AsyncJobsClient``
   of its own pool) beside the sync Reconciler, both 8 at once with the same sync no-op handler:
   the async pass's rate over the sync pass's (the ratio of their medians). Target: at least 1.0.
+  With ``--handler async`` the AsyncReconciler's handler is an ``async def`` no-op instead (its
+  jobs then go through ``receiver.process_async`` on the loop); the sync Reconciler keeps its plain one.
 
 The *limit* of each mode is the same N GETs, with the same concurrency and the
 same kind of ``httpx`` client, through a bare loop that only sends each request
@@ -183,14 +186,23 @@ async def pass_async(base_url: str, key: str, ids: list[str], concurrency: int, 
     return elapsed, len(requests)
 
 
-async def pass_async_default(base_url: str, key: str, ids: list[str], concurrency: int) -> tuple[float, int]:
+async def pass_async_default(
+    base_url: str, key: str, ids: list[str], concurrency: int, handler: str = "sync"
+) -> tuple[float, int]:
     """The AsyncReconciler with an ``AsyncJobsClient`` of its own pool (its default: the requests in
     *concurrency* threads of the pass through the client's sync twin) and a sync no-op handler, as
-    :func:`pass_sync` has. Its requests are not counted (the pool is the client's own); the
-    ``async-threads`` mode counts the same path's."""
+    :func:`pass_sync` has (*handler* ``"async"``: an ``async def`` one). Its requests are not counted
+    (the pool is the client's own); the ``async-threads`` mode counts the same path's."""
     receiver = Receiver(SECRET)
     handled: list[object] = []
-    receiver.on()(handled.append)
+    if handler == "async":
+
+        @receiver.on()
+        async def record(event: object) -> None:
+            handled.append(event)
+
+    else:
+        receiver.on()(handled.append)
     async with AsyncJobsClient(key, base_url, limits=_limits(concurrency), timeout=30) as client:
         reconciler = AsyncReconciler(
             receiver, client, MemoryTracker(), grace=1, concurrency=concurrency, batch_size=len(ids)
@@ -249,7 +261,7 @@ class Mode:
 
 
 def _runners(
-    mode: str, url: str, key: str, ids: list[str], concurrency: int
+    mode: str, url: str, key: str, ids: list[str], concurrency: int, handler: str = "sync"
 ) -> tuple[Callable[[], tuple[float, int]], Callable[[], tuple[float, int]]]:
     """The mode's bare loop and its reconcile pass."""
     if mode == "sync":
@@ -257,7 +269,7 @@ def _runners(
     if mode == "async-vs-sync":
         return (
             lambda: pass_sync(url, key, ids, concurrency),
-            lambda: asyncio.run(pass_async_default(url, key, ids, concurrency)),
+            lambda: asyncio.run(pass_async_default(url, key, ids, concurrency, handler)),
         )
     if mode == "async":
         return (
@@ -277,6 +289,7 @@ def measure(
     rounds: int = 3,
     sync_concurrency: int = 4,
     async_concurrency: int = 8,
+    handler: str = "sync",
 ) -> list[Mode]:
     """*rounds* rounds of every mode's bare loop and reconcile pass over *jobs* finished jobs, one emulator."""
     key = secrets.token_urlsafe(16)
@@ -293,7 +306,7 @@ def measure(
         ids = submit(server.url, key, jobs)
         time.sleep(0.1)  # every job past its (zero) delay
         for number, mode in itertools.product(range(rounds), modes):
-            loop, reconcile = _runners(mode, server.url, key, ids, concurrency[mode])
+            loop, reconcile = _runners(mode, server.url, key, ids, concurrency[mode], handler)
             if number % 2:
                 done, sent = reconcile()
                 limit, _ = loop()
@@ -316,6 +329,12 @@ def main() -> int:
     parser.add_argument("--mode", choices=["all", *MODES], default="all")
     parser.add_argument("--async-concurrency", type=int, default=8)
     parser.add_argument("--sync-concurrency", type=int, default=4)
+    parser.add_argument(
+        "--handler",
+        choices=["sync", "async"],
+        default="sync",
+        help="the async-vs-sync comparison's AsyncReconciler handler: a plain no-op or an async def one",
+    )
     args = parser.parse_args()
     modes = MODES if args.mode == "all" else (args.mode,)
     results = measure(
@@ -324,11 +343,13 @@ def main() -> int:
         rounds=args.rounds,
         sync_concurrency=args.sync_concurrency,
         async_concurrency=args.async_concurrency,
+        handler=args.handler,
     )
     for result in results:
         if result.is_comparison:
             print(
-                f"{result.mode:>13} (concurrency {result.concurrency}): {result.jobs:,} tracked jobs, async default "
+                f"{result.mode:>13} (concurrency {result.concurrency}, {args.handler} handler): {result.jobs:,} "
+                "tracked jobs, async default "
                 f"{result.rate:,.0f} jobs/s against the sync Reconciler's {result.loop_rate:,.0f} jobs/s = "
                 f"{result.rate / result.loop_rate:.2f}x (target >= {TARGET_ASYNC_OVER_SYNC}x): "
                 f"{'met' if result.met else 'NOT met'}"

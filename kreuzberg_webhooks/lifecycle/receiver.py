@@ -16,7 +16,7 @@ import difflib
 import inspect
 import time
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Literal, Never, TypeAlias, TypeVar, cast, overload
 
 from ..events import (
@@ -107,6 +107,9 @@ AutoTuneEventType: TypeAlias = Literal[
 ]
 
 Handler: TypeAlias = Callable[[Event], Any]
+#: An event's handlers, whether any of them runs in a thread on the async path, and whether
+#: all of them are plain functions (none is a coroutine function).
+_Entry: TypeAlias = tuple[tuple[Handler, ...], bool, bool]
 H = TypeVar("H", bound=Handler)
 # What on() hands back for each family: the handler, whose parameter may be any of the
 # family's shapes (a handler for "job.completed" may take a JobEvent only).
@@ -189,7 +192,7 @@ class Receiver:
         # The ids of the registered handlers that are coroutine functions (looked
         # up on every async delivery; a handler object need not be hashable).
         self._coroutines: set[int] = set()
-        self._handlers_by_kind: dict[str, tuple[tuple[Handler, ...], bool]] = {}
+        self._handlers_by_kind: dict[str, _Entry] = {}
 
     # -- the handler registry ------------------------------------------------
 
@@ -248,8 +251,9 @@ class Receiver:
         """The handlers that run for *event*, in order."""
         return list(self._lookup(event)[0])
 
-    def _lookup(self, event: Event) -> tuple[tuple[Handler, ...], bool]:
-        """*event*'s handlers, and whether any of them runs in a thread on the async path.
+    def _lookup(self, event: Event) -> _Entry:
+        """*event*'s handlers, whether any of them runs in a thread on the async path, and
+        whether all of them do (none is a coroutine function).
 
         Looked up on every delivery, so kept per registration they come from (the
         event's type, ``job.partial_success`` or ``unknown``) until a handler is added.
@@ -269,7 +273,8 @@ class Receiver:
                 ),
                 *self._handlers.get(CATCH_ALL, ()),
             )
-            entry = handlers, any(id(handler) not in self._coroutines for handler in handlers)
+            plain = [id(handler) not in self._coroutines for handler in handlers]
+            entry = handlers, any(plain), all(plain)
             self._handlers_by_kind[kind] = entry
         return entry
 
@@ -318,7 +323,10 @@ class Receiver:
         """Process one delivery on an event loop; sync handlers run in a worker thread."""
         timings = Timings() if self.observers else None
         try:
-            event, scope = await self._verify_async(body, headers, timings)
+            if self.verifier.is_async:  # an async secret resolver is awaited
+                event, scope = await self._verify_async(body, headers, timings)
+            else:  # one coroutine less per request
+                event, scope = self._verify(body, headers, timings)
         except WebhookError as error:
             return flows.refused(error, "endpoint" if self.inbox is None else "inbox", self.observers, timings)
         flow = flows.deliver(
@@ -331,17 +339,31 @@ class Receiver:
 
         No signature or window check: the caller vouches for the event. The
         claim is keyed like a delivery's (``kreuzberg_webhooks.protocol.keys``), so an
-        event that also arrives by webhook runs its handlers once in all.
+        event that also arrives by webhook runs its handlers once in all. Needs
+        a sync store only (:meth:`require_sync_store`): a trusted event is neither
+        verified nor enqueued, so the secret resolver and the inbox may be async.
         """
-        self.require_sync()
+        self.require_sync_store()
         timings = Timings() if self.observers else None
         flow = flows.handle_trusted(event, scope, via, self.lease, self.retention, self.observers, timings)
         return run_sync(flow, self._performers, timings)
 
     async def process_async(self, event: Event, *, scope: str = "", via: str = "webhook") -> Outcome:
-        """The async :meth:`process`."""
+        """The async :meth:`process`.
+
+        With a sync store and handlers that are all plain functions (and one at
+        least, or a store that blocks: SQLite, Redis, PostgreSQL), the whole
+        delivery — claim, handlers, settlement — runs in one worker thread through
+        the sync driver: one hand-off, not one per step and handler. A thread
+        cannot be stopped: if the caller is cancelled, that thread still finishes
+        the delivery and settles its claim.
+        """
         timings = Timings() if self.observers else None
         flow = flows.handle_trusted(event, scope, via, self.lease, self.retention, self.observers, timings)
+        handlers, _, plain = self._lookup(event)
+        if plain and not self._async_store and (handlers or self._blocking_store):
+            performers = self._performers_in_thread(asyncio.get_running_loop())
+            return await asyncio.to_thread(run_sync, flow, performers, timings)
         return await run_async(flow, self._perform_async, timings, None, self._perform_now)
 
     # -- guard mode: the application's own view is the handler -----------------
@@ -432,14 +454,25 @@ class Receiver:
             timings.verify += time.perf_counter() - begun
 
     async def _verify_async(self, body: RequestBody, headers: Mapping[str, str], timings: Timings | None) -> Verified:
+        # With an async secret resolver only: a sync one is verified inline (_verify), no coroutine.
         begun = 0.0 if timings is None else time.perf_counter()
         try:
-            if self.verifier.is_async:  # an async secret resolver is awaited
-                return await self.verifier.verify_scoped_async(body, headers)
-            return self.verifier.verify_scoped(body, headers)
+            return await self.verifier.verify_scoped_async(body, headers)
         finally:
             if timings is not None:
                 timings.verify += time.perf_counter() - begun
+
+    def _performers_in_thread(self, loop: asyncio.AbstractEventLoop) -> dict[str, Callable[..., Any]]:
+        """:attr:`_performers` for a flow an async caller runs in a worker thread: an awaitable
+        a plain handler returns is awaited on the caller's *loop*, as :meth:`dispatch_async` does."""
+
+        def dispatch(event: Event) -> None:
+            for handler in self._lookup(event)[0]:
+                result = handler(event)
+                if result is not None and inspect.isawaitable(result):
+                    asyncio.run_coroutine_threadsafe(_awaited(result), loop).result()
+
+        return {**self._performers, "handlers": dispatch}
 
     def _enqueue(self, step: Enqueue) -> Any:
         return self.inbox.enqueue(self._inbox_entry(step))
@@ -459,13 +492,15 @@ class Receiver:
     async def _perform_async(self, step: DeliveryStep) -> Any:
         if step[0] == "handlers":
             event = step[1]
-            handlers, threaded = self._lookup(event)
+            handlers, threaded, _ = self._lookup(event)
             if threaded:
                 # A thread cannot be stopped: the handlers get a task of their own (the
                 # driver lets a cancelled request leave it to finish, and settle, alone).
                 return asyncio.ensure_future(self.dispatch_async(event))
-            if handlers:  # coroutines only: cancelled with the request (the claim is then left to its lease)
-                await self.dispatch_async(event)
+            # Coroutine functions only, awaited here (no dispatch_async coroutine): cancelled with
+            # the request (the claim is then left to its lease).
+            for handler in handlers:
+                await handler(event)
             return None
         if step[0] == "enqueue":
             entry, enqueue = self._inbox_entry(step[1]), self.inbox.enqueue
@@ -510,6 +545,8 @@ class Receiver:
         self._async_store = inspect.iscoroutinefunction(getattr(store, "claim", None))
         # A sync store that never blocks (the in-memory one) is called on the loop, no thread.
         self._inline_store = not self._async_store and bool(getattr(store, "nonblocking", False))
+        # A sync store that blocks: an async caller's trusted event runs in one thread (process_async).
+        self._blocking_store = not self._async_store and not self._inline_store
         # What performs each step of a flow on the sync path (drivers.run_sync), by the step's name.
         self._performers: dict[str, Callable[..., Any]] = {
             "claim": store.claim,
@@ -529,9 +566,24 @@ class Receiver:
         """
         if self.verifier.is_async:
             raise ConfigurationError("the secret resolver is a coroutine function: use handle_async (an ASGI app)")
+        self.require_sync_store()
+        if self.inbox is not None and inspect.iscoroutinefunction(self.inbox.enqueue):
+            raise ConfigurationError("this receiver's inbox is async: use handle_async")
+
+    def require_sync_store(self) -> None:
+        """Raise :class:`ConfigurationError` unless the store is sync: all :meth:`process` needs.
+
+        A trusted event is neither verified nor enqueued, so a receiver whose
+        secret resolver or inbox is async may still process one synchronously
+        (an inbox worker's or a reconciler's thread); :meth:`require_sync` checks
+        what the other sync entry points need as well.
+        """
         if self._async_store:
             raise ConfigurationError(
                 "this receiver's store is async: use handle_async, begin_async, settle_async or process_async"
             )
-        if self.inbox is not None and inspect.iscoroutinefunction(self.inbox.enqueue):
-            raise ConfigurationError("this receiver's inbox is async: use handle_async")
+
+
+async def _awaited(awaitable: Awaitable[Any]) -> Any:
+    """A coroutine awaiting *awaitable* (what ``asyncio.run_coroutine_threadsafe`` takes)."""
+    return await awaitable

@@ -692,3 +692,42 @@ def test_the_worker_gives_way_while_acknowledgements_wait_for_their_commit(
         thread.join(30)
     assert order == ["handler", "ack", "handler"]
     assert inbox.counts()[DeliveryState.DONE] == 2
+
+
+def test_the_task_hands_each_delivery_to_a_thread_once_on_a_blocking_store(tmp_path: Path) -> None:
+    import concurrent.futures
+
+    from kreuzberg_webhooks import SQLiteStore
+    from kreuzberg_webhooks.inbox import AsyncSQLiteInbox
+
+    class CountingExecutor(concurrent.futures.ThreadPoolExecutor):
+        submitted = 0
+
+        def submit(
+            self, fn: Callable[..., object], /, *args: object, **kwargs: object
+        ) -> concurrent.futures.Future[object]:
+            self.submitted += 1
+            return super().submit(fn, *args, **kwargs)
+
+    inbox = AsyncSQLiteInbox(tmp_path / "inbox.sqlite3")
+    store = SQLiteStore(tmp_path / "store.sqlite3")  # blocks: called in a worker thread
+    receiver = Receiver(SECRET, store=store)
+    threads: list[int] = []
+    receiver.on()(lambda event: threads.append(threading.get_ident()))
+    worker = InboxWorker(receiver, inbox, batch=5)
+    entries = [entry_for(job_event_payload(), received_at=time.time()) for _ in range(5)]
+    for entry in entries:
+        inbox.sync.enqueue(entry)
+    executor = CountingExecutor(4)
+
+    async def scenario() -> int:
+        asyncio.get_running_loop().set_default_executor(executor)
+        return await worker.run_once_async()
+
+    assert asyncio.run(scenario()) == 5
+    # The batch's claim, each delivery (its event's claim, its handler and its "done" in the replay
+    # store together), and the batch's "done" in the inbox.
+    assert executor.submitted == 1 + 5 + 1
+    assert len(threads) == 5
+    assert inbox.sync.counts()[DeliveryState.DONE] == 5
+    assert all(store.claim(entry.key, 1).state.value == "done" for entry in entries)
