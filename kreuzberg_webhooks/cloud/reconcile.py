@@ -672,9 +672,10 @@ class AsyncReconciler(_ReconcilerCommon):
                 # Never block the loop on a request still under way in a thread (a cancelled pass).
                 stack.callback(pool.shutdown, wait=False)
                 # Sync handlers run in the pass's threads when the receiver can process there (a
-                # sync store and secret resolver), saving a hand-off to another thread per job.
+                # sync store: a trusted event is neither verified nor enqueued), saving a hand-off
+                # to another thread per job.
                 try:
-                    self.receiver.require_sync()
+                    self.receiver.require_sync_store()
                     settle_here = True
                 except ConfigurationError:
                     settle_here = False
