@@ -80,9 +80,18 @@ class ProcessLock:
         self._asks: mmap.mmap | None = None
 
     def _open(self) -> None:
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        # The side file gets the database's permissions, as SQLite gives its -wal and -shm
+        # files whatever the umask: whoever may write the database may take its lock.
         try:
-            if os.fstat(fd).st_size < _ASK.size:
+            mode = os.stat(self.path.with_name(self.path.name.removesuffix("-lock"))).st_mode & 0o777
+        except OSError:
+            mode = 0o644
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, mode)
+        try:
+            made = os.fstat(fd)
+            if made.st_size < _ASK.size:  # a new file
+                if made.st_uid == os.geteuid() and made.st_mode & 0o777 != mode:
+                    os.fchmod(fd, mode)  # the umask took bits the database has
                 os.ftruncate(fd, _ASK.size)  # zeros: nobody asks
             self._asks = mmap.mmap(fd, _ASK.size)
         except BaseException:

@@ -37,6 +37,24 @@ def test_the_lock_file_sits_beside_the_database_and_every_user_of_the_file_share
     assert process_lock(path) is process_lock(tmp_path / "." / "shared.sqlite3")  # one per file and process
 
 
+@pytest.mark.parametrize("mode", [0o660, 0o600], ids=oct)
+def test_the_lock_file_gets_the_permissions_of_its_database_as_sqlite_gives_its_wal(tmp_path: Path, mode: int) -> None:
+    # A database shared by the processes of two users of one group (0660) must be lockable by
+    # both; SQLite's own -wal and -shm files copy the database's mode whatever the umask.
+    path = tmp_path / "shared.sqlite3"
+    path.touch()  # an empty file is an empty database
+    path.chmod(mode)
+    old_umask = os.umask(0o077)
+    try:
+        store = SQLiteStore(path)
+        store.claim("k", 10.0)
+        assert (tmp_path / "shared.sqlite3-wal").stat().st_mode & 0o777 == mode  # what SQLite does
+        store.close()
+    finally:
+        os.umask(old_umask)
+    assert (tmp_path / "shared.sqlite3-lock").stat().st_mode & 0o777 == mode
+
+
 def test_a_relative_path_names_the_same_lock_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     assert lock_path("inbox.sqlite3") == tmp_path.resolve() / "inbox.sqlite3-lock"
