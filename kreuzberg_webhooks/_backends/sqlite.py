@@ -47,6 +47,8 @@ def lock_path(path: str | os.PathLike[str]) -> Path:
 #: How long a waiting writer first sleeps between two tries at the lock; each miss doubles it,
 #: up to ``_POLL_MAX`` (SQLite's own busy handler sleeps 1, 2, 5, 10 … up to 100 ms).
 _POLL_MIN = 0.00005
+#: A wait for the side lock this long shortens SQLite's busy time-out for the statement that follows.
+_WAITED_LONG = 0.01
 _POLL_MAX = 0.001
 #: A writer that has waited this long asks the others to let it in first ("starving") and
 #: tries every ``_STARVING_POLL`` from then on; the request lapses ``_ASK_FOR`` after it was
@@ -241,12 +243,14 @@ class SQLiteFile:
         return StoreUnavailable(f"{self.what}: {error}")
 
     @contextmanager
-    def _locked(self) -> Iterator[None]:
-        """This process's turn at the side file's lock, for at most the time-out."""
+    def _locked(self) -> Iterator[float]:
+        """This process's turn at the side file's lock, for at most the time-out; gives the
+        seconds spent waiting for it."""
         if self.lock_path is None:
-            yield
+            yield 0.0
             return
         lock = _lock_at(self.lock_path)  # looked up each time: a forked child finds a fresh one
+        began = time.monotonic()
         try:
             acquired = lock.acquire(self.timeout)
         except OSError as error:
@@ -254,22 +258,36 @@ class SQLiteFile:
         if not acquired:
             raise StoreUnavailable(f"{self.what}: another process held the write lock for {self.timeout:g} s")
         try:
-            yield
+            yield time.monotonic() - began
         finally:
             lock.release()
+
+    @contextmanager
+    def _busy_for_the_rest(self, conn: sqlite3.Connection, waited: float) -> Iterator[None]:
+        """After a wait for the side lock, SQLite's own busy handler waits only what is left of the
+        time-out (for a writer that does not take the side lock), not a second time-out."""
+        if waited < _WAITED_LONG:  # nearly always: no statement more
+            yield
+            return
+        conn.execute(f"PRAGMA busy_timeout={max(1, int((self.timeout - waited) * 1000))}")
+        try:
+            yield
+        finally:
+            conn.execute(f"PRAGMA busy_timeout={int(self.timeout * 1000)}")
 
     @contextmanager
     def transaction(self, synchronous: str | None = None) -> Iterator[sqlite3.Connection]:
         """One write transaction, holding the write lock from its start (no upgrade deadlock);
         committed at the end of the block, rolled back if it raises. *synchronous* switches this
         thread's connection to that setting first."""
-        with self._locked():
+        with self._locked() as waited:
             try:
                 conn = self.connection()
                 if synchronous is not None and self._local.synchronous != synchronous:
                     conn.execute(f"PRAGMA synchronous={synchronous}")
                     self._local.synchronous = synchronous
-                conn.execute("BEGIN IMMEDIATE")
+                with self._busy_for_the_rest(conn, waited):
+                    conn.execute("BEGIN IMMEDIATE")
                 try:
                     yield conn
                     conn.execute("COMMIT")
@@ -289,9 +307,11 @@ class SQLiteFile:
 
     def write(self, sql: str, params: Sequence[Any] = ()) -> None:
         """One statement, committed on its own (autocommit)."""
-        with self._locked():
+        with self._locked() as waited:
             try:
-                self.connection().execute(sql, tuple(params))
+                conn = self.connection()
+                with self._busy_for_the_rest(conn, waited):
+                    conn.execute(sql, tuple(params))
             except sqlite3.Error as error:
                 raise self.unavailable(error) from error
 

@@ -6,8 +6,10 @@ from __future__ import annotations
 import multiprocessing
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from collections import Counter
 from pathlib import Path
@@ -69,6 +71,40 @@ def test_without_the_process_lock_no_side_file_is_made_and_writes_go_on(tmp_path
     assert db.lock_path is None
     assert db.read("SELECT count(*) FROM t") == [(2,)]
     assert not (tmp_path / "plain.sqlite3-lock").exists()
+
+
+@pytest.mark.slow
+def test_a_writer_waits_at_most_its_time_out_in_all_for_the_side_lock_and_sqlites_lock(tmp_path: Path) -> None:
+    # The side lock comes late (another writer of ours held it), and then SQLite's lock is held
+    # by a writer that does not take the side lock (the sqlite3 shell, an older version): the
+    # time left, not a second full time-out, is what SQLite's busy handler may wait.
+    path = tmp_path / "busy.sqlite3"
+    timeout = 2.0
+    store, other = SQLiteStore(path, timeout=timeout), SQLiteFile(path, timeout=30, schema=[], what="other")
+    foreign = sqlite3.connect(path, isolation_level=None)
+    foreign.execute("BEGIN IMMEDIATE")  # SQLite's write lock, without the side lock
+    holding, release = threading.Event(), threading.Event()
+
+    def hold_side_lock() -> None:
+        with other._locked():
+            holding.set()
+            release.wait(30)
+
+    holder = threading.Thread(target=hold_side_lock)
+    holder.start()
+    try:
+        assert holding.wait(10)
+        threading.Timer(0.6 * timeout, release.set).start()
+        began = time.monotonic()
+        with pytest.raises(StoreUnavailable):
+            store.claim("k", 10.0)
+        waited = time.monotonic() - began
+    finally:
+        release.set()
+        holder.join()
+        foreign.execute("ROLLBACK")
+        foreign.close()
+    assert 0.6 * timeout <= waited < 1.35 * timeout  # it was 1.6x: 0.6 for the side lock, then a full time-out
 
 
 # -- a process that holds the lock --------------------------------------------------
