@@ -305,17 +305,21 @@ class Receiver:
 
     def handle(self, body: RequestBody, headers: Mapping[str, str]) -> Outcome:
         """Process one delivery synchronously and return the answer to send."""
-        self.require_sync()
-        timings = Timings() if self.observers else None
+        verifier, inbox, observers = self.verifier, self.inbox, self.observers
+        # require_sync at every delivery (the store, inbox or verifier may have been replaced), called
+        # only when something could be async: with no inbox, a sync store and resolver there is nothing to refuse.
+        if inbox is not None or self._async_store or verifier.is_async:
+            self.require_sync()
+        timings = Timings() if observers else None
         try:
             if timings is None:  # nobody observes: nothing to time
-                event, scope = self.verifier.verify_scoped(body, headers)
+                event, scope = verifier.verify_scoped(body, headers)
             else:
                 event, scope = self._verify(body, headers, timings)
         except WebhookError as error:
-            return flows.refused(error, "endpoint" if self.inbox is None else "inbox", self.observers, timings)
+            return flows.refused(error, "endpoint" if inbox is None else "inbox", observers, timings)
         flow = flows.deliver(
-            event, scope, body, headers, self.inbox is not None, self.lease, self.retention, self.observers, timings
+            event, scope, body, headers, inbox is not None, self.lease, self.retention, observers, timings
         )
         return run_sync(flow, self._performers, timings)
 

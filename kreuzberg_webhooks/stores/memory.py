@@ -63,8 +63,8 @@ class MemoryStore:
             raise ConfigurationError("clock must be a callable returning monotonic seconds")
         self.max_entries = max_entries
         self.when_full = when_full
-        self._warn_at = max(1, int(max_entries * _WARN_AT))
-        self._warned = False
+        # Past it the store warns once; then no count reaches it (one comparison per claim).
+        self._warn_at: float = max(1, int(max_entries * _WARN_AT))
         self._clock = clock
         self._lock = threading.Lock()
         # key -> (token or None when done, expires_at)
@@ -99,11 +99,12 @@ class MemoryStore:
             entries[key] = (token, expires_at)
             if expires_at < self._next_purge:
                 self._next_purge = expires_at
-            if not self._warned and len(entries) >= self._warn_at:
+            if len(entries) >= self._warn_at:
                 self._warn()
         finally:
             self._lock.release()
-        return Claim(_NEW, token)
+        # A Claim without a call of its __new__ (one is built for every delivery): the same three fields.
+        return tuple.__new__(Claim, (_NEW, token, 0.0))
 
     def complete(self, key: str, token: str, retention: float) -> None:
         """Mark *key* done for *retention* seconds."""
@@ -112,8 +113,9 @@ class MemoryStore:
         self._lock.acquire()
         try:
             expires_at = self._clock() + retention
-            self._entries.pop(key, None)  # re-added at the end: oldest processed keys come first
-            self._entries[key] = (None, expires_at)
+            entries = self._entries
+            entries.pop(key, None)  # re-added at the end: oldest processed keys come first
+            entries[key] = (None, expires_at)
             # Keep the next purge no later than the earliest expiry: an entry
             # added after the last purge may expire before the ones that were there.
             if expires_at < self._next_purge:
@@ -122,7 +124,7 @@ class MemoryStore:
             self._lock.release()
 
     def _warn(self) -> None:
-        self._warned = True
+        self._warn_at = _INF
         logger.warning(
             "the in-memory replay store holds %d of its %d keys: past that, %s; "
             "use SQLiteStore (or Redis, PostgreSQL) or raise max_entries",

@@ -26,6 +26,7 @@ from kreuzberg_webhooks import (
     Outcome,
     Receiver,
     ReplayWindow,
+    Verifier,
 )
 from kreuzberg_webhooks.events import parse_event
 from kreuzberg_webhooks.protocol.keys import delivery_key
@@ -349,6 +350,45 @@ def test_an_async_store_is_refused_by_process_and_by_every_sync_entry_point() ->
     for check in (receiver.require_sync_store, receiver.require_sync, lambda: receiver.process(event())):
         with pytest.raises(ConfigurationError, match="process_async"):
             check()
+
+
+@pytest.mark.parametrize("change", ["store", "inbox", "verifier"])
+def test_a_receiver_made_async_after_it_was_built_refuses_sync_deliveries_before_touching_anything(
+    change: str,
+) -> None:
+    """What the sync entry points need is checked against the receiver as it is at each delivery,
+    not as it was built: an async store, inbox or secret resolver set later is refused before
+    anything is claimed, enqueued or run."""
+
+    class AsyncStore:
+        async def claim(self, key: str, lease: float) -> Claim:
+            raise AssertionError("never called")
+
+        async def complete(self, key: str, token: str, retention: float) -> None:
+            raise AssertionError("never called")
+
+        async def release(self, key: str, token: str) -> None:
+            raise AssertionError("never called")
+
+    store = MemoryStore()
+    receiver = make_receiver(store)
+    ran: list[Event] = []
+    receiver.on()(ran.append)
+    assert receiver.handle(*signed_delivery(SECRET, job_event_payload(now=NOW, job_id="before"))).ok
+    inbox = AsyncInbox()
+    if change == "store":
+        receiver.store = AsyncStore()
+    elif change == "inbox":
+        receiver.inbox = inbox
+    else:
+        receiver.verifier = Verifier(_resolver, clock=lambda: NOW, window=WINDOW)
+    delivery = signed_delivery(SECRET, job_event_payload(now=NOW, job_id="after"))
+    for entry_point in (receiver.handle, receiver.begin):
+        with pytest.raises(ConfigurationError):
+            entry_point(*delivery)
+    assert len(ran) == 1
+    assert len(store) == 1
+    assert not inbox.entries
 
 
 # -- handle_async verifies inline when it can ----------------------------------------------------------

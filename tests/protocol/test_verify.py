@@ -27,6 +27,7 @@ from kreuzberg_webhooks import (
     WeakSecretWarning,
     sign,
 )
+from kreuzberg_webhooks.protocol.verify import Verified
 from kreuzberg_webhooks.testing import job_document_payload, job_event_payload, signed_delivery
 from tests.errors import error_from
 from tests.protocol.support import (
@@ -615,3 +616,16 @@ def test_a_body_over_the_limit_logs_one_rejection(caplog: pytest.LogCaptureFixtu
         read()
     lines = [r.getMessage() for r in caplog.records if "webhook delivery" in r.getMessage()]
     assert lines == ["webhook delivery rejected: payload_too_large (status=413, event_id=-)"]
+
+
+# -- verify_scoped ------------------------------------------------------------------
+
+
+def test_verify_scoped_answers_a_verified_pair_of_the_event_and_its_scope() -> None:
+    body = event_body()
+    verifier = make_verifier()
+    verified = verifier.verify_scoped(body, signed(body))
+    assert type(verified) is Verified
+    assert verified == Verified(verifier.verify(body, signed(body)), "") == (verified.event, "")
+    assert isinstance(verified.event, JobEvent)
+    assert verified._asdict() == {"event": verified.event, "scope": ""}

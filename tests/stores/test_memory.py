@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from kreuzberg_webhooks import ClaimState, ConfigurationError, MemoryStore, Receiver, ReplayStore, StoreUnavailable
+from kreuzberg_webhooks import (
+    Claim,
+    ClaimState,
+    ConfigurationError,
+    MemoryStore,
+    Receiver,
+    ReplayStore,
+    StoreUnavailable,
+)
 from kreuzberg_webhooks.testing import signed_delivery
 
 from .contract import NOW, SECRET, FrozenClock, StoreContract
@@ -130,6 +138,24 @@ def test_the_store_warns_long_before_it_is_full(clock: FrozenClock, caplog: pyte
     assert "replay store holds" not in caplog.text
     _done(store, "k7")  # 8 of 10
     assert "holds 8 of its 10 keys" in caplog.text
+
+
+def test_the_store_warns_that_it_is_filling_up_once(clock: FrozenClock, caplog: pytest.LogCaptureFixture) -> None:
+    store = MemoryStore(10, when_full="refuse", clock=clock)
+    for n in range(10):
+        _done(store, f"k{n}")
+    clock.advance(601)  # every key expires: the next claims purge them and fill the store again
+    for n in range(10, 19):
+        _done(store, f"k{n}")
+    assert caplog.text.count("replay store holds") == 1
+
+
+def test_a_new_claim_is_a_claim_like_any_other(clock: FrozenClock) -> None:
+    claim = MemoryStore(clock=clock).claim("k", 30)
+    assert type(claim) is Claim
+    assert claim == Claim(ClaimState.NEW, claim.token) == (ClaimState.NEW, claim.token, 0.0)
+    assert (claim.state, claim.retry_after) == (ClaimState.NEW, 0.0)
+    assert claim._asdict() == {"state": ClaimState.NEW, "token": claim.token, "retry_after": 0.0}
 
 
 def test_the_default_receiver_never_turns_a_new_event_into_503_at_ordinary_load() -> None:
