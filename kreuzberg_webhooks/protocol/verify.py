@@ -432,8 +432,7 @@ class Verifier:
         Raises :class:`ConfigurationError` when the secret resolver is async
         (:attr:`is_async`): that verifier needs :meth:`verify_scoped_async`.
         """
-        # The pair _verify returns, as a Verified without a call of its __new__ (what Verified._make does, unchecked).
-        return tuple.__new__(Verified, self._verify(body, headers, now))
+        return Verified(*self._verify(body, headers, now))
 
     async def verify_scoped_async(
         self, body: RequestBody, headers: Mapping[str, str], *, now: float | None = None

@@ -103,8 +103,7 @@ class MemoryStore:
                 self._warn()
         finally:
             self._lock.release()
-        # A Claim without a call of its __new__ (one is built for every delivery): the same three fields.
-        return tuple.__new__(Claim, (_NEW, token, 0.0))
+        return Claim(_NEW, token)
 
     def complete(self, key: str, token: str, retention: float) -> None:
         """Mark *key* done for *retention* seconds."""
