@@ -6,10 +6,11 @@ the worker runs is what the request would have run: the ``handle_event`` of the
 webhook view mounted in the URLconf (the ready view's runs the ``on()``
 handlers, then sends ``webhook_received``), with ``request=None`` — the request
 was answered long ago. :func:`worker_receiver` is the receiver the worker runs
-deliveries through, and the configured receiver runs every trusted event through
-it (:class:`~kreuzberg_webhooks.django.conf.ConfiguredReceiver`: the reconciler's
-too); the system checks (:mod:`.checks`) refuse the URLconfs in which the worker
-cannot tell which ``handle_event`` to run.
+deliveries through; the system checks (:mod:`.checks`) refuse the URLconfs in
+which the worker cannot tell which ``handle_event`` to run. The configured
+receiver runs every trusted event (a job the reconciler fetched) the same way,
+through :func:`trusted_receiver`
+(:class:`~kreuzberg_webhooks.django.conf.ConfiguredReceiver`).
 """
 
 from __future__ import annotations
