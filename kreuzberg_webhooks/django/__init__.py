@@ -38,6 +38,7 @@ from ..adapters._missing import require
 
 require("django", "django")
 
+from . import conf, inbox_mode  # noqa: E402
 from .conf import build_receiver, get_receiver, get_setting, on  # noqa: E402
 from .signals import webhook_received  # noqa: E402
 from .store import DjangoCacheStore  # noqa: E402
@@ -48,6 +49,10 @@ from .views import (  # noqa: E402
     KreuzbergWebhookView,
     webhook_view,
 )
+
+# The configured receiver runs a trusted event (the reconciler's) through the mounted view's
+# handle_event, as the inbox worker does: wired here, since conf cannot import the views.
+conf.trusted_runner = inbox_mode.trusted_receiver
 
 __all__ = [
     "AsyncKreuzbergWebhookMixin",

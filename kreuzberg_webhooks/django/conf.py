@@ -16,7 +16,8 @@ their settings.
 
 The receiver built from these settings (:func:`get_receiver`) is what the
 URLconf include and the views use unless they are given one. Handlers are
-registered on it with :func:`on`.
+registered on it with :func:`on`. A trusted event it processes (the
+reconciler's) runs as a webhook at the mounted view does: :class:`ConfiguredReceiver`.
 """
 
 from __future__ import annotations
@@ -31,7 +32,9 @@ from django.core.exceptions import ImproperlyConfigured
 from django.core.signals import setting_changed
 from django.utils.module_loading import import_string
 
+from ..events import Event
 from ..exceptions import ConfigurationError
+from ..lifecycle.outcome import Outcome
 from ..lifecycle.receiver import CATCH_ALL, Handler, Receiver, check_event_type
 from ..settings import DEFAULTS, MISSING, receiver_from_settings
 from ..stores import AsyncReplayStore, ReplayStore, open_store
@@ -44,6 +47,7 @@ __all__ = [
     "INBOX_APP",
     "KNOWN_SETTINGS",
     "SETTING",
+    "ConfiguredReceiver",
     "build_receiver",
     "get_receiver",
     "get_setting",
@@ -51,6 +55,7 @@ __all__ = [
     "inbox_from_setting",
     "on",
     "retry_policy_from_settings",
+    "twin",
 ]
 
 #: The name of the settings dict.
@@ -201,6 +206,61 @@ def retry_policy_from_settings() -> RetryPolicy:
 
 # -- the configured receiver, and handlers registered on it --------------------
 
+
+def twin(receiver: Receiver, cls: type[Receiver] = Receiver) -> Receiver:
+    """A *cls* sharing *receiver*'s verifier, replay store, lease, retention, inbox and observers
+    (the same list: observers added later are told too), with no handlers: it claims an event
+    under the same key as *receiver*, so the two run each event once in all."""
+    made = cls(
+        verifier=receiver.verifier,
+        store=receiver.store,
+        lease=receiver.lease,
+        retention=receiver.retention,
+        inbox=receiver.inbox,
+    )
+    made.observers = receiver.observers
+    return made
+
+
+#: How the configured receiver runs a trusted event: a function of the configured receiver that
+#: returns the receiver to run it through. The package's ``__init__`` sets it to
+#: :func:`~kreuzberg_webhooks.django.inbox_mode.trusted_receiver` (the mounted view's
+#: ``handle_event``); this module cannot import that one, which imports the views, which import this.
+trusted_runner: Callable[[Receiver], Receiver] | None = None
+
+
+class ConfiguredReceiver(Receiver):
+    """The receiver the settings build (:func:`get_receiver`, unless ``RECEIVER`` gives one).
+
+    Webhooks reach the mounted view, whose ``handle_event`` runs what the project does with an
+    event: the ready view's runs the ``on()`` handlers, then sends ``webhook_received``. A
+    *trusted* event this receiver processes — :meth:`process`, :meth:`process_async`: a job the
+    reconciler fetched because its webhook never came, or a worker of your own — runs the same
+    ``handle_event``, with ``request=None``, as the inbox worker does, through
+    :func:`~kreuzberg_webhooks.django.inbox_mode.trusted_receiver`.
+    It is claimed under the key a webhook of the same job and event type claims, so whichever
+    comes first runs it, once; ``delivered_via()`` tells the two apart.
+    """
+
+    def _trusted(self) -> Receiver | None:
+        runner = trusted_runner
+        return None if runner is None else runner(self)
+
+    def process(self, event: Event, *, scope: str = "", via: str = "webhook") -> Outcome:
+        """Run a trusted event as a webhook at the mounted view runs it, exactly once."""
+        through = self._trusted()
+        if through is None:
+            return super().process(event, scope=scope, via=via)
+        return through.process(event, scope=scope, via=via)
+
+    async def process_async(self, event: Event, *, scope: str = "", via: str = "webhook") -> Outcome:
+        """The async :meth:`process`."""
+        through = self._trusted()
+        if through is None:
+            return await super().process_async(event, scope=scope, via=via)
+        return await through.process_async(event, scope=scope, via=via)
+
+
 _lock = threading.Lock()
 _configured: Receiver | None = None
 _registered: list[tuple[str, Handler]] = []
@@ -211,7 +271,7 @@ _applied: weakref.WeakKeyDictionary[Receiver, int] = weakref.WeakKeyDictionary()
 def _load_configured() -> Receiver:
     given = get_setting("RECEIVER")
     if given is None:
-        return build_receiver()
+        return twin(build_receiver(), ConfiguredReceiver)
     if isinstance(given, str):
         given = import_string(given)
     if callable(given) and not isinstance(given, Receiver):
@@ -224,7 +284,8 @@ def _load_configured() -> Receiver:
 def get_receiver() -> Receiver:
     """The receiver the settings describe, built once per process (and again when
     ``KREUZBERG_WEBHOOKS`` changes, e.g. under ``override_settings``), with every
-    handler registered through :func:`on`."""
+    handler registered through :func:`on`: a :class:`ConfiguredReceiver` (or the
+    ``RECEIVER`` setting's, as given). Give it to the reconciler."""
     global _configured
     receiver = _configured
     if receiver is None:

@@ -7,11 +7,15 @@ webhook view mounted in the URLconf (the ready view's runs the ``on()``
 handlers, then sends ``webhook_received``), with ``request=None`` — the request
 was answered long ago. :func:`worker_receiver` is the receiver the worker runs
 deliveries through; the system checks (:mod:`.checks`) refuse the URLconfs in
-which the worker cannot tell which ``handle_event`` to run.
+which the worker cannot tell which ``handle_event`` to run. The configured
+receiver runs every trusted event (a job the reconciler fetched) the same way,
+through :func:`trusted_receiver`
+(:class:`~kreuzberg_webhooks.django.conf.ConfiguredReceiver`).
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -22,10 +26,12 @@ from django.core.exceptions import ImproperlyConfigured
 from ..events import Event
 from ..lifecycle.outcome import succeeded
 from ..lifecycle.receiver import CATCH_ALL, Receiver
-from .conf import get_receiver
+from .conf import get_receiver, twin
 from .views import AsyncKreuzbergWebhookMixin, KreuzbergWebhookMixin, KreuzbergWebhookView, _WebhookViewBase
 
-__all__ = ["MountedView", "inbox_view", "mounted_views", "run_handle_event", "worker_receiver"]
+__all__ = ["MountedView", "inbox_view", "mounted_views", "run_handle_event", "trusted_receiver", "worker_receiver"]
+
+logger = logging.getLogger("kreuzberg_webhooks.django")
 
 _DEFAULTS = (KreuzbergWebhookMixin.handle_event, AsyncKreuzbergWebhookMixin.handle_event)
 
@@ -132,37 +138,77 @@ def run_handle_event(view: MountedView) -> Callable[[Event], Any]:
 
 
 _lock = threading.Lock()
-_built: tuple[Any, Receiver, Receiver] | None = None  # (URL resolver, configured receiver, worker receiver)
+#: (URL resolver, configured receiver, the worker's receiver or why there is none, the trusted events' receiver)
+_built: tuple[Any, Receiver, Receiver | str, Receiver] | None = None
 
 
-def worker_receiver() -> Receiver:
-    """The receiver an inbox worker runs the configured receiver's deliveries through.
+def _running(configured: Receiver, view: MountedView) -> Receiver:
+    """A twin of *configured* whose one handler is *view*'s ``handle_event``."""
+    receiver = twin(configured)
+    receiver.add_handler(CATCH_ALL, run_handle_event(view))
+    return receiver
+
+
+def _receivers(configured: Receiver | None) -> tuple[Receiver | str, Receiver]:
+    """The worker's receiver (or why the worker has none) and the trusted events' receiver, built
+    once per configured receiver and URLconf."""
+    global _built
+    from django.urls import get_resolver
+
+    if configured is None:
+        configured = get_receiver()
+    resolver = get_resolver()
+    built = _built
+    if built is not None and built[0] is resolver and built[1] is configured:
+        return built[2], built[3]
+    worker: Receiver | str
+    try:
+        worker = trusted = _running(configured, inbox_view(configured=configured))
+    except ImproperlyConfigured as error:
+        # Allowed outside inbox mode (E008 refuses it there), but an event no request brought came in
+        # through none of the views: it runs the ready view's handle_event, the receiver's own way.
+        worker = str(error)
+        trusted = _running(configured, MountedView(KreuzbergWebhookView, {}, ""))
+        logger.warning(
+            "%s; a job the reconciler brings runs the ready view's handle_event "
+            "(the on() handlers, then webhook_received)",
+            error,
+        )
+    with _lock:
+        _built = (resolver, configured, worker, trusted)
+    return worker, trusted
+
+
+def worker_receiver(configured: Receiver | None = None) -> Receiver:
+    """The receiver an inbox worker runs the *configured* receiver's (default:
+    :func:`get_receiver`) deliveries through.
 
     It shares the configured receiver's verifier, replay store, lease,
     retention, inbox and observers, so a delivery is claimed under the same key
     whichever runs it; its one handler is the mounted view's ``handle_event``
-    (:func:`inbox_view`). Built again when the settings or the URLconf change.
-    The Django workers (the embedded one, ``manage.py kreuzberg_inbox worker``)
-    use it; give it to a worker of your own (``InboxWorker(worker_receiver())``,
-    or bind a task-queue inbox to it).
+    (:func:`inbox_view`, which raises :class:`ImproperlyConfigured` when the mounted
+    views differ). Built again when the settings or the URLconf change. The Django
+    workers (the embedded one, ``manage.py kreuzberg_inbox worker``) use it; give it to
+    a worker of your own (``InboxWorker(worker_receiver())``, or bind a task-queue inbox
+    to it).
     """
-    global _built
-    from django.urls import get_resolver
+    worker, _ = _receivers(configured)
+    if isinstance(worker, str):
+        raise ImproperlyConfigured(worker)
+    return worker
 
-    configured, resolver = get_receiver(), get_resolver()
-    built = _built
-    if built is not None and built[0] is resolver and built[1] is configured:
-        return built[2]
-    view = inbox_view(configured=configured)
-    receiver = Receiver(
-        verifier=configured.verifier,
-        store=configured.store,
-        lease=configured.lease,
-        retention=configured.retention,
-        inbox=configured.inbox,
-    )
-    receiver.observers = configured.observers  # the same list: observers added later are told too
-    receiver.add_handler(CATCH_ALL, run_handle_event(view))
-    with _lock:
-        _built = (resolver, configured, receiver)
-    return receiver
+
+def trusted_receiver(configured: Receiver | None = None) -> Receiver:
+    """The receiver a trusted event of the *configured* receiver (default: :func:`get_receiver`)
+    runs through: a job the reconciler fetched because its webhook never came.
+
+    The worker's receiver (:func:`worker_receiver`), so the event runs as a webhook at the mounted
+    view runs: the ready view's ``handle_event`` runs the ``on()`` handlers, then sends
+    ``webhook_received`` (``sender`` the view class, ``request=None``). When several mounted views
+    have different ``handle_event`` methods (which endpoint mode allows), the event came in
+    through none of them: it runs the ready view's ``handle_event``, with a WARNING when built.
+    The configured receiver's ``process`` runs through it
+    (:class:`~kreuzberg_webhooks.django.conf.ConfiguredReceiver`); give it to a reconciler
+    yourself when the ``RECEIVER`` setting gives a receiver of your own.
+    """
+    return _receivers(configured)[1]

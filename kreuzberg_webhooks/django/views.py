@@ -170,7 +170,8 @@ class KreuzbergWebhookMixin(_WebhookViewBase):
 
     In inbox mode (``KREUZBERG_WEBHOOKS["INBOX"]``) the view answers ``202``
     and the inbox worker runs ``handle_event`` later, with ``request=None``
-    (:mod:`~kreuzberg_webhooks.django.inbox_mode`).
+    (:mod:`~kreuzberg_webhooks.django.inbox_mode`); so does the reconciler for a
+    job whose webhook never came (:class:`~kreuzberg_webhooks.django.conf.ConfiguredReceiver`).
     """
 
     def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:

@@ -13,8 +13,7 @@ from kreuzberg_webhooks import MemoryStore, Receiver
 from kreuzberg_webhooks.adapters.flask import KreuzbergWebhooks
 from kreuzberg_webhooks.django import conf as django_conf
 from kreuzberg_webhooks.settings import DEFAULTS
-
-from .django_settings import configure
+from tests.django.settings import configure
 
 configure()
 

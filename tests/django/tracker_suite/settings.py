@@ -1,4 +1,4 @@
-"""Django settings for the tracker's Django suite (its own process: see test_django_tracker.py)."""
+"""Django settings for the tracker's Django suite (its own process: see test_tracker.py)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Django settings for the Django adapter's unit tests.
+"""Django settings for the Django tests that run in the main test process (test_webhook_app.py,
+test_inbox_settings.py, and tests/adapters/test_settings.py beside Flask).
 
 ``configure()`` calls ``settings.configure`` once per process (it can only be
 called once, and the whole test run shares one process): no pytest-django and
@@ -49,7 +50,7 @@ SETTINGS: dict[str, Any] = {
         },
         "nothing": {"BACKEND": "django.core.cache.backends.dummy.DummyCache"},
     },
-    "ROOT_URLCONF": "tests.adapters.django_urls",
+    "ROOT_URLCONF": "tests.django.urls",
     "USE_TZ": True,
     "KREUZBERG_WEBHOOKS": {"SECRET": SECRET},
 }

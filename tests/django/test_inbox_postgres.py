@@ -12,8 +12,8 @@ def test_the_django_inbox_keeps_the_longest_values_on_postgresql(postgres_url: s
     from tests.postgres_server import new_database  # after pytest has loaded it as a plugin
 
     result = run_django_suite(
-        "tests.inbox.django_suite.postgres_settings",
-        "tests/inbox/django_suite/postgres_cases.py",
+        "tests.django.inbox_suite.postgres_settings",
+        "tests/django/inbox_suite/postgres_cases.py",
         KREUZBERG_TEST_DATABASE_URL=new_database(postgres_url),
     )
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-3000:]

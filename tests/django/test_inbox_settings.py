@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.adapters.django_settings import SECRET, configure
+from tests.django.settings import SECRET, configure
 
 configure()
 

@@ -1,5 +1,5 @@
 """The Django inbox's table on a real PostgreSQL: the longest value of every field that verifies is kept
-whole. Run only through test_django_postgres.py, in a process of its own."""
+whole. Run only through test_inbox_postgres.py, in a process of its own."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import os
 import time
 from typing import Any
 
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tests.inbox.django_suite.postgres_settings")
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tests.django.inbox_suite.postgres_settings")
 
 import django
 

@@ -1,4 +1,4 @@
-"""The inbox's Django parts against a real database: run only through test_django_inbox.py,
+"""The inbox's Django parts against a real database: run only through test_inbox.py,
 in a process of its own (Django's settings can be configured once per process)."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import sys
 import time
 from typing import Any
 
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tests.inbox.django_suite.settings")
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tests.django.inbox_suite.settings")
 
 import django
 
@@ -217,7 +217,7 @@ def test_in_inbox_mode_the_worker_runs_the_mounted_views_handle_event_once(urlco
     views.CALLS.clear()
     body, headers = signed_delivery(SECRET, job_event_payload())
     event_id = json.loads(body)["event_id"]
-    with override_settings(ROOT_URLCONF=f"tests.inbox.django_suite.{urlconf}"):
+    with override_settings(ROOT_URLCONF=f"tests.django.inbox_suite.{urlconf}"):
         assert _post("/hooks/kreuzberg", body, headers) == (202, {"status": "queued"})
         assert views.CALLS == []
         assert embedded_worker().drain() == 1
@@ -234,12 +234,12 @@ def test_the_inbox_worker_command_runs_the_mounted_views_handle_event(tmp_path: 
     log = tmp_path / "events.log"
     body, headers = signed_delivery(SECRET, job_event_payload())
     event_id = json.loads(body)["event_id"]
-    with override_settings(ROOT_URLCONF="tests.inbox.django_suite.mixin_urls"):
+    with override_settings(ROOT_URLCONF="tests.django.inbox_suite.mixin_urls"):
         assert _post("/hooks/kreuzberg", body, headers) == (202, {"status": "queued"})
     env = {
         **os.environ,
         "KREUZBERG_TEST_EVENTS_LOG": str(log),
-        "KREUZBERG_TEST_URLCONF": "tests.inbox.django_suite.mixin_urls",
+        "KREUZBERG_TEST_URLCONF": "tests.django.inbox_suite.mixin_urls",
     }
     command = [sys.executable, "-m", "django", "kreuzberg_inbox", "worker", "--poll-interval", "0.1"]
     worker = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
@@ -384,5 +384,5 @@ def test_the_workers_receiver_keys_deliveries_as_the_configured_one_does() -> No
     shared = ("verifier", "store", "inbox", "lease", "retention", "observers")
     assert all(getattr(worker, name) is getattr(configured, name) for name in shared)
     assert worker_receiver() is worker  # built once per settings and URLconf
-    with override_settings(ROOT_URLCONF="tests.inbox.django_suite.mixin_urls"):
+    with override_settings(ROOT_URLCONF="tests.django.inbox_suite.mixin_urls"):
         assert worker_receiver() is not worker

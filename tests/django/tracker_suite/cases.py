@@ -1,12 +1,12 @@
 """The tracker contract on the Django ORM against a real database: run only through
-test_django_tracker.py, in a process of its own (Django's settings are configured once per process)."""
+test_tracker.py, in a process of its own (Django's settings are configured once per process)."""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Callable
 
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tests.cloud.django_suite.settings")
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tests.django.tracker_suite.settings")
 
 import django
 

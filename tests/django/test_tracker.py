@@ -13,8 +13,8 @@ from tests.servers import run_django_suite
 @pytest.mark.slow
 def test_the_django_tracker_suite_passes_in_its_own_process(tmp_path: Path) -> None:
     result = run_django_suite(
-        "tests.cloud.django_suite.settings",
-        "tests/cloud/django_suite/cases.py",
+        "tests.django.tracker_suite.settings",
+        "tests/django/tracker_suite/cases.py",
         KREUZBERG_TEST_DB=str(tmp_path / "django.sqlite3"),
     )
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-3000:]

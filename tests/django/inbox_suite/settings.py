@@ -1,4 +1,4 @@
-"""Django settings for the inbox's Django suite, which runs in its own process (see test_django_inbox.py):
+"""Django settings for the inbox's Django suite, which runs in its own process (see test_inbox.py):
 a real database (SQLite file from KREUZBERG_TEST_DB), the admin, and this package's inbox app."""
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ TEMPLATES = [
     }
 ]
 DATABASES = {"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": os.environ["KREUZBERG_TEST_DB"]}}
-ROOT_URLCONF = os.environ.get("KREUZBERG_TEST_URLCONF", "tests.inbox.django_suite.urls")
+ROOT_URLCONF = os.environ.get("KREUZBERG_TEST_URLCONF", "tests.django.inbox_suite.urls")
 USE_TZ = True
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 KREUZBERG_WEBHOOKS = {

@@ -61,11 +61,20 @@ from kreuzberg_webhooks.django import conf as django_conf
 from kreuzberg_webhooks.django.checks import check_settings, check_store
 from kreuzberg_webhooks.events import parse_event
 from kreuzberg_webhooks.testing import FrozenClock, job_event_payload, signed_delivery
-
-from ..stores.contract import FrozenClock as StoreClock
-from ..stores.contract import StoreContract, new_key
-from .contract import LIMIT, NOW, PATH, SECRET, AdapterContract, Answer, Poster, Recorder, make_receiver
-from .django_settings import configure
+from tests.adapters.contract import (
+    LIMIT,
+    NOW,
+    PATH,
+    SECRET,
+    AdapterContract,
+    Answer,
+    Poster,
+    Recorder,
+    make_receiver,
+)
+from tests.django.settings import configure
+from tests.stores.contract import FrozenClock as StoreClock
+from tests.stores.contract import StoreContract, new_key
 
 configure()
 

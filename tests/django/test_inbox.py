@@ -14,8 +14,8 @@ from tests.servers import run_django_suite
 @pytest.mark.slow
 def test_the_django_suite_passes_in_its_own_process(tmp_path: Path) -> None:
     result = run_django_suite(
-        "tests.inbox.django_suite.settings",
-        "tests/inbox/django_suite/cases.py",
+        "tests.django.inbox_suite.settings",
+        "tests/django/inbox_suite/cases.py",
         KREUZBERG_TEST_DB=str(tmp_path / "django.sqlite3"),
     )
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-3000:]
