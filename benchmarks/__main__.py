@@ -417,7 +417,7 @@ def reconcile_rows(settings: Settings, notes: list[str]) -> list[Row]:
                     f"reconcile pass, async default ÷ sync, {result.concurrency} at once each",
                     f"AsyncReconciler {result.rate:,.0f} jobs/s",
                     f"Reconciler {result.loop_rate:,.0f} jobs/s",
-                    f"{result.ratio:.2f}x sync (median of {len(result.ratios)} rounds; {result.spread})",
+                    f"{result.ratio:.3f}x sync (median of {len(result.ratios)} rounds; {result.spread})",
                     f"≥ {reconcile.TARGET_ASYNC_OVER_SYNC}x sync",
                     result.met,
                 )

@@ -458,7 +458,7 @@ def main() -> int:
                 f"{result.mode:>13} (concurrency {result.concurrency}, {args.handler} handler): "
                 f"{len(result.pass_seconds)} rounds of {result.jobs:,} tracked jobs, async default "
                 f"{result.rate:,.0f} jobs/s, the sync Reconciler {result.loop_rate:,.0f} jobs/s (medians); "
-                f"async / sync per round: median {result.ratio:.2f}x ({result.spread}) "
+                f"async / sync per round: median {result.ratio:.3f}x ({result.spread}) "
                 f"(target: median >= {TARGET_ASYNC_OVER_SYNC}x): {'met' if result.met else 'NOT met'}; "
                 f"CPU per job {result.cpu_per_job[0] * 1e6:,.0f} us async, {result.cpu_per_job[1] * 1e6:,.0f} us sync "
                 f"(async / sync per round: median {result.cpu_ratio:.2f}x)"
