@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import ssl
 import time
 from collections.abc import AsyncIterator, Callable, Generator, Iterable, Iterator, Mapping
 from dataclasses import dataclass
@@ -422,7 +423,13 @@ class AsyncJobsClient(_JobsClientCommon):
         )
         self._owns_client = client is None
         self._limits = limits or httpx.Limits(max_keepalive_connections=64)
-        self._client = client if client is not None else httpx.AsyncClient(timeout=self.timeout, limits=self._limits)
+        # One TLS context (the CA bundle read once, as httpx reads it: certifi, or $SSL_CERT_FILE /
+        # $SSL_CERT_DIR) for this client's own pool and for its sync twin's (threaded()).
+        self._tls: ssl.SSLContext | None = None
+        if client is None:
+            self._tls = httpx.create_ssl_context(verify=True, trust_env=True)
+            client = httpx.AsyncClient(timeout=self.timeout, limits=self._limits, verify=self._tls)
+        self._client = client
         self._threaded: JobsClient | None = None
         self._threaded_http: httpx.Client | None = None
 
@@ -437,14 +444,15 @@ class AsyncJobsClient(_JobsClientCommon):
         """The sync twin an :class:`~kreuzberg_webhooks.cloud.AsyncReconciler` runs in worker threads in
         this client's place: a :class:`JobsClient` with the same API key, base URL, time-out, retry
         deadline, backoff and connection limits, on a connection pool of its own (made once, closed by
-        :meth:`aclose`). httpx's sync pool costs less per request than its async one (benchmark row 11).
+        :meth:`aclose`), verifying with this client's TLS context (the CA bundle is read once per
+        client). httpx's sync pool costs less per request than its async one (benchmark row 11).
 
         ``None`` when this client was given an ``httpx.AsyncClient``: its transport, proxies and hooks
         are the caller's, and are used as given."""
-        if not self._owns_client:
+        if self._tls is None:  # not our own pool
             return None
         if self._threaded is None:
-            self._threaded_http = httpx.Client(timeout=self.timeout, limits=self._limits)
+            self._threaded_http = httpx.Client(timeout=self.timeout, limits=self._limits, verify=self._tls)
             self._threaded = JobsClient(
                 self._api_key.value,
                 self.base_url,

@@ -222,10 +222,8 @@ class _ReconcilerCommon:
         # in_flight (a webhook is being handled right now), handler_error, store_unavailable
         return self.retry(entry, now, reason or "not processed")
 
-    def settle(self, entry: TrackedJob, now: float, document: JobLookup) -> _Verdict:
-        """The verdict on a fetched document, its handlers run here through ``receiver.process``."""
-        if not is_terminal(document):
-            return self.pending(entry, now, str(document.status))
+    def dispatch(self, entry: TrackedJob, now: float, document: JobLookup) -> _Verdict:
+        """The verdict on a terminal document, its handlers run here through ``receiver.process``."""
         token = _VIA.set("reconcile")
         try:
             outcome = self.receiver.process(document, scope=entry.scope, via="reconcile")
@@ -377,7 +375,9 @@ class Reconciler(_ReconcilerCommon):
             document = self.client.get_job(entry.job_id)
         except JobsAPIError as error:
             return self.verdict_for_error(entry, error, now)
-        return self.settle(entry, now, document)
+        if not is_terminal(document):
+            return self.pending(entry, now, str(document.status))
+        return self.dispatch(entry, now, document)
 
     def _check_all(self, pool: ThreadPoolExecutor, due: list[TrackedJob]) -> list[_Verdict]:
         """*concurrency* workers of *pool* take the due entries in turn (not a future per entry,
@@ -539,7 +539,7 @@ class AsyncReconciler(_ReconcilerCommon):
         if only is None:
             only = sync_only[kind] = self._sync_handlers_only(document)
         if settle_here and only:
-            return contextvars.copy_context().run(self.settle, entry, now, document)
+            return contextvars.copy_context().run(self.dispatch, entry, now, document)
         return (entry, now, document)
 
     async def _check_threaded(

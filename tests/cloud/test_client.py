@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -374,3 +375,25 @@ def test_a_retry_after_of_zero_negative_or_past_still_waits_the_backoff(retry_af
         requests = cloud.stats.api_requests
     # 0.05 + 0.1 + 0.2 + 0.2 ... within 0.5 s: a handful of requests, not a storm
     assert 2 <= requests <= 8
+
+
+def test_an_async_client_and_its_sync_twin_load_the_certificate_authorities_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The twin an AsyncReconciler fetches through verifies with the async client's own TLS
+    context: the CA bundle is read once per client, not again in the first reconcile pass."""
+    loaded: list[ssl.SSLContext] = []
+    load = ssl.SSLContext.load_verify_locations
+
+    def counting(context: ssl.SSLContext, *args: Any, **kwargs: Any) -> None:
+        loaded.append(context)
+        load(context, *args, **kwargs)
+
+    monkeypatch.setattr(ssl.SSLContext, "load_verify_locations", counting)
+    client = AsyncJobsClient(KEY, "https://api.example.test")
+    assert client.threaded() is not None
+    assert len(loaded) == 1
+    (context,) = loaded
+    assert context.verify_mode == ssl.CERT_REQUIRED
+    assert context.check_hostname
+    asyncio.run(client.aclose())
