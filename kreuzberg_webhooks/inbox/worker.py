@@ -737,10 +737,11 @@ class InboxWorker:
 # gunicorn --preload imports the app (and starts the worker thread) in the master, then
 # forks. A child that inherits a SQLite library state in which another thread held a lock
 # finds the database "locked" for good. So each fork waits until every worker thread is
-# between two steps, and each child starts a fresh thread.
+# between two steps and no heartbeat is renewing, and each child starts a fresh thread (and
+# a heartbeat without the parent's claims).
 
 _threaded: weakref.WeakSet[InboxWorker] = weakref.WeakSet()
-_beating: weakref.WeakSet[_Heartbeat] = weakref.WeakSet()  # every heartbeat that has had a thread
+_beating: weakref.WeakSet[_Heartbeat] = weakref.WeakSet()  # every worker's heartbeat (sync inboxes)
 _held: list[threading.Lock] = []
 
 
@@ -836,6 +837,7 @@ class _Heartbeat:
         self.lease = lease
         self.period = lease / 3
         self.forked()
+        _beating.add(self)
 
     def forked(self) -> None:
         """Start afresh (also in a forked child: the parent's claims are not its own, its thread
@@ -862,7 +864,6 @@ class _Heartbeat:
         return end
 
     def _start(self) -> None:
-        _beating.add(self)
         thread = threading.Thread(target=self._run, name="kreuzberg-inbox-heartbeat", daemon=True)
         self._thread = thread
         thread.start()
