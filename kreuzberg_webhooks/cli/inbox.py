@@ -12,11 +12,22 @@ import json
 import os
 import signal
 import threading
+import time
 from datetime import UTC, datetime
 from typing import Any
 
 from ..exceptions import ConfigurationError, StoreUnavailable
-from .helpers import EXIT_FAILED, EXIT_OK, CommandError, Formatter, UsageError, paragraphs, positive_float, positive_int
+from .helpers import (
+    EXIT_FAILED,
+    EXIT_OK,
+    CommandError,
+    Formatter,
+    UsageError,
+    non_negative_float,
+    paragraphs,
+    positive_float,
+    positive_int,
+)
 
 __all__ = [
     "INBOX_URL_ENV",
@@ -202,14 +213,52 @@ def _cmd_worker(args: argparse.Namespace, io: Any) -> int:
             max_attempts=args.max_attempts,
             max_age=args.max_age,
         )
-        worker = InboxWorker(receiver, inbox, policy=policy, lease=args.lease, poll_interval=args.poll_interval)
+        given = {} if args.shutdown_grace is None else {"shutdown_grace": args.shutdown_grace}
+        worker = InboxWorker(
+            receiver, inbox, policy=policy, lease=args.lease, poll_interval=args.poll_interval, **given
+        )
     except ConfigurationError as error:
         raise UsageError(str(error)) from None
-    stop = threading.Event()
+    stop, over, again = threading.Event(), threading.Event(), threading.Event()
+
+    def on_signal(signum: int, frame: object) -> None:
+        if stop.is_set():  # a second signal: stop waiting for the running handler
+            again.set()
+            over.set()
+        stop.set()
+
     for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda *_: stop.set())
+        signal.signal(signum, on_signal)
+
+    def work() -> None:
+        try:
+            worker.run(stop)
+        finally:
+            over.set()
+
+    # The worker runs in a thread, so that a handler still running after the grace does not
+    # hold the process: its delivery comes back after its lease (as after a kill).
+    thread = threading.Thread(target=work, name="kreuzberg-inbox-worker", daemon=True)
     print(f"inbox worker running (pid {os.getpid()}); stop with Ctrl-C or SIGTERM", file=io.stderr, flush=True)
-    worker.run(stop)
+    thread.start()
+    while not stop.wait(1.0) and thread.is_alive():
+        pass
+    grace = worker.shutdown_grace
+    deadline = time.monotonic() + grace
+    if grace > 0 and not over.wait(min(0.1, grace)):
+        print(
+            f"stopping: waiting up to {grace:g} s for the running handler (Ctrl-C or SIGTERM again: stop now)",
+            file=io.stderr,
+            flush=True,
+        )
+        over.wait(max(deadline - time.monotonic(), 0.0))
+    if thread.is_alive():
+        why = "on a second signal" if again.is_set() else f"after a grace of {grace:g} s"
+        print(
+            f"inbox worker stopped {why} with a handler still running; its delivery comes back after its lease",
+            file=io.stderr,
+            flush=True,
+        )
     return EXIT_OK
 
 
@@ -288,4 +337,12 @@ def add_inbox_commands(commands: Any, prog: str) -> None:
     worker_cmd.add_argument("--retry-max-delay", type=positive_float, default=3600.0, help="cap (%(default)s)")
     worker_cmd.add_argument("--max-attempts", type=positive_int, default=30, help="then dead (%(default)s)")
     worker_cmd.add_argument("--max-age", type=positive_float, default=3 * 24 * 3600.0, help="seconds, then dead")
+    worker_cmd.add_argument(
+        "--shutdown-grace",
+        type=non_negative_float,
+        default=None,
+        metavar="SECONDS",
+        help="on SIGTERM or Ctrl-C, how long to wait for the running handler (a second signal: no longer); "
+        "one still running after it comes back after its lease (default: 30, an embedded worker's)",
+    )
     worker_cmd.set_defaults(run=inbox_unavailable_is_one_line(_cmd_worker))

@@ -117,12 +117,13 @@ class InboxWorker:
     :param clock: wall-clock unix time (the inbox's own clock should agree).
 
     While a handler runs, the worker renews its claim every third of the lease
-    (a heartbeat: ``inbox.renew``), so a handler may take longer than the lease
-    and only a dead worker's claim runs out. A delivery whose handlers ran but
-    whose settlement the inbox refused is settled again, with a backoff, for as
-    long as its lease holds; if the inbox is still down, this worker remembers
-    the delivery as finished and settles it without running it again when it
-    claims it next.
+    (a heartbeat: ``inbox.renew``; one thread per worker renews every claim it
+    holds, an async inbox's claims a task each), so a handler may take longer
+    than the lease and only a dead worker's claim runs out. A delivery whose
+    handlers ran but whose settlement the inbox refused is settled again, with
+    a backoff, for as long as its lease holds; if the inbox is still down, this
+    worker remembers the delivery as finished and settles it without running it
+    again when it claims it next.
     """
 
     def __init__(
@@ -176,9 +177,13 @@ class InboxWorker:
         )
         self._thread: threading.Thread | None = None
         self._busy = threading.Lock()
-        # Held by a heartbeat's renewal: a batch's finished deliveries keep their heartbeat
-        # between two steps, so a fork() waits for this one too.
-        self._renewing = threading.Lock()
+        # One heartbeat for every claim this worker holds (a sync inbox's renew); its thread
+        # starts with the first claim. A batch's finished deliveries keep their heartbeat
+        # between two steps, so a fork() waits for a renewal too (see _before_fork).
+        renew = getattr(inbox, "renew", None)
+        self._beats = (
+            _Heartbeat(renew, self.lease) if callable(renew) and not inspect.iscoroutinefunction(renew) else None
+        )
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._task: asyncio.Task[None] | None = None
@@ -267,14 +272,13 @@ class InboxWorker:
         try:
             decision = self._already_finished(claim) or self._run(claim)
             if finished is not None and decision == _DONE:
-                finished.append(_Finished(claim, lambda: heartbeat(True)))
+                finished.append(_Finished(claim, heartbeat))
                 later = True
             else:
                 self._settle(claim, decision)
         finally:
             if not later:
-                # Joined: a fork (see _before_fork) must not find it in the middle of a write.
-                heartbeat(True)
+                heartbeat()
         return decision.state
 
     def _give_way(self) -> None:
@@ -325,34 +329,13 @@ class InboxWorker:
             if not holds:
                 logger.warning("inbox lease lost before settling (key=%s); raise the worker's lease", done.claim.key)
 
-    def _heartbeat(self, claim: InboxClaim) -> Callable[[bool], None]:
+    def _heartbeat(self, claim: InboxClaim) -> Callable[[], None]:
         """Renew *claim*'s lease every third of it until the returned function is called
-        (with ``True``: and the thread has ended)."""
-        done = threading.Event()
-        renew = getattr(self.inbox, "renew", None)
-        if renew is None or inspect.iscoroutinefunction(renew):
-            return lambda join: None
-
-        def beat() -> None:
-            while not done.wait(self.lease / 3):
-                try:
-                    with self._renewing:
-                        held = renew(claim.key, claim.token, self.lease)
-                    if not held:
-                        logger.warning("inbox lease lost while its handlers ran (key=%s)", claim.key)
-                        return
-                except Exception as error:
-                    logger.warning("inbox lease not renewed (key=%s): %s", claim.key, error)
-
-        thread = threading.Thread(target=beat, name="kreuzberg-inbox-heartbeat", daemon=True)
-        thread.start()
-
-        def end(join: bool) -> None:
-            done.set()
-            if join:
-                thread.join()
-
-        return end
+        (the worker's one heartbeat thread renews every claim it holds)."""
+        beats = self._beats
+        if beats is None:
+            return _nothing
+        return beats.add(claim)
 
     def _settle(self, claim: InboxClaim, decision: _Decision) -> None:
         for delay in (*SETTLE_RETRY_DELAYS, None):
@@ -439,8 +422,7 @@ class InboxWorker:
         """The heartbeat for the event loop: a task for an async inbox, else the thread."""
         renew = getattr(self.inbox, "renew", None)
         if not inspect.iscoroutinefunction(renew):
-            stop_thread = self._heartbeat(claim)
-            return lambda: stop_thread(False)  # not joined: the event loop does not wait for a write
+            return self._heartbeat(claim)  # the worker's heartbeat thread: a dict entry, no wait
 
         async def beat() -> None:
             while True:
@@ -600,6 +582,8 @@ class InboxWorker:
                     self._wake.clear()
         finally:
             self._outer_stop = None
+            if self._beats is not None:
+                self._beats.stop(join=True)  # no renewal left half-written by a stopped worker
 
     def start(self) -> None:
         """Run the worker in a daemon thread (for WSGI apps); idempotent.
@@ -635,7 +619,6 @@ class InboxWorker:
     def _restart_in_child(self) -> None:
         # The parent's thread did not come along, and its locks were copied in whatever state.
         self._busy = threading.Lock()
-        self._renewing = threading.Lock()
         if (self._thread is None and not self._deferred) or self._stop.is_set():
             return
         self._deferred = False
@@ -699,6 +682,8 @@ class InboxWorker:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(wake.wait(), self.poll_interval)
                 wake.clear()
+        if self._beats is not None:
+            self._beats.stop(join=False)  # the event loop does not wait for a write
 
     async def start_async(self) -> None:
         """Run the worker as a task on the running loop (for ASGI apps); idempotent."""
@@ -752,10 +737,12 @@ class InboxWorker:
 # gunicorn --preload imports the app (and starts the worker thread) in the master, then
 # forks. A child that inherits a SQLite library state in which another thread held a lock
 # finds the database "locked" for good. So each fork waits until every worker thread is
-# between two steps, and each child starts a fresh thread.
+# between two steps and no heartbeat is renewing, and each child starts a fresh thread (and
+# a heartbeat without the parent's claims).
 
 _threaded: weakref.WeakSet[InboxWorker] = weakref.WeakSet()
-_held: list[InboxWorker] = []
+_beating: weakref.WeakSet[_Heartbeat] = weakref.WeakSet()  # every worker's heartbeat (sync inboxes)
+_held: list[threading.Lock] = []
 
 
 def _preloading_in_gunicorn_master() -> bool:
@@ -781,21 +768,22 @@ def _preloading_in_gunicorn_master() -> bool:
 def _before_fork() -> None:
     for worker in list(_threaded):
         if worker._thread is not None and worker._thread.is_alive() and worker._busy.acquire(timeout=worker.lease):
-            if worker._renewing.acquire(timeout=worker.lease):
-                _held.append(worker)
-            else:
-                worker._busy.release()
+            _held.append(worker._busy)
+    # Every heartbeat: the threaded workers' and those of workers driven by run_once.
+    for beats in list(_beating):
+        if beats.renewing.acquire(timeout=beats.lease):
+            _held.append(beats.renewing)
 
 
 def _after_fork_in_parent() -> None:
     while _held:
-        worker = _held.pop()
-        worker._renewing.release()
-        worker._busy.release()
+        _held.pop().release()
 
 
 def _after_fork_in_child() -> None:
     _held.clear()
+    for beats in list(_beating):
+        beats.forked()
     for worker in list(_threaded):
         worker._restart_in_child()
 
@@ -820,6 +808,117 @@ class _Finished:
     claim: InboxClaim
     #: stops its heartbeat
     stop: Callable[[], None]
+
+
+def _nothing() -> None:
+    return None
+
+
+@dataclass(slots=True, eq=False)  # each one itself: two claims with one token stay apart
+class _Beat:
+    """A claim the heartbeat renews: when its renewal is due (``time.monotonic()``)."""
+
+    key: str
+    token: str
+    due: float
+
+
+class _Heartbeat:
+    """One thread renewing every claim a worker holds, each every third of the lease.
+
+    :meth:`add` and the function it returns are a dict operation under a lock. The claims
+    are kept in the order their renewals fall due (each joins or rejoins the end, due a
+    third of the lease later), so the thread sleeps until the first one. It starts with
+    the first claim and ends when it wakes to find none.
+    """
+
+    def __init__(self, renew: Callable[[str, str, float], bool], lease: float) -> None:
+        self.renew = renew
+        self.lease = lease
+        self.period = lease / 3
+        self.forked()
+        _beating.add(self)
+
+    def forked(self) -> None:
+        """Start afresh (also in a forked child: the parent's claims are not its own, its thread
+        did not come along, and its locks were copied in whatever state)."""
+        self.renewing = threading.Lock()  # held by a renewal: a fork() waits for it
+        self._lock = threading.Lock()
+        self._claims: dict[_Beat, None] = {}  # the next renewal due first
+        self._thread: threading.Thread | None = None
+        self._wake = threading.Event()
+
+    def add(self, claim: InboxClaim) -> Callable[[], None]:
+        """Renew *claim* until the returned function is called."""
+        beat = _Beat(claim.key, claim.token, time.monotonic() + self.period)
+        claims = self._claims
+        with self._lock:
+            claims[beat] = None
+            if self._thread is None:
+                self._start()
+
+        def end() -> None:
+            with self._lock:
+                claims.pop(beat, None)
+
+        return end
+
+    def _start(self) -> None:
+        thread = threading.Thread(target=self._run, name="kreuzberg-inbox-heartbeat", daemon=True)
+        self._thread = thread
+        thread.start()
+
+    def stop(self, *, join: bool) -> None:
+        """End the thread now if no claim is left (with *join*: and wait for it); a claim still
+        held (a handler still running after a stop's grace) keeps being renewed."""
+        with self._lock:
+            thread = self._thread
+            if thread is None or self._claims:
+                return
+        self._wake.set()
+        if join and thread is not threading.current_thread():
+            thread.join(self.lease)  # (a claim added meanwhile by another caller keeps it going)
+
+    def _run(self) -> None:
+        wake = self._wake
+        while True:
+            with self._lock:
+                if not self._claims:
+                    self._thread = None
+                    return
+                wait = next(iter(self._claims)).due - time.monotonic()
+            if wait > 0:
+                wake.wait(wait)
+                wake.clear()
+            else:
+                self._renew_due()
+
+    def _renew_due(self) -> None:
+        now = time.monotonic()
+        with self._lock:
+            due = []
+            for beat in self._claims:
+                if beat.due > now:
+                    break
+                due.append(beat)
+        for beat in due:
+            try:
+                with self.renewing:
+                    if beat not in self._claims:
+                        continue  # settled meanwhile
+                    held = self.renew(beat.key, beat.token, self.lease)
+            except Exception as error:
+                held = True  # tried again a third of the lease later
+                logger.warning("inbox lease not renewed (key=%s): %s", beat.key, error)
+            with self._lock:
+                if beat not in self._claims:
+                    continue  # settled while it was renewed: not a lost lease
+                del self._claims[beat]
+                if held:  # to the end: due a third of the lease from now
+                    beat.due = time.monotonic() + self.period
+                    self._claims[beat] = None
+            if not held:
+                logger.warning("inbox lease lost while its handlers ran (key=%s)", beat.key)
 
 
 def _hooks(value: FailureHook | Sequence[FailureHook]) -> tuple[FailureHook, ...]:

@@ -206,6 +206,102 @@ def test_the_worker_command_processes_the_inbox_until_sigterm(tmp_path: Path, in
     assert sorted((tmp_path / "events.log").read_text().split()) == sorted(e.job_id for e in entries)
 
 
+GRACE_APP = """
+import os, time
+from pathlib import Path
+from kreuzberg_webhooks import Receiver
+from kreuzberg_webhooks.stores import SQLiteStore
+
+receiver = Receiver("{secret}", store=SQLiteStore(os.environ["STORE_PATH"]), lease=60)
+
+@receiver.on()
+def handle(event):
+    Path(os.environ["STARTED"]).touch()
+    while Path(os.environ["BLOCK_FILE"]).exists():  # stuck until the file goes
+        time.sleep(0.01)
+"""
+
+
+def _start_grace_worker(tmp_path: Path, inbox: SQLiteInbox, *options: str) -> subprocess.Popen[str]:
+    from tests.inbox.support import SECRET
+
+    (tmp_path / "grace_app.py").write_text(GRACE_APP.format(secret=SECRET))
+    (tmp_path / "block").touch()
+    env = {
+        **os.environ,
+        "PYTHONPATH": f"{tmp_path}{os.pathsep}{ROOT}",
+        "STORE_PATH": str(tmp_path / "store.sqlite3"),
+        "STARTED": str(tmp_path / "started"),
+        "BLOCK_FILE": str(tmp_path / "block"),
+        "KREUZBERG_INBOX_URL": f"sqlite:///{inbox.path}",
+    }
+    argv = [sys.executable, "-m", "kreuzberg_webhooks", "inbox", "worker", "--receiver", "grace_app:receiver"]
+    proc = subprocess.Popen([*argv, *options], env=env, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while not (tmp_path / "started").exists():
+        assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    return proc
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("how", ["grace-ends", "second-signal"])
+def test_the_worker_command_leaves_a_handler_still_running_after_its_shutdown_grace(
+    tmp_path: Path, inbox: SQLiteInbox, how: str
+) -> None:
+    from tests.inbox.support import entry_for
+
+    entry = entry_for(received_at=time.time())
+    inbox.enqueue(entry)
+    grace = "0.5" if how == "grace-ends" else "600"
+    proc = _start_grace_worker(tmp_path, inbox, "--shutdown-grace", grace)
+    try:
+        assert proc.stderr is not None
+        assert "inbox worker running" in proc.stderr.readline()
+        proc.send_signal(signal.SIGTERM)
+        assert f"stopping: waiting up to {grace} s for the running handler" in proc.stderr.readline()
+        if how == "second-signal":
+            proc.send_signal(signal.SIGINT)  # Ctrl-C: stop now
+        _, err = proc.communicate(timeout=60)  # the handler never ends: the grace or the signal does
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+    assert proc.returncode == 0, err
+    why = "after a grace of 0.5 s" if how == "grace-ends" else "on a second signal"
+    assert f"inbox worker stopped {why} with a handler still running" in err
+    assert "comes back after its lease" in err
+    record = inbox.get(entry.key)
+    assert record is not None
+    assert (record.state, record.attempts) == (DeliveryState.RUNNING, 1)  # held until its lease ends
+
+
+@pytest.mark.slow
+def test_the_worker_command_settles_a_handler_that_ends_within_its_shutdown_grace(
+    tmp_path: Path, inbox: SQLiteInbox
+) -> None:
+    from tests.inbox.support import entry_for
+
+    entries = [entry_for(received_at=time.time()) for _ in range(3)]
+    for entry in entries:
+        inbox.enqueue(entry)
+    proc = _start_grace_worker(tmp_path, inbox)  # the default grace: 30 s
+    try:
+        proc.send_signal(signal.SIGTERM)
+        (tmp_path / "block").unlink()  # the running handler ends after the signal
+        _, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+    assert proc.returncode == 0, err
+    assert "handler still running" not in err
+    states = sorted(r.state.value for r in (inbox.get(entry.key) for entry in entries) if r)
+    # The running one settled done; the batch's others, claimed but not started, given back.
+    assert states == ["done", "queued", "queued"]
+
+
 def done(inbox: SQLiteInbox) -> str:
     entry = make_entry()
     inbox.enqueue(entry)
@@ -257,6 +353,24 @@ def test_retry_refuses_a_done_delivery_unless_told_so(
         ["purge", "--store", "sqlite:///inbox.db", "--state", "done", "--older-than", "-5"],
         ["purge", "--store", "sqlite:///inbox.db", "--state", "done", "--older-than", "inf"],
         ["worker", "--receiver", "tests.inbox.support:SECRET", "--store", "sqlite:///inbox.db", "--poll-interval", "0"],
+        [
+            "worker",
+            "--receiver",
+            "tests.inbox.support:SECRET",
+            "--store",
+            "sqlite:///inbox.db",
+            "--shutdown-grace",
+            "-1",
+        ],
+        [
+            "worker",
+            "--receiver",
+            "tests.inbox.support:SECRET",
+            "--store",
+            "sqlite:///inbox.db",
+            "--shutdown-grace",
+            "nan",
+        ],
     ],
     ids=str,
 )

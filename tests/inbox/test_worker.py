@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -731,3 +732,202 @@ def test_the_task_hands_each_delivery_to_a_thread_once_on_a_blocking_store(tmp_p
     assert len(threads) == 5
     assert inbox.sync.counts()[DeliveryState.DONE] == 5
     assert all(store.claim(entry.key, 1).state.value == "done" for entry in entries)
+
+
+# -- the heartbeat: one thread per worker renews every claim in flight -------------------------
+
+HEARTBEAT = "kreuzberg-inbox-heartbeat"
+
+
+class _RenewalsInbox(SQLiteInbox):
+    """A SQLite inbox that records each renewal (key, thread, held; ``None``: it raised); the
+    first ``refuse`` renewals raise ``StoreUnavailable``."""
+
+    refuse = 0
+
+    def __init__(self, *args: object, **options: object) -> None:
+        super().__init__(*args, **options)  # type: ignore[arg-type]
+        self.renewals: list[tuple[str, int, bool | None]] = []
+
+    def renew(self, key: str, token: str, lease: float) -> bool:
+        if self.refuse > 0:
+            self.refuse -= 1
+            self.renewals.append((key, threading.get_ident(), None))
+            raise StoreUnavailable("inbox down at renewal")
+        held = super().renew(key, token, lease)
+        self.renewals.append((key, threading.get_ident(), held))
+        return held
+
+    def held(self, key: str) -> int:
+        return sum(1 for renewed, _, held in self.renewals if renewed == key and held)
+
+
+def _new_heartbeats(before: set[threading.Thread]) -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name == HEARTBEAT and t not in before]
+
+
+@pytest.mark.parametrize("path", ["thread", "task"])
+def test_one_heartbeat_thread_serves_a_whole_batch(tmp_path: Path, clock: FrozenClock, path: str) -> None:
+    # A batch's finished deliveries keep their claims renewed until the batch is marked done
+    # together: with a thread per delivery, ten were alive by the batch's last handler.
+    inbox = SQLiteInbox(tmp_path / "inbox.sqlite3", clock=clock)
+    before = set(threading.enumerate())
+    alive: list[int] = []
+    receiver = Receiver(SECRET, store=MemoryStore(clock=clock), clock=clock)
+    receiver.on()(lambda event: alive.append(len(_new_heartbeats(before))))
+    worker = InboxWorker(receiver, inbox, lease=LEASE, clock=clock, batch=10)
+    entries = [entry_for(received_at=NOW) for _ in range(10)]
+    for entry in entries:
+        inbox.enqueue(entry)
+    claimed = worker.run_once() if path == "thread" else asyncio.run(worker.run_once_async())
+    assert claimed == 10
+    assert alive == [1] * 10
+    assert inbox.counts()[DeliveryState.DONE] == 10
+
+
+@pytest.mark.parametrize("path", ["thread", "task"])
+def test_handlers_slower_than_the_lease_keep_their_claims_through_one_heartbeat(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, path: str
+) -> None:
+    lease = 0.6  # renewed every 0.2 s
+    inbox = _RenewalsInbox(tmp_path / "inbox.sqlite3")
+    entries = [entry_for(received_at=time.time()) for _ in range(3)]
+    keys = {entry.job_id: entry.key for entry in entries}
+    ended: dict[str, int] = {}
+
+    def slow(event: Event) -> None:
+        key = keys[str(event.job_id)]
+        _wait(lambda: inbox.held(key) >= 2, "two renewals of the running claim")
+        ended[key] = len(inbox.renewals)
+
+    receiver = Receiver(SECRET, store=MemoryStore(), lease=lease)
+    receiver.on()(slow)
+    worker = InboxWorker(receiver, inbox, lease=lease, batch=3)
+    for entry in entries:
+        inbox.enqueue(entry)
+    claimed = worker.run_once() if path == "thread" else asyncio.run(worker.run_once_async())
+    assert claimed == 3
+    assert len({thread for _, thread, _ in inbox.renewals}) == 1
+    assert all(held for _, _, held in inbox.renewals)
+    # The batch's finished deliveries were renewed after their handlers ended, until marked done.
+    for entry in entries[:2]:
+        assert entry.key in {key for key, _, _ in inbox.renewals[ended[entry.key] :]}
+    records = [inbox.get(entry.key) for entry in entries]
+    assert [(r.state, r.attempts) for r in records if r] == [(DeliveryState.DONE, 1)] * 3
+    assert "lease lost" not in caplog.text
+
+
+def test_a_renewal_error_does_not_stop_the_heartbeat(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    lease = 0.6
+    inbox = _RenewalsInbox(tmp_path / "inbox.sqlite3")
+    inbox.refuse = 2
+    entry = entry_for(received_at=time.time())
+    receiver = Receiver(SECRET, store=MemoryStore(), lease=lease)
+    receiver.on()(lambda event: _wait(lambda: inbox.held(entry.key) >= 2, "two renewals after the errors"))
+    worker = InboxWorker(receiver, inbox, lease=lease)
+    inbox.enqueue(entry)
+    assert worker.run_once() == 1
+    assert [held for _, _, held in inbox.renewals[:2]] == [None, None]
+    assert caplog.text.count(f"inbox lease not renewed (key={entry.key}): inbox down at renewal") == 2
+    record = inbox.get(entry.key)
+    assert record is not None
+    assert (record.state, record.attempts) == (DeliveryState.DONE, 1)
+
+
+def test_a_lost_lease_is_logged_and_renewed_no_more(
+    tmp_path: Path, clock: FrozenClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    lease = 0.6
+    inbox = _RenewalsInbox(tmp_path / "inbox.sqlite3", clock=clock)
+    lost, other = entry_for(received_at=NOW), entry_for(received_at=NOW)
+    runs: list[str] = []
+
+    def handler(event: Event) -> None:
+        runs.append(str(event.job_id))
+        if event.job_id == lost.job_id:
+            _wait(lambda: inbox.held(lost.key) >= 1, "a renewal")
+            clock.advance(10 * lease)  # the lease ran out (a frozen worker) …
+            assert inbox.claim(lost.key, 60) is not None  # … and another worker took the delivery
+            _wait(lambda: any(k == lost.key and held is False for k, _, held in inbox.renewals), "a refusal")
+        else:  # meanwhile the lost claim, finished and waiting for the batch's "done", is not renewed
+            _wait(lambda: inbox.held(other.key) >= 2, "two renewals of the other claim")
+
+    receiver = make_receiver(handler, clock)  # type: ignore[arg-type]
+    worker = InboxWorker(receiver, inbox, lease=lease, clock=clock, batch=2)
+    inbox.enqueue(lost)
+    inbox.enqueue(other)
+    assert worker.run_once() == 2
+    assert sorted(runs) == sorted([lost.job_id, other.job_id])
+    renewed = [held for key, _, held in inbox.renewals if key == lost.key]
+    assert (renewed.count(False), renewed[-1]) == (1, False)
+    assert caplog.text.count(f"inbox lease lost while its handlers ran (key={lost.key})") == 1
+    assert f"inbox lease lost before settling (key={lost.key})" in caplog.text
+    record = inbox.get(lost.key)
+    assert record is not None
+    assert (record.state, record.attempts) == (DeliveryState.RUNNING, 2)  # the other worker's claim
+
+
+def test_stopping_the_worker_ends_its_heartbeat(tmp_path: Path) -> None:
+    lease = 0.6
+    inbox = _RenewalsInbox(tmp_path / "inbox.sqlite3")
+    before = set(threading.enumerate())
+    entry = entry_for(received_at=time.time())
+    receiver = Receiver(SECRET, store=MemoryStore(), lease=lease)
+    receiver.on()(lambda event: _wait(lambda: inbox.held(entry.key) >= 1, "a renewal"))
+    worker = InboxWorker(receiver, inbox, lease=lease, poll_interval=0.02)
+    inbox.enqueue(entry)
+    with worker.running_thread():
+        _wait(lambda: (r := inbox.get(entry.key)) is not None and r.state is DeliveryState.DONE, "done")
+    assert _new_heartbeats(before) == []
+    assert inbox.held(entry.key) >= 1
+
+
+def test_a_fork_waits_for_a_renewal_in_progress(tmp_path: Path) -> None:
+    # A child forked in the middle of a renewal would inherit the inbox's write half done: the
+    # fork waits for it (a worker driven by run_once as much as a started one).
+    lease = 0.6
+    entered, proceed, release, forked = (threading.Event() for _ in range(4))
+
+    class SlowRenewals(_RenewalsInbox):
+        def renew(self, key: str, token: str, lease: float) -> bool:
+            if not proceed.is_set():
+                entered.set()
+                proceed.wait(30)
+            return super().renew(key, token, lease)
+
+    inbox = SlowRenewals(tmp_path / "inbox.sqlite3")
+    receiver = Receiver(SECRET, store=MemoryStore(), lease=lease)
+    receiver.on()(lambda event: release.wait(30))
+    worker = InboxWorker(receiver, inbox, lease=lease)
+    entry = entry_for(received_at=time.time())
+    inbox.enqueue(entry)
+    main = threading.current_thread()
+
+    def let_the_renewal_go() -> None:
+        _wait(lambda: forked.is_set() or _stack_has(main, "_before_fork"), "the fork")
+        proceed.set()
+
+    running = threading.Thread(target=worker.run_once)
+    running.start()
+    assert entered.wait(30)  # a renewal is under way (the handler runs)
+    helper = threading.Thread(target=let_the_renewal_go)
+    helper.start()
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child
+        try:
+            os.write(write, str(len(inbox.renewals)).encode())
+        finally:
+            os._exit(0)
+    forked.set()
+    os.close(write)
+    seen = os.read(read, 100)
+    os.close(read)
+    os.waitpid(pid, 0)
+    helper.join(30)
+    release.set()
+    running.join(30)
+    assert int(seen) >= 1  # the renewal was over before the fork
+    record = inbox.get(entry.key)
+    assert record is not None
+    assert (record.state, record.attempts) == (DeliveryState.DONE, 1)
