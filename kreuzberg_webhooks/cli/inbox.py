@@ -14,7 +14,7 @@ import signal
 import threading
 import time
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any, TextIO
 
 from ..exceptions import ConfigurationError, StoreUnavailable
 from .helpers import (
@@ -28,6 +28,9 @@ from .helpers import (
     positive_float,
     positive_int,
 )
+
+if TYPE_CHECKING:
+    from ..inbox.worker import InboxWorker
 
 __all__ = [
     "INBOX_URL_ENV",
@@ -219,6 +222,17 @@ def _cmd_worker(args: argparse.Namespace, io: Any) -> int:
         )
     except ConfigurationError as error:
         raise UsageError(str(error)) from None
+    run_until_signalled(worker, f"inbox worker running (pid {os.getpid()}); stop with Ctrl-C or SIGTERM", io.stderr)
+    return EXIT_OK
+
+
+def run_until_signalled(worker: InboxWorker, started: str, stderr: TextIO) -> None:
+    """Run *worker* until SIGTERM or SIGINT, then wait for its running handler at most its
+    ``shutdown_grace`` (a second signal: not at all). A handler still running then is left
+    to the process's exit: its delivery comes back after its lease, as after a kill.
+
+    The command's own ``inbox worker`` and Django's ``manage.py kreuzberg_inbox worker``.
+    """
     stop, over, again = threading.Event(), threading.Event(), threading.Event()
 
     def on_signal(signum: int, frame: object) -> None:
@@ -237,9 +251,9 @@ def _cmd_worker(args: argparse.Namespace, io: Any) -> int:
             over.set()
 
     # The worker runs in a thread, so that a handler still running after the grace does not
-    # hold the process: its delivery comes back after its lease (as after a kill).
+    # hold the process.
     thread = threading.Thread(target=work, name="kreuzberg-inbox-worker", daemon=True)
-    print(f"inbox worker running (pid {os.getpid()}); stop with Ctrl-C or SIGTERM", file=io.stderr, flush=True)
+    print(started, file=stderr, flush=True)
     thread.start()
     while not stop.wait(1.0) and thread.is_alive():
         pass
@@ -248,7 +262,7 @@ def _cmd_worker(args: argparse.Namespace, io: Any) -> int:
     if grace > 0 and not over.wait(min(0.1, grace)):
         print(
             f"stopping: waiting up to {grace:g} s for the running handler (Ctrl-C or SIGTERM again: stop now)",
-            file=io.stderr,
+            file=stderr,
             flush=True,
         )
         over.wait(max(deadline - time.monotonic(), 0.0))
@@ -256,10 +270,9 @@ def _cmd_worker(args: argparse.Namespace, io: Any) -> int:
         why = "on a second signal" if again.is_set() else f"after a grace of {grace:g} s"
         print(
             f"inbox worker stopped {why} with a handler still running; its delivery comes back after its lease",
-            file=io.stderr,
+            file=stderr,
             flush=True,
         )
-    return EXIT_OK
 
 
 def add_inbox_commands(commands: Any, prog: str) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -256,6 +257,40 @@ def test_the_inbox_worker_command_runs_the_mounted_views_handle_event(tmp_path: 
     assert HANDLER.calls == {}
 
 
+def test_the_inbox_worker_command_leaves_a_handler_still_running_after_its_shutdown_grace(tmp_path: Any) -> None:
+    # As the package's own `inbox worker` command: stop claiming on SIGTERM, wait for the running
+    # handler at most the grace, then exit; the delivery comes back after its lease.
+    log, block = tmp_path / "events.log", tmp_path / "block"
+    block.touch()
+    body, headers = signed_delivery(SECRET, job_event_payload())
+    with override_settings(ROOT_URLCONF="tests.django.inbox_suite.mixin_urls"):
+        assert _post("/hooks/kreuzberg", body, headers) == (202, {"status": "queued"})
+    env = {
+        **os.environ,
+        "KREUZBERG_TEST_EVENTS_LOG": str(log),
+        "KREUZBERG_TEST_BLOCK_FILE": str(block),
+        "KREUZBERG_TEST_URLCONF": "tests.django.inbox_suite.mixin_urls",
+    }
+    command = [sys.executable, "-m", "django", "kreuzberg_inbox", "worker", "--poll-interval", "0.1"]
+    worker = subprocess.Popen([*command, "--shutdown-grace", "0.5"], env=env, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while not log.exists():  # the handler started, and is stuck
+            assert worker.poll() is None, worker.communicate()[1]
+            assert time.monotonic() < deadline, "the worker did not start the handler"
+            time.sleep(0.05)
+        worker.send_signal(signal.SIGTERM)
+        err = worker.communicate(timeout=60)[1]
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+            worker.wait(10)
+    assert worker.returncode == 0, err
+    assert "waiting up to 0.5 s for the running handler" in err
+    assert "stopped after a grace of 0.5 s with a handler still running" in err
+    assert InboxDelivery.objects.get().state == "running"  # held until its lease ends
+
+
 CHANGELIST = "/admin/kreuzberg_webhooks_inbox/inboxdelivery/"
 
 
@@ -355,6 +390,8 @@ def test_a_delivery_processed_again_to_done_shows_no_old_error() -> None:
         ["worker", "--poll-interval", "0"],
         ["worker", "--poll-interval", "nan"],
         ["worker", "--poll-interval", "-1"],
+        ["worker", "--shutdown-grace", "-1"],
+        ["worker", "--shutdown-grace", "nan"],
     ],
     ids=" ".join,
 )

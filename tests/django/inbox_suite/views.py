@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from typing import Any
 
 from django.http import HttpRequest
@@ -21,6 +22,9 @@ def _record(view: str, event: Event, request: HttpRequest | None) -> None:
     if log:  # a worker in another process: the test reads the file
         with open(log, "a", encoding="utf-8") as out:
             out.write(f"{view} {event.event_id}\n")
+    block = os.environ.get("KREUZBERG_TEST_BLOCK_FILE")
+    while block and os.path.exists(block):  # a handler stuck until the test removes the file
+        time.sleep(0.01)
 
 
 class JobWebhook(KreuzbergWebhookMixin, View):  # type: ignore[misc]

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import signal
-import threading
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
@@ -45,6 +43,14 @@ class Command(BaseCommand):  # type: ignore[misc]
         purge_cmd.add_argument("--older-than", type=non_negative_float, default=0.0)
         worker_cmd = actions.add_parser("worker", help="process deliveries until stopped")
         worker_cmd.add_argument("--poll-interval", type=positive_float, default=1.0)
+        worker_cmd.add_argument(
+            "--shutdown-grace",
+            type=non_negative_float,
+            default=None,
+            metavar="SECONDS",
+            help="on SIGTERM or Ctrl-C, how long to wait for the running handler (a second signal: no longer); "
+            "one still running after it comes back after its lease (default: 30)",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         try:
@@ -58,12 +64,11 @@ class Command(BaseCommand):  # type: ignore[misc]
             raise CommandError("KREUZBERG_WEBHOOKS['INBOX'] is not set: there is no inbox")
         action = options["action"]
         if action == "worker":
-            worker = runtime.embedded_worker(poll_interval=options["poll_interval"])
-            stop = threading.Event()
-            for signum in (signal.SIGTERM, signal.SIGINT):
-                signal.signal(signum, lambda *_: stop.set())
-            self.stderr.write(f"inbox worker running on {type(receiver.inbox).__name__}; stop with Ctrl-C")
-            worker.run(stop)
+            grace = options["shutdown_grace"]
+            given = {} if grace is None else {"shutdown_grace": grace}
+            worker = runtime.embedded_worker(poll_interval=options["poll_interval"], **given)
+            started = f"inbox worker running on {type(receiver.inbox).__name__}; stop with Ctrl-C or SIGTERM"
+            inbox_commands.run_until_signalled(worker, started, self.stderr._out)
             return
         namespace = argparse.Namespace(store=None, inbox=receiver.inbox, **options)
         run = {
