@@ -275,6 +275,18 @@ def run_until_signalled(worker: InboxWorker, started: str, stderr: TextIO) -> No
         )
 
 
+def add_shutdown_grace(parser: Any) -> None:
+    """The worker's ``--shutdown-grace SECONDS`` (:func:`run_until_signalled`); ``None`` when not given."""
+    parser.add_argument(
+        "--shutdown-grace",
+        type=non_negative_float,
+        default=None,
+        metavar="SECONDS",
+        help="on SIGTERM or Ctrl-C, how long to wait for the running handler (a second signal: no longer); "
+        "one still running after it comes back after its lease (default: 30, an embedded worker's)",
+    )
+
+
 def add_inbox_commands(commands: Any, prog: str) -> None:
     """Add ``inbox`` and its subcommands to the command line's subparsers."""
     inbox_cmd = commands.add_parser(
@@ -350,12 +362,5 @@ def add_inbox_commands(commands: Any, prog: str) -> None:
     worker_cmd.add_argument("--retry-max-delay", type=positive_float, default=3600.0, help="cap (%(default)s)")
     worker_cmd.add_argument("--max-attempts", type=positive_int, default=30, help="then dead (%(default)s)")
     worker_cmd.add_argument("--max-age", type=positive_float, default=3 * 24 * 3600.0, help="seconds, then dead")
-    worker_cmd.add_argument(
-        "--shutdown-grace",
-        type=non_negative_float,
-        default=None,
-        metavar="SECONDS",
-        help="on SIGTERM or Ctrl-C, how long to wait for the running handler (a second signal: no longer); "
-        "one still running after it comes back after its lease (default: 30, an embedded worker's)",
-    )
+    add_shutdown_grace(worker_cmd)
     worker_cmd.set_defaults(run=inbox_unavailable_is_one_line(_cmd_worker))

@@ -43,14 +43,7 @@ class Command(BaseCommand):  # type: ignore[misc]
         purge_cmd.add_argument("--older-than", type=non_negative_float, default=0.0)
         worker_cmd = actions.add_parser("worker", help="process deliveries until stopped")
         worker_cmd.add_argument("--poll-interval", type=positive_float, default=1.0)
-        worker_cmd.add_argument(
-            "--shutdown-grace",
-            type=non_negative_float,
-            default=None,
-            metavar="SECONDS",
-            help="on SIGTERM or Ctrl-C, how long to wait for the running handler (a second signal: no longer); "
-            "one still running after it comes back after its lease (default: 30)",
-        )
+        inbox_commands.add_shutdown_grace(worker_cmd)
 
     def handle(self, *args: Any, **options: Any) -> None:
         try:
