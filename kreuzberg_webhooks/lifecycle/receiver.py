@@ -412,9 +412,11 @@ class Receiver:
         A 2xx marks the event done; another status, an exception or no answer
         releases the claim (the sender retries and the retry is processed);
         *cancelled* keeps the claim until its lease expires. Returns the answer
-        to send when the application sent none, else ``None``.
+        to send when the application sent none, else ``None``. Needs a sync
+        store only (:meth:`require_sync_store`): settling neither verifies nor
+        enqueues.
         """
-        self.require_sync()
+        self.require_sync_store()
         flow = flows.settle(delivery, status, error, cancelled, self.retention, self.observers)
         return run_sync(flow, self._performers, delivery.timings)
 

@@ -697,6 +697,47 @@ def test_finish_is_the_deprecated_name_of_settle() -> None:
     assert isinstance(receiver.begin(other_body, other_headers), Delivery)  # released, as settle_async does
 
 
+class _AsyncInbox:
+    async def enqueue(self, entry: Any) -> bool:
+        raise AssertionError("a guarded delivery is never enqueued")
+
+
+async def _async_resolver(scope: str | None) -> str | None:
+    return SECRET
+
+
+@pytest.mark.parametrize(
+    "options",
+    [{"secrets": _async_resolver}, {"inbox": _AsyncInbox()}],
+    ids=["async-secret-resolver", "async-inbox"],
+)
+@pytest.mark.parametrize("status", [200, 500])
+def test_settle_needs_only_a_sync_store(options: dict[str, Any], status: int) -> None:
+    # Settling neither verifies nor enqueues: an async resolver or inbox does not stop the sync settle
+    # of a delivery begun on the async path (as process, it needs a sync store only).
+    receiver = Receiver(**{"secrets": SECRET, **options}, store=MemoryStore(), clock=lambda: NOW, window=WINDOW)
+    body, headers = delivery()
+    began = asyncio.run(receiver.begin_async(body, headers))
+    assert isinstance(began, Delivery)
+    assert receiver.settle(began, status) is None
+    again = asyncio.run(receiver.begin_async(body, headers))
+    if status == 200:
+        assert isinstance(again, Outcome)
+        assert again.duplicate
+    else:
+        assert isinstance(again, Delivery)  # released: the retry is processed
+
+
+def test_settle_still_refuses_an_async_store() -> None:
+    store = AsyncMemoryStore()
+    receiver = make_receiver(store)
+    began = asyncio.run(receiver.begin_async(*delivery()))
+    assert isinstance(began, Delivery)
+    with pytest.raises(ConfigurationError, match="settle_async"):
+        receiver.settle(began, 200)
+    assert store.calls == ["claim"]
+
+
 # -- configuration -----------------------------------------------------------------------------------------
 
 
