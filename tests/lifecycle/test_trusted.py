@@ -335,18 +335,21 @@ def test_process_runs_with_an_async_secret_resolver_while_handle_still_refuses_i
         receiver.handle(*signed_delivery(SECRET, job_event_payload(now=NOW)))
 
 
+class _UnusedAsyncStore:
+    """An async replay store that the sync entry points must refuse before calling it."""
+
+    async def claim(self, key: str, lease: float) -> Claim:
+        raise AssertionError("never called")
+
+    async def complete(self, key: str, token: str, retention: float) -> None:
+        raise AssertionError("never called")
+
+    async def release(self, key: str, token: str) -> None:
+        raise AssertionError("never called")
+
+
 def test_an_async_store_is_refused_by_process_and_by_every_sync_entry_point() -> None:
-    class AsyncStore:
-        async def claim(self, key: str, lease: float) -> Claim:
-            raise AssertionError("never called")
-
-        async def complete(self, key: str, token: str, retention: float) -> None:
-            raise AssertionError("never called")
-
-        async def release(self, key: str, token: str) -> None:
-            raise AssertionError("never called")
-
-    receiver = make_receiver(AsyncStore())
+    receiver = make_receiver(_UnusedAsyncStore())
     for check in (receiver.require_sync_store, receiver.require_sync, lambda: receiver.process(event())):
         with pytest.raises(ConfigurationError, match="process_async"):
             check()
@@ -359,17 +362,6 @@ def test_a_receiver_made_async_after_it_was_built_refuses_sync_deliveries_before
     """What the sync entry points need is checked against the receiver as it is at each delivery,
     not as it was built: an async store, inbox or secret resolver set later is refused before
     anything is claimed, enqueued or run."""
-
-    class AsyncStore:
-        async def claim(self, key: str, lease: float) -> Claim:
-            raise AssertionError("never called")
-
-        async def complete(self, key: str, token: str, retention: float) -> None:
-            raise AssertionError("never called")
-
-        async def release(self, key: str, token: str) -> None:
-            raise AssertionError("never called")
-
     store = MemoryStore()
     receiver = make_receiver(store)
     ran: list[Event] = []
@@ -377,7 +369,7 @@ def test_a_receiver_made_async_after_it_was_built_refuses_sync_deliveries_before
     assert receiver.handle(*signed_delivery(SECRET, job_event_payload(now=NOW, job_id="before"))).ok
     inbox = AsyncInbox()
     if change == "store":
-        receiver.store = AsyncStore()
+        receiver.store = _UnusedAsyncStore()
     elif change == "inbox":
         receiver.inbox = inbox
     else:
