@@ -122,6 +122,19 @@ class MemoryStore:
         finally:
             self._lock.release()
 
+    def renew(self, key: str, token: str, lease: float) -> bool:
+        """Move *key*'s claim to expire *lease* seconds from now if *token* still holds it (the
+        receiver's heartbeat while the event's handlers run); whether it does. A claim whose
+        lease ran out is still held, and renewed, until another claim takes the key over."""
+        if not 0.0 < lease < _INF:
+            raise refuse_duration("lease", lease)
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is None or entry[0] != token:
+                return False  # done (token None), released, or taken over
+            self._entries[key] = (token, self._clock() + lease)
+            return True
+
     def _warn(self) -> None:
         self._warn_at = _INF
         logger.warning(
