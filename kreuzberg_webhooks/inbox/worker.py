@@ -119,7 +119,8 @@ class InboxWorker:
     While a handler runs, the worker renews its claim every third of the lease
     (a heartbeat: ``inbox.renew``; one thread per worker renews every claim it
     holds, an async inbox's claims a task each), so a handler may take longer
-    than the lease and only a dead worker's claim runs out. A delivery whose
+    than the lease and only a dead worker's claim runs out (``Receiver.process``
+    renews the event's claim in the replay store alike). A delivery whose
     handlers ran but whose settlement the inbox refused is settled again, with
     a backoff, for as long as its lease holds; if the inbox is still down, this
     worker remembers the delivery as finished and settles it without running it

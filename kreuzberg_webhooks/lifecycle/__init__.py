@@ -7,6 +7,8 @@
   the handlers), given plain values (lease, retention, observers).
 - :mod:`~kreuzberg_webhooks.lifecycle.drivers` — the two drivers, sync and async, that
   send each step's result back into a flow.
+- :mod:`~kreuzberg_webhooks.lifecycle.heartbeat` — keeps the replay store's claim of every
+  event whose handlers are running (one thread per store renews them).
 - :mod:`~kreuzberg_webhooks.lifecycle.outcome` — the answer (:class:`Outcome`), what
   observers are told (:class:`DeliveryReport`), and the one log line of a delivery.
 - :mod:`~kreuzberg_webhooks.lifecycle.receiver` — the :class:`Receiver`: configuration,

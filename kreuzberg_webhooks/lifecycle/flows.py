@@ -71,7 +71,8 @@ _NEW = ClaimState.NEW  # read on every delivery: a module global, not an attribu
 #   ("complete", key, token, retention)   None
 #   ("release", key, token)               None
 #   ("sleep", seconds)                    None, after a retry's backoff
-#   ("handlers", event)                   None, once the handlers registered for the event ran
+#   ("handlers", event, key, token)       None, once the handlers registered for the event ran (the
+#                                         claim of *key* by *token* is renewed meanwhile: heartbeat.py)
 #   ("enqueue", Enqueue(...))             whether the inbox had not seen the delivery
 
 
@@ -91,7 +92,7 @@ ClaimStep: TypeAlias = tuple[Literal["claim"], str, float]
 CompleteStep: TypeAlias = tuple[Literal["complete"], str, str, float]
 ReleaseStep: TypeAlias = tuple[Literal["release"], str, str]
 SleepStep: TypeAlias = tuple[Literal["sleep"], float]
-HandlersStep: TypeAlias = tuple[Literal["handlers"], Event]
+HandlersStep: TypeAlias = tuple[Literal["handlers"], Event, str, str]
 EnqueueStep: TypeAlias = tuple[Literal["enqueue"], Enqueue]
 DeliveryStep: TypeAlias = ClaimStep | CompleteStep | ReleaseStep | SleepStep | HandlersStep | EnqueueStep
 Flow: TypeAlias = Generator[DeliveryStep, Any, T]
@@ -220,7 +221,7 @@ def _claim_and_run(
         return conclude(_refused(event, claim), mode, observers, timings, via=via, scope=scope)
     token = claim.token or ""
     try:
-        yield ("handlers", event)
+        yield ("handlers", event, key, token)
     except Exception as error:
         yield from _release(event, key, token)
         outcome = Outcome.from_error(HandlerFailed(event_id=event.event_id), event, cause=error)

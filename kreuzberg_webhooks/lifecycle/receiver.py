@@ -42,6 +42,7 @@ from . import flows
 from .drivers import AWAIT, run_async, run_coroutine, run_sync
 from .exchange import Exchange
 from .flows import Delivery, DeliveryStep, Enqueue
+from .heartbeat import Heartbeat
 from .outcome import Observer, Outcome, Timings
 
 __all__ = [
@@ -69,6 +70,9 @@ UNKNOWN = "unknown"
 #: Longer than the sender's 30 s time-out, so a slow handler is not run twice
 #: by the next retry (5 s later); shorter than the 5-minute step of the retry
 #: schedule, so the event of a worker that died mid-handler is processed then.
+#: While the event's handlers run, the claim is renewed every third of it
+#: (``lifecycle/heartbeat.py``): it bounds how long a *dead* process's claim
+#: holds, not how long a handler may run.
 DEFAULT_LEASE = 120.0
 #: ``job.partial_success`` is not an event type of its own (a partial success is
 #: a ``job.completed``, ``docs/contract.md`` §2); handlers registered for it run
@@ -140,7 +144,10 @@ class Receiver:
     :param store: a replay store, sync or async. Default: a :class:`MemoryStore`
         (correct for one process only).
     :param lease: seconds a claim holds before a retry may take over an event
-        whose processing never finished (the worker died).
+        whose processing never finished (the worker died). While the event's
+        handlers run, the claim is renewed every third of the lease, if the
+        store can (``renew``: every store of this package), so a handler may
+        run longer; guard mode's view (:meth:`begin`) is not renewed.
     :param retention: seconds a processed event is remembered. Default: the
         longest window the verifier enforces; shorter is refused, since a
         replay inside the window would then be processed again.
@@ -284,6 +291,21 @@ class Receiver:
             result = handler(event)
             if result is not None and inspect.isawaitable(result):  # most handlers return None
                 run_coroutine(result)
+
+    def _run_handlers(self, event: Event, key: str, token: str) -> None:
+        """The ``handlers`` step of the sync path: :meth:`dispatch`, the claim renewed meanwhile
+        (a store that cannot renew: the handlers must end within the lease)."""
+        heartbeat = self._heartbeat
+        if heartbeat is not None:
+            heartbeat.hold(key, token, self.lease)
+        try:
+            for handler in self._lookup(event)[0]:
+                result = handler(event)
+                if result is not None and inspect.isawaitable(result):  # most handlers return None
+                    run_coroutine(result)
+        finally:
+            if heartbeat is not None:
+                heartbeat.drop(key, token)
 
     async def dispatch_async(self, event: Event) -> None:
         """Run *event*'s handlers on the loop; sync handlers run in a worker thread."""
@@ -472,11 +494,18 @@ class Receiver:
         """:attr:`_performers` for a flow an async caller runs in a worker thread: an awaitable
         a plain handler returns is awaited on the caller's *loop*, as :meth:`dispatch_async` does."""
 
-        def dispatch(event: Event) -> None:
-            for handler in self._lookup(event)[0]:
-                result = handler(event)
-                if result is not None and inspect.isawaitable(result):
-                    asyncio.run_coroutine_threadsafe(_awaited(result), loop).result()
+        def dispatch(event: Event, key: str, token: str) -> None:
+            heartbeat = self._heartbeat
+            if heartbeat is not None:
+                heartbeat.hold(key, token, self.lease)
+            try:
+                for handler in self._lookup(event)[0]:
+                    result = handler(event)
+                    if result is not None and inspect.isawaitable(result):
+                        asyncio.run_coroutine_threadsafe(_awaited(result), loop).result()
+            finally:
+                if heartbeat is not None:
+                    heartbeat.drop(key, token)
 
         return {**self._performers, "handlers": dispatch}
 
@@ -497,16 +526,26 @@ class Receiver:
 
     async def _perform_async(self, step: DeliveryStep) -> Any:
         if step[0] == "handlers":
-            event = step[1]
+            event, key, token = step[1], step[2], step[3]
             handlers, threaded, _ = self._lookup(event)
+            heartbeat = self._heartbeat
+            if heartbeat is not None:  # an async store's claim is renewed on this loop
+                heartbeat.hold(key, token, self.lease, asyncio.get_running_loop() if self._async_store else None)
             if threaded:
                 # A thread cannot be stopped: the handlers get a task of their own (the
                 # driver lets a cancelled request leave it to finish, and settle, alone).
-                return asyncio.ensure_future(self.dispatch_async(event))
+                work = asyncio.ensure_future(self.dispatch_async(event))
+                if heartbeat is not None:
+                    work.add_done_callback(lambda _: heartbeat.drop(key, token))
+                return work
             # Coroutine functions only, awaited here (no dispatch_async coroutine): cancelled with
             # the request (the claim is then left to its lease).
-            for handler in handlers:
-                await handler(event)
+            try:
+                for handler in handlers:
+                    await handler(event)
+            finally:
+                if heartbeat is not None:
+                    heartbeat.drop(key, token)
             return None
         if step[0] == "enqueue":
             entry, enqueue = self._inbox_entry(step[1]), self.inbox.enqueue
@@ -553,12 +592,15 @@ class Receiver:
         self._inline_store = not self._async_store and bool(getattr(store, "nonblocking", False))
         # A sync store that blocks: an async caller's trusted event runs in one thread (process_async).
         self._blocking_store = not self._async_store and not self._inline_store
+        # Renews the claims of the events whose handlers run, if the store can (heartbeat.py).
+        renew = getattr(store, "renew", None)
+        self._heartbeat = Heartbeat(renew) if callable(renew) else None
         # What performs each step of a flow on the sync path (drivers.run_sync), by the step's name.
         self._performers: dict[str, Callable[..., Any]] = {
             "claim": store.claim,
             "complete": store.complete,
             "release": store.release,
-            "handlers": self.dispatch,
+            "handlers": self._run_handlers,
             "enqueue": self._enqueue,
             "sleep": time.sleep,
         }

@@ -42,7 +42,7 @@ def test_a_delivery_is_verified_claimed_handled_and_completed() -> None:
     reports: list[DeliveryReport] = []
     flow = flows.deliver(EVENT, "", b"{}", {}, False, LEASE, RETENTION, [reports.append], None)
     steps, outcome = drive(flow, [Claim(ClaimState.NEW, "t1"), None, None])
-    assert steps == [("claim", KEY, LEASE), ("handlers", EVENT), ("complete", KEY, "t1", RETENTION)]
+    assert steps == [("claim", KEY, LEASE), ("handlers", EVENT, KEY, "t1"), ("complete", KEY, "t1", RETENTION)]
     assert (outcome.status_code, outcome.reason) == (200, "processed")
     assert [(r.mode, r.reason) for r in reports] == [("endpoint", "processed")]
 
@@ -75,7 +75,7 @@ def test_a_store_outage_at_mark_done_is_tried_again_after_each_delay() -> None:
     steps, outcome = drive(flow, [Claim(ClaimState.NEW, "t"), None, down, None, down, None, None])
     assert steps == [
         ("claim", KEY, LEASE),
-        ("handlers", EVENT),
+        ("handlers", EVENT, KEY, "t"),
         ("complete", KEY, "t", RETENTION),
         ("sleep", flows.COMPLETE_RETRY_DELAYS[0]),
         ("complete", KEY, "t", RETENTION),

@@ -1,0 +1,167 @@
+"""Keeps the replay store's claim of every event whose handlers are running.
+
+A claim holds for the receiver's lease (120 s by default), so that the event of a
+process that died mid-handler is processed again once it runs out. A handler that
+is alive but slow must not lose it: the reconciler, another worker or the
+sender's next retry would claim the event and run its handlers a second time
+while the first run goes on. So while an event's handlers run, one thread per
+store renews its claim (``store.renew``) every third of the lease; a dead
+process renews nothing and its claims run out as before.
+
+The cost per delivery is two dict operations (:meth:`Heartbeat.hold`,
+:meth:`Heartbeat.drop`): the thread renews, every third of the lease, whatever
+claims are held at that moment — a handler that ends within a third of the lease
+is most often never renewed at all. It starts with the first claim held and ends
+when it wakes to find none. A store without ``renew`` (a user's own that predates
+it) gets no heartbeat: its handlers must end within the lease.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import threading
+import weakref
+from collections.abc import Callable
+from typing import Any
+
+__all__ = ["Heartbeat"]
+
+logger = logging.getLogger("kreuzberg_webhooks")
+
+#: The most seconds a renewal of an async store's claim is waited for on its event loop.
+_ASYNC_RENEW_TIMEOUT = 30.0
+_NEVER = float("inf")
+
+
+class Heartbeat:
+    """One thread renewing, every third of their lease, the claims of the handlers running now.
+
+    :param renew: the store's ``renew(key, token, lease) -> bool`` (a coroutine function
+        for an async store: then each claim is held with the event loop it was made on,
+        and renewed there).
+    """
+
+    def __init__(self, renew: Callable[[str, str, float], Any]) -> None:
+        self.renew = renew
+        self.forked()
+        _beating.add(self)
+
+    def forked(self) -> None:
+        """Start afresh (also in a forked child: the parent's claims are not its own, its
+        thread did not come along, and its locks were copied in whatever state)."""
+        #: Held by the thread while it renews: a fork() waits for it (no renewal is left
+        #: half-written on a connection the child inherits).
+        self.renewing = threading.Lock()
+        self._lock = threading.Lock()  # starting and ending the thread
+        #: The claims held now: (key, token) -> the lease, or (the lease, the event loop) for
+        #: an async store's.
+        self._held: dict[tuple[str, str], float | tuple[float, asyncio.AbstractEventLoop]] = {}
+        self._thread: threading.Thread | None = None
+        self._wake = threading.Event()
+        self._shortest = _NEVER  # the shortest lease held since the thread started
+
+    def hold(self, key: str, token: str, lease: float, loop: asyncio.AbstractEventLoop | None = None) -> None:
+        """Renew the claim of *key* by *token* every third of *lease* until :meth:`drop`."""
+        self._held[key, token] = lease if loop is None else (lease, loop)
+        if self._thread is None or lease < self._shortest:
+            self._start(lease)
+
+    def drop(self, key: str, token: str) -> None:
+        """Stop renewing the claim (its handlers ended: it is completed or released next)."""
+        self._held.pop((key, token), None)
+
+    def __len__(self) -> int:
+        """How many claims are held now."""
+        return len(self._held)
+
+    def _start(self, lease: float) -> None:
+        with self._lock:
+            if self._thread is None:
+                self._shortest = min(self._shortest, lease)
+                self._thread = threading.Thread(target=self._run, name="kreuzberg-webhooks-heartbeat", daemon=True)
+                self._thread.start()
+            elif lease < self._shortest:
+                self._shortest = lease
+                self._wake.set()  # the thread waits no longer than the new period
+
+    def _run(self) -> None:
+        wake = self._wake
+        while True:
+            shortest = self._shortest
+            if shortest < _NEVER:
+                if wake.wait(shortest / 3):  # a shorter lease was held: wait again, its third
+                    wake.clear()
+                    continue
+                self._renew_held()
+            if self._held or not self._end():
+                continue
+            return
+
+    def _end(self) -> bool:
+        """Whether the thread may end: no claim is held, or another thread took over."""
+        with self._lock:
+            if self._held:  # held meanwhile
+                return False
+            self._thread = None
+            self._shortest = _NEVER
+        # A claim held between the look above and the line before it saw this thread
+        # still running, and started none: take it on unless hold() started another.
+        if not self._held:
+            return True
+        with self._lock:
+            if self._thread is not None:
+                return True
+            self._thread = threading.current_thread()
+            self._shortest = min([_lease(held) for held in list(self._held.values())] or [_NEVER])
+            return False
+
+    def _renew_held(self) -> None:
+        for (key, token), held in list(self._held.items()):
+            try:
+                with self.renewing:
+                    if (key, token) not in self._held:
+                        continue  # its handlers ended meanwhile
+                    if isinstance(held, tuple):
+                        lease, loop = held
+                        future = asyncio.run_coroutine_threadsafe(self.renew(key, token, lease), loop)
+                        kept = future.result(_ASYNC_RENEW_TIMEOUT)
+                    else:
+                        kept = self.renew(key, token, held)
+            except Exception as error:  # tried again a third of the lease later
+                logger.warning("replay store claim not renewed (key=%s): %s", key, error)
+                continue
+            if not kept and (key, token) in self._held:
+                self._held.pop((key, token), None)
+                logger.warning(
+                    "replay store claim lost while its handlers ran (key=%s): another delivery may run them", key
+                )
+
+
+def _lease(held: float | tuple[float, asyncio.AbstractEventLoop]) -> float:
+    return held[0] if isinstance(held, tuple) else held
+
+
+_beating: weakref.WeakSet[Heartbeat] = weakref.WeakSet()
+_waited: list[threading.Lock] = []
+
+
+def _before_fork() -> None:
+    for beat in list(_beating):
+        if beat.renewing.acquire(timeout=_ASYNC_RENEW_TIMEOUT):
+            _waited.append(beat.renewing)
+
+
+def _after_fork_in_parent() -> None:
+    while _waited:
+        _waited.pop().release()
+
+
+def _after_fork_in_child() -> None:
+    _waited.clear()
+    for beat in list(_beating):
+        beat.forked()
+
+
+os.register_at_fork(before=_before_fork, after_in_parent=_after_fork_in_parent, after_in_child=_after_fork_in_child)

@@ -1,0 +1,277 @@
+"""A claim is kept while its handlers run (``lifecycle/heartbeat.py``): a handler slower than
+the lease is not run a second time by a delivery that comes meanwhile, on any path; a claim
+whose handlers ended, or whose process died, still runs out.
+
+Leases here are a fraction of a second of real time: the tests wait for leases to run out,
+not for a race, and every wait for the handler's own progress has a deadline.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from kreuzberg_webhooks import Claim, ClaimState, Event, MemoryStore, Outcome, Receiver, SQLiteStore
+from kreuzberg_webhooks.events import parse_event
+from kreuzberg_webhooks.lifecycle.heartbeat import Heartbeat
+from kreuzberg_webhooks.protocol.keys import delivery_key
+from kreuzberg_webhooks.testing import job_event_payload, signed_delivery
+from tests.support import SECRET
+
+LEASE = 0.3
+#: Long enough for a lease that is not renewed to run out twice over.
+OUTLIVE = 3 * LEASE
+DEADLINE = 10.0
+
+
+def new_event() -> Event:
+    return parse_event(job_event_payload(job_id=str(uuid.uuid4())))
+
+
+class SlowHandler:
+    """A handler that runs until the test lets it end, counting its runs."""
+
+    def __init__(self) -> None:
+        self.runs = 0
+        self.started = threading.Event()
+        self.finish = threading.Event()
+
+    def __call__(self, event: Event) -> None:
+        self.runs += 1
+        self.started.set()
+        assert self.finish.wait(DEADLINE), "the test never let the handler end"
+
+
+def slow_receiver(store: Any) -> tuple[Receiver, SlowHandler]:
+    receiver = Receiver(SECRET, store=store, lease=LEASE)
+    handler = SlowHandler()
+    receiver.add_handler("*", handler)
+    return receiver, handler
+
+
+def run_in_thread(call: Callable[[], Outcome]) -> tuple[threading.Thread, list[Outcome]]:
+    answers: list[Outcome] = []
+    thread = threading.Thread(target=lambda: answers.append(call()))
+    thread.start()
+    return thread, answers
+
+
+def stores(tmp_path: Path) -> dict[str, Any]:
+    return {"memory": MemoryStore(), "sqlite": SQLiteStore(str(tmp_path / "replay.sqlite3"))}
+
+
+@pytest.mark.parametrize("kind", ["memory", "sqlite"])
+def test_a_trusted_event_whose_handler_outlives_the_lease_runs_once(kind: str, tmp_path: Path) -> None:
+    receiver, handler = slow_receiver(stores(tmp_path)[kind])
+    event = new_event()
+    first, answers = run_in_thread(lambda: receiver.process(event, via="inbox"))
+    assert handler.started.wait(DEADLINE)
+    time.sleep(OUTLIVE)  # the lease has run out three times over: only a renewal keeps the claim
+    again = receiver.process(event, via="reconcile")
+    assert (again.status_code, again.reason) == (429, "in_flight")
+    handler.finish.set()
+    first.join(DEADLINE)
+    assert [a.reason for a in answers] == ["processed"]
+    assert receiver.process(event, via="reconcile").reason == "duplicate"
+    assert handler.runs == 1
+
+
+def test_a_webhook_whose_handler_outlives_the_lease_runs_once() -> None:
+    receiver, handler = slow_receiver(MemoryStore())
+    body, headers = signed_delivery(SECRET, job_id=str(uuid.uuid4()))
+    first, answers = run_in_thread(lambda: receiver.handle(body, headers))
+    assert handler.started.wait(DEADLINE)
+    time.sleep(OUTLIVE)
+    retry = receiver.handle(body, headers)  # the sender's retry after its 30 s time-out
+    assert (retry.status_code, retry.reason) == (429, "in_flight")
+    handler.finish.set()
+    first.join(DEADLINE)
+    assert [a.reason for a in answers] == ["processed"]
+    assert receiver.handle(body, headers).reason == "duplicate"
+    assert handler.runs == 1
+
+
+@pytest.mark.parametrize("kind", ["memory", "sqlite"])
+def test_an_async_callers_handler_in_a_thread_keeps_its_claim(kind: str, tmp_path: Path) -> None:
+    """``process_async``: a blocking store runs the delivery in one thread, the memory store on the loop."""
+    receiver, handler = slow_receiver(stores(tmp_path)[kind])
+    event = new_event()
+
+    async def main() -> tuple[Outcome, Outcome]:
+        first = asyncio.ensure_future(receiver.process_async(event, via="inbox"))
+        assert await asyncio.to_thread(handler.started.wait, DEADLINE)
+        await asyncio.sleep(OUTLIVE)
+        again = await receiver.process_async(event, via="reconcile")
+        handler.finish.set()
+        return await first, again
+
+    done, again = asyncio.run(main())
+    assert (done.reason, again.reason) == ("processed", "in_flight")
+    assert handler.runs == 1
+
+
+def test_a_coroutine_handler_keeps_its_claim() -> None:
+    receiver = Receiver(SECRET, store=MemoryStore(), lease=LEASE)
+    runs: list[Event] = []
+    finish = asyncio.Event()
+
+    @receiver.on()
+    async def slow(event: Event) -> None:
+        runs.append(event)
+        await finish.wait()
+
+    event = new_event()
+
+    async def main() -> tuple[Outcome, Outcome]:
+        first = asyncio.ensure_future(receiver.process_async(event, via="inbox"))
+        while not runs:
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(OUTLIVE)
+        again = await receiver.process_async(event, via="reconcile")
+        finish.set()
+        return await first, again
+
+    done, again = asyncio.run(asyncio.wait_for(main(), DEADLINE))
+    assert (done.reason, again.reason) == ("processed", "in_flight")
+    assert len(runs) == 1
+
+
+def test_a_claim_whose_handler_raised_is_released_and_no_longer_renewed() -> None:
+    store = MemoryStore()
+    receiver = Receiver(SECRET, store=store, lease=LEASE)
+
+    @receiver.on()
+    def broken(event: Event) -> None:
+        raise RuntimeError("boom")
+
+    event = new_event()
+    assert receiver.process(event).reason == "handler_error"
+    heartbeat = receiver._heartbeat
+    assert heartbeat is not None
+    assert len(heartbeat) == 0
+    assert store.claim(delivery_key(event), LEASE).state is ClaimState.NEW
+
+
+def test_a_held_claim_is_renewed_and_a_dropped_one_runs_out() -> None:
+    store = MemoryStore()
+    heartbeat = Heartbeat(store.renew)
+    held, dropped = store.claim("held", LEASE), store.claim("dropped", LEASE)
+    assert held.token is not None
+    assert dropped.token is not None
+    heartbeat.hold("held", held.token, LEASE)
+    heartbeat.hold("dropped", dropped.token, LEASE)
+    heartbeat.drop("dropped", dropped.token)
+    time.sleep(OUTLIVE)
+    assert store.claim("held", LEASE).state is ClaimState.IN_FLIGHT
+    assert store.claim("dropped", LEASE).state is ClaimState.NEW
+    heartbeat.drop("held", held.token)
+
+
+def test_the_thread_ends_when_no_claim_is_held_and_starts_again_with_the_next() -> None:
+    store = MemoryStore()
+    heartbeat = Heartbeat(store.renew)
+
+    def beating() -> bool:
+        return heartbeat._thread is not None and heartbeat._thread.is_alive()
+
+    claim = store.claim("k", LEASE)
+    assert claim.token is not None
+    heartbeat.hold("k", claim.token, LEASE)
+    assert beating()
+    heartbeat.drop("k", claim.token)
+    deadline = time.monotonic() + DEADLINE
+    while beating() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert not beating()
+    again = store.claim("k2", LEASE)
+    assert again.token is not None
+    heartbeat.hold("k2", again.token, LEASE)
+    time.sleep(OUTLIVE)
+    assert store.claim("k2", LEASE).state is ClaimState.IN_FLIGHT
+    heartbeat.drop("k2", again.token)
+
+
+def test_a_shorter_lease_held_later_is_renewed_in_time() -> None:
+    store = MemoryStore()
+    heartbeat = Heartbeat(store.renew)
+    long = store.claim("long", 60.0)
+    short = store.claim("short", LEASE)
+    assert long.token is not None
+    assert short.token is not None
+    heartbeat.hold("long", long.token, 60.0)  # the thread waits 20 s ...
+    heartbeat.hold("short", short.token, LEASE)  # ... until a lease of 0.3 s is held
+    time.sleep(OUTLIVE)
+    assert store.claim("short", LEASE).state is ClaimState.IN_FLIGHT
+    heartbeat.drop("long", long.token)
+    heartbeat.drop("short", short.token)
+
+
+def test_a_claim_taken_over_is_reported_lost_and_no_longer_renewed(caplog: pytest.LogCaptureFixture) -> None:
+    clock = [0.0]
+    store = MemoryStore(clock=lambda: clock[0])
+    heartbeat = Heartbeat(store.renew)
+    first = store.claim("k", LEASE)
+    assert first.token is not None
+    clock[0] += 2 * LEASE  # this process stalled past its lease: another took the event over
+    second = store.claim("k", LEASE)
+    assert second.state is ClaimState.NEW
+    with caplog.at_level(logging.WARNING, logger="kreuzberg_webhooks"):
+        heartbeat.hold("k", first.token, LEASE)
+        deadline = time.monotonic() + DEADLINE
+        while len(heartbeat) and time.monotonic() < deadline:
+            time.sleep(0.02)
+    assert len(heartbeat) == 0
+    assert "claim lost while its handlers ran (key=k)" in caplog.text
+    assert second.token is not None
+    assert store.renew("k", second.token, LEASE)  # the new holder's claim, untouched
+
+
+def test_a_store_without_renew_gets_no_heartbeat_and_still_processes() -> None:
+    class OldStore:
+        """A user's store written before ``renew`` existed."""
+
+        def __init__(self) -> None:
+            self.inner = MemoryStore()
+
+        def claim(self, key: str, lease: float) -> Claim:
+            return self.inner.claim(key, lease)
+
+        def complete(self, key: str, token: str, retention: float) -> None:
+            self.inner.complete(key, token, retention)
+
+        def release(self, key: str, token: str) -> None:
+            self.inner.release(key, token)
+
+    receiver = Receiver(SECRET, store=OldStore())
+    receiver.add_handler("*", lambda event: None)
+    assert receiver._heartbeat is None
+    assert receiver.process(new_event()).reason == "processed"
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="fork() is POSIX only")
+def test_a_forked_child_holds_none_of_its_parents_claims() -> None:
+    store = MemoryStore()
+    heartbeat = Heartbeat(store.renew)
+    claim = store.claim("k", 60.0)
+    assert claim.token is not None
+    heartbeat.hold("k", claim.token, 60.0)
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: report what it holds and whether a thread runs for it
+        os.write(write, f"{len(heartbeat)} {heartbeat._thread is None}".encode())
+        os._exit(0)
+    os.close(write)
+    with os.fdopen(read) as child:
+        seen = child.read()
+    os.waitpid(pid, 0)
+    heartbeat.drop("k", claim.token)
+    assert seen == "0 True"
