@@ -14,7 +14,7 @@ import os
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
@@ -24,8 +24,11 @@ from kreuzberg_webhooks import Claim, ClaimState, Event, MemoryStore, Outcome, R
 from kreuzberg_webhooks.events import parse_event
 from kreuzberg_webhooks.lifecycle.heartbeat import Heartbeat
 from kreuzberg_webhooks.protocol.keys import delivery_key
+from kreuzberg_webhooks.stores import open_store
 from kreuzberg_webhooks.testing import job_event_payload, signed_delivery
 from tests.support import SECRET
+
+pytest_plugins = ["tests.redis_server"]
 
 LEASE = 0.3
 #: Long enough for a lease that is not renewed to run out twice over.
@@ -63,6 +66,17 @@ def run_in_thread(call: Callable[[], Outcome]) -> tuple[threading.Thread, list[O
     thread = threading.Thread(target=lambda: answers.append(call()))
     thread.start()
     return thread, answers
+
+
+async def second_delivery(delivery: Coroutine[Any, Any, Outcome], runs: list[Event]) -> Outcome:
+    """The answer to a second delivery of a running event: at once, unless it runs the handler
+    again, which then waits, as the first does, for the test to let it end."""
+    answer = asyncio.ensure_future(delivery)
+    deadline = time.monotonic() + DEADLINE
+    while not answer.done() and len(runs) < 2 and time.monotonic() < deadline:
+        await asyncio.sleep(0.01)
+    assert len(runs) == 1, "the second delivery ran the handler again"
+    return await answer
 
 
 def stores(tmp_path: Path) -> dict[str, Any]:
@@ -136,7 +150,7 @@ def test_a_coroutine_handler_keeps_its_claim() -> None:
         while not runs:
             await asyncio.sleep(0.01)
         await asyncio.sleep(OUTLIVE)
-        again = await receiver.process_async(event, via="reconcile")
+        again = await second_delivery(receiver.process_async(event, via="reconcile"), runs)
         finish.set()
         return await first, again
 
@@ -275,3 +289,38 @@ def test_a_forked_child_holds_none_of_its_parents_claims() -> None:
     os.waitpid(pid, 0)
     heartbeat.drop("k", claim.token)
     assert seen == "0 True"
+
+
+@pytest.mark.parametrize("asynchronous", [False, True], ids=["RedisStore", "AsyncRedisStore"])
+def test_a_redis_claim_is_renewed_while_a_coroutine_handler_runs(redis_url: str, asynchronous: bool) -> None:
+    """A real Redis: the sync store's claim renewed from the heartbeat's thread, the async
+    store's on the event loop it was made on."""
+    runs: list[Event] = []
+
+    async def main() -> tuple[Outcome, Outcome]:
+        store = open_store(redis_url, asynchronous=asynchronous)
+        receiver = Receiver(SECRET, store=store, lease=LEASE)
+        finish = asyncio.Event()
+
+        @receiver.on()
+        async def slow(event: Event) -> None:
+            runs.append(event)
+            await finish.wait()
+
+        event = new_event()
+        first = asyncio.ensure_future(receiver.process_async(event, via="inbox"))
+        while not runs:
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(OUTLIVE)
+        again = await second_delivery(receiver.process_async(event, via="reconcile"), runs)
+        finish.set()
+        done = await first
+        if asynchronous:
+            await store.aclose()  # type: ignore[union-attr]
+        else:
+            store.close()  # type: ignore[union-attr]
+        return done, again
+
+    done, again = asyncio.run(asyncio.wait_for(main(), DEADLINE))
+    assert (done.reason, again.reason) == ("processed", "in_flight")
+    assert len(runs) == 1
