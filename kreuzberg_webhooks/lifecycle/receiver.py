@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import difflib
+import functools
 import inspect
 import time
 import warnings
@@ -292,7 +293,9 @@ class Receiver:
             if result is not None and inspect.isawaitable(result):  # most handlers return None
                 run_coroutine(result)
 
-    def _run_handlers(self, event: Event, key: str, token: str) -> None:
+    def _run_handlers(
+        self, event: Event, key: str, token: str, run_awaitable: Callable[[Awaitable[Any]], Any] = run_coroutine
+    ) -> None:
         """The ``handlers`` step of the sync path: :meth:`dispatch`, the claim renewed meanwhile
         (a store that cannot renew: the handlers must end within the lease)."""
         heartbeat = self._heartbeat
@@ -302,7 +305,7 @@ class Receiver:
             for handler in self._lookup(event)[0]:
                 result = handler(event)
                 if result is not None and inspect.isawaitable(result):  # most handlers return None
-                    run_coroutine(result)
+                    run_awaitable(result)
         finally:
             if heartbeat is not None:
                 heartbeat.drop(key, token)
@@ -494,20 +497,10 @@ class Receiver:
         """:attr:`_performers` for a flow an async caller runs in a worker thread: an awaitable
         a plain handler returns is awaited on the caller's *loop*, as :meth:`dispatch_async` does."""
 
-        def dispatch(event: Event, key: str, token: str) -> None:
-            heartbeat = self._heartbeat
-            if heartbeat is not None:
-                heartbeat.hold(key, token, self.lease)
-            try:
-                for handler in self._lookup(event)[0]:
-                    result = handler(event)
-                    if result is not None and inspect.isawaitable(result):
-                        asyncio.run_coroutine_threadsafe(_awaited(result), loop).result()
-            finally:
-                if heartbeat is not None:
-                    heartbeat.drop(key, token)
+        def on_loop(awaitable: Awaitable[Any]) -> Any:
+            return asyncio.run_coroutine_threadsafe(_awaited(awaitable), loop).result()
 
-        return {**self._performers, "handlers": dispatch}
+        return {**self._performers, "handlers": functools.partial(self._run_handlers, run_awaitable=on_loop)}
 
     def _enqueue(self, step: Enqueue) -> Any:
         return self.inbox.enqueue(self._inbox_entry(step))
