@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import itertools
 import json
+import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from kreuzberg_webhooks import MemoryStore, Receiver, Verifier
+from kreuzberg_webhooks import MemoryStore, Receiver, Verifier, WebhookError
+from kreuzberg_webhooks.protocol.keys import delivery_key
 from kreuzberg_webhooks.protocol.signing import verify_signature
 
 from . import deliveries
@@ -145,11 +150,79 @@ def slot_build_row(*, rounds: int, batch: int) -> Timings:
     return interleave(candidates, rounds=rounds)
 
 
+#: The limit's answers, built once: (status, body).
+PROCESSED = (200, b'{"status":"processed"}')
+DUPLICATE = (200, b'{"status":"duplicate"}')
+IN_FLIGHT = (429, b'{"status":"in_flight"}')
+HANDLER_FAILED = (500, b'{"status":"handler_error"}')
+
+
+@dataclass(frozen=True)
+class Limit:
+    """Row 3's limit: the least a receiver with ``Receiver.handle``'s guarantees must do per delivery."""
+
+    receive: Callable[[bytes, Any], tuple[int, bytes]]
+    #: Forget every key (a fresh store, as each round of row 3 starts with).
+    clear: Callable[[], None]
+
+
+def limit(verifier: Verifier, handler: Callable[[Any], object], *, lease: float, retention: float) -> Limit:
+    """Row 3's limit, written inline: no flow, no driver, no store class, no answer object.
+
+    What a receiver with row 3's guarantees cannot leave out: verify (with the
+    signer's scope), the delivery key, a claim under a lock (a new or expired key
+    gets a token and a lease from the monotonic clock; a live one is refused:
+    thread-safe, leased, tokened, exactly once per key), the handler, the claim
+    released by its token if the handler raises, the key marked done for
+    *retention* counted from completion, and an answer built beforehand. Nothing
+    else: no bound on the keys kept, no log line, no observers, no handler
+    look-up by event type, integer tokens.
+    """
+    entries: dict[str, tuple[int | None, float]] = {}  # key -> (token, or None once done; expiry)
+    lock = threading.Lock()
+    tokens = itertools.count(1)
+    verify_scoped = verifier.verify_scoped
+    monotonic = time.monotonic
+
+    def receive(body: bytes, headers: Any) -> tuple[int, bytes]:
+        try:
+            event, scope = verify_scoped(body, headers)
+        except WebhookError as error:
+            return error.status_code, b'{"status":"rejected"}'
+        key = delivery_key(event, scope)
+        lock.acquire()
+        try:
+            now = monotonic()
+            entry = entries.get(key)
+            if entry is not None and entry[1] > now:
+                return DUPLICATE if entry[0] is None else IN_FLIGHT
+            token = next(tokens)
+            entries[key] = (token, now + lease)
+        finally:
+            lock.release()
+        try:
+            handler(event)
+        except Exception:
+            with lock:
+                if entries.get(key, (None, 0.0))[0] == token:
+                    del entries[key]  # released: the sender's retry is processed
+            return HANDLER_FAILED
+        lock.acquire()
+        try:
+            entries[key] = (None, monotonic() + retention)
+        finally:
+            lock.release()
+        return PROCESSED
+
+    return Limit(receive, entries.clear)
+
+
 def lifecycle_row(*, rounds: int, batch: int) -> Timings:
-    """Row 3: ``Receiver.handle`` (verify, claim, no-op handler, complete) vs ``verify`` on the same events.
+    """Row 3: ``Receiver.handle`` (verify, claim, no-op handler, complete) vs ``verify`` on the same events,
+    and the limit (:func:`limit`) in the same rounds.
 
     Every event is distinct, so each delivery is processed, never a duplicate;
-    each round starts with an empty in-memory store.
+    each round starts with an empty in-memory store (and the limit with no keys).
     """
     inputs = deliveries.unique_deliveries(batch)
     receiver = Receiver(deliveries.SECRET, store=MemoryStore(max_entries=batch + 1))
@@ -168,13 +241,20 @@ def lifecycle_row(*, rounds: int, batch: int) -> Timings:
     first = receiver.handle(*inputs[0])
     assert first.reason == "processed", first
     verifier = receiver.verifier
+    least = limit(verifier, no_op, lease=receiver.lease, retention=receiver.retention)
+    assert least.receive(*inputs[0]) == PROCESSED
     candidates = {
         "verify": Candidate(verifier.verify, inputs),
         "lifecycle": Candidate(lifecycle, inputs, reset=fresh_store),
+        "limit": Candidate(least.receive, inputs, reset=least.clear),
     }
     timings = interleave(candidates, rounds=rounds)
     fresh_store()
     assert all(receiver.handle(*delivery).reason == "processed" for delivery in inputs)
+    # The limit did what ours did: every delivery processed once, and once only.
+    least.clear()
+    assert all(least.receive(*delivery) == PROCESSED for delivery in inputs)
+    assert all(least.receive(*delivery) == DUPLICATE for delivery in inputs)
     return timings
 
 

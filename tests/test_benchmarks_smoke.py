@@ -41,6 +41,7 @@ def test_quick_benchmark_run_reports_every_row(tmp_path: Path) -> None:
     assert "not available" not in report, report
     for peer in ("standardwebhooks", "svix", "stripe"):
         assert f"vs `{peer}`" in report
+    assert_row_3_has_its_limit(report)
     assert "1.00 round trips per operation" in report  # the Redis store: one round trip each
     # The table printed on stdout is the one written to the file.
     assert report.split("| # |", 1)[1].split("\n\n", 1)[0] in completed.stdout
@@ -59,4 +60,18 @@ def test_quick_run_leaves_the_committed_results_alone(tmp_path: Path) -> None:
     )
     assert completed.returncode == 0, completed.stdout + completed.stderr
     assert "| 1 |" in completed.stdout
+    assert_row_3_has_its_limit(completed.stdout)
     assert (results.read_bytes() if results.exists() else None) == before
+
+
+def assert_row_3_has_its_limit(table: str) -> None:
+    """Row 3's limit is a line of its own right after row 3, reported (no target to meet),
+    and row 3's line gives its ratio to it."""
+    lines = table.splitlines()
+    row_3 = next(index for index, line in enumerate(lines) if line.startswith("| 3 |"))
+    assert re.search(r"\| [\d.]+x \([\d.]+x the limit\) \| ≤ 1\.3x row 1 \|", lines[row_3]), lines[row_3]
+    limit = lines[row_3 + 1]
+    assert limit.startswith("| 3 limit | the limit: "), table
+    assert re.search(
+        r"\| [\d.]+ µs \| row 1 [\d.]+ µs \| [\d.]+x \| reported: the least row 3 can be \| — \|$", limit
+    ), limit
