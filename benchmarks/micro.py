@@ -172,13 +172,15 @@ def limit(verifier: Verifier, handler: Callable[[Any], object], *, lease: float,
     What a receiver with row 3's guarantees cannot leave out: verify (with the
     signer's scope), the delivery key, a claim under a lock (a new or expired key
     gets a token and a lease from the monotonic clock; a live one is refused:
-    thread-safe, leased, tokened, exactly once per key), the handler, the claim
-    released by its token if the handler raises, the key marked done for
+    thread-safe, leased, tokened, exactly once per key), the handler with its
+    claim held for a heartbeat to renew meanwhile, the claim released by its
+    token if the handler raises, the key marked done for
     *retention* counted from completion, and an answer built beforehand. Nothing
     else: no bound on the keys kept, no log line, no observers, no handler
     look-up by event type, integer tokens.
     """
     entries: dict[str, tuple[int | None, float]] = {}  # key -> (token, or None once done; expiry)
+    running: dict[tuple[str, int], None] = {}  # the claims a heartbeat would renew (its thread is not timed)
     lock = threading.Lock()
     tokens = itertools.count(1)
     verify_scoped = verifier.verify_scoped
@@ -200,6 +202,7 @@ def limit(verifier: Verifier, handler: Callable[[Any], object], *, lease: float,
             entries[key] = (token, now + lease)
         finally:
             lock.release()
+        running[key, token] = None  # renewed by a heartbeat while the handler runs
         try:
             handler(event)
         except Exception:
@@ -207,6 +210,8 @@ def limit(verifier: Verifier, handler: Callable[[Any], object], *, lease: float,
                 if entries.get(key, (None, 0.0))[0] == token:
                     del entries[key]  # released: the sender's retry is processed
             return HANDLER_FAILED
+        finally:
+            del running[key, token]
         lock.acquire()
         try:
             entries[key] = (None, monotonic() + retention)
