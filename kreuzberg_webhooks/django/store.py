@@ -24,6 +24,7 @@ from __future__ import annotations
 import hashlib
 import math
 import secrets
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -45,6 +46,14 @@ _DONE_CLAIM = Claim(ClaimState.DONE)
 # at most 250 characters, no spaces or control characters).
 _MAX_PLAIN_KEY = 200
 _INF = float("inf")
+# Renewal is a read and a write, like release; these serialise it with the completion and the
+# release of the same key in this process (where the receiver's heartbeat and its handlers run),
+# so a renewal never writes a lease back over the "done" its own request has just set.
+_LOCKS = tuple(threading.Lock() for _ in range(64))
+
+
+def _lock(cache_key: str) -> threading.Lock:
+    return _LOCKS[hash(cache_key) % len(_LOCKS)]
 
 
 def _timeout(seconds: float) -> int:
@@ -70,6 +79,13 @@ class DjangoCacheStore:
     a lease with less than ``min(1 s, lease / 10)`` left to expire on its own;
     only a pause longer than that between the two steps could delete someone
     else's claim, letting a third copy run the handler again.
+
+    Renew is the same read, then a ``cache.set`` of the lease with its new
+    expiry, under the same margin: a lease with less than that left is not
+    renewed (``False``), and one that ran out is gone with its cache key
+    (``False``). Within a process, a renewal never interleaves with the
+    completion or the release of the same key, so it cannot write a lease
+    back over the key's "done".
     """
 
     def __init__(
@@ -126,17 +142,38 @@ class DjangoCacheStore:
         """Mark *key* done for *retention* seconds."""
         if not 0.0 < retention < _INF:
             raise refuse_duration("retention", retention)
-        self.cache.set(self.cache_key(key), _DONE, timeout=_timeout(retention))
+        cache_key = self.cache_key(key)
+        with _lock(cache_key):
+            self.cache.set(cache_key, _DONE, timeout=_timeout(retention))
+
+    def renew(self, key: str, token: str, lease: float) -> bool:
+        """Move *key*'s claim to expire *lease* seconds from now if *token* still holds it; whether
+        it does (see the class docstring: a lease about to run out, or gone, answers ``False``)."""
+        if not 0.0 < lease < _INF:
+            raise refuse_duration("lease", lease)
+        cache, cache_key = self.cache, self.cache_key(key)
+        seconds = _timeout(lease)
+        with _lock(cache_key):
+            value = cache.get(cache_key)
+            if value is None or value == _DONE:
+                return False
+            expires_at, held_for, holder = _parse_lease(value)
+            now = self._clock()
+            if holder != token or expires_at - now <= min(1.0, held_for / 10):
+                return False
+            cache.set(cache_key, f"{_LEASE} {now + seconds!r} {seconds} {token}", timeout=seconds)
+            return True
 
     def release(self, key: str, token: str) -> None:
         """Forget *key*'s claim if *token* still holds it (see the class docstring)."""
         cache, cache_key = self.cache, self.cache_key(key)
-        value = cache.get(cache_key)
-        if value is None or value == _DONE:
-            return
-        expires_at, lease, holder = _parse_lease(value)
-        if holder == token and expires_at - self._clock() > min(1.0, lease / 10):
-            cache.delete(cache_key)
+        with _lock(cache_key):
+            value = cache.get(cache_key)
+            if value is None or value == _DONE:
+                return
+            expires_at, lease, holder = _parse_lease(value)
+            if holder == token and expires_at - self._clock() > min(1.0, lease / 10):
+                cache.delete(cache_key)
 
 
 def _parse_lease(value: object) -> tuple[float, float, str]:

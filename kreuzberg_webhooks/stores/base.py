@@ -11,6 +11,25 @@ retention period). Three operations, each atomic in the store:
 * ``release(key, token)`` — forget the claim, but only if *token* still holds
   it (a lease that expired and was re-claimed belongs to someone else).
 
+And one optional operation, which every store shipped here has:
+
+* ``renew(key, token, lease) -> bool`` — if *token* still holds *key*'s claim
+  (in flight: not completed, not released, not taken over by another claim
+  after it expired), move its expiry to now + *lease* and answer ``True``;
+  otherwise change nothing and answer ``False``. The receiver calls it while
+  an event's handlers run (a heartbeat), so that a handler slower than the
+  lease is not run a second time by a claim that finds the lease over. A
+  claim whose lease ran out but which nobody took over either still holds
+  (renewed, ``True``) or is already forgotten (``False``: Redis's TTL has
+  deleted it, a purge has removed its row); each store says which. A
+  *lease* that is not a finite positive number of seconds is refused as
+  ``claim`` refuses it (``ValueError``). Atomic like the others: the token
+  check and the new expiry are one step in the store.
+
+A store of your own needs only the first three (:class:`ReplayStore`,
+:class:`AsyncReplayStore`): without ``renew`` the receiver does not renew its
+claims, and a handler that runs longer than the lease may run twice.
+
 A store that cannot be reached raises any exception; the receiver answers
 503 so the sender retries.
 """
@@ -46,7 +65,7 @@ class Claim(NamedTuple):
 
 @runtime_checkable
 class ReplayStore(Protocol):
-    """A synchronous replay store."""
+    """A synchronous replay store (``renew(key, token, lease) -> bool`` is optional; see above)."""
 
     def claim(self, key: str, lease: float) -> Claim: ...
 
@@ -57,7 +76,7 @@ class ReplayStore(Protocol):
 
 @runtime_checkable
 class AsyncReplayStore(Protocol):
-    """An asynchronous replay store: the same operations as coroutines."""
+    """An asynchronous replay store: the same operations as coroutines (``renew`` too, where it has it)."""
 
     async def claim(self, key: str, lease: float) -> Claim: ...
 

@@ -125,14 +125,18 @@ class MemoryStore:
     def renew(self, key: str, token: str, lease: float) -> bool:
         """Move *key*'s claim to expire *lease* seconds from now if *token* still holds it (the
         receiver's heartbeat while the event's handlers run); whether it does. A claim whose
-        lease ran out is still held, and renewed, until another claim takes the key over."""
+        lease ran out is still held, and renewed, until another claim takes the key over (or a
+        full store purges it to make room)."""
         if not 0.0 < lease < _INF:
             raise refuse_duration("lease", lease)
         with self._lock:
             entry = self._entries.get(key)
             if entry is None or entry[0] != token:
                 return False  # done (token None), released, or taken over
-            self._entries[key] = (token, self._clock() + lease)
+            expires_at = self._clock() + lease
+            self._entries[key] = (token, expires_at)
+            if expires_at < self._next_purge:  # a shorter lease than the one it had
+                self._next_purge = expires_at
             return True
 
     def _warn(self) -> None:

@@ -55,6 +55,8 @@ class _Statements:
             "ON CONFLICT (key) DO UPDATE SET token = NULL, expires_at = EXCLUDED.expires_at"
         )
         self.release = f"DELETE FROM {t} WHERE key = %s AND token = %s"
+        # A done row's token is NULL, which equals nothing: only a claim in flight is renewed.
+        self.renew = f"UPDATE {t} SET expires_at = %s WHERE key = %s AND token = %s"
         self.purge = f"DELETE FROM {t} WHERE expires_at <= %s"
 
     def refused(self, row: Any, now: float) -> Claim | None:
@@ -130,6 +132,14 @@ class PostgresStore:
         with self._connections.connection("replay store") as conn:
             conn.execute(self._sql.complete, (key, self._sql.clock() + retention))
 
+    def renew(self, key: str, token: str, lease: float) -> bool:
+        """Move *key*'s claim to expire *lease* seconds from now if *token* still holds it; whether
+        it does (one ``UPDATE … WHERE key AND token``). A claim whose lease ran out is still held,
+        and renewed, until another claim takes the key over or a purge deletes its row."""
+        lease = duration(lease, "lease")
+        with self._connections.connection("replay store") as conn:
+            return conn.execute(self._sql.renew, (self._sql.clock() + lease, key, token)).rowcount == 1
+
     def release(self, key: str, token: str) -> None:
         """Forget *key*'s claim if *token* still holds it."""
         with self._connections.connection("replay store") as conn:
@@ -198,6 +208,16 @@ class AsyncPostgresStore:
             await self.create_table()
         async with self._connections.connection("replay store") as conn:
             await conn.execute(self._sql.complete, (key, self._sql.clock() + retention))
+
+    async def renew(self, key: str, token: str, lease: float) -> bool:
+        """Move *key*'s claim to expire *lease* seconds from now if *token* still holds it; whether
+        it does (see :meth:`PostgresStore.renew`)."""
+        lease = duration(lease, "lease")
+        if not self._ready:
+            await self.create_table()
+        async with self._connections.connection("replay store") as conn:
+            cursor = await conn.execute(self._sql.renew, (self._sql.clock() + lease, key, token))
+            return cursor.rowcount == 1
 
     async def release(self, key: str, token: str) -> None:
         """Forget *key*'s claim if *token* still holds it."""

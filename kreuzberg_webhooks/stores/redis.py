@@ -15,7 +15,9 @@ with another on the same key:
   ``SET … PX lease`` and ``NEW``; ``done`` → ``DONE``; leased → ``IN_FLIGHT``
   with the lease's ``PTTL`` as the ``Retry-After``;
 * complete — a plain ``SET key done PX retention``;
-* release — a Lua compare-and-delete on the token.
+* release — a Lua compare-and-delete on the token;
+* renew — a Lua compare-and-``PEXPIRE`` on the token (a lease that ran out is
+  gone with its key: its renewal answers ``False``).
 
 Needs the ``[redis]`` extra: ``pip install "kreuzberg-webhooks[redis]"``.
 """
@@ -91,6 +93,16 @@ return {2, redis.call('PTTL', KEYS[1])}
 _RELEASE = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then
     return redis.call('DEL', KEYS[1])
+end
+return 0
+"""
+
+
+# KEYS[1] the delivery key; ARGV[1] "inflight:<token>"; ARGV[2] the new lease in ms.
+# Returns 1 when our lease was extended, 0 when the key is done, free or someone else's.
+_RENEW = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+    return redis.call('PEXPIRE', KEYS[1], ARGV[2])
 end
 return 0
 """
@@ -259,7 +271,7 @@ class RedisStore(_Keys):
         store = RedisStore.from_url("redis://localhost:6379/0")
         store = RedisStore(redis.Redis(connection_pool=pool), prefix="myapp:webhook:")
 
-    What it guarantees: a claim, a completion and a release are each atomic on
+    What it guarantees: a claim, a completion, a release and a renewal are each atomic on
     the server, so across any number of processes one request at a time runs an
     event's handlers, and a processed event is answered as a duplicate for the
     whole retention. What it does not: Redis must keep the keys. It needs
@@ -281,6 +293,7 @@ class RedisStore(_Keys):
         self._owns_client = False
         self._claim = client.register_script(_CLAIM)
         self._release = client.register_script(_RELEASE)
+        self._renew = client.register_script(_RENEW)
 
     @classmethod
     def from_url(cls, url: str, *, prefix: str | None = None, **options: Any) -> RedisStore:
@@ -323,6 +336,17 @@ class RedisStore(_Keys):
         except (redis.RedisError, OSError) as error:
             _unavailable(error)
 
+    def renew(self, key: str, token: str, lease: float) -> bool:
+        """Move *key*'s claim to expire *lease* seconds from now if *token* still holds it; whether
+        it does (compare-and-``PEXPIRE`` in one script). A claim whose lease ran out is gone
+        (Redis deleted the key with its TTL): renewing it answers ``False``."""
+        lease_ms = _milliseconds(lease, "lease")
+        try:
+            reply = self._renew(keys=[self.key(key)], args=[_INFLIGHT + token, lease_ms])
+        except (redis.RedisError, OSError) as error:
+            _unavailable(error)
+        return int(reply) == 1
+
     def release(self, key: str, token: str) -> None:
         """Forget *key*'s claim if *token* still holds it (compare-and-delete in one script)."""
         try:
@@ -354,6 +378,7 @@ class AsyncRedisStore(_Keys):
         self._owns_client = False
         self._claim = client.register_script(_CLAIM)
         self._release = client.register_script(_RELEASE)
+        self._renew = client.register_script(_RENEW)
 
     @classmethod
     def from_url(cls, url: str, *, prefix: str | None = None, **options: Any) -> AsyncRedisStore:
@@ -384,6 +409,16 @@ class AsyncRedisStore(_Keys):
             await self.client.set(self.key(key), _DONE, px=retention_ms)
         except (redis.RedisError, OSError) as error:
             _unavailable(error)
+
+    async def renew(self, key: str, token: str, lease: float) -> bool:
+        """Move *key*'s claim to expire *lease* seconds from now if *token* still holds it; whether
+        it does (see :meth:`RedisStore.renew`)."""
+        lease_ms = _milliseconds(lease, "lease")
+        try:
+            reply = await self._renew(keys=[self.key(key)], args=[_INFLIGHT + token, lease_ms])
+        except (redis.RedisError, OSError) as error:
+            _unavailable(error)
+        return int(reply) == 1
 
     async def release(self, key: str, token: str) -> None:
         """Forget *key*'s claim if *token* still holds it."""

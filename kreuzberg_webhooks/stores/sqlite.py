@@ -95,6 +95,18 @@ class SQLiteStore:
             (key, self._clock() + retention),
         )
 
+    def renew(self, key: str, token: str, lease: float) -> bool:
+        """Move *key*'s claim to expire *lease* seconds from now if *token* still holds it; whether
+        it does (one ``UPDATE … WHERE key AND token``). A claim whose lease ran out is still held,
+        and renewed, until another claim takes the key over or a purge deletes its row."""
+        if not 0.0 < lease < _INF:
+            raise refuse_duration("lease", lease)
+        with self._db.transaction() as conn:
+            cursor = conn.execute(
+                f"UPDATE {_TABLE} SET expires_at = ? WHERE key = ? AND token = ?", (self._clock() + lease, key, token)
+            )
+            return cursor.rowcount == 1
+
     def release(self, key: str, token: str) -> None:
         """Forget *key*'s claim if *token* still holds it."""
         self._db.write(f"DELETE FROM {_TABLE} WHERE key = ? AND token = ?", (key, token))

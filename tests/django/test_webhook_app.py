@@ -25,6 +25,7 @@ from typing import Any
 
 import pytest
 from asgiref.sync import iscoroutinefunction, sync_to_async
+from django.core.cache.backends.locmem import LocMemCache
 from django.core.checks import CheckMessage, run_checks
 from django.core.exceptions import ImproperlyConfigured
 from django.core.handlers.wsgi import WSGIRequest
@@ -925,6 +926,68 @@ def test_cache_store_release_leaves_a_lease_about_to_expire_alone() -> None:
     clock.advance(9.5)
     store.release(key, token)
     assert store.claim(key, 10).state is ClaimState.IN_FLIGHT
+
+
+def test_cache_store_renew_leaves_a_lease_about_to_expire_alone() -> None:
+    # Between reading and writing, a lease this close to its end could expire and be taken by
+    # another request: renew answers False (the heartbeat's holder has lost it) rather than overwrite.
+    clock = FrozenClock(NOW)
+    store = DjangoCacheStore("default", clock=clock)
+    key = new_key()
+    token = store.claim(key, 10).token
+    assert token is not None
+    clock.advance(5)
+    assert store.renew(key, token, 10) is True
+    claim = store.claim(key, 10)
+    assert claim.state is ClaimState.IN_FLIGHT
+    assert claim.retry_after == pytest.approx(10)  # the renewed lease, counted from the renewal
+    clock.advance(9.5)
+    assert store.renew(key, token, 10) is False
+    assert store.claim(key, 10).retry_after == pytest.approx(0.5)  # left as it was
+
+
+class PausingCache(LocMemCache):
+    """A LocMemCache whose reads of one key wait for a signal: a renewal caught between its read and
+    its write, the moment its own request completes the event."""
+
+    paused_key: str | None = None
+    reading = threading.Event()
+    resume = threading.Event()
+
+    def get(self, key: Any, default: Any = None, version: Any = None) -> Any:
+        value = super().get(key, default, version)
+        if key == PausingCache.paused_key:
+            PausingCache.reading.set()
+            assert PausingCache.resume.wait(30)
+        return value
+
+
+def test_cache_store_renew_never_writes_a_lease_back_over_its_own_completion() -> None:
+    PausingCache.reading, PausingCache.resume = threading.Event(), threading.Event()
+    backend = {"BACKEND": f"{__name__}.PausingCache", "LOCATION": "pausing"}
+    with override_settings(CACHES={"default": backend}):
+        store = DjangoCacheStore("default")
+        key = new_key()
+        token = store.claim(key, 60).token
+        assert token is not None
+        PausingCache.paused_key = store.cache_key(key)
+        renewed: list[bool] = []
+        renewal = threading.Thread(target=lambda: renewed.append(store.renew(key, token, 60)))
+        renewal.start()
+        assert PausingCache.reading.wait(30)  # the heartbeat has read the lease
+        PausingCache.paused_key = None
+        completion = threading.Thread(target=store.complete, args=(key, token, 600))
+        completion.start()
+        # Give an unserialised completion the time to write "done" before the renewal writes (a
+        # serialised one waits for the renewal whatever the delay; nothing here asserts a time).
+        completion.join(0.5)
+        PausingCache.resume.set()
+        renewal.join(30)
+        completion.join(30)
+        assert not renewal.is_alive()
+        assert not completion.is_alive()
+        assert renewed == [True]  # the renewal did write, before the completion
+        assert store.claim(key, 60).state is ClaimState.DONE
 
 
 def test_cache_store_in_flight_retry_after_comes_from_the_lease() -> None:

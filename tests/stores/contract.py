@@ -279,6 +279,123 @@ class StoreContract:
         self.advance(clock, self.RETENTION - self.TICK)
         assert store.claim(key, self.LEASE).state is ClaimState.DONE
 
+    # -- renew (the receiver's heartbeat while the handlers run) ---------------
+
+    def _held(self, store: ReplayStore) -> tuple[str, str]:
+        key = new_key()
+        token = store.claim(key, self.LEASE).token
+        assert token is not None
+        return key, token
+
+    def test_renew_keeps_a_claim_past_its_original_lease(self, store: ReplayStore, clock: FrozenClock) -> None:
+        key, token = self._held(store)
+        self.advance(clock, self.LEASE - self.TICK)
+        assert store.renew(key, token, self.LEASE) is True
+        self.advance(clock, 2 * self.TICK)  # past the original lease, inside the renewed one
+        claim = store.claim(key, self.LEASE)
+        assert claim.state is ClaimState.IN_FLIGHT
+        assert 0 < claim.retry_after <= self.LEASE
+
+    def test_renewals_keep_a_claim_through_several_leases(self, store: ReplayStore, clock: FrozenClock) -> None:
+        key, token = self._held(store)
+        for _ in range(3):
+            self.advance(clock, self.LEASE / 2)
+            assert store.renew(key, token, self.LEASE) is True
+        assert store.claim(key, self.LEASE).state is ClaimState.IN_FLIGHT
+
+    def test_a_renewed_claim_ends_with_its_lease(self, store: ReplayStore, clock: FrozenClock) -> None:
+        key, token = self._held(store)
+        self.advance(clock, self.LEASE / 2)
+        assert store.renew(key, token, self.LEASE) is True
+        self.advance(clock, self.LEASE + self.TICK)  # no renewal since: a dead worker's claim is freed
+        assert store.claim(key, self.LEASE).state is ClaimState.NEW
+
+    def test_renew_with_a_wrong_token_is_false_and_changes_nothing(
+        self, store: ReplayStore, clock: FrozenClock
+    ) -> None:
+        key, _ = self._held(store)
+        self.advance(clock, self.LEASE - self.TICK)
+        assert store.renew(key, "not-the-token", self.LEASE) is False
+        assert store.claim(key, self.LEASE).state is ClaimState.IN_FLIGHT
+        self.advance(clock, 2 * self.TICK)  # the original lease ran out: the renewal did not move it
+        assert store.claim(key, self.LEASE).state is ClaimState.NEW
+
+    def test_renew_after_complete_is_false_and_the_key_stays_done(self, store: ReplayStore, clock: FrozenClock) -> None:
+        key, token = self._held(store)
+        store.complete(key, token, self.RETENTION)
+        assert store.renew(key, token, self.LEASE) is False
+        self.advance(clock, self.LEASE + self.TICK)  # the renewal did not shorten the retention to a lease
+        assert store.claim(key, self.LEASE).state is ClaimState.DONE
+
+    def test_renew_after_release_is_false_and_the_key_stays_free(self, store: ReplayStore) -> None:
+        key, token = self._held(store)
+        store.release(key, token)
+        assert store.renew(key, token, self.LEASE) is False
+        assert store.claim(key, self.LEASE).state is ClaimState.NEW
+
+    def test_renew_of_an_unknown_key_is_false(self, store: ReplayStore) -> None:
+        key = new_key()
+        assert store.renew(key, "whatever", self.LEASE) is False
+        assert store.claim(key, self.LEASE).state is ClaimState.NEW
+
+    def test_renew_after_an_expiry_and_a_takeover_is_false(self, store: ReplayStore, clock: FrozenClock) -> None:
+        # A worker that outlived its lease must not extend the claim its successor holds.
+        key, stale = self._held(store)
+        self.advance(clock, self.LEASE + self.TICK)
+        successor = store.claim(key, self.LEASE)
+        assert successor.state is ClaimState.NEW
+        assert successor.token is not None
+        assert store.renew(key, stale, self.LEASE) is False
+        assert store.claim(key, self.LEASE).state is ClaimState.IN_FLIGHT
+        store.release(key, stale)  # the stale token holds nothing: the successor keeps its claim
+        assert store.claim(key, self.LEASE).state is ClaimState.IN_FLIGHT
+        assert store.renew(key, successor.token, self.LEASE) is True
+
+    def test_renew_of_an_expired_claim_nobody_took_is_true_only_if_it_still_holds(
+        self, store: ReplayStore, clock: FrozenClock
+    ) -> None:
+        # Either answer is allowed (a store may already have forgotten it), but the answer must be true.
+        key, token = self._held(store)
+        self.advance(clock, self.LEASE + self.TICK)
+        renewed = store.renew(key, token, self.LEASE)
+        assert isinstance(renewed, bool)
+        assert store.claim(key, self.LEASE).state is (ClaimState.IN_FLIGHT if renewed else ClaimState.NEW)
+
+    def test_a_renewed_claim_is_completed_and_released_by_its_token(self, store: ReplayStore) -> None:
+        done_key, done_token = self._held(store)
+        assert store.renew(done_key, done_token, self.LEASE) is True
+        store.complete(done_key, done_token, self.RETENTION)
+        assert store.claim(done_key, self.LEASE).state is ClaimState.DONE
+        freed_key, freed_token = self._held(store)
+        assert store.renew(freed_key, freed_token, self.LEASE) is True
+        store.release(freed_key, freed_token)
+        assert store.claim(freed_key, self.LEASE).state is ClaimState.NEW
+
+    @pytest.mark.parametrize("seconds", [0, -1.0, float("nan"), float("inf")], ids=["zero", "negative", "nan", "inf"])
+    def test_a_renewal_lease_that_cannot_work_is_refused(self, store: ReplayStore, seconds: float) -> None:
+        key, token = self._held(store)
+        with pytest.raises(ValueError, match="lease"):
+            store.renew(key, token, seconds)
+        assert store.claim(key, self.LEASE).state is ClaimState.IN_FLIGHT  # the claim is as it was
+        assert store.renew(key, token, self.LEASE) is True
+
+    def test_the_async_store_renews_a_claim(self, clock: FrozenClock) -> None:
+        async def scenario() -> tuple[bool, bool, bool, ClaimState, ClaimState]:
+            store = self.make_async_store(clock)
+            key = new_key()
+            claim = await _call(store, "claim", key, self.LEASE)
+            assert claim.token is not None
+            renewed = await _call(store, "renew", key, claim.token, self.LEASE)
+            wrong = await _call(store, "renew", key, "not-the-token", self.LEASE)
+            held = (await _call(store, "claim", key, self.LEASE)).state
+            await _call(store, "complete", key, claim.token, self.RETENTION)
+            after_complete = await _call(store, "renew", key, claim.token, self.LEASE)
+            done = (await _call(store, "claim", key, self.LEASE)).state
+            await self._aclose(store)
+            return renewed, wrong, after_complete, held, done
+
+        assert asyncio.run(scenario()) == (True, False, False, ClaimState.IN_FLIGHT, ClaimState.DONE)
+
     # -- concurrency -----------------------------------------------------------
 
     def test_threads_racing_for_one_key_get_exactly_one_new(self, store: ReplayStore) -> None:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from kreuzberg_webhooks import (
     Claim,
@@ -189,3 +191,75 @@ def test_invalid_bounds_are_refused(max_entries: object) -> None:
 
 def test_is_called_inline_by_the_async_receiver() -> None:
     assert MemoryStore.nonblocking is True
+
+
+# -- renew against a tiny model --------------------------------------------------------------
+
+KEYS = ("a", "b")
+_operations = st.lists(
+    st.one_of(
+        st.tuples(st.just("claim"), st.sampled_from(KEYS), st.integers(1, 5)),
+        st.tuples(st.just("renew"), st.sampled_from(KEYS), st.integers(0, 6), st.integers(1, 5)),
+        st.tuples(st.just("complete"), st.sampled_from(KEYS), st.integers(0, 6), st.integers(1, 20)),
+        st.tuples(st.just("release"), st.sampled_from(KEYS), st.integers(0, 6)),
+        st.tuples(st.just("advance"), st.integers(0, 6)),
+    ),
+    max_size=40,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_operations)
+def test_claims_renewals_completions_and_releases_follow_the_model(operations: list[tuple[object, ...]]) -> None:
+    # The model: key -> (holder token, or None once done; expires_at). A claim is live while
+    # expires_at > now; an expired entry still belongs to its token until someone claims the key.
+    clock = FrozenClock(0.0)
+    store = MemoryStore(clock=clock)
+    model: dict[str, tuple[str | None, float]] = {}
+    tokens: list[str] = []
+
+    def token_at(index: object) -> str:
+        assert isinstance(index, int)
+        return tokens[index] if index < len(tokens) else f"never-issued-{index}"
+
+    for operation in operations:
+        name, now = operation[0], clock()
+        if name == "advance":
+            assert isinstance(operation[1], int)
+            clock.advance(operation[1])
+            continue
+        key = operation[1]
+        assert isinstance(key, str)
+        entry = model.get(key)
+        if name == "claim":
+            lease = operation[2]
+            assert isinstance(lease, int)
+            claim = store.claim(key, lease)
+            if entry is not None and entry[1] > now:
+                if entry[0] is None:
+                    assert claim == Claim(ClaimState.DONE)
+                else:
+                    assert claim == Claim(ClaimState.IN_FLIGHT, None, entry[1] - now)
+            else:
+                assert claim.state is ClaimState.NEW
+                assert claim.token is not None
+                assert claim.token not in tokens
+                tokens.append(claim.token)
+                model[key] = (claim.token, now + lease)
+        elif name == "renew":
+            token, lease = token_at(operation[2]), operation[3]
+            assert isinstance(lease, int)
+            holds = entry is not None and entry[0] == token
+            assert store.renew(key, token, lease) is holds
+            if holds:
+                model[key] = (token, now + lease)
+        elif name == "complete":
+            retention = operation[3]
+            assert isinstance(retention, int)
+            store.complete(key, token_at(operation[2]), retention)
+            model[key] = (None, now + retention)
+        else:
+            token = token_at(operation[2])
+            store.release(key, token)
+            if entry is not None and entry[0] == token:
+                del model[key]

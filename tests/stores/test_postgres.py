@@ -65,6 +65,9 @@ class LoopThread:
     def release(self, key: str, token: str) -> None:
         self.run(self.store.release(key, token))
 
+    def renew(self, key: str, token: str, lease: float) -> bool:
+        return self.run(self.store.renew(key, token, lease))
+
     def close(self) -> None:
         self.run(self.store.aclose())
         self.loop.call_soon_threadsafe(self.loop.stop)
