@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import random
 import threading
 import time
 import uuid
@@ -309,3 +310,35 @@ def test_a_redis_claim_is_renewed_while_a_coroutine_handler_runs(redis_url: str,
 
     answers = asyncio.run(asyncio.wait_for(main(), DEADLINE))
     assert answers == ("processed", "in_flight", 1)
+
+
+def test_claims_held_while_the_thread_starts_and_ends_are_all_renewed() -> None:
+    """Many threads hold and drop claims of random lengths on a short lease, so the heartbeat's
+    thread keeps ending (nothing held) and starting again: no claim held past its lease is lost."""
+    store = MemoryStore()
+    heartbeat = Heartbeat(store.renew)
+    lease = 0.06
+    lost: list[str] = []
+    rng = random.Random(20261207)
+    lengths = [[rng.choice([0.0, 0.001, 0.02, 0.1, 0.2]) for _ in range(12)] for _ in range(4)]
+
+    def worker(n: int) -> None:
+        for i, length in enumerate(lengths[n]):
+            key = f"k{n}-{i}"
+            claim = store.claim(key, lease)
+            assert claim.token is not None
+            heartbeat.hold(key, claim.token, lease)
+            time.sleep(length)
+            if store.claim(key, lease).state is not ClaimState.IN_FLIGHT:  # another request's look
+                lost.append(key)
+            heartbeat.drop(key, claim.token)
+            store.complete(key, claim.token, 60.0)
+            time.sleep(rng.choice([0.0, 0.05, 0.15]))  # now and then long enough for the thread to end
+
+    threads = [threading.Thread(target=worker, args=(n,)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(DEADLINE)
+    assert lost == []
+    assert len(heartbeat) == 0
