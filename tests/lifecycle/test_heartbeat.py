@@ -19,6 +19,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from kreuzberg_webhooks import Claim, ClaimState, Event, MemoryStore, Outcome, Receiver, SQLiteStore
 from kreuzberg_webhooks.events import parse_event
@@ -416,3 +418,44 @@ def test_by_default_it_names_a_replay_store_claim(caplog: pytest.LogCaptureFixtu
         while len(heartbeat) and time.monotonic() < deadline:
             time.sleep(0.02)
     assert "replay store claim lost while its handlers ran (key=k): another delivery may run them" in caplog.text
+
+
+_STEPS = st.lists(
+    st.one_of(
+        st.tuples(st.just("hold"), st.integers(0, 1)),
+        st.tuples(st.just("drop"), st.integers(0, 1)),
+        st.tuples(st.just("stop"), st.booleans()),
+    ),
+    max_size=12,
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(steps=_STEPS)
+def test_any_run_of_hold_drop_and_stop_keeps_what_is_held_and_a_thread_for_it(
+    steps: list[tuple[str, int | bool]],
+) -> None:
+    heartbeat = Heartbeat(lambda key, token, lease: True)
+    held: set[str] = set()
+    for operation, argument in steps:
+        key = f"k{int(argument)}"
+        if operation == "hold":
+            heartbeat.hold(key, "t", 60.0)
+            held.add(key)
+        elif operation == "drop":
+            heartbeat.drop(key, "t")
+            held.discard(key)
+        else:
+            heartbeat.stop(join=bool(argument))
+            if argument and not held:  # joined: no thread is left
+                assert heartbeat._thread is None or not heartbeat._thread.is_alive()
+        assert len(heartbeat) == len(held)
+        if held:  # every claim held has a thread to renew it (an ending one may be taking over)
+            deadline = time.monotonic() + DEADLINE
+            while not _beating(heartbeat) and time.monotonic() < deadline:
+                time.sleep(0.001)
+            assert _beating(heartbeat)
+    for key in held:
+        heartbeat.drop(key, "t")
+    heartbeat.stop(join=True)
+    assert not _beating(heartbeat)
