@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import atexit
 import contextlib
+import functools
 import inspect
 import logging
 import math
@@ -39,6 +40,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from ..events import Event, parse_event
 from ..exceptions import ConfigurationError, StoreUnavailable, WebhookError
+from ..lifecycle.heartbeat import Heartbeat
 from ..protocol.decoding import decode_json
 from ..protocol.durations import duration
 from .base import DEFAULT_LEASE, AsyncInbox, DeliveryState, Inbox, InboxClaim, InboxRecord, RetryPolicy
@@ -117,8 +119,9 @@ class InboxWorker:
     :param clock: wall-clock unix time (the inbox's own clock should agree).
 
     While a handler runs, the worker renews its claim every third of the lease
-    (a heartbeat: ``inbox.renew``; one thread per worker renews every claim it
-    holds, an async inbox's claims a task each), so a handler may take longer
+    (a heartbeat: ``inbox.renew``; one thread per worker, the kind the receiver
+    keeps for its replay store's claims, renews every claim it holds; an async
+    inbox's claims a task each), so a handler may take longer
     than the lease and only a dead worker's claim runs out (``Receiver.process``
     renews the event's claim in the replay store alike). A delivery whose
     handlers ran but whose settlement the inbox refused is settled again, with
@@ -178,12 +181,15 @@ class InboxWorker:
         )
         self._thread: threading.Thread | None = None
         self._busy = threading.Lock()
-        # One heartbeat for every claim this worker holds (a sync inbox's renew); its thread
-        # starts with the first claim. A batch's finished deliveries keep their heartbeat
-        # between two steps, so a fork() waits for a renewal too (see _before_fork).
+        # One heartbeat for every claim this worker holds (a sync inbox's renew), the one the
+        # receiver uses for its replay store's claims: its thread starts with the first claim,
+        # and a fork() waits for its renewal (lifecycle/heartbeat.py). A batch's finished
+        # deliveries keep their heartbeat until the batch is marked done.
         renew = getattr(inbox, "renew", None)
         self._beats = (
-            _Heartbeat(renew, self.lease) if callable(renew) and not inspect.iscoroutinefunction(renew) else None
+            Heartbeat(renew, claim="inbox lease", lost=_LOST, thread="kreuzberg-inbox-heartbeat")
+            if callable(renew) and not inspect.iscoroutinefunction(renew)
+            else None
         )
         self._stop = threading.Event()
         self._wake = threading.Event()
@@ -336,7 +342,9 @@ class InboxWorker:
         beats = self._beats
         if beats is None:
             return _nothing
-        return beats.add(claim)
+        key, token = claim.key, claim.token
+        beats.hold(key, token, self.lease)
+        return functools.partial(beats.drop, key, token)
 
     def _settle(self, claim: InboxClaim, decision: _Decision) -> None:
         for delay in (*SETTLE_RETRY_DELAYS, None):
@@ -738,11 +746,11 @@ class InboxWorker:
 # gunicorn --preload imports the app (and starts the worker thread) in the master, then
 # forks. A child that inherits a SQLite library state in which another thread held a lock
 # finds the database "locked" for good. So each fork waits until every worker thread is
-# between two steps and no heartbeat is renewing, and each child starts a fresh thread (and
-# a heartbeat without the parent's claims).
+# between two steps, and each child starts a fresh thread. (Every heartbeat's own fork hooks,
+# in lifecycle/heartbeat.py, wait for its renewal and give the child one without the
+# parent's claims.)
 
 _threaded: weakref.WeakSet[InboxWorker] = weakref.WeakSet()
-_beating: weakref.WeakSet[_Heartbeat] = weakref.WeakSet()  # every worker's heartbeat (sync inboxes)
 _held: list[threading.Lock] = []
 
 
@@ -770,10 +778,6 @@ def _before_fork() -> None:
     for worker in list(_threaded):
         if worker._thread is not None and worker._thread.is_alive() and worker._busy.acquire(timeout=worker.lease):
             _held.append(worker._busy)
-    # Every heartbeat: the threaded workers' and those of workers driven by run_once.
-    for beats in list(_beating):
-        if beats.renewing.acquire(timeout=beats.lease):
-            _held.append(beats.renewing)
 
 
 def _after_fork_in_parent() -> None:
@@ -783,8 +787,6 @@ def _after_fork_in_parent() -> None:
 
 def _after_fork_in_child() -> None:
     _held.clear()
-    for beats in list(_beating):
-        beats.forked()
     for worker in list(_threaded):
         worker._restart_in_child()
 
@@ -800,6 +802,8 @@ class _Decision:
 
 
 _DONE = _Decision(DeliveryState.DONE)
+#: What a lost inbox lease's log line says may follow.
+_LOST = "another worker may claim the delivery"
 
 
 @dataclass(frozen=True, slots=True)
@@ -813,113 +817,6 @@ class _Finished:
 
 def _nothing() -> None:
     return None
-
-
-@dataclass(slots=True, eq=False)  # each one itself: two claims with one token stay apart
-class _Beat:
-    """A claim the heartbeat renews: when its renewal is due (``time.monotonic()``)."""
-
-    key: str
-    token: str
-    due: float
-
-
-class _Heartbeat:
-    """One thread renewing every claim a worker holds, each every third of the lease.
-
-    :meth:`add` and the function it returns are a dict operation under a lock. The claims
-    are kept in the order their renewals fall due (each joins or rejoins the end, due a
-    third of the lease later), so the thread sleeps until the first one. It starts with
-    the first claim and ends when it wakes to find none.
-    """
-
-    def __init__(self, renew: Callable[[str, str, float], bool], lease: float) -> None:
-        self.renew = renew
-        self.lease = lease
-        self.period = lease / 3
-        self.forked()
-        _beating.add(self)
-
-    def forked(self) -> None:
-        """Start afresh (also in a forked child: the parent's claims are not its own, its thread
-        did not come along, and its locks were copied in whatever state)."""
-        self.renewing = threading.Lock()  # held by a renewal: a fork() waits for it
-        self._lock = threading.Lock()
-        self._claims: dict[_Beat, None] = {}  # the next renewal due first
-        self._thread: threading.Thread | None = None
-        self._wake = threading.Event()
-
-    def add(self, claim: InboxClaim) -> Callable[[], None]:
-        """Renew *claim* until the returned function is called."""
-        beat = _Beat(claim.key, claim.token, time.monotonic() + self.period)
-        claims = self._claims
-        with self._lock:
-            claims[beat] = None
-            if self._thread is None:
-                self._start()
-
-        def end() -> None:
-            with self._lock:
-                claims.pop(beat, None)
-
-        return end
-
-    def _start(self) -> None:
-        thread = threading.Thread(target=self._run, name="kreuzberg-inbox-heartbeat", daemon=True)
-        self._thread = thread
-        thread.start()
-
-    def stop(self, *, join: bool) -> None:
-        """End the thread now if no claim is left (with *join*: and wait for it); a claim still
-        held (a handler still running after a stop's grace) keeps being renewed."""
-        with self._lock:
-            thread = self._thread
-            if thread is None or self._claims:
-                return
-        self._wake.set()
-        if join and thread is not threading.current_thread():
-            thread.join(self.lease)  # (a claim added meanwhile by another caller keeps it going)
-
-    def _run(self) -> None:
-        wake = self._wake
-        while True:
-            with self._lock:
-                if not self._claims:
-                    self._thread = None
-                    return
-                wait = next(iter(self._claims)).due - time.monotonic()
-            if wait > 0:
-                wake.wait(wait)
-                wake.clear()
-            else:
-                self._renew_due()
-
-    def _renew_due(self) -> None:
-        now = time.monotonic()
-        with self._lock:
-            due = []
-            for beat in self._claims:
-                if beat.due > now:
-                    break
-                due.append(beat)
-        for beat in due:
-            try:
-                with self.renewing:
-                    if beat not in self._claims:
-                        continue  # settled meanwhile
-                    held = self.renew(beat.key, beat.token, self.lease)
-            except Exception as error:
-                held = True  # tried again a third of the lease later
-                logger.warning("inbox lease not renewed (key=%s): %s", beat.key, error)
-            with self._lock:
-                if beat not in self._claims:
-                    continue  # settled while it was renewed: not a lost lease
-                del self._claims[beat]
-                if held:  # to the end: due a third of the lease from now
-                    beat.due = time.monotonic() + self.period
-                    self._claims[beat] = None
-            if not held:
-                logger.warning("inbox lease lost while its handlers ran (key=%s)", beat.key)
 
 
 def _hooks(value: FailureHook | Sequence[FailureHook]) -> tuple[FailureHook, ...]:

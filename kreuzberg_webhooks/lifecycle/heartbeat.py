@@ -12,8 +12,12 @@ The cost per delivery is two dict operations (:meth:`Heartbeat.hold`,
 :meth:`Heartbeat.drop`): the thread renews, every third of the lease, whatever
 claims are held at that moment — a handler that ends within a third of the lease
 is most often never renewed at all. It starts with the first claim held and ends
-when it wakes to find none. A store without ``renew`` (a user's own that predates
-it) gets no heartbeat: its handlers must end within the lease.
+when it wakes to find none, or at once on :meth:`Heartbeat.stop` when none is held.
+A store without ``renew`` (a user's own that predates it) gets no heartbeat: its
+handlers must end within the lease.
+
+The inbox worker keeps its deliveries' inbox leases with a heartbeat of its own
+(``claim="inbox lease"``), one per worker.
 """
 
 from __future__ import annotations
@@ -30,8 +34,9 @@ __all__ = ["Heartbeat"]
 
 logger = logging.getLogger("kreuzberg_webhooks")
 
-#: The most seconds a renewal of an async store's claim is waited for on its event loop.
-_ASYNC_RENEW_TIMEOUT = 30.0
+#: The most seconds a renewal is waited for: an async store's on its event loop, any by a
+#: fork or a joining :meth:`Heartbeat.stop`.
+_RENEW_TIMEOUT = 30.0
 _NEVER = float("inf")
 
 
@@ -41,10 +46,23 @@ class Heartbeat:
     :param renew: the store's ``renew(key, token, lease) -> bool`` (a coroutine function
         for an async store: then each claim is held with the event loop it was made on,
         and renewed there).
+    :param claim: what the log lines call a claim.
+    :param lost: what the line about a lost claim says may follow.
+    :param thread: the thread's name.
     """
 
-    def __init__(self, renew: Callable[[str, str, float], Any]) -> None:
+    def __init__(
+        self,
+        renew: Callable[[str, str, float], Any],
+        *,
+        claim: str = "replay store claim",
+        lost: str = "another delivery may run them",
+        thread: str = "kreuzberg-webhooks-heartbeat",
+    ) -> None:
         self.renew = renew
+        self.claim = claim
+        self.lost = lost
+        self.thread_name = thread
         self.forked()
         _beating.add(self)
 
@@ -80,21 +98,35 @@ class Heartbeat:
         with self._lock:
             if self._thread is None:
                 self._shortest = min(self._shortest, lease)
-                self._thread = threading.Thread(target=self._run, name="kreuzberg-webhooks-heartbeat", daemon=True)
+                self._thread = threading.Thread(target=self._run, name=self.thread_name, daemon=True)
                 self._thread.start()
             elif lease < self._shortest:
                 self._shortest = lease
                 self._wake.set()  # the thread waits no longer than the new period
+
+    def stop(self, *, join: bool) -> None:
+        """End the thread now if no claim is held (with *join*: and wait for it, so that no
+        renewal is left half-written); a claim still held (a handler still running) keeps
+        being renewed, and the next :meth:`hold` starts a thread again."""
+        with self._lock:
+            thread = self._thread
+            if thread is None or self._held:
+                return
+        self._wake.set()
+        if join and thread is not threading.current_thread():
+            thread.join(_RENEW_TIMEOUT)  # (a claim held meanwhile keeps it going: then it times out)
 
     def _run(self) -> None:
         wake = self._wake
         while True:
             shortest = self._shortest
             if shortest < _NEVER:
-                if wake.wait(shortest / 3):  # a shorter lease was held: wait again, its third
+                if not wake.wait(shortest / 3):
+                    self._renew_held()
+                else:  # a shorter lease was held (wait again, its third), or stop()
                     wake.clear()
-                    continue
-                self._renew_held()
+                    if self._held:
+                        continue
             if self._held or not self._end():
                 continue
             return
@@ -126,17 +158,15 @@ class Heartbeat:
                     if isinstance(held, tuple):
                         lease, loop = held
                         future = asyncio.run_coroutine_threadsafe(self.renew(key, token, lease), loop)
-                        kept = future.result(_ASYNC_RENEW_TIMEOUT)
+                        kept = future.result(_RENEW_TIMEOUT)
                     else:
                         kept = self.renew(key, token, held)
             except Exception as error:  # tried again a third of the lease later
-                logger.warning("replay store claim not renewed (key=%s): %s", key, error)
+                logger.warning("%s not renewed (key=%s): %s", self.claim, key, error)
                 continue
             if not kept and (key, token) in self._held:
                 self._held.pop((key, token), None)
-                logger.warning(
-                    "replay store claim lost while its handlers ran (key=%s): another delivery may run them", key
-                )
+                logger.warning("%s lost while its handlers ran (key=%s): %s", self.claim, key, self.lost)
 
 
 def _lease(held: float | tuple[float, asyncio.AbstractEventLoop]) -> float:
@@ -149,7 +179,7 @@ _waited: list[threading.Lock] = []
 
 def _before_fork() -> None:
     for beat in list(_beating):
-        if beat.renewing.acquire(timeout=_ASYNC_RENEW_TIMEOUT):
+        if beat.renewing.acquire(timeout=_RENEW_TIMEOUT):
             _waited.append(beat.renewing)
 
 

@@ -882,6 +882,41 @@ def test_stopping_the_worker_ends_its_heartbeat(tmp_path: Path) -> None:
     assert inbox.held(entry.key) >= 1
 
 
+@pytest.mark.parametrize("path", ["thread", "task"])
+def test_a_stopped_worker_ends_its_idle_heartbeat_without_waiting_out_a_third_of_the_lease(
+    tmp_path: Path, path: str
+) -> None:
+    # A lease of 60 s: the idle heartbeat would look again only 20 s after its last claim.
+    inbox = _RenewalsInbox(tmp_path / "inbox.sqlite3")
+    before = set(threading.enumerate())
+    alive: list[int] = []
+    entry = entry_for(received_at=time.time())
+    receiver = Receiver(SECRET, store=MemoryStore())
+    receiver.on()(lambda event: alive.append(len(_new_heartbeats(before))))
+    worker = InboxWorker(receiver, inbox, lease=LEASE, poll_interval=0.02)
+    inbox.enqueue(entry)
+
+    def done() -> bool:
+        record = inbox.get(entry.key)
+        return record is not None and record.state is DeliveryState.DONE
+
+    if path == "thread":
+        with worker.running_thread():
+            _wait(done, "done")
+        assert _new_heartbeats(before) == []  # stop() joined it
+    else:
+
+        async def scenario() -> None:
+            async with worker.running_task():
+                while not done():
+                    await asyncio.sleep(0.02)
+
+        asyncio.run(asyncio.wait_for(scenario(), 30))
+        _wait(lambda: _new_heartbeats(before) == [], "the heartbeat's end", timeout=10.0)
+    assert alive == [1]  # it did run while the handler ran
+    assert inbox.renewals == []  # and had nothing to renew: the handler ended within a third
+
+
 def test_a_fork_waits_for_a_renewal_in_progress(tmp_path: Path) -> None:
     # A child forked in the middle of a renewal would inherit the inbox's write half done: the
     # fork waits for it (a worker driven by run_once as much as a started one).

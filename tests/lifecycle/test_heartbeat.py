@@ -20,6 +20,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from kreuzberg_webhooks import Claim, ClaimState, Event, MemoryStore, Outcome, Receiver, SQLiteStore
 from kreuzberg_webhooks.events import parse_event
@@ -342,3 +344,151 @@ def test_claims_held_while_the_thread_starts_and_ends_are_all_renewed() -> None:
         thread.join(DEADLINE)
     assert lost == []
     assert len(heartbeat) == 0
+
+
+# -- what the inbox worker needs of it: a stop, and its own name in the log and the thread list --
+
+
+def _beating(heartbeat: Heartbeat) -> bool:
+    thread = heartbeat._thread
+    return thread is not None and thread.is_alive()
+
+
+def test_stop_ends_an_idle_thread_now_and_the_next_claim_starts_another() -> None:
+    store = MemoryStore()
+    heartbeat = Heartbeat(store.renew)
+    claim = store.claim("k", 60.0)
+    assert claim.token is not None
+    heartbeat.hold("k", claim.token, 60.0)  # the thread waits 20 s before it looks again
+    thread = heartbeat._thread
+    assert thread is not None
+    heartbeat.drop("k", claim.token)
+    heartbeat.stop(join=True)
+    assert not thread.is_alive()  # joined: it did not wait out its 20 s
+    assert not _beating(heartbeat)
+    again = store.claim("k2", LEASE)
+    assert again.token is not None
+    heartbeat.hold("k2", again.token, LEASE)
+    time.sleep(OUTLIVE)
+    assert store.claim("k2", LEASE).state is ClaimState.IN_FLIGHT
+    heartbeat.drop("k2", again.token)
+
+
+def test_stop_without_join_ends_an_idle_thread_soon() -> None:
+    store = MemoryStore()
+    heartbeat = Heartbeat(store.renew)
+    claim = store.claim("k", 60.0)
+    assert claim.token is not None
+    heartbeat.hold("k", claim.token, 60.0)
+    thread = heartbeat._thread
+    assert thread is not None
+    heartbeat.drop("k", claim.token)
+    heartbeat.stop(join=False)
+    thread.join(DEADLINE)  # well within the 20 s it would otherwise wait
+    assert not thread.is_alive()
+
+
+def test_stop_leaves_a_held_claim_renewed() -> None:
+    # A handler still running after a stopping worker's grace keeps its claim until it ends.
+    store = MemoryStore()
+    heartbeat = Heartbeat(store.renew)
+    claim = store.claim("k", LEASE)
+    assert claim.token is not None
+    heartbeat.hold("k", claim.token, LEASE)
+    heartbeat.stop(join=True)
+    assert _beating(heartbeat)
+    time.sleep(OUTLIVE)
+    assert store.claim("k", LEASE).state is ClaimState.IN_FLIGHT
+    heartbeat.drop("k", claim.token)
+
+
+def test_stop_before_any_claim_does_nothing() -> None:
+    heartbeat = Heartbeat(MemoryStore().renew)
+    heartbeat.stop(join=True)
+    assert heartbeat._thread is None
+
+
+def test_the_log_lines_and_the_thread_carry_the_name_given(caplog: pytest.LogCaptureFixture) -> None:
+    clock = [0.0]
+    store = MemoryStore(clock=lambda: clock[0])
+    failing = [True]
+
+    def renew(key: str, token: str, lease: float) -> bool:
+        if failing[0]:
+            failing[0] = False
+            raise ConnectionError("down at renewal")
+        return store.renew(key, token, lease)
+
+    heartbeat = Heartbeat(renew, claim="inbox lease", thread="kreuzberg-inbox-heartbeat")
+    first = store.claim("k", LEASE)
+    assert first.token is not None
+    with caplog.at_level(logging.WARNING, logger="kreuzberg_webhooks"):
+        heartbeat.hold("k", first.token, LEASE)
+        thread = heartbeat._thread
+        assert thread is not None
+        assert thread.name == "kreuzberg-inbox-heartbeat"
+        deadline = time.monotonic() + DEADLINE
+        while "not renewed" not in caplog.text and time.monotonic() < deadline:
+            time.sleep(0.02)
+        clock[0] += 2 * LEASE  # then another took the claim over
+        assert store.claim("k", LEASE).state is ClaimState.NEW
+        while len(heartbeat) and time.monotonic() < deadline:
+            time.sleep(0.02)
+    assert len(heartbeat) == 0
+    assert "inbox lease not renewed (key=k): down at renewal" in caplog.text
+    assert "inbox lease lost while its handlers ran (key=k)" in caplog.text
+    assert "replay store claim" not in caplog.text
+
+
+def test_by_default_it_names_a_replay_store_claim(caplog: pytest.LogCaptureFixture) -> None:
+    heartbeat = Heartbeat(MemoryStore().renew)
+    with caplog.at_level(logging.WARNING, logger="kreuzberg_webhooks"):
+        heartbeat.hold("k", "not-a-token", LEASE)  # nothing holds k: the first renewal answers False
+        thread = heartbeat._thread
+        assert thread is not None
+        assert thread.name == "kreuzberg-webhooks-heartbeat"
+        deadline = time.monotonic() + DEADLINE
+        while len(heartbeat) and time.monotonic() < deadline:
+            time.sleep(0.02)
+    assert "replay store claim lost while its handlers ran (key=k): another delivery may run them" in caplog.text
+
+
+_STEPS = st.lists(
+    st.one_of(
+        st.tuples(st.just("hold"), st.integers(0, 1)),
+        st.tuples(st.just("drop"), st.integers(0, 1)),
+        st.tuples(st.just("stop"), st.booleans()),
+    ),
+    max_size=12,
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(steps=_STEPS)
+def test_any_run_of_hold_drop_and_stop_keeps_what_is_held_and_a_thread_for_it(
+    steps: list[tuple[str, int | bool]],
+) -> None:
+    heartbeat = Heartbeat(lambda key, token, lease: True)
+    held: set[str] = set()
+    for operation, argument in steps:
+        key = f"k{int(argument)}"
+        if operation == "hold":
+            heartbeat.hold(key, "t", 60.0)
+            held.add(key)
+        elif operation == "drop":
+            heartbeat.drop(key, "t")
+            held.discard(key)
+        else:
+            heartbeat.stop(join=bool(argument))
+            if argument and not held:  # joined: no thread is left
+                assert heartbeat._thread is None or not heartbeat._thread.is_alive()
+        assert len(heartbeat) == len(held)
+        if held:  # every claim held has a thread to renew it (an ending one may be taking over)
+            deadline = time.monotonic() + DEADLINE
+            while not _beating(heartbeat) and time.monotonic() < deadline:
+                time.sleep(0.001)
+            assert _beating(heartbeat)
+    for key in held:
+        heartbeat.drop(key, "t")
+    heartbeat.stop(join=True)
+    assert not _beating(heartbeat)
