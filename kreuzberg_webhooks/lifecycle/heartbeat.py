@@ -152,14 +152,16 @@ class Heartbeat:
     def _renew_held(self) -> None:
         for (key, token), held in list(self._held.items()):
             try:
-                with self.renewing:
-                    if (key, token) not in self._held:
-                        continue  # its handlers ended meanwhile
-                    if isinstance(held, tuple):
-                        lease, loop = held
-                        future = asyncio.run_coroutine_threadsafe(self.renew(key, token, lease), loop)
-                        kept = future.result(_RENEW_TIMEOUT)
-                    else:
+                if isinstance(held, tuple):
+                    # Written by its event loop's thread, not this one: not under `renewing`, so a
+                    # fork() made on that loop never waits for a renewal that waits for the loop.
+                    lease, loop = held
+                    future = asyncio.run_coroutine_threadsafe(self.renew(key, token, lease), loop)
+                    kept = future.result(_RENEW_TIMEOUT)
+                else:
+                    with self.renewing:
+                        if (key, token) not in self._held:
+                            continue  # its handlers ended meanwhile
                         kept = self.renew(key, token, held)
             except Exception as error:  # tried again a third of the lease later
                 logger.warning("%s not renewed (key=%s): %s", self.claim, key, error)

@@ -492,3 +492,32 @@ def test_any_run_of_hold_drop_and_stop_keeps_what_is_held_and_a_thread_for_it(
         heartbeat.drop(key, "t")
     heartbeat.stop(join=True)
     assert not _beating(heartbeat)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="fork() is POSIX only")
+def test_a_fork_on_the_event_loop_does_not_wait_for_a_renewal_that_waits_for_the_loop() -> None:
+    """An async store's claim is renewed by its event loop: a fork() made on that loop while the
+    renewal waits for it goes ahead at once (it waited the renewal's whole 30 s time-out)."""
+    requested = threading.Event()
+
+    async def renewed() -> bool:
+        return True
+
+    def renew(key: str, token: str, lease: float) -> Any:
+        requested.set()
+        return renewed()
+
+    heartbeat = Heartbeat(renew)
+
+    async def main() -> float:
+        heartbeat.hold("k", "t", 0.06, asyncio.get_running_loop())
+        assert requested.wait(DEADLINE)  # on the loop: the renewal now waits for it
+        started = time.monotonic()
+        pid = os.fork()
+        if pid == 0:
+            os._exit(0)
+        os.waitpid(pid, 0)
+        heartbeat.drop("k", "t")
+        return time.monotonic() - started
+
+    assert asyncio.run(main()) < DEADLINE
