@@ -194,6 +194,16 @@ def test_a_held_claim_is_renewed_and_a_dropped_one_runs_out() -> None:
     heartbeat.drop("held", held.token)
 
 
+def assert_a_new_claim_is_renewed(heartbeat: Heartbeat, store: MemoryStore) -> None:
+    """A claim held now (its thread ended before) is renewed past its lease."""
+    again = store.claim("k2", LEASE)
+    assert again.token is not None
+    heartbeat.hold("k2", again.token, LEASE)
+    time.sleep(OUTLIVE)
+    assert store.claim("k2", LEASE).state is ClaimState.IN_FLIGHT
+    heartbeat.drop("k2", again.token)
+
+
 def test_the_thread_ends_when_no_claim_is_held_and_starts_again_with_the_next() -> None:
     store = MemoryStore()
     heartbeat = Heartbeat(store.renew)
@@ -210,12 +220,7 @@ def test_the_thread_ends_when_no_claim_is_held_and_starts_again_with_the_next() 
     while beating() and time.monotonic() < deadline:
         time.sleep(0.02)
     assert not beating()
-    again = store.claim("k2", LEASE)
-    assert again.token is not None
-    heartbeat.hold("k2", again.token, LEASE)
-    time.sleep(OUTLIVE)
-    assert store.claim("k2", LEASE).state is ClaimState.IN_FLIGHT
-    heartbeat.drop("k2", again.token)
+    assert_a_new_claim_is_renewed(heartbeat, store)
 
 
 def test_a_shorter_lease_held_later_is_renewed_in_time() -> None:
@@ -366,12 +371,7 @@ def test_stop_ends_an_idle_thread_now_and_the_next_claim_starts_another() -> Non
     heartbeat.stop(join=True)
     assert not thread.is_alive()  # joined: it did not wait out its 20 s
     assert not _beating(heartbeat)
-    again = store.claim("k2", LEASE)
-    assert again.token is not None
-    heartbeat.hold("k2", again.token, LEASE)
-    time.sleep(OUTLIVE)
-    assert store.claim("k2", LEASE).state is ClaimState.IN_FLIGHT
-    heartbeat.drop("k2", again.token)
+    assert_a_new_claim_is_renewed(heartbeat, store)
 
 
 def test_stop_without_join_ends_an_idle_thread_soon() -> None:
