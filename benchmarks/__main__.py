@@ -222,8 +222,9 @@ def micro_rows(settings: Settings, notes: list[str]) -> list[Row]:
         "deliveries in the same rounds as row 3 and row 1 (`benchmarks.micro.limit`), written inline with no "
         "flow, no driver and no store class: `verify_scoped`, the delivery key (`protocol.keys.delivery_key`), "
         "a claim in a dict under a `threading.Lock` (a new or expired key gets an integer token and a lease "
-        "from `time.monotonic()`, a live one is refused), the no-op handler (a raise would release the claim "
-        "by its token), the key marked done for the retention counted from completion, and an answer built "
+        "from `time.monotonic()`, a live one is refused), the no-op handler with its claim held for a "
+        "heartbeat to renew meanwhile (a dict entry set and removed; a raise would release the claim by its "
+        "token), the key marked done for the retention counted from completion, and an answer built "
         "beforehand. It keeps no bound on its keys, writes no log line and looks up no handler by event type. "
         "Row 3's line gives its ratio to the limit as well; docs/performance.md says where the difference goes."
     )
