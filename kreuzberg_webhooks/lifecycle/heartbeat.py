@@ -151,6 +151,8 @@ class Heartbeat:
 
     def _renew_held(self) -> None:
         for (key, token), held in list(self._held.items()):
+            if (key, token) not in self._held:
+                continue  # its handlers ended meanwhile
             try:
                 if isinstance(held, tuple):
                     # Written by its event loop's thread, not this one: not under `renewing`, so a
@@ -161,7 +163,7 @@ class Heartbeat:
                 else:
                     with self.renewing:
                         if (key, token) not in self._held:
-                            continue  # its handlers ended meanwhile
+                            continue  # ended while a fork held the lock
                         kept = self.renew(key, token, held)
             except Exception as error:  # tried again a third of the lease later
                 logger.warning("%s not renewed (key=%s): %s", self.claim, key, error)
