@@ -286,8 +286,22 @@ class Receiver:
             self._handlers_by_kind[kind] = entry
         return entry
 
+    #: Whether a subclass overrides :meth:`dispatch` / :meth:`dispatch_async` (set per class).
+    _own_dispatch = False
+    _own_dispatch_async = False
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls._own_dispatch = cls.dispatch is not Receiver.dispatch
+        cls._own_dispatch_async = cls.dispatch_async is not Receiver.dispatch_async
+
     def dispatch(self, event: Event) -> None:
-        """Run *event*'s handlers here, in order; a coroutine handler is run to completion."""
+        """Run *event*'s handlers here, in order; a coroutine handler is run to completion.
+
+        Every sync run of the handlers goes through it (also an async caller's delivery run
+        in a worker thread), every run on the event loop through :meth:`dispatch_async`: a
+        subclass may override them to wrap the handlers (a transaction, a span), calling
+        ``super()``'s to run them."""
         for handler in self._lookup(event)[0]:
             result = handler(event)
             if result is not None and inspect.isawaitable(result):  # most handlers return None
@@ -302,6 +316,9 @@ class Receiver:
         if heartbeat is not None:
             heartbeat.hold(key, token, self.lease)
         try:
+            if self._own_dispatch:  # a subclass wraps the handlers (a transaction, a span)
+                self.dispatch(event)
+                return
             for handler in self._lookup(event)[0]:
                 result = handler(event)
                 if result is not None and inspect.isawaitable(result):  # most handlers return None
@@ -524,9 +541,10 @@ class Receiver:
             heartbeat = self._heartbeat
             if heartbeat is not None:  # an async store's claim is renewed on this loop
                 heartbeat.hold(key, token, self.lease, asyncio.get_running_loop() if self._async_store else None)
-            if threaded:
+            if threaded or self._own_dispatch_async:
                 # A thread cannot be stopped: the handlers get a task of their own (the
-                # driver lets a cancelled request leave it to finish, and settle, alone).
+                # driver lets a cancelled request leave it to finish, and settle, alone);
+                # so do a subclass's dispatch_async, which may start threads of its own.
                 work = asyncio.ensure_future(self.dispatch_async(event))
                 if heartbeat is not None:
                     work.add_done_callback(lambda _: heartbeat.drop(key, token))

@@ -874,3 +874,61 @@ def test_each_event_gets_the_handlers_of_its_own_registration_whatever_was_looke
         assert names(completed) == ["job.completed", "*"]
         assert names(partial) == ["job.partial_success", "job.completed", "*"]
         assert names(unknown) == ["unknown", "*"]
+
+
+# -- a subclass's dispatch wraps the handlers on every path -----------------------------------------
+
+
+class Wrapping(Receiver):
+    """Wraps every run of the handlers (as an application would in a transaction or a span)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.runs: list[str] = []
+
+    def dispatch(self, event: Event) -> None:
+        self.runs.append("dispatch")
+        super().dispatch(event)
+
+    async def dispatch_async(self, event: Event) -> None:
+        self.runs.append("dispatch_async")
+        await super().dispatch_async(event)
+
+
+@pytest.mark.parametrize("kind", ["plain", "coroutine"])
+@pytest.mark.parametrize("store_kind", ["memory", "sqlite"])
+@pytest.mark.parametrize("entry", ["handle", "process", "handle_async", "process_async"])
+def test_a_subclass_dispatch_runs_the_handlers_on_every_path(
+    tmp_path: Any, entry: str, store_kind: str, kind: str
+) -> None:
+    from kreuzberg_webhooks.stores.sqlite import SQLiteStore
+
+    store = MemoryStore() if store_kind == "memory" else SQLiteStore(tmp_path / "replay.db")
+    receiver = Wrapping(SECRET, store=store, clock=lambda: NOW, window=WINDOW)
+    seen: list[str] = []
+    if kind == "plain":
+        receiver.on()(lambda event: seen.append(event.event_id))
+    else:
+
+        @receiver.on()
+        async def record(event: Event) -> None:
+            seen.append(event.event_id)
+
+    body, headers = delivery()
+    if entry == "handle":
+        outcome = receiver.handle(body, headers)
+    elif entry == "handle_async":
+        outcome = asyncio.run(receiver.handle_async(body, headers))
+    else:
+        event = receiver.verifier.verify(body, headers)
+        run = receiver.process if entry == "process" else receiver.process_async
+        outcome = run(event) if entry == "process" else asyncio.run(run(event))  # type: ignore[arg-type]
+    assert outcome.reason == "processed", outcome
+    assert len(seen) == 1
+    # Exactly one run of the handlers, through the subclass's override of the path taken: the sync
+    # dispatch in a thread (a sync driver, or an async caller's delivery run in a worker thread),
+    # dispatch_async on the loop.
+    assert len(receiver.runs) == 1, receiver.runs
+    assert receiver.runs[0] in ("dispatch", "dispatch_async")
+    if entry in ("handle", "process"):
+        assert receiver.runs == ["dispatch"]
