@@ -43,6 +43,7 @@ def test_quick_benchmark_run_reports_every_row(tmp_path: Path) -> None:
         assert f"vs `{peer}`" in report
     assert_row_3_has_its_limit(report)
     assert "1.00 round trips per operation" in report  # the Redis store: one round trip each
+    assert "async default ÷ sync, as shipped" in report  # row 11's comparison across a network too
     # The table printed on stdout is the one written to the file.
     assert report.split("| # |", 1)[1].split("\n\n", 1)[0] in completed.stdout
 
