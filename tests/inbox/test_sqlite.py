@@ -292,21 +292,39 @@ def test_acknowledgements_commit_without_a_checkpoint_and_the_wal_is_checkpointe
     assert inbox.counts()[DeliveryState.QUEUED] == 65
 
 
-def _enqueue_in_child(inbox: AsyncSQLiteInbox, answers: multiprocessing.Queue[object]) -> None:
+def _enqueue_in_child(inbox: AsyncSQLiteInbox) -> None:
     import asyncio
 
-    answers.put(asyncio.run(inbox.enqueue(make_entry())))
+    sys.exit(0 if asyncio.run(inbox.enqueue(make_entry())) is True else 3)
+
+
+def _use_then_fork(path: str, answers: multiprocessing.Queue[object]) -> None:
+    """In a fresh interpreter: enqueue, fork a child that enqueues too, count what was committed."""
+    import asyncio
+
+    inbox = AsyncSQLiteInbox(path)
+    answers.put(asyncio.run(inbox.enqueue(make_entry())))  # the parent's committer ran
+    child = multiprocessing.get_context("fork").Process(target=_enqueue_in_child, args=(inbox,))
+    child.start()
+    child.join(30)
+    answers.put(child.exitcode)  # 0: its enqueue committed a new delivery; None: it hung
+    answers.put(inbox.sync.counts()[DeliveryState.QUEUED])
 
 
 def test_an_async_inbox_used_before_a_fork_still_commits_in_the_child(tmp_path: Path) -> None:
-    import asyncio
-
-    inbox = AsyncSQLiteInbox(tmp_path / "inbox.sqlite3")
-    assert asyncio.run(inbox.enqueue(make_entry())) is True  # the parent's committer ran
-    context = multiprocessing.get_context("fork")
+    # The parent is a fresh interpreter of its own (spawned): a fork copies every thread's
+    # locks, and the threads the other tests of this process leave behind (another inbox's
+    # committer, a store's heartbeat) may be inside SQLite at that moment. What is under test
+    # is the inbox's own state across fork(), not theirs.
+    context = multiprocessing.get_context("spawn")
     answers: multiprocessing.Queue[object] = context.Queue()
-    child = context.Process(target=_enqueue_in_child, args=(inbox, answers))
-    child.start()
-    assert answers.get(timeout=30) is True
-    child.join(30)
-    assert inbox.sync.counts()[DeliveryState.QUEUED] == 2
+    parent = context.Process(target=_use_then_fork, args=(str(tmp_path / "inbox.sqlite3"), answers))
+    parent.start()
+    try:
+        assert answers.get(timeout=60) is True  # the parent's enqueue
+        assert answers.get(timeout=60) == 0  # the child's, after the fork
+        assert answers.get(timeout=60) == 2
+    finally:
+        parent.join(30)
+        if parent.is_alive():
+            parent.kill()
