@@ -121,7 +121,7 @@ class InboxWorker:
     While a handler runs, the worker renews its claim every third of the lease
     (a heartbeat: ``inbox.renew``; one thread per worker, the kind the receiver
     keeps for its replay store's claims, renews every claim it holds; an async
-    inbox's claims a task each), so a handler may take longer
+    inbox's on the event loop it was made on), so a handler may take longer
     than the lease and only a dead worker's claim runs out (``Receiver.process``
     renews the event's claim in the replay store alike). A delivery whose
     handlers ran but whose settlement the inbox refused is settled again, with
@@ -181,14 +181,16 @@ class InboxWorker:
         )
         self._thread: threading.Thread | None = None
         self._busy = threading.Lock()
-        # One heartbeat for every claim this worker holds (a sync inbox's renew), the one the
-        # receiver uses for its replay store's claims: its thread starts with the first claim,
-        # and a fork() waits for its renewal (lifecycle/heartbeat.py). A batch's finished
-        # deliveries keep their heartbeat until the batch is marked done.
+        # One heartbeat for every claim this worker holds, the one the receiver uses for its
+        # replay store's claims: its thread starts with the first claim, and a fork() waits for
+        # its renewal (lifecycle/heartbeat.py); an async inbox's claims are renewed on the event
+        # loop they were made on. A batch's finished deliveries keep their heartbeat until the
+        # batch is marked done.
         renew = getattr(inbox, "renew", None)
+        self._async_renew = inspect.iscoroutinefunction(renew)
         self._beats = (
             Heartbeat(renew, claim="inbox lease", lost=_LOST, thread="kreuzberg-inbox-heartbeat")
-            if callable(renew) and not inspect.iscoroutinefunction(renew)
+            if callable(renew)
             else None
         )
         self._stop = threading.Event()
@@ -340,7 +342,7 @@ class InboxWorker:
         """Renew *claim*'s lease every third of it until the returned function is called
         (the worker's one heartbeat thread renews every claim it holds)."""
         beats = self._beats
-        if beats is None:
+        if beats is None or self._async_renew:  # an async inbox's: on its loop (_heartbeat_async)
             return _nothing
         key, token = claim.key, claim.token
         beats.hold(key, token, self.lease)
@@ -428,27 +430,14 @@ class InboxWorker:
         self._settled_together(finished, held)
 
     def _heartbeat_async(self, claim: InboxClaim) -> Callable[[], None]:
-        """The heartbeat for the event loop: a task for an async inbox, else the thread."""
-        renew = getattr(self.inbox, "renew", None)
-        if not inspect.iscoroutinefunction(renew):
-            return self._heartbeat(claim)  # the worker's heartbeat thread: a dict entry, no wait
-
-        async def beat() -> None:
-            while True:
-                await asyncio.sleep(self.lease / 3)
-                try:
-                    if not await renew(claim.key, claim.token, self.lease):
-                        logger.warning("inbox lease lost while its handlers ran (key=%s)", claim.key)
-                        return
-                except Exception as error:
-                    logger.warning("inbox lease not renewed (key=%s): %s", claim.key, error)
-
-        task = asyncio.get_running_loop().create_task(beat())
-
-        def cancel() -> None:
-            task.cancel()
-
-        return cancel
+        """:meth:`_heartbeat` on the event loop: an async inbox's claim is held with the running
+        loop, and the worker's heartbeat thread has it renewed there."""
+        beats = self._beats
+        if beats is None or not self._async_renew:
+            return self._heartbeat(claim)
+        key, token = claim.key, claim.token
+        beats.hold(key, token, self.lease, asyncio.get_running_loop())
+        return functools.partial(beats.drop, key, token)
 
     async def _settle_async(self, claim: InboxClaim, decision: _Decision) -> None:
         for delay in (*SETTLE_RETRY_DELAYS, None):

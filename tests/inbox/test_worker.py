@@ -785,6 +785,35 @@ def test_one_heartbeat_thread_serves_a_whole_batch(tmp_path: Path, clock: Frozen
     assert inbox.counts()[DeliveryState.DONE] == 10
 
 
+def test_an_async_inbox_batch_is_renewed_by_the_one_heartbeat_thread_not_a_task_per_claim(
+    tmp_path: Path, clock: FrozenClock
+) -> None:
+    from kreuzberg_webhooks.inbox import AsyncSQLiteInbox
+
+    inbox = AsyncSQLiteInbox(tmp_path / "inbox.sqlite3", clock=clock)
+    before = set(threading.enumerate())
+    alive: list[tuple[int, int]] = []
+    receiver = Receiver(SECRET, store=MemoryStore(clock=clock), clock=clock)
+
+    @receiver.on()
+    async def record(event: Event) -> None:
+        alive.append((len(_new_heartbeats(before)), len(asyncio.all_tasks())))
+
+    worker = InboxWorker(receiver, inbox, lease=LEASE, clock=clock, batch=10)
+
+    async def scenario() -> int:
+        for _ in range(10):
+            await inbox.enqueue(entry_for(received_at=NOW))
+        return await worker.run_once_async()
+
+    assert asyncio.run(scenario()) == 10
+    # One heartbeat thread renews every claim of the batch; no renewal task is started per claim
+    # (the tasks alive stay as many at the last handler as at the first).
+    assert [threads for threads, _ in alive] == [1] * 10
+    assert alive[-1][1] == alive[0][1]
+    assert inbox.sync.counts()[DeliveryState.DONE] == 10
+
+
 @pytest.mark.parametrize("path", ["thread", "task"])
 def test_handlers_slower_than_the_lease_keep_their_claims_through_one_heartbeat(
     tmp_path: Path, caplog: pytest.LogCaptureFixture, path: str
