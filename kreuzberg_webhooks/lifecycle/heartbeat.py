@@ -16,6 +16,15 @@ when it wakes to find none, or at once on :meth:`Heartbeat.stop` when none is he
 A store without ``renew`` (a user's own that predates it) gets no heartbeat: its
 handlers must end within the lease.
 
+Guard mode's claim (:meth:`Receiver.begin`, then the application's own view,
+then :meth:`Receiver.settle`) is held with :meth:`Heartbeat.hold_for`: renewed
+until it is settled, but for at most a limit (the receiver's ``guard_renewal``,
+one hour by default), since a delivery an adapter never settles would otherwise
+be renewed for as long as the process lives. Past its limit a claim is dropped
+with a WARNING naming its key, and runs out one lease after its last renewal at
+the latest. Claims held with :meth:`Heartbeat.hold` have no limit, and cost
+nothing for it: the limit is looked at only when a claim comes up for renewal.
+
 The inbox worker keeps its deliveries' inbox leases with a heartbeat of its own
 (``claim="inbox lease"``), one per worker.
 """
@@ -26,9 +35,10 @@ import asyncio
 import logging
 import os
 import threading
+import time
 import weakref
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeAlias
 
 __all__ = ["Heartbeat"]
 
@@ -40,6 +50,15 @@ _RENEW_TIMEOUT = 30.0
 _NEVER = float("inf")
 
 
+#: What is kept of a claim held: its lease (a sync store's, with no limit), (the lease, the
+#: event loop) for an async store's, or (the lease, the event loop or None, the time on the
+#: heartbeat's clock its renewal ends, the limit) for one held with :meth:`Heartbeat.hold_for`
+#: (a tuple, not an object: built for every guarded request).
+_Held: TypeAlias = (
+    float | tuple[float, asyncio.AbstractEventLoop] | tuple[float, asyncio.AbstractEventLoop | None, float, float]
+)
+
+
 class Heartbeat:
     """One thread renewing, every third of their lease, the claims of the handlers running now.
 
@@ -49,6 +68,7 @@ class Heartbeat:
     :param claim: what the log lines call a claim.
     :param lost: what the line about a lost claim says may follow.
     :param thread: the thread's name.
+    :param clock: the clock the limits of :meth:`hold_for` are kept by (``time.monotonic``).
     """
 
     def __init__(
@@ -58,8 +78,10 @@ class Heartbeat:
         claim: str = "replay store claim",
         lost: str = "another delivery may run them",
         thread: str = "kreuzberg-webhooks-heartbeat",
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.renew = renew
+        self.clock = clock
         self.claim = claim
         self.lost = lost
         self.thread_name = thread
@@ -73,9 +95,8 @@ class Heartbeat:
         #: half-written on a connection the child inherits).
         self.renewing = threading.Lock()
         self._lock = threading.Lock()  # starting and ending the thread
-        #: The claims held now: (key, token) -> the lease, or (the lease, the event loop) for
-        #: an async store's.
-        self._held: dict[tuple[str, str], float | tuple[float, asyncio.AbstractEventLoop]] = {}
+        #: The claims held now: (key, token) -> what is kept of it (_Held).
+        self._held: dict[tuple[str, str], _Held] = {}
         self._thread: threading.Thread | None = None
         self._wake = threading.Event()
         self._shortest = _NEVER  # the shortest lease held since the thread started
@@ -83,6 +104,17 @@ class Heartbeat:
     def hold(self, key: str, token: str, lease: float, loop: asyncio.AbstractEventLoop | None = None) -> None:
         """Renew the claim of *key* by *token* every third of *lease* until :meth:`drop`."""
         self._held[key, token] = lease if loop is None else (lease, loop)
+        if self._thread is None or lease < self._shortest:
+            self._start(lease)
+
+    def hold_for(
+        self, key: str, token: str, lease: float, limit: float, loop: asyncio.AbstractEventLoop | None = None
+    ) -> None:
+        """:meth:`hold`, for at most *limit* seconds: the first renewal due after that drops
+        the claim instead, with a WARNING naming *key* (the claim then runs out one lease after
+        its last renewal at the latest). For a claim that nothing may ever drop (guard mode's
+        :class:`~kreuzberg_webhooks.lifecycle.flows.Delivery`, settled by an adapter)."""
+        self._held[key, token] = (lease, loop, self.clock() + limit, limit)
         if self._thread is None or lease < self._shortest:
             self._start(lease)
 
@@ -153,18 +185,26 @@ class Heartbeat:
         for (key, token), held in list(self._held.items()):
             if (key, token) not in self._held:
                 continue  # its handlers ended meanwhile
+            if not isinstance(held, tuple):
+                lease, loop = held, None
+            elif len(held) == 2:
+                lease, loop = held
+            else:  # held with a limit: looked at when it comes up, not once per round
+                if self.clock() >= held[2]:
+                    self._overdue(key, token, held)
+                    continue
+                lease, loop = held[0], held[1]
             try:
-                if isinstance(held, tuple):
+                if loop is not None:
                     # Written by its event loop's thread, not this one: not under `renewing`, so a
                     # fork() made on that loop never waits for a renewal that waits for the loop.
-                    lease, loop = held
                     future = asyncio.run_coroutine_threadsafe(self.renew(key, token, lease), loop)
                     kept = future.result(_RENEW_TIMEOUT)
                 else:
                     with self.renewing:
                         if (key, token) not in self._held:
                             continue  # ended while a fork held the lock
-                        kept = self.renew(key, token, held)
+                        kept = self.renew(key, token, lease)
             except Exception as error:  # tried again a third of the lease later
                 logger.warning("%s not renewed (key=%s): %s", self.claim, key, error)
                 continue
@@ -172,8 +212,19 @@ class Heartbeat:
                 self._held.pop((key, token), None)
                 logger.warning("%s lost while its handlers ran (key=%s): %s", self.claim, key, self.lost)
 
+    def _overdue(self, key: str, token: str, held: _Held) -> None:
+        """Drop a claim held past its limit (unless it was dropped or held again meanwhile)."""
+        if isinstance(held, tuple) and len(held) == 4 and self._held.get((key, token)) is held:
+            self._held.pop((key, token), None)
+            logger.warning(
+                "%s still held after %g s, its limit: no longer renewed (key=%s); it runs out within its lease",
+                self.claim,
+                held[3],
+                key,
+            )
 
-def _lease(held: float | tuple[float, asyncio.AbstractEventLoop]) -> float:
+
+def _lease(held: _Held) -> float:
     return held[0] if isinstance(held, tuple) else held
 
 

@@ -48,6 +48,7 @@ from .outcome import Observer, Outcome, Timings
 
 __all__ = [
     "CATCH_ALL",
+    "DEFAULT_GUARD_RENEWAL",
     "DEFAULT_LEASE",
     "EVENT_TYPES",
     "UNKNOWN",
@@ -71,10 +72,16 @@ UNKNOWN = "unknown"
 #: Longer than the sender's 30 s time-out, so a slow handler is not run twice
 #: by the next retry (5 s later); shorter than the 5-minute step of the retry
 #: schedule, so the event of a worker that died mid-handler is processed then.
-#: While the event's handlers run, the claim is renewed every third of it
+#: While the event's handlers run (guard mode: the application's view, for at
+#: most :data:`DEFAULT_GUARD_RENEWAL`), the claim is renewed every third of it
 #: (``lifecycle/heartbeat.py``): it bounds how long a *dead* process's claim
 #: holds, not how long a handler may run.
 DEFAULT_LEASE = 120.0
+#: The longest guard mode renews a claim (:meth:`Receiver.begin` to :meth:`Receiver.settle`):
+#: one hour, or the lease if that is longer. An adapter settles every delivery it began, so
+#: this bounds only the renewal of a :class:`Delivery` that something lost, which otherwise
+#: would be renewed for as long as the process lives.
+DEFAULT_GUARD_RENEWAL = 3600.0
 #: ``job.partial_success`` is not an event type of its own (a partial success is
 #: a ``job.completed``, ``docs/contract.md`` §2); handlers registered for it run
 #: for the completed events whose status is ``partial_success``, before the
@@ -148,10 +155,19 @@ class Receiver:
         whose processing never finished (the worker died). While the event's
         handlers run, the claim is renewed every third of the lease, if the
         store can (``renew``: every store of this package), so a handler may
-        run longer; guard mode's view (:meth:`begin`) is not renewed.
+        run longer. Guard mode's claim is renewed too, from :meth:`begin` to
+        :meth:`settle`, for at most *guard_renewal*.
     :param retention: seconds a processed event is remembered. Default: the
         longest window the verifier enforces; shorter is refused, since a
         replay inside the window would then be processed again.
+    :param guard_renewal: the most seconds guard mode renews a claim while
+        the application's view runs: a :class:`Delivery` not settled by then
+        (one an adapter lost) is no longer renewed, with a WARNING naming its
+        key, and its claim runs out within a lease after that. Default: one
+        hour (:data:`DEFAULT_GUARD_RENEWAL`), or the lease if that is longer.
+        A value given must be a finite number of seconds no shorter than the
+        lease (a view that ends within the lease needs no renewal), else
+        :class:`ConfigurationError`.
     :param inbox: an inbox writer: deliveries are written to it durably and
         answered ``202 queued``; a worker runs the handlers later
         (``docs/contract.md`` §4b).
@@ -170,6 +186,7 @@ class Receiver:
         retention: float | None = None,
         inbox: Any = None,
         on_outcome: Observer | None = None,
+        guard_renewal: float | None = None,
         **verifier_options: Any,
     ) -> None:
         if verifier is None:
@@ -188,6 +205,14 @@ class Receiver:
                 "a replayed delivery could be processed twice"
             )
         self.retention = duration(retention, "retention")
+        if guard_renewal is None:
+            guard_renewal = max(DEFAULT_GUARD_RENEWAL, self.lease)
+        elif isinstance(guard_renewal, (int, float)) and guard_renewal < self.lease:
+            raise ConfigurationError(
+                f"guard_renewal ({guard_renewal:g} s) is shorter than the lease ({self.lease:g} s): "
+                "a view that ends within the lease needs no renewal"
+            )
+        self.guard_renewal = duration(guard_renewal, "guard_renewal")
         if inbox is not None and not callable(getattr(inbox, "enqueue", None)):
             raise ConfigurationError("inbox must have an enqueue(entry) method (see kreuzberg_webhooks.inbox)")
         self.verifier = verifier
@@ -419,6 +444,8 @@ class Receiver:
 
         Returns a :class:`Delivery` when this request owns the event, or the
         :class:`Outcome` to send at once (an error, a duplicate, in flight).
+        The delivery's claim is renewed every third of the lease until it is
+        settled (:meth:`settle`), for at most :attr:`guard_renewal` seconds.
         """
         self.require_sync()
         timings = Timings() if self.observers else None
@@ -426,7 +453,11 @@ class Receiver:
             event, scope = self._verify(body, headers, timings)
         except WebhookError as error:
             return flows.refused(error, "guard", self.observers, timings)
-        return run_sync(flows.begin(event, scope, self.lease, self.observers, timings), self._performers, timings)
+        began = run_sync(flows.begin(event, scope, self.lease, self.observers, timings), self._performers, timings)
+        heartbeat = self._heartbeat
+        if heartbeat is not None and type(began) is Delivery:  # renewed until settle, or the limit
+            heartbeat.hold_for(began.key, began.token, self.lease, self.guard_renewal)
+        return began
 
     async def begin_async(self, body: bytes, headers: Mapping[str, str]) -> Delivery | Outcome:
         """The async :meth:`begin`."""
@@ -439,7 +470,12 @@ class Receiver:
         except WebhookError as error:
             return flows.refused(error, "guard", self.observers, timings)
         flow = flows.begin(event, scope, self.lease, self.observers, timings)
-        return await run_async(flow, self._perform_async, timings, None, self._perform_now)
+        began = await run_async(flow, self._perform_async, timings, None, self._perform_now)
+        heartbeat = self._heartbeat
+        if heartbeat is not None and type(began) is Delivery:  # an async store's claim is renewed on this loop
+            loop = asyncio.get_running_loop() if self._async_store else None
+            heartbeat.hold_for(began.key, began.token, self.lease, self.guard_renewal, loop)
+        return began
 
     def settle(
         self,
@@ -453,11 +489,14 @@ class Receiver:
 
         A 2xx marks the event done; another status, an exception or no answer
         releases the claim (the sender retries and the retry is processed);
-        *cancelled* keeps the claim until its lease expires. Returns the answer
-        to send when the application sent none, else ``None``. Needs a sync
-        store only (:meth:`require_sync_store`): settling neither verifies nor
-        enqueues.
+        *cancelled* keeps the claim until its lease expires. Whichever it is, the
+        claim is no longer renewed from here on. Returns the answer to send when
+        the application sent none, else ``None``. Needs a sync store only
+        (:meth:`require_sync_store`): settling neither verifies nor enqueues.
         """
+        heartbeat = self._heartbeat
+        if heartbeat is not None:
+            heartbeat.drop(delivery.key, delivery.token)
         self.require_sync_store()
         flow = flows.settle(delivery, status, error, cancelled, self.retention, self.observers)
         return run_sync(flow, self._performers, delivery.timings)
@@ -471,6 +510,9 @@ class Receiver:
         cancelled: bool = False,
     ) -> Outcome | None:
         """The async :meth:`settle`."""
+        heartbeat = self._heartbeat
+        if heartbeat is not None:
+            heartbeat.drop(delivery.key, delivery.token)
         flow = flows.settle(delivery, status, error, cancelled, self.retention, self.observers)
         return await run_async(flow, self._perform_async, delivery.timings, None, self._perform_now)
 

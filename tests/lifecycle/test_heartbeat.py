@@ -20,12 +20,23 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from kreuzberg_webhooks import Claim, ClaimState, Event, MemoryStore, Outcome, Receiver, SQLiteStore
+from kreuzberg_webhooks import (
+    Claim,
+    ClaimState,
+    ConfigurationError,
+    Delivery,
+    Event,
+    MemoryStore,
+    Outcome,
+    Receiver,
+    SQLiteStore,
+)
 from kreuzberg_webhooks.events import parse_event
 from kreuzberg_webhooks.lifecycle.heartbeat import Heartbeat
+from kreuzberg_webhooks.lifecycle.receiver import DEFAULT_GUARD_RENEWAL
 from kreuzberg_webhooks.protocol.keys import delivery_key
 from kreuzberg_webhooks.stores import open_store
 from kreuzberg_webhooks.testing import job_event_payload, signed_delivery
@@ -455,32 +466,57 @@ def test_by_default_it_names_a_replay_store_claim(caplog: pytest.LogCaptureFixtu
 
 _STEPS = st.lists(
     st.one_of(
-        st.tuples(st.just("hold"), st.integers(0, 1)),
-        st.tuples(st.just("drop"), st.integers(0, 1)),
+        st.tuples(st.just("hold"), st.integers(0, 2)),
+        st.tuples(st.just("hold_for"), st.integers(0, 2), st.sampled_from([60.0, 90.0])),
+        st.tuples(st.just("drop"), st.integers(0, 2)),
         st.tuples(st.just("stop"), st.booleans()),
+        st.tuples(st.just("wait"), st.sampled_from([30.0, 60.0])),  # the clock moves on: limits end on the dot
+        st.tuples(st.just("renew")),  # a round of renewals comes up
     ),
-    max_size=12,
+    max_size=16,
 )
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(steps=_STEPS)
-def test_any_run_of_hold_drop_and_stop_keeps_what_is_held_and_a_thread_for_it(
-    steps: list[tuple[str, int | bool]],
+@example(steps=[("hold_for", 0, 60.0), ("hold", 1), ("wait", 60.0), ("renew",), ("renew",)])
+def test_any_run_of_holds_drops_limits_and_stops_renews_exactly_what_is_held_inside_its_limit(
+    steps: list[tuple[Any, ...]],
 ) -> None:
-    heartbeat = Heartbeat(lambda key, token, lease: True)
-    held: set[str] = set()
-    for operation, argument in steps:
-        key = f"k{int(argument)}"
+    """A model of the heartbeat: a claim is renewed only while it is held and, if it was held
+    with a limit, before its limit; one past its limit is dropped; a claim held has a thread."""
+    now = [0.0]
+    renewed: list[str] = []
+
+    def renew(key: str, token: str, lease: float) -> bool:
+        renewed.append(key)
+        return True
+
+    # A lease of 60 s: the thread's own rounds come every 20 s of real time, never during a run.
+    heartbeat = Heartbeat(renew, clock=lambda: now[0])
+    held: dict[str, float] = {}  # key -> the clock's time its renewal ends (inf: none)
+    for operation, *arguments in steps:
+        if operation in ("hold", "hold_for", "drop"):
+            key = f"k{arguments[0]}"
         if operation == "hold":
             heartbeat.hold(key, "t", 60.0)
-            held.add(key)
+            held[key] = float("inf")
+        elif operation == "hold_for":
+            heartbeat.hold_for(key, "t", 60.0, arguments[1])
+            held[key] = now[0] + arguments[1]
         elif operation == "drop":
             heartbeat.drop(key, "t")
-            held.discard(key)
+            held.pop(key, None)
+        elif operation == "wait":
+            now[0] += arguments[0]
+        elif operation == "renew":
+            renewed.clear()
+            heartbeat._renew_held()
+            assert sorted(renewed) == sorted(key for key, until in held.items() if until > now[0])
+            held = {key: until for key, until in held.items() if until > now[0]}
         else:
-            heartbeat.stop(join=bool(argument))
-            if argument and not held:  # joined: no thread is left
+            heartbeat.stop(join=arguments[0])
+            if arguments[0] and not held:  # joined: no thread is left
                 assert heartbeat._thread is None or not heartbeat._thread.is_alive()
         assert len(heartbeat) == len(held)
         if held:  # every claim held has a thread to renew it (an ending one may be taking over)
@@ -521,3 +557,164 @@ def test_a_fork_on_the_event_loop_does_not_wait_for_a_renewal_that_waits_for_the
         return time.monotonic() - started
 
     assert asyncio.run(main()) < DEADLINE
+
+
+# -- guard mode: the application's own view runs between begin and settle ------------------
+
+
+def guarded_receiver(store: Any, **options: Any) -> tuple[Receiver, list[Event]]:
+    """A receiver in guard mode, with a handler that counts what endpoint mode would run."""
+    receiver = Receiver(SECRET, store=store, lease=LEASE, **options)
+    handled: list[Event] = []
+    receiver.add_handler("*", handled.append)
+    return receiver, handled
+
+
+def begun(answer: Delivery | Outcome) -> Delivery:
+    assert isinstance(answer, Delivery), f"not claimed: {answer!r}"
+    return answer
+
+
+def refused_as(answer: Delivery | Outcome) -> tuple[int, str]:
+    assert isinstance(answer, Outcome), f"claimed again: {answer!r}"
+    return answer.status_code, answer.reason
+
+
+def held(receiver: Receiver) -> int:
+    heartbeat = receiver._heartbeat
+    assert heartbeat is not None
+    return len(heartbeat)
+
+
+@pytest.mark.parametrize("kind", ["memory", "sqlite"])
+def test_a_guarded_view_that_outlives_the_lease_keeps_its_claim_until_it_is_settled(kind: str, tmp_path: Path) -> None:
+    receiver, handled = guarded_receiver(stores(tmp_path)[kind])
+    body, headers = signed_delivery(SECRET, job_id=str(uuid.uuid4()))
+    delivery = begun(receiver.begin(body, headers))
+    assert held(receiver) == 1
+    time.sleep(OUTLIVE)  # the view runs for three leases: only a renewal keeps the claim
+    assert refused_as(receiver.begin(body, headers)) == (429, "in_flight")
+    assert refused_as(receiver.handle(body, headers)) == (429, "in_flight")
+    assert refused_as(receiver.process(delivery.event, scope=delivery.scope)) == (429, "in_flight")
+    assert receiver.settle(delivery, 200) is None  # the view answered 200: the event is done
+    assert held(receiver) == 0
+    assert refused_as(receiver.handle(body, headers)) == (200, "duplicate")
+    assert refused_as(receiver.begin(body, headers)) == (200, "duplicate")
+    assert handled == []  # the view was the event's one run
+
+
+@pytest.mark.parametrize("asynchronous", [False, True], ids=["RedisStore", "AsyncRedisStore"])
+def test_a_guarded_view_on_redis_keeps_its_claim_until_it_is_settled(redis_url: str, asynchronous: bool) -> None:
+    """``begin_async``/``settle_async`` on a real Redis: the sync store's claim renewed from the
+    heartbeat's thread, the async store's on the event loop it was made on."""
+
+    async def main() -> list[tuple[int, str]]:
+        store = open_store(redis_url, asynchronous=asynchronous)
+        try:
+            receiver, handled = guarded_receiver(store)
+            body, headers = signed_delivery(SECRET, job_id=str(uuid.uuid4()))
+            delivery = begun(await receiver.begin_async(body, headers))
+            await asyncio.sleep(OUTLIVE)
+            answers = [
+                refused_as(await receiver.begin_async(body, headers)),
+                refused_as(await receiver.handle_async(body, headers)),
+                refused_as(await receiver.process_async(delivery.event, scope=delivery.scope)),
+            ]
+            assert await receiver.settle_async(delivery, 204) is None
+            assert held(receiver) == 0
+            answers.append(refused_as(await receiver.handle_async(body, headers)))
+            assert handled == []
+            return answers
+        finally:
+            if asynchronous:
+                await store.aclose()  # type: ignore[union-attr]
+            else:
+                store.close()  # type: ignore[union-attr]
+
+    answers = asyncio.run(asyncio.wait_for(main(), DEADLINE))
+    assert answers == [(429, "in_flight")] * 3 + [(200, "duplicate")]
+
+
+@pytest.mark.parametrize("how", ["status", "error", "no answer"])
+def test_a_guard_claim_settled_without_a_2xx_is_released_and_no_longer_renewed(how: str) -> None:
+    receiver, _ = guarded_receiver(MemoryStore())
+    body, headers = signed_delivery(SECRET, job_id=str(uuid.uuid4()))
+    delivery = begun(receiver.begin(body, headers))
+    assert held(receiver) == 1
+    if how == "status":
+        assert receiver.settle(delivery, 503) is None  # the view's own answer stands
+    elif how == "error":
+        answer = receiver.settle(delivery, None, RuntimeError("the view raised"))
+        assert answer is not None
+        assert (answer.status_code, answer.reason) == (500, "handler_error")
+    else:
+        assert receiver.settle(delivery, None) is not None
+    assert held(receiver) == 0
+    begun(receiver.begin(body, headers))  # released: the sender's retry is processed
+
+
+def test_a_cancelled_guard_claim_is_kept_for_its_lease_and_then_runs_out() -> None:
+    receiver, _ = guarded_receiver(MemoryStore())
+    body, headers = signed_delivery(SECRET, job_id=str(uuid.uuid4()))
+    delivery = begun(receiver.begin(body, headers))
+    time.sleep(OUTLIVE)  # renewed while the view ran
+    assert refused_as(receiver.begin(body, headers)) == (429, "in_flight")
+    assert receiver.settle(delivery, None, cancelled=True) is None
+    assert held(receiver) == 0
+    assert refused_as(receiver.begin(body, headers)) == (429, "in_flight")  # kept: its code may still run
+    time.sleep(OUTLIVE)  # no longer renewed: the lease runs out
+    begun(receiver.begin(body, headers))
+
+
+async def _begin_and_cancel_async(receiver: Receiver, body: bytes, headers: dict[str, str]) -> list[str]:
+    delivery = begun(await receiver.begin_async(body, headers))
+    await asyncio.sleep(OUTLIVE)
+    reasons = [refused_as(await receiver.begin_async(body, headers))[1]]
+    await receiver.settle_async(delivery, None, cancelled=True)
+    reasons.append(str(held(receiver)))
+    await asyncio.sleep(OUTLIVE)
+    again = await receiver.begin_async(body, headers)
+    reasons.append("claimed" if isinstance(again, Delivery) else refused_as(again)[1])
+    return reasons
+
+
+def test_settle_async_stops_the_renewal_begin_async_started() -> None:
+    receiver, _ = guarded_receiver(MemoryStore())
+    body, headers = signed_delivery(SECRET, job_id=str(uuid.uuid4()))
+    reasons = asyncio.run(asyncio.wait_for(_begin_and_cancel_async(receiver, body, headers), DEADLINE))
+    assert reasons == ["in_flight", "0", "claimed"]
+
+
+def test_a_delivery_never_settled_is_renewed_up_to_the_limit_then_runs_out(caplog: pytest.LogCaptureFixture) -> None:
+    limit = 3 * LEASE
+    receiver, _ = guarded_receiver(MemoryStore(), guard_renewal=limit)
+    body, headers = signed_delivery(SECRET, job_id=str(uuid.uuid4()))
+    with caplog.at_level(logging.WARNING, logger="kreuzberg_webhooks"):
+        started = time.monotonic()
+        delivery = begun(receiver.begin(body, headers))  # and never settled: an adapter lost it
+        time.sleep(2 * LEASE)  # past its first lease, inside the limit: renewed
+        assert refused_as(receiver.begin(body, headers)) == (429, "in_flight")
+        deadline = time.monotonic() + DEADLINE
+        while held(receiver) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert held(receiver) == 0
+        # Renewed before the limit at the latest: one lease after it, the claim has run out.
+        time.sleep(max(0.0, started + limit + LEASE - time.monotonic()))
+        begun(receiver.begin(body, headers))
+    assert (
+        f"replay store claim still held after {limit:g} s, its limit: no longer renewed (key={delivery.key})"
+        in caplog.text
+    )
+
+
+@pytest.mark.parametrize("bad", [0, -1.0, float("nan"), float("inf"), True, "3600", LEASE / 2])
+def test_a_guard_renewal_that_cannot_work_is_refused_at_construction(bad: Any) -> None:
+    with pytest.raises(ConfigurationError, match="guard_renewal"):
+        Receiver(SECRET, lease=LEASE, guard_renewal=bad)
+
+
+def test_the_guard_renewal_is_an_hour_by_default_or_the_lease_if_longer() -> None:
+    assert Receiver(SECRET).guard_renewal == DEFAULT_GUARD_RENEWAL == 3600.0
+    assert Receiver(SECRET, lease=7200).guard_renewal == 7200.0  # a long lease set before the limit existed
+    assert Receiver(SECRET, lease=LEASE, guard_renewal=LEASE).guard_renewal == LEASE
+    assert Receiver(SECRET, guard_renewal=600).guard_renewal == 600.0
