@@ -12,7 +12,10 @@ The cost per delivery is two dict operations (:meth:`Heartbeat.hold`,
 :meth:`Heartbeat.drop`): the thread renews, every third of the lease, whatever
 claims are held at that moment — a handler that ends within a third of the lease
 is most often never renewed at all. It starts with the first claim held and ends
-when it wakes to find none, or at once on :meth:`Heartbeat.stop` when none is held.
+within about two seconds of the last one's drop (it looks every second, so a
+process that builds many receivers, a test suite, is not left with a sleeping
+thread each for a third of the lease), or at once on :meth:`Heartbeat.stop` when
+none is held.
 A store without ``renew`` (a user's own that predates it) gets no heartbeat: its
 handlers must end within the lease.
 
@@ -48,6 +51,9 @@ logger = logging.getLogger("kreuzberg_webhooks")
 #: fork or a joining :meth:`Heartbeat.stop`.
 _RENEW_TIMEOUT = 30.0
 _NEVER = float("inf")
+#: The longest the thread sleeps at a time: it ends within about twice this after the last
+#: claim is dropped, whatever the lease (it still renews only every third of the lease).
+_IDLE = 1.0
 
 
 #: What is kept of a claim held: its lease (a sync store's, with no limit), (the lease, the
@@ -150,18 +156,31 @@ class Heartbeat:
 
     def _run(self) -> None:
         wake = self._wake
+        due = time.monotonic() + self._shortest / 3  # the next renewal of every claim held
         while True:
-            shortest = self._shortest
-            if shortest < _NEVER:
-                if not wake.wait(shortest / 3):
-                    self._renew_held()
-                else:  # a shorter lease was held (wait again, its third), or stop()
+            if not self._held:
+                # None held: wait a moment for the next claim (no thread started per delivery
+                # when they come one after another), then end; a claim held meanwhile is
+                # renewed within a third of the lease, as ever (hold() wakes no thread).
+                if wake.wait(min(_IDLE, self._shortest / 3)):  # stop()
                     wake.clear()
-                    if self._held:
-                        continue
-            if self._held or not self._end():
+                if self._held:
+                    continue
+                if self._end():
+                    return
+                due = time.monotonic() + self._shortest / 3  # claims held meanwhile: taken over
                 continue
-            return
+            now = time.monotonic()
+            if now >= due:
+                self._renew_held()
+                due = time.monotonic() + self._shortest / 3
+                continue
+            # Never asleep longer than _IDLE, so that it sees soon when the last claim is gone.
+            if wake.wait(min(due - now, _IDLE)):  # a shorter lease was held (its third from now), or stop()
+                wake.clear()
+                if not self._held and self._end():  # stop(), the last claim dropped meanwhile
+                    return
+                due = min(due, time.monotonic() + self._shortest / 3)
 
     def _end(self) -> bool:
         """Whether the thread may end: no claim is held, or another thread took over."""
@@ -194,6 +213,10 @@ class Heartbeat:
                     self._overdue(key, token, held)
                     continue
                 lease, loop = held[0], held[1]
+            if loop is not None and loop.is_closed():  # nothing can renew it again: it runs out
+                self._held.pop((key, token), None)
+                logger.debug("%s let go: its event loop closed (key=%s)", self.claim, key)
+                continue
             try:
                 if loop is not None:
                     # Written by its event loop's thread, not this one: not under `renewing`, so a

@@ -36,7 +36,7 @@ from kreuzberg_webhooks import (
 )
 from kreuzberg_webhooks.events import parse_event
 from kreuzberg_webhooks.lifecycle.heartbeat import Heartbeat
-from kreuzberg_webhooks.lifecycle.receiver import DEFAULT_GUARD_RENEWAL
+from kreuzberg_webhooks.lifecycle.receiver import DEFAULT_GUARD_RENEWAL, DEFAULT_LEASE
 from kreuzberg_webhooks.protocol.keys import delivery_key
 from kreuzberg_webhooks.stores import open_store
 from kreuzberg_webhooks.testing import job_event_payload, signed_delivery
@@ -232,6 +232,60 @@ def test_the_thread_ends_when_no_claim_is_held_and_starts_again_with_the_next() 
         time.sleep(0.02)
     assert not beating()
     assert_a_new_claim_is_renewed(heartbeat, store)
+
+
+def test_with_the_default_lease_an_idle_thread_ends_within_seconds_not_a_third_of_the_lease() -> None:
+    # A receiver's heartbeat thread used to sleep out a third of the lease (40 s by default)
+    # before it saw that no claim was held: a test suite that builds many receivers kept a
+    # hundred or more idle threads alive, each waited for by every fork().
+    store = MemoryStore()
+    heartbeat = Heartbeat(store.renew)
+    claim = store.claim("k", DEFAULT_LEASE)
+    assert claim.token is not None
+    heartbeat.hold("k", claim.token, DEFAULT_LEASE)
+    thread = heartbeat._thread
+    assert thread is not None
+    heartbeat.drop("k", claim.token)
+    thread.join(DEADLINE)
+    assert not thread.is_alive()
+    # ... and one holding a claim still renews it on the lease's own rhythm, not every second.
+    renewals: list[float] = []
+
+    def renew(key: str, token: str, lease: float) -> bool:
+        renewals.append(time.monotonic())
+        return store.renew(key, token, lease)
+
+    counting = Heartbeat(renew)
+    again = store.claim("k2", 6.0)
+    assert again.token is not None
+    counting.hold("k2", again.token, 6.0)  # renewed every 2 s
+    time.sleep(4.5)
+    counting.drop("k2", again.token)
+    assert len(renewals) == 2, renewals
+
+
+def test_a_claim_whose_event_loop_closed_is_let_go_quietly(caplog: pytest.LogCaptureFixture) -> None:
+    # An async store's claim is renewed on its loop; a loop closed with the claim still held (a
+    # cancelled run, asyncio.run ending) can renew nothing again: the claim runs out within its
+    # lease instead of a warning every third of it for as long as the process lives.
+    store = MemoryStore()
+
+    async def renew(key: str, token: str, lease: float) -> bool:
+        return store.renew(key, token, lease)
+
+    heartbeat = Heartbeat(renew)
+    claim = store.claim("k", LEASE)
+    assert claim.token is not None
+    loop = asyncio.new_event_loop()
+    heartbeat.hold("k", claim.token, LEASE, loop)
+    loop.close()
+    deadline = time.monotonic() + DEADLINE
+    while len(heartbeat) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert len(heartbeat) == 0
+    assert "not renewed" not in caplog.text
+    time.sleep(OUTLIVE)
+    assert store.claim("k", LEASE).state is ClaimState.NEW
 
 
 def test_a_shorter_lease_held_later_is_renewed_in_time() -> None:
