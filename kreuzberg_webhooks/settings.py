@@ -17,6 +17,7 @@ name                default                          meaning
 ``MAX_FUTURE``      300 s                            how far ahead of the clock it may be
 ``DOCUMENT_MAX_AGE``  604800 s (7 days)              how old a job document's ``created_at`` may be
 ``LEASE``           120 s                            how long a claim holds
+``GUARD_RENEWAL``   3600 s, or the lease if longer   the most a guard-mode claim is renewed while the view runs
 ``RETENTION``       the longest window (7 d 5 min)   how long a processed event is remembered
 ==================  ===============================  ==========================================================
 
@@ -54,6 +55,7 @@ DEFAULTS: Final[Mapping[str, Any]] = {
     "MAX_FUTURE": _WINDOW.max_future,
     "DOCUMENT_MAX_AGE": DEFAULT_DOCUMENT_WINDOW.max_age,
     "LEASE": DEFAULT_LEASE,
+    "GUARD_RENEWAL": None,
     "RETENTION": None,
 }
 
@@ -123,6 +125,7 @@ def receiver_from_settings(
         options["document_window"] = ReplayWindow(max_age=document_max_age, max_future=max_future)
     options.setdefault("max_body_size", get("MAX_BODY_SIZE"))
     options.setdefault("lease", get("LEASE"))
+    options.setdefault("guard_renewal", get("GUARD_RENEWAL"))
     options.setdefault("retention", get("RETENTION"))
     try:
         return Receiver(secrets or None, store=store, **options)

@@ -208,7 +208,7 @@ def retry_policy_from_settings() -> RetryPolicy:
 
 
 def twin(receiver: Receiver, cls: type[Receiver] = Receiver) -> Receiver:
-    """A *cls* sharing *receiver*'s verifier, replay store, lease, retention, inbox and observers
+    """A *cls* sharing *receiver*'s verifier, replay store, lease, retention, guard renewal, inbox and observers
     (the same list: observers added later are told too), with no handlers: it claims an event
     under the same key as *receiver*, so the two run each event once in all."""
     made = cls(
@@ -217,6 +217,7 @@ def twin(receiver: Receiver, cls: type[Receiver] = Receiver) -> Receiver:
         lease=receiver.lease,
         retention=receiver.retention,
         inbox=receiver.inbox,
+        guard_renewal=receiver.guard_renewal,
     )
     made.observers = receiver.observers
     return made

@@ -39,6 +39,7 @@ def observed(receiver: Receiver) -> tuple[Any, ...]:
         verifier.window.max_age,
         verifier.window.max_future,
         receiver.lease,
+        receiver.guard_renewal,
         receiver.retention,
         type(receiver.store),
     )
@@ -52,6 +53,7 @@ def observed(receiver: Receiver) -> tuple[Any, ...]:
         pytest.param({"MAX_BODY_SIZE": 1234}, id="max-body-size"),
         pytest.param({"MAX_AGE": 3600, "MAX_FUTURE": 30}, id="window"),
         pytest.param({"LEASE": 45}, id="lease"),
+        pytest.param({"GUARD_RENEWAL": 600}, id="guard-renewal"),
         pytest.param({"RETENTION": 10**6}, id="retention"),
     ],
 )
@@ -75,3 +77,11 @@ def test_django_knows_every_shared_setting() -> None:
 def test_flask_still_reads_the_header_setting_of_0_1() -> None:
     receiver = flask_receiver({"SECRET": SECRET, "HEADER": "X-Old-Name"})
     assert receiver.verifier.header == "X-Old-Name"
+
+
+def test_a_twin_keeps_the_guard_renewal_of_its_receiver() -> None:
+    from kreuzberg_webhooks.django.conf import twin
+
+    receiver = django_receiver({"SECRET": SECRET, "GUARD_RENEWAL": 600})
+    assert receiver.guard_renewal == 600
+    assert twin(receiver).guard_renewal == 600
