@@ -162,9 +162,10 @@ class Heartbeat:
                 # None held: wait a moment for the next claim (no thread started per delivery
                 # when they come one after another), then end; a claim held meanwhile is
                 # renewed within a third of the lease, as ever (hold() wakes no thread).
-                if wake.wait(min(_IDLE, self._shortest / 3)):  # stop()
+                if wake.wait(min(_IDLE, self._shortest / 3)):  # stop(), or a shorter lease held
                     wake.clear()
                 if self._held:
+                    due = min(due, time.monotonic() + self._shortest / 3)
                     continue
                 if self._end():
                     return

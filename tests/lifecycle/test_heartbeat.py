@@ -303,6 +303,25 @@ def test_a_shorter_lease_held_later_is_renewed_in_time() -> None:
     heartbeat.drop("short", short.token)
 
 
+def test_a_shorter_lease_held_while_the_thread_idles_is_renewed_in_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The thread looks every 3 s here (1 s by default): it sees the drop at 3 s and idles, waiting
+    # for the next claim, until 6 s; the short claim is held at 4.5 s, in the middle of that.
+    monkeypatch.setattr("kreuzberg_webhooks.lifecycle.heartbeat._IDLE", 3.0)
+    store = MemoryStore()
+    heartbeat = Heartbeat(store.renew)
+    long = store.claim("long", 60.0)
+    assert long.token is not None
+    heartbeat.hold("long", long.token, 60.0)  # renewed every 20 s ...
+    heartbeat.drop("long", long.token)  # ... and none held now
+    time.sleep(4.5)
+    short = store.claim("short", LEASE)
+    assert short.token is not None
+    heartbeat.hold("short", short.token, LEASE)  # a lease of 0.3 s, held before the thread ended
+    time.sleep(OUTLIVE)
+    assert store.claim("short", LEASE).state is ClaimState.IN_FLIGHT
+    heartbeat.drop("short", short.token)
+
+
 def test_a_claim_taken_over_is_reported_lost_and_no_longer_renewed(caplog: pytest.LogCaptureFixture) -> None:
     clock = [0.0]
     store = MemoryStore(clock=lambda: clock[0])
